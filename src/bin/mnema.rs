@@ -1,0 +1,344 @@
+//! `mnema`: run a node, talk to a running node, or run a local pseudo-distributed cluster.
+
+use clap::{Parser, Subcommand};
+use mnema::client::Client;
+use mnema::config::{DiscoveryStrategy, NodeConfig};
+use mnema::rpc::pb;
+use mnema::{Error, Node, Result, Txn, schema};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "mnema",
+    version,
+    about = "Embedded replicated table store for MQTT brokers"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run a node in the foreground until SIGINT or SIGTERM.
+    Start {
+        /// TOML config (keys as in emqx.conf); MNEMA_* variables override it.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Talk to a running node.
+    Ctl {
+        /// The node: host:port, or name@host (port by the base-port rule).
+        #[arg(long, default_value = "mnema@127.0.0.1", env = "MNEMA_CTL_NODE")]
+        node: String,
+        #[arg(long, env = "MNEMA_NODE__COOKIE", default_value = mnema::config::DEFAULT_COOKIE, hide_env_values = true)]
+        cookie: String,
+        #[arg(long, default_value_t = 4370)]
+        base_port: u16,
+        #[command(subcommand)]
+        cmd: CtlCmd,
+    },
+    /// Start a pseudo-distributed cluster of cores on loopback, print its status, serve
+    /// until Ctrl-C. A second run on the same dir recovers the same data.
+    DevCluster {
+        #[arg(long, default_value = "./data")]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 3)]
+        cores: u16,
+        #[arg(long, default_value_t = 4370)]
+        base_port: u16,
+        /// Print the status once the cluster is up, then stop (for scripts and CI).
+        #[arg(long)]
+        once: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum CtlCmd {
+    Cluster {
+        #[command(subcommand)]
+        cmd: ClusterCmd,
+    },
+    /// Read and write records; values are JSON.
+    Table {
+        #[command(subcommand)]
+        cmd: TableCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClusterCmd {
+    /// running_nodes / stopped_nodes, leader, roles, applied index of each node.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make the node join the cluster of NODE (name@host or name@host:port); the node's
+    /// replicated data is replaced by the cluster's.
+    Join { peer: String },
+}
+
+#[derive(Subcommand)]
+enum TableCmd {
+    Put {
+        table: String,
+        key: String,
+        value: String,
+    },
+    Get {
+        table: String,
+        key: String,
+    },
+    Delete {
+        table: String,
+        key: String,
+    },
+    Dump {
+        table: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_level = match cli.cmd {
+        Cmd::Start { .. } => "info",
+        _ => "warn",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let res = match cli.cmd {
+        Cmd::Start { config } => start(config).await,
+        Cmd::Ctl {
+            node,
+            cookie,
+            base_port,
+            cmd,
+        } => ctl(&node, &cookie, base_port, cmd).await,
+        Cmd::DevCluster {
+            dir,
+            cores,
+            base_port,
+            once,
+        } => dev_cluster(dir, cores, base_port, once).await,
+    };
+    match res {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn start(config: Option<PathBuf>) -> Result<()> {
+    let config = NodeConfig::load(config.as_deref())?;
+    let node = Node::start(config, schema::broker_tables()).await?;
+    println!("{} is running on {}", node.name(), node.addr());
+    wait_for_signal().await?;
+    eprintln!("stopping {}", node.name());
+    node.shutdown().await
+}
+
+async fn wait_for_signal() -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).map_err(|e| Error::io("SIGTERM handler", e))?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    Ok(())
+}
+
+fn resolve_addr(node: &str, base_port: u16) -> Result<String> {
+    if node.contains('@') {
+        Ok(mnema::Peer::parse("--node", node, base_port)?.addr)
+    } else {
+        Ok(node.to_string())
+    }
+}
+
+async fn ctl(node: &str, cookie: &str, base_port: u16, cmd: CtlCmd) -> Result<()> {
+    let mut client = Client::new(&resolve_addr(node, base_port)?, cookie)?;
+    match cmd {
+        CtlCmd::Cluster {
+            cmd: ClusterCmd::Status { json },
+        } => {
+            let status = client.status().await?;
+            print_status(&status, json);
+        }
+        CtlCmd::Cluster {
+            cmd: ClusterCmd::Join { peer },
+        } => {
+            let reply = client.join(&peer).await?;
+            println!("joined the cluster of {peer}; leader: {}", reply.leader);
+        }
+        CtlCmd::Table { cmd } => table_cmd(&mut client, cmd).await?,
+    }
+    Ok(())
+}
+
+async fn table_cmd(client: &mut Client, cmd: TableCmd) -> Result<()> {
+    match cmd {
+        TableCmd::Put { table, key, value } => {
+            let v: serde_json::Value = serde_json::from_str(&value)
+                .map_err(|e| Error::InvalidTxn(format!("value is not JSON: {e}")))?;
+            let bytes = serde_json::to_vec(&v).map_err(|e| Error::InvalidTxn(e.to_string()))?;
+            let c = client
+                .transact(&Txn::new().put(&table, key.as_bytes(), bytes))
+                .await?;
+            println!("ok (index {})", c.index);
+        }
+        TableCmd::Delete { table, key } => {
+            let c = client
+                .transact(&Txn::new().delete(&table, key.as_bytes()))
+                .await?;
+            println!("ok (index {})", c.index);
+        }
+        TableCmd::Get { table, key } => {
+            let r = client.read(&table, Some(key.as_bytes()), 0).await?;
+            if r.records.is_empty() {
+                return Err(Error::Refused(format!("no record `{key}` in `{table}`")));
+            }
+            for rec in r.records {
+                println!("{}", value_json(&rec.value));
+            }
+        }
+        TableCmd::Dump { table } => {
+            let r = client.read(&table, None, 0).await?;
+            let rows: Vec<serde_json::Value> = r
+                .records
+                .iter()
+                .map(|rec| serde_json::json!({ "key": String::from_utf8_lossy(&rec.key), "value": value_json(&rec.value) }))
+                .collect();
+            println!("{}", serde_json::Value::Array(rows));
+        }
+    }
+    Ok(())
+}
+
+/// A stored value as JSON: itself if it is JSON, else its bytes in hex.
+fn value_json(bytes: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(bytes).unwrap_or_else(|_| {
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        serde_json::json!({ "hex": hex })
+    })
+}
+
+fn print_status(s: &pb::ClusterStatus, json: bool) {
+    let running: Vec<&str> = s
+        .members
+        .iter()
+        .filter(|m| m.running)
+        .map(|m| m.name.as_str())
+        .collect();
+    let stopped: Vec<&str> = s
+        .members
+        .iter()
+        .filter(|m| !m.running)
+        .map(|m| m.name.as_str())
+        .collect();
+    if json {
+        let nodes: Vec<serde_json::Value> = s
+            .members
+            .iter()
+            .map(|m| {
+                let st = m.status.clone().unwrap_or_default();
+                serde_json::json!({
+                    "name": m.name, "addr": m.addr, "role": m.role, "voter": m.voter, "running": m.running,
+                    "raft_state": st.raft_state, "applied_index": st.applied_index, "term": st.term, "error": m.error,
+                })
+            })
+            .collect();
+        let doc = serde_json::json!({
+            "cluster": s.cluster, "leader": s.leader,
+            "running_nodes": running, "stopped_nodes": stopped, "nodes": nodes,
+        });
+        println!("{doc:#}");
+        return;
+    }
+    println!(
+        "Cluster status: {}  leader: {}",
+        s.cluster,
+        if s.leader.is_empty() {
+            "(none)"
+        } else {
+            &s.leader
+        }
+    );
+    println!("running_nodes: [{}]", running.join(", "));
+    println!("stopped_nodes: [{}]", stopped.join(", "));
+    println!(
+        "{:<28} {:<16} {:<10} {:>10} {:<22}",
+        "NODE", "ROLE", "STATE", "APPLIED", "ADDR"
+    );
+    for m in &s.members {
+        let st = m.status.clone().unwrap_or_default();
+        let state = if m.running {
+            st.raft_state.as_str()
+        } else {
+            "stopped"
+        };
+        println!(
+            "{:<28} {:<16} {:<10} {:>10} {:<22}",
+            m.name, m.role, state, st.applied_index, m.addr
+        );
+    }
+}
+
+async fn dev_cluster(dir: PathBuf, cores: u16, base_port: u16, once: bool) -> Result<()> {
+    if cores == 0 {
+        return Err(Error::config("--cores", "must be at least 1"));
+    }
+    let names: Vec<String> = (1..=cores).map(|i| format!("mnema{i}@127.0.0.1")).collect();
+    let mut nodes = Vec::new();
+    for name in &names {
+        let mut c = NodeConfig::new(name, dir.join(name.split('@').next().unwrap_or(name)));
+        c.node.base_port = base_port;
+        c.cluster.discovery_strategy = DiscoveryStrategy::Static;
+        c.cluster.static_.seeds = names.clone();
+        nodes.push(Node::start(c, schema::broker_tables()).await?);
+    }
+    let status = wait_until_formed(&nodes[0]).await?;
+    println!(
+        "pseudo-distributed cluster of {cores} cores under {}",
+        dir.display()
+    );
+    print_status(&status, false);
+    println!(
+        "try: mnema ctl --node mnema1@127.0.0.1 table put rules r1 '{{\"sql\":\"SELECT * FROM t\"}}'"
+    );
+    if !once {
+        println!("serving; Ctrl-C to stop");
+        wait_for_signal().await?;
+    }
+    for n in nodes {
+        n.shutdown().await?;
+    }
+    Ok(())
+}
+
+/// Waits (bounded) until every member is running and a leader is known.
+async fn wait_until_formed(node: &Node) -> Result<pb::ClusterStatus> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let s = node.cluster_status().await?;
+        if !s.leader.is_empty() && s.members.iter().all(|m| m.running) {
+            return Ok(s);
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(Error::Timeout {
+                what: "the dev cluster to elect a leader".into(),
+                ms: 30_000,
+            });
+        }
+        let mut m = node.shared().raft()?.metrics();
+        let _ = tokio::time::timeout(std::time::Duration::from_millis(200), m.changed()).await;
+    }
+}

@@ -1,0 +1,88 @@
+//! Forming the cluster at start, by discovery strategy.
+//!
+//! - A node whose data dir already holds a Raft state rejoins its own cluster from it,
+//!   whatever the strategy: no discovery, no risk of forming a second cluster.
+//! - `manual`: a new node is a cluster of one until `cluster join`.
+//! - `static`: the seeds form one cluster. Every seed initialises Raft with the same
+//!   membership (all seeds, ids from their names); identical initial configs elect one
+//!   leader, so starting every seed at once still yields exactly one cluster. A node not in
+//!   its own seed list joins through the seeds.
+
+use crate::config::DiscoveryStrategy;
+use crate::error::{Error, Result};
+use crate::node::NodeShared;
+use crate::raft::types::NodeInfo;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub async fn form(shared: &Arc<NodeShared>) -> Result<()> {
+    let raft = shared.raft()?;
+    if raft
+        .is_initialized()
+        .await
+        .map_err(|e| Error::Raft(e.to_string()))?
+    {
+        tracing::info!("restarting with this data dir's cluster membership");
+        return Ok(());
+    }
+    match shared.strategy() {
+        DiscoveryStrategy::Manual => {
+            initialize(shared, BTreeMap::from([(shared.cfg.node_id, shared.me())])).await
+        }
+        DiscoveryStrategy::Static => {
+            let seeds = &shared.cfg.seeds;
+            if seeds.iter().any(|p| p.name == shared.cfg.name) {
+                let members = seeds
+                    .iter()
+                    .map(|p| {
+                        (
+                            p.name.node_id(),
+                            NodeInfo {
+                                name: p.name.to_string(),
+                                addr: p.addr.clone(),
+                            },
+                        )
+                    })
+                    .collect();
+                initialize(shared, members).await
+            } else {
+                tokio::spawn(join_seeds(shared.clone()));
+                Ok(())
+            }
+        }
+        other => Err(Error::config(
+            "cluster.discovery_strategy",
+            format!("{other:?} is not available in this version"),
+        )),
+    }
+}
+
+async fn initialize(shared: &Arc<NodeShared>, members: BTreeMap<u64, NodeInfo>) -> Result<()> {
+    match shared.raft()?.initialize(members).await {
+        Ok(()) => Ok(()),
+        // Another seed's leader reached us first: we are already part of the cluster.
+        Err(openraft::error::RaftError::APIError(
+            openraft::error::InitializeError::NotAllowed(_),
+        )) => Ok(()),
+        Err(e) => Err(Error::Raft(format!("initialize: {e}"))),
+    }
+}
+
+/// Keeps trying the seeds until one admits this node.
+async fn join_seeds(shared: Arc<NodeShared>) {
+    let mut delay = Duration::from_millis(200);
+    loop {
+        for seed in shared.cfg.seeds.clone() {
+            match crate::cluster::membership::join(&shared, &seed).await {
+                Ok(()) => return,
+                Err(Error::Shutdown) => return,
+                Err(e) => {
+                    tracing::info!(seed = %seed.name, error = %e, "seed not ready to admit us yet")
+                }
+            }
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}

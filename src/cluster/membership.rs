@@ -1,0 +1,123 @@
+//! Joining a cluster: the joiner's side ([`join`]) and the leader's side ([`admit`]).
+//!
+//! `join` runs on the node that joins (a request, not an invite, as in EMQX). The joiner
+//! discards its replicated data and Raft log, then asks the target to admit it; the leader
+//! adds it as a learner, waits until it has caught up, and then makes it a voter.
+
+use crate::error::{Error, Result};
+use crate::name::{NodeName, Peer};
+use crate::node::NodeShared;
+use crate::raft::types::NodeInfo;
+use crate::rpc::client::status_error;
+use crate::rpc::pb;
+use openraft::ChangeMembers;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a join may take, catching up included.
+const JOIN_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Makes this node a member of the cluster `target` belongs to.
+pub async fn join(shared: &Arc<NodeShared>, target: &Peer) -> Result<()> {
+    if target.name == shared.cfg.name {
+        return Err(Error::Refused("a node cannot join itself".into()));
+    }
+    let mut client = shared.peers.cluster(&target.addr)?;
+    let their = client
+        .node_info(pb::Empty {})
+        .await
+        .map_err(|s| status_error(target.name.as_str(), s))?
+        .into_inner();
+    if their.name != target.name.as_str() {
+        return Err(Error::Refused(format!(
+            "{} answers as `{}`, not `{}`",
+            target.addr, their.name, target.name
+        )));
+    }
+    let m = shared.metrics()?;
+    let membership = m.membership_config.membership();
+    if membership.get_node(&their.node_id).is_some() {
+        tracing::info!(target = %target.name, "already in the same cluster");
+        return Ok(());
+    }
+    let others: Vec<String> = membership
+        .nodes()
+        .filter(|(id, _)| **id != shared.cfg.node_id)
+        .map(|(_, n)| n.name.clone())
+        .collect();
+    if !others.is_empty() {
+        return Err(Error::Refused(format!(
+            "{} is already in a cluster with {}; leave it before joining another",
+            shared.cfg.name,
+            others.join(", ")
+        )));
+    }
+    tracing::warn!(target = %target.name, "joining: discarding this node's replicated data");
+    crate::node::raft_setup_reset(shared).await?;
+    let req = pb::JoinRequest {
+        name: shared.cfg.name.to_string(),
+        addr: shared.cfg.advertise.clone(),
+    };
+    let mut req = tonic::Request::new(req);
+    req.set_timeout(JOIN_TIMEOUT);
+    client
+        .join(req)
+        .await
+        .map_err(|s| status_error(target.name.as_str(), s))?;
+    tracing::info!(target = %target.name, "joined");
+    Ok(())
+}
+
+/// Admits `name` at `addr` into this node's cluster (forwarded to the leader if need be).
+pub async fn admit(shared: &Arc<NodeShared>, name: &str, addr: &str) -> Result<pb::JoinReply> {
+    let node_name = NodeName::parse("join.name", name)?;
+    let id = node_name.node_id();
+    let raft = shared.raft()?;
+    let Some((leader_id, leader)) = shared.leader()? else {
+        return Err(Error::NoLeader(
+            "the cluster has no leader to admit a new member".into(),
+        ));
+    };
+    if leader_id != shared.cfg.node_id {
+        let mut client = shared.peers.cluster(&leader.addr)?;
+        let mut req = tonic::Request::new(pb::JoinRequest {
+            name: name.into(),
+            addr: addr.into(),
+        });
+        req.set_timeout(JOIN_TIMEOUT);
+        return client
+            .join(req)
+            .await
+            .map(|r| r.into_inner())
+            .map_err(|s| status_error(&leader.name, s));
+    }
+    let _guard = shared.membership_lock.lock().await;
+    let m = shared.metrics()?;
+    let membership = m.membership_config.membership();
+    if let Some(existing) = membership.get_node(&id)
+        && existing.name != name
+    {
+        return Err(Error::Refused(format!(
+            "node id of `{name}` collides with member `{}`; rename one of them",
+            existing.name
+        )));
+    }
+    let is_voter = membership.voter_ids().any(|v| v == id);
+    if !is_voter {
+        let info = NodeInfo {
+            name: name.into(),
+            addr: addr.into(),
+        };
+        raft.add_learner(id, info, true)
+            .await
+            .map_err(|e| Error::Raft(format!("add learner {name}: {e}")))?;
+        raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
+            .await
+            .map_err(|e| Error::Raft(format!("make {name} a voter: {e}")))?;
+        tracing::info!(node = name, "admitted into the cluster");
+    }
+    Ok(pb::JoinReply {
+        leader: shared.cfg.name.to_string(),
+    })
+}

@@ -1,0 +1,43 @@
+//! The node's gRPC server: the Raft and Cluster services behind the cookie check.
+
+use super::service::ClusterService;
+use crate::node::NodeShared;
+use crate::raft::service::RaftService;
+use crate::rpc::auth::CheckCookie;
+use crate::rpc::pb::cluster_server::ClusterServer;
+use crate::rpc::pb::raft_server::RaftServer;
+use std::sync::Arc;
+use tokio::sync::watch;
+use tonic::service::interceptor::InterceptedService;
+
+pub async fn serve(
+    shared: Arc<NodeShared>,
+    listener: tokio::net::TcpListener,
+    mut stop: watch::Receiver<bool>,
+) {
+    let check = CheckCookie::new(&shared.config.node.cookie);
+    let raft = RaftServer::new(RaftService {
+        node: shared.clone(),
+    })
+    .max_decoding_message_size(crate::codec::MAX_DECODE)
+    .max_encoding_message_size(crate::codec::MAX_DECODE);
+    let cluster = ClusterServer::new(ClusterService {
+        node: shared.clone(),
+    })
+    .max_decoding_message_size(crate::codec::MAX_DECODE)
+    .max_encoding_message_size(crate::codec::MAX_DECODE);
+    let raft = InterceptedService::new(raft, check.clone());
+    let cluster = InterceptedService::new(cluster, check);
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let res = tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .add_service(raft)
+        .add_service(cluster)
+        .serve_with_incoming_shutdown(incoming, async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
+        .await;
+    if let Err(e) = res {
+        tracing::error!(error = %e, "gRPC server stopped");
+    }
+}

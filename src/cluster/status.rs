@@ -1,0 +1,71 @@
+//! `cluster status`: every member of the Raft membership, asked for its own status.
+
+use crate::error::Result;
+use crate::node::NodeShared;
+use crate::rpc::client::status_error;
+use crate::rpc::pb;
+use std::time::Duration;
+
+const ASK_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub async fn collect(shared: &NodeShared) -> Result<pb::ClusterStatus> {
+    let m = shared.metrics()?;
+    let membership = m.membership_config.membership().clone();
+    let voters: std::collections::BTreeSet<u64> = membership.voter_ids().collect();
+    let asks = membership.nodes().map(|(id, info)| {
+        let (id, info) = (*id, info.clone());
+        let voter = voters.contains(&id);
+        async move {
+            let res = if id == shared.cfg.node_id {
+                Ok(shared.node_status())
+            } else {
+                ask(shared, &info.name, &info.addr).await
+            };
+            let role = if voter { "core" } else { "core (learner)" };
+            match res {
+                Ok(s) => pb::MemberStatus {
+                    name: info.name,
+                    addr: info.addr,
+                    role: role.into(),
+                    voter,
+                    running: true,
+                    status: Some(s),
+                    error: String::new(),
+                },
+                Err(e) => pb::MemberStatus {
+                    name: info.name,
+                    addr: info.addr,
+                    role: role.into(),
+                    voter,
+                    running: false,
+                    status: None,
+                    error: e.to_string(),
+                },
+            }
+        }
+    });
+    let members = futures::future::join_all(asks).await;
+    let leader = m
+        .current_leader
+        .and_then(|id| membership.get_node(&id).map(|n| n.name.clone()))
+        .unwrap_or_default();
+    Ok(pb::ClusterStatus {
+        cluster: shared.config.cluster.name.clone(),
+        leader,
+        members,
+    })
+}
+
+async fn ask(shared: &NodeShared, name: &str, addr: &str) -> Result<pb::NodeStatus> {
+    let mut client = shared.peers.cluster(addr)?;
+    let mut req = tonic::Request::new(pb::Empty {});
+    req.set_timeout(ASK_TIMEOUT);
+    match tokio::time::timeout(ASK_TIMEOUT, client.node_info(req)).await {
+        Ok(Ok(r)) => Ok(r.into_inner()),
+        Ok(Err(s)) => Err(status_error(name, s)),
+        Err(_) => Err(crate::error::Error::Timeout {
+            what: format!("status of {name}"),
+            ms: ASK_TIMEOUT.as_millis() as u64,
+        }),
+    }
+}

@@ -1,0 +1,93 @@
+//! The one place that knows the binary encoding (bincode 2, serde mode).
+//!
+//! Everything persisted or sent between nodes goes through [`encode`] and [`decode`], so the
+//! encoding can be swapped without touching callers. Decoding is bounded: a length prefix
+//! from a corrupt or hostile input cannot make us allocate more than [`MAX_DECODE`] bytes.
+
+use crate::error::{Error, Result};
+use serde::{Serialize, de::DeserializeOwned};
+
+/// Upper bound on what one decode may allocate: larger than any legal message
+/// (snapshot chunks and log batches are capped well below it).
+pub const MAX_DECODE: usize = 256 * 1024 * 1024;
+
+fn config() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<MAX_DECODE>()
+}
+
+/// Encodes `value`; appends to `out`.
+pub fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<()> {
+    bincode::serde::encode_into_std_write(value, out, config())
+        .map(|_| ())
+        .map_err(|e| Error::Storage(format!("encode: {e}")))
+}
+
+pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    encode_into(value, &mut out)?;
+    Ok(out)
+}
+
+/// Decodes a whole buffer: trailing bytes are an error, since they mean the writer and
+/// reader disagree on the format.
+pub fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T> {
+    let (value, used) =
+        bincode::serde::decode_from_slice(bytes, config()).map_err(|e| Error::corrupt(what, e))?;
+    if used != bytes.len() {
+        return Err(Error::corrupt(
+            what,
+            format!("{} trailing bytes", bytes.len() - used),
+        ));
+    }
+    Ok(value)
+}
+
+/// Encodes with a leading format-version byte, for everything persisted.
+pub fn encode_versioned<T: Serialize + ?Sized>(version: u8, value: &T) -> Result<Vec<u8>> {
+    let mut out = vec![version];
+    encode_into(value, &mut out)?;
+    Ok(out)
+}
+
+/// Decodes what [`encode_versioned`] wrote, refusing versions this build does not know.
+pub fn decode_versioned<T: DeserializeOwned>(
+    what: &'static str,
+    version: u8,
+    bytes: &[u8],
+) -> Result<T> {
+    match bytes.split_first() {
+        None => Err(Error::corrupt(what, "empty record")),
+        Some((&v, rest)) if v == version => decode(what, rest),
+        Some((&v, _)) => Err(Error::corrupt(
+            what,
+            format!("format version {v}, expected {version}"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_rejections() {
+        let v = (7u64, String::from("x"), vec![1u8, 2, 3]);
+        let bytes = encode_versioned(1, &v).unwrap();
+        assert_eq!(
+            decode_versioned::<(u64, String, Vec<u8>)>("t", 1, &bytes).unwrap(),
+            v
+        );
+        assert!(decode_versioned::<(u64, String, Vec<u8>)>("t", 2, &bytes).is_err());
+        assert!(
+            decode_versioned::<(u64, String, Vec<u8>)>("t", 1, &bytes[..bytes.len() - 1]).is_err()
+        );
+        let mut long = bytes.clone();
+        long.push(0);
+        assert!(decode_versioned::<(u64, String, Vec<u8>)>("t", 1, &long).is_err());
+        // A huge length prefix must fail cleanly, not allocate.
+        assert!(
+            decode::<Vec<u8>>("t", &[0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f])
+                .is_err()
+        );
+    }
+}

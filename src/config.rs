@@ -1,0 +1,381 @@
+//! Node configuration: a TOML file whose keys mirror `emqx.conf`, each overridable by an
+//! environment variable in EMQX's style (`MNEMA_NODE__NAME`, `MNEMA_CLUSTER__STATIC__SEEDS`).
+//!
+//! [`NodeConfig::load`] layers defaults, the file and the environment, then [`NodeConfig::validate`]
+//! checks every key before anything is opened; an error names the key and the reason.
+
+use crate::error::{Error, Result};
+use crate::name::{NodeName, Peer};
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Deserializer, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The cookie EMQX ships with; a node still using it logs a warning.
+pub const DEFAULT_COOKIE: &str = "mnemasecretcookie";
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeConfig {
+    pub node: NodeSection,
+    pub cluster: ClusterSection,
+    pub raft: RaftSection,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeSection {
+    /// `name@host`, immutable for the life of the data dir.
+    pub name: String,
+    /// Shared secret every RPC between nodes carries.
+    pub cookie: String,
+    pub data_dir: PathBuf,
+    pub role: Role,
+    /// Port of `name@host` is `base_port` + the number the name ends with.
+    pub base_port: u16,
+    /// Where to listen, if not the address the port rule gives (e.g. `0.0.0.0:4370`).
+    pub listen: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Core,
+    Replicant,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterSection {
+    pub name: String,
+    pub discovery_strategy: DiscoveryStrategy,
+    #[serde(rename = "static")]
+    pub static_: StaticSection,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum DiscoveryStrategy {
+    Manual,
+    Static,
+    Dns,
+    Etcd,
+    K8s,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StaticSection {
+    #[serde(deserialize_with = "string_list")]
+    pub seeds: Vec<String>,
+}
+
+/// Raft and write-path tuning. Durations are written `150ms`, `2s`, `5m`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RaftSection {
+    pub heartbeat_interval: String,
+    pub election_timeout: String,
+    /// Build a snapshot (and compact the log) after this many entries.
+    pub snapshot_after_entries: u64,
+    /// Most transactions group-committed into one log entry.
+    pub max_batch_txns: usize,
+    /// Most batches in flight at once; more callers wait and so batch better.
+    pub max_inflight_batches: usize,
+    /// How long a write waits for a leader and for its commit.
+    pub write_timeout: String,
+}
+
+impl Default for NodeSection {
+    fn default() -> Self {
+        NodeSection {
+            name: "mnema@127.0.0.1".into(),
+            cookie: DEFAULT_COOKIE.into(),
+            data_dir: PathBuf::from("/opt/emqx/data"),
+            role: Role::Core,
+            base_port: 4370,
+            listen: None,
+        }
+    }
+}
+
+impl Default for ClusterSection {
+    fn default() -> Self {
+        ClusterSection {
+            name: "mnema".into(),
+            discovery_strategy: DiscoveryStrategy::Manual,
+            static_: StaticSection::default(),
+        }
+    }
+}
+
+impl Default for RaftSection {
+    fn default() -> Self {
+        RaftSection {
+            heartbeat_interval: "100ms".into(),
+            election_timeout: "1s".into(),
+            snapshot_after_entries: 20_000,
+            max_batch_txns: 4096,
+            max_inflight_batches: 8,
+            write_timeout: "10s".into(),
+        }
+    }
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            node: NodeSection::default(),
+            cluster: ClusterSection::default(),
+            raft: RaftSection::default(),
+        }
+    }
+}
+
+/// The checked form of a config: what the node actually runs with.
+#[derive(Clone, Debug)]
+pub struct Validated {
+    pub name: NodeName,
+    pub node_id: u64,
+    /// Address peers use to reach this node.
+    pub advertise: String,
+    /// Address this node binds.
+    pub listen: String,
+    pub seeds: Vec<Peer>,
+    pub heartbeat: Duration,
+    pub election_timeout: Duration,
+    pub write_timeout: Duration,
+}
+
+impl NodeConfig {
+    /// A config for `name` with its data under `data_dir`, everything else default.
+    pub fn new(name: &str, data_dir: impl Into<PathBuf>) -> Self {
+        let mut c = NodeConfig::default();
+        c.node.name = name.into();
+        c.node.data_dir = data_dir.into();
+        c
+    }
+
+    /// Defaults, then `file` (if any), then `MNEMA_*` environment variables.
+    pub fn load(file: Option<&Path>) -> Result<Self> {
+        let mut fig = Figment::from(Serialized::defaults(NodeConfig::default()));
+        if let Some(f) = file {
+            if !f.exists() {
+                return Err(Error::config(
+                    "--config",
+                    format!("{} does not exist", f.display()),
+                ));
+            }
+            fig = fig.merge(Toml::file(f));
+        }
+        fig = fig.merge(Env::prefixed("MNEMA_").split("__"));
+        fig.extract().map_err(|e| {
+            let key = e.path.join(".");
+            Error::config(if key.is_empty() { "(file)" } else { &key }, e.kind)
+        })
+    }
+
+    /// Parses a TOML document (for tests and embedding), without the environment.
+    pub fn from_toml(text: &str) -> Result<Self> {
+        Figment::from(Serialized::defaults(NodeConfig::default()))
+            .merge(Toml::string(text))
+            .extract()
+            .map_err(|e| Error::config(&e.path.join("."), e.kind))
+    }
+
+    /// Checks every key; the first bad one is the error.
+    pub fn validate(&self) -> Result<Validated> {
+        let name = NodeName::parse("node.name", &self.node.name)?;
+        if self.node.cookie.is_empty() {
+            return Err(Error::config("node.cookie", "must not be empty"));
+        }
+        if self.node.data_dir.as_os_str().is_empty() {
+            return Err(Error::config("node.data_dir", "must not be empty"));
+        }
+        let advertise = name.default_addr(self.node.base_port)?;
+        let listen = self
+            .node
+            .listen
+            .clone()
+            .unwrap_or_else(|| advertise.clone());
+        if !listen.contains(':') {
+            return Err(Error::config(
+                "node.listen",
+                format!("`{listen}` is not host:port"),
+            ));
+        }
+        let seeds = self
+            .cluster
+            .static_
+            .seeds
+            .iter()
+            .map(|s| Peer::parse("cluster.static.seeds", s, self.node.base_port))
+            .collect::<Result<Vec<_>>>()?;
+        match self.cluster.discovery_strategy {
+            DiscoveryStrategy::Manual => {}
+            DiscoveryStrategy::Static if seeds.is_empty() => {
+                return Err(Error::config(
+                    "cluster.static.seeds",
+                    "the static strategy needs at least one seed",
+                ));
+            }
+            DiscoveryStrategy::Static => {}
+            other => {
+                return Err(Error::config(
+                    "cluster.discovery_strategy",
+                    format!(
+                        "`{other:?}` discovery is not available in this version; use manual or static"
+                    ),
+                ));
+            }
+        }
+        let heartbeat = parse_duration("raft.heartbeat_interval", &self.raft.heartbeat_interval)?;
+        let election_timeout =
+            parse_duration("raft.election_timeout", &self.raft.election_timeout)?;
+        if election_timeout < heartbeat * 3 {
+            return Err(Error::config(
+                "raft.election_timeout",
+                "must be at least 3 heartbeat intervals",
+            ));
+        }
+        let write_timeout = parse_duration("raft.write_timeout", &self.raft.write_timeout)?;
+        if self.raft.max_batch_txns == 0 {
+            return Err(Error::config("raft.max_batch_txns", "must be at least 1"));
+        }
+        if self.raft.max_inflight_batches == 0 {
+            return Err(Error::config(
+                "raft.max_inflight_batches",
+                "must be at least 1",
+            ));
+        }
+        if self.raft.snapshot_after_entries == 0 {
+            return Err(Error::config(
+                "raft.snapshot_after_entries",
+                "must be at least 1",
+            ));
+        }
+        Ok(Validated {
+            node_id: name.node_id(),
+            name,
+            advertise,
+            listen,
+            seeds,
+            heartbeat,
+            election_timeout,
+            write_timeout,
+        })
+    }
+}
+
+/// Parses `250ms`, `5s`, `5m`, `1h`.
+pub fn parse_duration(key: &str, s: &str) -> Result<Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| Error::config(key, format!("`{s}` is not a duration like 250ms, 5s or 5m")))?;
+    let ms = match unit {
+        "ms" => Some(n),
+        "s" => n.checked_mul(1000),
+        "m" => n.checked_mul(60_000),
+        "h" => n.checked_mul(3_600_000),
+        _ => None,
+    };
+    match ms {
+        Some(ms) if ms > 0 => Ok(Duration::from_millis(ms)),
+        _ => Err(Error::config(
+            key,
+            format!("`{s}` is not a positive duration like 250ms, 5s or 5m"),
+        )),
+    }
+}
+
+/// A list given as a TOML array, or as one string `a, b` / `[a, b]` (how env vars carry lists).
+fn string_list<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        List(Vec<String>),
+        One(String),
+    }
+    Ok(match Either::deserialize(d)? {
+        Either::List(v) => v,
+        Either::One(s) => s
+            .trim()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .split(',')
+            .map(|p| p.trim().trim_matches('"').to_string())
+            .filter(|p| !p.is_empty())
+            .collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_keys_and_validation() {
+        let c = NodeConfig::from_toml(
+            r#"
+            [node]
+            name = "mnema2@127.0.0.1"
+            data_dir = "/tmp/x"
+            [cluster]
+            discovery_strategy = "static"
+            static.seeds = ["mnema1@127.0.0.1", "mnema2@127.0.0.1:9999"]
+            "#,
+        )
+        .unwrap();
+        let v = c.validate().unwrap();
+        assert_eq!(v.advertise, "127.0.0.1:4372");
+        assert_eq!(v.seeds[0].addr, "127.0.0.1:4371");
+        assert_eq!(v.seeds[1].addr, "127.0.0.1:9999");
+
+        let err = NodeConfig::from_toml("[node]\nnmae = \"x\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("nmae"), "{err}");
+        let err = NodeConfig::from_toml("[node]\nrole = \"boss\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("node.role"), "{err}");
+        let mut c = NodeConfig::default();
+        c.cluster.discovery_strategy = DiscoveryStrategy::Static;
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("cluster.static.seeds")
+        );
+        c.raft.heartbeat_interval = "soon".into();
+        c.cluster.static_.seeds = vec!["a@b".into()];
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("raft.heartbeat_interval")
+        );
+    }
+
+    #[test]
+    fn seeds_from_a_string() {
+        let c = NodeConfig::from_toml("cluster.static.seeds = \"[a1@h, a2@h]\"").unwrap();
+        assert_eq!(c.cluster.static_.seeds, vec!["a1@h", "a2@h"]);
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(
+            parse_duration("k", "250ms").unwrap(),
+            Duration::from_millis(250)
+        );
+        assert_eq!(parse_duration("k", "5m").unwrap(), Duration::from_secs(300));
+        for bad in ["", "5", "ms", "0s", "5 days", "-1s"] {
+            assert!(parse_duration("k", bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! The catalog: the tables a node declared, looked up by name, and the checks a
+//! transaction must pass before it is proposed and again when it is applied.
+
+use super::table::{Kind, Scope, TableDef};
+use super::txn::{Op, Txn};
+use crate::error::{Error, Result};
+use std::collections::HashMap;
+
+/// Index of a table in its catalog; stable for the life of the process.
+pub type TableIx = usize;
+
+#[derive(Clone, Debug, Default)]
+pub struct Catalog {
+    defs: Vec<TableDef>,
+    by_name: HashMap<String, TableIx>,
+}
+
+impl Catalog {
+    /// Builds a catalog; names must be unique, non-empty and at most 255 bytes.
+    pub fn new(defs: Vec<TableDef>) -> Result<Self> {
+        let mut by_name = HashMap::new();
+        for (ix, d) in defs.iter().enumerate() {
+            if d.name.is_empty() || d.name.len() > 200 {
+                return Err(Error::InvalidTxn(format!(
+                    "table name `{}` must be 1..=200 bytes",
+                    d.name
+                )));
+            }
+            if by_name.insert(d.name.clone(), ix).is_some() {
+                return Err(Error::InvalidTxn(format!(
+                    "table `{}` declared twice",
+                    d.name
+                )));
+            }
+        }
+        Ok(Catalog { defs, by_name })
+    }
+
+    pub fn defs(&self) -> &[TableDef] {
+        &self.defs
+    }
+
+    pub fn def(&self, ix: TableIx) -> &TableDef {
+        &self.defs[ix]
+    }
+
+    pub fn lookup(&self, name: &str) -> Result<TableIx> {
+        self.by_name
+            .get(name)
+            .copied()
+            .ok_or_else(|| Error::UnknownTable(name.to_string()))
+    }
+
+    /// Checks every op of `txn` against `scope`; returns the table of each op.
+    ///
+    /// Run by the proposer (to fail fast) and by every node at apply time (where a failure
+    /// rejects the whole transaction the same way everywhere).
+    pub fn check(&self, txn: &Txn, scope: Scope) -> Result<Vec<TableIx>> {
+        if txn.ops.is_empty() {
+            return Err(Error::InvalidTxn(
+                "a transaction needs at least one op".into(),
+            ));
+        }
+        txn.ops
+            .iter()
+            .map(|op| {
+                let ix = self.lookup(op.table())?;
+                let def = &self.defs[ix];
+                if def.scope != scope {
+                    return Err(Error::InvalidTxn(format!(
+                        "table `{}` is {:?}, not {scope:?}: local and replicated writes do not mix",
+                        def.name, def.scope
+                    )));
+                }
+                match op {
+                    Op::DeleteObject { .. } if def.kind != Kind::Bag => {
+                        Err(Error::InvalidTxn(format!(
+                            "delete_object needs a bag; `{}` is {:?}",
+                            def.name, def.kind
+                        )))
+                    }
+                    Op::PutIfAbsent { .. } if def.kind == Kind::Bag => Err(Error::InvalidTxn(
+                        format!("put_if_absent needs a set; `{}` is a bag", def.name),
+                    )),
+                    _ => Ok(ix),
+                }
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,260 @@
+//! In-memory copies of `ram` and `disc` tables, readable without locks.
+//!
+//! The copies are persistent (structure-sharing) maps. The single writer (the apply loop,
+//! or the local-table writer) mutates a working [`MemState`] and publishes it with one
+//! atomic pointer swap per batch, so a reader sees every transaction whole or not at all,
+//! never blocks the writer, and never takes a lock: [`MemStore::load`] is a pointer load.
+
+use super::catalog::{Catalog, TableIx};
+use super::table::Kind;
+use arc_swap::ArcSwap;
+use std::sync::Arc;
+
+pub use super::Blob;
+
+/// One table's records.
+#[derive(Clone, Debug)]
+pub enum MemTable {
+    Set(imbl::HashMap<Blob, Blob>),
+    Ordered(imbl::OrdMap<Blob, Blob>),
+    Bag(imbl::HashMap<Blob, imbl::OrdSet<Blob>>),
+    /// A `disc_only` table: nothing in memory.
+    None,
+}
+
+impl MemTable {
+    fn empty(kind: Kind, in_memory: bool) -> Self {
+        match (in_memory, kind) {
+            (false, _) => MemTable::None,
+            (true, Kind::Set) => MemTable::Set(Default::default()),
+            (true, Kind::OrderedSet) => MemTable::Ordered(Default::default()),
+            (true, Kind::Bag) => MemTable::Bag(Default::default()),
+        }
+    }
+
+    /// The values stored under `key` (at most one for sets).
+    pub fn get(&self, key: &[u8]) -> Vec<Blob> {
+        match self {
+            MemTable::Set(m) => m.get(key).cloned().into_iter().collect(),
+            MemTable::Ordered(m) => m.get(key).cloned().into_iter().collect(),
+            MemTable::Bag(m) => m
+                .get(key)
+                .map(|s| s.iter().cloned().collect())
+                .unwrap_or_default(),
+            MemTable::None => Vec::new(),
+        }
+    }
+
+    /// The one value of a set key, without allocating.
+    pub fn get_one(&self, key: &[u8]) -> Option<&Blob> {
+        match self {
+            MemTable::Set(m) => m.get(key),
+            MemTable::Ordered(m) => m.get(key),
+            MemTable::Bag(m) => m.get(key).and_then(|s| s.get_min()),
+            MemTable::None => None,
+        }
+    }
+
+    pub fn contains(&self, key: &[u8]) -> bool {
+        match self {
+            MemTable::Set(m) => m.contains_key(key),
+            MemTable::Ordered(m) => m.contains_key(key),
+            MemTable::Bag(m) => m.contains_key(key),
+            MemTable::None => false,
+        }
+    }
+
+    /// Number of records (bag: key-value pairs).
+    pub fn len(&self) -> usize {
+        match self {
+            MemTable::Set(m) => m.len(),
+            MemTable::Ordered(m) => m.len(),
+            MemTable::Bag(m) => m.values().map(|s| s.len()).sum(),
+            MemTable::None => 0,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every record; ordered tables in key order, others in an unspecified order.
+    pub fn for_each(&self, mut f: impl FnMut(&Blob, &Blob)) {
+        match self {
+            MemTable::Set(m) => m.iter().for_each(|(k, v)| f(k, v)),
+            MemTable::Ordered(m) => m.iter().for_each(|(k, v)| f(k, v)),
+            MemTable::Bag(m) => m.iter().for_each(|(k, s)| s.iter().for_each(|v| f(k, v))),
+            MemTable::None => {}
+        }
+    }
+
+    /// Records of an ordered table with keys in `[from, to)` (`to = None`: to the end).
+    pub fn range(&self, from: &[u8], to: Option<&[u8]>) -> Vec<(Blob, Blob)> {
+        use std::ops::Bound;
+        match self {
+            MemTable::Ordered(m) => {
+                let from: Blob = Arc::from(from);
+                let hi = match to {
+                    Some(t) => Bound::Excluded(Arc::from(t)),
+                    None => Bound::Unbounded,
+                };
+                m.range((Bound::Included(from), hi))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    pub fn put(&mut self, key: &[u8], value: &[u8]) {
+        match self {
+            MemTable::Set(m) => {
+                m.insert(Arc::from(key), Arc::from(value));
+            }
+            MemTable::Ordered(m) => {
+                m.insert(Arc::from(key), Arc::from(value));
+            }
+            MemTable::Bag(m) => {
+                m.entry(Arc::from(key))
+                    .or_default()
+                    .insert(Arc::from(value));
+            }
+            MemTable::None => {}
+        }
+    }
+
+    pub fn delete(&mut self, key: &[u8]) {
+        match self {
+            MemTable::Set(m) => {
+                m.remove(key);
+            }
+            MemTable::Ordered(m) => {
+                m.remove(key);
+            }
+            MemTable::Bag(m) => {
+                m.remove(key);
+            }
+            MemTable::None => {}
+        }
+    }
+
+    pub fn delete_object(&mut self, key: &[u8], value: &[u8]) {
+        if let MemTable::Bag(m) = self {
+            let now_empty = match m.get_mut(key) {
+                Some(set) => {
+                    set.remove(value);
+                    set.is_empty()
+                }
+                None => false,
+            };
+            if now_empty {
+                m.remove(key);
+            }
+        }
+    }
+
+    pub fn clear(&mut self) {
+        match self {
+            MemTable::Set(m) => m.clear(),
+            MemTable::Ordered(m) => m.clear(),
+            MemTable::Bag(m) => m.clear(),
+            MemTable::None => {}
+        }
+    }
+}
+
+/// All in-memory tables at one applied index.
+#[derive(Clone, Debug)]
+pub struct MemState {
+    /// The last Raft log index whose effects this state includes (0: none).
+    pub applied: u64,
+    pub tables: Vec<MemTable>,
+}
+
+impl MemState {
+    pub fn empty(catalog: &Catalog) -> Self {
+        MemState {
+            applied: 0,
+            tables: catalog
+                .defs()
+                .iter()
+                .map(|d| MemTable::empty(d.kind, d.in_memory()))
+                .collect(),
+        }
+    }
+
+    pub fn table(&self, ix: TableIx) -> &MemTable {
+        &self.tables[ix]
+    }
+}
+
+/// The published state: one writer stores, any number of readers load.
+#[derive(Debug)]
+pub struct MemStore {
+    current: ArcSwap<MemState>,
+}
+
+impl MemStore {
+    pub fn new(state: MemState) -> Self {
+        MemStore {
+            current: ArcSwap::from_pointee(state),
+        }
+    }
+
+    /// A consistent view of every table; hold it as long as needed, it never changes.
+    pub fn load(&self) -> arc_swap::Guard<Arc<MemState>> {
+        self.current.load()
+    }
+
+    /// A full handle on the current state (for long scans or snapshots).
+    pub fn snapshot(&self) -> Arc<MemState> {
+        self.current.load_full()
+    }
+
+    pub fn publish(&self, state: MemState) {
+        self.current.store(Arc::new(state));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::table::{Storage, TableDef};
+
+    #[test]
+    fn published_views_are_immutable() {
+        let cat = Catalog::new(vec![
+            TableDef::replicated("s", Kind::Set, Storage::Ram),
+            TableDef::replicated("b", Kind::Bag, Storage::Ram),
+            TableDef::replicated("o", Kind::OrderedSet, Storage::Disc),
+        ])
+        .unwrap();
+        let store = MemStore::new(MemState::empty(&cat));
+        let before = store.snapshot();
+        let mut w = (*before).clone();
+        w.tables[0].put(b"k", b"v");
+        w.tables[1].put(b"k", b"a");
+        w.tables[1].put(b"k", b"b");
+        w.tables[1].put(b"k", b"a");
+        for k in [b"c", b"a", b"b"] {
+            w.tables[2].put(k, b"x");
+        }
+        w.applied = 3;
+        store.publish(w);
+        assert!(before.tables[0].get(b"k").is_empty(), "old view changed");
+        let now = store.load();
+        assert_eq!(now.applied, 3);
+        assert_eq!(now.tables[0].get_one(b"k").map(|v| &v[..]), Some(&b"v"[..]));
+        assert_eq!(now.tables[1].len(), 2, "bag keeps distinct values only");
+        let keys: Vec<_> = now.tables[2]
+            .range(b"a", Some(b"c"))
+            .into_iter()
+            .map(|(k, _)| k[0])
+            .collect();
+        assert_eq!(keys, vec![b'a', b'b']);
+        let mut w = (**now).clone();
+        w.tables[1].delete_object(b"k", b"a");
+        w.tables[1].delete_object(b"k", b"b");
+        assert!(!w.tables[1].contains(b"k"), "empty bag key removed");
+    }
+}

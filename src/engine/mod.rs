@@ -1,0 +1,20 @@
+//! The generic engine: Mnesia's model of tables and transactions, over bytes.
+//!
+//! Not here: RocksDB (see `storage`), Raft (see `raft`), the broker's tables (see `schema`).
+
+pub mod catalog;
+pub mod keys;
+pub mod snapshot_format;
+pub mod table;
+pub mod txn;
+pub mod typed;
+
+#[cfg(feature = "server")]
+pub mod memory;
+
+/// Keys and values as the engine hands them out: shared, cheap to clone.
+pub type Blob = std::sync::Arc<[u8]>;
+
+pub use catalog::{Catalog, TableIx};
+pub use table::{Kind, Scope, Storage, TableDef};
+pub use txn::{Batch, BatchOutcome, Committed, Op, OpResult, ShardId, Txn, TxnOutcome};

@@ -1,0 +1,158 @@
+//! Transactions: the unit of atomic change, and the payload of a Raft log entry.
+//!
+//! A [`Txn`] is a list of [`Op`]s on the tables of one shard. The proposer group-commits
+//! many transactions into one [`Batch`] (one log entry, one fsync); every node applies a
+//! batch's transactions in order, each atomically, and returns one [`TxnOutcome`] each.
+
+use serde::{Deserialize, Serialize};
+
+/// Shards group replicated tables; each log entry names its shard so replicants can
+/// subscribe per shard and the design can move to one Raft group per shard.
+pub type ShardId = u16;
+
+/// The default shard, where every replicated table lives today.
+pub const DEFAULT_SHARD: ShardId = 0;
+
+/// One change to one table. Keys and values are bytes; the typed layer encodes them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Op {
+    /// Set: replace the value. Bag: add the value (a no-op if that exact value is there).
+    Put {
+        table: String,
+        key: Vec<u8>,
+        value: Vec<u8>,
+    },
+    /// Remove the key with all its values.
+    Delete { table: String, key: Vec<u8> },
+    /// Bag only: remove one value of a key.
+    DeleteObject {
+        table: String,
+        key: Vec<u8>,
+        value: Vec<u8>,
+    },
+    /// Remove every record of the table.
+    Clear { table: String },
+    /// Set or ordered_set: put only if the key is absent; the outcome says which happened.
+    PutIfAbsent {
+        table: String,
+        key: Vec<u8>,
+        value: Vec<u8>,
+    },
+}
+
+impl Op {
+    pub fn table(&self) -> &str {
+        match self {
+            Op::Put { table, .. }
+            | Op::Delete { table, .. }
+            | Op::DeleteObject { table, .. }
+            | Op::Clear { table }
+            | Op::PutIfAbsent { table, .. } => table,
+        }
+    }
+}
+
+/// What one op did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OpResult {
+    Done,
+    /// `PutIfAbsent` stored its value.
+    Inserted,
+    /// `PutIfAbsent` found the key present and changed nothing.
+    Exists,
+}
+
+/// A list of ops applied atomically.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Txn {
+    pub shard: ShardId,
+    pub ops: Vec<Op>,
+}
+
+impl Txn {
+    pub fn new() -> Self {
+        Txn::default()
+    }
+
+    pub fn put(mut self, table: &str, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> Self {
+        self.ops.push(Op::Put {
+            table: table.into(),
+            key: key.into(),
+            value: value.into(),
+        });
+        self
+    }
+
+    pub fn delete(mut self, table: &str, key: impl Into<Vec<u8>>) -> Self {
+        self.ops.push(Op::Delete {
+            table: table.into(),
+            key: key.into(),
+        });
+        self
+    }
+
+    pub fn delete_object(
+        mut self,
+        table: &str,
+        key: impl Into<Vec<u8>>,
+        value: impl Into<Vec<u8>>,
+    ) -> Self {
+        self.ops.push(Op::DeleteObject {
+            table: table.into(),
+            key: key.into(),
+            value: value.into(),
+        });
+        self
+    }
+
+    pub fn clear(mut self, table: &str) -> Self {
+        self.ops.push(Op::Clear {
+            table: table.into(),
+        });
+        self
+    }
+
+    pub fn put_if_absent(
+        mut self,
+        table: &str,
+        key: impl Into<Vec<u8>>,
+        value: impl Into<Vec<u8>>,
+    ) -> Self {
+        self.ops.push(Op::PutIfAbsent {
+            table: table.into(),
+            key: key.into(),
+            value: value.into(),
+        });
+        self
+    }
+}
+
+/// What a transaction did, as every node computed it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TxnOutcome {
+    /// Applied; one result per op.
+    Applied(Vec<OpResult>),
+    /// Not applied at all, for the reason given (the same on every node).
+    Rejected(String),
+}
+
+/// The application payload of one Raft log entry: many callers' transactions.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Batch {
+    pub txns: Vec<Txn>,
+}
+
+/// The state machine's answer to one log entry.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchOutcome {
+    pub outcomes: Vec<TxnOutcome>,
+}
+
+/// What a committed write returns to its caller.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Committed {
+    /// The Raft log index the write committed at. Waiting until a node has applied this
+    /// index gives read-your-writes on that node.
+    pub index: u64,
+    pub results: Vec<OpResult>,
+}

@@ -1,0 +1,64 @@
+//! Creating (and re-creating, on join) the node's openraft instance.
+
+use super::NodeShared;
+use crate::error::{Error, Result};
+use crate::raft::network::Network;
+use crate::storage::layout;
+use crate::storage::log_store::LogStore;
+use crate::storage::state_machine::StateMachine;
+use openraft::{Config, SnapshotPolicy};
+use std::sync::Arc;
+
+fn raft_config(shared: &NodeShared) -> Result<Arc<Config>> {
+    let hb = shared.cfg.heartbeat.as_millis() as u64;
+    let et = shared.cfg.election_timeout.as_millis() as u64;
+    let c = Config {
+        cluster_name: shared.config.cluster.name.clone(),
+        heartbeat_interval: hb,
+        election_timeout_min: et,
+        election_timeout_max: et * 2,
+        // Per snapshot chunk (1 MiB), not per snapshot.
+        install_snapshot_timeout: 10_000,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(shared.config.raft.snapshot_after_entries),
+        snapshot_max_chunk_size: 1 << 20,
+        max_in_snapshot_log_to_keep: 1000,
+        max_payload_entries: 256,
+        ..Default::default()
+    };
+    Ok(Arc::new(
+        c.validate().map_err(|e| Error::config("raft", e))?,
+    ))
+}
+
+/// Opens the log store and state machine and starts Raft on them.
+pub(crate) async fn start_raft(shared: &Arc<NodeShared>) -> Result<()> {
+    let sm = StateMachine::open(
+        shared.db.clone(),
+        shared.catalog.clone(),
+        layout::snapshots(&shared.data_dir),
+        shared.mem.clone(),
+        shared.applied_sender(),
+    )?;
+    let log = LogStore::new(shared.db.clone());
+    let network = Network {
+        peers: shared.peers.clone(),
+    };
+    let raft = openraft::Raft::new(shared.cfg.node_id, raft_config(shared)?, network, log, sm)
+        .await
+        .map_err(|e| Error::Raft(e.to_string()))?;
+    shared.set_raft(Some(raft))
+}
+
+/// Stops Raft, deletes the log and every replicated record, and starts Raft again,
+/// uninitialised: the node is ready to be added to another cluster.
+pub(crate) async fn reset_raft(shared: &Arc<NodeShared>) -> Result<()> {
+    if let Ok(raft) = shared.raft() {
+        raft.shutdown()
+            .await
+            .map_err(|e| Error::Raft(e.to_string()))?;
+    }
+    shared.set_raft(None)?;
+    LogStore::new(shared.db.clone()).wipe()?;
+    StateMachine::wipe(&shared.db, &layout::snapshots(&shared.data_dir))?;
+    start_raft(shared).await
+}

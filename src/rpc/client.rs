@@ -1,0 +1,88 @@
+//! Clients to peers: one lazily connected channel per address, reused by every call.
+
+use super::auth::{AddCookie, COOKIE_REFUSED};
+use super::pb::cluster_client::ClusterClient;
+use super::pb::raft_client::RaftClient;
+use crate::error::{Error, Result};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, Endpoint};
+
+pub type Raft = RaftClient<InterceptedService<Channel, AddCookie>>;
+pub type Cluster = ClusterClient<InterceptedService<Channel, AddCookie>>;
+
+/// Channels to peers by address.
+#[derive(Clone)]
+pub struct Peers {
+    cookie: AddCookie,
+    channels: Arc<Mutex<HashMap<String, Channel>>>,
+    connect_timeout: Duration,
+}
+
+impl Peers {
+    pub fn new(cookie: &str) -> Result<Self> {
+        Ok(Peers {
+            cookie: AddCookie::new(cookie)?,
+            channels: Default::default(),
+            connect_timeout: Duration::from_secs(2),
+        })
+    }
+
+    fn channel(&self, addr: &str) -> Result<Channel> {
+        let mut map = self
+            .channels
+            .lock()
+            .map_err(|_| Error::Storage("peer table poisoned".into()))?;
+        if let Some(c) = map.get(addr) {
+            return Ok(c.clone());
+        }
+        let ep = Endpoint::from_shared(format!("http://{addr}"))
+            .map_err(|e| Error::Rpc {
+                peer: addr.into(),
+                reason: format!("bad address: {e}"),
+            })?
+            .connect_timeout(self.connect_timeout)
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(10))
+            .keep_alive_timeout(Duration::from_secs(5));
+        let ch = ep.connect_lazy();
+        map.insert(addr.to_string(), ch.clone());
+        Ok(ch)
+    }
+
+    pub fn raft(&self, addr: &str) -> Result<Raft> {
+        Ok(
+            RaftClient::with_interceptor(self.channel(addr)?, self.cookie.clone())
+                .max_decoding_message_size(crate::codec::MAX_DECODE)
+                .max_encoding_message_size(crate::codec::MAX_DECODE),
+        )
+    }
+
+    pub fn cluster(&self, addr: &str) -> Result<Cluster> {
+        Ok(
+            ClusterClient::with_interceptor(self.channel(addr)?, self.cookie.clone())
+                .max_decoding_message_size(crate::codec::MAX_DECODE)
+                .max_encoding_message_size(crate::codec::MAX_DECODE),
+        )
+    }
+}
+
+/// Maps a gRPC status from `peer` to our error, recognising a refused cookie.
+pub fn status_error(peer: &str, s: tonic::Status) -> Error {
+    match s.code() {
+        tonic::Code::Unauthenticated if s.message().starts_with(COOKIE_REFUSED) => {
+            Error::CookieMismatch { peer: peer.into() }
+        }
+        tonic::Code::FailedPrecondition
+        | tonic::Code::AlreadyExists
+        | tonic::Code::PermissionDenied => Error::Refused(s.message().to_string()),
+        tonic::Code::NotFound => Error::UnknownTable(s.message().to_string()),
+        tonic::Code::InvalidArgument => Error::InvalidTxn(s.message().to_string()),
+        _ => Error::Rpc {
+            peer: peer.into(),
+            reason: format!("{:?}: {}", s.code(), s.message()),
+        },
+    }
+}

@@ -1,0 +1,108 @@
+//! The node's RocksDB instance: one DB, four column families, one WAL.
+//!
+//! | cf      | holds                                                        |
+//! |---------|--------------------------------------------------------------|
+//! | `log`   | Raft log entries by index (u64 BE)                           |
+//! | `meta`  | vote, purge point, applied state, snapshot pointer           |
+//! | `data`  | records of replicated tables (layout in `engine::keys`)      |
+//! | `local` | records of local `disc` tables                               |
+//!
+//! One WAL for all of them means a synced log append also makes every earlier state
+//! machine write durable: the state machine itself never has to fsync.
+
+use crate::error::{Error, Result};
+use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, DB, Options, WriteOptions};
+use std::path::Path;
+use std::sync::Arc;
+
+pub const CF_LOG: &str = "log";
+pub const CF_META: &str = "meta";
+pub const CF_DATA: &str = "data";
+pub const CF_LOCAL: &str = "local";
+const CFS: [&str; 4] = [CF_LOG, CF_META, CF_DATA, CF_LOCAL];
+
+/// A handle on the node's DB, cheap to clone.
+#[derive(Clone)]
+pub struct Db {
+    inner: Arc<DB>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Db")
+    }
+}
+
+pub fn storage_err(context: &str, e: impl std::fmt::Display) -> Error {
+    Error::Storage(format!("{context}: {e}"))
+}
+
+impl Db {
+    pub fn open(path: &Path) -> Result<Self> {
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        opts.set_keep_log_file_num(4);
+        opts.set_max_log_file_size(4 << 20);
+        let cfs = CFS.iter().map(|name| {
+            let mut o = Options::default();
+            if *name == CF_LOG {
+                // Entries are appended in index order and deleted from the front.
+                o.set_max_write_buffer_number(4);
+            }
+            ColumnFamilyDescriptor::new(*name, o)
+        });
+        let db = DB::open_cf_descriptors(&opts, path, cfs)
+            .map_err(|e| storage_err(&format!("open {}", path.display()), e))?;
+        Ok(Db {
+            inner: Arc::new(db),
+        })
+    }
+
+    /// How many handles share the DB (it closes when the last one goes).
+    pub fn handles(&self) -> usize {
+        Arc::strong_count(&self.inner)
+    }
+
+    pub fn raw(&self) -> &DB {
+        &self.inner
+    }
+
+    /// The handle of a column family this module created.
+    pub fn cf(&self, name: &str) -> Result<&ColumnFamily> {
+        self.inner
+            .cf_handle(name)
+            .ok_or_else(|| Error::Storage(format!("column family `{name}` missing")))
+    }
+
+    pub fn sync_opts() -> WriteOptions {
+        let mut w = WriteOptions::default();
+        w.set_sync(true);
+        w
+    }
+
+    /// Writes not synced here: a later synced write (or [`Db::sync_wal`]) makes them durable.
+    pub fn lazy_opts() -> WriteOptions {
+        WriteOptions::default()
+    }
+
+    pub fn sync_wal(&self) -> Result<()> {
+        self.inner
+            .flush_wal(true)
+            .map_err(|e| storage_err("sync wal", e))
+    }
+
+    pub fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        self.inner
+            .get_cf(self.cf(CF_META)?, key)
+            .map_err(|e| storage_err("read meta", e))
+    }
+
+    /// Online, consistent copy of the whole DB into `dir` (hard links where possible).
+    pub fn checkpoint(&self, dir: &Path) -> Result<()> {
+        let cp = rocksdb::checkpoint::Checkpoint::new(&self.inner)
+            .map_err(|e| storage_err("checkpoint", e))?;
+        cp.create_checkpoint(dir)
+            .map_err(|e| storage_err("checkpoint", e))
+    }
+}

@@ -1,0 +1,131 @@
+//! The data dir's identity: which node it belongs to, checked before RocksDB is opened.
+//!
+//! `<data_dir>/IDENTITY` is a small JSON file written once, atomically, when the dir is
+//! created. It is read before anything else is touched, so opening a dir under another
+//! node name fails with both names and leaves every file as it was.
+
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// The on-disk format this build writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+const FILE: &str = "IDENTITY";
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    pub format_version: u32,
+    pub node_name: String,
+    pub node_id: u64,
+    /// Unix milliseconds at creation.
+    pub created_at_ms: u64,
+}
+
+pub fn path(data_dir: &Path) -> PathBuf {
+    data_dir.join(FILE)
+}
+
+/// Reads the identity of `data_dir`, if it has one.
+pub fn read(data_dir: &Path) -> Result<Option<Identity>> {
+    let p = path(data_dir);
+    match std::fs::read(&p) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| Error::corrupt("IDENTITY file", format!("{}: {e}", p.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(p, e)),
+    }
+}
+
+/// Checks that `data_dir` belongs to `name`, creating the identity of a new dir.
+///
+/// A dir that has files but no identity is refused: it was not made by mnema, and
+/// adopting it could mix unrelated data.
+pub fn check_or_create(data_dir: &Path, name: &str, node_id: u64) -> Result<Identity> {
+    if let Some(id) = read(data_dir)? {
+        if id.node_name != name {
+            return Err(Error::NodeNameMismatch {
+                dir: data_dir.to_path_buf(),
+                recorded: id.node_name,
+                configured: name.to_string(),
+            });
+        }
+        if id.format_version != FORMAT_VERSION {
+            return Err(Error::FormatVersion {
+                dir: data_dir.to_path_buf(),
+                found: id.format_version,
+                supported: FORMAT_VERSION,
+            });
+        }
+        return Ok(id);
+    }
+    std::fs::create_dir_all(data_dir).map_err(|e| Error::io(data_dir, e))?;
+    let non_empty = std::fs::read_dir(data_dir)
+        .map_err(|e| Error::io(data_dir, e))?
+        .next()
+        .is_some();
+    if non_empty {
+        return Err(Error::Refused(format!(
+            "data dir {} is not empty and has no {FILE} file: it was not created by mnema; use an empty dir",
+            data_dir.display()
+        )));
+    }
+    let created_at_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let id = Identity {
+        format_version: FORMAT_VERSION,
+        node_name: name.to_string(),
+        node_id,
+        created_at_ms,
+    };
+    write_atomically(
+        &path(data_dir),
+        &serde_json::to_vec_pretty(&id).map_err(|e| Error::Storage(e.to_string()))?,
+    )?;
+    Ok(id)
+}
+
+/// Writes `bytes` to `target` via a synced temp file and a rename, then syncs the dir.
+pub fn write_atomically(target: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = target.parent().unwrap_or(Path::new("."));
+    let tmp = target.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    f.write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, target).map_err(|e| Error::io(target, e))?;
+    sync_dir(dir)
+}
+
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io(dir, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mismatch_names_both_and_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("data");
+        check_or_create(&d, "a@h", 1).unwrap();
+        let before = std::fs::read(path(&d)).unwrap();
+        let err = check_or_create(&d, "b@h", 2).unwrap_err().to_string();
+        assert!(err.contains("`a@h`") && err.contains("`b@h`"), "{err}");
+        assert_eq!(std::fs::read(path(&d)).unwrap(), before);
+        assert_eq!(check_or_create(&d, "a@h", 1).unwrap().node_name, "a@h");
+    }
+
+    #[test]
+    fn foreign_dir_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("something"), b"x").unwrap();
+        assert!(check_or_create(dir.path(), "a@h", 1).is_err());
+    }
+}

@@ -1,0 +1,429 @@
+//! The Raft state machine (openraft's `RaftStateMachine`): replicated tables in memory and
+//! in RocksDB, and snapshots as files.
+//!
+//! Each `apply` call writes all its entries' changes plus the new applied log id in one
+//! RocksDB write batch (not synced: the log is the durable record, and a synced log append
+//! or purge syncs the shared WAL), then publishes the new in-memory state with one pointer
+//! swap. So the tables on disk always match the applied id stored beside them.
+//!
+//! Installing a snapshot is crash-safe: the file is verified whole first, then an
+//! `installing` marker is written; a restart that finds the marker redoes the install.
+
+use super::apply::{DiscWriter, apply_txn, load_memory};
+use super::db::{CF_DATA, CF_META, Db, storage_err};
+use crate::codec;
+use crate::engine::memory::{MemState, MemStore};
+use crate::engine::snapshot_format::{SnapshotReader, SnapshotWriter};
+use crate::engine::{BatchOutcome, Catalog, Scope};
+use crate::error::{Error, Result};
+use crate::raft::types::{
+    Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
+};
+use openraft::storage::RaftStateMachine;
+use openraft::{
+    EntryPayload, ErrorSubject, ErrorVerb, OptionalSend, RaftSnapshotBuilder, StorageIOError,
+};
+use rocksdb::WriteBatch;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::watch;
+
+const META_VERSION: u8 = 1;
+const KEY_APPLIED: &str = "sm_applied";
+const KEY_MEMBERSHIP: &str = "sm_membership";
+const KEY_SNAPSHOT: &str = "snapshot";
+const KEY_INSTALLING: &str = "installing";
+
+/// Where the current snapshot is, and what it holds.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct SnapshotPointer {
+    meta: SnapshotMeta,
+    file: String,
+}
+
+fn sm_err(verb: ErrorVerb, e: impl std::fmt::Display) -> StorageError {
+    StorageIOError::new(
+        ErrorSubject::StateMachine,
+        verb,
+        openraft::AnyError::error(e.to_string()),
+    )
+    .into()
+}
+
+fn snap_err(verb: ErrorVerb, e: impl std::fmt::Display) -> StorageError {
+    StorageIOError::new(
+        ErrorSubject::Snapshot(None),
+        verb,
+        openraft::AnyError::error(e.to_string()),
+    )
+    .into()
+}
+
+fn get_meta<T: serde::de::DeserializeOwned>(db: &Db, key: &str) -> Result<Option<T>> {
+    db.get_meta(key)?
+        .map(|b| codec::decode_versioned("state machine meta", META_VERSION, &b))
+        .transpose()
+}
+
+fn put_meta<T: Serialize>(db: &Db, wb: &mut WriteBatch, key: &str, value: &T) -> Result<()> {
+    wb.put_cf(
+        db.cf(CF_META)?,
+        key,
+        codec::encode_versioned(META_VERSION, value)?,
+    );
+    Ok(())
+}
+
+pub struct StateMachine {
+    db: Db,
+    catalog: Arc<Catalog>,
+    mem: Arc<MemStore>,
+    applied_tx: Arc<watch::Sender<u64>>,
+    last_applied: Option<LogId>,
+    membership: StoredMembership,
+    snapshot_dir: PathBuf,
+    receiving: Option<PathBuf>,
+}
+
+impl StateMachine {
+    /// Opens the state machine of `db`, finishing an interrupted snapshot install and
+    /// loading the in-memory tables. `mem` and `applied_tx` are shared with the node.
+    pub fn open(
+        db: Db,
+        catalog: Arc<Catalog>,
+        snapshot_dir: PathBuf,
+        mem: Arc<MemStore>,
+        applied_tx: Arc<watch::Sender<u64>>,
+    ) -> Result<Self> {
+        std::fs::create_dir_all(&snapshot_dir).map_err(|e| Error::io(&snapshot_dir, e))?;
+        if let Some(p) = get_meta::<SnapshotPointer>(&db, KEY_INSTALLING)? {
+            tracing::warn!(file = %p.file, "finishing a snapshot install interrupted by a crash");
+            load_snapshot_file(&db, &snapshot_dir.join(&p.file), &p)?;
+        }
+        let last_applied: Option<LogId> = get_meta(&db, KEY_APPLIED)?.flatten();
+        let membership: StoredMembership = get_meta(&db, KEY_MEMBERSHIP)?.unwrap_or_default();
+        let index = last_applied.map(|l| l.index).unwrap_or(0);
+        let state = load_memory(&db, db.cf(CF_DATA)?, &catalog, index)?;
+        mem.publish(state);
+        applied_tx.send_replace(index);
+        Ok(StateMachine {
+            db,
+            catalog,
+            mem,
+            applied_tx,
+            last_applied,
+            membership,
+            snapshot_dir,
+            receiving: None,
+        })
+    }
+
+    /// Deletes every replicated record, the applied state and the snapshots: the node is
+    /// about to join another cluster and take its data from there.
+    pub fn wipe(db: &Db, snapshot_dir: &Path) -> Result<()> {
+        let mut wb = WriteBatch::default();
+        let cf = db.cf(CF_DATA)?;
+        wb.delete_range_cf(cf, &[0u8][..], &[0xffu8; 8][..]);
+        let meta = db.cf(CF_META)?;
+        for k in [KEY_APPLIED, KEY_MEMBERSHIP, KEY_SNAPSHOT, KEY_INSTALLING] {
+            wb.delete_cf(meta, k);
+        }
+        db.raw()
+            .write_opt(wb, &Db::sync_opts())
+            .map_err(|e| storage_err("wipe state", e))?;
+        if snapshot_dir.exists() {
+            std::fs::remove_dir_all(snapshot_dir).map_err(|e| Error::io(snapshot_dir, e))?;
+        }
+        Ok(())
+    }
+
+    fn apply_entries(&mut self, entries: Vec<Entry>) -> Result<Vec<BatchOutcome>> {
+        let mut work: MemState = (*self.mem.snapshot()).clone();
+        let cf = self.db.cf(CF_DATA)?;
+        let mut disc = DiscWriter::new(&self.db, cf);
+        let mut replies = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let mut reply = BatchOutcome::default();
+            match &entry.payload {
+                EntryPayload::Blank => {}
+                EntryPayload::Normal(batch) => {
+                    for txn in &batch.txns {
+                        reply.outcomes.push(apply_txn(
+                            &self.catalog,
+                            Scope::Replicated,
+                            &mut work,
+                            &mut disc,
+                            txn,
+                        )?);
+                    }
+                }
+                EntryPayload::Membership(m) => {
+                    self.membership = StoredMembership::new(Some(entry.log_id), m.clone());
+                }
+            }
+            self.last_applied = Some(entry.log_id);
+            work.applied = entry.log_id.index;
+            replies.push(reply);
+        }
+        let mut wb = disc.batch;
+        put_meta(&self.db, &mut wb, KEY_APPLIED, &self.last_applied)?;
+        put_meta(&self.db, &mut wb, KEY_MEMBERSHIP, &self.membership)?;
+        self.db
+            .raw()
+            .write_opt(wb, &Db::lazy_opts())
+            .map_err(|e| storage_err("apply", e))?;
+        let index = work.applied;
+        self.mem.publish(work);
+        self.applied_tx.send_replace(index);
+        Ok(replies)
+    }
+
+    fn current_pointer(&self) -> Result<Option<SnapshotPointer>> {
+        get_meta(&self.db, KEY_SNAPSHOT)
+    }
+}
+
+/// Replaces every replicated record with the snapshot's, then records the snapshot's
+/// applied state and clears the `installing` marker in one synced write.
+fn load_snapshot_file(db: &Db, path: &Path, p: &SnapshotPointer) -> Result<()> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut reader = SnapshotReader::new(std::io::BufReader::with_capacity(1 << 20, file))?;
+    let cf = db.cf(CF_DATA)?;
+    let mut wb = WriteBatch::default();
+    wb.delete_range_cf(cf, &[0u8][..], &[0xffu8; 8][..]);
+    while let Some((k, v)) = reader.next_record()? {
+        wb.put_cf(cf, k, v);
+        if wb.len() >= 10_000 {
+            db.raw()
+                .write_opt(std::mem::take(&mut wb), &Db::lazy_opts())
+                .map_err(|e| storage_err("install snapshot", e))?;
+        }
+    }
+    put_meta(db, &mut wb, KEY_APPLIED, &p.meta.last_log_id)?;
+    put_meta(db, &mut wb, KEY_MEMBERSHIP, &p.meta.last_membership)?;
+    put_meta(db, &mut wb, KEY_SNAPSHOT, p)?;
+    wb.delete_cf(db.cf(CF_META)?, KEY_INSTALLING);
+    db.raw()
+        .write_opt(wb, &Db::sync_opts())
+        .map_err(|e| storage_err("install snapshot", e))
+}
+
+/// Removes snapshot files other than `keep` (and unfinished ones).
+fn remove_other_snapshots(dir: &Path, keep: &str) {
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            if name != keep && name.ends_with(".snap") {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+}
+
+fn unique_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
+/// Builds a snapshot from a RocksDB snapshot: consistent, and concurrent with applies.
+pub struct SnapshotBuilder {
+    db: Db,
+    snapshot_dir: PathBuf,
+}
+
+fn build_snapshot_file(db: &Db, dir: &Path) -> Result<SnapshotPointer> {
+    let snap = db.raw().snapshot();
+    let meta_cf = db.cf(CF_META)?;
+    let read = |key: &str| -> Result<Option<Vec<u8>>> {
+        snap.get_cf(meta_cf, key)
+            .map_err(|e| storage_err("snapshot meta", e))
+    };
+    let last_log_id: Option<LogId> = match read(KEY_APPLIED)? {
+        Some(b) => codec::decode_versioned("state machine meta", META_VERSION, &b)?,
+        None => None,
+    };
+    let last_membership: StoredMembership = match read(KEY_MEMBERSHIP)? {
+        Some(b) => codec::decode_versioned("state machine meta", META_VERSION, &b)?,
+        None => StoredMembership::default(),
+    };
+    let (term, index) = last_log_id
+        .map(|l| (l.leader_id.term, l.index))
+        .unwrap_or((0, 0));
+    let snapshot_id = format!("{term}-{index}-{}", unique_suffix());
+    let file = format!("{snapshot_id}.snap");
+    let tmp = dir.join(format!("{snapshot_id}.building"));
+    let out = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    let mut w = SnapshotWriter::new(std::io::BufWriter::with_capacity(1 << 20, out))
+        .map_err(|e| Error::io(&tmp, e))?;
+    for item in snap.iterator_cf(db.cf(CF_DATA)?, rocksdb::IteratorMode::Start) {
+        let (k, v) = item.map_err(|e| storage_err("snapshot scan", e))?;
+        w.record(&k, &v).map_err(|e| Error::io(&tmp, e))?;
+    }
+    let (buf, _count) = w.finish().map_err(|e| Error::io(&tmp, e))?;
+    let f = buf
+        .into_inner()
+        .map_err(|e| Error::io(&tmp, e.into_error()))?;
+    f.sync_all().map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, dir.join(&file)).map_err(|e| Error::io(&tmp, e))?;
+    super::identity::sync_dir(dir)?;
+    Ok(SnapshotPointer {
+        meta: SnapshotMeta {
+            last_log_id,
+            last_membership,
+            snapshot_id,
+        },
+        file,
+    })
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
+        let (db, dir) = (self.db.clone(), self.snapshot_dir.clone());
+        let pointer = tokio::task::spawn_blocking(move || -> Result<SnapshotPointer> {
+            let p = build_snapshot_file(&db, &dir)?;
+            let mut wb = WriteBatch::default();
+            put_meta(&db, &mut wb, KEY_SNAPSHOT, &p)?;
+            db.raw()
+                .write_opt(wb, &Db::sync_opts())
+                .map_err(|e| storage_err("snapshot pointer", e))?;
+            remove_other_snapshots(&dir, &p.file);
+            Ok(p)
+        })
+        .await
+        .map_err(|e| snap_err(ErrorVerb::Write, e))?
+        .map_err(|e| snap_err(ErrorVerb::Write, e))?;
+        let path = self.snapshot_dir.join(&pointer.file);
+        let file = tokio::fs::File::open(&path)
+            .await
+            .map_err(|e| snap_err(ErrorVerb::Read, e))?;
+        tracing::info!(id = %pointer.meta.snapshot_id, "built snapshot");
+        Ok(Snapshot {
+            meta: pointer.meta,
+            snapshot: Box::new(file),
+        })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
+        Ok((self.last_applied, self.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<BatchOutcome>, StorageError>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let entries: Vec<Entry> = entries.into_iter().collect();
+        self.apply_entries(entries)
+            .map_err(|e| sm_err(ErrorVerb::Write, e))
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        SnapshotBuilder {
+            db: self.db.clone(),
+            snapshot_dir: self.snapshot_dir.clone(),
+        }
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<tokio::fs::File>, StorageError> {
+        let path = self
+            .snapshot_dir
+            .join(format!("incoming-{}.part", unique_suffix()));
+        let f = tokio::fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .await
+            .map_err(|e| snap_err(ErrorVerb::Write, e))?;
+        if let Some(old) = self.receiving.replace(path) {
+            let _ = std::fs::remove_file(old);
+        }
+        Ok(Box::new(f))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        mut snapshot: Box<tokio::fs::File>,
+    ) -> Result<(), StorageError> {
+        snapshot
+            .flush()
+            .await
+            .map_err(|e| snap_err(ErrorVerb::Write, e))?;
+        snapshot
+            .sync_all()
+            .await
+            .map_err(|e| snap_err(ErrorVerb::Write, e))?;
+        drop(snapshot);
+        let incoming = self
+            .receiving
+            .take()
+            .ok_or_else(|| snap_err(ErrorVerb::Write, "no snapshot being received"))?;
+        let (db, dir, catalog) = (
+            self.db.clone(),
+            self.snapshot_dir.clone(),
+            self.catalog.clone(),
+        );
+        let pointer = SnapshotPointer {
+            meta: meta.clone(),
+            file: format!("{}.snap", meta.snapshot_id),
+        };
+        let state = tokio::task::spawn_blocking(move || -> Result<MemState> {
+            // Verify the whole file before touching anything: a bad transfer changes nothing.
+            let f = std::fs::File::open(&incoming).map_err(|e| Error::io(&incoming, e))?;
+            let count = crate::engine::snapshot_format::verify(std::io::BufReader::with_capacity(
+                1 << 20,
+                f,
+            ))?;
+            let target = dir.join(&pointer.file);
+            std::fs::rename(&incoming, &target).map_err(|e| Error::io(&target, e))?;
+            super::identity::sync_dir(&dir)?;
+            let mut wb = WriteBatch::default();
+            put_meta(&db, &mut wb, KEY_INSTALLING, &pointer)?;
+            db.raw()
+                .write_opt(wb, &Db::sync_opts())
+                .map_err(|e| storage_err("install marker", e))?;
+            load_snapshot_file(&db, &target, &pointer)?;
+            remove_other_snapshots(&dir, &pointer.file);
+            tracing::info!(id = %pointer.meta.snapshot_id, records = count, "installed snapshot");
+            let index = pointer.meta.last_log_id.map(|l| l.index).unwrap_or(0);
+            load_memory(&db, db.cf(CF_DATA)?, &catalog, index)
+        })
+        .await
+        .map_err(|e| snap_err(ErrorVerb::Write, e))?
+        .map_err(|e| snap_err(ErrorVerb::Write, e))?;
+        self.last_applied = meta.last_log_id;
+        self.membership = meta.last_membership.clone();
+        let index = state.applied;
+        self.mem.publish(state);
+        self.applied_tx.send_replace(index);
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
+        let Some(p) = self
+            .current_pointer()
+            .map_err(|e| snap_err(ErrorVerb::Read, e))?
+        else {
+            return Ok(None);
+        };
+        let path = self.snapshot_dir.join(&p.file);
+        let file = tokio::fs::File::open(&path)
+            .await
+            .map_err(|e| snap_err(ErrorVerb::Read, e))?;
+        Ok(Some(Snapshot {
+            meta: p.meta,
+            snapshot: Box::new(file),
+        }))
+    }
+}

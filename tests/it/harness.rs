@@ -1,0 +1,234 @@
+//! Helpers: free ports, in-process clusters, `mnema` processes, bounded waits.
+
+#![allow(dead_code)]
+
+use mnema::config::DiscoveryStrategy;
+use mnema::{Kind, Node, NodeConfig, Storage, TableDef};
+use std::future::Future;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::{Duration, Instant};
+
+/// A base port such that base+1..=base+n are free now. Tests in one process take
+/// disjoint ranges; the bind check guards against other processes.
+pub fn free_base(n: u16) -> u16 {
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let seed = 20_000 + (std::process::id() % 2000) as u16 * 10;
+    loop {
+        let base = seed + NEXT.fetch_add(n + 2, Ordering::SeqCst) % 20_000;
+        let ok = (1..=n).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok());
+        if ok {
+            return base;
+        }
+    }
+}
+
+/// Tables for engine tests: one of each kind and storage class.
+pub fn test_tables() -> Vec<TableDef> {
+    let mut t = mnema::schema::broker_tables();
+    t.push(TableDef::replicated("kv", Kind::Set, Storage::Disc));
+    t.push(TableDef::replicated("ram_set", Kind::Set, Storage::Ram));
+    t.push(TableDef::replicated("bag", Kind::Bag, Storage::Disc));
+    t.push(TableDef::replicated("big", Kind::Set, Storage::DiscOnly));
+    t.push(TableDef::replicated(
+        "big_bag",
+        Kind::Bag,
+        Storage::DiscOnly,
+    ));
+    t.push(TableDef::replicated(
+        "ordered",
+        Kind::OrderedSet,
+        Storage::Ram,
+    ));
+    t.push(TableDef::local("local_disc", Kind::Set, Storage::Disc));
+    t
+}
+
+pub fn name(i: u16) -> String {
+    format!("n{i}@127.0.0.1")
+}
+
+pub fn config(dir: &Path, base: u16, i: u16, n: u16) -> NodeConfig {
+    let mut c = NodeConfig::new(&name(i), dir.join(format!("n{i}")));
+    c.node.base_port = base;
+    c.node.cookie = "test-cookie".into();
+    c.cluster.discovery_strategy = DiscoveryStrategy::Static;
+    c.cluster.static_.seeds = (1..=n).map(name).collect();
+    c.raft.heartbeat_interval = "50ms".into();
+    c.raft.election_timeout = "300ms".into();
+    c
+}
+
+/// Waits for `cond` (checked now and after each `step`), failing with `what` after `limit`.
+pub async fn wait_until<F, Fut>(what: &str, limit: Duration, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if cond().await {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub base: u16,
+    pub nodes: Vec<Node>,
+}
+
+impl Cluster {
+    /// Starts `n` static-seed cores and waits for a leader that all of them know.
+    pub async fn start(n: u16) -> Cluster {
+        Self::start_with(n, |_| {}).await
+    }
+
+    pub async fn start_with(n: u16, tweak: impl Fn(&mut NodeConfig)) -> Cluster {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let base = free_base(n);
+        let mut nodes = Vec::new();
+        for i in 1..=n {
+            let mut c = config(dir.path(), base, i, n);
+            tweak(&mut c);
+            nodes.push(Node::start(c, test_tables()).await.expect("start node"));
+        }
+        let c = Cluster { dir, base, nodes };
+        c.wait_leader().await;
+        c
+    }
+
+    pub async fn wait_leader(&self) {
+        wait_until(
+            "a leader known to every node",
+            Duration::from_secs(20),
+            || async {
+                let leaders: Vec<_> = self
+                    .nodes
+                    .iter()
+                    .map(|n| n.metrics().ok().and_then(|m| m.current_leader))
+                    .collect();
+                leaders[0].is_some() && leaders.iter().all(|l| *l == leaders[0])
+            },
+        )
+        .await;
+    }
+
+    pub fn leader(&self) -> usize {
+        self.nodes
+            .iter()
+            .position(|n| n.is_leader())
+            .expect("a leader")
+    }
+
+    pub fn follower(&self) -> usize {
+        self.nodes
+            .iter()
+            .position(|n| !n.is_leader())
+            .expect("a follower")
+    }
+
+    /// Waits until every node has applied `index`.
+    pub async fn wait_applied(&self, index: u64) {
+        for n in &self.nodes {
+            n.wait_applied(index, Duration::from_secs(20))
+                .await
+                .expect("node applies index");
+        }
+    }
+
+    pub async fn shutdown(self) -> tempfile::TempDir {
+        for n in self.nodes {
+            n.shutdown().await.expect("shutdown");
+        }
+        self.dir
+    }
+}
+
+/// A `mnema start` process, killed (SIGKILL) when dropped.
+pub struct Proc {
+    pub child: Child,
+    pub name: String,
+    pub log: PathBuf,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_mnema")
+}
+
+/// Writes node `i`'s config file and starts `mnema start` on it.
+pub fn spawn_node(dir: &Path, base: u16, i: u16, n: u16) -> Proc {
+    let conf = dir.join(format!("n{i}.toml"));
+    let seeds: Vec<String> = (1..=n).map(|j| format!("\"{}\"", name(j))).collect();
+    let text = format!(
+        "[node]\nname = \"{}\"\ncookie = \"test-cookie\"\ndata_dir = \"{}\"\nbase_port = {base}\n\
+         [cluster]\ndiscovery_strategy = \"static\"\nstatic.seeds = [{}]\n\
+         [raft]\nheartbeat_interval = \"50ms\"\nelection_timeout = \"300ms\"\n",
+        name(i),
+        dir.join(format!("n{i}")).display(),
+        seeds.join(", ")
+    );
+    std::fs::write(&conf, text).expect("write config");
+    let log = dir.join(format!("n{i}.log"));
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .expect("log file");
+    let err = out.try_clone().expect("log file");
+    let child = Command::new(bin())
+        .args(["start", "--config"])
+        .arg(&conf)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::from(out))
+        .stderr(Stdio::from(err))
+        .spawn()
+        .expect("spawn mnema");
+    Proc {
+        child,
+        name: name(i),
+        log,
+    }
+}
+
+pub fn addr(base: u16, i: u16) -> String {
+    format!("127.0.0.1:{}", base + i)
+}
+
+pub fn client(base: u16, i: u16) -> mnema::client::Client {
+    mnema::client::Client::new(&addr(base, i), "test-cookie").expect("client")
+}
+
+/// Like [`wait_until`], for a condition that yields a value.
+pub async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -1,0 +1,8 @@
+//! Integration tests: real nodes (RocksDB, openraft, gRPC on loopback), in this process or
+//! as `mnema` processes. One binary so the suite links once.
+
+mod harness;
+
+mod cluster;
+mod engine_ops;
+mod processes;
