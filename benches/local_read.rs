@@ -12,10 +12,7 @@ use std::time::Duration;
 const RECORDS: u64 = 100_000;
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     let cluster = rt.block_on(async {
         let cl = common::cluster(3).await;
         let mut last = 0;
@@ -27,17 +24,11 @@ fn bench(c: &mut Criterion) {
             last = cl.leader().transact(t).await.expect("load").index;
         }
         for n in &cl.nodes {
-            n.wait_applied(last, Duration::from_secs(60))
-                .await
-                .expect("applied");
+            n.wait_applied(last, Duration::from_secs(60)).await.expect("applied");
         }
         cl
     });
-    let node = cluster
-        .nodes
-        .iter()
-        .find(|n| !n.is_leader())
-        .expect("follower");
+    let node = cluster.nodes.iter().find(|n| !n.is_leader()).expect("follower");
     let ix = node.table_ix("kv").expect("table");
     let mut g = c.benchmark_group("local_read");
     g.throughput(Throughput::Elements(1));

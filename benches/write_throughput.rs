@@ -12,10 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     let cluster = Arc::new(rt.block_on(common::cluster(3)));
     let seq = Arc::new(AtomicU64::new(0));
     let mut g = c.benchmark_group("write_throughput");
@@ -38,13 +35,9 @@ fn bench(c: &mut Criterion) {
                                 let node = &cluster.nodes[w % cluster.nodes.len()];
                                 for _ in 0..per {
                                     let k = seq.fetch_add(1, Ordering::Relaxed);
-                                    node.transact(Txn::new().put(
-                                        "kv",
-                                        k.to_be_bytes(),
-                                        vec![0xab; 256],
-                                    ))
-                                    .await
-                                    .expect("write");
+                                    node.transact(Txn::new().put("kv", k.to_be_bytes(), vec![0xab; 256]))
+                                        .await
+                                        .expect("write");
                                 }
                             })
                         })
@@ -53,9 +46,7 @@ fn bench(c: &mut Criterion) {
                         t.await.expect("writer");
                     }
                     // Report time per write as if exactly `iters` were done.
-                    start
-                        .elapsed()
-                        .mul_f64(iters as f64 / (per * writers as u64) as f64)
+                    start.elapsed().mul_f64(iters as f64 / (per * writers as u64) as f64)
                 }
             })
         });

@@ -13,11 +13,8 @@ pub struct Client {
 impl Client {
     /// Connects (lazily) to the node at `addr` (`host:port`) with `cookie`.
     pub fn new(addr: &str, cookie: &str) -> Result<Self> {
-        let peers = Peers::new(cookie)?;
-        Ok(Client {
-            addr: addr.to_string(),
-            inner: peers.cluster(addr)?,
-        })
+        let peers = Peers::new(cookie, None)?;
+        Ok(Client { addr: addr.to_string(), inner: peers.cluster(addr)? })
     }
 
     fn err(&self, s: tonic::Status) -> Error {
@@ -25,66 +22,35 @@ impl Client {
     }
 
     pub async fn node_info(&mut self) -> Result<pb::NodeStatus> {
-        self.inner
-            .node_info(pb::Empty {})
-            .await
-            .map(|r| r.into_inner())
-            .map_err(|s| self.err(s))
+        self.inner.node_info(pb::Empty {}).await.map(|r| r.into_inner()).map_err(|s| self.err(s))
     }
 
     pub async fn status(&mut self) -> Result<pb::ClusterStatus> {
-        self.inner
-            .status(pb::Empty {})
-            .await
-            .map(|r| r.into_inner())
-            .map_err(|s| self.err(s))
+        self.inner.status(pb::Empty {}).await.map(|r| r.into_inner()).map_err(|s| self.err(s))
     }
 
     /// Asks the node to join the cluster of `peer` (`name@host` or `name@host:port`).
     pub async fn join(&mut self, peer: &str) -> Result<pb::JoinReply> {
-        let req = pb::JoinRequest {
-            name: peer.to_string(),
-            addr: String::new(),
-        };
-        self.inner
-            .join_other(req)
-            .await
-            .map(|r| r.into_inner())
-            .map_err(|s| self.err(s))
+        let req = pb::JoinRequest { name: peer.to_string(), addr: String::new() };
+        self.inner.join_other(req).await.map(|r| r.into_inner()).map_err(|s| self.err(s))
     }
 
     pub async fn transact(&mut self, txn: &Txn) -> Result<Committed> {
-        let req = pb::WriteRequest {
-            batch: crate::codec::encode_versioned(1, txn)?,
-        };
-        let reply = self
-            .inner
-            .transact(req)
-            .await
-            .map_err(|s| self.err(s))?
-            .into_inner();
+        let req = pb::WriteRequest { batch: crate::codec::encode_versioned(1, txn)? };
+        let reply = self.inner.transact(req).await.map_err(|s| self.err(s))?.into_inner();
         let res: std::result::Result<Committed, String> =
             crate::codec::decode_versioned("transact reply", 1, &reply.reply)?;
         res.map_err(Error::Refused)
     }
 
     /// Records of `table` under `key` (or all records with `key = None`), read on the node.
-    pub async fn read(
-        &mut self,
-        table: &str,
-        key: Option<&[u8]>,
-        min_applied: u64,
-    ) -> Result<pb::ReadReply> {
+    pub async fn read(&mut self, table: &str, key: Option<&[u8]>, min_applied: u64) -> Result<pb::ReadReply> {
         let req = pb::ReadRequest {
             table: table.into(),
             key: key.unwrap_or_default().to_vec(),
             all: key.is_none(),
             min_applied,
         };
-        self.inner
-            .read(req)
-            .await
-            .map(|r| r.into_inner())
-            .map_err(|s| self.err(s))
+        self.inner.read(req).await.map(|r| r.into_inner()).map_err(|s| self.err(s))
     }
 }

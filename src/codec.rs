@@ -31,13 +31,9 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
 /// Decodes a whole buffer: trailing bytes are an error, since they mean the writer and
 /// reader disagree on the format.
 pub fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T> {
-    let (value, used) =
-        bincode::serde::decode_from_slice(bytes, config()).map_err(|e| Error::corrupt(what, e))?;
+    let (value, used) = bincode::serde::decode_from_slice(bytes, config()).map_err(|e| Error::corrupt(what, e))?;
     if used != bytes.len() {
-        return Err(Error::corrupt(
-            what,
-            format!("{} trailing bytes", bytes.len() - used),
-        ));
+        return Err(Error::corrupt(what, format!("{} trailing bytes", bytes.len() - used)));
     }
     Ok(value)
 }
@@ -50,18 +46,11 @@ pub fn encode_versioned<T: Serialize + ?Sized>(version: u8, value: &T) -> Result
 }
 
 /// Decodes what [`encode_versioned`] wrote, refusing versions this build does not know.
-pub fn decode_versioned<T: DeserializeOwned>(
-    what: &'static str,
-    version: u8,
-    bytes: &[u8],
-) -> Result<T> {
+pub fn decode_versioned<T: DeserializeOwned>(what: &'static str, version: u8, bytes: &[u8]) -> Result<T> {
     match bytes.split_first() {
         None => Err(Error::corrupt(what, "empty record")),
         Some((&v, rest)) if v == version => decode(what, rest),
-        Some((&v, _)) => Err(Error::corrupt(
-            what,
-            format!("format version {v}, expected {version}"),
-        )),
+        Some((&v, _)) => Err(Error::corrupt(what, format!("format version {v}, expected {version}"))),
     }
 }
 
@@ -73,21 +62,13 @@ mod tests {
     fn round_trip_and_rejections() {
         let v = (7u64, String::from("x"), vec![1u8, 2, 3]);
         let bytes = encode_versioned(1, &v).unwrap();
-        assert_eq!(
-            decode_versioned::<(u64, String, Vec<u8>)>("t", 1, &bytes).unwrap(),
-            v
-        );
+        assert_eq!(decode_versioned::<(u64, String, Vec<u8>)>("t", 1, &bytes).unwrap(), v);
         assert!(decode_versioned::<(u64, String, Vec<u8>)>("t", 2, &bytes).is_err());
-        assert!(
-            decode_versioned::<(u64, String, Vec<u8>)>("t", 1, &bytes[..bytes.len() - 1]).is_err()
-        );
+        assert!(decode_versioned::<(u64, String, Vec<u8>)>("t", 1, &bytes[..bytes.len() - 1]).is_err());
         let mut long = bytes.clone();
         long.push(0);
         assert!(decode_versioned::<(u64, String, Vec<u8>)>("t", 1, &long).is_err());
         // A huge length prefix must fail cleanly, not allocate.
-        assert!(
-            decode::<Vec<u8>>("t", &[0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f])
-                .is_err()
-        );
+        assert!(decode::<Vec<u8>>("t", &[0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]).is_err());
     }
 }

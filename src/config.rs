@@ -125,11 +125,7 @@ impl Default for RaftSection {
 
 impl Default for NodeConfig {
     fn default() -> Self {
-        NodeConfig {
-            node: NodeSection::default(),
-            cluster: ClusterSection::default(),
-            raft: RaftSection::default(),
-        }
+        NodeConfig { node: NodeSection::default(), cluster: ClusterSection::default(), raft: RaftSection::default() }
     }
 }
 
@@ -162,10 +158,7 @@ impl NodeConfig {
         let mut fig = Figment::from(Serialized::defaults(NodeConfig::default()));
         if let Some(f) = file {
             if !f.exists() {
-                return Err(Error::config(
-                    "--config",
-                    format!("{} does not exist", f.display()),
-                ));
+                return Err(Error::config("--config", format!("{} does not exist", f.display())));
             }
             fig = fig.merge(Toml::file(f));
         }
@@ -194,16 +187,9 @@ impl NodeConfig {
             return Err(Error::config("node.data_dir", "must not be empty"));
         }
         let advertise = name.default_addr(self.node.base_port)?;
-        let listen = self
-            .node
-            .listen
-            .clone()
-            .unwrap_or_else(|| advertise.clone());
+        let listen = self.node.listen.clone().unwrap_or_else(|| advertise.clone());
         if !listen.contains(':') {
-            return Err(Error::config(
-                "node.listen",
-                format!("`{listen}` is not host:port"),
-            ));
+            return Err(Error::config("node.listen", format!("`{listen}` is not host:port")));
         }
         let seeds = self
             .cluster
@@ -215,45 +201,30 @@ impl NodeConfig {
         match self.cluster.discovery_strategy {
             DiscoveryStrategy::Manual => {}
             DiscoveryStrategy::Static if seeds.is_empty() => {
-                return Err(Error::config(
-                    "cluster.static.seeds",
-                    "the static strategy needs at least one seed",
-                ));
+                return Err(Error::config("cluster.static.seeds", "the static strategy needs at least one seed"));
             }
             DiscoveryStrategy::Static => {}
             other => {
                 return Err(Error::config(
                     "cluster.discovery_strategy",
-                    format!(
-                        "`{other:?}` discovery is not available in this version; use manual or static"
-                    ),
+                    format!("`{other:?}` discovery is not available in this version; use manual or static"),
                 ));
             }
         }
         let heartbeat = parse_duration("raft.heartbeat_interval", &self.raft.heartbeat_interval)?;
-        let election_timeout =
-            parse_duration("raft.election_timeout", &self.raft.election_timeout)?;
+        let election_timeout = parse_duration("raft.election_timeout", &self.raft.election_timeout)?;
         if election_timeout < heartbeat * 3 {
-            return Err(Error::config(
-                "raft.election_timeout",
-                "must be at least 3 heartbeat intervals",
-            ));
+            return Err(Error::config("raft.election_timeout", "must be at least 3 heartbeat intervals"));
         }
         let write_timeout = parse_duration("raft.write_timeout", &self.raft.write_timeout)?;
         if self.raft.max_batch_txns == 0 {
             return Err(Error::config("raft.max_batch_txns", "must be at least 1"));
         }
         if self.raft.max_inflight_batches == 0 {
-            return Err(Error::config(
-                "raft.max_inflight_batches",
-                "must be at least 1",
-            ));
+            return Err(Error::config("raft.max_inflight_batches", "must be at least 1"));
         }
         if self.raft.snapshot_after_entries == 0 {
-            return Err(Error::config(
-                "raft.snapshot_after_entries",
-                "must be at least 1",
-            ));
+            return Err(Error::config("raft.snapshot_after_entries", "must be at least 1"));
         }
         Ok(Validated {
             node_id: name.node_id(),
@@ -268,14 +239,36 @@ impl NodeConfig {
     }
 }
 
+impl Validated {
+    /// The cluster id a new data dir starts with. Static seeds all derive the same id from
+    /// the cluster name and the seed list, so the one cluster they form has one id; a
+    /// manual node is a cluster of its own (a fresh random id) until it joins another.
+    pub fn initial_cluster_id(&self, cluster_name: &str, strategy: DiscoveryStrategy) -> String {
+        let in_seeds = self.seeds.iter().any(|p| p.name == self.name);
+        if strategy == DiscoveryStrategy::Static && in_seeds {
+            let mut names: Vec<&str> = self.seeds.iter().map(|p| p.name.as_str()).collect();
+            names.sort_unstable();
+            names.dedup();
+            format!("{:016x}", crate::name::fnv1a(format!("{cluster_name}\n{}", names.join("\n")).as_bytes()))
+        } else {
+            use std::hash::{BuildHasher, Hasher};
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u128(
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0),
+            );
+            h.write_u32(std::process::id());
+            format!("{:016x}", h.finish())
+        }
+    }
+}
+
 /// Parses `250ms`, `5s`, `5m`, `1h`.
 pub fn parse_duration(key: &str, s: &str) -> Result<Duration> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| Error::config(key, format!("`{s}` is not a duration like 250ms, 5s or 5m")))?;
+    let n: u64 =
+        num.parse().map_err(|_| Error::config(key, format!("`{s}` is not a duration like 250ms, 5s or 5m")))?;
     let ms = match unit {
         "ms" => Some(n),
         "s" => n.checked_mul(1000),
@@ -285,10 +278,7 @@ pub fn parse_duration(key: &str, s: &str) -> Result<Duration> {
     };
     match ms {
         Some(ms) if ms > 0 => Ok(Duration::from_millis(ms)),
-        _ => Err(Error::config(
-            key,
-            format!("`{s}` is not a positive duration like 250ms, 5s or 5m"),
-        )),
+        _ => Err(Error::config(key, format!("`{s}` is not a positive duration like 250ms, 5s or 5m"))),
     }
 }
 
@@ -335,30 +325,16 @@ mod tests {
         assert_eq!(v.seeds[0].addr, "127.0.0.1:4371");
         assert_eq!(v.seeds[1].addr, "127.0.0.1:9999");
 
-        let err = NodeConfig::from_toml("[node]\nnmae = \"x\"")
-            .unwrap_err()
-            .to_string();
+        let err = NodeConfig::from_toml("[node]\nnmae = \"x\"").unwrap_err().to_string();
         assert!(err.contains("nmae"), "{err}");
-        let err = NodeConfig::from_toml("[node]\nrole = \"boss\"")
-            .unwrap_err()
-            .to_string();
+        let err = NodeConfig::from_toml("[node]\nrole = \"boss\"").unwrap_err().to_string();
         assert!(err.contains("node.role"), "{err}");
         let mut c = NodeConfig::default();
         c.cluster.discovery_strategy = DiscoveryStrategy::Static;
-        assert!(
-            c.validate()
-                .unwrap_err()
-                .to_string()
-                .contains("cluster.static.seeds")
-        );
+        assert!(c.validate().unwrap_err().to_string().contains("cluster.static.seeds"));
         c.raft.heartbeat_interval = "soon".into();
         c.cluster.static_.seeds = vec!["a@b".into()];
-        assert!(
-            c.validate()
-                .unwrap_err()
-                .to_string()
-                .contains("raft.heartbeat_interval")
-        );
+        assert!(c.validate().unwrap_err().to_string().contains("raft.heartbeat_interval"));
     }
 
     #[test]
@@ -369,10 +345,7 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(
-            parse_duration("k", "250ms").unwrap(),
-            Duration::from_millis(250)
-        );
+        assert_eq!(parse_duration("k", "250ms").unwrap(), Duration::from_millis(250));
         assert_eq!(parse_duration("k", "5m").unwrap(), Duration::from_secs(300));
         for bad in ["", "5", "ms", "0s", "5 days", "-1s"] {
             assert!(parse_duration("k", bad).is_err(), "{bad}");

@@ -13,19 +13,11 @@ pub enum Error {
     #[error(
         "data dir {dir} belongs to node `{recorded}`, not `{configured}`: a data dir opens only under the node name it was created with (rename offline with `mnema ctl data rename` if intended)"
     )]
-    NodeNameMismatch {
-        dir: PathBuf,
-        recorded: String,
-        configured: String,
-    },
+    NodeNameMismatch { dir: PathBuf, recorded: String, configured: String },
 
     /// The data dir was written by a format this build cannot read.
     #[error("data dir {dir} has format version {found}; this build reads version {supported}")]
-    FormatVersion {
-        dir: PathBuf,
-        found: u32,
-        supported: u32,
-    },
+    FormatVersion { dir: PathBuf, found: u32, supported: u32 },
 
     /// Bytes from disk or the network did not decode.
     #[error("corrupt {what}: {reason}")]
@@ -35,10 +27,7 @@ pub enum Error {
     Storage(String),
 
     #[error("io on {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
 
     /// A transaction names a table this node does not know.
     #[error("unknown table `{0}`")]
@@ -57,9 +46,7 @@ pub enum Error {
     Refused(String),
 
     /// A peer refused our cookie, or we refused a peer's.
-    #[error(
-        "cookie mismatch with {peer}: the nodes were started with different `node.cookie` values"
-    )]
+    #[error("cookie mismatch with {peer}: the nodes were started with different `node.cookie` values")]
     CookieMismatch { peer: String },
 
     /// A peer could not be reached or answered with a transport error.
@@ -79,24 +66,15 @@ pub enum Error {
 
 impl Error {
     pub(crate) fn corrupt(what: &'static str, reason: impl std::fmt::Display) -> Self {
-        Error::Corrupt {
-            what,
-            reason: reason.to_string(),
-        }
+        Error::Corrupt { what, reason: reason.to_string() }
     }
 
     pub fn config(key: &str, reason: impl std::fmt::Display) -> Self {
-        Error::Config {
-            key: key.to_string(),
-            reason: reason.to_string(),
-        }
+        Error::Config { key: key.to_string(), reason: reason.to_string() }
     }
 
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io {
-            path: path.into(),
-            source,
-        }
+        Error::Io { path: path.into(), source }
     }
 }
 
@@ -111,14 +89,8 @@ impl Error {
             Error::InvalidTxn(s) => Error::InvalidTxn(s.clone()),
             Error::UnknownTable(s) => Error::UnknownTable(s.clone()),
             Error::CookieMismatch { peer } => Error::CookieMismatch { peer: peer.clone() },
-            Error::Rpc { peer, reason } => Error::Rpc {
-                peer: peer.clone(),
-                reason: reason.clone(),
-            },
-            Error::Timeout { what, ms } => Error::Timeout {
-                what: what.clone(),
-                ms: *ms,
-            },
+            Error::Rpc { peer, reason } => Error::Rpc { peer: peer.clone(), reason: reason.clone() },
+            Error::Timeout { what, ms } => Error::Timeout { what: what.clone(), ms: *ms },
             Error::Shutdown => Error::Shutdown,
             other => Error::Raft(other.to_string()),
         }

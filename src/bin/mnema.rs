@@ -9,11 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(
-    name = "mnema",
-    version,
-    about = "Embedded replicated table store for MQTT brokers"
-)]
+#[command(name = "mnema", version, about = "Embedded replicated table store for MQTT brokers")]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -81,22 +77,10 @@ enum ClusterCmd {
 
 #[derive(Subcommand)]
 enum TableCmd {
-    Put {
-        table: String,
-        key: String,
-        value: String,
-    },
-    Get {
-        table: String,
-        key: String,
-    },
-    Delete {
-        table: String,
-        key: String,
-    },
-    Dump {
-        table: String,
-    },
+    Put { table: String, key: String, value: String },
+    Get { table: String, key: String },
+    Delete { table: String, key: String },
+    Dump { table: String },
 }
 
 #[tokio::main]
@@ -115,18 +99,8 @@ async fn main() -> ExitCode {
         .init();
     let res = match cli.cmd {
         Cmd::Start { config } => start(config).await,
-        Cmd::Ctl {
-            node,
-            cookie,
-            base_port,
-            cmd,
-        } => ctl(&node, &cookie, base_port, cmd).await,
-        Cmd::DevCluster {
-            dir,
-            cores,
-            base_port,
-            once,
-        } => dev_cluster(dir, cores, base_port, once).await,
+        Cmd::Ctl { node, cookie, base_port, cmd } => ctl(&node, &cookie, base_port, cmd).await,
+        Cmd::DevCluster { dir, cores, base_port, once } => dev_cluster(dir, cores, base_port, once).await,
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,
@@ -157,25 +131,17 @@ async fn wait_for_signal() -> Result<()> {
 }
 
 fn resolve_addr(node: &str, base_port: u16) -> Result<String> {
-    if node.contains('@') {
-        Ok(mnema::Peer::parse("--node", node, base_port)?.addr)
-    } else {
-        Ok(node.to_string())
-    }
+    if node.contains('@') { Ok(mnema::Peer::parse("--node", node, base_port)?.addr) } else { Ok(node.to_string()) }
 }
 
 async fn ctl(node: &str, cookie: &str, base_port: u16, cmd: CtlCmd) -> Result<()> {
     let mut client = Client::new(&resolve_addr(node, base_port)?, cookie)?;
     match cmd {
-        CtlCmd::Cluster {
-            cmd: ClusterCmd::Status { json },
-        } => {
+        CtlCmd::Cluster { cmd: ClusterCmd::Status { json } } => {
             let status = client.status().await?;
             print_status(&status, json);
         }
-        CtlCmd::Cluster {
-            cmd: ClusterCmd::Join { peer },
-        } => {
+        CtlCmd::Cluster { cmd: ClusterCmd::Join { peer } } => {
             let reply = client.join(&peer).await?;
             println!("joined the cluster of {peer}; leader: {}", reply.leader);
         }
@@ -187,18 +153,14 @@ async fn ctl(node: &str, cookie: &str, base_port: u16, cmd: CtlCmd) -> Result<()
 async fn table_cmd(client: &mut Client, cmd: TableCmd) -> Result<()> {
     match cmd {
         TableCmd::Put { table, key, value } => {
-            let v: serde_json::Value = serde_json::from_str(&value)
-                .map_err(|e| Error::InvalidTxn(format!("value is not JSON: {e}")))?;
+            let v: serde_json::Value =
+                serde_json::from_str(&value).map_err(|e| Error::InvalidTxn(format!("value is not JSON: {e}")))?;
             let bytes = serde_json::to_vec(&v).map_err(|e| Error::InvalidTxn(e.to_string()))?;
-            let c = client
-                .transact(&Txn::new().put(&table, key.as_bytes(), bytes))
-                .await?;
+            let c = client.transact(&Txn::new().put(&table, key.as_bytes(), bytes)).await?;
             println!("ok (index {})", c.index);
         }
         TableCmd::Delete { table, key } => {
-            let c = client
-                .transact(&Txn::new().delete(&table, key.as_bytes()))
-                .await?;
+            let c = client.transact(&Txn::new().delete(&table, key.as_bytes())).await?;
             println!("ok (index {})", c.index);
         }
         TableCmd::Get { table, key } => {
@@ -232,18 +194,8 @@ fn value_json(bytes: &[u8]) -> serde_json::Value {
 }
 
 fn print_status(s: &pb::ClusterStatus, json: bool) {
-    let running: Vec<&str> = s
-        .members
-        .iter()
-        .filter(|m| m.running)
-        .map(|m| m.name.as_str())
-        .collect();
-    let stopped: Vec<&str> = s
-        .members
-        .iter()
-        .filter(|m| !m.running)
-        .map(|m| m.name.as_str())
-        .collect();
+    let running: Vec<&str> = s.members.iter().filter(|m| m.running).map(|m| m.name.as_str()).collect();
+    let stopped: Vec<&str> = s.members.iter().filter(|m| !m.running).map(|m| m.name.as_str()).collect();
     if json {
         let nodes: Vec<serde_json::Value> = s
             .members
@@ -257,38 +209,21 @@ fn print_status(s: &pb::ClusterStatus, json: bool) {
             })
             .collect();
         let doc = serde_json::json!({
-            "cluster": s.cluster, "leader": s.leader,
+            "cluster": s.cluster, "cluster_id": s.cluster_id, "leader": s.leader,
             "running_nodes": running, "stopped_nodes": stopped, "nodes": nodes,
         });
         println!("{doc:#}");
         return;
     }
-    println!(
-        "Cluster status: {}  leader: {}",
-        s.cluster,
-        if s.leader.is_empty() {
-            "(none)"
-        } else {
-            &s.leader
-        }
-    );
+    let leader = if s.leader.is_empty() { "(none)" } else { &s.leader };
+    println!("Cluster status: {} (id {})  leader: {leader}", s.cluster, s.cluster_id);
     println!("running_nodes: [{}]", running.join(", "));
     println!("stopped_nodes: [{}]", stopped.join(", "));
-    println!(
-        "{:<28} {:<16} {:<10} {:>10} {:<22}",
-        "NODE", "ROLE", "STATE", "APPLIED", "ADDR"
-    );
+    println!("{:<28} {:<16} {:<10} {:>10} {:<22}", "NODE", "ROLE", "STATE", "APPLIED", "ADDR");
     for m in &s.members {
         let st = m.status.clone().unwrap_or_default();
-        let state = if m.running {
-            st.raft_state.as_str()
-        } else {
-            "stopped"
-        };
-        println!(
-            "{:<28} {:<16} {:<10} {:>10} {:<22}",
-            m.name, m.role, state, st.applied_index, m.addr
-        );
+        let state = if m.running { st.raft_state.as_str() } else { "stopped" };
+        println!("{:<28} {:<16} {:<10} {:>10} {:<22}", m.name, m.role, state, st.applied_index, m.addr);
     }
 }
 
@@ -306,14 +241,9 @@ async fn dev_cluster(dir: PathBuf, cores: u16, base_port: u16, once: bool) -> Re
         nodes.push(Node::start(c, schema::broker_tables()).await?);
     }
     let status = wait_until_formed(&nodes[0]).await?;
-    println!(
-        "pseudo-distributed cluster of {cores} cores under {}",
-        dir.display()
-    );
+    println!("pseudo-distributed cluster of {cores} cores under {}", dir.display());
     print_status(&status, false);
-    println!(
-        "try: mnema ctl --node mnema1@127.0.0.1 table put rules r1 '{{\"sql\":\"SELECT * FROM t\"}}'"
-    );
+    println!("try: mnema ctl --node mnema1@127.0.0.1 table put rules r1 '{{\"sql\":\"SELECT * FROM t\"}}'");
     if !once {
         println!("serving; Ctrl-C to stop");
         wait_for_signal().await?;
@@ -333,10 +263,7 @@ async fn wait_until_formed(node: &Node) -> Result<pb::ClusterStatus> {
             return Ok(s);
         }
         if std::time::Instant::now() > deadline {
-            return Err(Error::Timeout {
-                what: "the dev cluster to elect a leader".into(),
-                ms: 30_000,
-            });
+            return Err(Error::Timeout { what: "the dev cluster to elect a leader".into(), ms: 30_000 });
         }
         let mut m = node.shared().raft()?.metrics();
         let _ = tokio::time::timeout(std::time::Duration::from_millis(200), m.changed()).await;

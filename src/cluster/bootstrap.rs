@@ -18,32 +18,18 @@ use std::time::Duration;
 
 pub async fn form(shared: &Arc<NodeShared>) -> Result<()> {
     let raft = shared.raft()?;
-    if raft
-        .is_initialized()
-        .await
-        .map_err(|e| Error::Raft(e.to_string()))?
-    {
+    if raft.is_initialized().await.map_err(|e| Error::Raft(e.to_string()))? {
         tracing::info!("restarting with this data dir's cluster membership");
         return Ok(());
     }
     match shared.strategy() {
-        DiscoveryStrategy::Manual => {
-            initialize(shared, BTreeMap::from([(shared.cfg.node_id, shared.me())])).await
-        }
+        DiscoveryStrategy::Manual => initialize(shared, BTreeMap::from([(shared.cfg.node_id, shared.me())])).await,
         DiscoveryStrategy::Static => {
             let seeds = &shared.cfg.seeds;
             if seeds.iter().any(|p| p.name == shared.cfg.name) {
                 let members = seeds
                     .iter()
-                    .map(|p| {
-                        (
-                            p.name.node_id(),
-                            NodeInfo {
-                                name: p.name.to_string(),
-                                addr: p.addr.clone(),
-                            },
-                        )
-                    })
+                    .map(|p| (p.name.node_id(), NodeInfo { name: p.name.to_string(), addr: p.addr.clone() }))
                     .collect();
                 initialize(shared, members).await
             } else {
@@ -51,10 +37,9 @@ pub async fn form(shared: &Arc<NodeShared>) -> Result<()> {
                 Ok(())
             }
         }
-        other => Err(Error::config(
-            "cluster.discovery_strategy",
-            format!("{other:?} is not available in this version"),
-        )),
+        other => {
+            Err(Error::config("cluster.discovery_strategy", format!("{other:?} is not available in this version")))
+        }
     }
 }
 
@@ -62,9 +47,7 @@ async fn initialize(shared: &Arc<NodeShared>, members: BTreeMap<u64, NodeInfo>) 
     match shared.raft()?.initialize(members).await {
         Ok(()) => Ok(()),
         // Another seed's leader reached us first: we are already part of the cluster.
-        Err(openraft::error::RaftError::APIError(
-            openraft::error::InitializeError::NotAllowed(_),
-        )) => Ok(()),
+        Err(openraft::error::RaftError::APIError(openraft::error::InitializeError::NotAllowed(_))) => Ok(()),
         Err(e) => Err(Error::Raft(format!("initialize: {e}"))),
     }
 }
@@ -72,8 +55,12 @@ async fn initialize(shared: &Arc<NodeShared>, members: BTreeMap<u64, NodeInfo>) 
 /// Keeps trying the seeds until one admits this node.
 async fn join_seeds(shared: Arc<NodeShared>) {
     let mut delay = Duration::from_millis(200);
+    let mut stopping = shared.stopping.clone();
     loop {
         for seed in shared.cfg.seeds.clone() {
+            if *stopping.borrow() {
+                return;
+            }
             match crate::cluster::membership::join(&shared, &seed).await {
                 Ok(()) => return,
                 Err(Error::Shutdown) => return,
@@ -82,7 +69,10 @@ async fn join_seeds(shared: Arc<NodeShared>) {
                 }
             }
         }
-        tokio::time::sleep(delay).await;
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = stopping.wait_for(|s| *s) => return,
+        }
         delay = (delay * 2).min(Duration::from_secs(5));
     }
 }

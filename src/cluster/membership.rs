@@ -24,16 +24,9 @@ pub async fn join(shared: &Arc<NodeShared>, target: &Peer) -> Result<()> {
         return Err(Error::Refused("a node cannot join itself".into()));
     }
     let mut client = shared.peers.cluster(&target.addr)?;
-    let their = client
-        .node_info(pb::Empty {})
-        .await
-        .map_err(|s| status_error(target.name.as_str(), s))?
-        .into_inner();
+    let their = client.node_info(pb::Empty {}).await.map_err(|s| status_error(target.name.as_str(), s))?.into_inner();
     if their.name != target.name.as_str() {
-        return Err(Error::Refused(format!(
-            "{} answers as `{}`, not `{}`",
-            target.addr, their.name, target.name
-        )));
+        return Err(Error::Refused(format!("{} answers as `{}`, not `{}`", target.addr, their.name, target.name)));
     }
     let m = shared.metrics()?;
     let membership = m.membership_config.membership();
@@ -41,11 +34,8 @@ pub async fn join(shared: &Arc<NodeShared>, target: &Peer) -> Result<()> {
         tracing::info!(target = %target.name, "already in the same cluster");
         return Ok(());
     }
-    let others: Vec<String> = membership
-        .nodes()
-        .filter(|(id, _)| **id != shared.cfg.node_id)
-        .map(|(_, n)| n.name.clone())
-        .collect();
+    let others: Vec<String> =
+        membership.nodes().filter(|(id, _)| **id != shared.cfg.node_id).map(|(_, n)| n.name.clone()).collect();
     if !others.is_empty() {
         return Err(Error::Refused(format!(
             "{} is already in a cluster with {}; leave it before joining another",
@@ -55,16 +45,11 @@ pub async fn join(shared: &Arc<NodeShared>, target: &Peer) -> Result<()> {
     }
     tracing::warn!(target = %target.name, "joining: discarding this node's replicated data");
     crate::node::raft_setup_reset(shared).await?;
-    let req = pb::JoinRequest {
-        name: shared.cfg.name.to_string(),
-        addr: shared.cfg.advertise.clone(),
-    };
+    shared.adopt_cluster_id(&their.cluster_id)?;
+    let req = pb::JoinRequest { name: shared.cfg.name.to_string(), addr: shared.cfg.advertise.clone() };
     let mut req = tonic::Request::new(req);
     req.set_timeout(JOIN_TIMEOUT);
-    client
-        .join(req)
-        .await
-        .map_err(|s| status_error(target.name.as_str(), s))?;
+    client.join(req).await.map_err(|s| status_error(target.name.as_str(), s))?;
     tracing::info!(target = %target.name, "joined");
     Ok(())
 }
@@ -75,22 +60,13 @@ pub async fn admit(shared: &Arc<NodeShared>, name: &str, addr: &str) -> Result<p
     let id = node_name.node_id();
     let raft = shared.raft()?;
     let Some((leader_id, leader)) = shared.leader()? else {
-        return Err(Error::NoLeader(
-            "the cluster has no leader to admit a new member".into(),
-        ));
+        return Err(Error::NoLeader("the cluster has no leader to admit a new member".into()));
     };
     if leader_id != shared.cfg.node_id {
         let mut client = shared.peers.cluster(&leader.addr)?;
-        let mut req = tonic::Request::new(pb::JoinRequest {
-            name: name.into(),
-            addr: addr.into(),
-        });
+        let mut req = tonic::Request::new(pb::JoinRequest { name: name.into(), addr: addr.into() });
         req.set_timeout(JOIN_TIMEOUT);
-        return client
-            .join(req)
-            .await
-            .map(|r| r.into_inner())
-            .map_err(|s| status_error(&leader.name, s));
+        return client.join(req).await.map(|r| r.into_inner()).map_err(|s| status_error(&leader.name, s));
     }
     let _guard = shared.membership_lock.lock().await;
     let m = shared.metrics()?;
@@ -105,19 +81,12 @@ pub async fn admit(shared: &Arc<NodeShared>, name: &str, addr: &str) -> Result<p
     }
     let is_voter = membership.voter_ids().any(|v| v == id);
     if !is_voter {
-        let info = NodeInfo {
-            name: name.into(),
-            addr: addr.into(),
-        };
-        raft.add_learner(id, info, true)
-            .await
-            .map_err(|e| Error::Raft(format!("add learner {name}: {e}")))?;
+        let info = NodeInfo { name: name.into(), addr: addr.into() };
+        raft.add_learner(id, info, true).await.map_err(|e| Error::Raft(format!("add learner {name}: {e}")))?;
         raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
             .await
             .map_err(|e| Error::Raft(format!("make {name} a voter: {e}")))?;
         tracing::info!(node = name, "admitted into the cluster");
     }
-    Ok(pb::JoinReply {
-        leader: shared.cfg.name.to_string(),
-    })
+    Ok(pb::JoinReply { leader: shared.cfg.name.to_string() })
 }

@@ -10,23 +10,15 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tonic::service::interceptor::InterceptedService;
 
-pub async fn serve(
-    shared: Arc<NodeShared>,
-    listener: tokio::net::TcpListener,
-    mut stop: watch::Receiver<bool>,
-) {
+pub async fn serve(shared: Arc<NodeShared>, listener: tokio::net::TcpListener, mut stop: watch::Receiver<bool>) {
     let check = CheckCookie::new(&shared.config.node.cookie);
-    let raft = RaftServer::new(RaftService {
-        node: shared.clone(),
-    })
-    .max_decoding_message_size(crate::codec::MAX_DECODE)
-    .max_encoding_message_size(crate::codec::MAX_DECODE);
-    let cluster = ClusterServer::new(ClusterService {
-        node: shared.clone(),
-    })
-    .max_decoding_message_size(crate::codec::MAX_DECODE)
-    .max_encoding_message_size(crate::codec::MAX_DECODE);
-    let raft = InterceptedService::new(raft, check.clone());
+    let raft = RaftServer::new(RaftService { node: shared.clone() })
+        .max_decoding_message_size(crate::codec::MAX_DECODE)
+        .max_encoding_message_size(crate::codec::MAX_DECODE);
+    let cluster = ClusterServer::new(ClusterService { node: shared.clone() })
+        .max_decoding_message_size(crate::codec::MAX_DECODE)
+        .max_encoding_message_size(crate::codec::MAX_DECODE);
+    let raft = InterceptedService::new(raft, check.clone().same_cluster(shared.cluster_id.clone()));
     let cluster = InterceptedService::new(cluster, check);
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     let res = tonic::transport::Server::builder()

@@ -32,75 +32,43 @@ impl Cluster for ClusterService {
     }
 
     async fn status(&self, _: Request<pb::Empty>) -> Result<Response<pb::ClusterStatus>, Status> {
-        super::status::collect(&self.node)
-            .await
-            .map(Response::new)
-            .map_err(to_status)
+        super::status::collect(&self.node).await.map(Response::new).map_err(to_status)
     }
 
     async fn join(&self, req: Request<pb::JoinRequest>) -> Result<Response<pb::JoinReply>, Status> {
         let r = req.into_inner();
-        super::membership::admit(&self.node, &r.name, &r.addr)
-            .await
-            .map(Response::new)
-            .map_err(to_status)
+        super::membership::admit(&self.node, &r.name, &r.addr).await.map(Response::new).map_err(to_status)
     }
 
-    async fn join_other(
-        &self,
-        req: Request<pb::JoinRequest>,
-    ) -> Result<Response<pb::JoinReply>, Status> {
+    async fn join_other(&self, req: Request<pb::JoinRequest>) -> Result<Response<pb::JoinReply>, Status> {
         let r = req.into_inner();
         // `name` is the peer as the operator wrote it: name@host or name@host:port.
-        let target =
-            Peer::parse("node", &r.name, self.node.config.node.base_port).map_err(to_status)?;
-        super::membership::join(&self.node, &target)
-            .await
-            .map_err(to_status)?;
-        let leader = self
-            .node
-            .leader()
-            .ok()
-            .flatten()
-            .map(|(_, n)| n.name)
-            .unwrap_or_default();
+        let target = Peer::parse("node", &r.name, self.node.config.node.base_port).map_err(to_status)?;
+        super::membership::join(&self.node, &target).await.map_err(to_status)?;
+        let leader = self.node.leader().ok().flatten().map(|(_, n)| n.name).unwrap_or_default();
         Ok(Response::new(pb::JoinReply { leader }))
     }
 
-    async fn write(
-        &self,
-        req: Request<pb::WriteRequest>,
-    ) -> Result<Response<pb::WriteReply>, Status> {
-        let batch: Batch =
-            crate::codec::decode_versioned("forwarded batch", 1, &req.into_inner().batch)
-                .map_err(|e| Status::invalid_argument(e.to_string()))?;
+    async fn write(&self, req: Request<pb::WriteRequest>) -> Result<Response<pb::WriteReply>, Status> {
+        let batch: Batch = crate::codec::decode_versioned("forwarded batch", 1, &req.into_inner().batch)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let reply = self.node.serve_forwarded(batch).await;
-        let bytes = crate::codec::encode_versioned(1, &reply)
-            .map_err(|e| Status::internal(e.to_string()))?;
+        let bytes = crate::codec::encode_versioned(1, &reply).map_err(|e| Status::internal(e.to_string()))?;
         Ok(Response::new(pb::WriteReply { reply: bytes }))
     }
 
-    async fn transact(
-        &self,
-        req: Request<pb::WriteRequest>,
-    ) -> Result<Response<pb::WriteReply>, Status> {
-        let txn: crate::engine::Txn =
-            crate::codec::decode_versioned("transaction", 1, &req.into_inner().batch)
-                .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let reply: Result<crate::engine::Committed, String> =
-            self.node.transact(txn).await.map_err(|e| e.to_string());
-        let bytes = crate::codec::encode_versioned(1, &reply)
-            .map_err(|e| Status::internal(e.to_string()))?;
+    async fn transact(&self, req: Request<pb::WriteRequest>) -> Result<Response<pb::WriteReply>, Status> {
+        let txn: crate::engine::Txn = crate::codec::decode_versioned("transaction", 1, &req.into_inner().batch)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let reply: Result<crate::engine::Committed, String> = self.node.transact(txn).await.map_err(|e| e.to_string());
+        let bytes = crate::codec::encode_versioned(1, &reply).map_err(|e| Status::internal(e.to_string()))?;
         Ok(Response::new(pb::WriteReply { reply: bytes }))
     }
 
     async fn read(&self, req: Request<pb::ReadRequest>) -> Result<Response<pb::ReadReply>, Status> {
         let r = req.into_inner();
         if r.min_applied > 0 {
-            self.node
-                .wait_applied(r.min_applied, Duration::from_secs(10))
-                .await
-                .map_err(to_status)?;
+            self.node.wait_applied(r.min_applied, Duration::from_secs(10)).await.map_err(to_status)?;
         }
         let records = if r.all {
             self.node.dump(&r.table).map_err(to_status)?
@@ -113,13 +81,7 @@ impl Cluster for ClusterService {
                 .collect()
         };
         Ok(Response::new(pb::ReadReply {
-            records: records
-                .into_iter()
-                .map(|(k, v)| pb::Record {
-                    key: k.to_vec(),
-                    value: v.to_vec(),
-                })
-                .collect(),
+            records: records.into_iter().map(|(k, v)| pb::Record { key: k.to_vec(), value: v.to_vec() }).collect(),
             applied_index: self.node.applied_index(),
         }))
     }

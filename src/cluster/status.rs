@@ -45,14 +45,12 @@ pub async fn collect(shared: &NodeShared) -> Result<pb::ClusterStatus> {
         }
     });
     let members = futures::future::join_all(asks).await;
-    let leader = m
-        .current_leader
-        .and_then(|id| membership.get_node(&id).map(|n| n.name.clone()))
-        .unwrap_or_default();
+    let leader = m.current_leader.and_then(|id| membership.get_node(&id).map(|n| n.name.clone())).unwrap_or_default();
     Ok(pb::ClusterStatus {
         cluster: shared.config.cluster.name.clone(),
         leader,
         members,
+        cluster_id: shared.cluster_id(),
     })
 }
 
@@ -63,9 +61,8 @@ async fn ask(shared: &NodeShared, name: &str, addr: &str) -> Result<pb::NodeStat
     match tokio::time::timeout(ASK_TIMEOUT, client.node_info(req)).await {
         Ok(Ok(r)) => Ok(r.into_inner()),
         Ok(Err(s)) => Err(status_error(name, s)),
-        Err(_) => Err(crate::error::Error::Timeout {
-            what: format!("status of {name}"),
-            ms: ASK_TIMEOUT.as_millis() as u64,
-        }),
+        Err(_) => {
+            Err(crate::error::Error::Timeout { what: format!("status of {name}"), ms: ASK_TIMEOUT.as_millis() as u64 })
+        }
     }
 }

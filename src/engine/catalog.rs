@@ -21,16 +21,10 @@ impl Catalog {
         let mut by_name = HashMap::new();
         for (ix, d) in defs.iter().enumerate() {
             if d.name.is_empty() || d.name.len() > 200 {
-                return Err(Error::InvalidTxn(format!(
-                    "table name `{}` must be 1..=200 bytes",
-                    d.name
-                )));
+                return Err(Error::InvalidTxn(format!("table name `{}` must be 1..=200 bytes", d.name)));
             }
             if by_name.insert(d.name.clone(), ix).is_some() {
-                return Err(Error::InvalidTxn(format!(
-                    "table `{}` declared twice",
-                    d.name
-                )));
+                return Err(Error::InvalidTxn(format!("table `{}` declared twice", d.name)));
             }
         }
         Ok(Catalog { defs, by_name })
@@ -45,10 +39,7 @@ impl Catalog {
     }
 
     pub fn lookup(&self, name: &str) -> Result<TableIx> {
-        self.by_name
-            .get(name)
-            .copied()
-            .ok_or_else(|| Error::UnknownTable(name.to_string()))
+        self.by_name.get(name).copied().ok_or_else(|| Error::UnknownTable(name.to_string()))
     }
 
     /// Checks every op of `txn` against `scope`; returns the table of each op.
@@ -57,9 +48,7 @@ impl Catalog {
     /// rejects the whole transaction the same way everywhere).
     pub fn check(&self, txn: &Txn, scope: Scope) -> Result<Vec<TableIx>> {
         if txn.ops.is_empty() {
-            return Err(Error::InvalidTxn(
-                "a transaction needs at least one op".into(),
-            ));
+            return Err(Error::InvalidTxn("a transaction needs at least one op".into()));
         }
         txn.ops
             .iter()
@@ -74,14 +63,11 @@ impl Catalog {
                 }
                 match op {
                     Op::DeleteObject { .. } if def.kind != Kind::Bag => {
-                        Err(Error::InvalidTxn(format!(
-                            "delete_object needs a bag; `{}` is {:?}",
-                            def.name, def.kind
-                        )))
+                        Err(Error::InvalidTxn(format!("delete_object needs a bag; `{}` is {:?}", def.name, def.kind)))
                     }
-                    Op::PutIfAbsent { .. } if def.kind == Kind::Bag => Err(Error::InvalidTxn(
-                        format!("put_if_absent needs a set; `{}` is a bag", def.name),
-                    )),
+                    Op::PutIfAbsent { .. } if def.kind == Kind::Bag => {
+                        Err(Error::InvalidTxn(format!("put_if_absent needs a set; `{}` is a bag", def.name)))
+                    }
                     _ => Ok(ix),
                 }
             })

@@ -51,9 +51,7 @@ pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
 
 /// Splits a RocksDB key into its table name and the rest.
 pub fn split_table(raw: &[u8]) -> Result<(&str, &[u8])> {
-    let (&len, rest) = raw
-        .split_first()
-        .ok_or_else(|| Error::corrupt("record key", "empty"))?;
+    let (&len, rest) = raw.split_first().ok_or_else(|| Error::corrupt("record key", "empty"))?;
     let len = len as usize;
     if rest.len() < len {
         return Err(Error::corrupt("record key", "shorter than its table name"));
@@ -64,11 +62,7 @@ pub fn split_table(raw: &[u8]) -> Result<(&str, &[u8])> {
 
 /// Splits the part after the table name into (key, value) for a record of `kind`;
 /// `stored` is what RocksDB holds as the value (empty for bags).
-pub fn split_record<'a>(
-    kind: Kind,
-    rest: &'a [u8],
-    stored: &'a [u8],
-) -> Result<(&'a [u8], &'a [u8])> {
+pub fn split_record<'a>(kind: Kind, rest: &'a [u8], stored: &'a [u8]) -> Result<(&'a [u8], &'a [u8])> {
     match kind {
         Kind::Set | Kind::OrderedSet => Ok((rest, stored)),
         Kind::Bag => {
@@ -78,10 +72,7 @@ pub fn split_record<'a>(
             let (len, rest) = rest.split_at(4);
             let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
             if rest.len() < len {
-                return Err(Error::corrupt(
-                    "bag record key",
-                    "shorter than its key length",
-                ));
+                return Err(Error::corrupt("bag record key", "shorter than its key length"));
             }
             Ok(rest.split_at(len))
         }
@@ -97,20 +88,11 @@ mod tests {
         let k = record_key("routes", Kind::Bag, b"a/b", b"node1");
         let (t, rest) = split_table(&k).unwrap();
         assert_eq!(t, "routes");
-        assert_eq!(
-            split_record(Kind::Bag, rest, b"").unwrap(),
-            (&b"a/b"[..], &b"node1"[..])
-        );
+        assert_eq!(split_record(Kind::Bag, rest, b"").unwrap(), (&b"a/b"[..], &b"node1"[..]));
         assert!(k.starts_with(&bag_key_prefix("routes", b"a/b")));
-        assert!(
-            !record_key("routes", Kind::Bag, b"a/bc", b"")
-                .starts_with(&bag_key_prefix("routes", b"a/b"))
-        );
+        assert!(!record_key("routes", Kind::Bag, b"a/bc", b"").starts_with(&bag_key_prefix("routes", b"a/b")));
         let s = record_key("t", Kind::Set, b"k", b"ignored");
-        assert_eq!(
-            split_record(Kind::Set, split_table(&s).unwrap().1, b"v").unwrap(),
-            (&b"k"[..], &b"v"[..])
-        );
+        assert_eq!(split_record(Kind::Set, split_table(&s).unwrap().1, b"v").unwrap(), (&b"k"[..], &b"v"[..]));
         assert_eq!(prefix_end(&[1, 0xff]), Some(vec![2]));
         assert_eq!(prefix_end(&[0xff]), None);
         assert!(split_table(&[9, b'a']).is_err());

@@ -37,10 +37,7 @@ impl MemTable {
         match self {
             MemTable::Set(m) => m.get(key).cloned().into_iter().collect(),
             MemTable::Ordered(m) => m.get(key).cloned().into_iter().collect(),
-            MemTable::Bag(m) => m
-                .get(key)
-                .map(|s| s.iter().cloned().collect())
-                .unwrap_or_default(),
+            MemTable::Bag(m) => m.get(key).map(|s| s.iter().cloned().collect()).unwrap_or_default(),
             MemTable::None => Vec::new(),
         }
     }
@@ -98,9 +95,7 @@ impl MemTable {
                     Some(t) => Bound::Excluded(Arc::from(t)),
                     None => Bound::Unbounded,
                 };
-                m.range((Bound::Included(from), hi))
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect()
+                m.range((Bound::Included(from), hi)).map(|(k, v)| (k.clone(), v.clone())).collect()
             }
             _ => Vec::new(),
         }
@@ -115,9 +110,7 @@ impl MemTable {
                 m.insert(Arc::from(key), Arc::from(value));
             }
             MemTable::Bag(m) => {
-                m.entry(Arc::from(key))
-                    .or_default()
-                    .insert(Arc::from(value));
+                m.entry(Arc::from(key)).or_default().insert(Arc::from(value));
             }
             MemTable::None => {}
         }
@@ -173,14 +166,7 @@ pub struct MemState {
 
 impl MemState {
     pub fn empty(catalog: &Catalog) -> Self {
-        MemState {
-            applied: 0,
-            tables: catalog
-                .defs()
-                .iter()
-                .map(|d| MemTable::empty(d.kind, d.in_memory()))
-                .collect(),
-        }
+        MemState { applied: 0, tables: catalog.defs().iter().map(|d| MemTable::empty(d.kind, d.in_memory())).collect() }
     }
 
     pub fn table(&self, ix: TableIx) -> &MemTable {
@@ -196,9 +182,7 @@ pub struct MemStore {
 
 impl MemStore {
     pub fn new(state: MemState) -> Self {
-        MemStore {
-            current: ArcSwap::from_pointee(state),
-        }
+        MemStore { current: ArcSwap::from_pointee(state) }
     }
 
     /// A consistent view of every table; hold it as long as needed, it never changes.
@@ -246,11 +230,7 @@ mod tests {
         assert_eq!(now.applied, 3);
         assert_eq!(now.tables[0].get_one(b"k").map(|v| &v[..]), Some(&b"v"[..]));
         assert_eq!(now.tables[1].len(), 2, "bag keeps distinct values only");
-        let keys: Vec<_> = now.tables[2]
-            .range(b"a", Some(b"c"))
-            .into_iter()
-            .map(|(k, _)| k[0])
-            .collect();
+        let keys: Vec<_> = now.tables[2].range(b"a", Some(b"c")).into_iter().map(|(k, _)| k[0]).collect();
         assert_eq!(keys, vec![b'a', b'b']);
         let mut w = (**now).clone();
         w.tables[1].delete_object(b"k", b"a");

@@ -29,25 +29,14 @@ impl<W: Write> SnapshotWriter<W> {
     pub fn new(mut out: W) -> std::io::Result<Self> {
         out.write_all(MAGIC)?;
         out.write_all(&[VERSION])?;
-        Ok(SnapshotWriter {
-            out,
-            crc: crc32fast::Hasher::new(),
-            count: 0,
-        })
+        Ok(SnapshotWriter { out, crc: crc32fast::Hasher::new(), count: 0 })
     }
 
     pub fn record(&mut self, key: &[u8], value: &[u8]) -> std::io::Result<()> {
         if key.len() > MAX_KEY || value.len() > MAX_VALUE {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "record too large for a snapshot",
-            ));
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "record too large for a snapshot"));
         }
-        let head = [
-            (key.len() as u32).to_le_bytes(),
-            (value.len() as u32).to_le_bytes(),
-        ]
-        .concat();
+        let head = [(key.len() as u32).to_le_bytes(), (value.len() as u32).to_le_bytes()].concat();
         for part in [&head[..], key, value] {
             self.crc.update(part);
             self.out.write_all(part)?;
@@ -75,8 +64,7 @@ pub struct SnapshotReader<R: Read> {
 }
 
 fn read_exact<R: Read>(r: &mut R, buf: &mut [u8]) -> Result<()> {
-    r.read_exact(buf)
-        .map_err(|e| Error::corrupt("snapshot", format!("truncated: {e}")))
+    r.read_exact(buf).map_err(|e| Error::corrupt("snapshot", format!("truncated: {e}")))
 }
 
 impl<R: Read> SnapshotReader<R> {
@@ -84,23 +72,12 @@ impl<R: Read> SnapshotReader<R> {
         let mut head = [0u8; 9];
         read_exact(&mut input, &mut head)?;
         if &head[..8] != MAGIC {
-            return Err(Error::corrupt(
-                "snapshot",
-                "not a mnema snapshot (bad magic)",
-            ));
+            return Err(Error::corrupt("snapshot", "not a mnema snapshot (bad magic)"));
         }
         if head[8] != VERSION {
-            return Err(Error::corrupt(
-                "snapshot",
-                format!("format version {}, expected {VERSION}", head[8]),
-            ));
+            return Err(Error::corrupt("snapshot", format!("format version {}, expected {VERSION}", head[8])));
         }
-        Ok(SnapshotReader {
-            input,
-            crc: crc32fast::Hasher::new(),
-            count: 0,
-            done: false,
-        })
+        Ok(SnapshotReader { input, crc: crc32fast::Hasher::new(), count: 0, done: false })
     }
 
     /// The next record, or `None` after a valid end frame.
@@ -114,16 +91,8 @@ impl<R: Read> SnapshotReader<R> {
         if klen == END {
             let mut tail = [0u8; 12];
             read_exact(&mut self.input, &mut tail)?;
-            let count = u64::from_le_bytes(
-                tail[..8]
-                    .try_into()
-                    .map_err(|_| Error::corrupt("snapshot", "end frame"))?,
-            );
-            let crc = u32::from_le_bytes(
-                tail[8..]
-                    .try_into()
-                    .map_err(|_| Error::corrupt("snapshot", "end frame"))?,
-            );
+            let count = u64::from_le_bytes(tail[..8].try_into().map_err(|_| Error::corrupt("snapshot", "end frame"))?);
+            let crc = u32::from_le_bytes(tail[8..].try_into().map_err(|_| Error::corrupt("snapshot", "end frame"))?);
             if count != self.count {
                 return Err(Error::corrupt(
                     "snapshot",
@@ -134,12 +103,7 @@ impl<R: Read> SnapshotReader<R> {
                 return Err(Error::corrupt("snapshot", "checksum mismatch"));
             }
             let mut extra = [0u8; 1];
-            if self
-                .input
-                .read(&mut extra)
-                .map_err(|e| Error::corrupt("snapshot", e))?
-                != 0
-            {
+            if self.input.read(&mut extra).map_err(|e| Error::corrupt("snapshot", e))? != 0 {
                 return Err(Error::corrupt("snapshot", "bytes after the end frame"));
             }
             self.done = true;
@@ -149,10 +113,7 @@ impl<R: Read> SnapshotReader<R> {
         read_exact(&mut self.input, &mut vlen)?;
         let (klen, vlen) = (klen as usize, u32::from_le_bytes(vlen) as usize);
         if klen > MAX_KEY || vlen > MAX_VALUE {
-            return Err(Error::corrupt(
-                "snapshot",
-                format!("record of {klen}+{vlen} bytes exceeds the limits"),
-            ));
+            return Err(Error::corrupt("snapshot", format!("record of {klen}+{vlen} bytes exceeds the limits")));
         }
         let mut key = vec![0u8; klen];
         read_exact(&mut self.input, &mut key)?;
@@ -189,10 +150,7 @@ mod tests {
     fn round_trip() {
         let bytes = sample();
         let mut r = SnapshotReader::new(&bytes[..]).unwrap();
-        assert_eq!(
-            r.next_record().unwrap(),
-            Some((b"k1".to_vec(), b"v1".to_vec()))
-        );
+        assert_eq!(r.next_record().unwrap(), Some((b"k1".to_vec(), b"v1".to_vec())));
         assert_eq!(r.next_record().unwrap(), Some((b"k2".to_vec(), vec![])));
         assert_eq!(r.next_record().unwrap(), None);
         assert_eq!(verify(&bytes[..]).unwrap(), 2);
@@ -202,10 +160,7 @@ mod tests {
     fn every_truncation_and_flip_is_an_error() {
         let bytes = sample();
         for cut in 0..bytes.len() {
-            assert!(
-                verify(&bytes[..cut]).is_err(),
-                "truncated at {cut} accepted"
-            );
+            assert!(verify(&bytes[..cut]).is_err(), "truncated at {cut} accepted");
         }
         for i in 0..bytes.len() {
             let mut b = bytes.clone();

@@ -47,12 +47,7 @@ pub struct TableDef {
 
 impl TableDef {
     pub fn new(name: &str, kind: Kind, scope: Scope, storage: Storage) -> Self {
-        TableDef {
-            name: name.to_string(),
-            kind,
-            scope,
-            storage,
-        }
+        TableDef { name: name.to_string(), kind, scope, storage }
     }
 
     pub fn replicated(name: &str, kind: Kind, storage: Storage) -> Self {

@@ -17,27 +17,15 @@ pub const DEFAULT_SHARD: ShardId = 0;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Op {
     /// Set: replace the value. Bag: add the value (a no-op if that exact value is there).
-    Put {
-        table: String,
-        key: Vec<u8>,
-        value: Vec<u8>,
-    },
+    Put { table: String, key: Vec<u8>, value: Vec<u8> },
     /// Remove the key with all its values.
     Delete { table: String, key: Vec<u8> },
     /// Bag only: remove one value of a key.
-    DeleteObject {
-        table: String,
-        key: Vec<u8>,
-        value: Vec<u8>,
-    },
+    DeleteObject { table: String, key: Vec<u8>, value: Vec<u8> },
     /// Remove every record of the table.
     Clear { table: String },
     /// Set or ordered_set: put only if the key is absent; the outcome says which happened.
-    PutIfAbsent {
-        table: String,
-        key: Vec<u8>,
-        value: Vec<u8>,
-    },
+    PutIfAbsent { table: String, key: Vec<u8>, value: Vec<u8> },
 }
 
 impl Op {
@@ -75,54 +63,27 @@ impl Txn {
     }
 
     pub fn put(mut self, table: &str, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> Self {
-        self.ops.push(Op::Put {
-            table: table.into(),
-            key: key.into(),
-            value: value.into(),
-        });
+        self.ops.push(Op::Put { table: table.into(), key: key.into(), value: value.into() });
         self
     }
 
     pub fn delete(mut self, table: &str, key: impl Into<Vec<u8>>) -> Self {
-        self.ops.push(Op::Delete {
-            table: table.into(),
-            key: key.into(),
-        });
+        self.ops.push(Op::Delete { table: table.into(), key: key.into() });
         self
     }
 
-    pub fn delete_object(
-        mut self,
-        table: &str,
-        key: impl Into<Vec<u8>>,
-        value: impl Into<Vec<u8>>,
-    ) -> Self {
-        self.ops.push(Op::DeleteObject {
-            table: table.into(),
-            key: key.into(),
-            value: value.into(),
-        });
+    pub fn delete_object(mut self, table: &str, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> Self {
+        self.ops.push(Op::DeleteObject { table: table.into(), key: key.into(), value: value.into() });
         self
     }
 
     pub fn clear(mut self, table: &str) -> Self {
-        self.ops.push(Op::Clear {
-            table: table.into(),
-        });
+        self.ops.push(Op::Clear { table: table.into() });
         self
     }
 
-    pub fn put_if_absent(
-        mut self,
-        table: &str,
-        key: impl Into<Vec<u8>>,
-        value: impl Into<Vec<u8>>,
-    ) -> Self {
-        self.ops.push(Op::PutIfAbsent {
-            table: table.into(),
-            key: key.into(),
-            value: value.into(),
-        });
+    pub fn put_if_absent(mut self, table: &str, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> Self {
+        self.ops.push(Op::PutIfAbsent { table: table.into(), key: key.into(), value: value.into() });
         self
     }
 }

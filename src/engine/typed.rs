@@ -88,10 +88,7 @@ impl<K, V> Copy for Typed<K, V> {}
 
 impl<K: TableKey, V: Serialize + DeserializeOwned> Typed<K, V> {
     pub const fn new(name: &'static str) -> Self {
-        Typed {
-            name,
-            _types: PhantomData,
-        }
+        Typed { name, _types: PhantomData }
     }
 
     pub fn encode_value(value: &V) -> Result<Vec<u8>> {
@@ -125,9 +122,7 @@ impl<K: TableKey, V: Serialize + DeserializeOwned> Typed<K, V> {
 
     /// Decodes the records a dump returned.
     pub fn records(&self, raw: &[(Blob, Blob)]) -> Result<Vec<(K, V)>> {
-        raw.iter()
-            .map(|(k, v)| Ok((K::decode_key(k)?, Self::decode_value(v)?)))
-            .collect()
+        raw.iter().map(|(k, v)| Ok((K::decode_key(k)?, Self::decode_value(v)?))).collect()
     }
 }
 
@@ -152,9 +147,7 @@ mod tests {
     fn values_round_trip_and_reject_garbage() {
         let t: Typed<String, (u8, String)> = Typed::new("t");
         let txn = t.put(Txn::new(), &"k".into(), &(1, "x".into())).unwrap();
-        let crate::engine::Op::Put { value, .. } = &txn.ops[0] else {
-            panic!("put")
-        };
+        let crate::engine::Op::Put { value, .. } = &txn.ops[0] else { panic!("put") };
         let blob: Blob = value.as_slice().into();
         assert_eq!(t.values(&[blob]).unwrap(), vec![(1, "x".to_string())]);
         assert!(t.values(&[Blob::from(&b"\x02garbage"[..])]).is_err());

@@ -11,16 +11,15 @@ mod raft_setup;
 
 use crate::config::{DiscoveryStrategy, NodeConfig, Role, Validated};
 use crate::engine::memory::{Blob, MemState, MemStore};
-use crate::engine::{
-    Batch, BatchOutcome, Catalog, Committed, OpResult, Scope, TableDef, TableIx, Txn, TxnOutcome,
-};
+use crate::engine::{Batch, BatchOutcome, Catalog, Committed, OpResult, Scope, TableDef, TableIx, Txn, TxnOutcome};
 use crate::error::{Error, Result};
 use crate::name::Peer;
 use crate::raft::types::{ClientWriteError, NodeId, NodeInfo, Raft, RaftError, RaftMetrics};
 use crate::rpc::client::{Peers, status_error};
 use crate::rpc::pb;
 use crate::storage::apply::{DiscWriter, apply_txn, load_memory};
-use crate::storage::db::{CF_DATA, CF_LOCAL, Db, storage_err};
+use crate::storage::db::{CF_LOCAL, Db, storage_err};
+use crate::storage::records;
 use crate::storage::{identity, layout};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -53,9 +52,13 @@ pub struct NodeShared {
     applied_tx: Arc<watch::Sender<u64>>,
     raft: RwLock<Option<Raft>>,
     pub peers: Peers,
+    /// The cluster this node belongs to (recorded in IDENTITY; changes on join).
+    pub cluster_id: crate::rpc::auth::ClusterId,
     /// Serialises membership changes this node makes as leader.
     pub membership_lock: tokio::sync::Mutex<()>,
     proposer: mpsc::Sender<proposer::Pending>,
+    /// Becomes `true` when the node shuts down; background tasks watch it.
+    pub stopping: watch::Receiver<bool>,
 }
 
 /// A node of a mnema cluster. Dropping it without [`Node::shutdown`] leaves tasks running
@@ -70,18 +73,11 @@ pub struct Node {
 impl NodeShared {
     /// The running Raft instance.
     pub fn raft(&self) -> Result<Raft> {
-        self.raft
-            .read()
-            .map_err(|_| Error::Shutdown)?
-            .clone()
-            .ok_or(Error::Shutdown)
+        self.raft.read().map_err(|_| Error::Shutdown)?.clone().ok_or(Error::Shutdown)
     }
 
     pub fn me(&self) -> NodeInfo {
-        NodeInfo {
-            name: self.cfg.name.to_string(),
-            addr: self.cfg.advertise.clone(),
-        }
+        NodeInfo { name: self.cfg.name.to_string(), addr: self.cfg.advertise.clone() }
     }
 
     pub fn metrics(&self) -> Result<RaftMetrics> {
@@ -100,11 +96,7 @@ impl NodeShared {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(_)) => Err(Error::Shutdown),
             Err(_) => Err(Error::Timeout {
-                what: format!(
-                    "{} to apply index {index} (applied {})",
-                    self.cfg.name,
-                    self.applied_index()
-                ),
+                what: format!("{} to apply index {index} (applied {})", self.cfg.name, self.applied_index()),
                 ms: timeout.as_millis() as u64,
             }),
         }
@@ -113,12 +105,7 @@ impl NodeShared {
     /// The leader's id and address as this node knows them.
     pub fn leader(&self) -> Result<Option<(NodeId, NodeInfo)>> {
         let m = self.metrics()?;
-        Ok(m.current_leader.and_then(|id| {
-            m.membership_config
-                .membership()
-                .get_node(&id)
-                .map(|n| (id, n.clone()))
-        }))
+        Ok(m.current_leader.and_then(|id| m.membership_config.membership().get_node(&id).map(|n| (id, n.clone()))))
     }
 
     /// Proposes `batch` on the leader (here or forwarded) and returns its index and outcome.
@@ -130,13 +117,11 @@ impl NodeShared {
             let raft = self.raft()?;
             let mut metrics = raft.metrics();
             match self.leader()? {
-                Some((id, _)) if id == self.cfg.node_id => {
-                    match raft.client_write(batch.clone()).await {
-                        Ok(resp) => return Ok((resp.log_id.index, resp.data)),
-                        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {}
-                        Err(e) => return Err(Error::Raft(e.to_string())),
-                    }
-                }
+                Some((id, _)) if id == self.cfg.node_id => match raft.client_write(batch.clone()).await {
+                    Ok(resp) => return Ok((resp.log_id.index, resp.data)),
+                    Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {}
+                    Err(e) => return Err(Error::Raft(e.to_string())),
+                },
                 Some((_, leader)) => match self.forward(&leader, &batch).await {
                     Ok(Ok(done)) => return Ok(done),
                     Ok(Err(ForwardError::NotLeader)) => {}
@@ -154,34 +139,23 @@ impl NodeShared {
                 )));
             }
             // Wake on the next Raft state change (an election), or retry a little later.
-            let _ =
-                tokio::time::timeout(left.min(Duration::from_millis(100)), metrics.changed()).await;
+            let _ = tokio::time::timeout(left.min(Duration::from_millis(100)), metrics.changed()).await;
         }
     }
 
     async fn forward(&self, leader: &NodeInfo, batch: &Batch) -> Result<ForwardReply> {
         let mut client = self.peers.cluster(&leader.addr)?;
-        let req = pb::WriteRequest {
-            batch: crate::codec::encode_versioned(1, batch)?,
-        };
-        let reply = client
-            .write(req)
-            .await
-            .map_err(|s| status_error(&leader.name, s))?
-            .into_inner();
+        let req = pb::WriteRequest { batch: crate::codec::encode_versioned(1, batch)? };
+        let reply = client.write(req).await.map_err(|s| status_error(&leader.name, s))?.into_inner();
         crate::codec::decode_versioned("forward reply", 1, &reply.reply)
     }
 
     /// Serves a batch forwarded by a follower.
     pub async fn serve_forwarded(&self, batch: Batch) -> ForwardReply {
-        let raft = self
-            .raft()
-            .map_err(|e| ForwardError::Failed(e.to_string()))?;
+        let raft = self.raft().map_err(|e| ForwardError::Failed(e.to_string()))?;
         match raft.client_write(batch).await {
             Ok(resp) => Ok((resp.log_id.index, resp.data)),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
-                Err(ForwardError::NotLeader)
-            }
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => Err(ForwardError::NotLeader),
             Err(e) => Err(ForwardError::Failed(e.to_string())),
         }
     }
@@ -190,10 +164,7 @@ impl NodeShared {
     pub async fn transact(&self, txn: Txn) -> Result<Committed> {
         self.catalog.check(&txn, Scope::Replicated)?;
         let (tx, rx) = oneshot::channel();
-        self.proposer
-            .send(proposer::Pending { txn, reply: tx })
-            .await
-            .map_err(|_| Error::Shutdown)?;
+        self.proposer.send(proposer::Pending { txn, reply: tx }).await.map_err(|_| Error::Shutdown)?;
         let (index, outcome) = rx.await.map_err(|_| Error::Shutdown)??;
         match outcome {
             TxnOutcome::Applied(results) => {
@@ -207,19 +178,13 @@ impl NodeShared {
     /// Writes a transaction of local tables, on this node only.
     pub fn transact_local(&self, txn: &Txn) -> Result<Vec<OpResult>> {
         self.catalog.check(txn, Scope::Local)?;
-        let _guard = self
-            .local_writer
-            .lock()
-            .map_err(|_| Error::Storage("local writer poisoned".into()))?;
+        let _guard = self.local_writer.lock().map_err(|_| Error::Storage("local writer poisoned".into()))?;
         let mut work: MemState = (*self.local.snapshot()).clone();
         let cf = self.db.cf(CF_LOCAL)?;
         let mut disc = DiscWriter::new(&self.db, cf);
         let outcome = apply_txn(&self.catalog, Scope::Local, &mut work, &mut disc, txn)?;
         if !disc.batch.is_empty() {
-            self.db
-                .raw()
-                .write_opt(disc.batch, &Db::sync_opts())
-                .map_err(|e| storage_err("local write", e))?;
+            self.db.raw().write_opt(disc.batch, &Db::sync_opts()).map_err(|e| storage_err("local write", e))?;
         }
         self.local.publish(work);
         match outcome {
@@ -228,19 +193,22 @@ impl NodeShared {
         }
     }
 
+    /// The in-memory copy that holds tables of `scope`.
+    fn memory(&self, scope: Scope) -> &MemStore {
+        match scope {
+            Scope::Local => &self.local,
+            Scope::Replicated => &self.mem,
+        }
+    }
+
     /// The values under `key` in `table` (at most one for sets), read locally.
     pub fn get(&self, table: &str, key: &[u8]) -> Result<Vec<Blob>> {
         let ix = self.catalog.lookup(table)?;
         let def = self.catalog.def(ix);
         if def.in_memory() {
-            let store = if def.scope == Scope::Local {
-                &self.local
-            } else {
-                &*self.mem
-            };
-            return Ok(store.load().table(ix).get(key));
+            return Ok(self.memory(def.scope).load().table(ix).get(key));
         }
-        self.disc_scan(def, key, true)
+        records::get(&self.db, def, key)
     }
 
     /// Every record of `table`, read locally (ordered tables in key order).
@@ -248,65 +216,11 @@ impl NodeShared {
         let ix = self.catalog.lookup(table)?;
         let def = self.catalog.def(ix);
         if def.in_memory() {
-            let store = if def.scope == Scope::Local {
-                &self.local
-            } else {
-                &*self.mem
-            };
             let mut out = Vec::new();
-            store
-                .load()
-                .table(ix)
-                .for_each(|k, v| out.push((k.clone(), v.clone())));
+            self.memory(def.scope).load().table(ix).for_each(|k, v| out.push((k.clone(), v.clone())));
             return Ok(out);
         }
-        let cf = self.db.cf(if def.scope == Scope::Local {
-            CF_LOCAL
-        } else {
-            CF_DATA
-        })?;
-        let prefix = crate::engine::keys::table_prefix(&def.name);
-        let mut out = Vec::new();
-        for item in self.db.raw().prefix_iterator_cf(cf, &prefix) {
-            let (k, v) = item.map_err(|e| storage_err("scan", e))?;
-            if !k.starts_with(&prefix) {
-                break;
-            }
-            let (key, value) = crate::engine::keys::split_record(def.kind, &k[prefix.len()..], &v)?;
-            out.push((Blob::from(key), Blob::from(value)));
-        }
-        Ok(out)
-    }
-
-    fn disc_scan(&self, def: &TableDef, key: &[u8], _one_key: bool) -> Result<Vec<Blob>> {
-        let cf = self.db.cf(if def.scope == Scope::Local {
-            CF_LOCAL
-        } else {
-            CF_DATA
-        })?;
-        match def.kind {
-            crate::engine::Kind::Bag => {
-                let prefix = crate::engine::keys::bag_key_prefix(&def.name, key);
-                let mut out = Vec::new();
-                for item in self.db.raw().prefix_iterator_cf(cf, &prefix) {
-                    let (k, _) = item.map_err(|e| storage_err("scan", e))?;
-                    if !k.starts_with(&prefix) {
-                        break;
-                    }
-                    out.push(Blob::from(&k[prefix.len()..]));
-                }
-                Ok(out)
-            }
-            _ => {
-                let k = crate::engine::keys::record_key(&def.name, def.kind, key, b"");
-                let v = self
-                    .db
-                    .raw()
-                    .get_cf(cf, k)
-                    .map_err(|e| storage_err("read", e))?;
-                Ok(v.map(|v| Blob::from(v.as_slice())).into_iter().collect())
-            }
-        }
+        records::dump(&self.db, def)
     }
 
     /// This node's status.
@@ -315,12 +229,7 @@ impl NodeShared {
             Ok(m) => {
                 let leader = m
                     .current_leader
-                    .and_then(|id| {
-                        m.membership_config
-                            .membership()
-                            .get_node(&id)
-                            .map(|n| n.name.clone())
-                    })
+                    .and_then(|id| m.membership_config.membership().get_node(&id).map(|n| n.name.clone()))
                     .unwrap_or_default();
                 (format!("{:?}", m.state), m.current_term, leader)
             }
@@ -335,7 +244,19 @@ impl NodeShared {
             term,
             leader,
             addr: self.cfg.advertise.clone(),
+            cluster_id: self.cluster_id(),
         }
+    }
+
+    pub fn cluster_id(&self) -> String {
+        self.cluster_id.read().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Records that this node now belongs to `id`.
+    pub(crate) fn adopt_cluster_id(&self, id: &str) -> Result<()> {
+        identity::set_cluster_id(&self.data_dir, id)?;
+        *self.cluster_id.write().map_err(|_| Error::Shutdown)? = id.to_string();
+        Ok(())
     }
 }
 
@@ -344,9 +265,7 @@ fn never_sent(e: &Error) -> bool {
     match e {
         Error::Rpc { reason, .. } => {
             let r = reason.to_ascii_lowercase();
-            r.contains("tcp connect error")
-                || r.contains("connection refused")
-                || r.contains("error trying to connect")
+            r.contains("tcp connect error") || r.contains("connection refused") || r.contains("error trying to connect")
         }
         _ => false,
     }
@@ -359,29 +278,26 @@ impl Node {
     pub async fn start(config: NodeConfig, tables: Vec<TableDef>) -> Result<Node> {
         let cfg = config.validate()?;
         if config.node.role != Role::Core {
-            return Err(Error::config(
-                "node.role",
-                "replicant nodes are not available in this version; use core",
-            ));
+            return Err(Error::config("node.role", "replicant nodes are not available in this version; use core"));
         }
         let data_dir = config.node.data_dir.clone();
-        identity::check_or_create(&data_dir, cfg.name.as_str(), cfg.node_id)?;
+        let initial = cfg.initial_cluster_id(&config.cluster.name, config.cluster.discovery_strategy);
+        let ident = identity::check_or_create(&data_dir, cfg.name.as_str(), cfg.node_id, &initial)?;
+        let cluster_id: crate::rpc::auth::ClusterId = Arc::new(RwLock::new(ident.cluster_id));
         let catalog = Arc::new(Catalog::new(tables)?);
         let db = Db::open(&layout::db(&data_dir))?;
         let local = MemStore::new(load_memory(&db, db.cf(CF_LOCAL)?, &catalog, 0)?);
         let mem = Arc::new(MemStore::new(MemState::empty(&catalog)));
         let applied_tx = Arc::new(watch::channel(0u64).0);
-        let peers = Peers::new(&config.node.cookie)?;
+        let peers = Peers::new(&config.node.cookie, Some(cluster_id.clone()))?;
         if config.node.cookie == crate::config::DEFAULT_COOKIE {
             tracing::warn!("node.cookie is the default; set a secret cookie in production");
         }
         let listener = tokio::net::TcpListener::bind(&cfg.listen)
             .await
-            .map_err(|e| Error::Io {
-                path: PathBuf::from(format!("listen {}", cfg.listen)),
-                source: e,
-            })?;
+            .map_err(|e| Error::Io { path: PathBuf::from(format!("listen {}", cfg.listen)), source: e })?;
         let (ptx, prx) = mpsc::channel(config.raft.max_batch_txns * 4);
+        let (stop, stop_rx) = watch::channel(false);
         let shared = Arc::new(NodeShared {
             cfg,
             config: config.clone(),
@@ -394,16 +310,13 @@ impl Node {
             applied_tx,
             raft: RwLock::new(None),
             peers,
+            cluster_id,
             membership_lock: tokio::sync::Mutex::new(()),
             proposer: ptx,
+            stopping: stop_rx.clone(),
         });
         raft_setup::start_raft(&shared).await?;
-        let (stop, stop_rx) = watch::channel(false);
-        let server = tokio::spawn(crate::cluster::server::serve(
-            shared.clone(),
-            listener,
-            stop_rx.clone(),
-        ));
+        let server = tokio::spawn(crate::cluster::server::serve(shared.clone(), listener, stop_rx.clone()));
         let proposer = tokio::spawn(proposer::run(
             shared.clone(),
             prx,
@@ -411,12 +324,7 @@ impl Node {
             config.raft.max_inflight_batches,
             stop_rx,
         ));
-        let node = Node {
-            shared,
-            stop,
-            server,
-            proposer,
-        };
+        let node = Node { shared, stop, server, proposer };
         crate::cluster::bootstrap::form(&node.shared).await?;
         tracing::info!(name = %node.shared.cfg.name, addr = %node.shared.cfg.advertise, "node started");
         Ok(node)
@@ -479,9 +387,7 @@ impl Node {
     }
 
     pub fn is_leader(&self) -> bool {
-        self.metrics()
-            .map(|m| m.current_leader == Some(self.node_id()))
-            .unwrap_or(false)
+        self.metrics().map(|m| m.current_leader == Some(self.node_id())).unwrap_or(false)
     }
 
     /// Joins the cluster `target` belongs to, discarding this node's replicated data.
@@ -499,9 +405,7 @@ impl Node {
     pub async fn shutdown(self) -> Result<()> {
         let _ = self.stop.send(true);
         if let Ok(raft) = self.shared.raft() {
-            raft.shutdown()
-                .await
-                .map_err(|e| Error::Raft(e.to_string()))?;
+            raft.shutdown().await.map_err(|e| Error::Raft(e.to_string()))?;
         }
         self.shared.set_raft(None)?;
         let _ = self.server.await;
@@ -511,10 +415,7 @@ impl Node {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Arc::strong_count(&self.shared) > 1 || self.shared.db.handles() > 1 {
             if Instant::now() > deadline {
-                return Err(Error::Timeout {
-                    what: "tasks holding the node to end".into(),
-                    ms: 10_000,
-                });
+                return Err(Error::Timeout { what: "tasks holding the node to end".into(), ms: 10_000 });
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }

@@ -59,10 +59,7 @@ async fn submit(shared: &NodeShared, pending: Vec<Pending>) {
             }
         }
         Ok((_, outcome)) => {
-            let msg = format!(
-                "state machine answered {} outcomes for {n} transactions",
-                outcome.outcomes.len()
-            );
+            let msg = format!("state machine answered {} outcomes for {n} transactions", outcome.outcomes.len());
             for reply in replies {
                 let _ = reply.send(Err(Error::Raft(msg.clone())));
             }

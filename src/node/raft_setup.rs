@@ -25,9 +25,7 @@ fn raft_config(shared: &NodeShared) -> Result<Arc<Config>> {
         max_payload_entries: 256,
         ..Default::default()
     };
-    Ok(Arc::new(
-        c.validate().map_err(|e| Error::config("raft", e))?,
-    ))
+    Ok(Arc::new(c.validate().map_err(|e| Error::config("raft", e))?))
 }
 
 /// Opens the log store and state machine and starts Raft on them.
@@ -40,9 +38,7 @@ pub(crate) async fn start_raft(shared: &Arc<NodeShared>) -> Result<()> {
         shared.applied_sender(),
     )?;
     let log = LogStore::new(shared.db.clone());
-    let network = Network {
-        peers: shared.peers.clone(),
-    };
+    let network = Network { peers: shared.peers.clone() };
     let raft = openraft::Raft::new(shared.cfg.node_id, raft_config(shared)?, network, log, sm)
         .await
         .map_err(|e| Error::Raft(e.to_string()))?;
@@ -53,9 +49,7 @@ pub(crate) async fn start_raft(shared: &Arc<NodeShared>) -> Result<()> {
 /// uninitialised: the node is ready to be added to another cluster.
 pub(crate) async fn reset_raft(shared: &Arc<NodeShared>) -> Result<()> {
     if let Ok(raft) = shared.raft() {
-        raft.shutdown()
-            .await
-            .map_err(|e| Error::Raft(e.to_string()))?;
+        raft.shutdown().await.map_err(|e| Error::Raft(e.to_string()))?;
     }
     shared.set_raft(None)?;
     LogStore::new(shared.db.clone()).wipe()?;

@@ -8,9 +8,7 @@ use super::wire;
 use crate::error::Error;
 use crate::rpc::client::{Peers, status_error};
 use crate::rpc::pb::Payload;
-use openraft::error::{
-    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
-};
+use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{AppendEntriesResponse, InstallSnapshotResponse, VoteResponse};
 
@@ -24,11 +22,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Connection;
 
     async fn new_client(&mut self, target: NodeId, node: &NodeInfo) -> Self::Network {
-        Connection {
-            target,
-            node: node.clone(),
-            peers: self.peers.clone(),
-        }
+        Connection { target, node: node.clone(), peers: self.peers.clone() }
     }
 }
 
@@ -42,7 +36,7 @@ type RpcErr<E = openraft::error::Infallible> = RPCError<NodeId, NodeInfo, RaftEr
 
 fn transport<E: std::error::Error>(e: Error) -> RPCError<NodeId, NodeInfo, E> {
     match e {
-        Error::Rpc { .. } | Error::CookieMismatch { .. } => {
+        Error::Rpc { .. } | Error::CookieMismatch { .. } | Error::Refused(_) => {
             RPCError::Unreachable(Unreachable::new(&e))
         }
         other => RPCError::Network(NetworkError::new(&other)),
@@ -87,15 +81,9 @@ impl Connection {
             }
             Ok(Ok(r)) => r.into_inner(),
         };
-        let res: Result<T, RaftError<NodeId, E>> = wire::decode("raft reply", &reply.data)
-            .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        res.map_err(|e| {
-            RPCError::RemoteError(RemoteError::new_with_node(
-                self.target,
-                self.node.clone(),
-                e,
-            ))
-        })
+        let res: Result<T, RaftError<NodeId, E>> =
+            wire::decode("raft reply", &reply.data).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        res.map_err(|e| RPCError::RemoteError(RemoteError::new_with_node(self.target, self.node.clone(), e)))
     }
 }
 
@@ -125,11 +113,7 @@ impl RaftNetwork<TypeConfig> for Connection {
         self.call(Method::Snapshot, data, option.hard_ttl()).await
     }
 
-    async fn vote(
-        &mut self,
-        rpc: wire::VoteReq,
-        option: RPCOption,
-    ) -> Result<VoteResponse<NodeId>, RpcErr> {
+    async fn vote(&mut self, rpc: wire::VoteReq, option: RPCOption) -> Result<VoteResponse<NodeId>, RpcErr> {
         let data = wire::encode(&rpc).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         self.call(Method::Vote, data, option.hard_ttl()).await
     }

@@ -16,46 +16,28 @@ fn bad_request(e: crate::error::Error) -> Status {
 }
 
 fn reply<T: serde::Serialize>(value: &T) -> Result<Response<Payload>, Status> {
-    wire::encode(value)
-        .map(|data| Response::new(Payload { data }))
-        .map_err(|e| Status::internal(e.to_string()))
+    wire::encode(value).map(|data| Response::new(Payload { data })).map_err(|e| Status::internal(e.to_string()))
 }
 
 #[tonic::async_trait]
 impl RaftRpc for RaftService {
     async fn append_entries(&self, req: Request<Payload>) -> Result<Response<Payload>, Status> {
-        let rpc: wire::AppendRequest =
-            wire::decode("append entries", &req.into_inner().data).map_err(bad_request)?;
-        let res: wire::AppendReply = self
-            .node
-            .raft()
-            .map_err(|e| Status::unavailable(e.to_string()))?
-            .append_entries(rpc)
-            .await;
+        let rpc: wire::AppendRequest = wire::decode("append entries", &req.into_inner().data).map_err(bad_request)?;
+        let res: wire::AppendReply =
+            self.node.raft().map_err(|e| Status::unavailable(e.to_string()))?.append_entries(rpc).await;
         reply(&res)
     }
 
     async fn vote(&self, req: Request<Payload>) -> Result<Response<Payload>, Status> {
-        let rpc: wire::VoteReq =
-            wire::decode("vote", &req.into_inner().data).map_err(bad_request)?;
-        let res: wire::VoteReply = self
-            .node
-            .raft()
-            .map_err(|e| Status::unavailable(e.to_string()))?
-            .vote(rpc)
-            .await;
+        let rpc: wire::VoteReq = wire::decode("vote", &req.into_inner().data).map_err(bad_request)?;
+        let res: wire::VoteReply = self.node.raft().map_err(|e| Status::unavailable(e.to_string()))?.vote(rpc).await;
         reply(&res)
     }
 
     async fn install_snapshot(&self, req: Request<Payload>) -> Result<Response<Payload>, Status> {
-        let rpc: wire::SnapshotRequest =
-            wire::decode("snapshot chunk", &req.into_inner().data).map_err(bad_request)?;
-        let res: wire::SnapshotReply = self
-            .node
-            .raft()
-            .map_err(|e| Status::unavailable(e.to_string()))?
-            .install_snapshot(rpc)
-            .await;
+        let rpc: wire::SnapshotRequest = wire::decode("snapshot chunk", &req.into_inner().data).map_err(bad_request)?;
+        let res: wire::SnapshotReply =
+            self.node.raft().map_err(|e| Status::unavailable(e.to_string()))?.install_snapshot(rpc).await;
         reply(&res)
     }
 }

@@ -8,8 +8,8 @@ use crate::error::Result;
 use crate::raft::types::{Entry, NodeId, RaftError, TypeConfig};
 use openraft::error::InstallSnapshotError;
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
-    VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
+    VoteResponse,
 };
 
 pub const ENTRY_VERSION: u8 = 1;
@@ -36,8 +36,7 @@ pub type AppendReply = std::result::Result<AppendEntriesResponse<NodeId>, RaftEr
 pub type VoteReq = VoteRequest<NodeId>;
 pub type VoteReply = std::result::Result<VoteResponse<NodeId>, RaftError>;
 pub type SnapshotRequest = InstallSnapshotRequest<TypeConfig>;
-pub type SnapshotReply =
-    std::result::Result<InstallSnapshotResponse<NodeId>, RaftError<InstallSnapshotError>>;
+pub type SnapshotReply = std::result::Result<InstallSnapshotResponse<NodeId>, RaftError<InstallSnapshotError>>;
 
 /// Decodes any request a Raft server accepts (for fuzzing all three at once).
 pub fn decode_any_request(bytes: &[u8]) -> bool {

@@ -1,68 +1,124 @@
-//! The cluster cookie: every call carries it, every server checks it in constant time.
+//! Who may call: every call carries the cluster cookie, checked in constant time; Raft
+//! calls also carry the caller's cluster id, and a node refuses Raft traffic from another
+//! cluster.
 
 use subtle::ConstantTimeEq;
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Status};
 
 pub const COOKIE_HEADER: &str = "x-mnema-cookie";
+pub const CLUSTER_HEADER: &str = "x-mnema-cluster";
 /// Message a server sends with a refused cookie; clients recognise it.
 pub const COOKIE_REFUSED: &str = "cookie mismatch";
+/// Message a server sends to a Raft caller from another cluster.
+pub const FOREIGN_CLUSTER: &str = "foreign cluster";
 
-/// Server side: refuses calls without the right cookie.
+/// The node's cluster id; it changes when the node joins another cluster.
+pub type ClusterId = std::sync::Arc<std::sync::RwLock<String>>;
+
+fn current(id: &ClusterId) -> String {
+    id.read().map(|s| s.clone()).unwrap_or_default()
+}
+
+/// Server side: refuses calls without the right cookie, and (for Raft) from another cluster.
 #[derive(Clone)]
 pub struct CheckCookie {
     cookie: std::sync::Arc<[u8]>,
+    cluster: Option<ClusterId>,
 }
 
 impl CheckCookie {
     pub fn new(cookie: &str) -> Self {
-        CheckCookie {
-            cookie: cookie.as_bytes().into(),
-        }
+        CheckCookie { cookie: cookie.as_bytes().into(), cluster: None }
+    }
+
+    /// Also refuse callers whose cluster id differs from `cluster`.
+    pub fn same_cluster(mut self, cluster: ClusterId) -> Self {
+        self.cluster = Some(cluster);
+        self
     }
 }
 
 impl tonic::service::Interceptor for CheckCookie {
     fn call(&mut self, req: Request<()>) -> Result<Request<()>, Status> {
-        let given = req
-            .metadata()
-            .get(COOKIE_HEADER)
-            .map(|v| v.as_bytes())
-            .unwrap_or(b"");
+        let given = req.metadata().get(COOKIE_HEADER).map(|v| v.as_bytes()).unwrap_or(b"");
         // ct_eq on slices of unequal length returns false without a timing leak of content.
-        if bool::from(given.ct_eq(&self.cookie)) {
-            Ok(req)
-        } else {
-            let peer = req
-                .remote_addr()
-                .map(|a| a.to_string())
-                .unwrap_or_else(|| "unknown".into());
+        if !bool::from(given.ct_eq(&self.cookie)) {
+            let peer = req.remote_addr().map(|a| a.to_string()).unwrap_or_else(|| "unknown".into());
             tracing::warn!(%peer, "refused a call with a wrong cookie");
-            Err(Status::unauthenticated(format!(
+            return Err(Status::unauthenticated(format!(
                 "{COOKIE_REFUSED}: this node's node.cookie differs from the caller's"
-            )))
+            )));
         }
+        if let Some(ours) = &self.cluster {
+            let ours = current(ours);
+            let theirs = req.metadata().get(CLUSTER_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
+            if theirs != ours {
+                tracing::warn!(theirs, ours = %ours, "refused a Raft call from another cluster");
+                return Err(Status::permission_denied(format!(
+                    "{FOREIGN_CLUSTER}: the caller is in cluster `{theirs}`, this node in `{ours}`"
+                )));
+            }
+        }
+        Ok(req)
     }
 }
 
-/// Client side: attaches our cookie to every call.
+/// Client side: attaches our cookie (and cluster id, if we have one) to every call.
 #[derive(Clone)]
 pub struct AddCookie {
     value: MetadataValue<tonic::metadata::Ascii>,
+    cluster: Option<ClusterId>,
 }
 
 impl AddCookie {
-    pub fn new(cookie: &str) -> crate::error::Result<Self> {
-        let value = cookie
-            .parse()
-            .map_err(|_| crate::error::Error::config("node.cookie", "must be printable ASCII"))?;
-        Ok(AddCookie { value })
+    pub fn new(cookie: &str, cluster: Option<ClusterId>) -> crate::error::Result<Self> {
+        let value =
+            cookie.parse().map_err(|_| crate::error::Error::config("node.cookie", "must be printable ASCII"))?;
+        Ok(AddCookie { value, cluster })
     }
 }
 
 impl tonic::service::Interceptor for AddCookie {
     fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
         req.metadata_mut().insert(COOKIE_HEADER, self.value.clone());
+        if let Some(id) = &self.cluster
+            && let Ok(v) = current(id).parse()
+        {
+            req.metadata_mut().insert(CLUSTER_HEADER, v);
+        }
         Ok(req)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic::service::Interceptor;
+
+    fn call(check: &mut CheckCookie, cookie: &str, cluster: Option<&str>) -> Result<(), Status> {
+        let id: Option<ClusterId> = cluster.map(|c| std::sync::Arc::new(std::sync::RwLock::new(c.to_string())));
+        let mut add = AddCookie::new(cookie, id).unwrap();
+        let req = add.call(Request::new(())).unwrap();
+        check.call(req).map(|_| ())
+    }
+
+    #[test]
+    fn cookie_and_cluster_checks() {
+        let mut cluster_calls = CheckCookie::new("secret");
+        assert!(call(&mut cluster_calls, "secret", None).is_ok());
+        let err = call(&mut cluster_calls, "secreT", None).unwrap_err();
+        assert_eq!(err.code(), tonic::Code::Unauthenticated);
+        assert!(err.message().starts_with(COOKIE_REFUSED));
+
+        let ours: ClusterId = std::sync::Arc::new(std::sync::RwLock::new("c1".into()));
+        let mut raft_calls = CheckCookie::new("secret").same_cluster(ours.clone());
+        assert!(call(&mut raft_calls, "secret", Some("c1")).is_ok());
+        let err = call(&mut raft_calls, "secret", Some("c2")).unwrap_err();
+        assert_eq!(err.code(), tonic::Code::PermissionDenied);
+        assert!(err.message().contains("`c2`") && err.message().contains("`c1`"), "{}", err.message());
+        assert!(call(&mut raft_calls, "secret", None).is_err(), "no cluster id is a foreign cluster");
+        *ours.write().unwrap() = "c2".into();
+        assert!(call(&mut raft_calls, "secret", Some("c2")).is_ok(), "follows a join");
     }
 }

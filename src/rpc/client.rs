@@ -22,27 +22,22 @@ pub struct Peers {
 }
 
 impl Peers {
-    pub fn new(cookie: &str) -> Result<Self> {
+    /// Channels that carry `cookie`, and `cluster` (a node's id) when given.
+    pub fn new(cookie: &str, cluster: Option<super::auth::ClusterId>) -> Result<Self> {
         Ok(Peers {
-            cookie: AddCookie::new(cookie)?,
+            cookie: AddCookie::new(cookie, cluster)?,
             channels: Default::default(),
             connect_timeout: Duration::from_secs(2),
         })
     }
 
     fn channel(&self, addr: &str) -> Result<Channel> {
-        let mut map = self
-            .channels
-            .lock()
-            .map_err(|_| Error::Storage("peer table poisoned".into()))?;
+        let mut map = self.channels.lock().map_err(|_| Error::Storage("peer table poisoned".into()))?;
         if let Some(c) = map.get(addr) {
             return Ok(c.clone());
         }
         let ep = Endpoint::from_shared(format!("http://{addr}"))
-            .map_err(|e| Error::Rpc {
-                peer: addr.into(),
-                reason: format!("bad address: {e}"),
-            })?
+            .map_err(|e| Error::Rpc { peer: addr.into(), reason: format!("bad address: {e}") })?
             .connect_timeout(self.connect_timeout)
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(10))
@@ -53,19 +48,15 @@ impl Peers {
     }
 
     pub fn raft(&self, addr: &str) -> Result<Raft> {
-        Ok(
-            RaftClient::with_interceptor(self.channel(addr)?, self.cookie.clone())
-                .max_decoding_message_size(crate::codec::MAX_DECODE)
-                .max_encoding_message_size(crate::codec::MAX_DECODE),
-        )
+        Ok(RaftClient::with_interceptor(self.channel(addr)?, self.cookie.clone())
+            .max_decoding_message_size(crate::codec::MAX_DECODE)
+            .max_encoding_message_size(crate::codec::MAX_DECODE))
     }
 
     pub fn cluster(&self, addr: &str) -> Result<Cluster> {
-        Ok(
-            ClusterClient::with_interceptor(self.channel(addr)?, self.cookie.clone())
-                .max_decoding_message_size(crate::codec::MAX_DECODE)
-                .max_encoding_message_size(crate::codec::MAX_DECODE),
-        )
+        Ok(ClusterClient::with_interceptor(self.channel(addr)?, self.cookie.clone())
+            .max_decoding_message_size(crate::codec::MAX_DECODE)
+            .max_encoding_message_size(crate::codec::MAX_DECODE))
     }
 }
 
@@ -75,14 +66,14 @@ pub fn status_error(peer: &str, s: tonic::Status) -> Error {
         tonic::Code::Unauthenticated if s.message().starts_with(COOKIE_REFUSED) => {
             Error::CookieMismatch { peer: peer.into() }
         }
-        tonic::Code::FailedPrecondition
-        | tonic::Code::AlreadyExists
-        | tonic::Code::PermissionDenied => Error::Refused(s.message().to_string()),
+        tonic::Code::PermissionDenied if s.message().starts_with(super::auth::FOREIGN_CLUSTER) => {
+            Error::Refused(format!("{peer}: {}", s.message()))
+        }
+        tonic::Code::FailedPrecondition | tonic::Code::AlreadyExists | tonic::Code::PermissionDenied => {
+            Error::Refused(s.message().to_string())
+        }
         tonic::Code::NotFound => Error::UnknownTable(s.message().to_string()),
         tonic::Code::InvalidArgument => Error::InvalidTxn(s.message().to_string()),
-        _ => Error::Rpc {
-            peer: peer.into(),
-            reason: format!("{:?}: {}", s.code(), s.message()),
-        },
+        _ => Error::Rpc { peer: peer.into(), reason: format!("{:?}: {}", s.code(), s.message()) },
     }
 }

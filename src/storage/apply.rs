@@ -23,13 +23,7 @@ pub struct DiscWriter<'a> {
 
 impl<'a> DiscWriter<'a> {
     pub fn new(db: &'a Db, cf: &'a ColumnFamily) -> Self {
-        DiscWriter {
-            db,
-            cf,
-            batch: WriteBatch::default(),
-            overlay: HashMap::new(),
-            cleared: HashSet::new(),
-        }
+        DiscWriter { db, cf, batch: WriteBatch::default(), overlay: HashMap::new(), cleared: HashSet::new() }
     }
 
     fn put(&mut self, def: &TableDef, key: &[u8], value: &[u8]) {
@@ -55,8 +49,7 @@ impl<'a> DiscWriter<'a> {
     }
 
     fn delete_object(&mut self, def: &TableDef, key: &[u8], value: &[u8]) {
-        self.batch
-            .delete_cf(self.cf, record_key(&def.name, def.kind, key, value));
+        self.batch.delete_cf(self.cf, record_key(&def.name, def.kind, key, value));
     }
 
     fn clear(&mut self, def: &TableDef) {
@@ -70,9 +63,7 @@ impl<'a> DiscWriter<'a> {
         match prefix_end(prefix) {
             Some(end) => self.batch.delete_range_cf(self.cf, prefix, &end[..]),
             // Unreachable for our layouts (the first byte is a length < 0xff), but stay correct.
-            None => self
-                .batch
-                .delete_range_cf(self.cf, prefix, &[0xffu8; 16][..]),
+            None => self.batch.delete_range_cf(self.cf, prefix, &[0xffu8; 16][..]),
         }
     }
 
@@ -85,12 +76,7 @@ impl<'a> DiscWriter<'a> {
         if self.cleared.contains(&def.name) {
             return Ok(false);
         }
-        Ok(self
-            .db
-            .raw()
-            .get_pinned_cf(self.cf, &k)
-            .map_err(|e| storage_err("read record", e))?
-            .is_some())
+        Ok(self.db.raw().get_pinned_cf(self.cf, &k).map_err(|e| storage_err("read record", e))?.is_some())
     }
 }
 
@@ -144,11 +130,7 @@ pub fn apply_txn(
                 OpResult::Done
             }
             Op::PutIfAbsent { key, value, .. } => {
-                let exists = if def.in_memory() {
-                    table.contains(key)
-                } else {
-                    disc.contains(def, key)?
-                };
+                let exists = if def.in_memory() { table.contains(key) } else { disc.contains(def, key)? };
                 if exists {
                     OpResult::Exists
                 } else {
@@ -166,12 +148,7 @@ pub fn apply_txn(
 }
 
 /// Loads every in-memory table of `catalog` from the records in `cf`.
-pub fn load_memory(
-    db: &Db,
-    cf: &ColumnFamily,
-    catalog: &Catalog,
-    applied: u64,
-) -> Result<MemState> {
+pub fn load_memory(db: &Db, cf: &ColumnFamily, catalog: &Catalog, applied: u64) -> Result<MemState> {
     let mut state = MemState::empty(catalog);
     state.applied = applied;
     let mut unknown: HashSet<String> = HashSet::new();

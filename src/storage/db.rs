@@ -54,9 +54,7 @@ impl Db {
         });
         let db = DB::open_cf_descriptors(&opts, path, cfs)
             .map_err(|e| storage_err(&format!("open {}", path.display()), e))?;
-        Ok(Db {
-            inner: Arc::new(db),
-        })
+        Ok(Db { inner: Arc::new(db) })
     }
 
     /// How many handles share the DB (it closes when the last one goes).
@@ -70,9 +68,7 @@ impl Db {
 
     /// The handle of a column family this module created.
     pub fn cf(&self, name: &str) -> Result<&ColumnFamily> {
-        self.inner
-            .cf_handle(name)
-            .ok_or_else(|| Error::Storage(format!("column family `{name}` missing")))
+        self.inner.cf_handle(name).ok_or_else(|| Error::Storage(format!("column family `{name}` missing")))
     }
 
     pub fn sync_opts() -> WriteOptions {
@@ -87,22 +83,16 @@ impl Db {
     }
 
     pub fn sync_wal(&self) -> Result<()> {
-        self.inner
-            .flush_wal(true)
-            .map_err(|e| storage_err("sync wal", e))
+        self.inner.flush_wal(true).map_err(|e| storage_err("sync wal", e))
     }
 
     pub fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        self.inner
-            .get_cf(self.cf(CF_META)?, key)
-            .map_err(|e| storage_err("read meta", e))
+        self.inner.get_cf(self.cf(CF_META)?, key).map_err(|e| storage_err("read meta", e))
     }
 
     /// Online, consistent copy of the whole DB into `dir` (hard links where possible).
     pub fn checkpoint(&self, dir: &Path) -> Result<()> {
-        let cp = rocksdb::checkpoint::Checkpoint::new(&self.inner)
-            .map_err(|e| storage_err("checkpoint", e))?;
-        cp.create_checkpoint(dir)
-            .map_err(|e| storage_err("checkpoint", e))
+        let cp = rocksdb::checkpoint::Checkpoint::new(&self.inner).map_err(|e| storage_err("checkpoint", e))?;
+        cp.create_checkpoint(dir).map_err(|e| storage_err("checkpoint", e))
     }
 }

@@ -18,6 +18,8 @@ pub struct Identity {
     pub format_version: u32,
     pub node_name: String,
     pub node_id: u64,
+    /// The cluster this node belongs to; changes only when it joins another cluster.
+    pub cluster_id: String,
     /// Unix milliseconds at creation.
     pub created_at_ms: u64,
 }
@@ -42,7 +44,7 @@ pub fn read(data_dir: &Path) -> Result<Option<Identity>> {
 ///
 /// A dir that has files but no identity is refused: it was not made by mnema, and
 /// adopting it could mix unrelated data.
-pub fn check_or_create(data_dir: &Path, name: &str, node_id: u64) -> Result<Identity> {
+pub fn check_or_create(data_dir: &Path, name: &str, node_id: u64, cluster_id: &str) -> Result<Identity> {
     if let Some(id) = read(data_dir)? {
         if id.node_name != name {
             return Err(Error::NodeNameMismatch {
@@ -61,31 +63,35 @@ pub fn check_or_create(data_dir: &Path, name: &str, node_id: u64) -> Result<Iden
         return Ok(id);
     }
     std::fs::create_dir_all(data_dir).map_err(|e| Error::io(data_dir, e))?;
-    let non_empty = std::fs::read_dir(data_dir)
-        .map_err(|e| Error::io(data_dir, e))?
-        .next()
-        .is_some();
+    let non_empty = std::fs::read_dir(data_dir).map_err(|e| Error::io(data_dir, e))?.next().is_some();
     if non_empty {
         return Err(Error::Refused(format!(
             "data dir {} is not empty and has no {FILE} file: it was not created by mnema; use an empty dir",
             data_dir.display()
         )));
     }
-    let created_at_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
+    let created_at_ms =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
     let id = Identity {
         format_version: FORMAT_VERSION,
         node_name: name.to_string(),
         node_id,
+        cluster_id: cluster_id.into(),
         created_at_ms,
     };
-    write_atomically(
-        &path(data_dir),
-        &serde_json::to_vec_pretty(&id).map_err(|e| Error::Storage(e.to_string()))?,
-    )?;
+    write(data_dir, &id)?;
     Ok(id)
+}
+
+fn write(data_dir: &Path, id: &Identity) -> Result<()> {
+    write_atomically(&path(data_dir), &serde_json::to_vec_pretty(id).map_err(|e| Error::Storage(e.to_string()))?)
+}
+
+/// Records that the node now belongs to `cluster_id` (after joining another cluster).
+pub fn set_cluster_id(data_dir: &Path, cluster_id: &str) -> Result<()> {
+    let mut id = read(data_dir)?.ok_or_else(|| Error::Storage(format!("{} has no identity", data_dir.display())))?;
+    id.cluster_id = cluster_id.to_string();
+    write(data_dir, &id)
 }
 
 /// Writes `bytes` to `target` via a synced temp file and a rename, then syncs the dir.
@@ -93,17 +99,13 @@ pub fn write_atomically(target: &Path, bytes: &[u8]) -> Result<()> {
     let dir = target.parent().unwrap_or(Path::new("."));
     let tmp = target.with_extension("tmp");
     let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    f.write_all(bytes)
-        .and_then(|_| f.sync_all())
-        .map_err(|e| Error::io(&tmp, e))?;
+    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| Error::io(&tmp, e))?;
     std::fs::rename(&tmp, target).map_err(|e| Error::io(target, e))?;
     sync_dir(dir)
 }
 
 pub fn sync_dir(dir: &Path) -> Result<()> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io(dir, e))
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io(dir, e))
 }
 
 #[cfg(test)]
@@ -114,18 +116,20 @@ mod tests {
     fn mismatch_names_both_and_changes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().join("data");
-        check_or_create(&d, "a@h", 1).unwrap();
+        check_or_create(&d, "a@h", 1, "c1").unwrap();
         let before = std::fs::read(path(&d)).unwrap();
-        let err = check_or_create(&d, "b@h", 2).unwrap_err().to_string();
+        let err = check_or_create(&d, "b@h", 2, "c1").unwrap_err().to_string();
         assert!(err.contains("`a@h`") && err.contains("`b@h`"), "{err}");
         assert_eq!(std::fs::read(path(&d)).unwrap(), before);
-        assert_eq!(check_or_create(&d, "a@h", 1).unwrap().node_name, "a@h");
+        assert_eq!(check_or_create(&d, "a@h", 1, "other").unwrap().cluster_id, "c1", "the recorded id wins");
+        set_cluster_id(&d, "c2").unwrap();
+        assert_eq!(read(&d).unwrap().unwrap().cluster_id, "c2");
     }
 
     #[test]
     fn foreign_dir_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("something"), b"x").unwrap();
-        assert!(check_or_create(dir.path(), "a@h", 1).is_err());
+        assert!(check_or_create(dir.path(), "a@h", 1, "c").is_err());
     }
 }

@@ -24,11 +24,7 @@ pub struct LogStore {
     db: Db,
 }
 
-fn io_err(
-    subject: ErrorSubject<NodeId>,
-    verb: ErrorVerb,
-    e: impl std::fmt::Display,
-) -> StorageError {
+fn io_err(subject: ErrorSubject<NodeId>, verb: ErrorVerb, e: impl std::fmt::Display) -> StorageError {
     StorageIOError::new(subject, verb, openraft::AnyError::error(e.to_string())).into()
 }
 
@@ -42,59 +38,34 @@ impl LogStore {
     }
 
     fn meta<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StorageError> {
-        let raw = self
-            .db
-            .get_meta(key)
-            .map_err(|e| io_err(ErrorSubject::Store, ErrorVerb::Read, e))?;
+        let raw = self.db.get_meta(key).map_err(|e| io_err(ErrorSubject::Store, ErrorVerb::Read, e))?;
         raw.map(|b| codec::decode_versioned("log meta", META_VERSION, &b))
             .transpose()
             .map_err(|e| io_err(ErrorSubject::Store, ErrorVerb::Read, e))
     }
 
-    fn put_meta<T: serde::Serialize>(
-        &self,
-        key: &str,
-        value: &T,
-        sync: bool,
-    ) -> Result<(), StorageError> {
+    fn put_meta<T: serde::Serialize>(&self, key: &str, value: &T, sync: bool) -> Result<(), StorageError> {
         let w = |e: &dyn std::fmt::Display| io_err(ErrorSubject::Store, ErrorVerb::Write, e);
         let bytes = codec::encode_versioned(META_VERSION, value).map_err(|e| w(&e))?;
         let cf = self.db.cf(CF_META).map_err(|e| w(&e))?;
-        let opts = if sync {
-            Db::sync_opts()
-        } else {
-            Db::lazy_opts()
-        };
-        self.db
-            .raw()
-            .put_cf_opt(cf, key, bytes, &opts)
-            .map_err(|e| w(&e))
+        let opts = if sync { Db::sync_opts() } else { Db::lazy_opts() };
+        self.db.raw().put_cf_opt(cf, key, bytes, &opts).map_err(|e| w(&e))
     }
 
     fn last_entry_id(&self) -> Result<Option<LogId>, StorageError> {
-        let cf = self
-            .db
-            .cf(CF_LOG)
-            .map_err(|e| logs_err(ErrorVerb::Read, e))?;
+        let cf = self.db.cf(CF_LOG).map_err(|e| logs_err(ErrorVerb::Read, e))?;
         match self.db.raw().iterator_cf(cf, IteratorMode::End).next() {
             None => Ok(None),
             Some(item) => {
                 let (_, v) = item.map_err(|e| logs_err(ErrorVerb::Read, e))?;
-                Ok(Some(
-                    decode_entry(&v)
-                        .map_err(|e| logs_err(ErrorVerb::Read, e))?
-                        .log_id,
-                ))
+                Ok(Some(decode_entry(&v).map_err(|e| logs_err(ErrorVerb::Read, e))?.log_id))
             }
         }
     }
 
     /// Deletes entries with index in `[from, to)` (`to = None`: to the end), synced.
     fn delete_range(&self, from: u64, to: Option<u64>) -> Result<(), StorageError> {
-        let cf = self
-            .db
-            .cf(CF_LOG)
-            .map_err(|e| logs_err(ErrorVerb::Delete, e))?;
+        let cf = self.db.cf(CF_LOG).map_err(|e| logs_err(ErrorVerb::Delete, e))?;
         let mut wb = WriteBatch::default();
         match to {
             Some(to) => wb.delete_range_cf(cf, from.to_be_bytes(), to.to_be_bytes()),
@@ -103,10 +74,7 @@ impl LogStore {
                 wb.delete_cf(cf, u64::MAX.to_be_bytes());
             }
         }
-        self.db
-            .raw()
-            .write_opt(wb, &Db::sync_opts())
-            .map_err(|e| logs_err(ErrorVerb::Delete, e))
+        self.db.raw().write_opt(wb, &Db::sync_opts()).map_err(|e| logs_err(ErrorVerb::Delete, e))
     }
 
     /// Removes every entry and the vote (used when a node leaves one cluster to join another).
@@ -119,10 +87,7 @@ impl LogStore {
         let cf = self.db.cf(CF_LOG)?;
         wb.delete_range_cf(cf, 0u64.to_be_bytes(), u64::MAX.to_be_bytes());
         wb.delete_cf(cf, u64::MAX.to_be_bytes());
-        self.db
-            .raw()
-            .write_opt(wb, &Db::sync_opts())
-            .map_err(|e| super::db::storage_err("wipe log", e))
+        self.db.raw().write_opt(wb, &Db::sync_opts()).map_err(|e| super::db::storage_err("wipe log", e))
     }
 }
 
@@ -136,20 +101,12 @@ impl RaftLogReader<TypeConfig> for LogStore {
             Bound::Excluded(x) => x.saturating_add(1),
             Bound::Unbounded => 0,
         };
-        let cf = self
-            .db
-            .cf(CF_LOG)
-            .map_err(|e| logs_err(ErrorVerb::Read, e))?;
+        let cf = self.db.cf(CF_LOG).map_err(|e| logs_err(ErrorVerb::Read, e))?;
         let mut out = Vec::new();
-        for item in self.db.raw().iterator_cf(
-            cf,
-            IteratorMode::From(&start.to_be_bytes(), Direction::Forward),
-        ) {
+        for item in self.db.raw().iterator_cf(cf, IteratorMode::From(&start.to_be_bytes(), Direction::Forward)) {
             let (k, v) = item.map_err(|e| logs_err(ErrorVerb::Read, e))?;
             let index = u64::from_be_bytes(
-                k.as_ref()
-                    .try_into()
-                    .map_err(|_| logs_err(ErrorVerb::Read, "log key is not 8 bytes"))?,
+                k.as_ref().try_into().map_err(|_| logs_err(ErrorVerb::Read, "log key is not 8 bytes"))?,
             );
             if !range.contains(&index) {
                 break;
@@ -173,10 +130,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
         let last_purged_log_id: Option<LogId> = self.meta(KEY_PURGED)?;
         let last_log_id = self.last_entry_id()?.or(last_purged_log_id);
-        Ok(LogState {
-            last_purged_log_id,
-            last_log_id,
-        })
+        Ok(LogState { last_purged_log_id, last_log_id })
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
@@ -200,29 +154,18 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         Ok(self.meta::<Option<LogId>>(KEY_COMMITTED)?.flatten())
     }
 
-    async fn append<I>(
-        &mut self,
-        entries: I,
-        callback: LogFlushed<TypeConfig>,
-    ) -> Result<(), StorageError>
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let cf = self
-            .db
-            .cf(CF_LOG)
-            .map_err(|e| logs_err(ErrorVerb::Write, e))?;
+        let cf = self.db.cf(CF_LOG).map_err(|e| logs_err(ErrorVerb::Write, e))?;
         let mut wb = WriteBatch::default();
         for entry in entries {
             let bytes = encode_entry(&entry).map_err(|e| logs_err(ErrorVerb::Write, e))?;
             wb.put_cf(cf, entry.log_id.index.to_be_bytes(), bytes);
         }
-        let res = self
-            .db
-            .raw()
-            .write_opt(wb, &Db::sync_opts())
-            .map_err(std::io::Error::other);
+        let res = self.db.raw().write_opt(wb, &Db::sync_opts()).map_err(std::io::Error::other);
         let failed = res.as_ref().err().map(|e| e.to_string());
         callback.log_io_completed(res);
         match failed {
@@ -238,9 +181,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
         // Entries about to go may be all that covers state-machine writes not yet in a
         // synced WAL segment: make those durable first.
-        self.db
-            .sync_wal()
-            .map_err(|e| logs_err(ErrorVerb::Delete, e))?;
+        self.db.sync_wal().map_err(|e| logs_err(ErrorVerb::Delete, e))?;
         self.put_meta(KEY_PURGED, &log_id, true)?;
         self.delete_range(0, Some(log_id.index.saturating_add(1)))
     }

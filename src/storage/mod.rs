@@ -12,6 +12,8 @@ pub mod db;
 #[cfg(feature = "server")]
 pub mod log_store;
 #[cfg(feature = "server")]
+pub mod records;
+#[cfg(feature = "server")]
 pub mod state_machine;
 
 /// Paths inside a node's data dir.

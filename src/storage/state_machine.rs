@@ -16,13 +16,9 @@ use crate::engine::memory::{MemState, MemStore};
 use crate::engine::snapshot_format::{SnapshotReader, SnapshotWriter};
 use crate::engine::{BatchOutcome, Catalog, Scope};
 use crate::error::{Error, Result};
-use crate::raft::types::{
-    Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
-};
+use crate::raft::types::{Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
 use openraft::storage::RaftStateMachine;
-use openraft::{
-    EntryPayload, ErrorSubject, ErrorVerb, OptionalSend, RaftSnapshotBuilder, StorageIOError,
-};
+use openraft::{EntryPayload, ErrorSubject, ErrorVerb, OptionalSend, RaftSnapshotBuilder, StorageIOError};
 use rocksdb::WriteBatch;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -44,35 +40,19 @@ struct SnapshotPointer {
 }
 
 fn sm_err(verb: ErrorVerb, e: impl std::fmt::Display) -> StorageError {
-    StorageIOError::new(
-        ErrorSubject::StateMachine,
-        verb,
-        openraft::AnyError::error(e.to_string()),
-    )
-    .into()
+    StorageIOError::new(ErrorSubject::StateMachine, verb, openraft::AnyError::error(e.to_string())).into()
 }
 
 fn snap_err(verb: ErrorVerb, e: impl std::fmt::Display) -> StorageError {
-    StorageIOError::new(
-        ErrorSubject::Snapshot(None),
-        verb,
-        openraft::AnyError::error(e.to_string()),
-    )
-    .into()
+    StorageIOError::new(ErrorSubject::Snapshot(None), verb, openraft::AnyError::error(e.to_string())).into()
 }
 
 fn get_meta<T: serde::de::DeserializeOwned>(db: &Db, key: &str) -> Result<Option<T>> {
-    db.get_meta(key)?
-        .map(|b| codec::decode_versioned("state machine meta", META_VERSION, &b))
-        .transpose()
+    db.get_meta(key)?.map(|b| codec::decode_versioned("state machine meta", META_VERSION, &b)).transpose()
 }
 
 fn put_meta<T: Serialize>(db: &Db, wb: &mut WriteBatch, key: &str, value: &T) -> Result<()> {
-    wb.put_cf(
-        db.cf(CF_META)?,
-        key,
-        codec::encode_versioned(META_VERSION, value)?,
-    );
+    wb.put_cf(db.cf(CF_META)?, key, codec::encode_versioned(META_VERSION, value)?);
     Ok(())
 }
 
@@ -108,16 +88,7 @@ impl StateMachine {
         let state = load_memory(&db, db.cf(CF_DATA)?, &catalog, index)?;
         mem.publish(state);
         applied_tx.send_replace(index);
-        Ok(StateMachine {
-            db,
-            catalog,
-            mem,
-            applied_tx,
-            last_applied,
-            membership,
-            snapshot_dir,
-            receiving: None,
-        })
+        Ok(StateMachine { db, catalog, mem, applied_tx, last_applied, membership, snapshot_dir, receiving: None })
     }
 
     /// Deletes every replicated record, the applied state and the snapshots: the node is
@@ -130,9 +101,7 @@ impl StateMachine {
         for k in [KEY_APPLIED, KEY_MEMBERSHIP, KEY_SNAPSHOT, KEY_INSTALLING] {
             wb.delete_cf(meta, k);
         }
-        db.raw()
-            .write_opt(wb, &Db::sync_opts())
-            .map_err(|e| storage_err("wipe state", e))?;
+        db.raw().write_opt(wb, &Db::sync_opts()).map_err(|e| storage_err("wipe state", e))?;
         if snapshot_dir.exists() {
             std::fs::remove_dir_all(snapshot_dir).map_err(|e| Error::io(snapshot_dir, e))?;
         }
@@ -150,13 +119,7 @@ impl StateMachine {
                 EntryPayload::Blank => {}
                 EntryPayload::Normal(batch) => {
                     for txn in &batch.txns {
-                        reply.outcomes.push(apply_txn(
-                            &self.catalog,
-                            Scope::Replicated,
-                            &mut work,
-                            &mut disc,
-                            txn,
-                        )?);
+                        reply.outcomes.push(apply_txn(&self.catalog, Scope::Replicated, &mut work, &mut disc, txn)?);
                     }
                 }
                 EntryPayload::Membership(m) => {
@@ -170,10 +133,7 @@ impl StateMachine {
         let mut wb = disc.batch;
         put_meta(&self.db, &mut wb, KEY_APPLIED, &self.last_applied)?;
         put_meta(&self.db, &mut wb, KEY_MEMBERSHIP, &self.membership)?;
-        self.db
-            .raw()
-            .write_opt(wb, &Db::lazy_opts())
-            .map_err(|e| storage_err("apply", e))?;
+        self.db.raw().write_opt(wb, &Db::lazy_opts()).map_err(|e| storage_err("apply", e))?;
         let index = work.applied;
         self.mem.publish(work);
         self.applied_tx.send_replace(index);
@@ -205,9 +165,7 @@ fn load_snapshot_file(db: &Db, path: &Path, p: &SnapshotPointer) -> Result<()> {
     put_meta(db, &mut wb, KEY_MEMBERSHIP, &p.meta.last_membership)?;
     put_meta(db, &mut wb, KEY_SNAPSHOT, p)?;
     wb.delete_cf(db.cf(CF_META)?, KEY_INSTALLING);
-    db.raw()
-        .write_opt(wb, &Db::sync_opts())
-        .map_err(|e| storage_err("install snapshot", e))
+    db.raw().write_opt(wb, &Db::sync_opts()).map_err(|e| storage_err("install snapshot", e))
 }
 
 /// Removes snapshot files other than `keep` (and unfinished ones).
@@ -224,10 +182,7 @@ fn remove_other_snapshots(dir: &Path, keep: &str) {
 }
 
 fn unique_suffix() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
 }
 
 /// Builds a snapshot from a RocksDB snapshot: consistent, and concurrent with applies.
@@ -240,8 +195,7 @@ fn build_snapshot_file(db: &Db, dir: &Path) -> Result<SnapshotPointer> {
     let snap = db.raw().snapshot();
     let meta_cf = db.cf(CF_META)?;
     let read = |key: &str| -> Result<Option<Vec<u8>>> {
-        snap.get_cf(meta_cf, key)
-            .map_err(|e| storage_err("snapshot meta", e))
+        snap.get_cf(meta_cf, key).map_err(|e| storage_err("snapshot meta", e))
     };
     let last_log_id: Option<LogId> = match read(KEY_APPLIED)? {
         Some(b) => codec::decode_versioned("state machine meta", META_VERSION, &b)?,
@@ -251,34 +205,22 @@ fn build_snapshot_file(db: &Db, dir: &Path) -> Result<SnapshotPointer> {
         Some(b) => codec::decode_versioned("state machine meta", META_VERSION, &b)?,
         None => StoredMembership::default(),
     };
-    let (term, index) = last_log_id
-        .map(|l| (l.leader_id.term, l.index))
-        .unwrap_or((0, 0));
+    let (term, index) = last_log_id.map(|l| (l.leader_id.term, l.index)).unwrap_or((0, 0));
     let snapshot_id = format!("{term}-{index}-{}", unique_suffix());
     let file = format!("{snapshot_id}.snap");
     let tmp = dir.join(format!("{snapshot_id}.building"));
     let out = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    let mut w = SnapshotWriter::new(std::io::BufWriter::with_capacity(1 << 20, out))
-        .map_err(|e| Error::io(&tmp, e))?;
+    let mut w = SnapshotWriter::new(std::io::BufWriter::with_capacity(1 << 20, out)).map_err(|e| Error::io(&tmp, e))?;
     for item in snap.iterator_cf(db.cf(CF_DATA)?, rocksdb::IteratorMode::Start) {
         let (k, v) = item.map_err(|e| storage_err("snapshot scan", e))?;
         w.record(&k, &v).map_err(|e| Error::io(&tmp, e))?;
     }
     let (buf, _count) = w.finish().map_err(|e| Error::io(&tmp, e))?;
-    let f = buf
-        .into_inner()
-        .map_err(|e| Error::io(&tmp, e.into_error()))?;
+    let f = buf.into_inner().map_err(|e| Error::io(&tmp, e.into_error()))?;
     f.sync_all().map_err(|e| Error::io(&tmp, e))?;
     std::fs::rename(&tmp, dir.join(&file)).map_err(|e| Error::io(&tmp, e))?;
     super::identity::sync_dir(dir)?;
-    Ok(SnapshotPointer {
-        meta: SnapshotMeta {
-            last_log_id,
-            last_membership,
-            snapshot_id,
-        },
-        file,
-    })
+    Ok(SnapshotPointer { meta: SnapshotMeta { last_log_id, last_membership, snapshot_id }, file })
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
@@ -288,9 +230,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             let p = build_snapshot_file(&db, &dir)?;
             let mut wb = WriteBatch::default();
             put_meta(&db, &mut wb, KEY_SNAPSHOT, &p)?;
-            db.raw()
-                .write_opt(wb, &Db::sync_opts())
-                .map_err(|e| storage_err("snapshot pointer", e))?;
+            db.raw().write_opt(wb, &Db::sync_opts()).map_err(|e| storage_err("snapshot pointer", e))?;
             remove_other_snapshots(&dir, &p.file);
             Ok(p)
         })
@@ -298,14 +238,9 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         .map_err(|e| snap_err(ErrorVerb::Write, e))?
         .map_err(|e| snap_err(ErrorVerb::Write, e))?;
         let path = self.snapshot_dir.join(&pointer.file);
-        let file = tokio::fs::File::open(&path)
-            .await
-            .map_err(|e| snap_err(ErrorVerb::Read, e))?;
+        let file = tokio::fs::File::open(&path).await.map_err(|e| snap_err(ErrorVerb::Read, e))?;
         tracing::info!(id = %pointer.meta.snapshot_id, "built snapshot");
-        Ok(Snapshot {
-            meta: pointer.meta,
-            snapshot: Box::new(file),
-        })
+        Ok(Snapshot { meta: pointer.meta, snapshot: Box::new(file) })
     }
 }
 
@@ -322,21 +257,15 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I::IntoIter: OptionalSend,
     {
         let entries: Vec<Entry> = entries.into_iter().collect();
-        self.apply_entries(entries)
-            .map_err(|e| sm_err(ErrorVerb::Write, e))
+        self.apply_entries(entries).map_err(|e| sm_err(ErrorVerb::Write, e))
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        SnapshotBuilder {
-            db: self.db.clone(),
-            snapshot_dir: self.snapshot_dir.clone(),
-        }
+        SnapshotBuilder { db: self.db.clone(), snapshot_dir: self.snapshot_dir.clone() }
     }
 
     async fn begin_receiving_snapshot(&mut self) -> Result<Box<tokio::fs::File>, StorageError> {
-        let path = self
-            .snapshot_dir
-            .join(format!("incoming-{}.part", unique_suffix()));
+        let path = self.snapshot_dir.join(format!("incoming-{}.part", unique_suffix()));
         let f = tokio::fs::OpenOptions::new()
             .create(true)
             .truncate(true)
@@ -356,43 +285,22 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         meta: &SnapshotMeta,
         mut snapshot: Box<tokio::fs::File>,
     ) -> Result<(), StorageError> {
-        snapshot
-            .flush()
-            .await
-            .map_err(|e| snap_err(ErrorVerb::Write, e))?;
-        snapshot
-            .sync_all()
-            .await
-            .map_err(|e| snap_err(ErrorVerb::Write, e))?;
+        snapshot.flush().await.map_err(|e| snap_err(ErrorVerb::Write, e))?;
+        snapshot.sync_all().await.map_err(|e| snap_err(ErrorVerb::Write, e))?;
         drop(snapshot);
-        let incoming = self
-            .receiving
-            .take()
-            .ok_or_else(|| snap_err(ErrorVerb::Write, "no snapshot being received"))?;
-        let (db, dir, catalog) = (
-            self.db.clone(),
-            self.snapshot_dir.clone(),
-            self.catalog.clone(),
-        );
-        let pointer = SnapshotPointer {
-            meta: meta.clone(),
-            file: format!("{}.snap", meta.snapshot_id),
-        };
+        let incoming = self.receiving.take().ok_or_else(|| snap_err(ErrorVerb::Write, "no snapshot being received"))?;
+        let (db, dir, catalog) = (self.db.clone(), self.snapshot_dir.clone(), self.catalog.clone());
+        let pointer = SnapshotPointer { meta: meta.clone(), file: format!("{}.snap", meta.snapshot_id) };
         let state = tokio::task::spawn_blocking(move || -> Result<MemState> {
             // Verify the whole file before touching anything: a bad transfer changes nothing.
             let f = std::fs::File::open(&incoming).map_err(|e| Error::io(&incoming, e))?;
-            let count = crate::engine::snapshot_format::verify(std::io::BufReader::with_capacity(
-                1 << 20,
-                f,
-            ))?;
+            let count = crate::engine::snapshot_format::verify(std::io::BufReader::with_capacity(1 << 20, f))?;
             let target = dir.join(&pointer.file);
             std::fs::rename(&incoming, &target).map_err(|e| Error::io(&target, e))?;
             super::identity::sync_dir(&dir)?;
             let mut wb = WriteBatch::default();
             put_meta(&db, &mut wb, KEY_INSTALLING, &pointer)?;
-            db.raw()
-                .write_opt(wb, &Db::sync_opts())
-                .map_err(|e| storage_err("install marker", e))?;
+            db.raw().write_opt(wb, &Db::sync_opts()).map_err(|e| storage_err("install marker", e))?;
             load_snapshot_file(&db, &target, &pointer)?;
             remove_other_snapshots(&dir, &pointer.file);
             tracing::info!(id = %pointer.meta.snapshot_id, records = count, "installed snapshot");
@@ -411,19 +319,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
-        let Some(p) = self
-            .current_pointer()
-            .map_err(|e| snap_err(ErrorVerb::Read, e))?
-        else {
+        let Some(p) = self.current_pointer().map_err(|e| snap_err(ErrorVerb::Read, e))? else {
             return Ok(None);
         };
         let path = self.snapshot_dir.join(&p.file);
-        let file = tokio::fs::File::open(&path)
-            .await
-            .map_err(|e| snap_err(ErrorVerb::Read, e))?;
-        Ok(Some(Snapshot {
-            meta: p.meta,
-            snapshot: Box::new(file),
-        }))
+        let file = tokio::fs::File::open(&path).await.map_err(|e| snap_err(ErrorVerb::Read, e))?;
+        Ok(Some(Snapshot { meta: p.meta, snapshot: Box::new(file) }))
     }
 }

@@ -21,21 +21,15 @@ fn dump_map(node: &Node, table: &str) -> BTreeMap<Vec<u8>, Vec<Vec<u8>>> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn write_on_follower_is_readable_on_every_node() {
     let c = Cluster::start(3).await;
+    let id = c.nodes[0].shared().cluster_id();
+    assert!(c.nodes.iter().all(|n| n.shared().cluster_id() == id), "static seeds derive one cluster id");
     let f = c.follower();
-    let done = c.nodes[f]
-        .transact(Txn::new().put("kv", "k1", "v1"))
-        .await
-        .expect("write on follower");
+    let done = c.nodes[f].transact(Txn::new().put("kv", "k1", "v1")).await.expect("write on follower");
     // Read-your-writes on the node that wrote, without waiting.
     assert_eq!(c.nodes[f].get("kv", b"k1").unwrap()[0].as_ref(), b"v1");
     c.wait_applied(done.index).await;
     for n in &c.nodes {
-        assert_eq!(
-            n.get("kv", b"k1").unwrap()[0].as_ref(),
-            b"v1",
-            "on {}",
-            n.name()
-        );
+        assert_eq!(n.get("kv", b"k1").unwrap()[0].as_ref(), b"v1", "on {}", n.name());
     }
     c.shutdown().await;
 }
@@ -54,16 +48,10 @@ async fn concurrent_writers_lose_nothing_and_nodes_end_identical() {
             let mut max_index = 0;
             for i in 0..PER_WRITER {
                 let key = format!("w{w}-{i}");
-                let done = node
-                    .transact(Txn::new().put("kv", key.as_bytes(), vec![w as u8; 256]))
-                    .await
-                    .expect("write");
+                let done =
+                    node.transact(Txn::new().put("kv", key.as_bytes(), vec![w as u8; 256])).await.expect("write");
                 // Each acknowledged write is visible on the writer's node at once.
-                assert_eq!(
-                    node.get("kv", key.as_bytes()).unwrap().len(),
-                    1,
-                    "{key} missing right after its ack"
-                );
+                assert_eq!(node.get("kv", key.as_bytes()).unwrap().len(), 1, "{key} missing right after its ack");
                 max_index = max_index.max(done.index);
                 acked.push(key);
             }
@@ -79,8 +67,7 @@ async fn concurrent_writers_lose_nothing_and_nodes_end_identical() {
                 for n in &c.nodes {
                     let view = n.view();
                     let ix = n.table_ix("kv").unwrap();
-                    view.table(ix)
-                        .for_each(|_, v| assert_eq!(v.len(), 256, "torn value"));
+                    view.table(ix).for_each(|_, v| assert_eq!(v.len(), 256, "torn value"));
                     reads += 1;
                 }
                 if round % 20 == 0 {
@@ -102,10 +89,7 @@ async fn concurrent_writers_lose_nothing_and_nodes_end_identical() {
     let first = dump_map(&c.nodes[0], "kv");
     assert_eq!(first.len(), WRITERS * PER_WRITER);
     for key in &all {
-        assert!(
-            first.contains_key(key.as_bytes()),
-            "acknowledged {key} missing"
-        );
+        assert!(first.contains_key(key.as_bytes()), "acknowledged {key} missing");
     }
     for n in &c.nodes[1..] {
         assert_eq!(dump_map(n, "kv"), first, "{} differs", n.name());
@@ -132,39 +116,19 @@ async fn whole_cluster_restart_in_process_keeps_every_table() {
     let dir = c.shutdown().await;
     let mut nodes = Vec::new();
     for i in 1..=3 {
-        nodes.push(
-            Node::start(config(dir.path(), base, i, 3), test_tables())
-                .await
-                .expect("restart"),
-        );
+        nodes.push(Node::start(config(dir.path(), base, i, 3), test_tables()).await.expect("restart"));
     }
     let c2 = Cluster { dir, base, nodes };
     for n in &c2.nodes {
-        assert!(
-            n.applied_index() >= last
-                || n.wait_applied(last, Duration::from_secs(20)).await.is_ok()
-        );
+        assert!(n.applied_index() >= last || n.wait_applied(last, Duration::from_secs(20)).await.is_ok());
         assert_eq!(n.dump("kv").unwrap().len(), 50, "kv on {}", n.name());
-        assert_eq!(
-            n.dump("ram_set").unwrap().len(),
-            50,
-            "ram_set on {}",
-            n.name()
-        );
+        assert_eq!(n.dump("ram_set").unwrap().len(), 50, "ram_set on {}", n.name());
         assert_eq!(n.dump("big").unwrap().len(), 50, "big on {}", n.name());
-        assert_eq!(
-            n.get("bag", b"shared").unwrap().len(),
-            50,
-            "bag on {}",
-            n.name()
-        );
+        assert_eq!(n.get("bag", b"shared").unwrap().len(), 50, "bag on {}", n.name());
     }
     c2.wait_leader().await;
     let l = c2.leader();
-    c2.nodes[l]
-        .transact(Txn::new().put("kv", "after", "restart"))
-        .await
-        .expect("write after restart");
+    c2.nodes[l].transact(Txn::new().put("kv", "after", "restart")).await.expect("write after restart");
     c2.shutdown().await;
 }
 
@@ -179,23 +143,11 @@ async fn wrong_cookie_is_refused_with_a_clear_error() {
     cfg.node.cookie = "not-the-cookie".into();
     let stranger = Node::start(cfg, test_tables()).await.unwrap();
     let target = mnema::Peer::parse("t", &format!("{}:{}", name(1), c.base + 1), 0).unwrap();
-    let err = stranger
-        .join(&target)
-        .await
-        .expect_err("join with a wrong cookie");
+    let err = stranger.join(&target).await.expect_err("join with a wrong cookie");
     assert!(matches!(err, Error::CookieMismatch { .. }), "{err:?}");
     assert!(err.to_string().contains("cookie"), "{err}");
     // The cluster is unchanged.
-    assert_eq!(
-        c.nodes[0]
-            .metrics()
-            .unwrap()
-            .membership_config
-            .membership()
-            .nodes()
-            .count(),
-        1
-    );
+    assert_eq!(c.nodes[0].metrics().unwrap().membership_config.membership().nodes().count(), 1);
     stranger.shutdown().await.unwrap();
     c.shutdown().await;
 }
@@ -213,36 +165,30 @@ async fn manual_join_replaces_the_joiners_data() {
     }
     // Each starts as a cluster of one that accepts writes.
     for (i, n) in nodes.iter().enumerate() {
-        wait_until("standalone leader", Duration::from_secs(10), || async {
-            n.is_leader()
-        })
-        .await;
-        n.transact(Txn::new().put("kv", format!("own{i}"), "x"))
-            .await
-            .unwrap();
+        wait_until("standalone leader", Duration::from_secs(10), || async { n.is_leader() }).await;
+        n.transact(Txn::new().put("kv", format!("own{i}"), "x")).await.unwrap();
     }
+    let ids: Vec<String> = nodes.iter().map(|n| n.shared().cluster_id()).collect();
+    assert!(ids[0] != ids[1] && ids[1] != ids[2], "standalone nodes are clusters of their own: {ids:?}");
     let target = mnema::Peer::parse("t", &name(1), base).unwrap();
     nodes[1].join(&target).await.expect("n2 joins n1");
     nodes[2].join(&target).await.expect("n3 joins n1");
-    let idx = nodes[0]
-        .transact(Txn::new().put("kv", "after-join", "y"))
-        .await
-        .unwrap()
-        .index;
+    let idx = nodes[0].transact(Txn::new().put("kv", "after-join", "y")).await.unwrap().index;
     for n in &nodes {
         n.wait_applied(idx, Duration::from_secs(20)).await.unwrap();
-        let keys: Vec<_> = n
-            .dump("kv")
-            .unwrap()
-            .into_iter()
-            .map(|(k, _)| String::from_utf8_lossy(&k).into_owned())
-            .collect();
+        let keys: Vec<_> =
+            n.dump("kv").unwrap().into_iter().map(|(k, _)| String::from_utf8_lossy(&k).into_owned()).collect();
         let mut keys = keys;
         keys.sort();
         assert_eq!(keys, vec!["after-join", "own0"], "on {}", n.name());
     }
     let m = nodes[0].metrics().unwrap();
     assert_eq!(m.membership_config.membership().voter_ids().count(), 3);
+    for n in &nodes {
+        assert_eq!(n.shared().cluster_id(), ids[0], "{} adopted the cluster id", n.name());
+        let recorded = std::fs::read_to_string(dir.path().join(format!("{}/IDENTITY", &n.name()[..2]))).unwrap();
+        assert!(recorded.contains(&ids[0]), "{} IDENTITY records the cluster id", n.name());
+    }
     // A member of a multi-node cluster cannot join another one.
     let other_dir = tempfile::tempdir().unwrap();
     let obase = free_base(4);
@@ -250,14 +196,8 @@ async fn manual_join_replaces_the_joiners_data() {
     ocfg.cluster.discovery_strategy = DiscoveryStrategy::Manual;
     ocfg.cluster.static_.seeds.clear();
     let other = Node::start(ocfg, test_tables()).await.unwrap();
-    let err = nodes[1]
-        .join(&mnema::Peer::parse("t", &name(4), obase).unwrap())
-        .await
-        .expect_err("second cluster");
-    assert!(
-        err.to_string().contains("leave it before joining another"),
-        "{err}"
-    );
+    let err = nodes[1].join(&mnema::Peer::parse("t", &name(4), obase).unwrap()).await.expect_err("second cluster");
+    assert!(err.to_string().contains("leave it before joining another"), "{err}");
     other.shutdown().await.unwrap();
     for n in nodes {
         n.shutdown().await.unwrap();
@@ -274,59 +214,36 @@ async fn a_new_member_catches_up_from_a_snapshot() {
         cfg.raft.snapshot_after_entries = 50;
         nodes.push(Node::start(cfg, test_tables()).await.unwrap());
     }
-    wait_until("leader", Duration::from_secs(20), || async {
-        nodes.iter().any(|n| n.is_leader())
-    })
-    .await;
+    wait_until("leader", Duration::from_secs(20), || async { nodes.iter().any(|n| n.is_leader()) }).await;
     let l = nodes.iter().position(|n| n.is_leader()).unwrap();
     let mut last = 0;
     for i in 0..1500u32 {
         last = nodes[l]
-            .transact(
-                Txn::new()
-                    .put("kv", format!("k{i:05}"), vec![7u8; 100])
-                    .put("ordered", i.to_be_bytes(), b"o".to_vec()),
-            )
+            .transact(Txn::new().put("kv", format!("k{i:05}"), vec![7u8; 100]).put(
+                "ordered",
+                i.to_be_bytes(),
+                b"o".to_vec(),
+            ))
             .await
             .unwrap()
             .index;
     }
     // Wait until the leader has compacted its log, so the newcomer needs the snapshot.
     wait_until("log purged", Duration::from_secs(30), || async {
-        nodes[l]
-            .metrics()
-            .unwrap()
-            .purged
-            .map(|p| p.index > 100)
-            .unwrap_or(false)
+        nodes[l].metrics().unwrap().purged.map(|p| p.index > 100).unwrap_or(false)
     })
     .await;
     let mut cfg = config(dir.path(), base, 3, 2);
     cfg.cluster.discovery_strategy = DiscoveryStrategy::Manual;
     cfg.cluster.static_.seeds.clear();
     let n3 = Node::start(cfg, test_tables()).await.unwrap();
-    n3.join(&mnema::Peer::parse("t", &name(1), base).unwrap())
-        .await
-        .expect("join");
-    n3.wait_applied(last, Duration::from_secs(30))
-        .await
-        .unwrap();
+    n3.join(&mnema::Peer::parse("t", &name(1), base).unwrap()).await.expect("join");
+    n3.wait_applied(last, Duration::from_secs(30)).await.unwrap();
     assert_eq!(n3.dump("kv").unwrap().len(), 1500);
-    let ordered: Vec<u32> = n3
-        .dump("ordered")
-        .unwrap()
-        .into_iter()
-        .map(|(k, _)| u32::from_be_bytes(k[..4].try_into().unwrap()))
-        .collect();
-    assert_eq!(
-        ordered,
-        (0..1500).collect::<Vec<_>>(),
-        "ordered table in key order after install"
-    );
-    assert!(
-        n3.metrics().unwrap().snapshot.is_some(),
-        "newcomer installed a snapshot"
-    );
+    let ordered: Vec<u32> =
+        n3.dump("ordered").unwrap().into_iter().map(|(k, _)| u32::from_be_bytes(k[..4].try_into().unwrap())).collect();
+    assert_eq!(ordered, (0..1500).collect::<Vec<_>>(), "ordered table in key order after install");
+    assert!(n3.metrics().unwrap().snapshot.is_some(), "newcomer installed a snapshot");
     n3.shutdown().await.unwrap();
     for n in nodes {
         n.shutdown().await.unwrap();

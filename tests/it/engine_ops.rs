@@ -9,120 +9,48 @@ async fn ops_and_kinds() {
     let n = &c.nodes[0];
     // put_if_absent reports what happened, on memory and disc_only tables alike.
     for table in ["kv", "big"] {
-        let r = n
-            .transact(
-                Txn::new()
-                    .put_if_absent(table, "k", "a")
-                    .put_if_absent(table, "k", "b"),
-            )
-            .await
-            .unwrap();
-        assert_eq!(
-            r.results,
-            vec![OpResult::Inserted, OpResult::Exists],
-            "{table}"
-        );
+        let r = n.transact(Txn::new().put_if_absent(table, "k", "a").put_if_absent(table, "k", "b")).await.unwrap();
+        assert_eq!(r.results, vec![OpResult::Inserted, OpResult::Exists], "{table}");
         assert_eq!(n.get(table, b"k").unwrap()[0].as_ref(), b"a", "{table}");
-        let r = n
-            .transact(Txn::new().delete(table, "k").put_if_absent(table, "k", "c"))
-            .await
-            .unwrap();
-        assert_eq!(
-            r.results[1],
-            OpResult::Inserted,
-            "{table}: absent after delete in the same txn"
-        );
-        let r = n
-            .transact(Txn::new().clear(table).put_if_absent(table, "k", "d"))
-            .await
-            .unwrap();
-        assert_eq!(
-            r.results[1],
-            OpResult::Inserted,
-            "{table}: absent after clear in the same txn"
-        );
+        let r = n.transact(Txn::new().delete(table, "k").put_if_absent(table, "k", "c")).await.unwrap();
+        assert_eq!(r.results[1], OpResult::Inserted, "{table}: absent after delete in the same txn");
+        let r = n.transact(Txn::new().clear(table).put_if_absent(table, "k", "d")).await.unwrap();
+        assert_eq!(r.results[1], OpResult::Inserted, "{table}: absent after clear in the same txn");
         assert_eq!(n.get(table, b"k").unwrap()[0].as_ref(), b"d");
     }
     // Bags keep distinct values; delete_object removes one; delete removes the key.
     for table in ["bag", "big_bag"] {
-        n.transact(
-            Txn::new()
-                .put(table, "t", "n1")
-                .put(table, "t", "n2")
-                .put(table, "t", "n1")
-                .put(table, "u", "n1"),
-        )
-        .await
-        .unwrap();
-        let mut vals: Vec<_> = n
-            .get(table, b"t")
-            .unwrap()
-            .iter()
-            .map(|v| v.to_vec())
-            .collect();
-        vals.sort();
-        assert_eq!(vals, vec![b"n1".to_vec(), b"n2".to_vec()], "{table}");
-        n.transact(Txn::new().delete_object(table, "t", "n1"))
+        n.transact(Txn::new().put(table, "t", "n1").put(table, "t", "n2").put(table, "t", "n1").put(table, "u", "n1"))
             .await
             .unwrap();
+        let mut vals: Vec<_> = n.get(table, b"t").unwrap().iter().map(|v| v.to_vec()).collect();
+        vals.sort();
+        assert_eq!(vals, vec![b"n1".to_vec(), b"n2".to_vec()], "{table}");
+        n.transact(Txn::new().delete_object(table, "t", "n1")).await.unwrap();
         assert_eq!(n.get(table, b"t").unwrap().len(), 1, "{table}");
         n.transact(Txn::new().delete(table, "t")).await.unwrap();
         assert!(n.get(table, b"t").unwrap().is_empty(), "{table}");
-        assert_eq!(
-            n.get(table, b"u").unwrap().len(),
-            1,
-            "{table}: other keys untouched"
-        );
+        assert_eq!(n.get(table, b"u").unwrap().len(), 1, "{table}: other keys untouched");
     }
     // Invalid transactions are refused before they reach the log, with the reason.
     let before = n.applied_index();
-    let err = n
-        .transact(Txn::new().put("nope", "k", "v"))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, Error::UnknownTable(ref t) if t == "nope"),
-        "{err:?}"
-    );
-    let err = n
-        .transact(Txn::new().delete_object("kv", "k", "v"))
-        .await
-        .unwrap_err();
-    assert!(
-        err.to_string().contains("delete_object needs a bag"),
-        "{err}"
-    );
-    let err = n
-        .transact(Txn::new().put("local_disc", "k", "v"))
-        .await
-        .unwrap_err();
+    let err = n.transact(Txn::new().put("nope", "k", "v")).await.unwrap_err();
+    assert!(matches!(err, Error::UnknownTable(ref t) if t == "nope"), "{err:?}");
+    let err = n.transact(Txn::new().delete_object("kv", "k", "v")).await.unwrap_err();
+    assert!(err.to_string().contains("delete_object needs a bag"), "{err}");
+    let err = n.transact(Txn::new().put("local_disc", "k", "v")).await.unwrap_err();
     assert!(err.to_string().contains("do not mix"), "{err}");
     assert!(n.transact(Txn::new()).await.is_err());
-    assert_eq!(
-        n.applied_index(),
-        before,
-        "refused transactions reached the log"
-    );
+    assert_eq!(n.applied_index(), before, "refused transactions reached the log");
     // Local tables: written here only, kept across restart when disc.
-    n.transact_local(&Txn::new().put("local_disc", "lk", "lv"))
-        .unwrap();
-    n.transact_local(&Txn::new().put("subscriptions", "t/1", "sub1"))
-        .unwrap();
+    n.transact_local(&Txn::new().put("local_disc", "lk", "lv")).unwrap();
+    n.transact_local(&Txn::new().put("subscriptions", "t/1", "sub1")).unwrap();
     assert_eq!(n.get("local_disc", b"lk").unwrap()[0].as_ref(), b"lv");
     let base = c.base;
     let dir = c.shutdown().await;
-    let n = mnema::Node::start(config(dir.path(), base, 1, 1), test_tables())
-        .await
-        .unwrap();
-    assert_eq!(
-        n.get("local_disc", b"lk").unwrap()[0].as_ref(),
-        b"lv",
-        "local disc table survives restart"
-    );
-    assert!(
-        n.get("subscriptions", b"t/1").unwrap().is_empty(),
-        "local ram table starts empty"
-    );
+    let n = mnema::Node::start(config(dir.path(), base, 1, 1), test_tables()).await.unwrap();
+    assert_eq!(n.get("local_disc", b"lk").unwrap()[0].as_ref(), b"lv", "local disc table survives restart");
+    assert!(n.get("subscriptions", b"t/1").unwrap().is_empty(), "local ram table starts empty");
     assert_eq!(n.get("big", b"k").unwrap()[0].as_ref(), b"d");
     n.shutdown().await.unwrap();
 }

@@ -32,16 +32,8 @@ pub fn test_tables() -> Vec<TableDef> {
     t.push(TableDef::replicated("ram_set", Kind::Set, Storage::Ram));
     t.push(TableDef::replicated("bag", Kind::Bag, Storage::Disc));
     t.push(TableDef::replicated("big", Kind::Set, Storage::DiscOnly));
-    t.push(TableDef::replicated(
-        "big_bag",
-        Kind::Bag,
-        Storage::DiscOnly,
-    ));
-    t.push(TableDef::replicated(
-        "ordered",
-        Kind::OrderedSet,
-        Storage::Ram,
-    ));
+    t.push(TableDef::replicated("big_bag", Kind::Bag, Storage::DiscOnly));
+    t.push(TableDef::replicated("ordered", Kind::OrderedSet, Storage::Ram));
     t.push(TableDef::local("local_disc", Kind::Set, Storage::Disc));
     t
 }
@@ -72,10 +64,7 @@ where
         if cond().await {
             return;
         }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {limit:?} waiting for {what}"
-        );
+        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -107,41 +96,25 @@ impl Cluster {
     }
 
     pub async fn wait_leader(&self) {
-        wait_until(
-            "a leader known to every node",
-            Duration::from_secs(20),
-            || async {
-                let leaders: Vec<_> = self
-                    .nodes
-                    .iter()
-                    .map(|n| n.metrics().ok().and_then(|m| m.current_leader))
-                    .collect();
-                leaders[0].is_some() && leaders.iter().all(|l| *l == leaders[0])
-            },
-        )
+        wait_until("a leader known to every node", Duration::from_secs(20), || async {
+            let leaders: Vec<_> = self.nodes.iter().map(|n| n.metrics().ok().and_then(|m| m.current_leader)).collect();
+            leaders[0].is_some() && leaders.iter().all(|l| *l == leaders[0])
+        })
         .await;
     }
 
     pub fn leader(&self) -> usize {
-        self.nodes
-            .iter()
-            .position(|n| n.is_leader())
-            .expect("a leader")
+        self.nodes.iter().position(|n| n.is_leader()).expect("a leader")
     }
 
     pub fn follower(&self) -> usize {
-        self.nodes
-            .iter()
-            .position(|n| !n.is_leader())
-            .expect("a follower")
+        self.nodes.iter().position(|n| !n.is_leader()).expect("a follower")
     }
 
     /// Waits until every node has applied `index`.
     pub async fn wait_applied(&self, index: u64) {
         for n in &self.nodes {
-            n.wait_applied(index, Duration::from_secs(20))
-                .await
-                .expect("node applies index");
+            n.wait_applied(index, Duration::from_secs(20)).await.expect("node applies index");
         }
     }
 
@@ -185,11 +158,7 @@ pub fn spawn_node(dir: &Path, base: u16, i: u16, n: u16) -> Proc {
     );
     std::fs::write(&conf, text).expect("write config");
     let log = dir.join(format!("n{i}.log"));
-    let out = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log)
-        .expect("log file");
+    let out = std::fs::OpenOptions::new().create(true).append(true).open(&log).expect("log file");
     let err = out.try_clone().expect("log file");
     let child = Command::new(bin())
         .args(["start", "--config"])
@@ -199,11 +168,7 @@ pub fn spawn_node(dir: &Path, base: u16, i: u16, n: u16) -> Proc {
         .stderr(Stdio::from(err))
         .spawn()
         .expect("spawn mnema");
-    Proc {
-        child,
-        name: name(i),
-        log,
-    }
+    Proc { child, name: name(i), log }
 }
 
 pub fn addr(base: u16, i: u16) -> String {
@@ -225,10 +190,7 @@ where
         if let Some(v) = f().await {
             return v;
         }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {limit:?} waiting for {what}"
-        );
+        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -8,15 +8,13 @@ use std::process::Command;
 use std::time::Duration;
 
 async fn wait_serving(base: u16, i: u16) {
-    wait_until(
-        &format!("n{i} to serve"),
-        Duration::from_secs(30),
-        || async { client(base, i).node_info().await.is_ok() },
-    )
+    wait_until(&format!("n{i} to serve"), Duration::from_secs(30), || async {
+        client(base, i).node_info().await.is_ok()
+    })
     .await;
 }
 
-/// The leader's number, once every listed node agrees on one.
+/// The leader's number, once every listed node agrees on one of them.
 async fn agreed_leader(base: u16, alive: &[u16]) -> u16 {
     let leader: String = eventually("an agreed leader", Duration::from_secs(30), || async move {
         let mut seen = Vec::new();
@@ -26,38 +24,24 @@ async fn agreed_leader(base: u16, alive: &[u16]) -> u16 {
                 _ => return None,
             }
         }
-        seen.iter().all(|l| *l == seen[0]).then(|| seen[0].clone())
+        // Agreed, and one of the living (survivors name a dead leader until they time out).
+        let alive_names: Vec<String> = alive.iter().map(|&i| name(i)).collect();
+        (seen.iter().all(|l| *l == seen[0]) && alive_names.contains(&seen[0])).then(|| seen[0].clone())
     })
     .await;
-    leader
-        .trim_start_matches('n')
-        .split('@')
-        .next()
-        .and_then(|d| d.parse().ok())
-        .expect("leader name n<i>@…")
+    leader.trim_start_matches('n').split('@').next().and_then(|d| d.parse().ok()).expect("leader name n<i>@…")
 }
 
 /// Writes through node `i`, retrying while the cluster has no leader (bounded).
 async fn put(base: u16, i: u16, key: &str, value: &str) -> u64 {
-    eventually(
-        &format!("write of {key} via n{i}"),
-        Duration::from_secs(30),
-        || async move {
-            client(base, i)
-                .transact(&Txn::new().put("rules", key, value))
-                .await
-                .ok()
-                .map(|c| c.index)
-        },
-    )
+    eventually(&format!("write of {key} via n{i}"), Duration::from_secs(30), || async move {
+        client(base, i).transact(&Txn::new().put("rules", key, value)).await.ok().map(|c| c.index)
+    })
     .await
 }
 
 async fn read_on(base: u16, i: u16, key: &str, min_applied: u64) -> Option<Vec<u8>> {
-    let r = client(base, i)
-        .read("rules", Some(key.as_bytes()), min_applied)
-        .await
-        .ok()?;
+    let r = client(base, i).read("rules", Some(key.as_bytes()), min_applied).await.ok()?;
     r.records.first().map(|r| r.value.clone())
 }
 
@@ -65,9 +49,7 @@ async fn read_on(base: u16, i: u16, key: &str, min_applied: u64) -> Option<Vec<u
 async fn sigkill_the_leader_then_restart_it() {
     let dir = tempfile::tempdir().unwrap();
     let base = free_base(3);
-    let mut procs: BTreeMap<u16, Proc> = (1..=3)
-        .map(|i| (i, spawn_node(dir.path(), base, i, 3)))
-        .collect();
+    let mut procs: BTreeMap<u16, Proc> = (1..=3).map(|i| (i, spawn_node(dir.path(), base, i, 3))).collect();
     for i in 1..=3 {
         wait_serving(base, i).await;
     }
@@ -75,11 +57,7 @@ async fn sigkill_the_leader_then_restart_it() {
     let follower = if leader == 1 { 2 } else { 1 };
     let idx = put(base, follower, "before", "\"1\"").await;
     for i in 1..=3 {
-        assert_eq!(
-            read_on(base, i, "before", idx).await.as_deref(),
-            Some(&b"\"1\""[..]),
-            "n{i}"
-        );
+        assert_eq!(read_on(base, i, "before", idx).await.as_deref(), Some(&b"\"1\""[..]), "n{i}");
     }
     // SIGKILL the leader's process.
     drop(procs.remove(&leader));
@@ -95,16 +73,9 @@ async fn sigkill_the_leader_then_restart_it() {
     wait_serving(base, leader).await;
     for k in 0..20 {
         let v = read_on(base, leader, &format!("during{k}"), last).await;
-        assert_eq!(
-            v.as_deref(),
-            Some(&b"\"2\""[..]),
-            "during{k} on the restarted n{leader}"
-        );
+        assert_eq!(v.as_deref(), Some(&b"\"2\""[..]), "during{k} on the restarted n{leader}");
     }
-    assert_eq!(
-        read_on(base, leader, "before", 0).await.as_deref(),
-        Some(&b"\"1\""[..])
-    );
+    assert_eq!(read_on(base, leader, "before", 0).await.as_deref(), Some(&b"\"1\""[..]));
 }
 
 fn ctl(base: u16, i: u16, args: &[&str]) -> std::process::Output {
@@ -121,61 +92,32 @@ async fn a_rule_survives_killing_the_whole_cluster() {
     // the same data dirs, the rule is there on each.
     let dir = tempfile::tempdir().unwrap();
     let base = free_base(3);
-    let procs: Vec<Proc> = (1..=3)
-        .map(|i| spawn_node(dir.path(), base, i, 3))
-        .collect();
+    let procs: Vec<Proc> = (1..=3).map(|i| spawn_node(dir.path(), base, i, 3)).collect();
     for i in 1..=3 {
         wait_serving(base, i).await;
     }
     agreed_leader(base, &[1, 2, 3]).await;
     let rule = r#"{"id":"rule_persist","sql":"SELECT * FROM \"t/#\"","enable":true}"#;
     eventually("ctl table put", Duration::from_secs(30), || async move {
-        ctl(base, 2, &["table", "put", "rules", "rule_persist", rule])
-            .status
-            .success()
-            .then_some(())
+        ctl(base, 2, &["table", "put", "rules", "rule_persist", rule]).status.success().then_some(())
     })
     .await;
     let out = ctl(base, 3, &["cluster", "status", "--json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let status: serde_json::Value =
-        serde_json::from_slice(&out.stdout).expect("status --json is JSON");
-    assert_eq!(
-        status["running_nodes"].as_array().map(|a| a.len()),
-        Some(3),
-        "{status}"
-    );
-    assert_eq!(
-        status["stopped_nodes"].as_array().map(|a| a.len()),
-        Some(0),
-        "{status}"
-    );
-    assert!(
-        status["nodes"][0]["applied_index"].as_u64().is_some(),
-        "{status}"
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status --json is JSON");
+    assert_eq!(status["running_nodes"].as_array().map(|a| a.len()), Some(3), "{status}");
+    assert_eq!(status["stopped_nodes"].as_array().map(|a| a.len()), Some(0), "{status}");
+    assert!(status["nodes"][0]["applied_index"].as_u64().is_some(), "{status}");
     drop(procs); // SIGKILL, all of them
-    let _procs: Vec<Proc> = (1..=3)
-        .map(|i| spawn_node(dir.path(), base, i, 3))
-        .collect();
+    let _procs: Vec<Proc> = (1..=3).map(|i| spawn_node(dir.path(), base, i, 3)).collect();
     for i in 1..=3 {
         wait_serving(base, i).await;
     }
     for i in 1..=3 {
-        let found = eventually(
-            &format!("the rule on n{i}"),
-            Duration::from_secs(30),
-            || async move {
-                let out = ctl(base, i, &["table", "get", "rules", "rule_persist"]);
-                out.status
-                    .success()
-                    .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-            },
-        )
+        let found = eventually(&format!("the rule on n{i}"), Duration::from_secs(30), || async move {
+            let out = ctl(base, i, &["table", "get", "rules", "rule_persist"]);
+            out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+        })
         .await;
         let v: serde_json::Value = serde_json::from_str(&found).unwrap();
         assert_eq!(v["id"], "rule_persist", "n{i}: {found}");
@@ -192,10 +134,7 @@ fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
             if p.is_dir() {
                 stack.push(p);
             } else {
-                out.insert(
-                    p.strip_prefix(dir).unwrap().display().to_string(),
-                    std::fs::read(&p).unwrap(),
-                );
+                out.insert(p.strip_prefix(dir).unwrap().display().to_string(), std::fs::read(&p).unwrap());
             }
         }
     }
@@ -221,14 +160,8 @@ async fn a_data_dir_refuses_another_node_name() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success(),
-        "started under another name: {stderr}"
-    );
-    assert!(
-        stderr.contains("n1@127.0.0.1") && stderr.contains("other@127.0.0.1"),
-        "{stderr}"
-    );
+    assert!(!out.status.success(), "started under another name: {stderr}");
+    assert!(stderr.contains("n1@127.0.0.1") && stderr.contains("other@127.0.0.1"), "{stderr}");
     assert_eq!(tree(&data), before, "data dir changed");
     // A bad config value is named by its key.
     let out = Command::new(bin())
@@ -250,28 +183,36 @@ fn dev_cluster_starts_and_shows_status() {
     let dir = tempfile::tempdir().unwrap();
     let base = free_base(3);
     let out = Command::new(bin())
-        .args([
-            "dev-cluster",
-            "--once",
-            "--base-port",
-            &base.to_string(),
-            "--dir",
-        ])
+        .args(["dev-cluster", "--once", "--base-port", &base.to_string(), "--dir"])
         .arg(dir.path())
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        stdout.contains("running_nodes: [") && stdout.contains("mnema3@127.0.0.1"),
-        "{stdout}"
-    );
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("running_nodes: [") && stdout.contains("mnema3@127.0.0.1"), "{stdout}");
     assert!(stdout.contains("stopped_nodes: []"), "{stdout}");
     for i in 1..=3 {
         assert!(dir.path().join(format!("mnema{i}/IDENTITY")).exists());
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_cookie_is_refused_on_both_sides() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = free_base(1);
+    let p = spawn_node(dir.path(), base, 1, 1);
+    wait_serving(base, 1).await;
+    let out = Command::new(bin())
+        .args(["ctl", "--node", &addr(base, 1), "--cookie", "wrong", "cluster", "status"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "accepted a wrong cookie");
+    assert!(stderr.contains("cookie mismatch"), "client side: {stderr}");
+    let log = p.log.clone();
+    wait_until("the server to log the refusal", Duration::from_secs(10), || {
+        let log = log.clone();
+        async move { std::fs::read_to_string(&log).map(|l| l.contains("wrong cookie")).unwrap_or(false) }
+    })
+    .await;
 }
