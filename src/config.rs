@@ -15,7 +15,7 @@ use std::time::Duration;
 /// The cookie EMQX ships with; a node still using it logs a warning.
 pub const DEFAULT_COOKIE: &str = "mnemasecretcookie";
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct NodeConfig {
     pub node: NodeSection,
@@ -120,12 +120,6 @@ impl Default for RaftSection {
             max_inflight_batches: 8,
             write_timeout: "10s".into(),
         }
-    }
-}
-
-impl Default for NodeConfig {
-    fn default() -> Self {
-        NodeConfig { node: NodeSection::default(), cluster: ClusterSection::default(), raft: RaftSection::default() }
     }
 }
 

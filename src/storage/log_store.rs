@@ -4,6 +4,10 @@
 //! is index order). An append is one `WriteBatch` written with sync: however many entries
 //! openraft hands us at once cost one fsync.
 
+// openraft's trait methods return its `StorageError` by value; our helpers return it too
+// rather than convert at every call site.
+#![allow(clippy::result_large_err)]
+
 use super::db::{CF_LOG, CF_META, Db};
 use crate::codec;
 use crate::raft::types::{Entry, LogId, NodeId, StorageError, TypeConfig, Vote};
