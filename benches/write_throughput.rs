@@ -1,7 +1,8 @@
 //! Committed writes per second of a 3-core cluster on loopback, by number of concurrent
 //! writers (256-byte values). Each write returns only once a majority has it on disk and
-//! the writing node has applied it. Writers are spread over all three nodes, so two
-//! thirds of the writes are forwarded from a follower.
+//! the writing node has applied it. One writer runs on the leader, then on a follower
+//! (forwarded); many writers are spread over all three nodes, so two thirds of their
+//! writes are forwarded from a follower.
 
 mod common;
 
@@ -19,7 +20,28 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1));
     g.sample_size(10);
     g.measurement_time(Duration::from_secs(8));
-    for writers in [1usize, 64, 256] {
+    // One writer on the leader: the latency floor (leader fsync ∥ follower fsync + one RTT).
+    let leader = cluster.nodes.iter().position(|n| n.is_leader()).expect("leader");
+    for (label, node) in [("leader", leader), ("follower", (leader + 1) % 3)] {
+        g.bench_function(format!("3_cores_1_writer_on_{label}"), |b| {
+            b.to_async(&rt).iter_custom(|iters| {
+                let cluster = cluster.clone();
+                let seq = seq.clone();
+                async move {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        let k = seq.fetch_add(1, Ordering::Relaxed);
+                        cluster.nodes[node]
+                            .transact(Txn::new().put("kv", k.to_be_bytes(), vec![0xab; 256]))
+                            .await
+                            .expect("write");
+                    }
+                    start.elapsed()
+                }
+            })
+        });
+    }
+    for writers in [64usize, 256] {
         g.bench_function(format!("3_cores_{writers}_writers"), |b| {
             b.to_async(&rt).iter_custom(|iters| {
                 let cluster = cluster.clone();

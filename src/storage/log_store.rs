@@ -1,8 +1,11 @@
 //! The Raft log in RocksDB (openraft's `RaftLogStorage`).
 //!
 //! Entries live in the `log` column family under their index (u64 big-endian, so key order
-//! is index order). An append is one `WriteBatch` written with sync: however many entries
-//! openraft hands us at once cost one fsync.
+//! is index order). An append writes its entries in one `WriteBatch` without syncing, so
+//! they are readable at once (replication reads them), and hands openraft's flush callback
+//! to the sync thread. That thread syncs the WAL once for every callback queued meanwhile,
+//! then reports them all durable: openraft's core never waits on a disk, and appends that
+//! arrive during an fsync share the next one.
 
 // openraft's trait methods return its `StorageError` by value; our helpers return it too
 // rather than convert at every call site.
@@ -26,6 +29,7 @@ const KEY_COMMITTED: &str = "committed";
 #[derive(Clone, Debug)]
 pub struct LogStore {
     db: Db,
+    sync: std::sync::mpsc::Sender<LogFlushed<TypeConfig>>,
 }
 
 fn io_err(subject: ErrorSubject<NodeId>, verb: ErrorVerb, e: impl std::fmt::Display) -> StorageError {
@@ -37,8 +41,24 @@ fn logs_err(verb: ErrorVerb, e: impl std::fmt::Display) -> StorageError {
 }
 
 impl LogStore {
-    pub fn new(db: Db) -> Self {
-        LogStore { db }
+    /// A log store on `db`, with its sync thread (which ends when the last clone is dropped).
+    pub fn new(db: Db) -> crate::error::Result<Self> {
+        let (sync, pending) = std::sync::mpsc::channel::<LogFlushed<TypeConfig>>();
+        let sync_db = db.clone();
+        std::thread::Builder::new()
+            .name("mnema-log-sync".into())
+            .spawn(move || {
+                while let Ok(first) = pending.recv() {
+                    let mut done = vec![first];
+                    done.extend(pending.try_iter());
+                    let res = sync_db.sync_wal().map_err(|e| e.to_string());
+                    for callback in done {
+                        callback.log_io_completed(res.clone().map_err(std::io::Error::other));
+                    }
+                }
+            })
+            .map_err(|e| crate::error::Error::io("log sync thread", e))?;
+        Ok(LogStore { db, sync })
     }
 
     fn meta<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StorageError> {
@@ -169,13 +189,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             let bytes = encode_entry(&entry).map_err(|e| logs_err(ErrorVerb::Write, e))?;
             wb.put_cf(cf, entry.log_id.index.to_be_bytes(), bytes);
         }
-        let res = self.db.raw().write_opt(wb, &Db::sync_opts()).map_err(std::io::Error::other);
-        let failed = res.as_ref().err().map(|e| e.to_string());
-        callback.log_io_completed(res);
-        match failed {
-            Some(e) => Err(logs_err(ErrorVerb::Write, e)),
-            None => Ok(()),
+        if let Err(e) = self.db.raw().write_opt(wb, &Db::lazy_opts()) {
+            let msg = e.to_string();
+            callback.log_io_completed(Err(std::io::Error::other(e)));
+            return Err(logs_err(ErrorVerb::Write, msg));
         }
+        // Durable (and reported so) once the sync thread's next WAL sync completes.
+        self.sync.send(callback).map_err(|_| logs_err(ErrorVerb::Write, "log sync thread is gone"))
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
