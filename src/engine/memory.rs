@@ -12,12 +12,17 @@ use std::sync::Arc;
 
 pub use super::Blob;
 
+/// Hashing for in-memory keys: foldhash (fast, seeded per process) instead of SipHash;
+/// keys come from trusted writers through Raft, not from untrusted network input directly.
+pub type KeyHasher = foldhash::fast::RandomState;
+type HashMap<K, V> = imbl::GenericHashMap<K, V, KeyHasher, imbl::shared_ptr::DefaultSharedPtr>;
+
 /// One table's records.
 #[derive(Clone, Debug)]
 pub enum MemTable {
-    Set(imbl::HashMap<Blob, Blob>),
+    Set(HashMap<Blob, Blob>),
     Ordered(imbl::OrdMap<Blob, Blob>),
-    Bag(imbl::HashMap<Blob, imbl::OrdSet<Blob>>),
+    Bag(HashMap<Blob, imbl::OrdSet<Blob>>),
     /// A `disc_only` table: nothing in memory.
     None,
 }
