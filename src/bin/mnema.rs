@@ -8,6 +8,14 @@ use mnema::{Error, Node, Result, Txn, schema};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// Prints a line to stdout; a closed pipe (`mnema ctl … | head`) is not an error.
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
 #[derive(Parser)]
 #[command(name = "mnema", version, about = "Embedded replicated table store for MQTT brokers")]
 struct Cli {
@@ -96,6 +104,7 @@ async fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let res = match cli.cmd {
         Cmd::Start { config } => start(config).await,
@@ -114,7 +123,7 @@ async fn main() -> ExitCode {
 async fn start(config: Option<PathBuf>) -> Result<()> {
     let config = NodeConfig::load(config.as_deref())?;
     let node = Node::start(config, schema::broker_tables()).await?;
-    println!("{} is running on {}", node.name(), node.addr());
+    out!("{} is running on {}", node.name(), node.addr());
     wait_for_signal().await?;
     eprintln!("stopping {}", node.name());
     node.shutdown().await
@@ -143,7 +152,7 @@ async fn ctl(node: &str, cookie: &str, base_port: u16, cmd: CtlCmd) -> Result<()
         }
         CtlCmd::Cluster { cmd: ClusterCmd::Join { peer } } => {
             let reply = client.join(&peer).await?;
-            println!("joined the cluster of {peer}; leader: {}", reply.leader);
+            out!("joined the cluster of {peer}; leader: {}", reply.leader);
         }
         CtlCmd::Table { cmd } => table_cmd(&mut client, cmd).await?,
     }
@@ -157,11 +166,11 @@ async fn table_cmd(client: &mut Client, cmd: TableCmd) -> Result<()> {
                 serde_json::from_str(&value).map_err(|e| Error::InvalidTxn(format!("value is not JSON: {e}")))?;
             let bytes = serde_json::to_vec(&v).map_err(|e| Error::InvalidTxn(e.to_string()))?;
             let c = client.transact(&Txn::new().put(&table, key.as_bytes(), bytes)).await?;
-            println!("ok (index {})", c.index);
+            out!("ok (index {})", c.index);
         }
         TableCmd::Delete { table, key } => {
             let c = client.transact(&Txn::new().delete(&table, key.as_bytes())).await?;
-            println!("ok (index {})", c.index);
+            out!("ok (index {})", c.index);
         }
         TableCmd::Get { table, key } => {
             let r = client.read(&table, Some(key.as_bytes()), 0).await?;
@@ -169,7 +178,7 @@ async fn table_cmd(client: &mut Client, cmd: TableCmd) -> Result<()> {
                 return Err(Error::Refused(format!("no record `{key}` in `{table}`")));
             }
             for rec in r.records {
-                println!("{}", value_json(&rec.value));
+                out!("{}", value_json(&rec.value));
             }
         }
         TableCmd::Dump { table } => {
@@ -179,7 +188,7 @@ async fn table_cmd(client: &mut Client, cmd: TableCmd) -> Result<()> {
                 .iter()
                 .map(|rec| serde_json::json!({ "key": String::from_utf8_lossy(&rec.key), "value": value_json(&rec.value) }))
                 .collect();
-            println!("{}", serde_json::Value::Array(rows));
+            out!("{}", serde_json::Value::Array(rows));
         }
     }
     Ok(())
@@ -212,18 +221,18 @@ fn print_status(s: &pb::ClusterStatus, json: bool) {
             "cluster": s.cluster, "cluster_id": s.cluster_id, "leader": s.leader,
             "running_nodes": running, "stopped_nodes": stopped, "nodes": nodes,
         });
-        println!("{doc:#}");
+        out!("{doc:#}");
         return;
     }
     let leader = if s.leader.is_empty() { "(none)" } else { &s.leader };
-    println!("Cluster status: {} (id {})  leader: {leader}", s.cluster, s.cluster_id);
-    println!("running_nodes: [{}]", running.join(", "));
-    println!("stopped_nodes: [{}]", stopped.join(", "));
-    println!("{:<28} {:<16} {:<10} {:>10} {:<22}", "NODE", "ROLE", "STATE", "APPLIED", "ADDR");
+    out!("Cluster status: {} (id {})  leader: {leader}", s.cluster, s.cluster_id);
+    out!("running_nodes: [{}]", running.join(", "));
+    out!("stopped_nodes: [{}]", stopped.join(", "));
+    out!("{:<28} {:<16} {:<10} {:>10} {:<22}", "NODE", "ROLE", "STATE", "APPLIED", "ADDR");
     for m in &s.members {
         let st = m.status.clone().unwrap_or_default();
         let state = if m.running { st.raft_state.as_str() } else { "stopped" };
-        println!("{:<28} {:<16} {:<10} {:>10} {:<22}", m.name, m.role, state, st.applied_index, m.addr);
+        out!("{:<28} {:<16} {:<10} {:>10} {:<22}", m.name, m.role, state, st.applied_index, m.addr);
     }
 }
 
@@ -241,11 +250,11 @@ async fn dev_cluster(dir: PathBuf, cores: u16, base_port: u16, once: bool) -> Re
         nodes.push(Node::start(c, schema::broker_tables()).await?);
     }
     let status = wait_until_formed(&nodes[0]).await?;
-    println!("pseudo-distributed cluster of {cores} cores under {}", dir.display());
+    out!("pseudo-distributed cluster of {cores} cores under {}", dir.display());
     print_status(&status, false);
-    println!("try: mnema ctl --node mnema1@127.0.0.1 table put rules r1 '{{\"sql\":\"SELECT * FROM t\"}}'");
+    out!("try: mnema ctl --node mnema1@127.0.0.1 table put rules r1 '{{\"sql\":\"SELECT * FROM t\"}}'");
     if !once {
-        println!("serving; Ctrl-C to stop");
+        out!("serving; Ctrl-C to stop");
         wait_for_signal().await?;
     }
     for n in nodes {
