@@ -1,7 +1,6 @@
 //! Multi-node behaviour of core nodes, in process.
 
 use crate::harness::*;
-use mnema::config::DiscoveryStrategy;
 use mnema::{Error, Node, Txn};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -137,9 +136,7 @@ async fn wrong_cookie_is_refused_with_a_clear_error() {
     let c = Cluster::start(1).await;
     let dir = tempfile::tempdir().unwrap();
     let base = free_base(9);
-    let mut cfg = config(dir.path(), base, 9, 0);
-    cfg.cluster.discovery_strategy = DiscoveryStrategy::Manual;
-    cfg.cluster.static_.seeds.clear();
+    let mut cfg = manual_config(dir.path(), base, 9);
     cfg.node.cookie = "not-the-cookie".into();
     let stranger = Node::start(cfg, test_tables()).await.unwrap();
     let target = mnema::Peer::parse("t", &format!("{}:{}", name(1), c.base + 1), 0).unwrap();
@@ -158,9 +155,7 @@ async fn manual_join_replaces_the_joiners_data() {
     let base = free_base(3);
     let mut nodes = Vec::new();
     for i in 1..=3 {
-        let mut cfg = config(dir.path(), base, i, 3);
-        cfg.cluster.discovery_strategy = DiscoveryStrategy::Manual;
-        cfg.cluster.static_.seeds.clear();
+        let cfg = manual_config(dir.path(), base, i);
         nodes.push(Node::start(cfg, test_tables()).await.unwrap());
     }
     // Each starts as a cluster of one that accepts writes.
@@ -192,9 +187,7 @@ async fn manual_join_replaces_the_joiners_data() {
     // A member of a multi-node cluster cannot join another one.
     let other_dir = tempfile::tempdir().unwrap();
     let obase = free_base(4);
-    let mut ocfg = config(other_dir.path(), obase, 4, 0);
-    ocfg.cluster.discovery_strategy = DiscoveryStrategy::Manual;
-    ocfg.cluster.static_.seeds.clear();
+    let ocfg = manual_config(other_dir.path(), obase, 4);
     let other = Node::start(ocfg, test_tables()).await.unwrap();
     let err = nodes[1].join(&mnema::Peer::parse("t", &name(4), obase).unwrap()).await.expect_err("second cluster");
     assert!(err.to_string().contains("leave it before joining another"), "{err}");
@@ -233,9 +226,7 @@ async fn a_new_member_catches_up_from_a_snapshot() {
         nodes[l].metrics().unwrap().purged.map(|p| p.index > 100).unwrap_or(false)
     })
     .await;
-    let mut cfg = config(dir.path(), base, 3, 2);
-    cfg.cluster.discovery_strategy = DiscoveryStrategy::Manual;
-    cfg.cluster.static_.seeds.clear();
+    let cfg = manual_config(dir.path(), base, 3);
     let n3 = Node::start(cfg, test_tables()).await.unwrap();
     n3.join(&mnema::Peer::parse("t", &name(1), base).unwrap()).await.expect("join");
     n3.wait_applied(last, Duration::from_secs(30)).await.unwrap();

@@ -53,6 +53,14 @@ pub fn config(dir: &Path, base: u16, i: u16, n: u16) -> NodeConfig {
     c
 }
 
+/// Node `i` with the manual strategy: a cluster of its own until it joins one.
+pub fn manual_config(dir: &Path, base: u16, i: u16) -> NodeConfig {
+    let mut c = config(dir, base, i, 0);
+    c.cluster.discovery_strategy = DiscoveryStrategy::Manual;
+    c.cluster.static_.seeds.clear();
+    c
+}
+
 /// Waits for `cond` (checked now and after each `step`), failing with `what` after `limit`.
 pub async fn wait_until<F, Fut>(what: &str, limit: Duration, mut cond: F)
 where
