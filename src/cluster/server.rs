@@ -7,10 +7,10 @@ use crate::rpc::auth::CheckCookie;
 use crate::rpc::pb::cluster_server::ClusterServer;
 use crate::rpc::pb::raft_server::RaftServer;
 use std::sync::Arc;
-use tokio::sync::watch;
 use tonic::service::interceptor::InterceptedService;
 
-pub async fn serve(shared: Arc<NodeShared>, listener: tokio::net::TcpListener, mut stop: watch::Receiver<bool>) {
+pub async fn serve(shared: Arc<NodeShared>, listener: tokio::net::TcpListener) {
+    let mut stop = shared.stopping.clone();
     let check = CheckCookie::new(&shared.config.node.cookie);
     let raft = RaftServer::new(RaftService { node: shared.clone() })
         .max_decoding_message_size(crate::codec::MAX_DECODE)

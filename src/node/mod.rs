@@ -313,16 +313,15 @@ impl Node {
             cluster_id,
             membership_lock: tokio::sync::Mutex::new(()),
             proposer: ptx,
-            stopping: stop_rx.clone(),
+            stopping: stop_rx,
         });
         raft_setup::start_raft(&shared).await?;
-        let server = tokio::spawn(crate::cluster::server::serve(shared.clone(), listener, stop_rx.clone()));
+        let server = tokio::spawn(crate::cluster::server::serve(shared.clone(), listener));
         let proposer = tokio::spawn(proposer::run(
             shared.clone(),
             prx,
             config.raft.max_batch_txns,
             config.raft.max_inflight_batches,
-            stop_rx,
         ));
         let node = Node { shared, stop, server, proposer };
         crate::cluster::bootstrap::form(&node.shared).await?;

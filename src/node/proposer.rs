@@ -10,7 +10,7 @@ use super::NodeShared;
 use crate::engine::{Batch, Txn, TxnOutcome};
 use crate::error::{Error, Result};
 use std::sync::Arc;
-use tokio::sync::{Semaphore, mpsc, oneshot, watch};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
 pub(crate) struct Pending {
     pub txn: Txn,
@@ -22,8 +22,8 @@ pub(crate) async fn run(
     mut rx: mpsc::Receiver<Pending>,
     max_batch: usize,
     max_inflight: usize,
-    mut stop: watch::Receiver<bool>,
 ) {
+    let mut stop = shared.stopping.clone();
     let inflight = Arc::new(Semaphore::new(max_inflight));
     loop {
         let Ok(permit) = inflight.clone().acquire_owned().await else {
