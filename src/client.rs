@@ -36,10 +36,10 @@ impl Client {
     }
 
     pub async fn transact(&mut self, txn: &Txn) -> Result<Committed> {
-        let req = pb::WriteRequest { batch: crate::codec::encode_versioned(1, txn)? };
+        let req = pb::WriteRequest { batch: crate::codec::encode_versioned(crate::codec::WIRE_VERSION, txn)? };
         let reply = self.inner.transact(req).await.map_err(|s| self.err(s))?.into_inner();
         let res: std::result::Result<Committed, String> =
-            crate::codec::decode_versioned("transact reply", 1, &reply.reply)?;
+            crate::codec::decode_versioned("transact reply", crate::codec::WIRE_VERSION, &reply.reply)?;
         res.map_err(Error::Refused)
     }
 

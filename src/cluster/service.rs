@@ -50,18 +50,22 @@ impl Cluster for ClusterService {
     }
 
     async fn write(&self, req: Request<pb::WriteRequest>) -> Result<Response<pb::WriteReply>, Status> {
-        let batch: Batch = crate::codec::decode_versioned("forwarded batch", 1, &req.into_inner().batch)
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let batch: Batch =
+            crate::codec::decode_versioned("forwarded batch", crate::codec::WIRE_VERSION, &req.into_inner().batch)
+                .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let reply = self.node.serve_forwarded(batch).await;
-        let bytes = crate::codec::encode_versioned(1, &reply).map_err(|e| Status::internal(e.to_string()))?;
+        let bytes = crate::codec::encode_versioned(crate::codec::WIRE_VERSION, &reply)
+            .map_err(|e| Status::internal(e.to_string()))?;
         Ok(Response::new(pb::WriteReply { reply: bytes }))
     }
 
     async fn transact(&self, req: Request<pb::WriteRequest>) -> Result<Response<pb::WriteReply>, Status> {
-        let txn: crate::engine::Txn = crate::codec::decode_versioned("transaction", 1, &req.into_inner().batch)
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let txn: crate::engine::Txn =
+            crate::codec::decode_versioned("transaction", crate::codec::WIRE_VERSION, &req.into_inner().batch)
+                .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let reply: Result<crate::engine::Committed, String> = self.node.transact(txn).await.map_err(|e| e.to_string());
-        let bytes = crate::codec::encode_versioned(1, &reply).map_err(|e| Status::internal(e.to_string()))?;
+        let bytes = crate::codec::encode_versioned(crate::codec::WIRE_VERSION, &reply)
+            .map_err(|e| Status::internal(e.to_string()))?;
         Ok(Response::new(pb::WriteReply { reply: bytes }))
     }
 

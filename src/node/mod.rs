@@ -145,9 +145,9 @@ impl NodeShared {
 
     async fn forward(&self, leader: &NodeInfo, batch: &Batch) -> Result<ForwardReply> {
         let mut client = self.peers.cluster(&leader.addr)?;
-        let req = pb::WriteRequest { batch: crate::codec::encode_versioned(1, batch)? };
+        let req = pb::WriteRequest { batch: crate::codec::encode_versioned(crate::codec::WIRE_VERSION, batch)? };
         let reply = client.write(req).await.map_err(|s| status_error(&leader.name, s))?.into_inner();
-        crate::codec::decode_versioned("forward reply", 1, &reply.reply)
+        crate::codec::decode_versioned("forward reply", crate::codec::WIRE_VERSION, &reply.reply)
     }
 
     /// Serves a batch forwarded by a follower.

@@ -53,8 +53,8 @@ impl<'a> DiscWriter<'a> {
     }
 
     fn clear(&mut self, def: &TableDef) {
-        self.delete_prefix(&table_prefix(&def.name));
         let prefix = table_prefix(&def.name);
+        self.delete_prefix(&prefix);
         self.overlay.retain(|k, _| !k.starts_with(&prefix));
         self.cleared.insert(def.name.clone());
     }
