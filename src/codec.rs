@@ -40,7 +40,7 @@ pub fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T
 
 /// Format version of the messages between nodes and clients that are not Raft's own
 /// (forwarded batches, client transactions and their replies).
-pub const WIRE_VERSION: u8 = 1;
+pub const WIRE_VERSION: u8 = 2;
 
 /// Encodes with a leading format-version byte, for everything persisted.
 pub fn encode_versioned<T: Serialize + ?Sized>(version: u8, value: &T) -> Result<Vec<u8>> {

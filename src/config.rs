@@ -21,6 +21,27 @@ pub struct NodeConfig {
     pub node: NodeSection,
     pub cluster: ClusterSection,
     pub raft: RaftSection,
+    pub replicant: ReplicantSection,
+}
+
+/// How a replicant streams its copy (ignored by cores).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReplicantSection {
+    /// Cores to stream from (`name@host[:port]`); empty: `cluster.static.seeds`.
+    #[serde(deserialize_with = "string_list")]
+    pub cores: Vec<String>,
+    /// Shards to replicate; empty: all.
+    pub shards: Vec<u16>,
+    /// With no message (entries or heartbeat) from its core for this long, a replicant
+    /// moves to another core.
+    pub stall_timeout: String,
+}
+
+impl Default for ReplicantSection {
+    fn default() -> Self {
+        ReplicantSection { cores: Vec::new(), shards: Vec::new(), stall_timeout: "2s".into() }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -85,6 +106,12 @@ pub struct RaftSection {
     pub max_inflight_batches: usize,
     /// How long a write waits for a leader and for its commit.
     pub write_timeout: String,
+    /// Times a write is sent again after a failure that leaves its outcome unknown (the
+    /// leader died or the connection broke mid-call). Request ids make this safe: a batch
+    /// already applied is not applied again.
+    pub write_retries: u32,
+    /// Pause before the first such retry; doubled each time, up to 1s.
+    pub write_retry_backoff: String,
 }
 
 impl Default for NodeSection {
@@ -119,6 +146,8 @@ impl Default for RaftSection {
             max_batch_txns: 4096,
             max_inflight_batches: 8,
             write_timeout: "10s".into(),
+            write_retries: 5,
+            write_retry_backoff: "50ms".into(),
         }
     }
 }
@@ -136,6 +165,11 @@ pub struct Validated {
     pub heartbeat: Duration,
     pub election_timeout: Duration,
     pub write_timeout: Duration,
+    pub write_retry_backoff: Duration,
+    pub role: Role,
+    /// Cores a replicant streams from (empty for a core).
+    pub cores: Vec<Peer>,
+    pub stall_timeout: Duration,
 }
 
 impl NodeConfig {
@@ -220,6 +254,30 @@ impl NodeConfig {
         if self.raft.snapshot_after_entries == 0 {
             return Err(Error::config("raft.snapshot_after_entries", "must be at least 1"));
         }
+        let write_retry_backoff = parse_duration("raft.write_retry_backoff", &self.raft.write_retry_backoff)?;
+        let stall_timeout = parse_duration("replicant.stall_timeout", &self.replicant.stall_timeout)?;
+        let cores = match self.node.role {
+            Role::Core => Vec::new(),
+            Role::Replicant => {
+                let (key, list) = if self.replicant.cores.is_empty() {
+                    ("cluster.static.seeds", &self.cluster.static_.seeds)
+                } else {
+                    ("replicant.cores", &self.replicant.cores)
+                };
+                let cores =
+                    list.iter().map(|s| Peer::parse(key, s, self.node.base_port)).collect::<Result<Vec<_>>>()?;
+                if cores.is_empty() {
+                    return Err(Error::config(
+                        "replicant.cores",
+                        "a replicant needs cores to stream from: set replicant.cores or cluster.static.seeds",
+                    ));
+                }
+                if cores.iter().any(|p| p.name == name) {
+                    return Err(Error::config(key, "a replicant cannot list itself as a core"));
+                }
+                cores
+            }
+        };
         Ok(Validated {
             node_id: name.node_id(),
             name,
@@ -229,6 +287,10 @@ impl NodeConfig {
             heartbeat,
             election_timeout,
             write_timeout,
+            write_retry_backoff,
+            role: self.node.role,
+            cores,
+            stall_timeout,
         })
     }
 }
@@ -245,15 +307,18 @@ impl Validated {
             names.dedup();
             format!("{:016x}", crate::name::fnv1a(format!("{cluster_name}\n{}", names.join("\n")).as_bytes()))
         } else {
-            use std::hash::{BuildHasher, Hasher};
-            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-            h.write_u128(
-                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0),
-            );
-            h.write_u32(std::process::id());
-            format!("{:016x}", h.finish())
+            format!("{:016x}", random_u64())
         }
     }
+}
+
+/// A random number, different in every process and call (ids, not cryptography).
+pub fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+    h.write_u32(std::process::id());
+    h.finish()
 }
 
 /// Parses `250ms`, `5s`, `5m`, `1h`.

@@ -56,6 +56,12 @@ pub enum Error {
     #[error("raft: {0}")]
     Raft(String),
 
+    /// A write was sent `attempts` times and no answer said whether it was applied (the
+    /// leader failed mid-call each time). It was applied at most once: retries carry the
+    /// same request id.
+    #[error("write outcome unknown after {attempts} attempts (applied at most once): {last}")]
+    WriteOutcomeUnknown { attempts: u32, last: String },
+
     #[error("timed out after {ms} ms waiting for {what}")]
     Timeout { what: String, ms: u64 },
 
@@ -92,6 +98,9 @@ impl Error {
             Error::Rpc { peer, reason } => Error::Rpc { peer: peer.clone(), reason: reason.clone() },
             Error::Timeout { what, ms } => Error::Timeout { what: what.clone(), ms: *ms },
             Error::Shutdown => Error::Shutdown,
+            Error::WriteOutcomeUnknown { attempts, last } => {
+                Error::WriteOutcomeUnknown { attempts: *attempts, last: last.clone() }
+            }
             other => Error::Raft(other.to_string()),
         }
     }

@@ -23,6 +23,7 @@ pub mod engine;
 pub mod error;
 pub mod name;
 pub mod raft;
+pub mod replication;
 pub mod schema;
 pub mod storage;
 

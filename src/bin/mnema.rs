@@ -4,7 +4,7 @@ use clap::{Parser, Subcommand};
 use mnema::client::Client;
 use mnema::config::{DiscoveryStrategy, NodeConfig};
 use mnema::rpc::pb;
-use mnema::{Error, Node, Result, Txn, schema};
+use mnema::{Error, Node, Result, Role, Txn, schema};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -43,13 +43,16 @@ enum Cmd {
         #[command(subcommand)]
         cmd: CtlCmd,
     },
-    /// Start a pseudo-distributed cluster of cores on loopback, print its status, serve
-    /// until Ctrl-C. A second run on the same dir recovers the same data.
+    /// Start a pseudo-distributed cluster on loopback (cores, then replicants streaming
+    /// from them), print its status, serve until Ctrl-C. A second run on the same dir
+    /// recovers the same data.
     DevCluster {
         #[arg(long, default_value = "./data")]
         dir: PathBuf,
         #[arg(long, default_value_t = 3)]
         cores: u16,
+        #[arg(long, default_value_t = 2)]
+        replicants: u16,
         #[arg(long, default_value_t = 4370)]
         base_port: u16,
         /// Print the status once the cluster is up, then stop (for scripts and CI).
@@ -109,7 +112,9 @@ async fn main() -> ExitCode {
     let res = match cli.cmd {
         Cmd::Start { config } => start(config).await,
         Cmd::Ctl { node, cookie, base_port, cmd } => ctl(&node, &cookie, base_port, cmd).await,
-        Cmd::DevCluster { dir, cores, base_port, once } => dev_cluster(dir, cores, base_port, once).await,
+        Cmd::DevCluster { dir, cores, replicants, base_port, once } => {
+            dev_cluster(dir, cores, replicants, base_port, once).await
+        }
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,
@@ -211,10 +216,18 @@ fn print_status(s: &pb::ClusterStatus, json: bool) {
             .iter()
             .map(|m| {
                 let st = m.status.clone().unwrap_or_default();
-                serde_json::json!({
+                let mut node = serde_json::json!({
                     "name": m.name, "addr": m.addr, "role": m.role, "voter": m.voter, "running": m.running,
                     "raft_state": st.raft_state, "applied_index": st.applied_index, "term": st.term, "error": m.error,
-                })
+                    "committed": st.committed, "write_retries": st.write_retries,
+                });
+                if let Some(r) = st.replicant {
+                    node["replicant"] = serde_json::json!({
+                        "state": r.state, "upstream": r.upstream, "lag_entries": r.lag_entries, "lag_ms": r.lag_ms,
+                        "bootstraps": r.bootstraps, "resumes": r.resumes, "transitions": r.transitions,
+                    });
+                }
+                node
             })
             .collect();
         let doc = serde_json::json!({
@@ -228,29 +241,45 @@ fn print_status(s: &pb::ClusterStatus, json: bool) {
     out!("Cluster status: {} (id {})  leader: {leader}", s.cluster, s.cluster_id);
     out!("running_nodes: [{}]", running.join(", "));
     out!("stopped_nodes: [{}]", stopped.join(", "));
-    out!("{:<28} {:<16} {:<10} {:>10} {:<22}", "NODE", "ROLE", "STATE", "APPLIED", "ADDR");
+    out!("{:<24} {:<15} {:<13} {:>9} {:<22} {:<24}", "NODE", "ROLE", "STATE", "APPLIED", "ADDR", "UPSTREAM (LAG)");
     for m in &s.members {
         let st = m.status.clone().unwrap_or_default();
-        let state = if m.running { st.raft_state.as_str() } else { "stopped" };
-        out!("{:<28} {:<16} {:<10} {:>10} {:<22}", m.name, m.role, state, st.applied_index, m.addr);
+        let (state, upstream) = match (&st.replicant, m.running) {
+            (_, false) => ("stopped".to_string(), String::new()),
+            (Some(r), true) => {
+                (r.state.clone(), format!("{} ({} entries, {} ms)", r.upstream, r.lag_entries, r.lag_ms))
+            }
+            (None, true) => (st.raft_state.clone(), String::new()),
+        };
+        out!("{:<24} {:<15} {:<13} {:>9} {:<22} {:<24}", m.name, m.role, state, st.applied_index, m.addr, upstream);
     }
 }
 
-async fn dev_cluster(dir: PathBuf, cores: u16, base_port: u16, once: bool) -> Result<()> {
+async fn dev_cluster(dir: PathBuf, cores: u16, replicants: u16, base_port: u16, once: bool) -> Result<()> {
     if cores == 0 {
         return Err(Error::config("--cores", "must be at least 1"));
     }
     let names: Vec<String> = (1..=cores).map(|i| format!("mnema{i}@127.0.0.1")).collect();
-    let mut nodes = Vec::new();
-    for name in &names {
+    let config = |name: &str| {
         let mut c = NodeConfig::new(name, dir.join(name.split('@').next().unwrap_or(name)));
         c.node.base_port = base_port;
         c.cluster.discovery_strategy = DiscoveryStrategy::Static;
         c.cluster.static_.seeds = names.clone();
+        c
+    };
+    let mut nodes = Vec::new();
+    for name in &names {
+        nodes.push(Node::start(config(name), schema::broker_tables()).await?);
+    }
+    wait_until_formed(&nodes[0], 0).await?;
+    // Replicants are numbered after the cores (their ports follow the cores' ports).
+    for i in 1..=replicants {
+        let mut c = config(&format!("mnema{}@127.0.0.1", cores + i));
+        c.node.role = Role::Replicant;
         nodes.push(Node::start(c, schema::broker_tables()).await?);
     }
-    let status = wait_until_formed(&nodes[0]).await?;
-    out!("pseudo-distributed cluster of {cores} cores under {}", dir.display());
+    let status = wait_until_formed(&nodes[0], replicants as usize).await?;
+    out!("pseudo-distributed cluster of {cores} cores and {replicants} replicants under {}", dir.display());
     print_status(&status, false);
     out!("try: mnema ctl --node mnema1@127.0.0.1 table put rules r1 '{{\"sql\":\"SELECT * FROM t\"}}'");
     if !once {
@@ -263,12 +292,18 @@ async fn dev_cluster(dir: PathBuf, cores: u16, base_port: u16, once: bool) -> Re
     Ok(())
 }
 
-/// Waits (bounded) until every member is running and a leader is known.
-async fn wait_until_formed(node: &Node) -> Result<pb::ClusterStatus> {
+/// Waits (bounded) until every member is running, a leader is known, and `replicants`
+/// replicants stream in state `normal`.
+async fn wait_until_formed(node: &Node, replicants: usize) -> Result<pb::ClusterStatus> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
         let s = node.cluster_status().await?;
-        if !s.leader.is_empty() && s.members.iter().all(|m| m.running) {
+        let normal = s
+            .members
+            .iter()
+            .filter(|m| m.status.as_ref().and_then(|st| st.replicant.as_ref()).is_some_and(|r| r.state == "normal"))
+            .count();
+        if !s.leader.is_empty() && s.members.iter().all(|m| m.running) && normal >= replicants {
             return Ok(s);
         }
         if std::time::Instant::now() > deadline {

@@ -23,6 +23,12 @@ pub async fn join(shared: &Arc<NodeShared>, target: &Peer) -> Result<()> {
     if target.name == shared.cfg.name {
         return Err(Error::Refused("a node cannot join itself".into()));
     }
+    if shared.is_replicant() {
+        return Err(Error::Refused(format!(
+            "{} is a replicant: it does not join, it streams from the cores in replicant.cores",
+            shared.cfg.name
+        )));
+    }
     let mut client = shared.peers.cluster(&target.addr)?;
     let their = client.node_info(pb::Empty {}).await.map_err(|s| status_error(target.name.as_str(), s))?.into_inner();
     if their.name != target.name.as_str() {

@@ -1,11 +1,13 @@
-//! The node's gRPC server: the Raft and Cluster services behind the cookie check.
+//! The node's gRPC server: the Raft, Cluster and Replication services behind the cookie check.
 
 use super::service::ClusterService;
 use crate::node::NodeShared;
 use crate::raft::service::RaftService;
+use crate::replication::log_server::ReplicationService;
 use crate::rpc::auth::CheckCookie;
 use crate::rpc::pb::cluster_server::ClusterServer;
 use crate::rpc::pb::raft_server::RaftServer;
+use crate::rpc::pb::replication_server::ReplicationServer;
 use std::sync::Arc;
 use tonic::service::interceptor::InterceptedService;
 
@@ -18,13 +20,18 @@ pub async fn serve(shared: Arc<NodeShared>, listener: tokio::net::TcpListener) {
     let cluster = ClusterServer::new(ClusterService { node: shared.clone() })
         .max_decoding_message_size(crate::codec::MAX_DECODE)
         .max_encoding_message_size(crate::codec::MAX_DECODE);
+    let replication = ReplicationServer::new(ReplicationService { node: shared.clone() })
+        .max_decoding_message_size(crate::codec::MAX_DECODE)
+        .max_encoding_message_size(crate::codec::MAX_DECODE);
     let raft = InterceptedService::new(raft, check.clone().same_cluster(shared.cluster_id.clone()));
+    let replication = InterceptedService::new(replication, check.clone());
     let cluster = InterceptedService::new(cluster, check);
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     let res = tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .add_service(raft)
         .add_service(cluster)
+        .add_service(replication)
         .serve_with_incoming_shutdown(incoming, async move {
             let _ = stop.wait_for(|s| *s).await;
         })

@@ -69,6 +69,11 @@ impl Cluster for ClusterService {
         Ok(Response::new(pb::WriteReply { reply: bytes }))
     }
 
+    async fn read_index(&self, _: Request<pb::Empty>) -> Result<Response<pb::ReadIndexReply>, Status> {
+        let index = self.node.read_index_as_leader().await.map_err(to_status)?;
+        Ok(Response::new(pb::ReadIndexReply { index }))
+    }
+
     async fn read(&self, req: Request<pb::ReadRequest>) -> Result<Response<pb::ReadReply>, Status> {
         let r = req.into_inner();
         if r.min_applied > 0 {

@@ -9,6 +9,23 @@ use std::time::Duration;
 const ASK_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub async fn collect(shared: &NodeShared) -> Result<pb::ClusterStatus> {
+    if let Some(link) = &shared.link {
+        // A replicant is not in the membership: ask the core it streams from (or any).
+        let upstream = link.status.borrow().upstream.clone();
+        let cores: Vec<(String, String)> =
+            upstream.into_iter().chain(shared.cfg.cores.iter().map(|p| (p.name.to_string(), p.addr.clone()))).collect();
+        let mut last = crate::error::Error::NoLeader("no core reachable".into());
+        for (name, addr) in cores {
+            let mut client = shared.peers.cluster(&addr)?;
+            let mut req = tonic::Request::new(pb::Empty {});
+            req.set_timeout(ASK_TIMEOUT * 2);
+            match client.status(req).await {
+                Ok(r) => return Ok(r.into_inner()),
+                Err(s) => last = status_error(&name, s),
+            }
+        }
+        return Err(last);
+    }
     let m = shared.metrics()?;
     let membership = m.membership_config.membership().clone();
     let voters: std::collections::BTreeSet<u64> = membership.voter_ids().collect();
@@ -44,7 +61,27 @@ pub async fn collect(shared: &NodeShared) -> Result<pb::ClusterStatus> {
             }
         }
     });
-    let members = futures::future::join_all(asks).await;
+    let mut members = futures::future::join_all(asks).await;
+    // Replicants are not members: each core lists those streaming from it.
+    let mut replicants = std::collections::BTreeMap::new();
+    for s in members.iter().filter_map(|m| m.status.as_ref()) {
+        for sub in &s.subscribers {
+            replicants.insert(sub.name.clone(), sub.addr.clone());
+        }
+    }
+    let asks = replicants.into_iter().map(|(name, addr)| async move {
+        let res = ask(shared, &name, &addr).await;
+        pb::MemberStatus {
+            running: res.is_ok(),
+            error: res.as_ref().err().map(|e| e.to_string()).unwrap_or_default(),
+            status: res.ok(),
+            name,
+            addr,
+            role: "replicant".into(),
+            voter: false,
+        }
+    });
+    members.extend(futures::future::join_all(asks).await);
     let leader = m.current_leader.and_then(|id| membership.get_node(&id).map(|n| n.name.clone())).unwrap_or_default();
     Ok(pb::ClusterStatus {
         cluster: shared.config.cluster.name.clone(),

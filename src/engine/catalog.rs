@@ -16,12 +16,18 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    /// Builds a catalog; names must be unique, non-empty and at most 255 bytes.
+    /// Builds a catalog; names must be unique, 1..=200 bytes, and not start with `$`.
     pub fn new(defs: Vec<TableDef>) -> Result<Self> {
         let mut by_name = HashMap::new();
         for (ix, d) in defs.iter().enumerate() {
             if d.name.is_empty() || d.name.len() > 200 {
                 return Err(Error::InvalidTxn(format!("table name `{}` must be 1..=200 bytes", d.name)));
+            }
+            if d.name.starts_with('$') {
+                return Err(Error::InvalidTxn(format!(
+                    "table name `{}`: names starting with `$` are reserved",
+                    d.name
+                )));
             }
             if by_name.insert(d.name.clone(), ix).is_some() {
                 return Err(Error::InvalidTxn(format!("table `{}` declared twice", d.name)));

@@ -6,6 +6,7 @@
 //! never blocks the writer, and never takes a lock: [`MemStore::load`] is a pointer load.
 
 use super::catalog::{Catalog, TableIx};
+use super::requests::Requests;
 use super::table::Kind;
 use arc_swap::ArcSwap;
 use std::sync::Arc;
@@ -23,7 +24,7 @@ pub enum MemTable {
     Set(HashMap<Blob, Blob>),
     Ordered(imbl::OrdMap<Blob, Blob>),
     Bag(HashMap<Blob, imbl::OrdSet<Blob>>),
-    /// A `disc_only` table: nothing in memory.
+    /// A `disc_only` table on a core: nothing in memory.
     None,
 }
 
@@ -167,11 +168,27 @@ pub struct MemState {
     /// The last Raft log index whose effects this state includes (0: none).
     pub applied: u64,
     pub tables: Vec<MemTable>,
+    /// Request ids applied (replicated tables only): see `engine::requests`.
+    pub requests: Requests,
 }
 
 impl MemState {
+    /// Tables as a core holds them: `disc_only` tables are not in memory.
     pub fn empty(catalog: &Catalog) -> Self {
-        MemState { applied: 0, tables: catalog.defs().iter().map(|d| MemTable::empty(d.kind, d.in_memory())).collect() }
+        MemState {
+            applied: 0,
+            tables: catalog.defs().iter().map(|d| MemTable::empty(d.kind, d.in_memory())).collect(),
+            requests: Requests::default(),
+        }
+    }
+
+    /// Every table in memory, `disc_only` ones included (a replicant has no disc).
+    pub fn empty_all_in_memory(catalog: &Catalog) -> Self {
+        MemState {
+            applied: 0,
+            tables: catalog.defs().iter().map(|d| MemTable::empty(d.kind, true)).collect(),
+            requests: Requests::default(),
+        }
     }
 
     pub fn table(&self, ix: TableIx) -> &MemTable {

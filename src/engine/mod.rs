@@ -2,6 +2,7 @@
 //!
 //! Not here: RocksDB (see `storage`), Raft (see `raft`), the broker's tables (see `schema`).
 
+pub mod apply;
 pub mod catalog;
 pub mod keys;
 pub mod snapshot_format;
@@ -9,12 +10,12 @@ pub mod table;
 pub mod txn;
 pub mod typed;
 
-#[cfg(feature = "server")]
 pub mod memory;
+pub mod requests;
 
 /// Keys and values as the engine hands them out: shared, cheap to clone.
 pub type Blob = std::sync::Arc<[u8]>;
 
 pub use catalog::{Catalog, TableIx};
 pub use table::{Kind, Scope, Storage, TableDef};
-pub use txn::{Batch, BatchOutcome, Committed, Op, OpResult, ShardId, Txn, TxnOutcome};
+pub use txn::{Batch, BatchOutcome, Committed, Op, OpResult, RequestId, ShardId, Txn, TxnOutcome};

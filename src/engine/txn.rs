@@ -97,10 +97,23 @@ pub enum TxnOutcome {
     Rejected(String),
 }
 
+/// Names one batch across retries: the proposing process and a number it never reuses.
+///
+/// A batch whose id the state machine has already applied is not applied again; the
+/// stored outcome is returned instead, so a write can be retried after any failure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RequestId {
+    /// Random per process start.
+    pub client: u64,
+    pub seq: u64,
+}
+
 /// The application payload of one Raft log entry: many callers' transactions.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Batch {
     pub txns: Vec<Txn>,
+    /// Set by proposers that may retry the batch.
+    pub request: Option<RequestId>,
 }
 
 /// The state machine's answer to one log entry.

@@ -10,19 +10,26 @@ pub mod proposer;
 mod raft_setup;
 
 use crate::config::{DiscoveryStrategy, NodeConfig, Role, Validated};
+use crate::engine::apply::apply_txn;
 use crate::engine::memory::{Blob, MemState, MemStore};
-use crate::engine::{Batch, BatchOutcome, Catalog, Committed, OpResult, Scope, TableDef, TableIx, Txn, TxnOutcome};
+use crate::engine::{
+    Batch, BatchOutcome, Catalog, Committed, OpResult, RequestId, Scope, TableDef, TableIx, Txn, TxnOutcome,
+};
 use crate::error::{Error, Result};
 use crate::name::Peer;
 use crate::raft::types::{ClientWriteError, NodeId, NodeInfo, Raft, RaftError, RaftMetrics};
+use crate::replication::log_server::Subscribers;
+use crate::replication::replicant::Link;
 use crate::rpc::client::{Peers, status_error};
 use crate::rpc::pb;
-use crate::storage::apply::{DiscWriter, apply_txn, load_memory};
+use crate::storage::apply::{DiscWriter, load_memory};
 use crate::storage::db::{CF_LOCAL, Db, storage_err};
+use crate::storage::log_store::RetentionPins;
 use crate::storage::records;
 use crate::storage::{identity, layout};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -59,6 +66,29 @@ pub struct NodeShared {
     proposer: mpsc::Sender<proposer::Pending>,
     /// Becomes `true` when the node shuts down; background tasks watch it.
     pub stopping: watch::Receiver<bool>,
+    /// Log entries held for replication streams (cores).
+    pub pins: RetentionPins,
+    /// The commit index as this core knows it.
+    pub(crate) committed_tx: Arc<watch::Sender<u64>>,
+    /// Replicants streaming from this core.
+    pub subscribers: Subscribers,
+    /// A replicant's link to the cores (`None` on a core).
+    pub link: Option<Arc<Link>>,
+    /// This process's request-id client number, and the next sequence number.
+    request_client: u64,
+    request_seq: AtomicU64,
+    /// Writes sent again after an unknown outcome (for status and tests).
+    pub write_retries: AtomicU64,
+}
+
+/// What became of one attempt to get a batch committed.
+enum Attempt {
+    Done((u64, BatchOutcome)),
+    /// Certainly not proposed (no leader known, "not leader", connection refused).
+    NotSent,
+    /// Maybe proposed: only a batch with a request id may be sent again.
+    Unknown(Error),
+    Failed(Error),
 }
 
 /// A node of a mnema cluster. Dropping it without [`Node::shutdown`] leaves tasks running
@@ -68,6 +98,8 @@ pub struct Node {
     stop: watch::Sender<bool>,
     server: tokio::task::JoinHandle<()>,
     proposer: tokio::task::JoinHandle<()>,
+    /// A replicant's task following the cores.
+    follower: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl NodeShared {
@@ -102,35 +134,66 @@ impl NodeShared {
         }
     }
 
-    /// The leader's id and address as this node knows them.
+    /// The leader's id and address as this node knows them (a replicant: as its core said).
     pub fn leader(&self) -> Result<Option<(NodeId, NodeInfo)>> {
+        if let Some(link) = &self.link {
+            return Ok(link.leader().and_then(|(name, addr)| {
+                let id = crate::name::NodeName::parse("leader", &name).ok()?.node_id();
+                Some((id, NodeInfo { name, addr }))
+            }));
+        }
         let m = self.metrics()?;
         Ok(m.current_leader.and_then(|id| m.membership_config.membership().get_node(&id).map(|n| (id, n.clone()))))
     }
 
+    pub fn is_replicant(&self) -> bool {
+        self.link.is_some()
+    }
+
+    /// The commit index as this node knows it (a replicant: as its core last said).
+    pub fn committed_index(&self) -> u64 {
+        match &self.link {
+            Some(link) => link.status.borrow().committed,
+            None => *self.committed_tx.borrow(),
+        }
+    }
+
+    pub(crate) fn next_request_id(&self) -> RequestId {
+        RequestId { client: self.request_client, seq: self.request_seq.fetch_add(1, Ordering::Relaxed) }
+    }
+
     /// Proposes `batch` on the leader (here or forwarded) and returns its index and outcome.
-    /// Retries only where nothing can have been proposed (no leader yet, or a peer that
-    /// says it is not the leader); any other failure is returned, never retried blindly.
+    ///
+    /// Sends it again, without limit until `raft.write_timeout`, where nothing can have been
+    /// proposed (no leader yet, a peer that says it is not the leader, a refused
+    /// connection). Where the outcome is unknown (the leader failed mid-call), a batch with
+    /// a request id is sent again up to `raft.write_retries` times with backoff: the state
+    /// machine applies an id once, so the retry answers with the first outcome.
     pub async fn write_batch(&self, batch: Batch) -> Result<(u64, BatchOutcome)> {
         let deadline = Instant::now() + self.cfg.write_timeout;
+        let mut retries = 0u32;
+        let mut backoff = self.cfg.write_retry_backoff;
         loop {
-            let raft = self.raft()?;
-            let mut metrics = raft.metrics();
-            match self.leader()? {
-                Some((id, _)) if id == self.cfg.node_id => match raft.client_write(batch.clone()).await {
-                    Ok(resp) => return Ok((resp.log_id.index, resp.data)),
-                    Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {}
-                    Err(e) => return Err(Error::Raft(e.to_string())),
-                },
-                Some((_, leader)) => match self.forward(&leader, &batch).await {
-                    Ok(Ok(done)) => return Ok(done),
-                    Ok(Err(ForwardError::NotLeader)) => {}
-                    Ok(Err(ForwardError::Failed(e))) => return Err(Error::Raft(e)),
-                    Err(e) if never_sent(&e) => {}
-                    Err(e) => return Err(e),
-                },
-                None => {}
-            }
+            let mut changes = self.leader_changes();
+            let pause = match self.try_write(&batch).await {
+                Attempt::Done(done) => return Ok(done),
+                Attempt::Failed(e) => return Err(e),
+                Attempt::NotSent => Duration::from_millis(100),
+                Attempt::Unknown(e) => {
+                    if batch.request.is_none() {
+                        return Err(e);
+                    }
+                    if retries >= self.config.raft.write_retries {
+                        return Err(Error::WriteOutcomeUnknown { attempts: retries + 1, last: e.to_string() });
+                    }
+                    retries += 1;
+                    self.write_retries.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(error = %e, attempt = retries + 1, "write outcome unknown; sending it again under the same request id");
+                    let p = backoff;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    p
+                }
+            };
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Err(Error::NoLeader(format!(
@@ -138,8 +201,47 @@ impl NodeShared {
                     self.cfg.write_timeout
                 )));
             }
-            // Wake on the next Raft state change (an election), or retry a little later.
-            let _ = tokio::time::timeout(left.min(Duration::from_millis(100)), metrics.changed()).await;
+            // Wake on the next leader change, or retry a little later.
+            changes.wait(left.min(pause)).await;
+        }
+    }
+
+    async fn try_write(&self, batch: &Batch) -> Attempt {
+        let leader = match self.leader() {
+            Ok(l) => l,
+            Err(e) => return Attempt::Failed(e),
+        };
+        match leader {
+            Some((id, _)) if id == self.cfg.node_id && !self.is_replicant() => {
+                let raft = match self.raft() {
+                    Ok(r) => r,
+                    Err(e) => return Attempt::Failed(e),
+                };
+                match raft.client_write(batch.clone()).await {
+                    Ok(resp) => Attempt::Done((resp.log_id.index, resp.data)),
+                    // Raft answers so before appending, or after truncating the entry.
+                    Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => Attempt::NotSent,
+                    Err(e) => Attempt::Unknown(Error::Raft(e.to_string())),
+                }
+            }
+            Some((_, leader)) => match self.forward(&leader, batch).await {
+                Ok(Ok(done)) => Attempt::Done(done),
+                Ok(Err(ForwardError::NotLeader)) => Attempt::NotSent,
+                Ok(Err(ForwardError::Failed(e))) => Attempt::Unknown(Error::Raft(e)),
+                Err(e) if never_sent(&e) => Attempt::NotSent,
+                Err(e @ Error::Rpc { .. }) => Attempt::Unknown(e),
+                Err(e) => Attempt::Failed(e),
+            },
+            None => Attempt::NotSent,
+        }
+    }
+
+    /// A way to wait for the leader to change, as this node learns of it.
+    fn leader_changes(&self) -> LeaderChanges {
+        match (&self.link, self.raft()) {
+            (Some(link), _) => LeaderChanges::Link(link.status.subscribe()),
+            (None, Ok(raft)) => LeaderChanges::Raft(raft.metrics()),
+            (None, Err(_)) => LeaderChanges::Never,
         }
     }
 
@@ -175,6 +277,56 @@ impl NodeShared {
         }
     }
 
+    /// The index a linearizable read must wait for: the leader's commit index, confirmed
+    /// by a quorum (openraft's read index). Asked of the leader from any other node.
+    pub async fn read_index(&self) -> Result<u64> {
+        let deadline = Instant::now() + self.cfg.write_timeout;
+        loop {
+            let mut changes = self.leader_changes();
+            let res = match self.leader()? {
+                Some((id, _)) if id == self.cfg.node_id && !self.is_replicant() => self.read_index_as_leader().await,
+                Some((_, leader)) => self.ask_read_index(&leader).await,
+                None => Err(Error::NoLeader("no leader known".into())),
+            };
+            match res {
+                Ok(i) => return Ok(i),
+                Err(e @ (Error::NoLeader(_) | Error::Rpc { .. } | Error::Refused(_))) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(e);
+                    }
+                    changes.wait(left.min(Duration::from_millis(100))).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Read index on this node, which must be the leader.
+    pub async fn read_index_as_leader(&self) -> Result<u64> {
+        if self.is_replicant() {
+            return Err(Error::Refused(format!("{} is a replicant, not the leader", self.cfg.name)));
+        }
+        match self.raft()?.get_read_log_id().await {
+            Ok((read, _)) => Ok(read.map(|l| l.index).unwrap_or(0)),
+            Err(RaftError::APIError(e)) => Err(Error::Refused(format!("not the leader: {e}"))),
+            Err(e) => Err(Error::Raft(e.to_string())),
+        }
+    }
+
+    async fn ask_read_index(&self, leader: &NodeInfo) -> Result<u64> {
+        let mut client = self.peers.cluster(&leader.addr)?;
+        let reply = client.read_index(pb::Empty {}).await.map_err(|s| status_error(&leader.name, s))?;
+        Ok(reply.into_inner().index)
+    }
+
+    /// Waits until this node has applied every write committed before the call: a read
+    /// after it is linearizable.
+    pub async fn barrier(&self) -> Result<()> {
+        let index = self.read_index().await?;
+        self.wait_applied(index, self.cfg.write_timeout).await
+    }
+
     /// Writes a transaction of local tables, on this node only.
     pub fn transact_local(&self, txn: &Txn) -> Result<Vec<OpResult>> {
         self.catalog.check(txn, Scope::Local)?;
@@ -205,7 +357,7 @@ impl NodeShared {
     pub fn get(&self, table: &str, key: &[u8]) -> Result<Vec<Blob>> {
         let ix = self.catalog.lookup(table)?;
         let def = self.catalog.def(ix);
-        if def.in_memory() {
+        if def.in_memory() || (self.is_replicant() && def.scope == Scope::Replicated) {
             return Ok(self.memory(def.scope).load().table(ix).get(key));
         }
         records::get(&self.db, def, key)
@@ -215,7 +367,7 @@ impl NodeShared {
     pub fn dump(&self, table: &str) -> Result<Vec<(Blob, Blob)>> {
         let ix = self.catalog.lookup(table)?;
         let def = self.catalog.def(ix);
-        if def.in_memory() {
+        if def.in_memory() || (self.is_replicant() && def.scope == Scope::Replicated) {
             let mut out = Vec::new();
             self.memory(def.scope).load().table(ix).for_each(|k, v| out.push((k.clone(), v.clone())));
             return Ok(out);
@@ -225,6 +377,24 @@ impl NodeShared {
 
     /// This node's status.
     pub fn node_status(&self) -> pb::NodeStatus {
+        if let Some(link) = &self.link {
+            let leader = link.leader().map(|l| l.0).unwrap_or_default();
+            return pb::NodeStatus {
+                name: self.cfg.name.to_string(),
+                node_id: self.cfg.node_id,
+                role: "replicant".into(),
+                raft_state: String::new(),
+                applied_index: self.applied_index(),
+                term: 0,
+                leader,
+                addr: self.cfg.advertise.clone(),
+                cluster_id: self.cluster_id(),
+                replicant: Some(link.report(self.applied_index())),
+                subscribers: Vec::new(),
+                committed: self.committed_index(),
+                write_retries: self.write_retries.load(Ordering::Relaxed),
+            };
+        }
         let (state, term, leader) = match self.metrics() {
             Ok(m) => {
                 let leader = m
@@ -245,6 +415,10 @@ impl NodeShared {
             leader,
             addr: self.cfg.advertise.clone(),
             cluster_id: self.cluster_id(),
+            replicant: None,
+            subscribers: self.subscribers.list(),
+            committed: self.committed_index(),
+            write_retries: self.write_retries.load(Ordering::Relaxed),
         }
     }
 
@@ -257,6 +431,27 @@ impl NodeShared {
         identity::set_cluster_id(&self.data_dir, id)?;
         *self.cluster_id.write().map_err(|_| Error::Shutdown)? = id.to_string();
         Ok(())
+    }
+}
+
+enum LeaderChanges {
+    Raft(watch::Receiver<RaftMetrics>),
+    Link(watch::Receiver<crate::replication::replicant::LinkStatus>),
+    Never,
+}
+
+impl LeaderChanges {
+    /// Returns on the next change, or after `max`.
+    async fn wait(&mut self, max: Duration) {
+        match self {
+            LeaderChanges::Raft(rx) => {
+                let _ = tokio::time::timeout(max, rx.changed()).await;
+            }
+            LeaderChanges::Link(rx) => {
+                let _ = tokio::time::timeout(max, rx.changed()).await;
+            }
+            LeaderChanges::Never => tokio::time::sleep(max).await,
+        }
     }
 }
 
@@ -277,9 +472,7 @@ impl Node {
     /// `tables` must be the same list on every node of the cluster.
     pub async fn start(config: NodeConfig, tables: Vec<TableDef>) -> Result<Node> {
         let cfg = config.validate()?;
-        if config.node.role != Role::Core {
-            return Err(Error::config("node.role", "replicant nodes are not available in this version; use core"));
-        }
+        let replicant = cfg.role == Role::Replicant;
         let data_dir = config.node.data_dir.clone();
         let initial = cfg.initial_cluster_id(&config.cluster.name, config.cluster.discovery_strategy);
         let ident = identity::check_or_create(&data_dir, cfg.name.as_str(), cfg.node_id, &initial)?;
@@ -287,7 +480,12 @@ impl Node {
         let catalog = Arc::new(Catalog::new(tables)?);
         let db = Db::open(&layout::db(&data_dir))?;
         let local = MemStore::new(load_memory(&db, db.cf(CF_LOCAL)?, &catalog, 0)?);
-        let mem = Arc::new(MemStore::new(MemState::empty(&catalog)));
+        // A replicant holds every replicated table in memory and starts empty each time.
+        let mem = Arc::new(MemStore::new(if replicant {
+            MemState::empty_all_in_memory(&catalog)
+        } else {
+            MemState::empty(&catalog)
+        }));
         let applied_tx = Arc::new(watch::channel(0u64).0);
         let peers = Peers::new(&config.node.cookie, Some(cluster_id.clone()))?;
         if config.node.cookie == crate::config::DEFAULT_COOKIE {
@@ -314,8 +512,17 @@ impl Node {
             membership_lock: tokio::sync::Mutex::new(()),
             proposer: ptx,
             stopping: stop_rx,
+            pins: RetentionPins::default(),
+            committed_tx: Arc::new(watch::channel(0u64).0),
+            subscribers: Subscribers::default(),
+            link: replicant.then(|| Arc::new(Link::default())),
+            request_client: crate::config::random_u64(),
+            request_seq: AtomicU64::new(1),
+            write_retries: AtomicU64::new(0),
         });
-        raft_setup::start_raft(&shared).await?;
+        if !replicant {
+            raft_setup::start_raft(&shared).await?;
+        }
         let server = tokio::spawn(crate::cluster::server::serve(shared.clone(), listener));
         let proposer = tokio::spawn(proposer::run(
             shared.clone(),
@@ -323,8 +530,17 @@ impl Node {
             config.raft.max_batch_txns,
             config.raft.max_inflight_batches,
         ));
-        let node = Node { shared, stop, server, proposer };
-        crate::cluster::bootstrap::form(&node.shared).await?;
+        let node = Node { shared, stop, server, proposer, follower: None };
+        let node = match node.shared.link.clone() {
+            Some(link) => {
+                let follower = tokio::spawn(crate::replication::replicant::run(node.shared.clone(), link));
+                Node { follower: Some(follower), ..node }
+            }
+            None => {
+                crate::cluster::bootstrap::form(&node.shared).await?;
+                node
+            }
+        };
         tracing::info!(name = %node.shared.cfg.name, addr = %node.shared.cfg.advertise, "node started");
         Ok(node)
     }
@@ -362,6 +578,28 @@ impl Node {
 
     pub fn dump(&self, table: &str) -> Result<Vec<(Blob, Blob)>> {
         self.shared.dump(table)
+    }
+
+    /// A linearizable read: sees every write committed before the call, on any node
+    /// (one round trip to the leader, then a local read once this node has caught up).
+    pub async fn get_linearizable(&self, table: &str, key: &[u8]) -> Result<Vec<Blob>> {
+        self.shared.barrier().await?;
+        self.shared.get(table, key)
+    }
+
+    /// Waits until this node has applied every write committed before the call.
+    pub async fn barrier(&self) -> Result<()> {
+        self.shared.barrier().await
+    }
+
+    /// A replicant's state, upstream core and lag (`None` on a core).
+    pub fn replicant_status(&self) -> Option<pb::ReplicantStatus> {
+        self.shared.link.as_ref().map(|l| l.report(self.shared.applied_index()))
+    }
+
+    /// Whether this node is a core or a replicant.
+    pub fn role(&self) -> Role {
+        self.shared.cfg.role
     }
 
     /// A consistent, lock-free view of every in-memory replicated table at one index.
@@ -409,6 +647,9 @@ impl Node {
         self.shared.set_raft(None)?;
         let _ = self.server.await;
         let _ = self.proposer.await;
+        if let Some(f) = self.follower {
+            let _ = f.await;
+        }
         // In-flight RPC handlers and write tasks end promptly once Raft is gone; wait for
         // them (bounded) so that the DB is closed when we return.
         let deadline = Instant::now() + Duration::from_secs(10);

@@ -52,7 +52,7 @@ pub(crate) async fn run(
 async fn submit(shared: &NodeShared, pending: Vec<Pending>) {
     let (txns, replies): (Vec<Txn>, Vec<_>) = pending.into_iter().map(|p| (p.txn, p.reply)).unzip();
     let n = txns.len();
-    match shared.write_batch(Batch { txns }).await {
+    match shared.write_batch(Batch { txns, request: Some(shared.next_request_id()) }).await {
         Ok((index, outcome)) if outcome.outcomes.len() == n => {
             for (reply, o) in replies.into_iter().zip(outcome.outcomes) {
                 let _ = reply.send(Ok((index, o)));

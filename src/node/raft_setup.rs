@@ -37,7 +37,7 @@ pub(crate) async fn start_raft(shared: &Arc<NodeShared>) -> Result<()> {
         shared.mem.clone(),
         shared.applied_sender(),
     )?;
-    let log = LogStore::new(shared.db.clone())?;
+    let log = LogStore::new(shared.db.clone(), shared.pins.clone(), shared.committed_tx.clone())?;
     let network = Network { peers: shared.peers.clone() };
     let raft = openraft::Raft::new(shared.cfg.node_id, raft_config(shared)?, network, log, sm)
         .await
@@ -52,7 +52,7 @@ pub(crate) async fn reset_raft(shared: &Arc<NodeShared>) -> Result<()> {
         raft.shutdown().await.map_err(|e| Error::Raft(e.to_string()))?;
     }
     shared.set_raft(None)?;
-    LogStore::new(shared.db.clone())?.wipe()?;
+    LogStore::new(shared.db.clone(), shared.pins.clone(), shared.committed_tx.clone())?.wipe()?;
     StateMachine::wipe(&shared.db, &layout::snapshots(&shared.data_dir))?;
     start_raft(shared).await
 }

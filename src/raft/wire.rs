@@ -12,7 +12,7 @@ use openraft::raft::{
     VoteResponse,
 };
 
-pub const ENTRY_VERSION: u8 = 1;
+pub const ENTRY_VERSION: u8 = 2;
 pub const RPC_VERSION: u8 = 1;
 
 pub fn encode_entry(entry: &Entry) -> Result<Vec<u8>> {

@@ -3,6 +3,7 @@
 use super::auth::{AddCookie, COOKIE_REFUSED};
 use super::pb::cluster_client::ClusterClient;
 use super::pb::raft_client::RaftClient;
+use super::pb::replication_client::ReplicationClient;
 use crate::error::{Error, Result};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -12,6 +13,7 @@ use tonic::transport::{Channel, Endpoint};
 
 pub type Raft = RaftClient<InterceptedService<Channel, AddCookie>>;
 pub type Cluster = ClusterClient<InterceptedService<Channel, AddCookie>>;
+pub type Replication = ReplicationClient<InterceptedService<Channel, AddCookie>>;
 
 /// Channels to peers by address.
 #[derive(Clone)]
@@ -49,6 +51,12 @@ impl Peers {
 
     pub fn raft(&self, addr: &str) -> Result<Raft> {
         Ok(RaftClient::with_interceptor(self.channel(addr)?, self.cookie.clone())
+            .max_decoding_message_size(crate::codec::MAX_DECODE)
+            .max_encoding_message_size(crate::codec::MAX_DECODE))
+    }
+
+    pub fn replication(&self, addr: &str) -> Result<Replication> {
+        Ok(ReplicationClient::with_interceptor(self.channel(addr)?, self.cookie.clone())
             .max_decoding_message_size(crate::codec::MAX_DECODE)
             .max_encoding_message_size(crate::codec::MAX_DECODE))
     }

@@ -30,6 +30,115 @@ const KEY_COMMITTED: &str = "committed";
 pub struct LogStore {
     db: Db,
     sync: std::sync::mpsc::Sender<LogFlushed<TypeConfig>>,
+    pins: RetentionPins,
+    committed: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+/// Entries a purge leaves in place for replication streams still reading them.
+///
+/// openraft decides what is purged (its `last_purged` moves as it says), but entries at or
+/// after the lowest pin stay on disk until the pin moves on, so a replicant bootstrapping
+/// from a snapshot can still read the entries after it. A pin more than
+/// [`RetentionPins::MAX_HOLD`] entries behind a purge stops holding: that stream fails
+/// and its replicant bootstraps again, rather than the log growing without bound.
+#[derive(Clone, Debug, Default)]
+pub struct RetentionPins {
+    inner: std::sync::Arc<std::sync::Mutex<Pins>>,
+}
+
+#[derive(Debug, Default)]
+struct Pins {
+    next_id: u64,
+    /// Pin id → first index it needs.
+    held: std::collections::BTreeMap<u64, u64>,
+}
+
+/// Keeps entries from `index` on; moves forward with [`Pin::advance`], released on drop.
+#[derive(Debug)]
+pub struct Pin {
+    pins: RetentionPins,
+    id: u64,
+}
+
+impl Pin {
+    pub fn advance(&self, index: u64) {
+        if let Ok(mut p) = self.pins.inner.lock()
+            && let Some(i) = p.held.get_mut(&self.id)
+        {
+            *i = (*i).max(index);
+        }
+    }
+}
+
+impl Drop for Pin {
+    fn drop(&mut self) {
+        if let Ok(mut p) = self.pins.inner.lock() {
+            p.held.remove(&self.id);
+        }
+    }
+}
+
+impl RetentionPins {
+    pub const MAX_HOLD: u64 = 100_000;
+
+    /// Pins entries from `index` on if they are all still on disk (or not yet written:
+    /// `index > applied`). `None`: some are gone, the caller needs a snapshot.
+    pub fn pin_if_retained(&self, db: &Db, index: u64, applied: u64) -> crate::error::Result<Option<Pin>> {
+        let mut p = self.inner.lock().map_err(|_| crate::error::Error::Storage("retention pins poisoned".into()))?;
+        let cf = db.cf(CF_LOG)?;
+        let first = match db.raw().iterator_cf(cf, IteratorMode::Start).next() {
+            Some(item) => {
+                let (k, _) = item.map_err(|e| super::db::storage_err("read log", e))?;
+                Some(u64::from_be_bytes(
+                    k.as_ref().try_into().map_err(|_| crate::error::Error::corrupt("log key", "not 8 bytes"))?,
+                ))
+            }
+            None => None,
+        };
+        let retained = match first {
+            Some(f) => index >= f,
+            None => index > applied,
+        };
+        if !retained {
+            return Ok(None);
+        }
+        Ok(Some(Self::insert(&mut p, self.clone(), index)))
+    }
+
+    /// Pins entries from `index` on; the caller knows they are not purgeable yet.
+    pub fn pin(&self, index: u64) -> crate::error::Result<Pin> {
+        let mut p = self.inner.lock().map_err(|_| crate::error::Error::Storage("retention pins poisoned".into()))?;
+        Ok(Self::insert(&mut p, self.clone(), index))
+    }
+
+    fn insert(p: &mut Pins, pins: RetentionPins, index: u64) -> Pin {
+        p.next_id += 1;
+        p.held.insert(p.next_id, index);
+        Pin { pins, id: p.next_id }
+    }
+
+    /// Runs `delete(upto)` with the highest index it may delete, pins held still.
+    fn purge_with<T>(&self, upto: u64, delete: impl FnOnce(u64) -> T) -> T {
+        let Ok(p) = self.inner.lock() else { return delete(upto) };
+        let bound = match p.held.values().min() {
+            Some(&pin) if upto.saturating_sub(pin) < Self::MAX_HOLD => upto.min(pin.saturating_sub(1)),
+            Some(&pin) if pin <= upto => {
+                tracing::warn!(
+                    pin,
+                    upto,
+                    "a replication stream is too far behind to hold the log; it will re-bootstrap"
+                );
+                upto
+            }
+            _ => upto,
+        };
+        delete(bound)
+    }
+
+    /// Number of pins held (one per replication stream).
+    pub fn count(&self) -> usize {
+        self.inner.lock().map(|p| p.held.len()).unwrap_or(0)
+    }
 }
 
 fn io_err(subject: ErrorSubject<NodeId>, verb: ErrorVerb, e: impl std::fmt::Display) -> StorageError {
@@ -42,7 +151,12 @@ fn logs_err(verb: ErrorVerb, e: impl std::fmt::Display) -> StorageError {
 
 impl LogStore {
     /// A log store on `db`, with its sync thread (which ends when the last clone is dropped).
-    pub fn new(db: Db) -> crate::error::Result<Self> {
+    /// `pins` hold entries for replication; `committed` follows the commit index.
+    pub fn new(
+        db: Db,
+        pins: RetentionPins,
+        committed: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
+    ) -> crate::error::Result<Self> {
         let (sync, pending) = std::sync::mpsc::channel::<LogFlushed<TypeConfig>>();
         let sync_db = db.clone();
         std::thread::Builder::new()
@@ -58,7 +172,7 @@ impl LogStore {
                 }
             })
             .map_err(|e| crate::error::Error::io("log sync thread", e))?;
-        Ok(LogStore { db, sync })
+        Ok(LogStore { db, sync, pins, committed })
     }
 
     fn meta<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StorageError> {
@@ -171,7 +285,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
         // Not synced: losing it only means re-applying from the state machine's own point.
-        self.put_meta(KEY_COMMITTED, &committed, false)
+        self.put_meta(KEY_COMMITTED, &committed, false)?;
+        self.committed.send_replace(committed.map(|c| c.index).unwrap_or(0));
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
@@ -207,6 +323,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // synced WAL segment: make those durable first.
         self.db.sync_wal().map_err(|e| logs_err(ErrorVerb::Delete, e))?;
         self.put_meta(KEY_PURGED, &log_id, true)?;
-        self.delete_range(0, Some(log_id.index.saturating_add(1)))
+        // Entries between the pinned bound and `log_id` stay until a later purge.
+        self.pins.clone().purge_with(log_id.index, |upto| self.delete_range(0, Some(upto.saturating_add(1))))
     }
 }

@@ -9,12 +9,13 @@
 //! Installing a snapshot is crash-safe: the file is verified whole first, then an
 //! `installing` marker is written; a restart that finds the marker redoes the install.
 
-use super::apply::{DiscWriter, apply_txn, load_memory};
+use super::apply::{DiscWriter, load_memory};
 use super::db::{CF_DATA, CF_META, Db, storage_err};
 use crate::codec;
+use crate::engine::apply::apply_batch;
 use crate::engine::memory::{MemState, MemStore};
 use crate::engine::snapshot_format::{SnapshotReader, SnapshotWriter};
-use crate::engine::{BatchOutcome, Catalog, Scope};
+use crate::engine::{BatchOutcome, Catalog};
 use crate::error::{Error, Result};
 use crate::raft::types::{Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
 use openraft::storage::RaftStateMachine;
@@ -118,9 +119,7 @@ impl StateMachine {
             match &entry.payload {
                 EntryPayload::Blank => {}
                 EntryPayload::Normal(batch) => {
-                    for txn in &batch.txns {
-                        reply.outcomes.push(apply_txn(&self.catalog, Scope::Replicated, &mut work, &mut disc, txn)?);
-                    }
+                    reply = apply_batch(&self.catalog, &mut work, &mut disc, batch, entry.log_id.index)?;
                 }
                 EntryPayload::Membership(m) => {
                     self.membership = StoredMembership::new(Some(entry.log_id), m.clone());
@@ -183,6 +182,16 @@ fn remove_other_snapshots(dir: &Path, keep: &str) {
 
 fn unique_suffix() -> u128 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
+}
+
+/// The applied index recorded in a RocksDB snapshot (the records in it are exactly that state).
+pub fn applied_index_at(db: &Db, snap: &rocksdb::Snapshot<'_>) -> Result<u64> {
+    let raw = snap.get_cf(db.cf(CF_META)?, KEY_APPLIED).map_err(|e| storage_err("snapshot meta", e))?;
+    let id: Option<LogId> = match raw {
+        Some(b) => codec::decode_versioned("state machine meta", META_VERSION, &b)?,
+        None => None,
+    };
+    Ok(id.map(|l| l.index).unwrap_or(0))
 }
 
 /// Builds a snapshot from a RocksDB snapshot: consistent, and concurrent with applies.

@@ -1,0 +1,169 @@
+//! Applying transactions to the in-memory tables, with the on-disk side behind [`Sink`].
+//!
+//! Cores pass a sink that fills a RocksDB write batch (`storage::apply::DiscWriter`);
+//! replicants pass [`MemoryOnly`], since they hold every table in memory and persist
+//! nothing. Both run this same code, so both make the same decision for every entry.
+
+use super::catalog::Catalog;
+use super::keys::{split_record, split_table};
+use super::memory::{MemState, MemTable};
+use super::requests::{self, Change, Seen};
+use super::table::{Scope, TableDef};
+use super::txn::{Batch, BatchOutcome, Op, OpResult, Txn, TxnOutcome};
+use crate::error::Result;
+
+/// Where the changes of tables stored on disc go, in the order they are made.
+pub trait Sink {
+    fn put(&mut self, def: &TableDef, key: &[u8], value: &[u8]);
+    fn delete(&mut self, def: &TableDef, key: &[u8]);
+    fn delete_object(&mut self, def: &TableDef, key: &[u8], value: &[u8]);
+    fn clear(&mut self, def: &TableDef);
+    /// Whether a key of a table not held in memory is present, counting pending writes.
+    fn contains(&self, def: &TableDef, key: &[u8]) -> Result<bool>;
+    /// Changes to the applied-request records.
+    fn requests(&mut self, changes: Vec<Change>);
+}
+
+/// The sink of a node that keeps everything in memory only (a replicant).
+pub struct MemoryOnly;
+
+impl Sink for MemoryOnly {
+    fn put(&mut self, _: &TableDef, _: &[u8], _: &[u8]) {}
+    fn delete(&mut self, _: &TableDef, _: &[u8]) {}
+    fn delete_object(&mut self, _: &TableDef, _: &[u8], _: &[u8]) {}
+    fn clear(&mut self, _: &TableDef) {}
+    fn contains(&self, _: &TableDef, _: &[u8]) -> Result<bool> {
+        Ok(false)
+    }
+    fn requests(&mut self, _: Vec<Change>) {}
+}
+
+/// Applies `txn` to `mem` and `sink`.
+///
+/// A transaction that fails the catalog check is rejected whole, identically on every node.
+/// An `Err` is a storage failure, not a property of the transaction.
+pub fn apply_txn<S: Sink>(
+    catalog: &Catalog,
+    scope: Scope,
+    mem: &mut MemState,
+    sink: &mut S,
+    txn: &Txn,
+) -> Result<TxnOutcome> {
+    let tables = match catalog.check(txn, scope) {
+        Ok(t) => t,
+        Err(e) => return Ok(TxnOutcome::Rejected(e.to_string())),
+    };
+    let mut results = Vec::with_capacity(txn.ops.len());
+    for (op, ix) in txn.ops.iter().zip(tables) {
+        let def = catalog.def(ix);
+        let on_disc = def.on_disc();
+        let table = &mut mem.tables[ix];
+        let result = match op {
+            Op::Put { key, value, .. } => {
+                table.put(key, value);
+                if on_disc {
+                    sink.put(def, key, value);
+                }
+                OpResult::Done
+            }
+            Op::Delete { key, .. } => {
+                table.delete(key);
+                if on_disc {
+                    sink.delete(def, key);
+                }
+                OpResult::Done
+            }
+            Op::DeleteObject { key, value, .. } => {
+                table.delete_object(key, value);
+                if on_disc {
+                    sink.delete_object(def, key, value);
+                }
+                OpResult::Done
+            }
+            Op::Clear { .. } => {
+                table.clear();
+                if on_disc {
+                    sink.clear(def);
+                }
+                OpResult::Done
+            }
+            Op::PutIfAbsent { key, value, .. } => {
+                let exists = match &*table {
+                    MemTable::None => sink.contains(def, key)?,
+                    t => t.contains(key),
+                };
+                if exists {
+                    OpResult::Exists
+                } else {
+                    table.put(key, value);
+                    if on_disc {
+                        sink.put(def, key, value);
+                    }
+                    OpResult::Inserted
+                }
+            }
+        };
+        results.push(result);
+    }
+    Ok(TxnOutcome::Applied(results))
+}
+
+/// Applies the batch of log entry `index`: each transaction in order, unless its request
+/// id was applied before (then the stored outcome is the answer and nothing changes).
+pub fn apply_batch<S: Sink>(
+    catalog: &Catalog,
+    mem: &mut MemState,
+    sink: &mut S,
+    batch: &Batch,
+    index: u64,
+) -> Result<BatchOutcome> {
+    if let Some(id) = batch.request {
+        match mem.requests.check(id) {
+            Seen::New => {}
+            Seen::Done(outcome) => return Ok(outcome),
+            Seen::Expired => {
+                let reason = format!(
+                    "request {}/{} is older than the last {} this client sent: outcome unknown, not applied again",
+                    id.client,
+                    id.seq,
+                    requests::WINDOW
+                );
+                return Ok(BatchOutcome {
+                    outcomes: batch.txns.iter().map(|_| TxnOutcome::Rejected(reason.clone())).collect(),
+                });
+            }
+        }
+    }
+    let mut outcome = BatchOutcome { outcomes: Vec::with_capacity(batch.txns.len()) };
+    for txn in &batch.txns {
+        outcome.outcomes.push(apply_txn(catalog, Scope::Replicated, mem, sink, txn)?);
+    }
+    if let Some(id) = batch.request {
+        let mut changes = Vec::new();
+        mem.requests.record(id, index, &outcome, &mut changes)?;
+        sink.requests(changes);
+    }
+    Ok(outcome)
+}
+
+/// Loads one stored record (RocksDB key and value, as in `engine::keys`) into `state`.
+/// Returns the name of a table `catalog` does not declare instead of loading it.
+pub fn load_record<'k>(
+    catalog: &Catalog,
+    state: &mut MemState,
+    raw_key: &'k [u8],
+    value: &[u8],
+) -> Result<Option<&'k str>> {
+    let (name, rest) = split_table(raw_key)?;
+    if name == requests::TABLE {
+        state.requests.load(rest, value)?;
+        return Ok(None);
+    }
+    let Ok(ix) = catalog.lookup(name) else { return Ok(Some(name)) };
+    let def = catalog.def(ix);
+    if !matches!(state.tables[ix], MemTable::None) {
+        let (key, value) = split_record(def.kind, rest, value)?;
+        state.tables[ix].put(key, value);
+    }
+    Ok(None)
+}

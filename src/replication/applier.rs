@@ -1,0 +1,304 @@
+//! The replicant's side of a stream, without network or disk: checks every message and
+//! turns them into new in-memory states to publish.
+//!
+//! Nothing is published from a snapshot until its end message has checked the record
+//! count and checksum; entries must follow each other without a gap. Any violation is an
+//! error: the replicant then drops the connection and recovers from a core, keeping the
+//! state it had published (which is always a state some core had at that index).
+
+use super::stream::{Heartbeat, StartMode, StreamMsg, crc_record};
+use crate::engine::Catalog;
+use crate::engine::apply::{MemoryOnly, apply_batch, load_record};
+use crate::engine::memory::MemState;
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+/// A replicant's state, as Mria names them (plus `connecting`, between cores).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplicantState {
+    /// Looking for a core to stream from.
+    Connecting,
+    /// Receiving a snapshot.
+    Bootstrap,
+    /// Applying the entries the core had already applied when the stream began.
+    LocalReplay,
+    /// Caught up; applying entries as the core applies them.
+    Normal,
+}
+
+impl ReplicantState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReplicantState::Connecting => "connecting",
+            ReplicantState::Bootstrap => "bootstrap",
+            ReplicantState::LocalReplay => "local_replay",
+            ReplicantState::Normal => "normal",
+        }
+    }
+}
+
+enum Phase {
+    AwaitStart,
+    Bootstrap { work: MemState, next_seq: u32, records: u64, crc: crc32fast::Hasher, target: u64 },
+    Tail { target: u64 },
+}
+
+/// What one message asks the replicant to do.
+#[derive(Default)]
+pub struct Output {
+    /// A new state to publish (after a snapshot, or after entries).
+    pub publish: Option<MemState>,
+    pub heartbeat: Option<Heartbeat>,
+}
+
+/// Checks and applies one stream, from its `Start` on.
+pub struct Applier {
+    catalog: Arc<Catalog>,
+    phase: Phase,
+    /// Tables in a snapshot that the local catalog does not declare (skipped).
+    pub unknown_tables: BTreeSet<String>,
+}
+
+fn bad(reason: impl std::fmt::Display) -> Error {
+    Error::corrupt("replication stream", reason)
+}
+
+impl Applier {
+    pub fn new(catalog: Arc<Catalog>) -> Self {
+        Applier { catalog, phase: Phase::AwaitStart, unknown_tables: BTreeSet::new() }
+    }
+
+    /// The state this stream puts the replicant in, given what it has applied.
+    pub fn state(&self, applied: u64) -> ReplicantState {
+        match &self.phase {
+            Phase::AwaitStart => ReplicantState::Connecting,
+            Phase::Bootstrap { .. } => ReplicantState::Bootstrap,
+            Phase::Tail { target } if applied < *target => ReplicantState::LocalReplay,
+            Phase::Tail { .. } => ReplicantState::Normal,
+        }
+    }
+
+    /// Handles one message; `current` is the state the replicant has published.
+    pub fn handle(&mut self, msg: StreamMsg, current: &MemState) -> Result<Output> {
+        let mut out = Output::default();
+        match (msg, &mut self.phase) {
+            (StreamMsg::Start { mode: StartMode::Snapshot, core_applied, .. }, Phase::AwaitStart) => {
+                self.phase = Phase::Bootstrap {
+                    work: MemState::empty_all_in_memory(&self.catalog),
+                    next_seq: 0,
+                    records: 0,
+                    crc: crc32fast::Hasher::new(),
+                    target: core_applied,
+                };
+            }
+            (StreamMsg::Start { mode: StartMode::Entries { from }, core_applied, .. }, Phase::AwaitStart) => {
+                if from != current.applied + 1 {
+                    return Err(bad(format!("entries start at {from}; this replicant needs {}", current.applied + 1)));
+                }
+                self.phase = Phase::Tail { target: core_applied };
+            }
+            (StreamMsg::Start { .. }, _) => return Err(bad("a second start message")),
+            (_, Phase::AwaitStart) => return Err(bad("the stream does not begin with a start message")),
+            (StreamMsg::SnapshotChunk { seq, records }, Phase::Bootstrap { work, next_seq, records: n, crc, .. }) => {
+                if seq != *next_seq {
+                    return Err(bad(format!("snapshot chunk {seq} where chunk {next_seq} was due")));
+                }
+                *next_seq += 1;
+                for (k, v) in &records {
+                    crc_record(crc, k, v);
+                    *n += 1;
+                    if let Some(name) = load_record(&self.catalog, work, k, v)? {
+                        self.unknown_tables.insert(name.to_string());
+                    }
+                }
+            }
+            (
+                StreamMsg::SnapshotEnd { index, records, crc: sent },
+                Phase::Bootstrap { records: n, crc, target, .. },
+            ) => {
+                if records != *n {
+                    return Err(bad(format!("snapshot end counts {records} records, {n} arrived")));
+                }
+                if sent != crc.clone().finalize() {
+                    return Err(bad("snapshot checksum mismatch"));
+                }
+                if index < current.applied {
+                    return Err(bad(format!(
+                        "snapshot at {index} is older than the {} already applied",
+                        current.applied
+                    )));
+                }
+                let target = *target;
+                let Phase::Bootstrap { mut work, .. } = std::mem::replace(&mut self.phase, Phase::Tail { target })
+                else {
+                    return Err(bad("internal: phase changed"));
+                };
+                work.applied = index;
+                out.publish = Some(work);
+            }
+            (StreamMsg::SnapshotChunk { .. } | StreamMsg::SnapshotEnd { .. }, Phase::Tail { .. }) => {
+                return Err(bad("snapshot data outside a snapshot"));
+            }
+            (StreamMsg::Entries { .. }, Phase::Bootstrap { .. }) => {
+                return Err(bad("entries before the snapshot ended"));
+            }
+            (StreamMsg::Entries { entries, heartbeat }, Phase::Tail { .. }) => {
+                out.heartbeat = Some(heartbeat);
+                let mut work = current.clone();
+                for e in &entries {
+                    if e.index != work.applied + 1 {
+                        return Err(bad(format!("entry {} where {} was due", e.index, work.applied + 1)));
+                    }
+                    if let Some(batch) = &e.batch {
+                        apply_batch(&self.catalog, &mut work, &mut MemoryOnly, batch, e.index)?;
+                    }
+                    work.applied = e.index;
+                }
+                if !entries.is_empty() {
+                    out.publish = Some(work);
+                }
+            }
+            (StreamMsg::Heartbeat(hb), _) => out.heartbeat = Some(hb),
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::keys::record_key;
+    use crate::engine::{Batch, Kind, Storage, TableDef, Txn};
+    use crate::replication::stream::StreamEntry;
+
+    fn catalog() -> Arc<Catalog> {
+        Arc::new(Catalog::new(vec![TableDef::replicated("t", Kind::Set, Storage::DiscOnly)]).unwrap())
+    }
+
+    fn entry(index: u64, key: &str) -> StreamEntry {
+        StreamEntry { index, batch: Some(Batch { txns: vec![Txn::new().put("t", key, "v")], request: None }) }
+    }
+
+    fn snapshot(records: &[(&str, &str)], index: u64) -> Vec<StreamMsg> {
+        let recs: Vec<(Vec<u8>, Vec<u8>)> = records
+            .iter()
+            .map(|(k, v)| (record_key("t", Kind::Set, k.as_bytes(), b""), v.as_bytes().to_vec()))
+            .collect();
+        let mut crc = crc32fast::Hasher::new();
+        recs.iter().for_each(|(k, v)| crc_record(&mut crc, k, v));
+        vec![
+            StreamMsg::Start { core: "c".into(), mode: StartMode::Snapshot, core_applied: index + 1 },
+            StreamMsg::SnapshotChunk { seq: 0, records: recs.clone() },
+            StreamMsg::SnapshotEnd { index, records: recs.len() as u64, crc: crc.finalize() },
+        ]
+    }
+
+    /// Feeds messages, publishing as a replicant would; returns the state and the first error.
+    fn run(msgs: Vec<StreamMsg>) -> (MemState, Option<Error>, Applier) {
+        let cat = catalog();
+        let mut state = MemState::empty_all_in_memory(&cat);
+        let mut a = Applier::new(cat);
+        for m in msgs {
+            match a.handle(m, &state) {
+                Ok(out) => {
+                    if let Some(s) = out.publish {
+                        state = s;
+                    }
+                }
+                Err(e) => return (state, Some(e), a),
+            }
+        }
+        (state, None, a)
+    }
+
+    #[test]
+    fn snapshot_then_entries() {
+        let mut msgs = snapshot(&[("a", "1"), ("b", "2")], 5);
+        msgs.push(StreamMsg::Entries { entries: vec![entry(6, "c")], heartbeat: Heartbeat::default() });
+        let (s, err, a) = run(msgs);
+        assert!(err.is_none(), "{err:?}");
+        assert_eq!(s.applied, 6);
+        assert_eq!(s.tables[0].len(), 3, "disc_only tables are held in memory on a replicant");
+        assert_eq!(a.state(s.applied), ReplicantState::Normal);
+    }
+
+    #[test]
+    fn a_bad_snapshot_publishes_nothing() {
+        let mut bad_crc = snapshot(&[("a", "1")], 5);
+        if let StreamMsg::SnapshotEnd { crc, .. } = &mut bad_crc[2] {
+            *crc ^= 1;
+        }
+        let mut lost_chunk = snapshot(&[("a", "1")], 5);
+        lost_chunk.remove(1);
+        let mut repeated = snapshot(&[("a", "1")], 5);
+        repeated.insert(2, repeated[1].clone());
+        let mut altered = snapshot(&[("a", "1")], 5);
+        if let StreamMsg::SnapshotChunk { records, .. } = &mut altered[1] {
+            records[0].1 = b"evil".to_vec();
+        }
+        for (what, msgs) in [("crc", bad_crc), ("lost", lost_chunk), ("repeated", repeated), ("altered", altered)] {
+            let (s, err, _) = run(msgs);
+            assert!(err.is_some(), "{what}: accepted");
+            assert_eq!((s.applied, s.tables[0].len()), (0, 0), "{what}: published");
+        }
+    }
+
+    #[test]
+    fn gaps_and_bad_order_are_errors() {
+        let cases: Vec<(&str, Vec<StreamMsg>)> = vec![
+            ("gap", {
+                let mut m = snapshot(&[], 5);
+                m.push(StreamMsg::Entries {
+                    entries: vec![entry(6, "a"), entry(8, "b")],
+                    heartbeat: Heartbeat::default(),
+                });
+                m
+            }),
+            ("repeat", {
+                let mut m = snapshot(&[], 5);
+                m.push(StreamMsg::Entries { entries: vec![entry(6, "a")], heartbeat: Heartbeat::default() });
+                m.push(StreamMsg::Entries { entries: vec![entry(6, "a")], heartbeat: Heartbeat::default() });
+                m
+            }),
+            ("no start", vec![StreamMsg::Entries { entries: vec![entry(1, "a")], heartbeat: Heartbeat::default() }]),
+            (
+                "wrong resume point",
+                vec![StreamMsg::Start { core: "c".into(), mode: StartMode::Entries { from: 3 }, core_applied: 3 }],
+            ),
+            ("entries inside a snapshot", {
+                let mut m = snapshot(&[], 5);
+                m.insert(2, StreamMsg::Entries { entries: vec![entry(6, "a")], heartbeat: Heartbeat::default() });
+                m
+            }),
+        ];
+        for (what, msgs) in cases {
+            let (s, err, _) = run(msgs);
+            assert!(err.is_some(), "{what}: accepted");
+            assert!(s.applied <= 6, "{what}");
+            assert!(s.tables[0].get_one(b"b").is_none(), "{what}: applied past the fault");
+        }
+    }
+
+    #[test]
+    fn resume_goes_through_local_replay() {
+        let cat = catalog();
+        let mut state = MemState::empty_all_in_memory(&cat);
+        state.applied = 4;
+        let mut a = Applier::new(cat);
+        a.handle(StreamMsg::Start { core: "c".into(), mode: StartMode::Entries { from: 5 }, core_applied: 6 }, &state)
+            .unwrap();
+        assert_eq!(a.state(state.applied), ReplicantState::LocalReplay);
+        let s = a
+            .handle(
+                StreamMsg::Entries { entries: vec![entry(5, "a"), entry(6, "b")], heartbeat: Heartbeat::default() },
+                &state,
+            )
+            .unwrap()
+            .publish
+            .unwrap();
+        assert_eq!(a.state(s.applied), ReplicantState::Normal);
+    }
+}

@@ -1,0 +1,269 @@
+//! The core's side of replication: the `Replication` gRPC service, one stream per replicant.
+//!
+//! A stream starts with entries from the replicant's `applied + 1` when the log still
+//! holds them, else with a snapshot read from a RocksDB snapshot (the records and the
+//! applied index beside them are one consistent state). Then it follows this core's
+//! applied index, reading entries back from the log. A [`Pin`] keeps the entries the
+//! stream still needs from being purged, so a long bootstrap cannot lose its tail.
+//!
+//! Not here: Raft itself (the stream reads what Raft applied), the replicant's checks.
+
+use super::stream::{
+    CHUNK_BYTES, CHUNK_RECORDS, Heartbeat, MAX_ENTRIES, StartMode, StreamEntry, StreamMsg, crc_record,
+};
+use crate::cluster::service::to_status;
+use crate::config::Role;
+use crate::engine::txn::DEFAULT_SHARD;
+use crate::engine::{Batch, ShardId};
+use crate::error::{Error, Result};
+use crate::node::NodeShared;
+use crate::raft::types::Entry;
+use crate::raft::wire::decode_entry;
+use crate::rpc::pb::{self, replication_server::Replication};
+use crate::storage::db::{CF_DATA, CF_LOG, Db, storage_err};
+use crate::storage::log_store::Pin;
+use crate::storage::state_machine::applied_index_at;
+use openraft::EntryPayload;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc;
+use tonic::{Request, Response, Status};
+
+type Tx = mpsc::Sender<std::result::Result<pb::Payload, Status>>;
+
+/// Replicants streaming from this core, for `cluster status`.
+#[derive(Default)]
+pub struct Subscribers {
+    next: std::sync::atomic::AtomicU64,
+    live: Mutex<BTreeMap<u64, pb::Subscriber>>,
+}
+
+struct Registered<'a>(&'a Subscribers, u64);
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut l) = self.0.live.lock() {
+            l.remove(&self.1);
+        }
+    }
+}
+
+impl Subscribers {
+    fn register(&self, s: pb::Subscriber) -> Registered<'_> {
+        let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Ok(mut l) = self.live.lock() {
+            l.insert(id, s);
+        }
+        Registered(self, id)
+    }
+
+    pub fn list(&self) -> Vec<pb::Subscriber> {
+        self.live.lock().map(|l| l.values().cloned().collect()).unwrap_or_default()
+    }
+}
+
+pub struct ReplicationService {
+    pub node: Arc<NodeShared>,
+}
+
+/// Which shards a stream carries.
+#[derive(Clone)]
+struct Shards(Option<Vec<ShardId>>);
+
+impl Shards {
+    fn wants(&self, shard: ShardId) -> bool {
+        self.0.as_ref().is_none_or(|s| s.contains(&shard))
+    }
+
+    fn filter(&self, batch: &Batch) -> Option<Batch> {
+        let txns: Vec<_> = batch.txns.iter().filter(|t| self.wants(t.shard)).cloned().collect();
+        (!txns.is_empty()).then_some(Batch { txns, request: batch.request })
+    }
+}
+
+#[tonic::async_trait]
+impl Replication for ReplicationService {
+    type SubscribeStream = tokio_stream::wrappers::ReceiverStream<std::result::Result<pb::Payload, Status>>;
+
+    async fn subscribe(
+        &self,
+        req: Request<pb::SubscribeRequest>,
+    ) -> std::result::Result<Response<Self::SubscribeStream>, Status> {
+        if self.node.cfg.role != Role::Core {
+            return Err(Status::failed_precondition(format!(
+                "{} is a replicant; replicants stream from cores only",
+                self.node.cfg.name
+            )));
+        }
+        let r = req.into_inner();
+        let shards = if r.shards.is_empty() {
+            Shards(None)
+        } else {
+            let s = r.shards.iter().map(|s| ShardId::try_from(*s)).collect::<std::result::Result<Vec<_>, _>>();
+            Shards(Some(s.map_err(|_| Status::invalid_argument("shard ids are 0..=65535"))?))
+        };
+        let (tx, rx) = mpsc::channel(8);
+        let node = self.node.clone();
+        tokio::spawn(async move {
+            let _registered =
+                node.subscribers.register(pb::Subscriber { name: r.replicant.clone(), addr: r.addr.clone() });
+            tracing::info!(replicant = %r.replicant, applied = r.applied, "replicant subscribed");
+            match serve(&node, &r, shards, &tx).await {
+                Ok(()) => tracing::info!(replicant = %r.replicant, "replication stream closed"),
+                Err(e) => {
+                    tracing::warn!(replicant = %r.replicant, error = %e, "replication stream failed");
+                    let _ = tx.send(Err(to_status(e))).await;
+                }
+            }
+        });
+        Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(rx)))
+    }
+}
+
+async fn send(tx: &Tx, msg: &StreamMsg) -> Result<bool> {
+    let data = super::stream::encode(msg)?;
+    Ok(tx.send(Ok(pb::Payload { data })).await.is_ok())
+}
+
+fn heartbeat(node: &NodeShared) -> Heartbeat {
+    let leader = node.leader().ok().flatten().map(|(_, n)| (n.name, n.addr));
+    Heartbeat { committed: node.committed_index(), core_applied: node.applied_index(), leader }
+}
+
+async fn serve(node: &Arc<NodeShared>, req: &pb::SubscribeRequest, shards: Shards, tx: &Tx) -> Result<()> {
+    let applied = node.applied_index();
+    let from = req.applied + 1;
+    let resumable = if req.applied > 0 { node.pins.pin_if_retained(&node.db, from, applied)? } else { None };
+    let (pin, next) = match resumable {
+        Some(pin) => {
+            let start = StreamMsg::Start {
+                core: node.cfg.name.to_string(),
+                mode: StartMode::Entries { from },
+                core_applied: applied,
+            };
+            if !send(tx, &start).await? {
+                return Ok(());
+            }
+            (pin, from)
+        }
+        None => {
+            let (node2, tx2, shards2) = (node.clone(), tx.clone(), shards.clone());
+            let res = tokio::task::spawn_blocking(move || send_snapshot(&node2, &shards2, &tx2))
+                .await
+                .map_err(|e| Error::Storage(format!("snapshot task: {e}")))??;
+            match res {
+                Some((pin, index)) => (pin, index + 1),
+                None => return Ok(()),
+            }
+        }
+    };
+    tail(node, shards, tx, pin, next).await
+}
+
+/// Streams a consistent snapshot; returns the pin on the entries after it and its index
+/// (`None`: the replicant went away).
+fn send_snapshot(node: &NodeShared, shards: &Shards, tx: &Tx) -> Result<Option<(Pin, u64)>> {
+    let blocking_send = |msg: &StreamMsg| -> Result<bool> {
+        let data = super::stream::encode(msg)?;
+        Ok(tx.blocking_send(Ok(pb::Payload { data })).is_ok())
+    };
+    let core_applied = node.applied_index();
+    let snap = node.db.raw().snapshot();
+    let index = applied_index_at(&node.db, &snap)?;
+    // Entries after `index` are not applied in this snapshot, so not purgeable yet.
+    let pin = node.pins.pin(index + 1)?;
+    let start = StreamMsg::Start { core: node.cfg.name.to_string(), mode: StartMode::Snapshot, core_applied };
+    if !blocking_send(&start)? {
+        return Ok(None);
+    }
+    let (mut seq, mut count, mut crc) = (0u32, 0u64, crc32fast::Hasher::new());
+    let (mut chunk, mut bytes) = (Vec::new(), 0usize);
+    let wants_all = shards.wants(DEFAULT_SHARD);
+    for item in snap.iterator_cf(node.db.cf(CF_DATA)?, rocksdb::IteratorMode::Start) {
+        let (k, v) = item.map_err(|e| storage_err("snapshot scan", e))?;
+        // Every table is in the default shard today; request records go to everyone.
+        let (table, _) = crate::engine::keys::split_table(&k)?;
+        if !wants_all && table != crate::engine::requests::TABLE {
+            continue;
+        }
+        crc_record(&mut crc, &k, &v);
+        count += 1;
+        bytes += k.len() + v.len();
+        chunk.push((k.to_vec(), v.to_vec()));
+        if chunk.len() >= CHUNK_RECORDS || bytes >= CHUNK_BYTES {
+            if !blocking_send(&StreamMsg::SnapshotChunk { seq, records: std::mem::take(&mut chunk) })? {
+                return Ok(None);
+            }
+            seq += 1;
+            bytes = 0;
+        }
+    }
+    if !chunk.is_empty() && !blocking_send(&StreamMsg::SnapshotChunk { seq, records: chunk })? {
+        return Ok(None);
+    }
+    if !blocking_send(&StreamMsg::SnapshotEnd { index, records: count, crc: crc.finalize() })? {
+        return Ok(None);
+    }
+    tracing::info!(index, records = count, "sent a snapshot to a replicant");
+    Ok(Some((pin, index)))
+}
+
+/// Reads entries `from..=to` back from the log.
+fn read_entries(db: &Db, from: u64, to: u64, shards: &Shards) -> Result<Vec<StreamEntry>> {
+    let cf = db.cf(CF_LOG)?;
+    let mut out = Vec::with_capacity((to - from + 1) as usize);
+    let iter = db.raw().iterator_cf(cf, rocksdb::IteratorMode::From(&from.to_be_bytes(), rocksdb::Direction::Forward));
+    for item in iter {
+        let (_, v) = item.map_err(|e| storage_err("read log", e))?;
+        let entry: Entry = decode_entry(&v)?;
+        let index = entry.log_id.index;
+        if index > to {
+            break;
+        }
+        let due = from + out.len() as u64;
+        if index != due {
+            return Err(Error::Refused(format!("log entry {due} is no longer retained on this core; bootstrap again")));
+        }
+        let batch = match &entry.payload {
+            EntryPayload::Normal(b) => shards.filter(b),
+            EntryPayload::Blank | EntryPayload::Membership(_) => None,
+        };
+        out.push(StreamEntry { index, batch });
+    }
+    if out.len() as u64 != to - from + 1 {
+        return Err(Error::Refused(format!("log entries {from}..={to} are not all retained on this core")));
+    }
+    Ok(out)
+}
+
+/// Follows this core's applied index from `next` on.
+async fn tail(node: &Arc<NodeShared>, shards: Shards, tx: &Tx, pin: Pin, mut next: u64) -> Result<()> {
+    let mut applied_rx = node.applied_sender().subscribe();
+    let mut stop = node.stopping.clone();
+    let idle = node.cfg.heartbeat;
+    loop {
+        let applied = *applied_rx.borrow_and_update();
+        if applied >= next {
+            let to = applied.min(next + MAX_ENTRIES as u64 - 1);
+            let entries = read_entries(&node.db, next, to, &shards)?;
+            if !send(tx, &StreamMsg::Entries { entries, heartbeat: heartbeat(node) }).await? {
+                return Ok(());
+            }
+            next = to + 1;
+            pin.advance(next);
+            continue;
+        }
+        let idle_now = tokio::select! {
+            changed = applied_rx.changed() => match changed {
+                Ok(()) => false,
+                Err(_) => return Ok(()),
+            },
+            _ = tokio::time::sleep(idle) => true,
+            _ = tx.closed() => return Ok(()),
+            _ = async { let _ = stop.wait_for(|s| *s).await; } => return Ok(()),
+        };
+        if idle_now && !send(tx, &StreamMsg::Heartbeat(heartbeat(node))).await? {
+            return Ok(());
+        }
+    }
+}

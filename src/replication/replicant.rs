@@ -1,0 +1,252 @@
+//! The replicant's side: pick a core, follow its stream, move to another core when it
+//! dies or stalls, resuming at `applied + 1`.
+//!
+//! Cores are ranked by how many replicants already stream from them (fewest first), then
+//! followers before the leader, then a hash of (replicant, core) names, so replicants
+//! spread over the cores and keep off the leader. A stream that ends, fails a check, or
+//! sends nothing (not even a heartbeat) for `replicant.stall_timeout` is dropped.
+//!
+//! Not here: the checks on a stream (`applier`), forwarding writes (`node`).
+
+use super::applier::{Applier, ReplicantState};
+use super::stream::{self, Heartbeat, StreamMsg};
+use crate::error::{Error, Result};
+use crate::name::Peer;
+use crate::node::NodeShared;
+use crate::rpc::client::status_error;
+use crate::rpc::pb;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// How many recent state changes the status keeps.
+const TRANSITIONS_KEPT: usize = 32;
+const ASK_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// What the replicant's link to the cores looks like now.
+#[derive(Clone, Debug)]
+pub struct LinkStatus {
+    pub state: ReplicantState,
+    /// Core streamed from: (name, address).
+    pub upstream: Option<(String, String)>,
+    /// Leader as the upstream core last said: (name, address).
+    pub leader: Option<(String, String)>,
+    /// Commit index as the upstream core last said.
+    pub committed: u64,
+    /// When the oldest known-committed entry not yet applied became known.
+    pub behind_since: Option<Instant>,
+    pub bootstraps: u64,
+    pub resumes: u64,
+    /// Recent states, oldest first: `state@core`.
+    pub transitions: VecDeque<String>,
+}
+
+impl Default for LinkStatus {
+    fn default() -> Self {
+        LinkStatus {
+            state: ReplicantState::Connecting,
+            upstream: None,
+            leader: None,
+            committed: 0,
+            behind_since: None,
+            bootstraps: 0,
+            resumes: 0,
+            transitions: VecDeque::new(),
+        }
+    }
+}
+
+/// The replicant's link, shared with the node (status, leader for forwarded writes).
+pub struct Link {
+    pub status: watch::Sender<LinkStatus>,
+}
+
+impl Default for Link {
+    fn default() -> Self {
+        Link { status: watch::channel(LinkStatus::default()).0 }
+    }
+}
+
+impl Link {
+    pub fn leader(&self) -> Option<(String, String)> {
+        self.status.borrow().leader.clone()
+    }
+
+    /// The status as `cluster status` shows it, given what this replicant applied.
+    pub fn report(&self, applied: u64) -> pb::ReplicantStatus {
+        let s = self.status.borrow();
+        pb::ReplicantStatus {
+            state: s.state.as_str().into(),
+            upstream: s.upstream.as_ref().map(|u| u.0.clone()).unwrap_or_default(),
+            lag_entries: s.committed.saturating_sub(applied),
+            lag_ms: s.behind_since.map(|t| t.elapsed().as_millis() as u64).unwrap_or(0),
+            bootstraps: s.bootstraps,
+            resumes: s.resumes,
+            transitions: s.transitions.iter().cloned().collect(),
+        }
+    }
+
+    fn set_state(&self, state: ReplicantState, upstream: Option<&(String, String)>) {
+        self.status.send_modify(|s| {
+            if s.state != state || s.upstream.as_ref() != upstream {
+                s.state = state;
+                s.upstream = upstream.cloned();
+                let at = upstream.map(|u| u.0.as_str()).unwrap_or("-");
+                s.transitions.push_back(format!("{}@{at}", state.as_str()));
+                while s.transitions.len() > TRANSITIONS_KEPT {
+                    s.transitions.pop_front();
+                }
+            }
+        });
+    }
+}
+
+/// Rendezvous hash: each replicant orders the cores differently.
+pub fn spread_rank(replicant: &str, core: &str) -> u64 {
+    crate::name::fnv1a(format!("{replicant}\n{core}").as_bytes())
+}
+
+/// Runs until the node stops: follows one core after another.
+pub async fn run(shared: Arc<NodeShared>, link: Arc<Link>) {
+    let mut stop = shared.stopping.clone();
+    let mut pause = Duration::from_millis(50);
+    let mut last_failed: Option<String> = None;
+    while !*stop.borrow() {
+        let ranked = rank(&shared).await;
+        // Prefer any other core over the one that just failed us.
+        let pick = ranked.iter().find(|p| Some(&p.addr) != last_failed.as_ref()).or(ranked.first()).cloned();
+        let Some(core) = pick else { break };
+        let started = Instant::now();
+        match follow(&shared, &link, &core).await {
+            Ok(()) => tracing::info!(core = %core.name, "replication stream ended"),
+            Err(e) => tracing::warn!(core = %core.name, error = %e, "replication stream dropped"),
+        }
+        link.set_state(ReplicantState::Connecting, None);
+        last_failed = Some(core.addr.clone());
+        // A stream that lasted is not a reason to slow down; quick failures back off.
+        pause = if started.elapsed() > Duration::from_secs(5) {
+            Duration::from_millis(50)
+        } else {
+            (pause * 2).min(Duration::from_secs(1))
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = stop.wait_for(|s| *s) => break,
+        }
+    }
+}
+
+/// The configured cores, best first; unreachable ones last.
+async fn rank(shared: &NodeShared) -> Vec<Peer> {
+    let me = shared.cfg.name.to_string();
+    let asks = shared.cfg.cores.iter().map(|p| async move {
+        let res = async {
+            let mut c = shared.peers.cluster(&p.addr)?;
+            let mut req = tonic::Request::new(pb::Empty {});
+            req.set_timeout(ASK_TIMEOUT);
+            tokio::time::timeout(ASK_TIMEOUT, c.node_info(req))
+                .await
+                .map_err(|_| Error::Timeout {
+                    what: format!("status of {}", p.name),
+                    ms: ASK_TIMEOUT.as_millis() as u64,
+                })?
+                .map(|r| r.into_inner())
+                .map_err(|s| status_error(p.name.as_str(), s))
+        }
+        .await;
+        (p.clone(), res)
+    });
+    let mut scored: Vec<((u8, usize, u8, u64), Peer)> = futures::future::join_all(asks)
+        .await
+        .into_iter()
+        .filter_map(|(p, res)| {
+            let hash = spread_rank(&me, p.name.as_str());
+            match res {
+                Ok(s) if s.role == "core" => {
+                    let leader = u8::from(s.raft_state == "Leader");
+                    Some(((0, s.subscribers.len(), leader, hash), p))
+                }
+                Ok(_) => None,
+                Err(e) => {
+                    tracing::debug!(core = %p.name, error = %e, "core not reachable");
+                    Some(((1, 0, 0, hash), p))
+                }
+            }
+        })
+        .collect();
+    scored.sort_by_key(|(k, _)| *k);
+    scored.into_iter().map(|(_, p)| p).collect()
+}
+
+/// Follows `core` until its stream ends or fails.
+async fn follow(shared: &NodeShared, link: &Link, core: &Peer) -> Result<()> {
+    let upstream = (core.name.to_string(), core.addr.clone());
+    let mut client = shared.peers.replication(&core.addr)?;
+    let req = pb::SubscribeRequest {
+        replicant: shared.cfg.name.to_string(),
+        addr: shared.cfg.advertise.clone(),
+        shards: shared.config.replicant.shards.iter().map(|s| u32::from(*s)).collect(),
+        applied: shared.applied_index(),
+    };
+    let mut stream = client.subscribe(req).await.map_err(|s| status_error(core.name.as_str(), s))?.into_inner();
+    let mut applier = Applier::new(shared.catalog.clone());
+    // Commit indexes learned and when, to report lag in time.
+    let mut learned: VecDeque<(u64, Instant)> = VecDeque::new();
+    let stall = shared.cfg.stall_timeout;
+    let mut stop = shared.stopping.clone();
+    loop {
+        let next = tokio::select! {
+            m = tokio::time::timeout(stall, stream.message()) => m,
+            _ = async { let _ = stop.wait_for(|s| *s).await; } => return Ok(()),
+        };
+        let next = next
+            .map_err(|_| Error::Timeout {
+                what: format!("a message from {}", core.name),
+                ms: stall.as_millis() as u64,
+            })?
+            .map_err(|s| status_error(core.name.as_str(), s))?;
+        let Some(payload) = next else { return Ok(()) };
+        let msg = stream::decode(&payload.data)?;
+        match &msg {
+            StreamMsg::Start { mode: stream::StartMode::Snapshot, .. } => {
+                link.status.send_modify(|s| s.bootstraps += 1)
+            }
+            StreamMsg::Start { .. } => link.status.send_modify(|s| s.resumes += 1),
+            _ => {}
+        }
+        let current = shared.mem.snapshot();
+        let out = applier.handle(msg, &current)?;
+        let mut applied = current.applied;
+        if let Some(state) = out.publish {
+            applied = state.applied;
+            shared.mem.publish(state);
+            shared.applied_sender().send_replace(applied);
+        }
+        if let Some(hb) = out.heartbeat {
+            note_heartbeat(link, hb, &mut learned);
+        }
+        while learned.front().is_some_and(|(i, _)| *i <= applied) {
+            learned.pop_front();
+        }
+        let since = learned.front().map(|(_, t)| *t);
+        link.status.send_modify(|s| s.behind_since = since);
+        link.set_state(applier.state(applied), Some(&upstream));
+    }
+}
+
+fn note_heartbeat(link: &Link, hb: Heartbeat, learned: &mut VecDeque<(u64, Instant)>) {
+    if learned.back().is_none_or(|(i, _)| hb.committed > *i) {
+        learned.push_back((hb.committed, Instant::now()));
+        // Bounded: under a steady load only the oldest unapplied entry matters.
+        if learned.len() > 1024 {
+            learned.pop_back();
+        }
+    }
+    link.status.send_modify(|s| {
+        s.committed = s.committed.max(hb.committed);
+        if hb.leader.is_some() {
+            s.leader = hb.leader;
+        }
+    });
+}

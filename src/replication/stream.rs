@@ -1,0 +1,94 @@
+//! The replication stream: what a core sends a subscribed replicant, message by message.
+//!
+//! ```text
+//! Start{Snapshot}  Chunk(0) Chunk(1) … SnapshotEnd{index, records, crc}  Entries… Heartbeat…
+//! Start{Entries{from}}                                                  Entries… Heartbeat…
+//! ```
+//! Each message is one gRPC message holding versioned bincode. Entries carry their Raft
+//! index; the replicant requires them consecutive. Snapshot chunks carry a sequence
+//! number, and the end message a record count and a CRC-32 of every record, so a lost,
+//! repeated or altered chunk is detected before anything is published.
+
+use crate::codec;
+use crate::engine::Batch;
+use crate::error::Result;
+use serde::{Deserialize, Serialize};
+
+pub const STREAM_VERSION: u8 = 1;
+
+/// Records per snapshot chunk at most (chunks are also cut at [`CHUNK_BYTES`]).
+pub const CHUNK_RECORDS: usize = 8192;
+pub const CHUNK_BYTES: usize = 1 << 20;
+/// Entries per `Entries` message at most.
+pub const MAX_ENTRIES: usize = 256;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StartMode {
+    /// A snapshot follows, then entries after its index.
+    Snapshot,
+    /// Entries follow, the first with index `from`.
+    Entries { from: u64 },
+}
+
+/// One applied log entry. `batch` is `None` for entries without records (Raft's blank and
+/// membership entries, or a batch with nothing in the subscribed shards).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamEntry {
+    pub index: u64,
+    pub batch: Option<Batch>,
+}
+
+/// Sent when the core has nothing else to send for a while, and with every `Entries`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    /// The commit index of the cluster as this core knows it.
+    pub committed: u64,
+    /// What this core has applied.
+    pub core_applied: u64,
+    /// The leader as this core knows it: (name, address).
+    pub leader: Option<(String, String)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StreamMsg {
+    Start {
+        core: String,
+        mode: StartMode,
+        /// The core's applied index when the stream began: the replicant is in
+        /// `local_replay` until it has applied this far.
+        core_applied: u64,
+    },
+    SnapshotChunk {
+        seq: u32,
+        /// Stored records: (RocksDB key, value) as laid out by `engine::keys`.
+        records: Vec<(Vec<u8>, Vec<u8>)>,
+    },
+    SnapshotEnd {
+        /// The applied index the snapshot holds.
+        index: u64,
+        records: u64,
+        crc: u32,
+    },
+    Entries {
+        entries: Vec<StreamEntry>,
+        heartbeat: Heartbeat,
+    },
+    Heartbeat(Heartbeat),
+}
+
+pub fn encode(msg: &StreamMsg) -> Result<Vec<u8>> {
+    codec::encode_versioned(STREAM_VERSION, msg)
+}
+
+/// Decodes one message from a core; malformed bytes are an error, never a panic.
+pub fn decode(bytes: &[u8]) -> Result<StreamMsg> {
+    codec::decode_versioned("replication message", STREAM_VERSION, bytes)
+}
+
+/// Adds one snapshot record to a running checksum (both sides use this).
+pub fn crc_record(crc: &mut crc32fast::Hasher, key: &[u8], value: &[u8]) {
+    crc.update(&(key.len() as u64).to_le_bytes());
+    crc.update(key);
+    crc.update(&(value.len() as u64).to_le_bytes());
+    crc.update(value);
+}
