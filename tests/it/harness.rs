@@ -61,6 +61,14 @@ pub fn manual_config(dir: &Path, base: u16, i: u16) -> NodeConfig {
     c
 }
 
+/// Replicant `i` of a cluster of `n` static-seed cores (it streams from those cores).
+pub fn replicant_config(dir: &Path, base: u16, i: u16, n: u16) -> NodeConfig {
+    let mut c = config(dir, base, i, n);
+    c.node.role = mnema::Role::Replicant;
+    c.replicant.stall_timeout = "1s".into();
+    c
+}
+
 /// Waits for `cond` (checked now and after each `step`), failing with `what` after `limit`.
 pub async fn wait_until<F, Fut>(what: &str, limit: Duration, mut cond: F)
 where
@@ -91,7 +99,8 @@ impl Cluster {
 
     pub async fn start_with(n: u16, tweak: impl Fn(&mut NodeConfig)) -> Cluster {
         let dir = tempfile::tempdir().expect("tempdir");
-        let base = free_base(n);
+        // Room for replicants numbered after the cores.
+        let base = free_base(n + 3);
         let mut nodes = Vec::new();
         for i in 1..=n {
             let mut c = config(dir.path(), base, i, n);
@@ -126,6 +135,14 @@ impl Cluster {
         }
     }
 
+    /// Starts replicant `i` (numbered after the cores) streaming from this cluster's cores.
+    pub async fn replicant(&self, i: u16) -> Node {
+        let cores = self.nodes.iter().filter(|n| n.role() == mnema::Role::Core).count() as u16;
+        Node::start(replicant_config(self.dir.path(), self.base, i, cores), test_tables())
+            .await
+            .expect("start replicant")
+    }
+
     pub async fn shutdown(self) -> tempfile::TempDir {
         for n in self.nodes {
             n.shutdown().await.expect("shutdown");
@@ -154,12 +171,22 @@ pub fn bin() -> &'static str {
 
 /// Writes node `i`'s config file and starts `mnema start` on it.
 pub fn spawn_node(dir: &Path, base: u16, i: u16, n: u16) -> Proc {
+    spawn_with(dir, base, i, n, "core")
+}
+
+/// Starts replicant `i` of the `n` static-seed cores as a `mnema start` process.
+pub fn spawn_replicant(dir: &Path, base: u16, i: u16, n: u16) -> Proc {
+    spawn_with(dir, base, i, n, "replicant")
+}
+
+fn spawn_with(dir: &Path, base: u16, i: u16, n: u16, role: &str) -> Proc {
     let conf = dir.join(format!("n{i}.toml"));
     let seeds: Vec<String> = (1..=n).map(|j| format!("\"{}\"", name(j))).collect();
     let text = format!(
-        "[node]\nname = \"{}\"\ncookie = \"test-cookie\"\ndata_dir = \"{}\"\nbase_port = {base}\n\
+        "[node]\nname = \"{}\"\nrole = \"{role}\"\ncookie = \"test-cookie\"\ndata_dir = \"{}\"\nbase_port = {base}\n\
          [cluster]\ndiscovery_strategy = \"static\"\nstatic.seeds = [{}]\n\
-         [raft]\nheartbeat_interval = \"50ms\"\nelection_timeout = \"300ms\"\n",
+         [raft]\nheartbeat_interval = \"50ms\"\nelection_timeout = \"300ms\"\n\
+         [replicant]\nstall_timeout = \"1s\"\n",
         name(i),
         dir.join(format!("n{i}")).display(),
         seeds.join(", ")

@@ -6,3 +6,4 @@ mod harness;
 mod cluster;
 mod engine_ops;
 mod processes;
+mod replicants;

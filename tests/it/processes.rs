@@ -216,3 +216,59 @@ async fn a_wrong_cookie_is_refused_on_both_sides() {
     })
     .await;
 }
+
+/// A replicant process's status, once it reports one.
+async fn replicant_status(base: u16, i: u16) -> Option<mnema::rpc::pb::ReplicantStatus> {
+    client(base, i).node_info().await.ok().and_then(|s| s.replicant)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_a_replicants_core_and_it_resumes_elsewhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = free_base(4);
+    let mut procs: BTreeMap<u16, Proc> = (1..=3).map(|i| (i, spawn_node(dir.path(), base, i, 3))).collect();
+    for i in 1..=3 {
+        wait_serving(base, i).await;
+    }
+    agreed_leader(base, &[1, 2, 3]).await;
+    for k in 0..20 {
+        put(base, 1 + (k % 3) as u16, &format!("before{k}"), "\"1\"").await;
+    }
+    let _replicant = spawn_replicant(dir.path(), base, 4, 3);
+    let first = eventually("the replicant in state normal", Duration::from_secs(30), || async {
+        replicant_status(base, 4).await.filter(|s| s.state == "normal")
+    })
+    .await;
+    let upstream: u16 =
+        first.upstream.trim_start_matches('n').split('@').next().and_then(|d| d.parse().ok()).expect("n<i>");
+    // SIGKILL the core the replicant streams from.
+    drop(procs.remove(&upstream));
+    let alive: Vec<u16> = (1..=3).filter(|i| *i != upstream).collect();
+    agreed_leader(base, &alive).await;
+    let mut last = 0;
+    for k in 0..20 {
+        last = put(base, alive[k % 2], &format!("after{k}"), "\"2\"").await;
+    }
+    let now = eventually("the replicant on another core", Duration::from_secs(30), || async {
+        replicant_status(base, 4).await.filter(|s| s.state == "normal" && s.upstream != first.upstream)
+    })
+    .await;
+    assert_eq!(now.bootstraps, 1, "resumed without a second bootstrap: {now:?}");
+    assert!(now.resumes >= 1, "{now:?}");
+    let since: Vec<_> = now.transitions.iter().skip(first.transitions.len()).collect();
+    assert!(since.iter().all(|t| !t.starts_with("bootstrap")), "{since:?}");
+    for k in 0..20 {
+        assert_eq!(read_on(base, 4, &format!("before{k}"), 0).await.as_deref(), Some(&b"\"1\""[..]), "before{k}");
+        let v = read_on(base, 4, &format!("after{k}"), last).await;
+        assert_eq!(v.as_deref(), Some(&b"\"2\""[..]), "after{k} on the replicant");
+    }
+    // The operator's view: the replicant with its state and upstream, via a core.
+    let out = ctl(base, alive[0], &["cluster", "status", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let rep = status["nodes"].as_array().and_then(|n| n.iter().find(|n| n["role"] == "replicant")).cloned();
+    let rep = rep.unwrap_or_else(|| panic!("no replicant in {status:#}"));
+    assert_eq!(rep["name"], name(4));
+    assert_eq!(rep["replicant"]["state"], "normal", "{rep:#}");
+    assert_eq!(rep["replicant"]["upstream"], now.upstream.as_str(), "{rep:#}");
+}
