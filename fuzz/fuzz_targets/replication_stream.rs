@@ -1,0 +1,37 @@
+//! A replication stream as a replicant receives it: a sequence of messages from a core,
+//! each decoded and then checked and applied. Neither step may panic; bad input is an error.
+#![no_main]
+use mnema::engine::memory::MemState;
+use mnema::engine::{Catalog, Kind, Storage, TableDef};
+use mnema::replication::applier::Applier;
+use std::sync::Arc;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let catalog = Arc::new(
+        Catalog::new(vec![
+            TableDef::replicated("s", Kind::Set, Storage::Disc),
+            TableDef::replicated("b", Kind::Bag, Storage::Ram),
+            TableDef::replicated("o", Kind::OrderedSet, Storage::DiscOnly),
+        ])
+        .expect("catalog"),
+    );
+    let mut state = MemState::empty_all_in_memory(&catalog);
+    let mut applier = Applier::new(catalog);
+    // Messages are framed as a u16 LE length then that many bytes.
+    let mut rest = data;
+    while rest.len() >= 2 {
+        let len = u16::from_le_bytes([rest[0], rest[1]]) as usize;
+        let body = &rest[2..];
+        let (msg, tail) = body.split_at(len.min(body.len()));
+        rest = tail;
+        let Ok(msg) = mnema::replication::stream::decode(msg) else { return };
+        match applier.handle(msg, &state) {
+            Ok(out) => {
+                if let Some(s) = out.publish {
+                    state = s;
+                }
+            }
+            Err(_) => return,
+        }
+    }
+});
