@@ -24,12 +24,15 @@ fn free_base(n: u16) -> u16 {
 pub struct Bench {
     pub dir: tempfile::TempDir,
     pub nodes: Vec<Node>,
+    pub names: Vec<String>,
+    pub base: u16,
 }
 
 /// Starts `n` cores with static seeds and waits (bounded) for a leader.
 pub async fn cluster(n: u16) -> Bench {
     let dir = tempfile::tempdir().expect("tempdir");
-    let base = free_base(n);
+    // Room for replicants numbered after the cores.
+    let base = free_base(n + 4);
     let names: Vec<String> = (1..=n).map(|i| format!("b{i}@127.0.0.1")).collect();
     let mut nodes = Vec::new();
     for name in &names {
@@ -45,10 +48,30 @@ pub async fn cluster(n: u16) -> Bench {
         assert!(std::time::Instant::now() < deadline, "no leader within 30s");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    Bench { dir, nodes }
+    Bench { dir, nodes, names, base }
 }
 
 impl Bench {
+    /// Starts replicant `i` (numbered after the cores) streaming from the cores.
+    pub async fn replicant(&self, i: u16) -> Node {
+        let name = format!("b{i}@127.0.0.1");
+        let mut c = NodeConfig::new(&name, self.dir.path().join(&name));
+        c.node.base_port = self.base;
+        c.node.role = mnema::Role::Replicant;
+        c.cluster.discovery_strategy = DiscoveryStrategy::Static;
+        c.cluster.static_.seeds = self.names.clone();
+        Node::start(c, tables()).await.expect("start replicant")
+    }
+
+    /// Waits (bounded) until a replicant is in state `normal`.
+    pub async fn wait_normal(node: &Node) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(300);
+        while node.replicant_status().is_none_or(|s| s.state != "normal") {
+            assert!(std::time::Instant::now() < deadline, "replicant not normal within 300s");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     pub fn leader(&self) -> &Node {
         self.nodes.iter().find(|n| n.is_leader()).expect("leader")
     }

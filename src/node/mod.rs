@@ -669,6 +669,11 @@ impl NodeShared {
         Ok(())
     }
 
+    /// Follows this node's applied index.
+    pub fn applied_watch(&self) -> watch::Receiver<u64> {
+        self.applied_tx.subscribe()
+    }
+
     pub(crate) fn applied_sender(&self) -> Arc<watch::Sender<u64>> {
         self.applied_tx.clone()
     }
