@@ -181,7 +181,7 @@ async fn a_data_dir_refuses_another_node_name() {
 #[test]
 fn dev_cluster_starts_and_shows_status() {
     let dir = tempfile::tempdir().unwrap();
-    let base = free_base(3);
+    let base = free_base(5);
     let out = Command::new(bin())
         .args(["dev-cluster", "--once", "--base-port", &base.to_string(), "--dir"])
         .arg(dir.path())
@@ -191,7 +191,12 @@ fn dev_cluster_starts_and_shows_status() {
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("running_nodes: [") && stdout.contains("mnema3@127.0.0.1"), "{stdout}");
     assert!(stdout.contains("stopped_nodes: []"), "{stdout}");
-    for i in 1..=3 {
+    assert!(stdout.contains("3 cores and 2 replicants"), "{stdout}");
+    for i in 4..=5 {
+        let line = stdout.lines().find(|l| l.starts_with(&format!("mnema{i}@"))).unwrap_or_else(|| panic!("{stdout}"));
+        assert!(line.contains("replicant") && line.contains("normal"), "mnema{i}: {line}");
+    }
+    for i in 1..=5 {
         assert!(dir.path().join(format!("mnema{i}/IDENTITY")).exists());
     }
 }
