@@ -175,7 +175,16 @@ impl NodeShared {
         let mut backoff = self.cfg.write_retry_backoff;
         loop {
             let mut changes = self.leader_changes();
-            let pause = match self.try_write(&batch).await {
+            // A leader cut off from its majority never answers: bound each attempt.
+            let left = deadline.saturating_duration_since(Instant::now());
+            let attempt = match tokio::time::timeout(left, self.try_write(&batch)).await {
+                Ok(a) => a,
+                Err(_) => Attempt::Unknown(Error::Timeout {
+                    what: "the leader to commit the write".into(),
+                    ms: self.cfg.write_timeout.as_millis() as u64,
+                }),
+            };
+            let pause = match attempt {
                 Attempt::Done(done) => return Ok(done),
                 Attempt::Failed(e) => return Err(e),
                 Attempt::NotSent => Duration::from_millis(100),
@@ -183,7 +192,7 @@ impl NodeShared {
                     if batch.request.is_none() {
                         return Err(e);
                     }
-                    if retries >= self.config.raft.write_retries {
+                    if retries >= self.config.raft.write_retries || deadline <= Instant::now() {
                         return Err(Error::WriteOutcomeUnknown { attempts: retries + 1, last: e.to_string() });
                     }
                     retries += 1;

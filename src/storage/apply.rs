@@ -88,6 +88,7 @@ impl Sink for DiscWriter<'_> {
         for c in changes {
             match c {
                 Change::Put(k, v) => self.batch.put_cf(self.cf, k, v),
+                Change::Delete(k) => self.batch.delete_cf(self.cf, k),
                 Change::DeleteRange(from, to) => self.batch.delete_range_cf(self.cf, from, to),
             }
         }

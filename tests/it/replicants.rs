@@ -395,3 +395,54 @@ async fn a_corrupt_stream_is_dropped_and_never_applied() {
     }
     c.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replicants_spread_over_the_followers() {
+    let c = Cluster::start(3).await;
+    let r4 = c.replicant(4).await;
+    wait_state(&r4, ReplicantState::Normal, Duration::from_secs(20)).await;
+    let r5 = c.replicant(5).await;
+    wait_state(&r5, ReplicantState::Normal, Duration::from_secs(20)).await;
+    let leader = c.nodes[c.leader()].name().to_string();
+    let (u4, u5) = (status(&r4).upstream, status(&r5).upstream);
+    assert_ne!(u4, u5, "both replicants on one core");
+    assert!(u4 != leader && u5 != leader, "a replicant on the leader ({leader}) while a follower was free: {u4}, {u5}");
+    // The cluster's status lists both, each with its upstream.
+    let s = c.nodes[0].cluster_status().await.expect("status");
+    let reps: Vec<_> = s.members.iter().filter(|m| m.role == "replicant").collect();
+    assert_eq!(reps.len(), 2, "{s:?}");
+    for m in reps {
+        let r = m.status.as_ref().and_then(|st| st.replicant.as_ref()).expect("replicant status");
+        assert_eq!(r.state, "normal");
+        assert!(r.upstream == u4 || r.upstream == u5);
+    }
+    r4.shutdown().await.expect("shutdown");
+    r5.shutdown().await.expect("shutdown");
+    c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_write_without_a_majority_gives_up_with_a_clear_error() {
+    let mut c = Cluster::start_with(3, |cfg| cfg.raft.write_timeout = "2s".into()).await;
+    let mut cfg = replicant_config(c.dir.path(), c.base, 4, 3);
+    cfg.raft.write_timeout = "2s".into();
+    let r = Node::start(cfg, test_tables()).await.expect("replicant");
+    wait_state(&r, ReplicantState::Normal, Duration::from_secs(20)).await;
+    r.transact(Txn::new().put("kv", "ok", "1")).await.expect("write with a majority");
+    // Leave one core: no majority, whichever it is.
+    for n in c.nodes.drain(1..) {
+        n.shutdown().await.expect("stop core");
+    }
+    let started = std::time::Instant::now();
+    let err = r.transact(Txn::new().put("kv", "lost", "1")).await.expect_err("no majority, no commit");
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(6), "gave up after {took:?}");
+    let msg = err.to_string();
+    assert!(
+        matches!(err, mnema::Error::NoLeader(_) | mnema::Error::WriteOutcomeUnknown { .. }),
+        "unexpected error: {msg}"
+    );
+    eprintln!("gave up after {took:?}: {msg}");
+    r.shutdown().await.expect("shutdown");
+    c.shutdown().await;
+}
