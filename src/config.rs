@@ -397,6 +397,22 @@ mod tests {
     }
 
     #[test]
+    fn replicant_needs_cores_other_than_itself() {
+        let mut c = NodeConfig::new("r4@127.0.0.1", "/tmp/r");
+        c.node.role = Role::Replicant;
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("replicant.cores"), "{err}");
+        c.cluster.static_.seeds = vec!["c1@127.0.0.1".into(), "r4@127.0.0.1".into()];
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("cluster.static.seeds") && err.contains("itself"), "{err}");
+        c.replicant.cores = vec!["c1@127.0.0.1".into(), "c2@127.0.0.1:9000".into()];
+        let v = c.validate().unwrap();
+        assert_eq!(v.cores.iter().map(|p| p.addr.as_str()).collect::<Vec<_>>(), ["127.0.0.1:4371", "127.0.0.1:9000"]);
+        c.replicant.stall_timeout = "never".into();
+        assert!(c.validate().unwrap_err().to_string().contains("replicant.stall_timeout"));
+    }
+
+    #[test]
     fn seeds_from_a_string() {
         let c = NodeConfig::from_toml("cluster.static.seeds = \"[a1@h, a2@h]\"").unwrap();
         assert_eq!(c.cluster.static_.seeds, vec!["a1@h", "a2@h"]);

@@ -26,7 +26,14 @@ pub async fn serve(shared: Arc<NodeShared>, listener: tokio::net::TcpListener) {
     let raft = InterceptedService::new(raft, check.clone().same_cluster(shared.cluster_id.clone()));
     let replication = InterceptedService::new(replication, check.clone());
     let cluster = InterceptedService::new(cluster, check);
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    // The builder's `tcp_nodelay` applies only to listeners it binds itself: set it on each
+    // accepted socket, or Nagle holds small replies (Raft acks, stream messages) up to 40 ms.
+    let incoming = tokio_stream::StreamExt::map(tokio_stream::wrappers::TcpListenerStream::new(listener), |s| {
+        if let Ok(sock) = &s {
+            let _ = sock.set_nodelay(true);
+        }
+        s
+    });
     let res = tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .add_service(raft)
