@@ -116,7 +116,7 @@ fn bench(c: &mut Criterion) {
                 let stop = Arc::new(AtomicBool::new(false));
                 let rep = watch_applied(&replicant, stop.clone());
                 let fol = watch_applied(&follower, stop.clone());
-                let acks = load(leader, 64, target, 2.0, seq).await;
+                let acks = load(leader, 128, target, 2.0, seq).await;
                 tokio::time::sleep(Duration::from_millis(300)).await;
                 stop.store(true, Ordering::Relaxed);
                 let (rep, fol) = (rep.await.expect("watch"), fol.await.expect("watch"));
