@@ -37,6 +37,10 @@ pub enum Error {
     #[error("invalid transaction: {0}")]
     InvalidTxn(String),
 
+    /// A topic name or filter breaks MQTT's rules; nothing was stored.
+    #[error("invalid topic `{topic}`: {reason}")]
+    InvalidTopic { topic: String, reason: String },
+
     /// No leader is known right now (election in progress, or cut off from the majority).
     #[error("no leader available: {0}")]
     NoLeader(String),
@@ -98,6 +102,9 @@ impl Error {
             Error::Rpc { peer, reason } => Error::Rpc { peer: peer.clone(), reason: reason.clone() },
             Error::Timeout { what, ms } => Error::Timeout { what: what.clone(), ms: *ms },
             Error::Shutdown => Error::Shutdown,
+            Error::InvalidTopic { topic, reason } => {
+                Error::InvalidTopic { topic: topic.clone(), reason: reason.clone() }
+            }
             Error::WriteOutcomeUnknown { attempts, last } => {
                 Error::WriteOutcomeUnknown { attempts: *attempts, last: last.clone() }
             }

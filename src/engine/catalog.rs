@@ -29,6 +29,9 @@ impl Catalog {
                     d.name
                 )));
             }
+            if d.index == super::table::Index::Topic && (d.kind != Kind::Bag || !d.in_memory()) {
+                return Err(Error::InvalidTxn(format!("table `{}`: a topic index needs an in-memory bag", d.name)));
+            }
             if by_name.insert(d.name.clone(), ix).is_some() {
                 return Err(Error::InvalidTxn(format!("table `{}` declared twice", d.name)));
             }

@@ -7,7 +7,8 @@
 
 use super::catalog::{Catalog, TableIx};
 use super::requests::Requests;
-use super::table::Kind;
+use super::table::{Index, Kind, TableDef};
+use super::topic_trie::{TopicTrie, is_wildcard};
 use arc_swap::ArcSwap;
 use std::sync::Arc;
 
@@ -24,17 +25,28 @@ pub enum MemTable {
     Set(HashMap<Blob, Blob>),
     Ordered(imbl::OrdMap<Blob, Blob>),
     Bag(HashMap<Blob, imbl::OrdSet<Blob>>),
+    /// A bag keyed by topic filters, with the trie of its wildcard keys.
+    TopicBag(HashMap<Blob, imbl::OrdSet<Blob>>, TopicTrie),
     /// A `disc_only` table on a core: nothing in memory.
     None,
 }
 
 impl MemTable {
-    fn empty(kind: Kind, in_memory: bool) -> Self {
-        match (in_memory, kind) {
-            (false, _) => MemTable::None,
-            (true, Kind::Set) => MemTable::Set(Default::default()),
-            (true, Kind::OrderedSet) => MemTable::Ordered(Default::default()),
-            (true, Kind::Bag) => MemTable::Bag(Default::default()),
+    fn empty(def: &TableDef, in_memory: bool) -> Self {
+        match (in_memory, def.kind, def.index) {
+            (false, _, _) => MemTable::None,
+            (true, Kind::Bag, Index::Topic) => MemTable::TopicBag(Default::default(), TopicTrie::default()),
+            (true, Kind::Set, _) => MemTable::Set(Default::default()),
+            (true, Kind::OrderedSet, _) => MemTable::Ordered(Default::default()),
+            (true, Kind::Bag, _) => MemTable::Bag(Default::default()),
+        }
+    }
+
+    /// The wildcard index of a topic-keyed table.
+    pub fn topic_trie(&self) -> Option<&TopicTrie> {
+        match self {
+            MemTable::TopicBag(_, t) => Some(t),
+            _ => None,
         }
     }
 
@@ -43,7 +55,9 @@ impl MemTable {
         match self {
             MemTable::Set(m) => m.get(key).cloned().into_iter().collect(),
             MemTable::Ordered(m) => m.get(key).cloned().into_iter().collect(),
-            MemTable::Bag(m) => m.get(key).map(|s| s.iter().cloned().collect()).unwrap_or_default(),
+            MemTable::Bag(m) | MemTable::TopicBag(m, _) => {
+                m.get(key).map(|s| s.iter().cloned().collect()).unwrap_or_default()
+            }
             MemTable::None => Vec::new(),
         }
     }
@@ -53,7 +67,7 @@ impl MemTable {
         match self {
             MemTable::Set(m) => m.get(key),
             MemTable::Ordered(m) => m.get(key),
-            MemTable::Bag(m) => m.get(key).and_then(|s| s.get_min()),
+            MemTable::Bag(m) | MemTable::TopicBag(m, _) => m.get(key).and_then(|s| s.get_min()),
             MemTable::None => None,
         }
     }
@@ -62,7 +76,7 @@ impl MemTable {
         match self {
             MemTable::Set(m) => m.contains_key(key),
             MemTable::Ordered(m) => m.contains_key(key),
-            MemTable::Bag(m) => m.contains_key(key),
+            MemTable::Bag(m) | MemTable::TopicBag(m, _) => m.contains_key(key),
             MemTable::None => false,
         }
     }
@@ -72,7 +86,7 @@ impl MemTable {
         match self {
             MemTable::Set(m) => m.len(),
             MemTable::Ordered(m) => m.len(),
-            MemTable::Bag(m) => m.values().map(|s| s.len()).sum(),
+            MemTable::Bag(m) | MemTable::TopicBag(m, _) => m.values().map(|s| s.len()).sum(),
             MemTable::None => 0,
         }
     }
@@ -86,7 +100,7 @@ impl MemTable {
         match self {
             MemTable::Set(m) => m.iter().for_each(|(k, v)| f(k, v)),
             MemTable::Ordered(m) => m.iter().for_each(|(k, v)| f(k, v)),
-            MemTable::Bag(m) => m.iter().for_each(|(k, s)| s.iter().for_each(|v| f(k, v))),
+            MemTable::Bag(m) | MemTable::TopicBag(m, _) => m.iter().for_each(|(k, s)| s.iter().for_each(|v| f(k, v))),
             MemTable::None => {}
         }
     }
@@ -118,6 +132,12 @@ impl MemTable {
             MemTable::Bag(m) => {
                 m.entry(Arc::from(key)).or_default().insert(Arc::from(value));
             }
+            MemTable::TopicBag(m, trie) => {
+                if !m.contains_key(key) && is_wildcard(key) {
+                    trie.insert(key);
+                }
+                m.entry(Arc::from(key)).or_default().insert(Arc::from(value));
+            }
             MemTable::None => {}
         }
     }
@@ -133,21 +153,34 @@ impl MemTable {
             MemTable::Bag(m) => {
                 m.remove(key);
             }
+            MemTable::TopicBag(m, trie) => {
+                if m.remove(key).is_some() && is_wildcard(key) {
+                    trie.remove(key);
+                }
+            }
             MemTable::None => {}
         }
     }
 
     pub fn delete_object(&mut self, key: &[u8], value: &[u8]) {
-        if let MemTable::Bag(m) = self {
-            let now_empty = match m.get_mut(key) {
-                Some(set) => {
-                    set.remove(value);
-                    set.is_empty()
-                }
-                None => false,
-            };
-            if now_empty {
-                m.remove(key);
+        let (m, trie) = match self {
+            MemTable::Bag(m) => (m, None),
+            MemTable::TopicBag(m, t) => (m, Some(t)),
+            _ => return,
+        };
+        let now_empty = match m.get_mut(key) {
+            Some(set) => {
+                set.remove(value);
+                set.is_empty()
+            }
+            None => false,
+        };
+        if now_empty {
+            m.remove(key);
+            if let Some(t) = trie
+                && is_wildcard(key)
+            {
+                t.remove(key);
             }
         }
     }
@@ -157,6 +190,10 @@ impl MemTable {
             MemTable::Set(m) => m.clear(),
             MemTable::Ordered(m) => m.clear(),
             MemTable::Bag(m) => m.clear(),
+            MemTable::TopicBag(m, t) => {
+                m.clear();
+                t.clear();
+            }
             MemTable::None => {}
         }
     }
@@ -177,7 +214,7 @@ impl MemState {
     pub fn empty(catalog: &Catalog) -> Self {
         MemState {
             applied: 0,
-            tables: catalog.defs().iter().map(|d| MemTable::empty(d.kind, d.in_memory())).collect(),
+            tables: catalog.defs().iter().map(|d| MemTable::empty(d, d.in_memory())).collect(),
             requests: Requests::default(),
         }
     }
@@ -186,7 +223,7 @@ impl MemState {
     pub fn empty_all_in_memory(catalog: &Catalog) -> Self {
         MemState {
             applied: 0,
-            tables: catalog.defs().iter().map(|d| MemTable::empty(d.kind, true)).collect(),
+            tables: catalog.defs().iter().map(|d| MemTable::empty(d, true)).collect(),
             requests: Requests::default(),
         }
     }

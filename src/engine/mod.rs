@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod keys;
 pub mod snapshot_format;
 pub mod table;
+pub mod topic_trie;
 pub mod txn;
 pub mod typed;
 
@@ -17,5 +18,5 @@ pub mod requests;
 pub type Blob = std::sync::Arc<[u8]>;
 
 pub use catalog::{Catalog, TableIx};
-pub use table::{Kind, Scope, Storage, TableDef};
+pub use table::{Index, Kind, Scope, Storage, TableDef};
 pub use txn::{Batch, BatchOutcome, Committed, Op, OpResult, RequestId, ShardId, Txn, TxnOutcome};

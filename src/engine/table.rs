@@ -36,6 +36,17 @@ pub enum Storage {
     DiscOnly,
 }
 
+/// A secondary index kept in memory with the table.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Index {
+    #[default]
+    None,
+    /// Keys are MQTT topic filters; the wildcard ones go into a trie for matching topics
+    /// (see `engine::topic_trie`). For in-memory bags.
+    Topic,
+}
+
 /// A table declaration. Every node of a cluster must declare the same replicated tables.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct TableDef {
@@ -43,11 +54,19 @@ pub struct TableDef {
     pub kind: Kind,
     pub scope: Scope,
     pub storage: Storage,
+    #[serde(default)]
+    pub index: Index,
 }
 
 impl TableDef {
     pub fn new(name: &str, kind: Kind, scope: Scope, storage: Storage) -> Self {
-        TableDef { name: name.to_string(), kind, scope, storage }
+        TableDef { name: name.to_string(), kind, scope, storage, index: Index::None }
+    }
+
+    /// Index the keys as topic filters (an in-memory bag such as `routes`).
+    pub fn with_topic_index(mut self) -> Self {
+        self.index = Index::Topic;
+        self
     }
 
     pub fn replicated(name: &str, kind: Kind, storage: Storage) -> Self {

@@ -3,6 +3,9 @@
 //! Every node of a cluster declares the same list; `mnema start` and `mnema dev-cluster`
 //! use [`broker_tables`].
 
+pub mod routes;
+pub mod topic;
+
 use crate::engine::{Kind, Storage, TableDef};
 
 pub const ROUTES: &str = "routes";
@@ -24,7 +27,7 @@ pub fn broker_tables() -> Vec<TableDef> {
     use Kind::*;
     use Storage::*;
     vec![
-        TableDef::replicated(ROUTES, Bag, Ram),
+        TableDef::replicated(ROUTES, Bag, Ram).with_topic_index(),
         TableDef::local(SUBSCRIPTIONS, Bag, Ram),
         TableDef::replicated(SESSIONS, Set, Disc),
         TableDef::replicated(MESSAGES, Set, DiscOnly),

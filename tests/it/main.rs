@@ -7,3 +7,4 @@ mod cluster;
 mod engine_ops;
 mod processes;
 mod replicants;
+mod tables;

@@ -1,0 +1,291 @@
+//! `routes`: which destinations want messages published to a topic.
+//!
+//! A replicated, in-memory bag from topic filter to [`Dest`] (a node, or a shared
+//! subscription group on a node), with the table's wildcard filters in a trie
+//! (`engine::topic_trie`). [`match_routes`] looks a topic up in both: one hash lookup for
+//! the exact filter, one trie walk for the wildcard ones; both read the same published
+//! state, so a match sees every route of one applied index and nothing of the next.
+//!
+//! Filters and topics are validated before anything is proposed: a bad one is
+//! [`Error::InvalidTopic`] and is never stored.
+
+use super::ROUTES;
+use super::topic::{validate_filter, validate_name};
+use crate::codec;
+use crate::engine::memory::{MemState, MemTable};
+use crate::engine::{Blob, TableIx, Txn};
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+
+const DEST_VERSION: u8 = 1;
+
+/// Where a route leads.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Dest {
+    /// A node with local subscribers to the filter.
+    Node(String),
+    /// A shared subscription `$share/<group>/<filter>` with members on `node`.
+    Shared { group: String, node: String },
+}
+
+impl Dest {
+    pub fn node(&self) -> &str {
+        match self {
+            Dest::Node(n) | Dest::Shared { node: n, .. } => n,
+        }
+    }
+}
+
+/// One matching route.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Route {
+    pub filter: String,
+    pub dest: Dest,
+}
+
+fn invalid(topic: &str, reason: impl std::fmt::Display) -> Error {
+    let shown: String = topic.chars().take(100).collect();
+    Error::InvalidTopic { topic: shown, reason: reason.to_string() }
+}
+
+/// The stored form of a destination (the bag value; equal dests encode equal).
+pub fn encode_dest(dest: &Dest) -> Result<Vec<u8>> {
+    codec::encode_versioned(DEST_VERSION, dest)
+}
+
+pub fn decode_dest(bytes: &[u8]) -> Result<Dest> {
+    codec::decode_versioned("route destination", DEST_VERSION, bytes)
+}
+
+/// Adds the route `filter → dest` to `txn`.
+pub fn add(txn: Txn, filter: &str, dest: &Dest) -> Result<Txn> {
+    validate_filter(filter).map_err(|e| invalid(filter, e))?;
+    Ok(txn.put(ROUTES, filter, encode_dest(dest)?))
+}
+
+/// Removes the route `filter → dest` (other destinations of the filter stay).
+pub fn delete(txn: Txn, filter: &str, dest: &Dest) -> Result<Txn> {
+    validate_filter(filter).map_err(|e| invalid(filter, e))?;
+    Ok(txn.delete_object(ROUTES, filter, encode_dest(dest)?))
+}
+
+fn table(view: &MemState, ix: TableIx) -> Result<&MemTable> {
+    let t = view.table(ix);
+    match t {
+        MemTable::TopicBag(..) => Ok(t),
+        _ => Err(Error::InvalidTxn(format!("table {ix} is not a topic-indexed bag"))),
+    }
+}
+
+/// Calls `found(filter, stored dest)` for every route whose filter matches `topic`.
+pub fn for_each_match(view: &MemState, ix: TableIx, topic: &str, mut found: impl FnMut(&Blob, &Blob)) -> Result<()> {
+    validate_name(topic).map_err(|e| invalid(topic, e))?;
+    let t = table(view, ix)?;
+    if let MemTable::TopicBag(bag, trie) = t {
+        if let Some((filter, dests)) = bag.get_key_value(topic.as_bytes()) {
+            dests.iter().for_each(|d| found(filter, d));
+        }
+        trie.matches(topic.as_bytes(), |filter| {
+            if let Some(dests) = bag.get(filter) {
+                dests.iter().for_each(|d| found(filter, d));
+            }
+        });
+    }
+    Ok(())
+}
+
+/// Every route whose filter matches `topic`, sorted.
+pub fn match_routes(view: &MemState, ix: TableIx, topic: &str) -> Result<Vec<Route>> {
+    let mut out = Vec::new();
+    let mut bad = None;
+    for_each_match(view, ix, topic, |f, d| match decode_dest(d) {
+        Ok(dest) => out.push(Route { filter: String::from_utf8_lossy(f).into_owned(), dest }),
+        Err(e) => bad = Some(e),
+    })?;
+    if let Some(e) = bad {
+        return Err(e);
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The routes leading to `node` (its own and its shared-subscription members).
+pub fn routes_of_node(view: &MemState, ix: TableIx, node: &str) -> Result<Vec<(Blob, Blob)>> {
+    let mut out = Vec::new();
+    let mut bad = None;
+    table(view, ix)?.for_each(|f, d| match decode_dest(d) {
+        Ok(dest) if dest.node() == node => out.push((f.clone(), d.clone())),
+        Ok(_) => {}
+        Err(e) => bad = Some(e),
+    });
+    match bad {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
+}
+
+#[cfg(feature = "server")]
+mod api {
+    use super::*;
+    use crate::engine::Committed;
+    use crate::node::Node;
+
+    /// The routes table of a running node: `node.routes()`.
+    pub struct Routes<'a> {
+        node: &'a Node,
+    }
+
+    impl Node {
+        pub fn routes(&self) -> Routes<'_> {
+            Routes { node: self }
+        }
+    }
+
+    impl Routes<'_> {
+        fn ix(&self) -> Result<TableIx> {
+            self.node.table_ix(ROUTES)
+        }
+
+        pub async fn add(&self, filter: &str, dest: &Dest) -> Result<Committed> {
+            self.node.transact(add(Txn::new(), filter, dest)?).await
+        }
+
+        pub async fn delete(&self, filter: &str, dest: &Dest) -> Result<Committed> {
+            self.node.transact(delete(Txn::new(), filter, dest)?).await
+        }
+
+        /// Removes every route to `node` in one transaction; returns how many.
+        ///
+        /// The routes are read from this node's copy, then deleted through Raft: a route
+        /// `node` adds after the read stays (purge a node that is down).
+        pub async fn purge_node(&self, node: &str) -> Result<usize> {
+            let found = routes_of_node(&self.node.view(), self.ix()?, node)?;
+            if found.is_empty() {
+                return Ok(0);
+            }
+            let mut txn = Txn::new();
+            for (f, d) in &found {
+                txn = txn.delete_object(ROUTES, f.to_vec(), d.to_vec());
+            }
+            self.node.transact(txn).await?;
+            Ok(found.len())
+        }
+
+        /// Every route matching `topic`, read locally.
+        pub fn match_routes(&self, topic: &str) -> Result<Vec<Route>> {
+            match_routes(&self.node.view(), self.ix()?, topic)
+        }
+    }
+}
+
+#[cfg(feature = "server")]
+pub use api::Routes;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Catalog;
+    use crate::engine::Scope;
+    use crate::engine::apply::{MemoryOnly, apply_txn};
+    use crate::schema::topic;
+    use proptest::prelude::*;
+    use std::collections::BTreeSet;
+
+    fn level() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("a".to_string()),
+            Just("b".to_string()),
+            Just(String::new()),
+            Just("$SYS".to_string()),
+            Just("a$".to_string()),
+        ]
+    }
+
+    fn filter() -> impl Strategy<Value = String> {
+        let lvl = prop_oneof![4 => level(), 2 => Just("+".to_string())];
+        (prop::collection::vec(lvl, 1..5), any::<bool>()).prop_map(|(mut ls, hash)| {
+            if hash {
+                ls.push("#".into());
+            }
+            let f = ls.join("/");
+            if f.is_empty() { "#".into() } else { f }
+        })
+    }
+
+    fn topic_name() -> impl Strategy<Value = String> {
+        prop::collection::vec(level(), 1..6).prop_map(|ls| {
+            let t = ls.join("/");
+            if t.is_empty() { "/".into() } else { t }
+        })
+    }
+
+    fn dest() -> impl Strategy<Value = Dest> {
+        prop_oneof![
+            (0..3u8).prop_map(|n| Dest::Node(format!("n{n}"))),
+            (0..2u8, 0..3u8).prop_map(|(g, n)| Dest::Shared { group: format!("g{g}"), node: format!("n{n}") }),
+        ]
+    }
+
+    fn apply(cat: &Catalog, state: &mut MemState, txn: Txn) {
+        let out = apply_txn(cat, Scope::Replicated, state, &mut MemoryOnly, &txn).unwrap();
+        assert!(matches!(out, crate::engine::TxnOutcome::Applied(_)), "{out:?}");
+    }
+
+    proptest! {
+        #[test]
+        fn match_routes_agrees_with_the_naive_matcher(
+            adds in prop::collection::vec((filter(), dest()), 0..60),
+            deletes in prop::collection::vec(any::<prop::sample::Index>(), 0..20),
+            purge in proptest::option::of(0..3u8),
+            topics in prop::collection::vec(topic_name(), 1..20),
+        ) {
+            let cat = Catalog::new(crate::schema::broker_tables()).unwrap();
+            let ix = cat.lookup(ROUTES).unwrap();
+            let mut state = MemState::empty(&cat);
+            let mut held: BTreeSet<(String, Dest)> = BTreeSet::new();
+            for (f, d) in &adds {
+                apply(&cat, &mut state, add(Txn::new(), f, d).unwrap());
+                held.insert((f.clone(), d.clone()));
+            }
+            for i in deletes {
+                if held.is_empty() { break; }
+                let (f, d) = held.iter().nth(i.index(held.len())).cloned().unwrap();
+                apply(&cat, &mut state, delete(Txn::new(), &f, &d).unwrap());
+                held.remove(&(f, d));
+            }
+            if let Some(n) = purge {
+                let node = format!("n{n}");
+                let found = routes_of_node(&state, ix, &node).unwrap();
+                if !found.is_empty() {
+                    let mut txn = Txn::new();
+                    for (f, d) in found {
+                        txn = txn.delete_object(ROUTES, f.to_vec(), d.to_vec());
+                    }
+                    apply(&cat, &mut state, txn);
+                }
+                held.retain(|(_, d)| d.node() != node);
+            }
+            for t in &topics {
+                let expected: Vec<Route> = held
+                    .iter()
+                    .filter(|(f, _)| topic::matches(f, t))
+                    .map(|(f, d)| Route { filter: f.clone(), dest: d.clone() })
+                    .collect();
+                prop_assert_eq!(match_routes(&state, ix, t).unwrap(), expected, "topic {}", t);
+            }
+        }
+    }
+
+    #[test]
+    fn bad_filters_and_topics_are_errors() {
+        let d = Dest::Node("n1".into());
+        for bad in ["", "a/#/b", "a+", "x\0y"] {
+            assert!(matches!(add(Txn::new(), bad, &d), Err(Error::InvalidTopic { .. })), "{bad:?}");
+        }
+        let cat = Catalog::new(crate::schema::broker_tables()).unwrap();
+        let state = MemState::empty(&cat);
+        let ix = cat.lookup(ROUTES).unwrap();
+        assert!(matches!(match_routes(&state, ix, "a/+"), Err(Error::InvalidTopic { .. })));
+        assert!(match_routes(&state, ix, &"a".repeat(topic::MAX_LEN + 1)).is_err());
+    }
+}
