@@ -41,6 +41,10 @@ pub enum Error {
     #[error("invalid topic `{topic}`: {reason}")]
     InvalidTopic { topic: String, reason: String },
 
+    /// A transaction's condition (`require_*`) did not hold; nothing was applied.
+    #[error("conflict: {0}")]
+    Conflict(String),
+
     /// No leader is known right now (election in progress, or cut off from the majority).
     #[error("no leader available: {0}")]
     NoLeader(String),
@@ -102,6 +106,7 @@ impl Error {
             Error::Rpc { peer, reason } => Error::Rpc { peer: peer.clone(), reason: reason.clone() },
             Error::Timeout { what, ms } => Error::Timeout { what: what.clone(), ms: *ms },
             Error::Shutdown => Error::Shutdown,
+            Error::Conflict(s) => Error::Conflict(s.clone()),
             Error::InvalidTopic { topic, reason } => {
                 Error::InvalidTopic { topic: topic.clone(), reason: reason.clone() }
             }

@@ -20,6 +20,7 @@ pub fn to_status(e: Error) -> Status {
         Error::UnknownTable(t) => Status::not_found(t),
         Error::InvalidTxn(m) | Error::Config { reason: m, .. } => Status::invalid_argument(m),
         Error::NoLeader(m) => Status::unavailable(format!("no leader available: {m}")),
+        Error::Conflict(m) => Status::aborted(m),
         Error::Timeout { .. } => Status::deadline_exceeded(e.to_string()),
         other => Status::internal(other.to_string()),
     }

@@ -20,6 +20,8 @@ pub trait Sink {
     fn clear(&mut self, def: &TableDef);
     /// Whether a key of a table not held in memory is present, counting pending writes.
     fn contains(&self, def: &TableDef, key: &[u8]) -> Result<bool>;
+    /// The value of a set key of a table not held in memory, counting pending writes.
+    fn value(&self, def: &TableDef, key: &[u8]) -> Result<Option<Vec<u8>>>;
     /// Changes to the applied-request records.
     fn requests(&mut self, changes: Vec<Change>);
 }
@@ -34,6 +36,9 @@ impl Sink for MemoryOnly {
     fn clear(&mut self, _: &TableDef) {}
     fn contains(&self, _: &TableDef, _: &[u8]) -> Result<bool> {
         Ok(false)
+    }
+    fn value(&self, _: &TableDef, _: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(None)
     }
     fn requests(&mut self, _: Vec<Change>) {}
 }
@@ -53,6 +58,24 @@ pub fn apply_txn<S: Sink>(
         Ok(t) => t,
         Err(e) => return Ok(TxnOutcome::Rejected(e.to_string())),
     };
+    // Conditions first: a transaction whose condition fails changes nothing.
+    for (op, ix) in txn.ops.iter().zip(&tables) {
+        if let Op::Require { key, value, .. } = op {
+            let def = catalog.def(*ix);
+            let current: Option<Vec<u8>> = match &mem.tables[*ix] {
+                MemTable::None => sink.value(def, key)?,
+                t => t.get_one(key).map(|v| v.to_vec()),
+            };
+            if current.as_deref() != value.as_deref() {
+                let want = if value.is_some() { "the expected value" } else { "absent" };
+                return Ok(TxnOutcome::Conflict(format!(
+                    "`{}` key {} is not {want}",
+                    def.name,
+                    String::from_utf8_lossy(&key[..key.len().min(64)])
+                )));
+            }
+        }
+    }
     let mut results = Vec::with_capacity(txn.ops.len());
     for (op, ix) in txn.ops.iter().zip(tables) {
         let def = catalog.def(ix);
@@ -87,6 +110,7 @@ pub fn apply_txn<S: Sink>(
                 }
                 OpResult::Done
             }
+            Op::Require { .. } => OpResult::Done,
             Op::PutIfAbsent { key, value, .. } => {
                 let exists = match &*table {
                     MemTable::None => sink.contains(def, key)?,
@@ -166,4 +190,27 @@ pub fn load_record<'k>(
         state.tables[ix].put(key, value);
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{Kind, Storage};
+
+    #[test]
+    fn a_failed_condition_changes_nothing() {
+        let cat = Catalog::new(vec![TableDef::replicated("s", Kind::Set, Storage::Ram)]).unwrap();
+        let mut mem = MemState::empty(&cat);
+        let run =
+            |mem: &mut MemState, txn: Txn| apply_txn(&cat, Scope::Replicated, mem, &mut MemoryOnly, &txn).unwrap();
+        let first = Txn::new().require_absent("s", "id1").put("s", "id1", "a").put("s", "other", "x");
+        assert!(matches!(run(&mut mem, first.clone()), TxnOutcome::Applied(_)));
+        // The condition sits first, but is checked before any op: nothing of it applies.
+        let again = Txn::new().put("s", "other", "y").require_absent("s", "id1");
+        assert!(matches!(run(&mut mem, again), TxnOutcome::Conflict(_)));
+        assert_eq!(mem.tables[0].get_one(b"other").map(|v| v.to_vec()), Some(b"x".to_vec()));
+        let cas = Txn::new().require_value("s", "id1", "a").put("s", "id1", "b");
+        assert!(matches!(run(&mut mem, cas.clone()), TxnOutcome::Applied(_)));
+        assert!(matches!(run(&mut mem, cas), TxnOutcome::Conflict(_)), "compare-and-set on a stale value");
+    }
 }

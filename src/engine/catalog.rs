@@ -77,6 +77,9 @@ impl Catalog {
                     Op::PutIfAbsent { .. } if def.kind == Kind::Bag => {
                         Err(Error::InvalidTxn(format!("put_if_absent needs a set; `{}` is a bag", def.name)))
                     }
+                    Op::Require { .. } if def.kind == Kind::Bag => {
+                        Err(Error::InvalidTxn(format!("require needs a set; `{}` is a bag", def.name)))
+                    }
                     _ => Ok(ix),
                 }
             })

@@ -26,6 +26,10 @@ pub enum Op {
     Clear { table: String },
     /// Set or ordered_set: put only if the key is absent; the outcome says which happened.
     PutIfAbsent { table: String, key: Vec<u8>, value: Vec<u8> },
+    /// Set or ordered_set: a condition, checked before any op of the transaction runs.
+    /// `value: None` requires the key absent; `Some(v)` requires it present with value `v`.
+    /// If any condition fails the whole transaction is a [`TxnOutcome::Conflict`].
+    Require { table: String, key: Vec<u8>, value: Option<Vec<u8>> },
 }
 
 impl Op {
@@ -35,7 +39,8 @@ impl Op {
             | Op::Delete { table, .. }
             | Op::DeleteObject { table, .. }
             | Op::Clear { table }
-            | Op::PutIfAbsent { table, .. } => table,
+            | Op::PutIfAbsent { table, .. }
+            | Op::Require { table, .. } => table,
         }
     }
 }
@@ -43,6 +48,7 @@ impl Op {
 /// What one op did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum OpResult {
+    /// Done (for `Require`: the condition held).
     Done,
     /// `PutIfAbsent` stored its value.
     Inserted,
@@ -86,6 +92,18 @@ impl Txn {
         self.ops.push(Op::PutIfAbsent { table: table.into(), key: key.into(), value: value.into() });
         self
     }
+
+    /// The transaction applies only if `key` is absent from `table`.
+    pub fn require_absent(mut self, table: &str, key: impl Into<Vec<u8>>) -> Self {
+        self.ops.push(Op::Require { table: table.into(), key: key.into(), value: None });
+        self
+    }
+
+    /// The transaction applies only if `key` holds exactly `value` (compare-and-set).
+    pub fn require_value(mut self, table: &str, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> Self {
+        self.ops.push(Op::Require { table: table.into(), key: key.into(), value: Some(value.into()) });
+        self
+    }
 }
 
 /// What a transaction did, as every node computed it.
@@ -95,6 +113,8 @@ pub enum TxnOutcome {
     Applied(Vec<OpResult>),
     /// Not applied at all, for the reason given (the same on every node).
     Rejected(String),
+    /// Not applied: a `Require` condition did not hold (read again and retry).
+    Conflict(String),
 }
 
 /// Names one batch across retries: the proposing process and a number it never reuses.

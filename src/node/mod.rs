@@ -283,6 +283,7 @@ impl NodeShared {
                 Ok(Committed { index, results })
             }
             TxnOutcome::Rejected(reason) => Err(Error::InvalidTxn(reason)),
+            TxnOutcome::Conflict(reason) => Err(Error::Conflict(reason)),
         }
     }
 
@@ -351,6 +352,7 @@ impl NodeShared {
         match outcome {
             TxnOutcome::Applied(r) => Ok(r),
             TxnOutcome::Rejected(reason) => Err(Error::InvalidTxn(reason)),
+            TxnOutcome::Conflict(reason) => Err(Error::Conflict(reason)),
         }
     }
 

@@ -81,6 +81,7 @@ pub fn status_error(peer: &str, s: tonic::Status) -> Error {
             Error::Refused(s.message().to_string())
         }
         tonic::Code::NotFound => Error::UnknownTable(s.message().to_string()),
+        tonic::Code::Aborted => Error::Conflict(s.message().to_string()),
         tonic::Code::InvalidArgument => Error::InvalidTxn(s.message().to_string()),
         _ => Error::Rpc { peer: peer.into(), reason: format!("{:?}: {}", s.code(), s.message()) },
     }

@@ -19,8 +19,8 @@ pub struct DiscWriter<'a> {
     db: &'a Db,
     cf: &'a ColumnFamily,
     pub batch: WriteBatch,
-    /// Record key → present after the pending writes.
-    overlay: HashMap<Vec<u8>, bool>,
+    /// `disc_only` record key → its value after the pending writes (`None`: deleted).
+    overlay: HashMap<Vec<u8>, Option<Vec<u8>>>,
     cleared: HashSet<String>,
 }
 
@@ -44,7 +44,7 @@ impl Sink for DiscWriter<'_> {
         let stored: &[u8] = if def.kind == Kind::Bag { b"" } else { value };
         self.batch.put_cf(self.cf, &k, stored);
         if def.storage == crate::engine::Storage::DiscOnly {
-            self.overlay.insert(k, true);
+            self.overlay.insert(k, Some(stored.to_vec()));
         }
     }
 
@@ -56,7 +56,7 @@ impl Sink for DiscWriter<'_> {
             let k = record_key(&def.name, def.kind, key, b"");
             self.batch.delete_cf(self.cf, &k);
             if def.storage == crate::engine::Storage::DiscOnly {
-                self.overlay.insert(k, false);
+                self.overlay.insert(k, None);
             }
         }
     }
@@ -74,14 +74,19 @@ impl Sink for DiscWriter<'_> {
 
     /// Whether a set key is present, counting the pending writes.
     fn contains(&self, def: &TableDef, key: &[u8]) -> Result<bool> {
+        Ok(self.value(def, key)?.is_some())
+    }
+
+    /// A set key's value, counting the pending writes.
+    fn value(&self, def: &TableDef, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let k = record_key(&def.name, def.kind, key, b"");
-        if let Some(present) = self.overlay.get(&k) {
-            return Ok(*present);
+        if let Some(v) = self.overlay.get(&k) {
+            return Ok(v.clone());
         }
         if self.cleared.contains(&def.name) {
-            return Ok(false);
+            return Ok(None);
         }
-        Ok(self.db.raw().get_pinned_cf(self.cf, &k).map_err(|e| storage_err("read record", e))?.is_some())
+        self.db.raw().get_cf(self.cf, &k).map_err(|e| storage_err("read record", e))
     }
 
     fn requests(&mut self, changes: Vec<Change>) {
