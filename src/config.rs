@@ -57,6 +57,8 @@ pub struct NodeSection {
     pub base_port: u16,
     /// Where to listen, if not the address the port rule gives (e.g. `0.0.0.0:4370`).
     pub listen: Option<String>,
+    /// How often the leader deletes expired sessions, retained messages and bans.
+    pub expiry_sweep_interval: String,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -123,6 +125,7 @@ impl Default for NodeSection {
             role: Role::Core,
             base_port: 4370,
             listen: None,
+            expiry_sweep_interval: "10s".into(),
         }
     }
 }
@@ -170,6 +173,7 @@ pub struct Validated {
     /// Cores a replicant streams from (empty for a core).
     pub cores: Vec<Peer>,
     pub stall_timeout: Duration,
+    pub expiry_sweep_interval: Duration,
 }
 
 impl NodeConfig {
@@ -256,6 +260,7 @@ impl NodeConfig {
         }
         let write_retry_backoff = parse_duration("raft.write_retry_backoff", &self.raft.write_retry_backoff)?;
         let stall_timeout = parse_duration("replicant.stall_timeout", &self.replicant.stall_timeout)?;
+        let expiry_sweep_interval = parse_duration("node.expiry_sweep_interval", &self.node.expiry_sweep_interval)?;
         let cores = match self.node.role {
             Role::Core => Vec::new(),
             Role::Replicant => {
@@ -291,6 +296,7 @@ impl NodeConfig {
             role: self.node.role,
             cores,
             stall_timeout,
+            expiry_sweep_interval,
         })
     }
 }

@@ -146,6 +146,14 @@ impl NodeShared {
         Ok(m.current_leader.and_then(|id| m.membership_config.membership().get_node(&id).map(|n| (id, n.clone()))))
     }
 
+    pub fn name(&self) -> &str {
+        self.cfg.name.as_str()
+    }
+
+    pub fn table_ix(&self, table: &str) -> Result<TableIx> {
+        self.catalog.lookup(table)
+    }
+
     pub fn is_replicant(&self) -> bool {
         self.link.is_some()
     }
@@ -374,6 +382,32 @@ impl NodeShared {
         records::get(&self.db, def, key)
     }
 
+    /// Records of a set or ordered set whose keys start with `prefix`, read locally, in key
+    /// order for ordered tables.
+    pub fn prefix(&self, table: &str, prefix: &[u8]) -> Result<Vec<(Blob, Blob)>> {
+        let ix = self.catalog.lookup(table)?;
+        let def = self.catalog.def(ix);
+        if def.kind == crate::engine::Kind::Bag {
+            return Err(Error::InvalidTxn(format!("prefix reads need a set; `{table}` is a bag")));
+        }
+        if def.in_memory() || (self.is_replicant() && def.scope == Scope::Replicated) {
+            let view = self.memory(def.scope).load();
+            let t = view.table(ix);
+            if let crate::engine::memory::MemTable::Ordered(_) = t {
+                let end = crate::engine::keys::prefix_end(prefix);
+                return Ok(t.range(prefix, end.as_deref()));
+            }
+            let mut out = Vec::new();
+            t.for_each(|k, v| {
+                if k.starts_with(prefix) {
+                    out.push((k.clone(), v.clone()));
+                }
+            });
+            return Ok(out);
+        }
+        records::prefix(&self.db, def, prefix)
+    }
+
     /// Every record of `table`, read locally (ordered tables in key order).
     pub fn dump(&self, table: &str) -> Result<Vec<(Blob, Blob)>> {
         let ix = self.catalog.lookup(table)?;
@@ -477,6 +511,14 @@ fn never_sent(e: &Error) -> bool {
     }
 }
 
+/// The broker's table modules (`schema::*`) take `&NodeShared`; a `&Node` coerces.
+impl std::ops::Deref for Node {
+    type Target = NodeShared;
+    fn deref(&self) -> &NodeShared {
+        &self.shared
+    }
+}
+
 impl Node {
     /// Opens the data dir, starts serving, and joins or forms the cluster as configured.
     ///
@@ -549,6 +591,8 @@ impl Node {
             }
             None => {
                 crate::cluster::bootstrap::form(&node.shared).await?;
+                let every = node.shared.cfg.expiry_sweep_interval;
+                tokio::spawn(crate::schema::expiry::run(node.shared.clone(), every));
                 node
             }
         };
@@ -589,6 +633,11 @@ impl Node {
 
     pub fn dump(&self, table: &str) -> Result<Vec<(Blob, Blob)>> {
         self.shared.dump(table)
+    }
+
+    /// Records whose keys start with `prefix` (sets and ordered sets; see `NodeShared::prefix`).
+    pub fn prefix(&self, table: &str, prefix: &[u8]) -> Result<Vec<(Blob, Blob)>> {
+        self.shared.prefix(table, prefix)
     }
 
     /// A linearizable read: sees every write committed before the call, on any node

@@ -4,7 +4,35 @@
 //! use [`broker_tables`].
 
 pub mod routes;
+pub mod time;
 pub mod topic;
+
+#[cfg(feature = "server")]
+pub mod alarms;
+#[cfg(feature = "server")]
+pub mod banned;
+#[cfg(feature = "server")]
+pub mod client_status;
+#[cfg(feature = "server")]
+pub mod cluster_nodes;
+#[cfg(feature = "server")]
+pub mod configs;
+#[cfg(feature = "server")]
+pub mod dashboard_users;
+#[cfg(feature = "server")]
+pub mod expiry;
+#[cfg(feature = "server")]
+pub mod messages;
+#[cfg(feature = "server")]
+pub mod proxy_subscriptions;
+#[cfg(feature = "server")]
+pub mod retained;
+#[cfg(feature = "server")]
+pub mod rules;
+#[cfg(feature = "server")]
+pub mod sessions;
+#[cfg(feature = "server")]
+mod update;
 
 use crate::engine::{Kind, Storage, TableDef};
 
@@ -16,6 +44,7 @@ pub const RETAINED: &str = "retained";
 pub const CLIENT_STATUS: &str = "client_status";
 pub const PROXY_SUBSCRIPTIONS: &str = "proxy_subscriptions";
 pub const CONFIGS: &str = "configs";
+pub const CONFIG_LOG: &str = "config_log";
 pub const ALARMS: &str = "alarms";
 pub const DASHBOARD_USERS: &str = "dashboard_users";
 pub const RULES: &str = "rules";
@@ -30,11 +59,12 @@ pub fn broker_tables() -> Vec<TableDef> {
         TableDef::replicated(ROUTES, Bag, Ram).with_topic_index(),
         TableDef::local(SUBSCRIPTIONS, Bag, Ram),
         TableDef::replicated(SESSIONS, Set, Disc),
-        TableDef::replicated(MESSAGES, Set, DiscOnly),
+        TableDef::replicated(MESSAGES, OrderedSet, DiscOnly),
         TableDef::replicated(RETAINED, OrderedSet, Disc),
         TableDef::replicated(CLIENT_STATUS, Set, Disc),
         TableDef::replicated(PROXY_SUBSCRIPTIONS, Bag, Disc),
         TableDef::replicated(CONFIGS, Set, Disc),
+        TableDef::replicated(CONFIG_LOG, OrderedSet, Disc),
         TableDef::replicated(ALARMS, OrderedSet, Disc),
         TableDef::replicated(DASHBOARD_USERS, Set, Disc),
         TableDef::replicated(RULES, Set, Disc),

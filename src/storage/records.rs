@@ -51,3 +51,17 @@ pub fn dump(db: &Db, def: &TableDef) -> Result<Vec<(Blob, Blob)>> {
     })?;
     Ok(out)
 }
+
+/// Records of a set or ordered set whose keys start with `prefix`, in key order.
+pub fn prefix(db: &Db, def: &TableDef, key_prefix: &[u8]) -> Result<Vec<(Blob, Blob)>> {
+    let mut out = Vec::new();
+    let mut p = table_prefix(&def.name);
+    p.extend_from_slice(key_prefix);
+    scan_prefix(db, def, &p, |rest, stored| {
+        let mut key = key_prefix.to_vec();
+        key.extend_from_slice(rest);
+        out.push((Blob::from(key), Blob::from(stored)));
+        Ok(())
+    })?;
+    Ok(out)
+}

@@ -54,3 +54,239 @@ async fn routes_match_on_every_node_and_purge_node_removes_exactly_one_nodes_rou
     r.shutdown().await.expect("stop replicant");
     c.shutdown().await;
 }
+
+use mnema::schema::messages::{self, Message};
+use mnema::schema::{alarms, banned, client_status, configs, dashboard_users, proxy_subscriptions, retained, sessions};
+
+fn msg(from: &str, topic: &str, payload: &str) -> Message {
+    Message {
+        id: messages::new_id(),
+        from: from.into(),
+        qos: 1,
+        topic: topic.into(),
+        payload: payload.as_bytes().to_vec(),
+        ts_ms: mnema::schema::time::now_ms(),
+        retain: false,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_seeds_scenarios_end_to_end_on_three_cores() {
+    let c = Cluster::start_with(3, |cfg| cfg.node.expiry_sweep_interval = "100ms".into()).await;
+    let (a, b) = (&c.nodes[0], &c.nodes[1]);
+    let now = mnema::schema::time::now_ms();
+
+    // Online status and the per-node client list.
+    client_status::connected(a, "dev1", "n1@127.0.0.1", now).await.expect("connected");
+    let last = client_status::connected(b, "dev2", "n1@127.0.0.1", now).await.expect("connected").index;
+    c.wait_applied(last).await;
+    for n in &c.nodes {
+        let s = client_status::get(n, "dev1").expect("read").expect("present");
+        assert!(s.online && s.node == "n1@127.0.0.1" && s.online_at_ms == now && s.offline_at_ms.is_none());
+        assert_eq!(client_status::online_on(n, "n1@127.0.0.1").expect("list"), ["dev1", "dev2"]);
+    }
+    let last = client_status::disconnected(b, "dev1", now + 5).await.expect("offline").index;
+    c.wait_applied(last).await;
+    for n in &c.nodes {
+        let s = client_status::get(n, "dev1").expect("read").expect("present");
+        assert!(!s.online && s.offline_at_ms == Some(now + 5) && s.online_at_ms == now, "{s:?}");
+        assert_eq!(client_status::online_on(n, "n1@127.0.0.1").expect("list"), ["dev2"]);
+    }
+
+    // Proxy subscriptions read at connect.
+    let sub = |f: &str, qos| proxy_subscriptions::ProxySub { filter: f.into(), qos };
+    proxy_subscriptions::add(a, "dev1", &sub("cmd/dev1/#", 1)).await.expect("proxy sub");
+    let last = proxy_subscriptions::add(b, "dev1", &sub("broadcast", 0)).await.expect("proxy sub").index;
+    assert!(proxy_subscriptions::add(a, "dev1", &sub("a/#/b", 0)).await.is_err(), "bad filter refused");
+    c.wait_applied(last).await;
+    for n in &c.nodes {
+        assert_eq!(
+            proxy_subscriptions::list(n, "dev1").expect("list"),
+            vec![sub("broadcast", 0), sub("cmd/dev1/#", 1)]
+        );
+    }
+
+    // A persistent client goes offline; messages for it are kept and fetched in order.
+    let (s, resumed) = sessions::open(a, "sub1", "n1@127.0.0.1", 3600, now).await.expect("session");
+    assert!(!resumed && s.owner == "n1@127.0.0.1");
+    sessions::subscribe(a, "sub1", "pubsub/t", 1, now).await.expect("subscribe");
+    sessions::close(a, "sub1", now + 1).await.expect("offline");
+    let mut sent_topic = Vec::new();
+    let mut sent_queue = Vec::new();
+    for i in 0..3 {
+        let m = msg("pub", "pubsub/t", &format!("t{i}"));
+        messages::publish_to_topic(&c.nodes[i % 3], &m).await.expect("publish");
+        sent_topic.push(m);
+        let q = msg("pub", "queue/sub1", &format!("q{i}"));
+        messages::publish_to_queue(&c.nodes[(i + 1) % 3], &q, "sub1").await.expect("queue");
+        sent_queue.push(q);
+    }
+    // It comes back on another node: the session moves there, subscriptions intact.
+    let (s, resumed) = sessions::open(b, "sub1", "n2@127.0.0.1", 3600, now + 2).await.expect("resume");
+    assert!(resumed && s.owner == "n2@127.0.0.1" && s.subscriptions.get("pubsub/t") == Some(&1), "{s:?}");
+    let last = b.applied_index();
+    c.wait_applied(last).await;
+    for n in &c.nodes {
+        assert_eq!(messages::missed(n, "sub1", "pubsub/t").expect("missed"), sent_topic, "on {}", n.name());
+        assert_eq!(messages::queued(n, "sub1").expect("queued"), sent_queue, "on {}", n.name());
+    }
+    messages::ack_topic(b, "sub1", "pubsub/t", sent_topic[1].id).await.expect("ack");
+    for q in &sent_queue[..2] {
+        messages::ack_queued(b, "sub1", q.id).await.expect("ack");
+    }
+    let last = b.applied_index();
+    c.wait_applied(last).await;
+    for n in &c.nodes {
+        assert_eq!(messages::missed(n, "sub1", "pubsub/t").expect("missed"), sent_topic[2..].to_vec());
+        assert_eq!(messages::queued(n, "sub1").expect("queued"), sent_queue[2..].to_vec(), "acked ones are gone");
+    }
+
+    // Retained messages matched by a wildcard; an empty payload deletes.
+    for t in ["sensors/1/temp", "sensors/2/temp", "sensors/2/hum", "other"] {
+        retained::retain(a, &msg("pub", t, t), None).await.expect("retain");
+    }
+    retained::retain(a, &msg("pub", "other", ""), None).await.expect("delete retained");
+    let last = a.applied_index();
+    c.wait_applied(last).await;
+    for n in &c.nodes {
+        let got: Vec<String> =
+            retained::match_retained(n, "sensors/+/temp").expect("match").into_iter().map(|r| r.msg.topic).collect();
+        assert_eq!(got, ["sensors/1/temp", "sensors/2/temp"]);
+        assert_eq!(retained::match_retained(n, "#").expect("match").len(), 3);
+        assert!(retained::get(n, "other").expect("get").is_none());
+    }
+    c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn configs_alarms_users_and_expiry() {
+    let c = Cluster::start_with(3, |cfg| cfg.node.expiry_sweep_interval = "100ms".into()).await;
+    let now = mnema::schema::time::now_ms();
+
+    // Config changes from every node at once: ids 1..=N, no gap, no repeat.
+    let sets = (0..12).map(|i| {
+        let n = &c.nodes[i % 3];
+        async move { configs::set(n, &format!("k{}", i % 4), &format!("\"v{i}\""), now).await }
+    });
+    let mut ids: Vec<u64> = futures_ids(sets).await;
+    ids.sort();
+    assert_eq!(ids, (1..=12).collect::<Vec<_>>());
+    let last = c.nodes[0].applied_index();
+    c.wait_applied(last).await;
+    for n in &c.nodes {
+        let log = configs::changes_since(n, 0).expect("log");
+        assert_eq!(log.iter().map(|ch| ch.txn_id).collect::<Vec<_>>(), (1..=12).collect::<Vec<_>>());
+        assert_eq!(configs::changes_since(n, 10).expect("log").len(), 2);
+        let entry = configs::get(n, "k1").expect("get").expect("set");
+        assert!(log.iter().any(|ch| ch.txn_id == entry.txn_id && ch.value == entry.value));
+    }
+
+    // Alarms.
+    alarms::activate(&c.nodes[0], "high_cpu", "cpu 95%", "{}", now).await.expect("activate");
+    let a = alarms::deactivate(&c.nodes[1], "high_cpu", now + 10).await.expect("deactivate");
+    assert!(!a.active && a.activated_at_ms == now && a.deactivated_at_ms == Some(now + 10));
+    assert!(alarms::deactivate(&c.nodes[1], "nope", now).await.is_err());
+    assert!(alarms::list(&c.nodes[1], true).expect("list").is_empty());
+
+    // Dashboard users: verify, and the password is nowhere in the data dirs.
+    let password = "Pa55-unique-7f3a9c-word";
+    dashboard_users::add(&c.nodes[0], "admin", password, "administrator", "").await.expect("add user");
+    assert!(matches!(
+        dashboard_users::add(&c.nodes[1], "admin", "other", "viewer", "").await,
+        Err(mnema::Error::Conflict(_))
+    ));
+    let last = c.nodes[0].applied_index();
+    c.wait_applied(last).await;
+    for n in &c.nodes {
+        assert!(dashboard_users::verify(n, "admin", password).expect("verify"));
+        assert!(!dashboard_users::verify(n, "admin", "Pa55-unique-7f3a9c-worD").expect("verify"));
+        assert!(!dashboard_users::verify(n, "nobody", password).expect("verify"));
+        assert!(dashboard_users::get(n, "admin").expect("get").expect("user").password_hash.starts_with("$argon2id$"));
+    }
+
+    // Expiry, swept by the leader through Raft: gone on every node.
+    let expired_retained = msg("pub", "old/news", "x");
+    retained::retain(&c.nodes[0], &expired_retained, Some(now.saturating_sub(1))).await.expect("retain");
+    retained::retain(&c.nodes[0], &msg("pub", "fresh/news", "x"), Some(now + 3_600_000)).await.expect("retain");
+    sessions::open(&c.nodes[1], "gone", "n2@127.0.0.1", 0, now).await.expect("session");
+    sessions::close(&c.nodes[1], "gone", now).await.expect("close");
+    sessions::open(&c.nodes[1], "stays", "n2@127.0.0.1", 3600, now).await.expect("session");
+    let ban = |who: &str, until| banned::Ban {
+        kind: banned::BanKind::ClientId,
+        who: who.into(),
+        by: "admin".into(),
+        reason: "test".into(),
+        at_ms: now,
+        until_ms: until,
+    };
+    banned::ban(&c.nodes[2], &ban("short", Some(now.saturating_sub(1)))).await.expect("ban");
+    banned::ban(&c.nodes[2], &ban("forever", None)).await.expect("ban");
+    wait_until("the sweep to remove what expired, on every node", Duration::from_secs(20), || async {
+        c.nodes.iter().all(|n| {
+            retained::get(n, "old/news").ok().flatten().is_none()
+                && sessions::get(n, "gone").ok().flatten().is_none()
+                && banned::list(n).map(|l| l.len() == 1).unwrap_or(false)
+        })
+    })
+    .await;
+    for n in &c.nodes {
+        assert!(retained::get(n, "fresh/news").expect("get").is_some());
+        assert!(sessions::get(n, "stays").expect("get").is_some());
+        assert!(banned::is_banned(n, banned::BanKind::ClientId, "forever", now).expect("ban"));
+    }
+    let dir = c.shutdown().await;
+    // After shutdown every write is in the files; none holds the password.
+    let hits = grep_dir(dir.path(), password.as_bytes());
+    assert!(hits.is_empty(), "password found in {hits:?}");
+    assert!(!grep_dir(dir.path(), b"$argon2id$").is_empty(), "the check looks in the right files");
+}
+
+async fn futures_ids(sets: impl Iterator<Item = impl std::future::Future<Output = mnema::Result<u64>>>) -> Vec<u64> {
+    let handles: Vec<_> = sets.collect();
+    let mut out = Vec::new();
+    for r in futures_join(handles).await {
+        out.push(r.expect("config set"));
+    }
+    out
+}
+
+async fn futures_join<F: std::future::Future>(fs: Vec<F>) -> Vec<F::Output> {
+    let mut out = Vec::new();
+    let mut pinned: Vec<_> = fs.into_iter().map(Box::pin).collect();
+    // Poll all together: a simple join without an extra dependency.
+    let mut done: Vec<Option<F::Output>> = (0..pinned.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, f) in pinned.iter_mut().enumerate() {
+            if done[i].is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => done[i] = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending { std::task::Poll::Pending } else { std::task::Poll::Ready(()) }
+    })
+    .await;
+    out.extend(done.into_iter().flatten());
+    out
+}
+
+/// Files under `dir` whose bytes contain `needle`.
+fn grep_dir(dir: &std::path::Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
+    let mut hits = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("read dir").flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(bytes) = std::fs::read(&p)
+                && bytes.windows(needle.len()).any(|w| w == needle)
+            {
+                hits.push(p);
+            }
+        }
+    }
+    hits
+}

@@ -1,0 +1,57 @@
+//! `banned`: clients refused at connect, by client id, username or peer host, each
+//! with an optional end time (the expiry sweep removes ended bans).
+
+use super::BANNED;
+use crate::engine::typed::Typed;
+use crate::engine::{Committed, Txn};
+use crate::error::Result;
+use crate::node::NodeShared;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BanKind {
+    ClientId,
+    Username,
+    PeerHost,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ban {
+    pub kind: BanKind,
+    pub who: String,
+    pub by: String,
+    pub reason: String,
+    pub at_ms: u64,
+    /// `None`: until lifted.
+    pub until_ms: Option<u64>,
+}
+
+impl Ban {
+    pub fn ended(&self, now_ms: u64) -> bool {
+        self.until_ms.is_some_and(|u| u <= now_ms)
+    }
+}
+
+pub(crate) const TABLE: Typed<String, Ban> = Typed::new(BANNED);
+
+fn key(kind: BanKind, who: &str) -> String {
+    format!("{kind:?}:{who}")
+}
+
+pub async fn ban(node: &NodeShared, ban: &Ban) -> Result<Committed> {
+    node.transact(TABLE.put(Txn::new(), &key(ban.kind, &ban.who), ban)?).await
+}
+
+pub async fn lift(node: &NodeShared, kind: BanKind, who: &str) -> Result<Committed> {
+    node.transact(TABLE.delete(Txn::new(), &key(kind, who))).await
+}
+
+/// Whether `who` is banned at `now_ms` (an ended ban no longer counts, swept or not).
+pub fn is_banned(node: &NodeShared, kind: BanKind, who: &str, now_ms: u64) -> Result<bool> {
+    let b = TABLE.values(&node.get(BANNED, key(kind, who).as_bytes())?)?.pop();
+    Ok(b.is_some_and(|b| !b.ended(now_ms)))
+}
+
+pub fn list(node: &NodeShared) -> Result<Vec<Ban>> {
+    Ok(TABLE.records(&node.dump(BANNED)?)?.into_iter().map(|(_, b)| b).collect())
+}

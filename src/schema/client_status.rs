@@ -1,0 +1,60 @@
+//! `client_status`: whether each client is online, on which node, and since when (the
+//! seed's online status storage), keyed by client id.
+
+use super::CLIENT_STATUS;
+use crate::engine::typed::Typed;
+use crate::engine::{Committed, Txn};
+use crate::error::Result;
+use crate::node::NodeShared;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientStatus {
+    pub online: bool,
+    /// The node the client is (or was last) connected to.
+    pub node: String,
+    pub online_at_ms: u64,
+    /// `None` while it has not gone offline since it connected.
+    pub offline_at_ms: Option<u64>,
+}
+
+const TABLE: Typed<String, ClientStatus> = Typed::new(CLIENT_STATUS);
+
+pub async fn connected(node: &NodeShared, client: &str, on_node: &str, now_ms: u64) -> Result<Committed> {
+    let s = ClientStatus { online: true, node: on_node.into(), online_at_ms: now_ms, offline_at_ms: None };
+    node.transact(TABLE.put(Txn::new(), &client.to_string(), &s)?).await
+}
+
+/// Marks `client` offline, keeping its node and online time. A client that reconnected
+/// elsewhere meanwhile (its record changed) is left online: the write is conditional.
+pub async fn disconnected(node: &NodeShared, client: &str, now_ms: u64) -> Result<Committed> {
+    let key = client.to_string();
+    let raw = node.get(CLIENT_STATUS, key.as_bytes())?;
+    let mut txn = Txn::new();
+    let s = match (raw.first(), TABLE.values(&raw)?.pop()) {
+        (Some(old), Some(mut s)) => {
+            txn = txn.require_value(CLIENT_STATUS, key.as_bytes(), old.to_vec());
+            s.online = false;
+            s.offline_at_ms = Some(now_ms);
+            s
+        }
+        _ => ClientStatus { online: false, node: String::new(), online_at_ms: 0, offline_at_ms: Some(now_ms) },
+    };
+    node.transact(TABLE.put(txn, &key, &s)?).await
+}
+
+pub fn get(node: &NodeShared, client: &str) -> Result<Option<ClientStatus>> {
+    Ok(TABLE.values(&node.get(CLIENT_STATUS, client.as_bytes())?)?.pop())
+}
+
+/// Client ids online on `on_node` (the seed's per-node client list), sorted.
+pub fn online_on(node: &NodeShared, on_node: &str) -> Result<Vec<String>> {
+    let mut out: Vec<String> = TABLE
+        .records(&node.dump(CLIENT_STATUS)?)?
+        .into_iter()
+        .filter(|(_, s)| s.online && s.node == on_node)
+        .map(|(c, _)| c)
+        .collect();
+    out.sort();
+    Ok(out)
+}

@@ -1,0 +1,84 @@
+//! `configs`: cluster-wide configuration by key, with a change log numbered by an
+//! increasing transaction id, as EMQX's cluster_rpc keeps one (`config_log`).
+//!
+//! Each change writes the new value, the log record under the next id, and the id
+//! counter (log key 0) in one transaction conditional on the counter it read; two nodes
+//! racing for one id cannot both win, so ids have no gaps and no duplicates.
+
+use super::{CONFIG_LOG, CONFIGS};
+use crate::engine::Txn;
+use crate::engine::typed::Typed;
+use crate::error::{Error, Result};
+use crate::node::NodeShared;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigEntry {
+    /// The value as the broker stores it (JSON or HOCON text).
+    pub value: String,
+    /// The change that wrote it.
+    pub txn_id: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigChange {
+    pub txn_id: u64,
+    pub key: String,
+    pub value: String,
+    /// The node the change was made on.
+    pub node: String,
+    pub at_ms: u64,
+}
+
+const VALUES: Typed<String, ConfigEntry> = Typed::new(CONFIGS);
+const LOG: Typed<u64, ConfigChange> = Typed::new(CONFIG_LOG);
+const COUNTER: u64 = 0;
+const ATTEMPTS: usize = 16;
+
+fn counter(node: &NodeShared) -> Result<(u64, Option<Vec<u8>>)> {
+    let raw = node.get(CONFIG_LOG, &COUNTER.to_be_bytes())?;
+    match raw.first() {
+        None => Ok((0, None)),
+        Some(v) => {
+            let bytes: [u8; 8] = v
+                .as_ref()
+                .try_into()
+                .map_err(|_| Error::Corrupt { what: "config log counter", reason: format!("{} bytes", v.len()) })?;
+            Ok((u64::from_be_bytes(bytes), Some(v.to_vec())))
+        }
+    }
+}
+
+/// Sets `key` to `value`; returns the change's transaction id.
+pub async fn set(node: &NodeShared, key: &str, value: &str, now_ms: u64) -> Result<u64> {
+    for _ in 0..ATTEMPTS {
+        let (last, raw) = counter(node)?;
+        let id = last + 1;
+        let ck = COUNTER.to_be_bytes().to_vec();
+        let txn = match raw {
+            Some(v) => Txn::new().require_value(CONFIG_LOG, ck.clone(), v),
+            None => Txn::new().require_absent(CONFIG_LOG, ck.clone()),
+        }
+        .put(CONFIG_LOG, ck, id.to_be_bytes().to_vec());
+        let change =
+            ConfigChange { txn_id: id, key: key.into(), value: value.into(), node: node.name().into(), at_ms: now_ms };
+        let txn = LOG.put(txn, &id, &change)?;
+        let txn = VALUES.put(txn, &key.to_string(), &ConfigEntry { value: value.into(), txn_id: id })?;
+        match node.transact(txn).await {
+            Ok(_) => return Ok(id),
+            Err(Error::Conflict(_)) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(Error::Conflict(format!("config `{key}`: {ATTEMPTS} attempts raced with other changes")))
+}
+
+pub fn get(node: &NodeShared, key: &str) -> Result<Option<ConfigEntry>> {
+    Ok(VALUES.values(&node.get(CONFIGS, key.as_bytes())?)?.pop())
+}
+
+/// Changes with an id above `after`, in id order (what a node that saw `after` missed).
+pub fn changes_since(node: &NodeShared, after: u64) -> Result<Vec<ConfigChange>> {
+    let raw: Vec<_> = node.dump(CONFIG_LOG)?.into_iter().filter(|(k, _)| k.as_ref() != COUNTER.to_be_bytes()).collect();
+    Ok(LOG.records(&raw)?.into_iter().map(|(_, c)| c).filter(|c| c.txn_id > after).collect())
+}

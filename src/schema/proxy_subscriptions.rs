@@ -1,0 +1,43 @@
+//! `proxy_subscriptions`: topic filters a client is subscribed to on connect, without
+//! subscribing itself (the seed's proxy subscription). A bag: client id → (filter, QoS).
+
+use super::PROXY_SUBSCRIPTIONS;
+use super::topic::validate_filter;
+use crate::engine::typed::Typed;
+use crate::engine::{Committed, Txn};
+use crate::error::{Error, Result};
+use crate::node::NodeShared;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ProxySub {
+    pub filter: String,
+    pub qos: u8,
+}
+
+const TABLE: Typed<String, ProxySub> = Typed::new(PROXY_SUBSCRIPTIONS);
+
+fn check(sub: &ProxySub) -> Result<()> {
+    validate_filter(&sub.filter)
+        .map_err(|e| Error::InvalidTopic { topic: sub.filter.clone(), reason: e.to_string() })?;
+    if sub.qos > 2 {
+        return Err(Error::InvalidTxn(format!("QoS {} (0, 1 or 2)", sub.qos)));
+    }
+    Ok(())
+}
+
+pub async fn add(node: &NodeShared, client: &str, sub: &ProxySub) -> Result<Committed> {
+    check(sub)?;
+    node.transact(TABLE.put(Txn::new(), &client.to_string(), sub)?).await
+}
+
+pub async fn remove(node: &NodeShared, client: &str, sub: &ProxySub) -> Result<Committed> {
+    node.transact(TABLE.delete_object(Txn::new(), &client.to_string(), sub)?).await
+}
+
+/// What to subscribe `client` to when it connects, sorted.
+pub fn list(node: &NodeShared, client: &str) -> Result<Vec<ProxySub>> {
+    let mut subs = TABLE.values(&node.get(PROXY_SUBSCRIPTIONS, client.as_bytes())?)?;
+    subs.sort();
+    Ok(subs)
+}

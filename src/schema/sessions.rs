@@ -1,0 +1,119 @@
+//! `sessions`: persistent sessions (clean_session = false) by client id: subscriptions
+//! with QoS, expiry interval, the node that owns the session, and times.
+//!
+//! [`open`] creates a session or takes it over: the owner becomes the node the client
+//! connects to now (a session follows its client across nodes). Every change is a
+//! conditional read-modify-write ([`super::update`]), so concurrent take-overs serialise.
+
+use super::SESSIONS;
+use super::topic::validate_filter;
+use super::update::update;
+use crate::engine::typed::Typed;
+use crate::error::{Error, Result};
+use crate::node::NodeShared;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    pub client_id: String,
+    /// Topic filter → QoS.
+    pub subscriptions: BTreeMap<String, u8>,
+    /// Seconds the session outlives its client's disconnection.
+    pub expiry_interval_s: u64,
+    /// The node holding the client's connection (or last holding it).
+    pub owner: String,
+    pub connected: bool,
+    pub created_at_ms: u64,
+    pub updated_at_ms: u64,
+}
+
+impl Session {
+    /// Whether the session has expired at `now_ms` (only a disconnected one can).
+    pub fn expired(&self, now_ms: u64) -> bool {
+        !self.connected && self.updated_at_ms.saturating_add(self.expiry_interval_s.saturating_mul(1000)) <= now_ms
+    }
+}
+
+pub(crate) const TABLE: Typed<String, Session> = Typed::new(SESSIONS);
+
+/// The client connected to `owner`: returns its session and whether it existed before
+/// (a resumed session keeps its subscriptions; its owner moves to `owner`).
+pub async fn open(
+    node: &NodeShared,
+    client: &str,
+    owner: &str,
+    expiry_interval_s: u64,
+    now_ms: u64,
+) -> Result<(Session, bool)> {
+    let mut resumed = false;
+    let (s, _) = update(node, TABLE, &client.to_string(), |old| {
+        resumed = old.is_some();
+        let mut s = old.unwrap_or_else(|| Session {
+            client_id: client.into(),
+            subscriptions: BTreeMap::new(),
+            expiry_interval_s,
+            owner: owner.into(),
+            connected: true,
+            created_at_ms: now_ms,
+            updated_at_ms: now_ms,
+        });
+        s.owner = owner.into();
+        s.connected = true;
+        s.expiry_interval_s = expiry_interval_s;
+        s.updated_at_ms = now_ms;
+        Ok(Some(s))
+    })
+    .await?;
+    let s = s.ok_or_else(|| Error::Storage("session update wrote nothing".into()))?;
+    Ok((s, resumed))
+}
+
+async fn change(
+    node: &NodeShared,
+    client: &str,
+    now_ms: u64,
+    f: impl Fn(&mut Session) -> Result<()>,
+) -> Result<Session> {
+    let (s, _) = update(node, TABLE, &client.to_string(), |old| {
+        let mut s = old.ok_or_else(|| Error::InvalidTxn(format!("no session for client `{client}`")))?;
+        f(&mut s)?;
+        s.updated_at_ms = now_ms;
+        Ok(Some(s))
+    })
+    .await?;
+    s.ok_or_else(|| Error::Storage("session update wrote nothing".into()))
+}
+
+pub async fn subscribe(node: &NodeShared, client: &str, filter: &str, qos: u8, now_ms: u64) -> Result<Session> {
+    validate_filter(filter).map_err(|e| Error::InvalidTopic { topic: filter.into(), reason: e.to_string() })?;
+    if qos > 2 {
+        return Err(Error::InvalidTxn(format!("QoS {qos} (0, 1 or 2)")));
+    }
+    change(node, client, now_ms, |s| {
+        s.subscriptions.insert(filter.into(), qos);
+        Ok(())
+    })
+    .await
+}
+
+pub async fn unsubscribe(node: &NodeShared, client: &str, filter: &str, now_ms: u64) -> Result<Session> {
+    change(node, client, now_ms, |s| {
+        s.subscriptions.remove(filter);
+        Ok(())
+    })
+    .await
+}
+
+/// The client disconnected: the session stays for its expiry interval.
+pub async fn close(node: &NodeShared, client: &str, now_ms: u64) -> Result<Session> {
+    change(node, client, now_ms, |s| {
+        s.connected = false;
+        Ok(())
+    })
+    .await
+}
+
+pub fn get(node: &NodeShared, client: &str) -> Result<Option<Session>> {
+    Ok(TABLE.values(&node.get(SESSIONS, client.as_bytes())?)?.pop())
+}
