@@ -1,7 +1,11 @@
-//! The broker's tables (DESIGN.md's table list), as declarations for the engine.
+//! The broker's tables (DESIGN.md's table list): their declarations, and one small typed
+//! module per table on the generic engine.
 //!
 //! Every node of a cluster declares the same list; `mnema start` and `mnema dev-cluster`
-//! use [`broker_tables`].
+//! use [`broker_tables`]. The modules take `&NodeShared` (a `&Node` coerces) and times in
+//! milliseconds since the epoch from the caller ([`time::now_ms`]), so a transaction
+//! carries the same time to every node. Read-modify-write goes through conditional
+//! transactions (`require_value`) and is retried on conflict, never blindly overwritten.
 
 pub mod routes;
 pub mod time;
@@ -31,6 +35,8 @@ pub mod retained;
 pub mod rules;
 #[cfg(feature = "server")]
 pub mod sessions;
+#[cfg(feature = "server")]
+pub mod subscriptions;
 #[cfg(feature = "server")]
 mod update;
 

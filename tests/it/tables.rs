@@ -181,6 +181,42 @@ async fn configs_alarms_users_and_expiry() {
         assert!(log.iter().any(|ch| ch.txn_id == entry.txn_id && ch.value == entry.value));
     }
 
+    // Local subscriptions stay on their node; rules and cluster nodes are plain records.
+    use mnema::schema::{cluster_nodes, rules, subscriptions};
+    subscriptions::subscribe(&c.nodes[0], "t/#", "client-a").expect("subscribe");
+    subscriptions::subscribe(&c.nodes[0], "t/#", "client-b").expect("subscribe");
+    subscriptions::unsubscribe(&c.nodes[0], "t/#", "client-a").expect("unsubscribe");
+    assert!(subscriptions::subscribe(&c.nodes[0], "t/#/x", "c").is_err());
+    assert_eq!(subscriptions::subscribers(&c.nodes[0], "t/#").expect("read"), ["client-b"]);
+    let rule = rules::Rule {
+        id: "r1".into(),
+        sql: "SELECT * FROM \"t/#\"".into(),
+        actions: vec!["republish".into()],
+        enable: true,
+        description: String::new(),
+        created_at_ms: now,
+    };
+    rules::put(&c.nodes[1], &rule).await.expect("rule");
+    let rec = cluster_nodes::NodeRecord {
+        name: "n1@127.0.0.1".into(),
+        role: "core".into(),
+        addr: "x".into(),
+        joined_at_ms: now,
+    };
+    let last = cluster_nodes::register(&c.nodes[2], &rec).await.expect("node record").index;
+    c.wait_applied(last).await;
+    for n in &c.nodes[1..] {
+        assert!(
+            subscriptions::subscribers(n, "t/#").expect("read").is_empty(),
+            "local table replicated to {}",
+            n.name()
+        );
+    }
+    for n in &c.nodes {
+        assert_eq!(rules::get(n, "r1").expect("get"), Some(rule.clone()));
+        assert_eq!(cluster_nodes::list(n).expect("list"), vec![rec.clone()]);
+    }
+
     // Alarms.
     alarms::activate(&c.nodes[0], "high_cpu", "cpu 95%", "{}", now).await.expect("activate");
     let a = alarms::deactivate(&c.nodes[1], "high_cpu", now + 10).await.expect("deactivate");
