@@ -53,4 +53,26 @@ impl Client {
         };
         self.inner.read(req).await.map(|r| r.into_inner()).map_err(|s| self.err(s))
     }
+
+    /// Streams the node's export document into `out`; returns the bytes written.
+    pub async fn export(
+        &mut self,
+        out: &mut impl std::io::Write,
+        progress: &mut crate::backup::progress::Progress,
+    ) -> Result<u64> {
+        let mut stream = self.inner.export(pb::Empty {}).await.map_err(|s| self.err(s))?.into_inner();
+        let mut n = 0u64;
+        while let Some(chunk) = stream.message().await.map_err(|s| self.err(s))? {
+            out.write_all(&chunk.data).map_err(|e| Error::io("export output", e))?;
+            n += chunk.data.len() as u64;
+            progress.add(0, chunk.data.len() as u64);
+        }
+        Ok(n)
+    }
+
+    /// Asks the node to copy its data dir into `dir` (a path on the node's machine).
+    pub async fn backup(&mut self, dir: &str) -> Result<pb::BackupReply> {
+        let req = pb::BackupRequest { dir: dir.to_string() };
+        self.inner.backup(req).await.map(|r| r.into_inner()).map_err(|s| self.err(s))
+    }
 }

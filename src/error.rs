@@ -23,6 +23,10 @@ pub enum Error {
     #[error("corrupt {what}: {reason}")]
     Corrupt { what: &'static str, reason: String },
 
+    /// An export file is not one this build can import; nothing was written.
+    #[error("bad export file at line {line}, column {column}: {reason}")]
+    BadExport { line: usize, column: usize, reason: String },
+
     #[error("storage: {0}")]
     Storage(String),
 

@@ -17,6 +17,7 @@
 //!
 //! See ARCHITECTURE.md for the map of the code.
 
+pub mod backup;
 pub mod codec;
 pub mod config;
 pub mod engine;

@@ -1,6 +1,7 @@
 //! `mnema`: run a node, talk to a running node, or run a local pseudo-distributed cluster.
 
 use clap::{Parser, Subcommand};
+use mnema::backup::progress::Progress;
 use mnema::client::Client;
 use mnema::config::{DiscoveryStrategy, NodeConfig};
 use mnema::rpc::pb;
@@ -71,6 +72,26 @@ enum CtlCmd {
     Table {
         #[command(subcommand)]
         cmd: TableCmd,
+    },
+    /// Export or import every replicated table as JSON.
+    Data {
+        #[command(subcommand)]
+        cmd: DataCmd,
+    },
+    /// Copy the node's data dir, online, into DIR (a path on the node's machine).
+    Backup { dir: String },
+}
+
+#[derive(Subcommand)]
+enum DataCmd {
+    /// Write every replicated table, at one applied index, to FILE (atomically).
+    Export { file: PathBuf },
+    /// Check FILE completely, then write it through Raft (cores only).
+    Import {
+        file: PathBuf,
+        /// merge: keep records not in the file; replace: clear each table in the file first.
+        #[arg(long, default_value = "merge")]
+        mode: String,
     },
 }
 
@@ -160,7 +181,72 @@ async fn ctl(node: &str, cookie: &str, base_port: u16, cmd: CtlCmd) -> Result<()
             out!("joined the cluster of {peer}; leader: {}", reply.leader);
         }
         CtlCmd::Table { cmd } => table_cmd(&mut client, cmd).await?,
+        CtlCmd::Data { cmd: DataCmd::Export { file } } => export_cmd(&mut client, &file).await?,
+        CtlCmd::Data { cmd: DataCmd::Import { file, mode } } => import_cmd(&mut client, &file, &mode).await?,
+        CtlCmd::Backup { dir } => {
+            let started = std::time::Instant::now();
+            let r = client.backup(&dir).await?;
+            out!(
+                "backup of {node} in {} on its machine: {:.1} MiB, applied index >= {}, {:.1} s",
+                r.dir,
+                r.bytes as f64 / 1048576.0,
+                r.applied_index,
+                started.elapsed().as_secs_f64()
+            );
+        }
     }
+    Ok(())
+}
+
+fn progress(what: &'static str) -> Progress {
+    Progress::new(what, std::time::Duration::from_secs(1), |line| eprintln!("{line}"))
+}
+
+async fn export_cmd(client: &mut Client, file: &std::path::Path) -> Result<()> {
+    let tmp = mnema::backup::export::temp_beside(file);
+    let f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+    let mut p = progress("export");
+    let written = client.export(&mut w, &mut p).await;
+    let done = written.and_then(|_| {
+        let f = w.into_inner().map_err(|e| Error::io(&tmp, e.into_error()))?;
+        f.sync_all().map_err(|e| Error::io(&tmp, e))?;
+        // What arrived must be a whole, valid document before it takes the name.
+        let summary = mnema::backup::import::check_file(&tmp, &mnema::engine::Catalog::new(schema::broker_tables())?)?;
+        std::fs::rename(&tmp, file).map_err(|e| Error::io(file, e))?;
+        Ok(summary)
+    });
+    let summary = done.inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })?;
+    p.records = summary.records;
+    p.finish();
+    out!(
+        "exported {} records of {} tables at applied index {} from {} to {}",
+        summary.records,
+        summary.tables.len(),
+        summary.header.applied_index,
+        summary.header.node,
+        file.display()
+    );
+    Ok(())
+}
+
+async fn import_cmd(client: &mut Client, file: &std::path::Path, mode: &str) -> Result<()> {
+    let mode: mnema::backup::import::Mode = mode.parse()?;
+    let info = client.node_info().await?;
+    if info.role != "core" {
+        return Err(Error::Refused(format!("{} is a {}; import into a core", info.name, info.role)));
+    }
+    let catalog = std::sync::Arc::new(mnema::engine::Catalog::new(schema::broker_tables())?);
+    let mut p = progress("import");
+    let summary = mnema::backup::import::import_file(file, catalog, mode, client, &mut p).await?;
+    out!(
+        "imported {} records of {} tables ({mode:?}) from an export at applied index {}",
+        summary.records,
+        summary.tables.len(),
+        summary.header.applied_index
+    );
     Ok(())
 }
 

@@ -26,8 +26,69 @@ pub fn to_status(e: Error) -> Status {
     }
 }
 
+/// Sends what export writes as chunks of a gRPC stream.
+struct ChunkWriter {
+    tx: tokio::sync::mpsc::Sender<Result<pb::Payload, Status>>,
+    buf: Vec<u8>,
+}
+
+impl std::io::Write for ChunkWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= 256 << 10 {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if !self.buf.is_empty() {
+            let data = std::mem::take(&mut self.buf);
+            self.tx
+                .blocking_send(Ok(pb::Payload { data }))
+                .map_err(|_| std::io::Error::other("the export's receiver went away"))?;
+        }
+        Ok(())
+    }
+}
+
 #[tonic::async_trait]
 impl Cluster for ClusterService {
+    type ExportStream = tokio_stream::wrappers::ReceiverStream<Result<pb::Payload, Status>>;
+
+    async fn export(&self, _: Request<pb::Empty>) -> Result<Response<Self::ExportStream>, Status> {
+        if self.node.is_replicant() {
+            return Err(Status::failed_precondition(format!(
+                "{} is a replicant; export from a core",
+                self.node.name()
+            )));
+        }
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let node = self.node.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut progress = crate::backup::progress::Progress::silent("export");
+            let w = ChunkWriter { tx: tx.clone(), buf: Vec::new() };
+            if let Err(e) = crate::backup::export::export_to(&node, w, &mut progress) {
+                let _ = tx.blocking_send(Err(to_status(e)));
+            }
+        });
+        Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(rx)))
+    }
+
+    async fn backup(&self, req: Request<pb::BackupRequest>) -> Result<Response<pb::BackupReply>, Status> {
+        let dir = std::path::PathBuf::from(req.into_inner().dir);
+        let node = self.node.clone();
+        let info = tokio::task::spawn_blocking(move || crate::backup::data_dir::backup(&node, &dir))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(to_status)?;
+        Ok(Response::new(pb::BackupReply {
+            dir: info.dir.display().to_string(),
+            applied_index: info.applied_index,
+            bytes: info.bytes,
+        }))
+    }
+
     async fn node_info(&self, _: Request<pb::Empty>) -> Result<Response<pb::NodeStatus>, Status> {
         Ok(Response::new(self.node.node_status()))
     }

@@ -332,7 +332,14 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             return Ok(None);
         };
         let path = self.snapshot_dir.join(&p.file);
-        let file = tokio::fs::File::open(&path).await.map_err(|e| snap_err(ErrorVerb::Read, e))?;
-        Ok(Some(Snapshot { meta: p.meta, snapshot: Box::new(file) }))
+        match tokio::fs::File::open(&path).await {
+            Ok(file) => Ok(Some(Snapshot { meta: p.meta, snapshot: Box::new(file) })),
+            // A data dir restored from a backup has no snapshot files: Raft builds one when needed.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                tracing::warn!(file = %p.file, "current snapshot file missing; a new one will be built");
+                Ok(None)
+            }
+            Err(e) => Err(snap_err(ErrorVerb::Read, e)),
+        }
     }
 }

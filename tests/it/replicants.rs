@@ -301,6 +301,13 @@ mod rogue {
 
     #[tonic::async_trait]
     impl Cluster for Rogue {
+        type ExportStream = tokio_stream::wrappers::ReceiverStream<Result<pb::Payload, Status>>;
+        async fn export(&self, _: Request<pb::Empty>) -> Result<Response<Self::ExportStream>, Status> {
+            Err(Status::unimplemented("rogue"))
+        }
+        async fn backup(&self, _: Request<pb::BackupRequest>) -> Result<Response<pb::BackupReply>, Status> {
+            Err(Status::unimplemented("rogue"))
+        }
         async fn node_info(&self, _: Request<pb::Empty>) -> Result<Response<pb::NodeStatus>, Status> {
             Ok(Response::new(pb::NodeStatus {
                 name: self.name.clone(),

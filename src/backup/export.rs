@@ -1,0 +1,85 @@
+//! Export on a core: every replicated table, read from one RocksDB snapshot, so the file
+//! is exactly the state at the applied index its header records.
+
+use super::format::{DocWriter, Header};
+use super::progress::Progress;
+use crate::engine::keys::{split_record, split_table};
+use crate::error::{Error, Result};
+use crate::node::NodeShared;
+use crate::storage::db::{CF_DATA, storage_err};
+use crate::storage::state_machine::applied_index_at;
+use std::io::Write;
+use std::path::Path;
+
+/// Writes the document to `out`; returns the sink, the header and the record count.
+pub fn export_to<W: Write>(node: &NodeShared, out: W, progress: &mut Progress) -> Result<(W, Header, u64)> {
+    if node.is_replicant() {
+        return Err(Error::Refused(format!("{} is a replicant; export from a core", node.name())));
+    }
+    let snap = node.db.raw().snapshot();
+    let header = Header {
+        applied_index: applied_index_at(&node.db, &snap)?,
+        node: node.name().to_string(),
+        cluster: node.config.cluster.name.clone(),
+        cluster_id: node.cluster_id(),
+        exported_at_ms: crate::schema::time::now_ms(),
+        config: serde_json::to_value(&node.config.cluster).map_err(|e| Error::Storage(format!("config: {e}")))?,
+    };
+    let werr = |e: std::io::Error| Error::Storage(format!("write export: {e}"));
+    let mut w = DocWriter::new(out, &header).map_err(werr)?;
+    let mut current: Option<String> = None;
+    let mut skip = false;
+    for item in snap.iterator_cf(node.db.cf(CF_DATA)?, rocksdb::IteratorMode::Start) {
+        let (k, v) = item.map_err(|e| storage_err("export scan", e))?;
+        let (name, rest) = split_table(&k)?;
+        if current.as_deref() != Some(name) {
+            current = Some(name.to_string());
+            skip = match node.catalog.lookup(name) {
+                Ok(ix) => {
+                    w.table(name, node.catalog.def(ix).kind).map_err(werr)?;
+                    false
+                }
+                Err(_) => {
+                    if name != crate::engine::requests::TABLE {
+                        tracing::warn!(table = name, "records of an undeclared table are not exported");
+                    }
+                    true
+                }
+            };
+        }
+        if skip {
+            continue;
+        }
+        let kind = node.catalog.def(node.catalog.lookup(name)?).kind;
+        let (key, value) = split_record(kind, rest, &v)?;
+        w.record(key, value).map_err(werr)?;
+        progress.add(1, (key.len() + value.len()) as u64);
+    }
+    let (out, n) = w.finish().map_err(werr)?;
+    progress.finish();
+    Ok((out, header, n))
+}
+
+/// Exports to `path` atomically: a temp file beside it, synced, then renamed.
+pub fn export_file(node: &NodeShared, path: &Path, progress: &mut Progress) -> Result<(Header, u64)> {
+    let tmp = temp_beside(path);
+    let f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    let res = export_to(node, std::io::BufWriter::with_capacity(1 << 20, f), progress);
+    let (buf, header, n) = match res {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+    };
+    let f = buf.into_inner().map_err(|e| Error::io(&tmp, e.into_error()))?;
+    f.sync_all().map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
+    Ok((header, n))
+}
+
+/// `dir/.name.tmp-<pid>`: same file system as `path`, so the rename is atomic.
+pub fn temp_beside(path: &Path) -> std::path::PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "export".into());
+    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+}

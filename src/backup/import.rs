@@ -1,0 +1,125 @@
+//! Import: check the whole file first, then write it through Raft in batches.
+//!
+//! `merge` puts every record of the file (a set key takes the file's value, a bag gains
+//! the file's values) and keeps everything else; `replace` first clears each table the
+//! file has (in the same transaction as that table's first batch). Tables not in the file
+//! are never touched. Nothing is written unless the whole file checks.
+
+use super::format::{self, Event, Summary};
+use super::progress::Progress;
+use crate::engine::{Catalog, Txn};
+use crate::error::{Error, Result};
+use std::path::Path;
+use std::sync::Arc;
+
+/// How an import treats what the cluster already holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Merge,
+    Replace,
+}
+
+impl std::str::FromStr for Mode {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "merge" => Ok(Mode::Merge),
+            "replace" => Ok(Mode::Replace),
+            other => Err(Error::config("--mode", format!("`{other}`: use merge or replace"))),
+        }
+    }
+}
+
+/// Most ops and bytes per transaction.
+const BATCH_OPS: usize = 2000;
+const BATCH_BYTES: usize = 1 << 20;
+
+/// Where batches go: a node in this process, or a node over gRPC (`mnema ctl`).
+pub trait Submit {
+    fn submit(&mut self, txn: Txn) -> impl std::future::Future<Output = Result<()>>;
+}
+
+impl Submit for &crate::node::NodeShared {
+    async fn submit(&mut self, txn: Txn) -> Result<()> {
+        self.transact(txn).await.map(|_| ())
+    }
+}
+
+impl Submit for crate::client::Client {
+    async fn submit(&mut self, txn: Txn) -> Result<()> {
+        self.transact(&txn).await.map(|_| ())
+    }
+}
+
+/// The value check for the broker's tables (`schema::check_value`).
+fn check(table: &str, value: &[u8]) -> std::result::Result<(), String> {
+    crate::schema::check_value(table, value)
+}
+
+/// Reads and checks all of `path` against `catalog`; writes nothing.
+pub fn check_file(path: &Path, catalog: &Catalog) -> Result<Summary> {
+    let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    format::read(std::io::BufReader::with_capacity(1 << 20, f), catalog, &check, &mut |_| Ok(()))
+}
+
+/// Checks `path`, then writes it through `to` in batches; returns what the file held.
+pub async fn import_file<S: Submit>(
+    path: &Path,
+    catalog: Arc<Catalog>,
+    mode: Mode,
+    to: &mut S,
+    progress: &mut Progress,
+) -> Result<Summary> {
+    let (p, c) = (path.to_path_buf(), catalog.clone());
+    let summary = tokio::task::spawn_blocking(move || check_file(&p, &c))
+        .await
+        .map_err(|e| Error::Storage(format!("check task: {e}")))??;
+    progress.total_records = Some(summary.records);
+    progress.total_bytes = std::fs::metadata(path).ok().map(|m| m.len());
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(Txn, u64, u64)>(4);
+    let p = path.to_path_buf();
+    let reader = tokio::task::spawn_blocking(move || -> Result<()> {
+        let f = std::fs::File::open(&p).map_err(|e| Error::io(&p, e))?;
+        let mut txn = Txn::new();
+        let (mut bytes, mut records) = (0usize, 0u64);
+        let mut table = String::new();
+        let send = |txn: &mut Txn, bytes: &mut usize, records: &mut u64| -> std::result::Result<(), String> {
+            if !txn.ops.is_empty() {
+                tx.blocking_send((std::mem::take(txn), *records, *bytes as u64))
+                    .map_err(|_| "import stopped".to_string())?;
+            }
+            *bytes = 0;
+            *records = 0;
+            Ok(())
+        };
+        format::read(std::io::BufReader::with_capacity(1 << 20, f), &catalog, &check, &mut |e| {
+            match e {
+                Event::Table { name, .. } => {
+                    send(&mut txn, &mut bytes, &mut records)?;
+                    table = name.to_string();
+                    if mode == Mode::Replace {
+                        txn = Txn::new().clear(&table);
+                    }
+                }
+                Event::Record { key, value, .. } => {
+                    bytes += key.len() + value.len();
+                    records += 1;
+                    txn.ops.push(crate::engine::Op::Put { table: table.clone(), key, value });
+                    if txn.ops.len() >= BATCH_OPS || bytes >= BATCH_BYTES {
+                        send(&mut txn, &mut bytes, &mut records)?;
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        send(&mut txn, &mut bytes, &mut records).map_err(Error::Storage)?;
+        Ok(())
+    });
+    while let Some((txn, records, bytes)) = rx.recv().await {
+        to.submit(txn).await?;
+        progress.add(records, bytes);
+    }
+    reader.await.map_err(|e| Error::Storage(format!("import task: {e}")))??;
+    progress.finish();
+    Ok(summary)
+}
