@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod backup;
 mod cluster;
 mod engine_ops;
 mod processes;
