@@ -6,7 +6,9 @@
 //! - `static`: the seeds form one cluster. Every seed initialises Raft with the same
 //!   membership (all seeds, ids from their names); identical initial configs elect one
 //!   leader, so starting every seed at once still yields exactly one cluster. A node not in
-//!   its own seed list joins through the seeds.
+//!   its own seed list joins through the seeds. A seed with an empty data dir whose cluster
+//!   is already running (its volume was lost) does not initialise: the leader still has it
+//!   as a member and replicates the whole state to it.
 
 use crate::config::DiscoveryStrategy;
 use crate::error::{Error, Result};
@@ -27,6 +29,13 @@ pub async fn form(shared: &Arc<NodeShared>) -> Result<()> {
         DiscoveryStrategy::Static => {
             let seeds = &shared.cfg.seeds;
             if seeds.iter().any(|p| p.name == shared.cfg.name) {
+                if let Some(peer) = running_cluster(shared).await {
+                    // A seed without Raft state while its cluster runs: its volume was
+                    // lost. It must not start a second history; the leader has it in the
+                    // membership and replicates everything to it from the start.
+                    tracing::warn!(peer = %peer, "no Raft state here but the cluster runs: resyncing from it");
+                    return Ok(());
+                }
                 let members = seeds
                     .iter()
                     .map(|p| (p.name.node_id(), NodeInfo { name: p.name.to_string(), addr: p.addr.clone() }))
@@ -41,6 +50,24 @@ pub async fn form(shared: &Arc<NodeShared>) -> Result<()> {
             Err(Error::config("cluster.discovery_strategy", format!("{other:?} is not available in this version")))
         }
     }
+}
+
+/// A seed that is already part of a running cluster of ours (it knows a leader and has
+/// applied entries), if any answers.
+async fn running_cluster(shared: &Arc<NodeShared>) -> Option<String> {
+    let ours = shared.cluster_id();
+    for seed in shared.cfg.seeds.iter().filter(|p| p.name != shared.cfg.name) {
+        let Ok(mut client) = shared.peers.cluster(&seed.addr) else { continue };
+        let mut req = tonic::Request::new(crate::rpc::pb::Empty {});
+        req.set_timeout(Duration::from_millis(500));
+        if let Ok(Ok(s)) = tokio::time::timeout(Duration::from_millis(700), client.node_info(req)).await {
+            let s = s.into_inner();
+            if s.cluster_id == ours && !s.leader.is_empty() && s.applied_index > 0 {
+                return Some(seed.name.to_string());
+            }
+        }
+    }
+    None
 }
 
 async fn initialize(shared: &Arc<NodeShared>, members: BTreeMap<u64, NodeInfo>) -> Result<()> {

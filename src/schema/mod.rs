@@ -80,11 +80,18 @@ pub fn broker_tables() -> Vec<TableDef> {
 }
 
 /// Whether `value` is a valid stored value of broker table `table` (import checks every
-/// record with it); tables without a typed module accept any bytes.
+/// record with it): the table's typed encoding, or JSON text for tables the generic
+/// `ctl table put` also writes; `routes` only in its own encoding; tables without a typed
+/// module accept any bytes.
 #[cfg(feature = "server")]
 pub fn check_value(table: &str, value: &[u8]) -> std::result::Result<(), String> {
+    // The typed modules' encoding, or JSON text (what `mnema ctl table put` stores).
     fn typed<V: serde::Serialize + serde::de::DeserializeOwned>(v: &[u8]) -> std::result::Result<(), String> {
-        crate::engine::typed::Typed::<Vec<u8>, V>::decode_value(v).map(|_| ()).map_err(|e| e.to_string())
+        match crate::engine::typed::Typed::<Vec<u8>, V>::decode_value(v) {
+            Ok(_) => Ok(()),
+            Err(e) if serde_json::from_slice::<serde_json::Value>(v).is_err() => Err(format!("neither JSON nor {e}")),
+            Err(_) => Ok(()),
+        }
     }
     match table {
         ROUTES => routes::decode_dest(value).map(|_| ()).map_err(|e| e.to_string()),

@@ -37,7 +37,8 @@ fn file_records(path: &Path) -> (format::Summary, Records) {
 fn node_records(node: &Node) -> Records {
     let mut out = Records::new();
     for def in test_tables().iter().filter(|d| d.scope == mnema::Scope::Replicated) {
-        let recs: BTreeSet<_> = node.dump(&def.name).expect("dump").into_iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect();
+        let recs: BTreeSet<_> =
+            node.dump(&def.name).expect("dump").into_iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect();
         if !recs.is_empty() {
             out.insert(def.name.clone(), recs);
         }
@@ -49,7 +50,11 @@ async fn seed_data(node: &Node) {
     use mnema::schema::routes::Dest;
     node.routes().add("a/+", &Dest::Node("n1".into())).await.expect("route");
     node.routes().add("a/+", &Dest::Node("n2".into())).await.expect("route");
-    let big = Txn::new().put("big", vec![0u8, 0xff, 7], vec![1u8, 2, 3]).put("big_bag", "k", vec![0xfe]).put("bag", "k", "v1").put("bag", "k", "v2");
+    let big = Txn::new()
+        .put("big", vec![0u8, 0xff, 7], vec![1u8, 2, 3])
+        .put("big_bag", "k", vec![0xfe])
+        .put("bag", "k", "v1")
+        .put("bag", "k", "v2");
     node.transact(big).await.expect("binary records");
     node.transact(Txn::new().put("ordered", "b", "2").put("ordered", "a", "1")).await.expect("ordered");
 }
@@ -66,7 +71,10 @@ async fn export_under_load_then_import_into_a_fresh_cluster_gives_the_same_table
             let mut i = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 let key = format!("live{i:06}");
-                let c = src.nodes[(i % 3) as usize].transact(Txn::new().put("kv", key.as_bytes(), "x")).await.expect("write");
+                let c = src.nodes[(i % 3) as usize]
+                    .transact(Txn::new().put("kv", key.as_bytes(), "x"))
+                    .await
+                    .expect("write");
                 acked.push((key, c.index));
                 i += 1;
             }
@@ -85,15 +93,18 @@ async fn export_under_load_then_import_into_a_fresh_cluster_gives_the_same_table
     .expect("export");
     // Writes went on after the export point.
     let at = header.applied_index;
-    wait_until("writes after the export", Duration::from_secs(20), || async { src.nodes[0].applied_index() > at + 20 }).await;
+    wait_until("writes after the export", Duration::from_secs(20), || async { src.nodes[0].applied_index() > at + 20 })
+        .await;
     stop.store(true, Ordering::Relaxed);
     let acked = writer.await.expect("writer");
     let (summary, recs) = file_records(&path);
     assert_eq!(summary.records, n);
     // The file is the state at its index: exactly the live writes committed up to it.
     let want: BTreeSet<String> = acked.iter().filter(|(_, i)| *i <= at).map(|(k, _)| k.clone()).collect();
-    let got: BTreeSet<String> =
-        recs.get("kv").map(|s| s.iter().map(|(k, _)| String::from_utf8_lossy(k).into_owned()).collect()).unwrap_or_default();
+    let got: BTreeSet<String> = recs
+        .get("kv")
+        .map(|s| s.iter().map(|(k, _)| String::from_utf8_lossy(k).into_owned()).collect())
+        .unwrap_or_default();
     assert_eq!(got, want, "kv in the export is not the state at index {at}");
     assert!(acked.iter().any(|(_, i)| *i > at), "some writes came after the export point");
     assert_eq!(recs["big"], BTreeSet::from([(vec![0u8, 0xff, 7], vec![1u8, 2, 3])]), "binary kept exactly");
@@ -133,8 +144,16 @@ async fn a_bad_file_is_rejected_with_its_position_and_changes_nothing() {
         ("wrong version", good.replace("\"version\":1", "\"version\":2"), "version 2"),
         ("bad JSON", good.replacen("\"tables\":[", "\"tables\":[}", 1), "expected"),
         ("unknown table", good.replace("\"name\":\"ordered\"", "\"name\":\"nosuch\""), "unknown table `nosuch`"),
-        ("wrong kind", good.replace("\"name\":\"bag\",\"kind\":\"bag\"", "\"name\":\"bag\",\"kind\":\"set\""), "is a bag here"),
-        ("wrong value type", good.replacen("\"records\":[\n[\"a/+\",", "\"records\":[\n[\"a/+\",\"not a destination\"],[\"a/+\",", 1), "routes"),
+        (
+            "wrong kind",
+            good.replace("\"name\":\"bag\",\"kind\":\"bag\"", "\"name\":\"bag\",\"kind\":\"set\""),
+            "is a bag here",
+        ),
+        (
+            "wrong value type",
+            good.replacen("\"records\":[\n[\"a/+\",", "\"records\":[\n[\"a/+\",\"not a destination\"],[\"a/+\",", 1),
+            "routes",
+        ),
     ];
     for (what, text, reason) in cases {
         assert_ne!(text, good, "{what}: the case did not alter the file");
@@ -156,9 +175,13 @@ async fn a_bad_file_is_rejected_with_its_position_and_changes_nothing() {
     // Replace clears a table the file holds; merge keeps what the file does not have.
     c.nodes[0].transact(Txn::new().put("ordered", "z", "extra")).await.expect("write");
     let mut target = &**c.nodes[0].shared();
-    import::import_file(&path, Arc::new(catalog()), Mode::Merge, &mut target, &mut Progress::silent("x")).await.expect("merge");
+    import::import_file(&path, Arc::new(catalog()), Mode::Merge, &mut target, &mut Progress::silent("x"))
+        .await
+        .expect("merge");
     assert_eq!(c.nodes[0].get("ordered", b"z").expect("get").len(), 1, "merge keeps records not in the file");
-    import::import_file(&path, Arc::new(catalog()), Mode::Replace, &mut target, &mut Progress::silent("x")).await.expect("replace");
+    import::import_file(&path, Arc::new(catalog()), Mode::Replace, &mut target, &mut Progress::silent("x"))
+        .await
+        .expect("replace");
     assert!(c.nodes[0].get("ordered", b"z").expect("get").is_empty(), "replace drops records not in the file");
     assert_eq!(c.nodes[0].dump("ordered").expect("dump").len(), 2);
     c.shutdown().await;
@@ -185,7 +208,10 @@ fn dir_bytes(dir: &Path) -> BTreeMap<String, Vec<u8>> {
             if p.is_dir() {
                 stack.push(p);
             } else {
-                out.insert(p.strip_prefix(dir).expect("prefix").display().to_string(), std::fs::read(&p).expect("read"));
+                out.insert(
+                    p.strip_prefix(dir).expect("prefix").display().to_string(),
+                    std::fs::read(&p).expect("read"),
+                );
             }
         }
     }
@@ -214,12 +240,15 @@ async fn an_online_backup_restores_under_its_name_only() {
     let backup_dir = c.dir.path().join("backup-n3");
     let n3 = c.nodes[2].shared().clone();
     let bd = backup_dir.clone();
-    let info = tokio::task::spawn_blocking(move || mnema::backup::data_dir::backup(&n3, &bd)).await.expect("task").expect("backup");
+    let info = tokio::task::spawn_blocking(move || mnema::backup::data_dir::backup(&n3, &bd))
+        .await
+        .expect("task")
+        .expect("backup");
     assert!(info.bytes > 0);
-    assert!(matches!(
-        mnema::backup::data_dir::backup(c.nodes[2].shared(), &backup_dir),
-        Err(mnema::Error::Refused(_))
-    ), "a non-empty target is refused");
+    assert!(
+        matches!(mnema::backup::data_dir::backup(c.nodes[2].shared(), &backup_dir), Err(mnema::Error::Refused(_))),
+        "a non-empty target is refused"
+    );
     wait_until("writes after the backup", Duration::from_secs(20), || async {
         c.nodes[0].applied_index() > info.applied_index + 30
     })
@@ -243,7 +272,8 @@ async fn an_online_backup_restores_under_its_name_only() {
     let data = c.dir.path().join("n3");
     std::fs::remove_dir_all(&data).expect("rm n3");
     copy_dir(&backup_dir, &data);
-    let back = Node::start(config(c.dir.path(), c.base, 3, 3), test_tables()).await.expect("restart n3 from the backup");
+    let back =
+        Node::start(config(c.dir.path(), c.base, 3, 3), test_tables()).await.expect("restart n3 from the backup");
     back.wait_applied(last, Duration::from_secs(30)).await.expect("n3 catches up");
     assert_eq!(back.dump("kv").expect("dump").len() as u64, writes);
     c.nodes.push(back);

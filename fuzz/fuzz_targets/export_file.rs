@@ -1,0 +1,13 @@
+//! Export files given to `mnema ctl data import`: the checked reader must return an error
+//! (with a position) on anything malformed, never panic.
+#![no_main]
+use mnema::backup::format;
+use mnema::engine::Catalog;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let catalog = Catalog::new(mnema::schema::broker_tables()).expect("catalog");
+    let check = |table: &str, v: &[u8]| -> Result<(), String> {
+        if table == mnema::schema::ROUTES { mnema::schema::routes::decode_dest(v).map(|_| ()).map_err(|e| e.to_string()) } else { Ok(()) }
+    };
+    let _ = format::read(data, &catalog, &check, &mut |_| Ok(()));
+});
