@@ -41,6 +41,9 @@ pub trait Submit {
 
 impl Submit for &crate::node::NodeShared {
     async fn submit(&mut self, txn: Txn) -> Result<()> {
+        if self.is_replicant() {
+            return Err(Error::Refused(format!("{} is a replicant; import into a core", self.name())));
+        }
         self.transact(txn).await.map(|_| ())
     }
 }
