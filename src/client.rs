@@ -35,6 +35,18 @@ impl Client {
         self.inner.join_other(req).await.map(|r| r.into_inner()).map_err(|s| self.err(s))
     }
 
+    /// Asks the node's cluster to remove member `name` (`cluster force-leave`).
+    pub async fn force_leave(&mut self, name: &str, force: bool) -> Result<pb::JoinReply> {
+        let req = pb::LeaveRequest { name: name.into(), force };
+        self.inner.force_leave(req).await.map(|r| r.into_inner()).map_err(|s| self.err(s))
+    }
+
+    /// Asks the node to leave its cluster (`cluster leave`).
+    pub async fn leave(&mut self, force: bool) -> Result<pb::JoinReply> {
+        let req = pb::LeaveRequest { name: String::new(), force };
+        self.inner.leave(req).await.map(|r| r.into_inner()).map_err(|s| self.err(s))
+    }
+
     pub async fn transact(&mut self, txn: &Txn) -> Result<Committed> {
         let req = pb::WriteRequest { batch: crate::codec::encode_versioned(crate::codec::WIRE_VERSION, txn)? };
         let reply = self.inner.transact(req).await.map_err(|s| self.err(s))?.into_inner();

@@ -75,6 +75,9 @@ pub struct ClusterSection {
     pub discovery_strategy: DiscoveryStrategy,
     #[serde(rename = "static")]
     pub static_: StaticSection,
+    /// A member unreachable for this long is removed by the leader and its routes purged;
+    /// `off` disables it.
+    pub autoclean: String,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -136,6 +139,7 @@ impl Default for ClusterSection {
             name: "mnema".into(),
             discovery_strategy: DiscoveryStrategy::Manual,
             static_: StaticSection::default(),
+            autoclean: "5m".into(),
         }
     }
 }
@@ -174,6 +178,8 @@ pub struct Validated {
     pub cores: Vec<Peer>,
     pub stall_timeout: Duration,
     pub expiry_sweep_interval: Duration,
+    /// `None`: autoclean off.
+    pub autoclean: Option<Duration>,
 }
 
 impl NodeConfig {
@@ -261,6 +267,10 @@ impl NodeConfig {
         let write_retry_backoff = parse_duration("raft.write_retry_backoff", &self.raft.write_retry_backoff)?;
         let stall_timeout = parse_duration("replicant.stall_timeout", &self.replicant.stall_timeout)?;
         let expiry_sweep_interval = parse_duration("node.expiry_sweep_interval", &self.node.expiry_sweep_interval)?;
+        let autoclean = match self.cluster.autoclean.trim() {
+            "off" | "false" | "0" => None,
+            other => Some(parse_duration("cluster.autoclean", other)?),
+        };
         let cores = match self.node.role {
             Role::Core => Vec::new(),
             Role::Replicant => {
@@ -297,6 +307,7 @@ impl NodeConfig {
             cores,
             stall_timeout,
             expiry_sweep_interval,
+            autoclean,
         })
     }
 }

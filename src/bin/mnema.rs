@@ -105,6 +105,19 @@ enum ClusterCmd {
     /// Make the node join the cluster of NODE (name@host or name@host:port); the node's
     /// replicated data is replaced by the cluster's.
     Join { peer: String },
+    /// Make the node leave its cluster; it becomes a cluster of one, without the data.
+    Leave {
+        /// Even if the voters left would not have a majority running.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Remove another member (e.g. a dead one) from the node's cluster.
+    ForceLeave {
+        node: String,
+        /// Even if the voters left would not have a majority running.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -179,6 +192,14 @@ async fn ctl(node: &str, cookie: &str, base_port: u16, cmd: CtlCmd) -> Result<()
         CtlCmd::Cluster { cmd: ClusterCmd::Join { peer } } => {
             let reply = client.join(&peer).await?;
             out!("joined the cluster of {peer}; leader: {}", reply.leader);
+        }
+        CtlCmd::Cluster { cmd: ClusterCmd::Leave { force } } => {
+            client.leave(force).await?;
+            out!("left the cluster; {node} is now a cluster of one");
+        }
+        CtlCmd::Cluster { cmd: ClusterCmd::ForceLeave { node: member, force } } => {
+            client.force_leave(&member, force).await?;
+            out!("{member} removed from the cluster");
         }
         CtlCmd::Table { cmd } => table_cmd(&mut client, cmd).await?,
         CtlCmd::Data { cmd: DataCmd::Export { file } } => export_cmd(&mut client, &file).await?,

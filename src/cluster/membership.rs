@@ -34,6 +34,9 @@ pub async fn join(shared: &Arc<NodeShared>, target: &Peer) -> Result<()> {
     if their.name != target.name.as_str() {
         return Err(Error::Refused(format!("{} answers as `{}`, not `{}`", target.addr, their.name, target.name)));
     }
+    if their.role == "replicant" {
+        return Err(Error::Refused(format!("{} is a replicant; join a core of its cluster", target.name)));
+    }
     let m = shared.metrics()?;
     let membership = m.membership_config.membership();
     if membership.get_node(&their.node_id).is_some() {

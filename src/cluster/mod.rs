@@ -1,9 +1,11 @@
 //! Cluster management: the gRPC server of a node, forming a cluster at start, joining,
-//! and the cluster status `mnema ctl cluster status` prints.
+//! leaving, autoclean, and the cluster status `mnema ctl cluster status` prints.
 //!
 //! Not here: Raft itself (`raft`), storage (`storage`).
 
+pub mod autoclean;
 pub mod bootstrap;
+pub mod leave;
 pub mod membership;
 pub mod server;
 pub mod service;

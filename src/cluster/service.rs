@@ -111,6 +111,18 @@ impl Cluster for ClusterService {
         Ok(Response::new(pb::JoinReply { leader }))
     }
 
+    async fn force_leave(&self, req: Request<pb::LeaveRequest>) -> Result<Response<pb::JoinReply>, Status> {
+        let r = req.into_inner();
+        super::leave::remove_member(&self.node, &r.name, r.force).await.map_err(to_status)?;
+        let leader = self.node.leader().ok().flatten().map(|(_, n)| n.name).unwrap_or_default();
+        Ok(Response::new(pb::JoinReply { leader }))
+    }
+
+    async fn leave(&self, req: Request<pb::LeaveRequest>) -> Result<Response<pb::JoinReply>, Status> {
+        super::leave::leave(&self.node, req.into_inner().force).await.map_err(to_status)?;
+        Ok(Response::new(pb::JoinReply { leader: self.node.name().to_string() }))
+    }
+
     async fn write(&self, req: Request<pb::WriteRequest>) -> Result<Response<pb::WriteReply>, Status> {
         let batch: Batch =
             crate::codec::decode_versioned("forwarded batch", crate::codec::WIRE_VERSION, &req.into_inner().batch)

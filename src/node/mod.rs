@@ -593,6 +593,9 @@ impl Node {
                 crate::cluster::bootstrap::form(&node.shared).await?;
                 let every = node.shared.cfg.expiry_sweep_interval;
                 tokio::spawn(crate::schema::expiry::run(node.shared.clone(), every));
+                if let Some(after) = node.shared.cfg.autoclean {
+                    tokio::spawn(crate::cluster::autoclean::run(node.shared.clone(), after));
+                }
                 node
             }
         };

@@ -37,6 +37,7 @@ pub type Entry = openraft::Entry<TypeConfig>;
 pub type LogId = openraft::LogId<NodeId>;
 pub type Vote = openraft::Vote<NodeId>;
 pub type StoredMembership = openraft::StoredMembership<NodeId, NodeInfo>;
+pub type Membership = openraft::Membership<NodeId, NodeInfo>;
 pub type SnapshotMeta = openraft::SnapshotMeta<NodeId, NodeInfo>;
 pub type Snapshot = openraft::storage::Snapshot<TypeConfig>;
 pub type StorageError = openraft::StorageError<NodeId>;

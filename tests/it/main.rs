@@ -6,6 +6,7 @@ mod harness;
 mod backup;
 mod cluster;
 mod engine_ops;
+mod membership;
 mod processes;
 mod replicants;
 mod tables;

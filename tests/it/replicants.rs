@@ -308,6 +308,12 @@ mod rogue {
         async fn backup(&self, _: Request<pb::BackupRequest>) -> Result<Response<pb::BackupReply>, Status> {
             Err(Status::unimplemented("rogue"))
         }
+        async fn force_leave(&self, _: Request<pb::LeaveRequest>) -> Result<Response<pb::JoinReply>, Status> {
+            Err(Status::unimplemented("rogue"))
+        }
+        async fn leave(&self, _: Request<pb::LeaveRequest>) -> Result<Response<pb::JoinReply>, Status> {
+            Err(Status::unimplemented("rogue"))
+        }
         async fn node_info(&self, _: Request<pb::Empty>) -> Result<Response<pb::NodeStatus>, Status> {
             Ok(Response::new(pb::NodeStatus {
                 name: self.name.clone(),

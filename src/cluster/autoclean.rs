@@ -1,0 +1,83 @@
+//! Autoclean (`cluster.autoclean`): the leader removes a member that has been unreachable
+//! for longer than the interval, and purges the routes that led to it.
+//!
+//! Only the leader acts, so one node decides; removal goes through [`remove_member`]
+//! without force, so autoclean never takes the cluster below a majority of running voters
+//! (with two of three cores down it removes nothing and waits).
+
+use super::leave::remove_member;
+use crate::node::NodeShared;
+use crate::rpc::pb;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Watches the members until the node stops.
+pub async fn run(shared: Arc<NodeShared>, after: Duration) {
+    let every = (after / 5).clamp(Duration::from_millis(100), Duration::from_secs(5));
+    let mut stop = shared.stopping.clone();
+    let mut down_since: HashMap<u64, Instant> = HashMap::new();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = async { let _ = stop.wait_for(|s| *s).await; } => return,
+        }
+        let leader = shared.leader().ok().flatten().is_some_and(|(id, _)| id == shared.cfg.node_id);
+        let Ok(m) = shared.metrics() else { continue };
+        if !leader {
+            down_since.clear();
+            continue;
+        }
+        let members: Vec<(u64, String, String)> = m
+            .membership_config
+            .membership()
+            .nodes()
+            .filter(|(id, _)| **id != shared.cfg.node_id)
+            .map(|(id, n)| (*id, n.name.clone(), n.addr.clone()))
+            .collect();
+        down_since.retain(|id, _| members.iter().any(|(m, _, _)| m == id));
+        for (id, name, addr) in members {
+            if answers(&shared, &addr, every).await {
+                down_since.remove(&id);
+                continue;
+            }
+            let since = *down_since.entry(id).or_insert_with(Instant::now);
+            if since.elapsed() < after {
+                continue;
+            }
+            match remove_member(&shared, &name, false).await {
+                Ok(()) => {
+                    down_since.remove(&id);
+                    tracing::warn!(node = %name, down_for = ?since.elapsed(), "autoclean removed an unreachable member");
+                    if let Err(e) = purge_routes(&shared, &name).await {
+                        tracing::warn!(node = %name, error = %e, "autoclean could not purge its routes");
+                    }
+                }
+                Err(e) => tracing::info!(node = %name, error = %e, "autoclean leaves the member in place"),
+            }
+        }
+    }
+}
+
+async fn answers(shared: &NodeShared, addr: &str, limit: Duration) -> bool {
+    let Ok(mut c) = shared.peers.cluster(addr) else { return false };
+    let limit = limit.min(Duration::from_secs(1));
+    let mut req = tonic::Request::new(pb::Empty {});
+    req.set_timeout(limit);
+    matches!(tokio::time::timeout(limit, c.node_info(req)).await, Ok(Ok(_)))
+}
+
+/// Deletes every route leading to `node` (when the catalog has the broker's routes).
+pub async fn purge_routes(shared: &NodeShared, node: &str) -> crate::error::Result<usize> {
+    let Ok(ix) = shared.table_ix(crate::schema::ROUTES) else { return Ok(0) };
+    let found = crate::schema::routes::routes_of_node(&shared.mem.load(), ix, node)?;
+    if found.is_empty() {
+        return Ok(0);
+    }
+    let mut txn = crate::engine::Txn::new();
+    for (f, d) in &found {
+        txn = txn.delete_object(crate::schema::ROUTES, f.to_vec(), d.to_vec());
+    }
+    shared.transact(txn).await?;
+    Ok(found.len())
+}

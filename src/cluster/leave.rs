@@ -1,0 +1,126 @@
+//! Leaving a cluster: a member removed by the leader ([`remove_member`], what `cluster
+//! force-leave NODE` does), or this node leaving ([`leave`], `cluster leave`).
+//!
+//! Removal is one Raft membership change that drops the node entirely. It is refused when
+//! the voters left would not have a majority running (the cluster would stop accepting
+//! writes), unless forced; the last voter cannot be removed. Replicants are not members:
+//! stopping one is all it takes.
+
+use crate::error::{Error, Result};
+use crate::name::NodeName;
+use crate::node::NodeShared;
+use crate::rpc::client::status_error;
+use crate::rpc::pb;
+use openraft::ChangeMembers;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+const PROBE: Duration = Duration::from_millis(700);
+
+/// Whether the member at `addr` answers.
+async fn running(shared: &NodeShared, addr: &str) -> bool {
+    let Ok(mut c) = shared.peers.cluster(addr) else { return false };
+    let mut req = tonic::Request::new(pb::Empty {});
+    req.set_timeout(PROBE);
+    matches!(tokio::time::timeout(PROBE, c.node_info(req)).await, Ok(Ok(_)))
+}
+
+/// Whether `name` is a replicant streaming from some core of this membership.
+async fn streams_from_a_core(shared: &NodeShared, membership: &crate::raft::types::Membership, name: &str) -> bool {
+    if shared.subscribers.list().iter().any(|s| s.name == name) {
+        return true;
+    }
+    for (_, n) in membership.nodes().filter(|(id, _)| **id != shared.cfg.node_id) {
+        let Ok(mut c) = shared.peers.cluster(&n.addr) else { continue };
+        let mut req = tonic::Request::new(pb::Empty {});
+        req.set_timeout(PROBE);
+        if let Ok(Ok(s)) = tokio::time::timeout(PROBE, c.node_info(req)).await
+            && s.into_inner().subscribers.iter().any(|s| s.name == name)
+        {
+            return true;
+        }
+    }
+    false
+}
+
+/// Removes member `name` from the cluster (on the leader; forwarded there from any core).
+pub async fn remove_member(shared: &Arc<NodeShared>, name: &str, force: bool) -> Result<()> {
+    if shared.is_replicant() {
+        return Err(Error::Refused(format!("{} is a replicant; ask a core", shared.name())));
+    }
+    let id = NodeName::parse("force-leave", name)?.node_id();
+    let Some((leader_id, leader)) = shared.leader()? else {
+        return Err(Error::NoLeader("no leader to change the membership".into()));
+    };
+    if leader_id != shared.cfg.node_id {
+        let mut client = shared.peers.cluster(&leader.addr)?;
+        let req = pb::LeaveRequest { name: name.into(), force };
+        client.force_leave(req).await.map_err(|s| status_error(&leader.name, s))?;
+        return Ok(());
+    }
+    let _guard = shared.membership_lock.lock().await;
+    let raft = shared.raft()?;
+    let m = shared.metrics()?;
+    let membership = m.membership_config.membership().clone();
+    if membership.get_node(&id).is_none() {
+        let replicant = streams_from_a_core(shared, &membership, name).await;
+        let why = if replicant { " (it is a replicant: replicants are not members; stop its process)" } else { "" };
+        return Err(Error::Refused(format!("`{name}` is not a member of this cluster{why}")));
+    }
+    let voters: BTreeSet<u64> = membership.voter_ids().collect();
+    if voters.contains(&id) {
+        if voters.len() == 1 {
+            return Err(Error::Refused(format!("`{name}` is the last voter; a cluster cannot remove its last core")));
+        }
+        if !force {
+            let mut up = 0;
+            for v in voters.iter().filter(|v| **v != id) {
+                let addr = membership.get_node(v).map(|n| n.addr.clone()).unwrap_or_default();
+                if *v == shared.cfg.node_id || running(shared, &addr).await {
+                    up += 1;
+                }
+            }
+            let remaining = voters.len() - 1;
+            let majority = remaining / 2 + 1;
+            if up < majority {
+                return Err(Error::Refused(format!(
+                    "removing `{name}` leaves {up} of {remaining} voters running, below a majority of {majority}; \
+                     use --force to remove it anyway"
+                )));
+            }
+        }
+        // `retain = false`: not kept as a learner either (also when the leader removes itself).
+        raft.change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([id])), false)
+            .await
+            .map_err(|e| Error::Raft(format!("remove voter {name}: {e}")))?;
+    } else {
+        raft.change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([id])), false)
+            .await
+            .map_err(|e| Error::Raft(format!("remove learner {name}: {e}")))?;
+    }
+    tracing::info!(node = name, "removed from the cluster");
+    Ok(())
+}
+
+/// This node leaves its cluster: the leader removes it, then it discards the cluster's
+/// data and log and becomes a cluster of one (a new cluster id), as after a fresh start.
+pub async fn leave(shared: &Arc<NodeShared>, force: bool) -> Result<()> {
+    if shared.is_replicant() {
+        return Err(Error::Refused(format!(
+            "{} is a replicant: replicants are not members; stop its process to take it out",
+            shared.name()
+        )));
+    }
+    let m = shared.metrics()?;
+    if m.membership_config.membership().nodes().count() <= 1 {
+        return Err(Error::Refused(format!("{} is not in a cluster with other nodes", shared.name())));
+    }
+    remove_member(shared, shared.name(), force).await?;
+    crate::node::raft_setup_reset(shared).await?;
+    shared.adopt_cluster_id(&format!("{:016x}", crate::config::random_u64()))?;
+    let me = std::collections::BTreeMap::from([(shared.cfg.node_id, shared.me())]);
+    shared.raft()?.initialize(me).await.map_err(|e| Error::Raft(format!("initialize after leave: {e}")))?;
+    tracing::info!("left the cluster; now a cluster of one");
+    Ok(())
+}

@@ -1,0 +1,88 @@
+//! Leaving, removing members and autoclean on running clusters.
+
+use crate::harness::*;
+use mnema::replication::applier::ReplicantState;
+use mnema::schema::routes::Dest;
+use mnema::{Error, Txn};
+use std::time::Duration;
+
+fn member_names(node: &mnema::Node) -> Vec<String> {
+    let m = node.metrics().expect("metrics");
+    let mut v: Vec<String> = m.membership_config.membership().nodes().map(|(_, n)| n.name.clone()).collect();
+    v.sort();
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn force_leave_leave_and_their_refusals() {
+    let mut c = Cluster::start(3).await;
+    let r = c.replicant(4).await;
+    wait_until("replicant normal", Duration::from_secs(20), || async {
+        r.replicant_status().is_some_and(|s| s.state == ReplicantState::Normal.as_str())
+    })
+    .await;
+    let done = c.nodes[0].transact(Txn::new().put("kv", "k", "v")).await.expect("write");
+    c.wait_applied(done.index).await;
+    // Replicants are not members; joining one is refused.
+    let err = mnema::cluster::leave::remove_member(c.nodes[0].shared(), &name(4), false).await.expect_err("replicant");
+    assert!(err.to_string().contains("replicant"), "{err}");
+    let target = mnema::Peer::parse("t", &format!("{}:{}", name(4), c.base + 4), c.base).expect("peer");
+    let err = c.nodes[0].join(&target).await.expect_err("joining a replicant");
+    assert!(err.to_string().contains("replicant"), "{err}");
+
+    // n3 stops. Removing a running voter now would leave 1 of 2 voters running: refused.
+    let n3 = c.nodes.remove(2);
+    n3.shutdown().await.expect("stop n3");
+    c.wait_leader().await;
+    let err = mnema::cluster::leave::remove_member(c.nodes[1].shared(), &name(2), false).await.expect_err("refused");
+    assert!(matches!(&err, Error::Refused(m) if m.contains("majority") && m.contains("--force")), "{err}");
+    // Removing the stopped one is fine; data intact.
+    mnema::cluster::leave::remove_member(c.nodes[1].shared(), &name(3), false).await.expect("force-leave n3");
+    wait_until("n3 out of the membership on both", Duration::from_secs(10), || async {
+        c.nodes.iter().all(|n| member_names(n) == [name(1), name(2)])
+    })
+    .await;
+    let s = c.nodes[0].cluster_status().await.expect("status");
+    assert_eq!(s.members.iter().filter(|m| m.role.starts_with("core")).count(), 2, "{s:?}");
+    assert!(s.members.iter().all(|m| m.running), "{s:?}");
+    let done = c.nodes[0].transact(Txn::new().put("kv", "after", "v")).await.expect("writes go on with 2 of 2");
+    r.wait_applied(done.index, Duration::from_secs(10)).await.expect("replicant follows");
+    // n2 leaves: it becomes a cluster of one without the data; n1 goes on alone.
+    mnema::cluster::leave::leave(c.nodes[1].shared(), false).await.expect("leave");
+    wait_until("n2 alone, n1 alone", Duration::from_secs(10), || async {
+        member_names(&c.nodes[0]) == [name(1)]
+            && member_names(&c.nodes[1]) == [name(2)]
+            && c.nodes[0].is_leader()
+            && c.nodes[1].is_leader()
+    })
+    .await;
+    assert_ne!(c.nodes[0].shared().cluster_id(), c.nodes[1].shared().cluster_id(), "a new cluster id after leaving");
+    assert!(c.nodes[1].get("kv", b"k").expect("get").is_empty(), "the leaver dropped the cluster's data");
+    let err = mnema::cluster::leave::remove_member(c.nodes[0].shared(), &name(1), false).await.expect_err("last voter");
+    assert!(err.to_string().contains("last voter"), "{err}");
+    c.nodes[0].transact(Txn::new().put("kv", "alone", "v")).await.expect("n1 alone still writes");
+    assert_eq!(c.nodes[0].get("kv", b"k").expect("get").len(), 1);
+    r.shutdown().await.expect("replicant");
+    c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn autoclean_removes_a_dead_member_and_its_routes() {
+    let mut c = Cluster::start_with(3, |cfg| cfg.cluster.autoclean = "1s".into()).await;
+    let (d1, d3) = (Dest::Node(name(1)), Dest::Node(name(3)));
+    c.nodes[0].routes().add("t/+", &d3).await.expect("route");
+    c.nodes[0].routes().add("t/#", &d3).await.expect("route");
+    let done = c.nodes[0].routes().add("t/+", &d1).await.expect("route");
+    c.wait_applied(done.index).await;
+    let n3 = c.nodes.remove(2);
+    n3.shutdown().await.expect("stop n3");
+    wait_until("autoclean to remove n3 and its routes", Duration::from_secs(20), || async {
+        c.nodes.iter().all(|n| {
+            member_names(n) == [name(1), name(2)]
+                && n.routes().match_routes("t/x").map(|r| r.len() == 1 && r[0].dest == d1).unwrap_or(false)
+        })
+    })
+    .await;
+    c.nodes[1].transact(Txn::new().put("kv", "k", "v")).await.expect("cluster of 2 writes");
+    c.shutdown().await;
+}
