@@ -13,7 +13,12 @@ pub struct Client {
 impl Client {
     /// Connects (lazily) to the node at `addr` (`host:port`) with `cookie`.
     pub fn new(addr: &str, cookie: &str) -> Result<Self> {
-        let peers = Peers::new(cookie, None)?;
+        Self::with_tls(addr, cookie, None)
+    }
+
+    /// A client of a node running `inet_tls`.
+    pub fn with_tls(addr: &str, cookie: &str, tls: Option<&crate::config::TlsFiles>) -> Result<Self> {
+        let peers = Peers::new(cookie, None, tls.map(crate::rpc::client::client_tls))?;
         Ok(Client { addr: addr.to_string(), inner: peers.cluster(addr)? })
     }
 

@@ -78,6 +78,54 @@ pub struct ClusterSection {
     /// A member unreachable for this long is removed by the leader and its routes purged;
     /// `off` disables it.
     pub autoclean: String,
+    /// Transport between nodes: `inet_tcp`, `inet6_tcp` (IPv6 hosts) or `inet_tls`.
+    pub proto_dist: ProtoDist,
+    /// Certificates for `inet_tls` (PEM files).
+    pub tls: TlsSection,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ProtoDist {
+    InetTcp,
+    Inet6Tcp,
+    InetTls,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsSection {
+    /// This node's certificate chain.
+    pub certfile: Option<PathBuf>,
+    pub keyfile: Option<PathBuf>,
+    /// The CA that signs every node's certificate; peers with others are refused.
+    pub cacertfile: Option<PathBuf>,
+    /// Require a certificate from callers too (mutual TLS).
+    pub mutual: bool,
+}
+
+impl Default for TlsSection {
+    fn default() -> Self {
+        TlsSection { certfile: None, keyfile: None, cacertfile: None, mutual: true }
+    }
+}
+
+/// The PEM contents `inet_tls` runs with, read at validation.
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    pub cert: Vec<u8>,
+    pub key: Vec<u8>,
+    pub ca: Vec<u8>,
+    pub mutual: bool,
+}
+
+fn read_pem(key: &str, path: &Option<PathBuf>) -> Result<Vec<u8>> {
+    let p = path.as_ref().ok_or_else(|| Error::config(key, "required with cluster.proto_dist = \"inet_tls\""))?;
+    let bytes = std::fs::read(p).map_err(|e| Error::config(key, format!("{}: {e}", p.display())))?;
+    if !bytes.windows(10).any(|w| w == b"-----BEGIN") {
+        return Err(Error::config(key, format!("{} is not a PEM file", p.display())));
+    }
+    Ok(bytes)
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -140,6 +188,8 @@ impl Default for ClusterSection {
             discovery_strategy: DiscoveryStrategy::Manual,
             static_: StaticSection::default(),
             autoclean: "5m".into(),
+            proto_dist: ProtoDist::InetTcp,
+            tls: TlsSection::default(),
         }
     }
 }
@@ -180,6 +230,8 @@ pub struct Validated {
     pub expiry_sweep_interval: Duration,
     /// `None`: autoclean off.
     pub autoclean: Option<Duration>,
+    /// Set with `inet_tls`.
+    pub tls: Option<TlsFiles>,
 }
 
 impl NodeConfig {
@@ -267,6 +319,21 @@ impl NodeConfig {
         let write_retry_backoff = parse_duration("raft.write_retry_backoff", &self.raft.write_retry_backoff)?;
         let stall_timeout = parse_duration("replicant.stall_timeout", &self.replicant.stall_timeout)?;
         let expiry_sweep_interval = parse_duration("node.expiry_sweep_interval", &self.node.expiry_sweep_interval)?;
+        let tls = match self.cluster.proto_dist {
+            ProtoDist::InetTls => Some(TlsFiles {
+                cert: read_pem("cluster.tls.certfile", &self.cluster.tls.certfile)?,
+                key: read_pem("cluster.tls.keyfile", &self.cluster.tls.keyfile)?,
+                ca: read_pem("cluster.tls.cacertfile", &self.cluster.tls.cacertfile)?,
+                mutual: self.cluster.tls.mutual,
+            }),
+            ProtoDist::Inet6Tcp if !name.host().starts_with('[') => {
+                return Err(Error::config(
+                    "cluster.proto_dist",
+                    format!("inet6_tcp needs an IPv6 host in node.name, written [addr]; `{}` is not", name.host()),
+                ));
+            }
+            _ => None,
+        };
         let autoclean = match self.cluster.autoclean.trim() {
             "off" | "false" | "0" => None,
             other => Some(parse_duration("cluster.autoclean", other)?),
@@ -308,6 +375,7 @@ impl NodeConfig {
             stall_timeout,
             expiry_sweep_interval,
             autoclean,
+            tls,
         })
     }
 }

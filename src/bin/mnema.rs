@@ -41,6 +41,14 @@ enum Cmd {
         cookie: String,
         #[arg(long, default_value_t = 4370)]
         base_port: u16,
+        /// For a node running `inet_tls`: this client's certificate, key and the cluster's
+        /// CA (PEM files, as in `cluster.tls`).
+        #[arg(long, requires_all = ["tls_keyfile", "tls_cacertfile"])]
+        tls_certfile: Option<PathBuf>,
+        #[arg(long)]
+        tls_keyfile: Option<PathBuf>,
+        #[arg(long)]
+        tls_cacertfile: Option<PathBuf>,
         #[command(subcommand)]
         cmd: CtlCmd,
     },
@@ -145,7 +153,12 @@ async fn main() -> ExitCode {
         .init();
     let res = match cli.cmd {
         Cmd::Start { config } => start(config).await,
-        Cmd::Ctl { node, cookie, base_port, cmd } => ctl(&node, &cookie, base_port, cmd).await,
+        Cmd::Ctl { node, cookie, base_port, tls_certfile, tls_keyfile, tls_cacertfile, cmd } => {
+            match ctl_tls(tls_certfile, tls_keyfile, tls_cacertfile) {
+                Ok(tls) => ctl(&node, &cookie, base_port, tls.as_ref(), cmd).await,
+                Err(e) => Err(e),
+            }
+        }
         Cmd::DevCluster { dir, cores, replicants, base_port, once } => {
             dev_cluster(dir, cores, replicants, base_port, once).await
         }
@@ -182,8 +195,25 @@ fn resolve_addr(node: &str, base_port: u16) -> Result<String> {
     if node.contains('@') { Ok(mnema::Peer::parse("--node", node, base_port)?.addr) } else { Ok(node.to_string()) }
 }
 
-async fn ctl(node: &str, cookie: &str, base_port: u16, cmd: CtlCmd) -> Result<()> {
-    let mut client = Client::new(&resolve_addr(node, base_port)?, cookie)?;
+/// The client side of `inet_tls` for `mnema ctl`, from its three PEM files.
+fn ctl_tls(
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    ca: Option<PathBuf>,
+) -> Result<Option<mnema::config::TlsFiles>> {
+    let (Some(cert), Some(key), Some(ca)) = (cert, key, ca) else { return Ok(None) };
+    let read = |p: &PathBuf| std::fs::read(p).map_err(|e| Error::io(p, e));
+    Ok(Some(mnema::config::TlsFiles { cert: read(&cert)?, key: read(&key)?, ca: read(&ca)?, mutual: true }))
+}
+
+async fn ctl(
+    node: &str,
+    cookie: &str,
+    base_port: u16,
+    tls: Option<&mnema::config::TlsFiles>,
+    cmd: CtlCmd,
+) -> Result<()> {
+    let mut client = Client::with_tls(&resolve_addr(node, base_port)?, cookie, tls)?;
     match cmd {
         CtlCmd::Cluster { cmd: ClusterCmd::Status { json } } => {
             let status = client.status().await?;

@@ -11,6 +11,19 @@ use crate::rpc::pb::replication_server::ReplicationServer;
 use std::sync::Arc;
 use tonic::service::interceptor::InterceptedService;
 
+/// A server builder with this node's transport security (`inet_tls`), checked: `Node::start`
+/// calls it first so that a bad certificate or key stops the node with a clear error.
+pub fn builder(cfg: &crate::config::Validated) -> crate::error::Result<tonic::transport::Server> {
+    let builder = tonic::transport::Server::builder();
+    let Some(files) = &cfg.tls else { return Ok(builder) };
+    use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+    let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(&files.cert, &files.key));
+    if files.mutual {
+        tls = tls.client_ca_root(Certificate::from_pem(&files.ca));
+    }
+    builder.tls_config(tls).map_err(|e| crate::error::Error::config("cluster.tls", e))
+}
+
 pub async fn serve(shared: Arc<NodeShared>, listener: tokio::net::TcpListener) {
     let mut stop = shared.stopping.clone();
     let check = CheckCookie::new(&shared.config.node.cookie);
@@ -34,7 +47,14 @@ pub async fn serve(shared: Arc<NodeShared>, listener: tokio::net::TcpListener) {
         }
         s
     });
-    let res = tonic::transport::Server::builder()
+    let builder = match builder(&shared.cfg) {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::error!(error = %e, "TLS configuration refused; not serving");
+            return;
+        }
+    };
+    let res = builder
         .tcp_nodelay(true)
         .add_service(raft)
         .add_service(cluster)

@@ -540,10 +540,15 @@ impl Node {
             MemState::empty(&catalog)
         }));
         let applied_tx = Arc::new(watch::channel(0u64).0);
-        let peers = Peers::new(&config.node.cookie, Some(cluster_id.clone()))?;
+        let peers = Peers::new(
+            &config.node.cookie,
+            Some(cluster_id.clone()),
+            cfg.tls.as_ref().map(crate::rpc::client::client_tls),
+        )?;
         if config.node.cookie == crate::config::DEFAULT_COOKIE {
             tracing::warn!("node.cookie is the default; set a secret cookie in production");
         }
+        crate::cluster::server::builder(&cfg)?;
         let listener = tokio::net::TcpListener::bind(&cfg.listen)
             .await
             .map_err(|e| Error::Io { path: PathBuf::from(format!("listen {}", cfg.listen)), source: e })?;

@@ -21,15 +21,37 @@ pub struct Peers {
     cookie: AddCookie,
     channels: Arc<Mutex<HashMap<String, Channel>>>,
     connect_timeout: Duration,
+    tls: Option<tonic::transport::ClientTlsConfig>,
+}
+
+/// The client side of `inet_tls`: trust only `ca`; present our certificate when mutual.
+pub fn client_tls(files: &crate::config::TlsFiles) -> tonic::transport::ClientTlsConfig {
+    use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+    let cfg = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(&files.ca));
+    if files.mutual { cfg.identity(Identity::from_pem(&files.cert, &files.key)) } else { cfg }
+}
+
+/// The host part of `host:port` or `[v6]:port`, as TLS checks it against certificates.
+fn host_of(addr: &str) -> &str {
+    match addr.strip_prefix('[') {
+        Some(rest) => rest.split_once(']').map(|(h, _)| h).unwrap_or(rest),
+        None => addr.rsplit_once(':').map(|(h, _)| h).unwrap_or(addr),
+    }
 }
 
 impl Peers {
-    /// Channels that carry `cookie`, and `cluster` (a node's id) when given.
-    pub fn new(cookie: &str, cluster: Option<super::auth::ClusterId>) -> Result<Self> {
+    /// Channels that carry `cookie`, and `cluster` (a node's id) when given; over TLS
+    /// when `tls` is given.
+    pub fn new(
+        cookie: &str,
+        cluster: Option<super::auth::ClusterId>,
+        tls: Option<tonic::transport::ClientTlsConfig>,
+    ) -> Result<Self> {
         Ok(Peers {
             cookie: AddCookie::new(cookie, cluster)?,
             channels: Default::default(),
             connect_timeout: Duration::from_secs(2),
+            tls,
         })
     }
 
@@ -38,8 +60,15 @@ impl Peers {
         if let Some(c) = map.get(addr) {
             return Ok(c.clone());
         }
-        let ep = Endpoint::from_shared(format!("http://{addr}"))
-            .map_err(|e| Error::Rpc { peer: addr.into(), reason: format!("bad address: {e}") })?
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let mut ep = Endpoint::from_shared(format!("{scheme}://{addr}"))
+            .map_err(|e| Error::Rpc { peer: addr.into(), reason: format!("bad address: {e}") })?;
+        if let Some(tls) = &self.tls {
+            ep = ep
+                .tls_config(tls.clone().domain_name(host_of(addr)))
+                .map_err(|e| Error::Rpc { peer: addr.into(), reason: format!("TLS: {e}") })?;
+        }
+        let ep = ep
             .connect_timeout(self.connect_timeout)
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(10))

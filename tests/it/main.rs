@@ -10,3 +10,4 @@ mod membership;
 mod processes;
 mod replicants;
 mod tables;
+mod transport;

@@ -1,0 +1,138 @@
+//! Transport: TLS between nodes (mutual, certificates from config), refusals of an
+//! untrusted certificate and of a wrong cookie over TLS, and IPv6 loopback.
+
+use crate::harness::*;
+use mnema::config::{DiscoveryStrategy, ProtoDist, TlsFiles};
+use mnema::{Node, NodeConfig, Txn};
+use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, KeyPair, SanType};
+use std::path::Path;
+use std::time::Duration;
+
+struct Ca {
+    cert: rcgen::Certificate,
+    key: KeyPair,
+}
+
+fn new_ca() -> Ca {
+    let mut p = CertificateParams::new(Vec::<String>::new()).expect("params");
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let key = KeyPair::generate().expect("key");
+    let cert = p.self_signed(&key).expect("CA");
+    Ca { cert, key }
+}
+
+/// A node certificate for 127.0.0.1, signed by `ca`; writes cert, key and CA PEM files.
+fn issue(ca: &Ca, dir: &Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let mut p = CertificateParams::new(vec!["localhost".to_string()]).expect("params");
+    p.subject_alt_names.push(SanType::IpAddress("127.0.0.1".parse().expect("ip")));
+    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+    let key = KeyPair::generate().expect("key");
+    let cert = p.signed_by(&key, &ca.cert, &ca.key).expect("sign");
+    let (c, k, a) =
+        (dir.join(format!("{name}.pem")), dir.join(format!("{name}.key")), dir.join(format!("{name}-ca.pem")));
+    std::fs::write(&c, cert.pem()).expect("write");
+    std::fs::write(&k, key.serialize_pem()).expect("write");
+    std::fs::write(&a, ca.cert.pem()).expect("write");
+    (c, k, a)
+}
+
+fn tls_files(files: &(std::path::PathBuf, std::path::PathBuf, std::path::PathBuf)) -> TlsFiles {
+    TlsFiles {
+        cert: std::fs::read(&files.0).expect("cert"),
+        key: std::fs::read(&files.1).expect("key"),
+        ca: std::fs::read(&files.2).expect("ca"),
+        mutual: true,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_tls_cluster_refuses_untrusted_certificates_and_wrong_cookies() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = new_ca();
+    let c = Cluster::start_with(3, |cfg| {
+        let n = cfg.node.name.split('@').next().unwrap_or("n").to_string();
+        let (cert, key, cacert) = issue(&ca, dir.path(), &n);
+        cfg.cluster.proto_dist = ProtoDist::InetTls;
+        cfg.cluster.tls.certfile = Some(cert);
+        cfg.cluster.tls.keyfile = Some(key);
+        cfg.cluster.tls.cacertfile = Some(cacert);
+    })
+    .await;
+    let done = c.nodes[1].transact(Txn::new().put("kv", "k", "over tls")).await.expect("write over TLS");
+    c.wait_applied(done.index).await;
+    for n in &c.nodes {
+        assert_eq!(n.get("kv", b"k").expect("get").len(), 1);
+    }
+    // A client with a certificate from the cluster's CA and the cookie: served.
+    let good = issue(&ca, dir.path(), "client");
+    let mut ok =
+        mnema::client::Client::with_tls(&addr(c.base, 1), "test-cookie", Some(&tls_files(&good))).expect("client");
+    assert!(ok.node_info().await.is_ok(), "a trusted client is served");
+    // The same, with another cookie: refused by the cookie check.
+    let mut wrong =
+        mnema::client::Client::with_tls(&addr(c.base, 1), "other", Some(&tls_files(&good))).expect("client");
+    let err = wrong.node_info().await.expect_err("wrong cookie");
+    assert!(matches!(err, mnema::Error::CookieMismatch { .. }), "{err}");
+    // A certificate from another CA (trusting ours): the handshake fails.
+    let rogue = new_ca();
+    let mut files = tls_files(&issue(&rogue, dir.path(), "rogue"));
+    files.ca = std::fs::read(&good.2).expect("ca");
+    let mut untrusted = mnema::client::Client::with_tls(&addr(c.base, 1), "test-cookie", Some(&files)).expect("client");
+    assert!(untrusted.node_info().await.is_err(), "an untrusted certificate was served");
+    // Plain TCP to a TLS node: refused.
+    let mut plain = mnema::client::Client::new(&addr(c.base, 1), "test-cookie").expect("client");
+    assert!(plain.node_info().await.is_err(), "plain TCP was served by a TLS node");
+    // A node whose certificate the cluster does not trust cannot join it.
+    let mut cfg = manual_config(c.dir.path(), c.base, 4);
+    let (cert, key, _) = issue(&rogue, dir.path(), "n4");
+    cfg.cluster.proto_dist = ProtoDist::InetTls;
+    cfg.cluster.tls.certfile = Some(cert);
+    cfg.cluster.tls.keyfile = Some(key);
+    cfg.cluster.tls.cacertfile = Some(good.2.clone());
+    let n4 = Node::start(cfg, test_tables()).await.expect("n4 starts on its own");
+    let target = mnema::Peer::parse("t", &name(1), c.base).expect("peer");
+    assert!(n4.join(&target).await.is_err(), "a node with an untrusted certificate joined");
+    n4.shutdown().await.expect("stop n4");
+    // A bad key file stops a node before it serves, naming the key.
+    let mut bad = NodeConfig::new("n5@127.0.0.1", c.dir.path().join("n5"));
+    bad.cluster.proto_dist = ProtoDist::InetTls;
+    let err = Node::start(bad, test_tables()).await.err().expect("no certificates");
+    assert!(err.to_string().contains("cluster.tls.certfile"), "{err}");
+    c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_ipv6_loopback_cluster_works() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("no IPv6 loopback here; skipping");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base = free_base(3);
+    let names: Vec<String> = (1..=3).map(|i| format!("v{i}@[::1]")).collect();
+    let mut nodes = Vec::new();
+    for n in &names {
+        let mut cfg = NodeConfig::new(n, dir.path().join(n.split('@').next().unwrap_or("v")));
+        cfg.node.base_port = base;
+        cfg.node.cookie = "test-cookie".into();
+        cfg.cluster.discovery_strategy = DiscoveryStrategy::Static;
+        cfg.cluster.static_.seeds = names.clone();
+        cfg.cluster.proto_dist = ProtoDist::Inet6Tcp;
+        cfg.raft.heartbeat_interval = "50ms".into();
+        cfg.raft.election_timeout = "300ms".into();
+        nodes.push(Node::start(cfg, test_tables()).await.expect("start on ::1"));
+    }
+    assert!(nodes[0].addr().starts_with("[::1]:"), "{}", nodes[0].addr());
+    wait_until("a leader over IPv6", Duration::from_secs(20), || async { nodes.iter().any(|n| n.is_leader()) }).await;
+    let done = nodes[2].transact(Txn::new().put("kv", "v6", "yes")).await.expect("write over IPv6");
+    for n in &nodes {
+        n.wait_applied(done.index, Duration::from_secs(10)).await.expect("apply");
+        assert_eq!(n.get("kv", b"v6").expect("get").len(), 1);
+    }
+    let mut bad = NodeConfig::new("v9@127.0.0.1", dir.path().join("v9"));
+    bad.cluster.proto_dist = ProtoDist::Inet6Tcp;
+    assert!(bad.validate().expect_err("IPv4 host with inet6_tcp").to_string().contains("cluster.proto_dist"));
+    for n in nodes {
+        n.shutdown().await.expect("stop");
+    }
+}
