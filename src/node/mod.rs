@@ -154,6 +154,14 @@ impl NodeShared {
         self.catalog.lookup(table)
     }
 
+    /// Whether this node is a leader that no majority has acknowledged for two election
+    /// timeouts (it is on the minority side of a partition).
+    pub fn cut_off(&self) -> bool {
+        let Ok(m) = self.metrics() else { return false };
+        m.current_leader == Some(self.cfg.node_id)
+            && m.millis_since_quorum_ack.is_some_and(|ms| ms > 2 * self.cfg.election_timeout.as_millis() as u64)
+    }
+
     pub fn is_replicant(&self) -> bool {
         self.link.is_some()
     }
@@ -230,6 +238,10 @@ impl NodeShared {
         };
         match leader {
             Some((id, _)) if id == self.cfg.node_id && !self.is_replicant() => {
+                if self.cut_off() {
+                    // A leader no majority has heard from: do not append what cannot commit.
+                    return Attempt::NotSent;
+                }
                 let raft = match self.raft() {
                     Ok(r) => r,
                     Err(e) => return Attempt::Failed(e),
@@ -505,7 +517,10 @@ fn never_sent(e: &Error) -> bool {
     match e {
         Error::Rpc { reason, .. } => {
             let r = reason.to_ascii_lowercase();
-            r.contains("tcp connect error") || r.contains("connection refused") || r.contains("error trying to connect")
+            r.contains("tcp connect error")
+                || r.contains("connection refused")
+                || r.contains("error trying to connect")
+                || r.contains(crate::rpc::client::PARTITIONED)
         }
         _ => false,
     }

@@ -126,7 +126,8 @@ async fn send(tx: &Tx, msg: &StreamMsg) -> Result<bool> {
 }
 
 fn heartbeat(node: &NodeShared) -> Heartbeat {
-    let leader = node.leader().ok().flatten().map(|(_, n)| (n.name, n.addr));
+    // A leader cut off from its majority reports no leader: its replicants move away.
+    let leader = if node.cut_off() { None } else { node.leader().ok().flatten().map(|(_, n)| (n.name, n.addr)) };
     Heartbeat { committed: node.committed_index(), core_applied: node.applied_index(), leader }
 }
 

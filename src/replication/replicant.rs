@@ -164,13 +164,15 @@ async fn rank(shared: &NodeShared) -> Vec<Peer> {
             let hash = spread_rank(&me, p.name.as_str());
             match res {
                 Ok(s) if s.role == "core" => {
+                    // Cores that know no leader (a minority side) come after those that do.
+                    let leaderless = u8::from(s.leader.is_empty());
                     let leader = u8::from(s.raft_state == "Leader");
-                    Some(((0, s.subscribers.len(), leader, hash), p))
+                    Some(((leaderless, s.subscribers.len(), leader, hash), p))
                 }
                 Ok(_) => None,
                 Err(e) => {
                     tracing::debug!(core = %p.name, error = %e, "core not reachable");
-                    Some(((1, 0, 0, hash), p))
+                    Some(((2, 0, 0, hash), p))
                 }
             }
         })
@@ -195,6 +197,7 @@ async fn follow(shared: &NodeShared, link: &Link, core: &Peer) -> Result<()> {
     let mut learned: VecDeque<(u64, Instant)> = VecDeque::new();
     let stall = shared.cfg.stall_timeout;
     let mut stop = shared.stopping.clone();
+    let mut leaderless_since: Option<Instant> = None;
     loop {
         let next = tokio::select! {
             m = tokio::time::timeout(stall, stream.message()) => m,
@@ -224,6 +227,21 @@ async fn follow(shared: &NodeShared, link: &Link, core: &Peer) -> Result<()> {
             shared.applied_sender().send_replace(applied);
         }
         if let Some(hb) = out.heartbeat {
+            // A core that knows no leader for a stall timeout is on the minority side of a
+            // partition (or has lost its cluster): follow a core of the majority instead.
+            match &hb.leader {
+                Some(_) => leaderless_since = None,
+                None => {
+                    let since = *leaderless_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() > stall {
+                        return Err(Error::NoLeader(format!(
+                            "{} has known no leader for {:?}; moving to a core that does",
+                            core.name,
+                            since.elapsed()
+                        )));
+                    }
+                }
+            }
             note_heartbeat(link, hb, &mut learned);
         }
         while learned.front().is_some_and(|(i, _)| *i <= applied) {

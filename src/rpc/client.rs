@@ -22,7 +22,12 @@ pub struct Peers {
     channels: Arc<Mutex<HashMap<String, Channel>>>,
     connect_timeout: Duration,
     tls: Option<tonic::transport::ClientTlsConfig>,
+    /// Addresses this node cannot reach (fault injection: a network partition).
+    cut: Arc<std::sync::RwLock<std::collections::HashSet<String>>>,
 }
+
+/// What a call to a cut-off peer fails with: nothing left this node.
+pub const PARTITIONED: &str = "partitioned: no route to this peer";
 
 /// The client side of `inet_tls`: trust only `ca`; present our certificate when mutual.
 pub fn client_tls(files: &crate::config::TlsFiles) -> tonic::transport::ClientTlsConfig {
@@ -52,10 +57,29 @@ impl Peers {
             channels: Default::default(),
             connect_timeout: Duration::from_secs(2),
             tls,
+            cut: Default::default(),
         })
     }
 
+    /// Drops every call to `addrs` from now on, as a network partition would (tests and
+    /// drills; both sides must cut each other for a symmetric partition).
+    pub fn partition(&self, addrs: &[&str]) {
+        if let Ok(mut c) = self.cut.write() {
+            c.extend(addrs.iter().map(|a| a.to_string()));
+        }
+    }
+
+    /// Ends every partition made with [`Peers::partition`].
+    pub fn heal(&self) {
+        if let Ok(mut c) = self.cut.write() {
+            c.clear();
+        }
+    }
+
     fn channel(&self, addr: &str) -> Result<Channel> {
+        if self.cut.read().map(|c| c.contains(addr)).unwrap_or(false) {
+            return Err(Error::Rpc { peer: addr.into(), reason: PARTITIONED.into() });
+        }
         let mut map = self.channels.lock().map_err(|_| Error::Storage("peer table poisoned".into()))?;
         if let Some(c) = map.get(addr) {
             return Ok(c.clone());

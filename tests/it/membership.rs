@@ -86,3 +86,61 @@ async fn autoclean_removes_a_dead_member_and_its_routes() {
     c.nodes[1].transact(Txn::new().put("kv", "k", "v")).await.expect("cluster of 2 writes");
     c.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_partition_leaves_the_majority_writable_and_heals_by_itself() {
+    let c = Cluster::start_with(3, |cfg| {
+        cfg.raft.write_timeout = "2s".into();
+        cfg.cluster.autoclean = "off".into();
+    })
+    .await;
+    let r = c.replicant(4).await;
+    wait_until("replicant normal", Duration::from_secs(20), || async {
+        r.replicant_status().is_some_and(|s| s.state == ReplicantState::Normal.as_str())
+    })
+    .await;
+    let upstream = r.replicant_status().expect("status").upstream;
+    let m = c.nodes.iter().position(|n| n.name() == upstream).expect("upstream is a core");
+    let others: Vec<usize> = (0..3).filter(|i| *i != m).collect();
+    // Cut the replicant's core off from the other two, both ways.
+    let other_addrs: Vec<String> = others.iter().map(|o| c.nodes[*o].addr().to_string()).collect();
+    c.nodes[m].shared().peers.partition(&other_addrs.iter().map(String::as_str).collect::<Vec<_>>());
+    for o in &others {
+        c.nodes[*o].shared().peers.partition(&[c.nodes[m].addr()]);
+    }
+    // The majority elects a leader (if it has to) and keeps writing.
+    let mut last = 0;
+    for i in 0..20 {
+        let n = &c.nodes[others[i % 2]];
+        last = n.transact(Txn::new().put("kv", format!("p{i}"), "v")).await.expect("majority writes").index;
+    }
+    // The minority refuses, with an error that says why.
+    let err = c.nodes[m].transact(Txn::new().put("kv", "minority", "v")).await.expect_err("minority write");
+    assert!(matches!(&err, Error::NoLeader(msg) if msg.contains("majority")), "{err}");
+    // The replicant leaves the minority core for the majority and misses nothing.
+    wait_until("the replicant on a majority core", Duration::from_secs(20), || async {
+        r.replicant_status().is_some_and(|s| s.state == "normal" && s.upstream != upstream)
+    })
+    .await;
+    r.wait_applied(last, Duration::from_secs(10)).await.expect("replicant has the majority's writes");
+    // Heal: the minority catches up by itself; all nodes end identical.
+    for n in &c.nodes {
+        n.shared().peers.heal();
+    }
+    c.nodes[m].wait_applied(last, Duration::from_secs(20)).await.expect("the minority catches up");
+    let final_index = c.nodes[others[0]].transact(Txn::new().put("kv", "healed", "v")).await.expect("write").index;
+    c.wait_applied(final_index).await;
+    r.wait_applied(final_index, Duration::from_secs(10)).await.expect("replicant");
+    let dump = |n: &mnema::Node| {
+        let mut d: Vec<_> = n.dump("kv").expect("dump").into_iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect();
+        d.sort();
+        d
+    };
+    let reference = dump(&c.nodes[0]);
+    assert_eq!(reference.len(), 21, "20 majority writes and one after healing; the refused one is nowhere");
+    for n in c.nodes.iter().chain(std::iter::once(&r)) {
+        assert_eq!(dump(n), reference, "{} differs after healing", n.name());
+    }
+    r.shutdown().await.expect("replicant");
+    c.shutdown().await;
+}
