@@ -319,6 +319,8 @@ mod rogue {
                 name: self.name.clone(),
                 role: "core".into(),
                 raft_state: "Follower".into(),
+                // Claims a leader, like a core of the majority, so it ranks with them.
+                leader: "n1@127.0.0.1".into(),
                 ..Default::default()
             }))
         }
