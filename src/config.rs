@@ -80,8 +80,42 @@ pub struct ClusterSection {
     pub autoclean: String,
     /// Transport between nodes: `inet_tcp`, `inet6_tcp` (IPv6 hosts) or `inet_tls`.
     pub proto_dist: ProtoDist,
+    /// The `k8s` strategy: where the service's Endpoints are.
+    pub k8s: K8sSection,
     /// Certificates for `inet_tls` (PEM files).
     pub tls: TlsSection,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct K8sSection {
+    /// e.g. `https://kubernetes.default.svc:443`.
+    pub apiserver: String,
+    pub service_name: String,
+    pub address_type: K8sAddressType,
+    pub namespace: String,
+    pub suffix: String,
+}
+
+impl Default for K8sSection {
+    fn default() -> Self {
+        K8sSection {
+            apiserver: "https://kubernetes.default.svc:443".into(),
+            service_name: String::new(),
+            address_type: K8sAddressType::Ip,
+            namespace: "default".into(),
+            suffix: "pod.cluster.local".into(),
+        }
+    }
+}
+
+/// How a pod address becomes a node's host.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum K8sAddressType {
+    Ip,
+    Dns,
+    Hostname,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -189,6 +223,7 @@ impl Default for ClusterSection {
             static_: StaticSection::default(),
             autoclean: "5m".into(),
             proto_dist: ProtoDist::InetTcp,
+            k8s: K8sSection::default(),
             tls: TlsSection::default(),
         }
     }
@@ -294,10 +329,20 @@ impl NodeConfig {
                 return Err(Error::config("cluster.static.seeds", "the static strategy needs at least one seed"));
             }
             DiscoveryStrategy::Static => {}
+            DiscoveryStrategy::K8s => {
+                if self.cluster.k8s.service_name.is_empty() {
+                    return Err(Error::config("cluster.k8s.service_name", "the k8s strategy needs the service's name"));
+                }
+                if !(self.cluster.k8s.apiserver.starts_with("http://")
+                    || self.cluster.k8s.apiserver.starts_with("https://"))
+                {
+                    return Err(Error::config("cluster.k8s.apiserver", "must be an http:// or https:// URL"));
+                }
+            }
             other => {
                 return Err(Error::config(
                     "cluster.discovery_strategy",
-                    format!("`{other:?}` discovery is not available in this version; use manual or static"),
+                    format!("`{other:?}` discovery is not available in this version; use manual, static or k8s"),
                 ));
             }
         }
@@ -387,14 +432,19 @@ impl Validated {
     pub fn initial_cluster_id(&self, cluster_name: &str, strategy: DiscoveryStrategy) -> String {
         let in_seeds = self.seeds.iter().any(|p| p.name == self.name);
         if strategy == DiscoveryStrategy::Static && in_seeds {
-            let mut names: Vec<&str> = self.seeds.iter().map(|p| p.name.as_str()).collect();
-            names.sort_unstable();
-            names.dedup();
-            format!("{:016x}", crate::name::fnv1a(format!("{cluster_name}\n{}", names.join("\n")).as_bytes()))
+            derived_cluster_id(cluster_name, self.seeds.iter().map(|p| p.name.as_str()))
         } else {
             format!("{:016x}", random_u64())
         }
     }
+}
+
+/// The cluster id nodes that discover the same member list derive alike.
+pub fn derived_cluster_id<'a>(cluster_name: &str, names: impl Iterator<Item = &'a str>) -> String {
+    let mut names: Vec<&str> = names.collect();
+    names.sort_unstable();
+    names.dedup();
+    format!("{:016x}", crate::name::fnv1a(format!("{cluster_name}\n{}", names.join("\n")).as_bytes()))
 }
 
 /// A random number, different in every process and call (ids, not cryptography).

@@ -20,6 +20,7 @@
 pub mod backup;
 pub mod codec;
 pub mod config;
+pub mod discovery;
 pub mod engine;
 pub mod error;
 pub mod name;

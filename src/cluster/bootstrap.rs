@@ -46,6 +46,10 @@ pub async fn form(shared: &Arc<NodeShared>) -> Result<()> {
                 Ok(())
             }
         }
+        DiscoveryStrategy::K8s => {
+            tokio::spawn(discover_and_form(shared.clone()));
+            Ok(())
+        }
         other => {
             Err(Error::config("cluster.discovery_strategy", format!("{other:?} is not available in this version")))
         }
@@ -77,6 +81,91 @@ async fn initialize(shared: &Arc<NodeShared>, members: BTreeMap<u64, NodeInfo>) 
         Err(openraft::error::RaftError::APIError(openraft::error::InitializeError::NotAllowed(_))) => Ok(()),
         Err(e) => Err(Error::Raft(format!("initialize: {e}"))),
     }
+}
+
+/// Discovery (k8s): look up the members until this node is among them; join the cluster
+/// if one already runs there, else, once every member answers and two lookups in a row
+/// agree, form it with that member list: nodes that see the same list initialise the
+/// same membership and cluster id, so they form exactly one cluster.
+async fn discover_and_form(shared: Arc<NodeShared>) {
+    let cfg = &shared.config;
+    let app = shared.cfg.name.as_str().split('@').next().unwrap_or("").to_string();
+    let mut stopping = shared.stopping.clone();
+    let mut last: Option<Vec<String>> = None;
+    loop {
+        if *stopping.borrow() {
+            return;
+        }
+        match crate::cluster::discovery::k8s::discover(&cfg.cluster.k8s, &app, cfg.node.base_port).await {
+            Ok(peers) => {
+                let names: Vec<String> = peers.iter().map(|p| p.name.to_string()).collect();
+                if !peers.iter().any(|p| p.name == shared.cfg.name) {
+                    tracing::info!(found = ?names, "this node is not among the discovered ones yet");
+                } else if let Some(p) = running_among(&shared, &peers).await {
+                    match crate::cluster::membership::join(&shared, &p).await {
+                        Ok(()) => return,
+                        Err(e) => {
+                            tracing::info!(peer = %p.name, error = %e, "joining the discovered cluster failed; retrying")
+                        }
+                    }
+                } else if last.as_ref() == Some(&names) && all_answer(&shared, &peers).await {
+                    let id = crate::config::derived_cluster_id(&cfg.cluster.name, names.iter().map(String::as_str));
+                    let members = peers
+                        .iter()
+                        .map(|p| (p.name.node_id(), NodeInfo { name: p.name.to_string(), addr: p.addr.clone() }));
+                    let res = match shared.adopt_cluster_id(&id) {
+                        Ok(()) => initialize(&shared, members.collect()).await,
+                        Err(e) => Err(e),
+                    };
+                    match res {
+                        Ok(()) => {
+                            tracing::info!(members = ?names, "formed the cluster from discovery");
+                            return;
+                        }
+                        Err(e) => tracing::warn!(error = %e, "forming the discovered cluster failed; retrying"),
+                    }
+                }
+                last = Some(names);
+            }
+            Err(e) => tracing::warn!(error = %e, "discovery failed; retrying"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = stopping.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+async fn node_info(shared: &NodeShared, addr: &str) -> Option<crate::rpc::pb::NodeStatus> {
+    let mut client = shared.peers.cluster(addr).ok()?;
+    let mut req = tonic::Request::new(crate::rpc::pb::Empty {});
+    req.set_timeout(Duration::from_millis(500));
+    match tokio::time::timeout(Duration::from_millis(700), client.node_info(req)).await {
+        Ok(Ok(s)) => Some(s.into_inner()),
+        _ => None,
+    }
+}
+
+/// A discovered node already in a running cluster (any cluster id: we have none yet).
+async fn running_among(shared: &NodeShared, peers: &[crate::name::Peer]) -> Option<crate::name::Peer> {
+    for p in peers.iter().filter(|p| p.name != shared.cfg.name) {
+        if let Some(s) = node_info(shared, &p.addr).await
+            && !s.leader.is_empty()
+            && s.applied_index > 0
+        {
+            return Some(p.clone());
+        }
+    }
+    None
+}
+
+async fn all_answer(shared: &NodeShared, peers: &[crate::name::Peer]) -> bool {
+    for p in peers.iter().filter(|p| p.name != shared.cfg.name) {
+        if node_info(shared, &p.addr).await.is_none() {
+            return false;
+        }
+    }
+    true
 }
 
 /// Keeps trying the seeds until one admits this node.

@@ -5,6 +5,7 @@
 
 pub mod autoclean;
 pub mod bootstrap;
+pub mod discovery;
 pub mod leave;
 pub mod membership;
 pub mod server;

@@ -5,6 +5,7 @@ mod harness;
 
 mod backup;
 mod cluster;
+mod discovery;
 mod engine_ops;
 mod membership;
 mod processes;
