@@ -138,6 +138,8 @@ async fn a_bad_file_is_rejected_with_its_position_and_changes_nothing() {
         .expect("task")
         .expect("export");
     let good = std::fs::read_to_string(&path).expect("read");
+    let seeded = c.nodes[0].applied_index();
+    c.wait_applied(seeded).await;
     let before: Vec<_> = c.nodes.iter().map(|n| (n.applied_index(), node_records(n))).collect();
     let cases = [
         ("truncated", good[..good.len() * 2 / 3].to_string(), "EOF"),
