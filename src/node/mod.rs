@@ -79,6 +79,8 @@ pub struct NodeShared {
     request_seq: AtomicU64,
     /// Writes sent again after an unknown outcome (for status and tests).
     pub write_retries: AtomicU64,
+    /// Bumped each time this node's Raft state is wiped (join, leave).
+    pub generation: AtomicU64,
 }
 
 /// What became of one attempt to get a batch committed.
@@ -592,6 +594,7 @@ impl Node {
             request_client: crate::config::random_u64(),
             request_seq: AtomicU64::new(1),
             write_retries: AtomicU64::new(0),
+            generation: AtomicU64::new(0),
         });
         if !replicant {
             raft_setup::start_raft(&shared).await?;

@@ -48,6 +48,8 @@ pub(crate) async fn start_raft(shared: &Arc<NodeShared>) -> Result<()> {
 /// Stops Raft, deletes the log and every replicated record, and starts Raft again,
 /// uninitialised: the node is ready to be added to another cluster.
 pub(crate) async fn reset_raft(shared: &Arc<NodeShared>) -> Result<()> {
+    // Replication streams serve the old history: they end when they see this change.
+    shared.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     if let Ok(raft) = shared.raft() {
         raft.shutdown().await.map_err(|e| Error::Raft(e.to_string()))?;
     }

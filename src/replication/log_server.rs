@@ -242,7 +242,11 @@ async fn tail(node: &Arc<NodeShared>, shards: Shards, tx: &Tx, pin: Pin, mut nex
     let mut applied_rx = node.applied_sender().subscribe();
     let mut stop = node.stopping.clone();
     let idle = node.cfg.heartbeat;
+    let generation = node.generation.load(std::sync::atomic::Ordering::SeqCst);
     loop {
+        if node.generation.load(std::sync::atomic::Ordering::SeqCst) != generation {
+            return Err(Error::Refused(format!("{} left its cluster; follow another core", node.name())));
+        }
         let applied = *applied_rx.borrow_and_update();
         if applied >= next {
             let to = applied.min(next + MAX_ENTRIES as u64 - 1);

@@ -60,11 +60,13 @@ impl Default for LinkStatus {
 /// The replicant's link, shared with the node (status, leader for forwarded writes).
 pub struct Link {
     pub status: watch::Sender<LinkStatus>,
+    /// The cluster id of the first core followed: cores of another cluster are ignored.
+    cluster: std::sync::Mutex<Option<String>>,
 }
 
 impl Default for Link {
     fn default() -> Self {
-        Link { status: watch::channel(LinkStatus::default()).0 }
+        Link { status: watch::channel(LinkStatus::default()).0, cluster: std::sync::Mutex::new(None) }
     }
 }
 
@@ -113,12 +115,17 @@ pub async fn run(shared: Arc<NodeShared>, link: Arc<Link>) {
     let mut pause = Duration::from_millis(50);
     let mut last_failed: Option<String> = None;
     while !*stop.borrow() {
-        let ranked = rank(&shared).await;
+        let ranked = rank(&shared, &link).await;
         // Prefer any other core over the one that just failed us.
-        let pick = ranked.iter().find(|p| Some(&p.addr) != last_failed.as_ref()).or(ranked.first()).cloned();
-        let Some(core) = pick else { break };
+        let pick = ranked.iter().find(|(p, _)| Some(&p.addr) != last_failed.as_ref()).or(ranked.first()).cloned();
+        let Some((core, cluster)) = pick else {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                _ = stop.wait_for(|s| *s) => break,
+            }
+        };
         let started = Instant::now();
-        match follow(&shared, &link, &core).await {
+        match follow(&shared, &link, &core, cluster.as_deref()).await {
             Ok(()) => tracing::info!(core = %core.name, "replication stream ended"),
             Err(e) => tracing::warn!(core = %core.name, error = %e, "replication stream dropped"),
         }
@@ -137,8 +144,13 @@ pub async fn run(shared: Arc<NodeShared>, link: Arc<Link>) {
     }
 }
 
-/// The configured cores, best first; unreachable ones last.
-async fn rank(shared: &NodeShared) -> Vec<Peer> {
+/// (unreachable or leaderless, replicants already streaming, is leader, spread hash)
+type RankKey = (u8, usize, u8, u64);
+
+/// The configured cores of our cluster, best first, with their cluster id; unreachable
+/// ones last (id unknown).
+async fn rank(shared: &NodeShared, link: &Link) -> Vec<(Peer, Option<String>)> {
+    let pinned = link.cluster.lock().ok().and_then(|c| c.clone());
     let me = shared.cfg.name.to_string();
     let asks = shared.cfg.cores.iter().map(|p| async move {
         let res = async {
@@ -157,22 +169,26 @@ async fn rank(shared: &NodeShared) -> Vec<Peer> {
         .await;
         (p.clone(), res)
     });
-    let mut scored: Vec<((u8, usize, u8, u64), Peer)> = futures::future::join_all(asks)
+    let mut scored: Vec<(RankKey, (Peer, Option<String>))> = futures::future::join_all(asks)
         .await
         .into_iter()
         .filter_map(|(p, res)| {
             let hash = spread_rank(&me, p.name.as_str());
             match res {
-                Ok(s) if s.role == "core" => {
+                Ok(s) if s.role == "core" && pinned.as_ref().is_none_or(|c| *c == s.cluster_id) => {
                     // Cores that know no leader (a minority side) come after those that do.
                     let leaderless = u8::from(s.leader.is_empty());
                     let leader = u8::from(s.raft_state == "Leader");
-                    Some(((leaderless, s.subscribers.len(), leader, hash), p))
+                    Some(((leaderless, s.subscribers.len(), leader, hash), (p, Some(s.cluster_id))))
+                }
+                Ok(s) if s.role == "core" => {
+                    tracing::warn!(core = %p.name, theirs = %s.cluster_id, "core of another cluster; not following it");
+                    None
                 }
                 Ok(_) => None,
                 Err(e) => {
                     tracing::debug!(core = %p.name, error = %e, "core not reachable");
-                    Some(((2, 0, 0, hash), p))
+                    Some(((2, 0, 0, hash), (p, None)))
                 }
             }
         })
@@ -181,8 +197,8 @@ async fn rank(shared: &NodeShared) -> Vec<Peer> {
     scored.into_iter().map(|(_, p)| p).collect()
 }
 
-/// Follows `core` until its stream ends or fails.
-async fn follow(shared: &NodeShared, link: &Link, core: &Peer) -> Result<()> {
+/// Follows `core` (of cluster `cluster`, when known) until its stream ends or fails.
+async fn follow(shared: &NodeShared, link: &Link, core: &Peer, cluster: Option<&str>) -> Result<()> {
     let upstream = (core.name.to_string(), core.addr.clone());
     let mut client = shared.peers.replication(&core.addr)?;
     let req = pb::SubscribeRequest {
@@ -222,6 +238,16 @@ async fn follow(shared: &NodeShared, link: &Link, core: &Peer) -> Result<()> {
         let out = applier.handle(msg, &current)?;
         let mut applied = current.applied;
         if let Some(state) = out.publish {
+            // The first core whose data this replicant publishes fixes its cluster.
+            if let Some(id) = cluster
+                && let Ok(mut pinned) = link.cluster.lock()
+                && pinned.is_none()
+            {
+                *pinned = Some(id.to_string());
+                if let Ok(mut ours) = shared.cluster_id.write() {
+                    *ours = id.to_string();
+                }
+            }
             applied = state.applied;
             shared.mem.publish(state);
             shared.applied_sender().send_replace(applied);

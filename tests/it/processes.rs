@@ -410,3 +410,83 @@ async fn a_lost_majority_is_recovered_from_one_survivors_export() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("line") && err.contains("version 7"), "{err}");
 }
+
+fn status_json(base: u16, i: u16) -> serde_json::Value {
+    let out = ctl(base, i, &["cluster", "status", "--json"]);
+    assert!(out.status.success(), "status via n{i}: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("status --json is JSON")
+}
+
+fn names_in(status: &serde_json::Value, field: &str) -> Vec<String> {
+    let mut v: Vec<String> = status[field]
+        .as_array()
+        .map(|a| a.iter().filter_map(|n| n.as_str().map(String::from)).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leave_and_force_leave_through_the_cli_on_three_cores_and_two_replicants() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = free_base(5);
+    let mut procs: BTreeMap<u16, Proc> = (1..=3).map(|i| (i, spawn_node(dir.path(), base, i, 3))).collect();
+    for i in 1..=3 {
+        wait_serving(base, i).await;
+    }
+    agreed_leader(base, &[1, 2, 3]).await;
+    for i in 4..=5 {
+        procs.insert(i, spawn_replicant(dir.path(), base, i, 3));
+    }
+    let idx = put(base, 1, "k", "\"v\"").await;
+    let want_all: Vec<String> = (1..=5).map(name).collect();
+    let s = eventually("3 cores and 2 normal replicants in status", Duration::from_secs(30), || async {
+        let s = status_json(base, 1);
+        let normal = s["nodes"].as_array().map(|n| n.iter().filter(|n| n["replicant"]["state"] == "normal").count());
+        (names_in(&s, "running_nodes") == want_all && normal == Some(2)).then_some(s)
+    })
+    .await;
+    assert_eq!(names_in(&s, "stopped_nodes"), Vec::<String>::new());
+
+    // n3 dies; removing n2 now would leave 1 of 2 voters running: refused, with why.
+    drop(procs.remove(&3));
+    agreed_leader(base, &[1, 2]).await;
+    let s = status_json(base, 1);
+    assert_eq!(names_in(&s, "stopped_nodes"), vec![name(3)], "{s:#}");
+    let out = ctl(base, 1, &["cluster", "force-leave", &name(2)]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("majority") && err.contains("--force"), "{err}");
+    let out = ctl(base, 1, &["cluster", "force-leave", &name(4)]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("replicant"), "{err}");
+    // Removing the dead n3 works; the status says so; data intact on the cores and replicants.
+    let out = ctl(base, 2, &["cluster", "force-leave", &name(3)]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // (A replicant that streamed from n3 shows again once it follows another core.)
+    let s = eventually("n3 gone, both replicants back", Duration::from_secs(20), || async {
+        let s = status_json(base, 2);
+        (names_in(&s, "running_nodes") == vec![name(1), name(2), name(4), name(5)]).then_some(s)
+    })
+    .await;
+    assert_eq!(names_in(&s, "stopped_nodes"), Vec::<String>::new(), "{s:#}");
+    for i in [1, 2, 4, 5] {
+        assert_eq!(read_on(base, i, "k", idx).await.as_deref(), Some(&b"\"v\""[..]), "k on n{i}");
+    }
+    // n2 leaves: a cluster of one; n1 and the replicants go on without it.
+    let out = ctl(base, 2, &["cluster", "leave"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("cluster of one"));
+    let idx = put(base, 1, "after", "\"w\"").await;
+    let s = eventually("n1 and both replicants, without n2", Duration::from_secs(30), || async {
+        let s = status_json(base, 1);
+        (names_in(&s, "running_nodes") == vec![name(1), name(4), name(5)]).then_some(s)
+    })
+    .await;
+    assert_eq!(names_in(&s, "stopped_nodes"), Vec::<String>::new(), "{s:#}");
+    for i in [1, 4, 5] {
+        assert_eq!(read_on(base, i, "after", idx).await.as_deref(), Some(&b"\"w\""[..]), "after on n{i}");
+    }
+    assert!(read_on(base, 2, "k", 0).await.is_none(), "n2 dropped the cluster's data when it left");
+    let s2 = status_json(base, 2);
+    assert_eq!(names_in(&s2, "running_nodes"), vec![name(2)], "{s2:#}");
+}

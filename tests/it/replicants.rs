@@ -263,6 +263,7 @@ mod rogue {
         pub name: String,
         pub fault: Fault,
         pub subscriptions: Arc<AtomicUsize>,
+        pub cluster_id: String,
     }
 
     fn payload(msg: &StreamMsg) -> Result<pb::Payload, Status> {
@@ -319,8 +320,10 @@ mod rogue {
                 name: self.name.clone(),
                 role: "core".into(),
                 raft_state: "Follower".into(),
-                // Claims a leader, like a core of the majority, so it ranks with them.
+                // Claims a leader and the cluster's id, like a core of the majority, so it
+                // ranks with them.
                 leader: "n1@127.0.0.1".into(),
+                cluster_id: self.cluster_id.clone(),
                 ..Default::default()
             }))
         }
@@ -371,8 +374,13 @@ async fn a_corrupt_stream_is_dropped_and_never_applied() {
     for (n, fault) in [(0u16, rogue::Fault::BadChecksum), (1, rogue::Fault::Garbage)] {
         let rogue_name = format!("rogue{n}@127.0.0.1");
         let subs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let rogue_addr =
-            rogue::serve(rogue::Rogue { name: rogue_name.clone(), fault, subscriptions: subs.clone() }).await;
+        let rogue_addr = rogue::serve(rogue::Rogue {
+            name: rogue_name.clone(),
+            fault,
+            subscriptions: subs.clone(),
+            cluster_id: c.nodes[0].shared().cluster_id(),
+        })
+        .await;
         let port: u16 = rogue_addr.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
         // A replicant name that ranks the rogue first among equally loaded cores.
         let k = (10u16..2000)
