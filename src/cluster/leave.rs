@@ -64,9 +64,12 @@ pub async fn remove_member(shared: &Arc<NodeShared>, name: &str, force: bool) ->
     let m = shared.metrics()?;
     let membership = m.membership_config.membership().clone();
     if membership.get_node(&id).is_none() {
-        let replicant = streams_from_a_core(shared, &membership, name).await;
-        let why = if replicant { " (it is a replicant: replicants are not members; stop its process)" } else { "" };
-        return Err(Error::Refused(format!("`{name}` is not a member of this cluster{why}")));
+        let why = if streams_from_a_core(shared, &membership, name).await {
+            "it is a replicant: replicants are never members; stop its process to take it out"
+        } else {
+            "replicants are never members; a replicant is taken out by stopping its process"
+        };
+        return Err(Error::Refused(format!("`{name}` is not a member of this cluster ({why})")));
     }
     let voters: BTreeSet<u64> = membership.voter_ids().collect();
     if voters.contains(&id) {
