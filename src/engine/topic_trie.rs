@@ -112,6 +112,7 @@ fn walk(node: &Node, levels: &[&[u8]], wild: bool, found: &mut impl FnMut(&Blob)
 mod tests {
     use super::*;
     use crate::schema::topic;
+    use crate::schema::topic::strategies::{filter, topic_name};
     use proptest::prelude::*;
 
     fn matched(t: &TopicTrie, topic: &str) -> Vec<String> {
@@ -146,29 +147,6 @@ mod tests {
         assert!(!t.remove(b"sport/#"));
         assert_eq!(matched(&t, "sport"), ["#", "+"]);
         assert_eq!(t.len(), 8);
-    }
-
-    fn level() -> impl Strategy<Value = String> {
-        prop_oneof![Just("a".to_string()), Just("b".to_string()), Just(String::new()), Just("$SYS".to_string())]
-    }
-
-    fn filter() -> impl Strategy<Value = String> {
-        let lvl = prop_oneof![4 => level(), 2 => Just("+".to_string())];
-        (prop::collection::vec(lvl, 1..5), any::<bool>()).prop_map(|(mut ls, hash)| {
-            if hash {
-                ls.push("#".into());
-            }
-            // An empty filter is invalid: use the nearest valid one (two empty levels).
-            let f = ls.join("/");
-            if f.is_empty() { "/".into() } else { f }
-        })
-    }
-
-    fn topic_name() -> impl Strategy<Value = String> {
-        prop::collection::vec(level(), 1..6).prop_map(|ls| {
-            let t = ls.join("/");
-            if t.is_empty() { "/".into() } else { t }
-        })
     }
 
     proptest! {

@@ -188,36 +188,9 @@ mod tests {
     use crate::engine::Scope;
     use crate::engine::apply::{MemoryOnly, apply_txn};
     use crate::schema::topic;
+    use crate::schema::topic::strategies::{filter, topic_name};
     use proptest::prelude::*;
     use std::collections::BTreeSet;
-
-    fn level() -> impl Strategy<Value = String> {
-        prop_oneof![
-            Just("a".to_string()),
-            Just("b".to_string()),
-            Just(String::new()),
-            Just("$SYS".to_string()),
-            Just("a$".to_string()),
-        ]
-    }
-
-    fn filter() -> impl Strategy<Value = String> {
-        let lvl = prop_oneof![4 => level(), 2 => Just("+".to_string())];
-        (prop::collection::vec(lvl, 1..5), any::<bool>()).prop_map(|(mut ls, hash)| {
-            if hash {
-                ls.push("#".into());
-            }
-            let f = ls.join("/");
-            if f.is_empty() { "#".into() } else { f }
-        })
-    }
-
-    fn topic_name() -> impl Strategy<Value = String> {
-        prop::collection::vec(level(), 1..6).prop_map(|ls| {
-            let t = ls.join("/");
-            if t.is_empty() { "/".into() } else { t }
-        })
-    }
 
     fn dest() -> impl Strategy<Value = Dest> {
         prop_oneof![

@@ -93,6 +93,42 @@ pub fn matches(filter: &str, topic: &str) -> bool {
     }
 }
 
+/// Random topic names and filters over a small alphabet of levels (`a`, `b`, empty, `$SYS`,
+/// `a$`), so that matches, `$` rules and empty levels all come up often.
+#[cfg(test)]
+pub(crate) mod strategies {
+    use proptest::prelude::*;
+
+    fn level() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("a".to_string()),
+            Just("b".to_string()),
+            Just(String::new()),
+            Just("$SYS".to_string()),
+            Just("a$".to_string()),
+        ]
+    }
+
+    /// An empty result is replaced by the nearest valid value (two empty levels).
+    fn non_empty(s: String) -> String {
+        if s.is_empty() { "/".into() } else { s }
+    }
+
+    pub fn filter() -> impl Strategy<Value = String> {
+        let lvl = prop_oneof![4 => level(), 2 => Just("+".to_string())];
+        (prop::collection::vec(lvl, 1..5), any::<bool>()).prop_map(|(mut ls, hash)| {
+            if hash {
+                ls.push("#".into());
+            }
+            non_empty(ls.join("/"))
+        })
+    }
+
+    pub fn topic_name() -> impl Strategy<Value = String> {
+        prop::collection::vec(level(), 1..6).prop_map(|ls| non_empty(ls.join("/")))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -202,22 +202,7 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 fn dir_bytes(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).expect("read dir").flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.insert(
-                    p.strip_prefix(dir).expect("prefix").display().to_string(),
-                    std::fs::read(&p).expect("read"),
-                );
-            }
-        }
-    }
-    out
+    files_under(dir).into_iter().map(|(p, b)| (p.strip_prefix(dir).expect("prefix").display().to_string(), b)).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -32,6 +32,16 @@ async fn agreed_leader(base: u16, alive: &[u16]) -> u16 {
     leader.trim_start_matches('n').split('@').next().and_then(|d| d.parse().ok()).expect("leader name n<i>@…")
 }
 
+/// Three static-seed core processes, serving and agreed on a leader.
+async fn start_three(dir: &Path, base: u16) -> BTreeMap<u16, Proc> {
+    let procs: BTreeMap<u16, Proc> = (1..=3).map(|i| (i, spawn_node(dir, base, i, 3))).collect();
+    for i in 1..=3 {
+        wait_serving(base, i).await;
+    }
+    agreed_leader(base, &[1, 2, 3]).await;
+    procs
+}
+
 /// Writes through node `i`, retrying while the cluster has no leader (bounded).
 async fn put(base: u16, i: u16, key: &str, value: &str) -> u64 {
     eventually(&format!("write of {key} via n{i}"), Duration::from_secs(30), || async move {
@@ -231,11 +241,7 @@ async fn replicant_status(base: u16, i: u16) -> Option<mnema::rpc::pb::Replicant
 async fn sigkill_a_replicants_core_and_it_resumes_elsewhere() {
     let dir = tempfile::tempdir().unwrap();
     let base = free_base(4);
-    let mut procs: BTreeMap<u16, Proc> = (1..=3).map(|i| (i, spawn_node(dir.path(), base, i, 3))).collect();
-    for i in 1..=3 {
-        wait_serving(base, i).await;
-    }
-    agreed_leader(base, &[1, 2, 3]).await;
+    let mut procs = start_three(dir.path(), base).await;
     for k in 0..20 {
         put(base, 1 + (k % 3) as u16, &format!("before{k}"), "\"1\"").await;
     }
@@ -327,11 +333,7 @@ async fn sigkill_every_core_mid_writes_and_restart_loses_nothing_acknowledged() 
 async fn a_core_whose_volume_is_lost_resyncs_from_the_cluster() {
     let dir = tempfile::tempdir().unwrap();
     let base = free_base(3);
-    let mut procs: BTreeMap<u16, Proc> = (1..=3).map(|i| (i, spawn_node(dir.path(), base, i, 3))).collect();
-    for i in 1..=3 {
-        wait_serving(base, i).await;
-    }
-    agreed_leader(base, &[1, 2, 3]).await;
+    let mut procs = start_three(dir.path(), base).await;
     let mut last = 0;
     for k in 0..20 {
         last = put(base, 1 + (k % 3) as u16, &format!("before{k}"), "\"1\"").await;
@@ -355,11 +357,7 @@ async fn a_core_whose_volume_is_lost_resyncs_from_the_cluster() {
 async fn a_lost_majority_is_recovered_from_one_survivors_export() {
     let dir = tempfile::tempdir().unwrap();
     let base = free_base(3);
-    let mut procs: BTreeMap<u16, Proc> = (1..=3).map(|i| (i, spawn_node(dir.path(), base, i, 3))).collect();
-    for i in 1..=3 {
-        wait_serving(base, i).await;
-    }
-    agreed_leader(base, &[1, 2, 3]).await;
+    let mut procs = start_three(dir.path(), base).await;
     let mut last = 0;
     for k in 0..20 {
         last = put(base, 1 + (k % 3) as u16, &format!("r{k}"), &format!("\"{k}\"")).await;
@@ -430,11 +428,7 @@ fn names_in(status: &serde_json::Value, field: &str) -> Vec<String> {
 async fn leave_and_force_leave_through_the_cli_on_three_cores_and_two_replicants() {
     let dir = tempfile::tempdir().unwrap();
     let base = free_base(5);
-    let mut procs: BTreeMap<u16, Proc> = (1..=3).map(|i| (i, spawn_node(dir.path(), base, i, 3))).collect();
-    for i in 1..=3 {
-        wait_serving(base, i).await;
-    }
-    agreed_leader(base, &[1, 2, 3]).await;
+    let mut procs = start_three(dir.path(), base).await;
     for i in 4..=5 {
         procs.insert(i, spawn_replicant(dir.path(), base, i, 3));
     }
