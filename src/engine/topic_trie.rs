@@ -71,9 +71,8 @@ impl TopicTrie {
 
     /// Calls `found` with every filter that matches `topic` (a topic name, no wildcards).
     pub fn matches(&self, topic: &[u8], mut found: impl FnMut(&Blob)) {
-        let levels: Vec<&[u8]> = topic.split(|b| *b == b'/').collect();
         let dollar = topic.first() == Some(&b'$');
-        walk(&self.root, &levels, !dollar, &mut found);
+        walk(&self.root, Some(topic), !dollar, &mut found);
     }
 }
 
@@ -89,22 +88,27 @@ fn remove(node: &mut Node, levels: &[&[u8]]) -> bool {
     removed
 }
 
-/// `wild`: whether `+` and `#` may match at this level (not at a `$` first level).
-fn walk(node: &Node, levels: &[&[u8]], wild: bool, found: &mut impl FnMut(&Blob)) {
+/// `rest`: the topic's levels not yet matched (`None`: all matched). `wild`: whether `+`
+/// and `#` may match at this level (not at a `$` first level). No allocation per call.
+fn walk(node: &Node, rest: Option<&[u8]>, wild: bool, found: &mut impl FnMut(&Blob)) {
     if wild && let Some(f) = node.children.get(&b"#"[..]).and_then(|h| h.filter.as_ref()) {
         found(f);
     }
-    let Some((first, rest)) = levels.split_first() else {
+    let Some(rest) = rest else {
         if let Some(f) = &node.filter {
             found(f);
         }
         return;
     };
-    if let Some(child) = node.children.get(*first) {
-        walk(child, rest, true, found);
+    let (first, tail) = match rest.iter().position(|b| *b == b'/') {
+        Some(i) => (&rest[..i], Some(&rest[i + 1..])),
+        None => (rest, None),
+    };
+    if let Some(child) = node.children.get(first) {
+        walk(child, tail, true, found);
     }
     if wild && let Some(child) = node.children.get(&b"+"[..]) {
-        walk(child, rest, true, found);
+        walk(child, tail, true, found);
     }
 }
 
