@@ -7,7 +7,6 @@
 
 use super::leave::remove_member;
 use crate::node::NodeShared;
-use crate::rpc::pb;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -37,7 +36,7 @@ pub async fn run(shared: Arc<NodeShared>, after: Duration) {
             .collect();
         down_since.retain(|id, _| members.iter().any(|(m, _, _)| m == id));
         for (id, name, addr) in members {
-            if answers(&shared, &addr, every).await {
+            if answers(&shared, &name, &addr, every).await {
                 down_since.remove(&id);
                 continue;
             }
@@ -49,7 +48,11 @@ pub async fn run(shared: Arc<NodeShared>, after: Duration) {
                 Ok(()) => {
                     down_since.remove(&id);
                     tracing::warn!(node = %name, down_for = ?since.elapsed(), "autoclean removed an unreachable member");
-                    if let Err(e) = purge_routes(&shared, &name).await {
+                    let purged = match shared.table_ix(crate::schema::ROUTES) {
+                        Ok(_) => crate::schema::routes::purge_node(&shared, &name).await,
+                        Err(_) => Ok(0),
+                    };
+                    if let Err(e) = purged {
                         tracing::warn!(node = %name, error = %e, "autoclean could not purge its routes");
                     }
                 }
@@ -59,25 +62,6 @@ pub async fn run(shared: Arc<NodeShared>, after: Duration) {
     }
 }
 
-async fn answers(shared: &NodeShared, addr: &str, limit: Duration) -> bool {
-    let Ok(mut c) = shared.peers.cluster(addr) else { return false };
-    let limit = limit.min(Duration::from_secs(1));
-    let mut req = tonic::Request::new(pb::Empty {});
-    req.set_timeout(limit);
-    matches!(tokio::time::timeout(limit, c.node_info(req)).await, Ok(Ok(_)))
-}
-
-/// Deletes every route leading to `node` (when the catalog has the broker's routes).
-pub async fn purge_routes(shared: &NodeShared, node: &str) -> crate::error::Result<usize> {
-    let Ok(ix) = shared.table_ix(crate::schema::ROUTES) else { return Ok(0) };
-    let found = crate::schema::routes::routes_of_node(&shared.mem.load(), ix, node)?;
-    if found.is_empty() {
-        return Ok(0);
-    }
-    let mut txn = crate::engine::Txn::new();
-    for (f, d) in &found {
-        txn = txn.delete_object(crate::schema::ROUTES, f.to_vec(), d.to_vec());
-    }
-    shared.transact(txn).await?;
-    Ok(found.len())
+async fn answers(shared: &NodeShared, name: &str, addr: &str, limit: Duration) -> bool {
+    shared.peers.node_info(name, addr, limit.min(Duration::from_secs(1))).await.is_ok()
 }

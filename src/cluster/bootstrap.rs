@@ -12,6 +12,7 @@
 
 use crate::config::DiscoveryStrategy;
 use crate::error::{Error, Result};
+use crate::name::Peer;
 use crate::node::NodeShared;
 use crate::raft::types::NodeInfo;
 use std::collections::BTreeMap;
@@ -29,11 +30,11 @@ pub async fn form(shared: &Arc<NodeShared>) -> Result<()> {
         DiscoveryStrategy::Static => {
             let seeds = &shared.cfg.seeds;
             if seeds.iter().any(|p| p.name == shared.cfg.name) {
-                if let Some(peer) = running_cluster(shared).await {
+                if let Some(peer) = running_among(shared, seeds, Some(&shared.cluster_id())).await {
                     // A seed without Raft state while its cluster runs: its volume was
                     // lost. It must not start a second history; the leader has it in the
                     // membership and replicates everything to it from the start.
-                    tracing::warn!(peer = %peer, "no Raft state here but the cluster runs: resyncing from it");
+                    tracing::warn!(peer = %peer.name, "no Raft state here but the cluster runs: resyncing from it");
                     return Ok(());
                 }
                 let members = seeds
@@ -54,24 +55,6 @@ pub async fn form(shared: &Arc<NodeShared>) -> Result<()> {
             Err(Error::config("cluster.discovery_strategy", format!("{other:?} is not available in this version")))
         }
     }
-}
-
-/// A seed that is already part of a running cluster of ours (it knows a leader and has
-/// applied entries), if any answers.
-async fn running_cluster(shared: &Arc<NodeShared>) -> Option<String> {
-    let ours = shared.cluster_id();
-    for seed in shared.cfg.seeds.iter().filter(|p| p.name != shared.cfg.name) {
-        let Ok(mut client) = shared.peers.cluster(&seed.addr) else { continue };
-        let mut req = tonic::Request::new(crate::rpc::pb::Empty {});
-        req.set_timeout(Duration::from_millis(500));
-        if let Ok(Ok(s)) = tokio::time::timeout(Duration::from_millis(700), client.node_info(req)).await {
-            let s = s.into_inner();
-            if s.cluster_id == ours && !s.leader.is_empty() && s.applied_index > 0 {
-                return Some(seed.name.to_string());
-            }
-        }
-    }
-    None
 }
 
 async fn initialize(shared: &Arc<NodeShared>, members: BTreeMap<u64, NodeInfo>) -> Result<()> {
@@ -101,7 +84,7 @@ async fn discover_and_form(shared: Arc<NodeShared>) {
                 let names: Vec<String> = peers.iter().map(|p| p.name.to_string()).collect();
                 if !peers.iter().any(|p| p.name == shared.cfg.name) {
                     tracing::info!(found = ?names, "this node is not among the discovered ones yet");
-                } else if let Some(p) = running_among(&shared, &peers).await {
+                } else if let Some(p) = running_among(&shared, &peers, None).await {
                     match crate::cluster::membership::join(&shared, &p).await {
                         Ok(()) => return,
                         Err(e) => {
@@ -136,20 +119,15 @@ async fn discover_and_form(shared: Arc<NodeShared>) {
     }
 }
 
-async fn node_info(shared: &NodeShared, addr: &str) -> Option<crate::rpc::pb::NodeStatus> {
-    let mut client = shared.peers.cluster(addr).ok()?;
-    let mut req = tonic::Request::new(crate::rpc::pb::Empty {});
-    req.set_timeout(Duration::from_millis(500));
-    match tokio::time::timeout(Duration::from_millis(700), client.node_info(req)).await {
-        Ok(Ok(s)) => Some(s.into_inner()),
-        _ => None,
-    }
-}
+/// How long a node asked during formation has to answer.
+const PROBE: Duration = Duration::from_millis(700);
 
-/// A discovered node already in a running cluster (any cluster id: we have none yet).
-async fn running_among(shared: &NodeShared, peers: &[crate::name::Peer]) -> Option<crate::name::Peer> {
+/// A node among `peers` (not this one) already in a running cluster: it knows a leader and
+/// has applied entries. With `cluster`, only a cluster of that id counts.
+async fn running_among(shared: &NodeShared, peers: &[Peer], cluster: Option<&str>) -> Option<Peer> {
     for p in peers.iter().filter(|p| p.name != shared.cfg.name) {
-        if let Some(s) = node_info(shared, &p.addr).await
+        if let Ok(s) = shared.peers.node_info(p.name.as_str(), &p.addr, PROBE).await
+            && cluster.is_none_or(|c| c == s.cluster_id)
             && !s.leader.is_empty()
             && s.applied_index > 0
         {
@@ -159,9 +137,9 @@ async fn running_among(shared: &NodeShared, peers: &[crate::name::Peer]) -> Opti
     None
 }
 
-async fn all_answer(shared: &NodeShared, peers: &[crate::name::Peer]) -> bool {
+async fn all_answer(shared: &NodeShared, peers: &[Peer]) -> bool {
     for p in peers.iter().filter(|p| p.name != shared.cfg.name) {
-        if node_info(shared, &p.addr).await.is_none() {
+        if shared.peers.node_info(p.name.as_str(), &p.addr, PROBE).await.is_err() {
             return false;
         }
     }

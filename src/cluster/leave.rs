@@ -20,10 +20,7 @@ const PROBE: Duration = Duration::from_millis(700);
 
 /// Whether the member at `addr` answers.
 async fn running(shared: &NodeShared, addr: &str) -> bool {
-    let Ok(mut c) = shared.peers.cluster(addr) else { return false };
-    let mut req = tonic::Request::new(pb::Empty {});
-    req.set_timeout(PROBE);
-    matches!(tokio::time::timeout(PROBE, c.node_info(req)).await, Ok(Ok(_)))
+    shared.peers.node_info(addr, addr, PROBE).await.is_ok()
 }
 
 /// Whether `name` is a replicant streaming from some core of this membership.
@@ -32,11 +29,8 @@ async fn streams_from_a_core(shared: &NodeShared, membership: &crate::raft::type
         return true;
     }
     for (_, n) in membership.nodes().filter(|(id, _)| **id != shared.cfg.node_id) {
-        let Ok(mut c) = shared.peers.cluster(&n.addr) else { continue };
-        let mut req = tonic::Request::new(pb::Empty {});
-        req.set_timeout(PROBE);
-        if let Ok(Ok(s)) = tokio::time::timeout(PROBE, c.node_info(req)).await
-            && s.into_inner().subscribers.iter().any(|s| s.name == name)
+        if let Ok(s) = shared.peers.node_info(&n.name, &n.addr, PROBE).await
+            && s.subscribers.iter().any(|s| s.name == name)
         {
             return true;
         }

@@ -92,14 +92,5 @@ pub async fn collect(shared: &NodeShared) -> Result<pb::ClusterStatus> {
 }
 
 async fn ask(shared: &NodeShared, name: &str, addr: &str) -> Result<pb::NodeStatus> {
-    let mut client = shared.peers.cluster(addr)?;
-    let mut req = tonic::Request::new(pb::Empty {});
-    req.set_timeout(ASK_TIMEOUT);
-    match tokio::time::timeout(ASK_TIMEOUT, client.node_info(req)).await {
-        Ok(Ok(r)) => Ok(r.into_inner()),
-        Ok(Err(s)) => Err(status_error(name, s)),
-        Err(_) => {
-            Err(crate::error::Error::Timeout { what: format!("status of {name}"), ms: ASK_TIMEOUT.as_millis() as u64 })
-        }
-    }
+    shared.peers.node_info(name, addr, ASK_TIMEOUT).await
 }

@@ -378,6 +378,12 @@ impl NodeShared {
         }
     }
 
+    /// Whether `def`'s records are read from memory on this node: tables held in memory,
+    /// and every replicated table on a replicant (it has no disc copy).
+    fn in_memory_here(&self, def: &TableDef) -> bool {
+        def.in_memory() || (self.is_replicant() && def.scope == Scope::Replicated)
+    }
+
     /// The in-memory copy that holds tables of `scope`.
     fn memory(&self, scope: Scope) -> &MemStore {
         match scope {
@@ -390,7 +396,7 @@ impl NodeShared {
     pub fn get(&self, table: &str, key: &[u8]) -> Result<Vec<Blob>> {
         let ix = self.catalog.lookup(table)?;
         let def = self.catalog.def(ix);
-        if def.in_memory() || (self.is_replicant() && def.scope == Scope::Replicated) {
+        if self.in_memory_here(def) {
             return Ok(self.memory(def.scope).load().table(ix).get(key));
         }
         records::get(&self.db, def, key)
@@ -404,7 +410,7 @@ impl NodeShared {
         if def.kind == crate::engine::Kind::Bag {
             return Err(Error::InvalidTxn(format!("prefix reads need a set; `{table}` is a bag")));
         }
-        if def.in_memory() || (self.is_replicant() && def.scope == Scope::Replicated) {
+        if self.in_memory_here(def) {
             let view = self.memory(def.scope).load();
             let t = view.table(ix);
             if let crate::engine::memory::MemTable::Ordered(_) = t {
@@ -426,7 +432,7 @@ impl NodeShared {
     pub fn dump(&self, table: &str) -> Result<Vec<(Blob, Blob)>> {
         let ix = self.catalog.lookup(table)?;
         let def = self.catalog.def(ix);
-        if def.in_memory() || (self.is_replicant() && def.scope == Scope::Replicated) {
+        if self.in_memory_here(def) {
             let mut out = Vec::new();
             self.memory(def.scope).load().table(ix).for_each(|k, v| out.push((k.clone(), v.clone())));
             return Ok(out);

@@ -153,20 +153,7 @@ async fn rank(shared: &NodeShared, link: &Link) -> Vec<(Peer, Option<String>)> {
     let pinned = link.cluster.lock().ok().and_then(|c| c.clone());
     let me = shared.cfg.name.to_string();
     let asks = shared.cfg.cores.iter().map(|p| async move {
-        let res = async {
-            let mut c = shared.peers.cluster(&p.addr)?;
-            let mut req = tonic::Request::new(pb::Empty {});
-            req.set_timeout(ASK_TIMEOUT);
-            tokio::time::timeout(ASK_TIMEOUT, c.node_info(req))
-                .await
-                .map_err(|_| Error::Timeout {
-                    what: format!("status of {}", p.name),
-                    ms: ASK_TIMEOUT.as_millis() as u64,
-                })?
-                .map(|r| r.into_inner())
-                .map_err(|s| status_error(p.name.as_str(), s))
-        }
-        .await;
+        let res = shared.peers.node_info(p.name.as_str(), &p.addr, ASK_TIMEOUT).await;
         (p.clone(), res)
     });
     let mut scored: Vec<(RankKey, (Peer, Option<String>))> = futures::future::join_all(asks)

@@ -114,6 +114,18 @@ impl Peers {
             .max_encoding_message_size(crate::codec::MAX_DECODE))
     }
 
+    /// The status of the node at `addr` (called `name` in errors), answered within `limit`.
+    pub async fn node_info(&self, name: &str, addr: &str, limit: Duration) -> Result<super::pb::NodeStatus> {
+        let mut client = self.cluster(addr)?;
+        let mut req = tonic::Request::new(super::pb::Empty {});
+        req.set_timeout(limit);
+        match tokio::time::timeout(limit, client.node_info(req)).await {
+            Ok(Ok(r)) => Ok(r.into_inner()),
+            Ok(Err(s)) => Err(status_error(name, s)),
+            Err(_) => Err(Error::Timeout { what: format!("status of {name}"), ms: limit.as_millis() as u64 }),
+        }
+    }
+
     pub fn cluster(&self, addr: &str) -> Result<Cluster> {
         Ok(ClusterClient::with_interceptor(self.channel(addr)?, self.cookie.clone())
             .max_decoding_message_size(crate::codec::MAX_DECODE)

@@ -155,20 +155,8 @@ mod api {
         }
 
         /// Removes every route to `node` in one transaction; returns how many.
-        ///
-        /// The routes are read from this node's copy, then deleted through Raft: a route
-        /// `node` adds after the read stays (purge a node that is down).
         pub async fn purge_node(&self, node: &str) -> Result<usize> {
-            let found = routes_of_node(&self.node.view(), self.ix()?, node)?;
-            if found.is_empty() {
-                return Ok(0);
-            }
-            let mut txn = Txn::new();
-            for (f, d) in &found {
-                txn = txn.delete_object(ROUTES, f.to_vec(), d.to_vec());
-            }
-            self.node.transact(txn).await?;
-            Ok(found.len())
+            super::purge_node(self.node, node).await
         }
 
         /// Every route matching `topic`, read locally.
@@ -180,6 +168,24 @@ mod api {
 
 #[cfg(feature = "server")]
 pub use api::Routes;
+
+/// Removes every route to `node` in one transaction; returns how many.
+///
+/// The routes are read from this node's copy, then deleted through Raft: a route `node`
+/// adds after the read stays (purge a node that is down).
+#[cfg(feature = "server")]
+pub async fn purge_node(shared: &crate::node::NodeShared, node: &str) -> Result<usize> {
+    let found = routes_of_node(&shared.mem.load(), shared.table_ix(ROUTES)?, node)?;
+    if found.is_empty() {
+        return Ok(0);
+    }
+    let mut txn = Txn::new();
+    for (f, d) in &found {
+        txn = txn.delete_object(ROUTES, f.to_vec(), d.to_vec());
+    }
+    shared.transact(txn).await?;
+    Ok(found.len())
+}
 
 #[cfg(test)]
 mod tests {

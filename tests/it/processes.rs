@@ -102,11 +102,7 @@ async fn a_rule_survives_killing_the_whole_cluster() {
     // the same data dirs, the rule is there on each.
     let dir = tempfile::tempdir().unwrap();
     let base = free_base(3);
-    let procs: Vec<Proc> = (1..=3).map(|i| spawn_node(dir.path(), base, i, 3)).collect();
-    for i in 1..=3 {
-        wait_serving(base, i).await;
-    }
-    agreed_leader(base, &[1, 2, 3]).await;
+    let procs = start_three(dir.path(), base).await;
     let rule = r#"{"id":"rule_persist","sql":"SELECT * FROM \"t/#\"","enable":true}"#;
     eventually("ctl table put", Duration::from_secs(30), || async move {
         ctl(base, 2, &["table", "put", "rules", "rule_persist", rule]).status.success().then_some(())
@@ -306,11 +302,7 @@ async fn write_until_failure(base: u16, prefix: &str, stop_after: usize) -> (Vec
 async fn sigkill_every_core_mid_writes_and_restart_loses_nothing_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
     let base = free_base(3);
-    let procs: Vec<Proc> = (1..=3).map(|i| spawn_node(dir.path(), base, i, 3)).collect();
-    for i in 1..=3 {
-        wait_serving(base, i).await;
-    }
-    agreed_leader(base, &[1, 2, 3]).await;
+    let procs = start_three(dir.path(), base).await;
     // Kill all three while writes are in flight.
     let writer = tokio::spawn(write_until_failure(base, "k", 100_000));
     wait_until("some writes acknowledged", Duration::from_secs(30), || async {
