@@ -224,6 +224,7 @@ async fn follow(shared: &NodeShared, link: &Link, core: &Peer, cluster: Option<&
         let current = shared.mem.snapshot();
         let out = applier.handle(msg, &current)?;
         let mut applied = current.applied;
+        let mut published = false;
         if let Some(state) = out.publish {
             // The first core whose data this replicant publishes fixes its cluster.
             if let Some(id) = cluster
@@ -237,7 +238,7 @@ async fn follow(shared: &NodeShared, link: &Link, core: &Peer, cluster: Option<&
             }
             applied = state.applied;
             shared.mem.publish(state);
-            shared.applied_sender().send_replace(applied);
+            published = true;
         }
         if let Some(hb) = out.heartbeat {
             // A core that knows no leader for a stall timeout is on the minority side of a
@@ -263,6 +264,10 @@ async fn follow(shared: &NodeShared, link: &Link, core: &Peer, cluster: Option<&
         let since = learned.front().map(|(_, t)| *t);
         link.status.send_modify(|s| s.behind_since = since);
         link.set_state(applier.state(applied), Some(&upstream));
+        // Announced after the state, so a caller woken by the new index sees the state it put us in.
+        if published {
+            shared.applied_sender().send_replace(applied);
+        }
     }
 }
 
