@@ -57,6 +57,9 @@ pub struct NodeSection {
     pub base_port: u16,
     /// Where to listen, if not the address the port rule gives (e.g. `0.0.0.0:4370`).
     pub listen: Option<String>,
+    /// `host:port` peers reach this node at, if not the address the port rule gives (a node
+    /// named by a DNS name only discovery knows, behind NAT, or on a non-standard port).
+    pub advertise: Option<String>,
     /// How often the leader deletes expired sessions, retained messages and bans.
     pub expiry_sweep_interval: String,
 }
@@ -84,6 +87,71 @@ pub struct ClusterSection {
     pub k8s: K8sSection,
     /// Certificates for `inet_tls` (PEM files).
     pub tls: TlsSection,
+    /// The `dns` strategy: which name to look up, and how.
+    pub dns: DnsSection,
+    /// The `etcd` strategy: where to register and discover.
+    pub etcd: EtcdSection,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DnsSection {
+    /// The name whose records list the nodes, e.g. `mnema.example.com`.
+    pub name: String,
+    pub record_type: DnsRecordType,
+    /// Name servers (`ip` or `ip:port`) to ask; empty: the system's (`/etc/resolv.conf`).
+    #[serde(deserialize_with = "string_list")]
+    pub servers: Vec<String>,
+}
+
+impl Default for DnsSection {
+    fn default() -> Self {
+        DnsSection { name: String::new(), record_type: DnsRecordType::A, servers: Vec::new() }
+    }
+}
+
+/// `a`/`aaaa`: each address is a node `{app}@{address}` on the port the name rule gives;
+/// `srv`: each record is a node `{app}@{target}` at the record's port.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum DnsRecordType {
+    A,
+    Aaaa,
+    Srv,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EtcdSection {
+    /// Client URLs (`http://` or `https://`), a list or comma-separated.
+    #[serde(deserialize_with = "string_list")]
+    pub server: Vec<String>,
+    /// Keys live under `{prefix}/{cluster.name}/`.
+    pub prefix: String,
+    /// A node's key lives this long after its last keep-alive.
+    pub node_ttl: String,
+    /// For `https://` servers: the CA that signs etcd's certificate, and optionally this
+    /// node's client certificate.
+    pub ssl_options: EtcdTlsSection,
+}
+
+impl Default for EtcdSection {
+    fn default() -> Self {
+        EtcdSection {
+            server: vec!["http://127.0.0.1:2379".into()],
+            prefix: "mnemacl".into(),
+            node_ttl: "1m".into(),
+            ssl_options: EtcdTlsSection::default(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EtcdTlsSection {
+    pub cacertfile: Option<PathBuf>,
+    pub certfile: Option<PathBuf>,
+    pub keyfile: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -153,14 +221,16 @@ pub struct TlsFiles {
     pub mutual: bool,
 }
 
-fn read_pem(key: &str, path: &Option<PathBuf>) -> Result<Vec<u8>> {
-    let p = path.as_ref().ok_or_else(|| Error::config(key, "required with cluster.proto_dist = \"inet_tls\""))?;
+fn read_pem(key: &str, path: &Option<PathBuf>, required_with: &str) -> Result<Vec<u8>> {
+    let p = path.as_ref().ok_or_else(|| Error::config(key, format!("required with {required_with}")))?;
     let bytes = std::fs::read(p).map_err(|e| Error::config(key, format!("{}: {e}", p.display())))?;
     if !bytes.windows(10).any(|w| w == b"-----BEGIN") {
         return Err(Error::config(key, format!("{} is not a PEM file", p.display())));
     }
     Ok(bytes)
 }
+
+const INET_TLS: &str = "cluster.proto_dist = \"inet_tls\"";
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -210,6 +280,7 @@ impl Default for NodeSection {
             role: Role::Core,
             base_port: 4370,
             listen: None,
+            advertise: None,
             expiry_sweep_interval: "10s".into(),
         }
     }
@@ -225,6 +296,8 @@ impl Default for ClusterSection {
             proto_dist: ProtoDist::InetTcp,
             k8s: K8sSection::default(),
             tls: TlsSection::default(),
+            dns: DnsSection::default(),
+            etcd: EtcdSection::default(),
         }
     }
 }
@@ -267,6 +340,85 @@ pub struct Validated {
     pub autoclean: Option<Duration>,
     /// Set with `inet_tls`.
     pub tls: Option<TlsFiles>,
+    /// `cluster.dns.servers`, parsed (empty: the system's).
+    pub dns_servers: Vec<std::net::SocketAddr>,
+    /// Set with the `etcd` strategy.
+    pub etcd: Option<EtcdConfig>,
+}
+
+/// The `etcd` strategy as a node runs it.
+#[derive(Clone, Debug)]
+pub struct EtcdConfig {
+    pub endpoints: Vec<String>,
+    /// `{prefix}/{cluster.name}/`: node keys are under `nodes/`, the formation claim is `formed`.
+    pub root: String,
+    /// Lease TTL in whole seconds (etcd's unit), at least 1.
+    pub ttl_secs: i64,
+    /// PEM: the CA, and optionally this node's certificate and key (for `https://`).
+    pub tls: Option<EtcdTlsFiles>,
+}
+
+#[derive(Clone, Debug)]
+pub struct EtcdTlsFiles {
+    pub ca: Vec<u8>,
+    pub identity: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl EtcdSection {
+    fn validate(&self, cluster_name: &str) -> Result<EtcdConfig> {
+        if self.server.is_empty() {
+            return Err(Error::config("cluster.etcd.server", "the etcd strategy needs at least one server URL"));
+        }
+        let mut https = 0;
+        for url in &self.server {
+            match url.split_once("://") {
+                Some(("https", rest)) if !rest.is_empty() => https += 1,
+                Some(("http", rest)) if !rest.is_empty() => {}
+                _ => return Err(Error::config("cluster.etcd.server", format!("`{url}` is not an http(s):// URL"))),
+            }
+        }
+        if https != 0 && https != self.server.len() {
+            return Err(Error::config("cluster.etcd.server", "mixes http:// and https:// servers"));
+        }
+        let prefix = self.prefix.trim_matches('/');
+        if prefix.is_empty() {
+            return Err(Error::config("cluster.etcd.prefix", "must not be empty"));
+        }
+        let ttl = parse_duration("cluster.etcd.node_ttl", &self.node_ttl)?;
+        if ttl < Duration::from_secs(1) {
+            return Err(Error::config("cluster.etcd.node_ttl", "must be at least 1s"));
+        }
+        let tls = if https > 0 {
+            const WITH: &str = "https:// etcd servers";
+            let o = &self.ssl_options;
+            let identity = match (&o.certfile, &o.keyfile) {
+                (None, None) => None,
+                (Some(_), Some(_)) => Some((
+                    read_pem("cluster.etcd.ssl_options.certfile", &o.certfile, WITH)?,
+                    read_pem("cluster.etcd.ssl_options.keyfile", &o.keyfile, WITH)?,
+                )),
+                _ => return Err(Error::config("cluster.etcd.ssl_options", "certfile and keyfile go together")),
+            };
+            Some(EtcdTlsFiles { ca: read_pem("cluster.etcd.ssl_options.cacertfile", &o.cacertfile, WITH)?, identity })
+        } else {
+            None
+        };
+        Ok(EtcdConfig {
+            endpoints: self.server.clone(),
+            root: format!("/{prefix}/{cluster_name}/"),
+            ttl_secs: ttl.as_secs_f64().ceil() as i64,
+            tls,
+        })
+    }
+}
+
+/// `ip` (port 53), `ip:port` or `[ipv6]:port`.
+fn parse_name_server(s: &str) -> Result<std::net::SocketAddr> {
+    let s = s.trim();
+    if let Ok(ip) = s.parse::<std::net::IpAddr>() {
+        return Ok((ip, 53).into());
+    }
+    s.parse().map_err(|_| Error::config("cluster.dns.servers", format!("`{s}` is not ip, ip:port or [ipv6]:port")))
 }
 
 impl NodeConfig {
@@ -311,7 +463,11 @@ impl NodeConfig {
         if self.node.data_dir.as_os_str().is_empty() {
             return Err(Error::config("node.data_dir", "must not be empty"));
         }
-        let advertise = name.default_addr(self.node.base_port)?;
+        let advertise = match &self.node.advertise {
+            Some(a) if a.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok()) => a.clone(),
+            Some(a) => return Err(Error::config("node.advertise", format!("`{a}` is not host:port"))),
+            None => name.default_addr(self.node.base_port)?,
+        };
         let listen = self.node.listen.clone().unwrap_or_else(|| advertise.clone());
         if !listen.contains(':') {
             return Err(Error::config("node.listen", format!("`{listen}` is not host:port")));
@@ -339,13 +495,18 @@ impl NodeConfig {
                     return Err(Error::config("cluster.k8s.apiserver", "must be an http:// or https:// URL"));
                 }
             }
-            other => {
-                return Err(Error::config(
-                    "cluster.discovery_strategy",
-                    format!("`{other:?}` discovery is not available in this version; use manual, static or k8s"),
-                ));
+            DiscoveryStrategy::Dns => {
+                if self.cluster.dns.name.trim().is_empty() {
+                    return Err(Error::config("cluster.dns.name", "the dns strategy needs the name to look up"));
+                }
             }
+            DiscoveryStrategy::Etcd => {}
         }
+        let dns_servers = self.cluster.dns.servers.iter().map(|s| parse_name_server(s)).collect::<Result<_>>()?;
+        let etcd = match self.cluster.discovery_strategy {
+            DiscoveryStrategy::Etcd => Some(self.cluster.etcd.validate(&self.cluster.name)?),
+            _ => None,
+        };
         let heartbeat = parse_duration("raft.heartbeat_interval", &self.raft.heartbeat_interval)?;
         let election_timeout = parse_duration("raft.election_timeout", &self.raft.election_timeout)?;
         if election_timeout < heartbeat * 3 {
@@ -366,9 +527,9 @@ impl NodeConfig {
         let expiry_sweep_interval = parse_duration("node.expiry_sweep_interval", &self.node.expiry_sweep_interval)?;
         let tls = match self.cluster.proto_dist {
             ProtoDist::InetTls => Some(TlsFiles {
-                cert: read_pem("cluster.tls.certfile", &self.cluster.tls.certfile)?,
-                key: read_pem("cluster.tls.keyfile", &self.cluster.tls.keyfile)?,
-                ca: read_pem("cluster.tls.cacertfile", &self.cluster.tls.cacertfile)?,
+                cert: read_pem("cluster.tls.certfile", &self.cluster.tls.certfile, INET_TLS)?,
+                key: read_pem("cluster.tls.keyfile", &self.cluster.tls.keyfile, INET_TLS)?,
+                ca: read_pem("cluster.tls.cacertfile", &self.cluster.tls.cacertfile, INET_TLS)?,
                 mutual: self.cluster.tls.mutual,
             }),
             ProtoDist::Inet6Tcp if !name.host().starts_with('[') => {
@@ -421,6 +582,8 @@ impl NodeConfig {
             expiry_sweep_interval,
             autoclean,
             tls,
+            dns_servers,
+            etcd,
         })
     }
 }
@@ -545,6 +708,43 @@ mod tests {
         assert_eq!(v.cores.iter().map(|p| p.addr.as_str()).collect::<Vec<_>>(), ["127.0.0.1:4371", "127.0.0.1:9000"]);
         c.replicant.stall_timeout = "never".into();
         assert!(c.validate().unwrap_err().to_string().contains("replicant.stall_timeout"));
+    }
+
+    #[test]
+    fn dns_and_etcd_sections_are_checked() {
+        let c = NodeConfig::from_toml(
+            r#"
+            node.advertise = "10.0.0.5:5000"
+            [cluster]
+            discovery_strategy = "dns"
+            dns = { name = "mnema.example.com", record_type = "srv", servers = "127.0.0.1:5353, ::1" }
+            "#,
+        )
+        .unwrap();
+        let v = c.validate().unwrap();
+        assert_eq!(v.advertise, "10.0.0.5:5000");
+        assert_eq!(v.dns_servers, ["127.0.0.1:5353".parse().unwrap(), "[::1]:53".parse().unwrap()]);
+        let key_of = |toml: &str| NodeConfig::from_toml(toml).and_then(|c| c.validate()).unwrap_err().to_string();
+        assert!(key_of("cluster.discovery_strategy = \"dns\"").contains("cluster.dns.name"));
+        assert!(key_of("cluster.dns.servers = [\"ns1\"]").contains("cluster.dns.servers"));
+        assert!(key_of("cluster.dns.record_type = \"mx\"").contains("cluster.dns.record_type"));
+        assert!(key_of("node.advertise = \"nohost\"").contains("node.advertise"));
+
+        let c = NodeConfig::from_toml(
+            "cluster.discovery_strategy = \"etcd\"\ncluster.name = \"prod\"\n\
+             cluster.etcd = { server = \"http://a:2379,http://b:2379\", prefix = \"/emqxcl/\", node_ttl = \"1500ms\" }",
+        )
+        .unwrap();
+        let e = c.validate().unwrap().etcd.unwrap();
+        assert_eq!(e.endpoints, ["http://a:2379", "http://b:2379"]);
+        assert_eq!((e.root.as_str(), e.ttl_secs), ("/emqxcl/prod/", 2));
+        let etcd = |more: &str| key_of(&format!("cluster.discovery_strategy = \"etcd\"\n{more}"));
+        assert!(etcd("cluster.etcd.server = \"127.0.0.1:2379\"").contains("cluster.etcd.server"));
+        assert!(etcd("cluster.etcd.server = []").contains("cluster.etcd.server"));
+        assert!(etcd("cluster.etcd.server = \"http://a:1,https://b:1\"").contains("mixes"));
+        assert!(etcd("cluster.etcd.node_ttl = \"500ms\"").contains("cluster.etcd.node_ttl"));
+        assert!(etcd("cluster.etcd.prefix = \"/\"").contains("cluster.etcd.prefix"));
+        assert!(etcd("cluster.etcd.server = \"https://a:1\"").contains("cluster.etcd.ssl_options.cacertfile"));
     }
 
     #[test]

@@ -1,10 +1,11 @@
 //! What discovery sources answer, decoded (no network here, so the decoders are fuzzed):
-//! the Kubernetes Endpoints object of the `k8s` strategy.
+//! the Kubernetes Endpoints object of the `k8s` strategy and the node registrations of the
+//! `etcd` strategy. (DNS answers are decoded by the resolver crate.)
 
-use crate::config::{K8sAddressType, K8sSection};
+use crate::config::{K8sAddressType, K8sSection, Role};
 use crate::error::{Error, Result};
-use crate::name::Peer;
-use serde::Deserialize;
+use crate::name::{NodeName, Peer};
+use serde::{Deserialize, Serialize};
 
 fn err(reason: impl std::fmt::Display) -> Error {
     Error::Rpc { peer: "kubernetes apiserver".into(), reason: reason.to_string() }
@@ -50,9 +51,62 @@ pub fn k8s_peers(json: &[u8], k8s: &K8sSection, app: &str, base_port: u16) -> Re
     Ok(out)
 }
 
+/// What a node writes under `{root}nodes/{name}` in etcd (the `etcd` strategy): how to
+/// reach it and what it is. JSON, so `etcdctl get` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EtcdRegistration {
+    pub addr: String,
+    pub role: Role,
+}
+
+impl EtcdRegistration {
+    pub fn encode(&self) -> Vec<u8> {
+        // A struct of two strings always serialises.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+/// Decodes one etcd key/value under `{root}nodes/`: the node name is the rest of the key.
+pub fn etcd_node(root: &str, key: &[u8], value: &[u8]) -> Result<(Peer, Role)> {
+    let bad = |reason: String| Error::Rpc { peer: "etcd".into(), reason };
+    let key = std::str::from_utf8(key).map_err(|_| bad("a node key is not UTF-8".into()))?;
+    let name = key
+        .strip_prefix(root)
+        .and_then(|k| k.strip_prefix("nodes/"))
+        .ok_or_else(|| bad(format!("key `{key}` is not under {root}nodes/")))?;
+    let name = NodeName::parse("cluster.etcd", name).map_err(|e| bad(format!("key `{key}`: {e}")))?;
+    let reg: EtcdRegistration =
+        serde_json::from_slice(value).map_err(|e| bad(format!("registration of {name}: {e}")))?;
+    let port_ok = reg.addr.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+    if !port_ok {
+        return Err(bad(format!("registration of {name}: address `{}` is not host:port", reg.addr)));
+    }
+    Ok((Peer { name, addr: reg.addr }, reg.role))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn etcd_registrations_round_trip_and_bad_ones_are_errors() {
+        let reg = EtcdRegistration { addr: "127.0.0.1:4371".into(), role: Role::Core };
+        let (peer, role) = etcd_node("/mnemacl/c/", b"/mnemacl/c/nodes/n1@h", &reg.encode()).unwrap();
+        assert_eq!((peer.name.as_str(), peer.addr.as_str(), role), ("n1@h", "127.0.0.1:4371", Role::Core));
+        let value = br#"{"addr":"[::1]:5","role":"replicant"}"#;
+        assert_eq!(etcd_node("/p/", b"/p/nodes/r@h", value).unwrap().1, Role::Replicant);
+        for (key, value) in [
+            (&b"/other/nodes/n1@h"[..], &reg.encode()[..]),
+            (b"/p/nodes/noat", &reg.encode()),
+            (b"/p/nodes/n@h", b"{}"),
+            (b"/p/nodes/n@h", br#"{"addr":"nohostport","role":"core"}"#),
+            (b"/p/nodes/n@h", br#"{"addr":"h:1","role":"king"}"#),
+            (b"/p/nodes/\xff", &reg.encode()),
+        ] {
+            assert!(etcd_node("/p/", key, value).is_err(), "{key:?} {value:?}");
+        }
+    }
 
     const DOC: &str = r#"{"kind":"Endpoints","apiVersion":"v1","metadata":{"name":"emqx-headless","namespace":"prod"},
       "subsets":[{"addresses":[

@@ -9,8 +9,15 @@
 //!   its own seed list joins through the seeds. A seed with an empty data dir whose cluster
 //!   is already running (its volume was lost) does not initialise: the leader still has it
 //!   as a member and replicates the whole state to it.
+//! - `k8s`, `dns`: look up the nodes until this node is among them; join a running cluster
+//!   there, or form one with the whole list once every listed node answers and two lookups
+//!   agree (nodes that see the same list initialise the same membership).
+//! - `etcd`: join a running cluster among the registered cores; otherwise one etcd
+//!   transaction decides which node forms the cluster (alone), and the others join it. The
+//!   transaction is what makes "exactly one cluster" hold while registrations still arrive.
 
-use crate::config::DiscoveryStrategy;
+use crate::cluster::discovery::{dns, etcd, k8s};
+use crate::config::{DiscoveryStrategy, Role};
 use crate::error::{Error, Result};
 use crate::name::Peer;
 use crate::node::NodeShared;
@@ -18,8 +25,11 @@ use crate::raft::types::NodeInfo;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::watch;
 
-pub async fn form(shared: &Arc<NodeShared>) -> Result<()> {
+/// Brings a core into its cluster. `etcd_lease` follows this node's etcd lease (the `etcd`
+/// strategy registers before forming).
+pub async fn form(shared: &Arc<NodeShared>, etcd_lease: Option<watch::Receiver<Option<i64>>>) -> Result<()> {
     let raft = shared.raft()?;
     if raft.is_initialized().await.map_err(|e| Error::Raft(e.to_string()))? {
         tracing::info!("restarting with this data dir's cluster membership");
@@ -48,11 +58,38 @@ pub async fn form(shared: &Arc<NodeShared>) -> Result<()> {
             }
         }
         DiscoveryStrategy::K8s => {
-            tokio::spawn(discover_and_form(shared.clone()));
+            tokio::spawn(discover_and_form(shared.clone(), Source::K8s));
             Ok(())
         }
-        other => {
-            Err(Error::config("cluster.discovery_strategy", format!("{other:?} is not available in this version")))
+        DiscoveryStrategy::Dns => {
+            let resolver = dns::resolver(&shared.cfg.dns_servers)?;
+            tokio::spawn(discover_and_form(shared.clone(), Source::Dns(Box::new(resolver))));
+            Ok(())
+        }
+        DiscoveryStrategy::Etcd => {
+            let lease =
+                etcd_lease.ok_or_else(|| Error::config("cluster.discovery_strategy", "etcd without a lease"))?;
+            tokio::spawn(claim_and_form(shared.clone(), lease));
+            Ok(())
+        }
+    }
+}
+
+/// Where `discover_and_form` looks the nodes up.
+enum Source {
+    K8s,
+    Dns(Box<hickory_resolver::TokioResolver>),
+}
+
+impl Source {
+    async fn lookup(&self, shared: &NodeShared, app: &str) -> Result<Vec<Peer>> {
+        let cfg = &shared.config;
+        match self {
+            Source::K8s => k8s::discover(&cfg.cluster.k8s, app, cfg.node.base_port).await,
+            Source::Dns(resolver) => {
+                let d = &cfg.cluster.dns;
+                dns::discover(resolver, &d.name, d.record_type, app, cfg.node.base_port).await
+            }
         }
     }
 }
@@ -66,11 +103,11 @@ async fn initialize(shared: &Arc<NodeShared>, members: BTreeMap<u64, NodeInfo>) 
     }
 }
 
-/// Discovery (k8s): look up the members until this node is among them; join the cluster
-/// if one already runs there, else, once every member answers and two lookups in a row
-/// agree, form it with that member list: nodes that see the same list initialise the
+/// Discovery (k8s, dns): look up the members until this node is among them; join the
+/// cluster if one already runs there, else, once every member answers and two lookups in a
+/// row agree, form it with that member list: nodes that see the same list initialise the
 /// same membership and cluster id, so they form exactly one cluster.
-async fn discover_and_form(shared: Arc<NodeShared>) {
+async fn discover_and_form(shared: Arc<NodeShared>, source: Source) {
     let cfg = &shared.config;
     let app = shared.cfg.name.as_str().split('@').next().unwrap_or("").to_string();
     let mut stopping = shared.stopping.clone();
@@ -79,7 +116,7 @@ async fn discover_and_form(shared: Arc<NodeShared>) {
         if *stopping.borrow() {
             return;
         }
-        match crate::cluster::discovery::k8s::discover(&cfg.cluster.k8s, &app, cfg.node.base_port).await {
+        match source.lookup(&shared, &app).await {
             Ok(peers) => {
                 let names: Vec<String> = peers.iter().map(|p| p.name.to_string()).collect();
                 if !peers.iter().any(|p| p.name == shared.cfg.name) {
@@ -114,6 +151,61 @@ async fn discover_and_form(shared: Arc<NodeShared>) {
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = stopping.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+/// Discovery (etcd): join a running cluster among the registered cores; else claim the
+/// formation (one etcd transaction, so one winner) and form a cluster of this node alone,
+/// which the others then join; else wait for the claim's holder to form it.
+async fn claim_and_form(shared: Arc<NodeShared>, mut lease: watch::Receiver<Option<i64>>) {
+    let Some(cfg) = shared.cfg.etcd.clone() else { return };
+    let me = shared.cfg.name.to_string();
+    let mut stopping = shared.stopping.clone();
+    let mut client = None;
+    loop {
+        if *stopping.borrow() {
+            return;
+        }
+        let step = async {
+            let id = (*lease.borrow()).ok_or_else(|| Error::Refused("not registered in etcd yet".into()))?;
+            let c = match &mut client {
+                Some(c) => c,
+                None => client.insert(etcd::connect(&cfg).await?),
+            };
+            let cores: Vec<Peer> = etcd::discover(c, &cfg.root)
+                .await?
+                .into_iter()
+                .filter(|(_, r)| *r == Role::Core)
+                .map(|(p, _)| p)
+                .collect();
+            if let Some(p) = running_among(&shared, &cores, None).await {
+                crate::cluster::membership::join(&shared, &p).await?;
+                return Ok(true);
+            }
+            let holder = etcd::claim_formation(c, &cfg.root, &me, id).await?;
+            if holder != me {
+                tracing::info!(%holder, "waiting for the node that claimed the formation to form the cluster");
+                return Ok(false);
+            }
+            shared.adopt_cluster_id(&crate::config::derived_cluster_id(
+                &shared.config.cluster.name,
+                [me.as_str()].into_iter(),
+            ))?;
+            initialize(&shared, BTreeMap::from([(shared.cfg.node_id, shared.me())])).await?;
+            tracing::info!("formed the cluster (claimed in etcd); the other nodes join it");
+            Ok::<bool, Error>(true)
+        };
+        match step.await {
+            Ok(true) => return,
+            Ok(false) => {}
+            Err(Error::Shutdown) => return,
+            Err(e) => tracing::info!(error = %e, "etcd formation step failed; retrying"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(300)) => {}
+            _ = lease.changed() => {}
             _ = stopping.wait_for(|s| *s) => return,
         }
     }

@@ -102,6 +102,8 @@ pub struct Node {
     proposer: tokio::task::JoinHandle<()>,
     /// A replicant's task following the cores.
     follower: Option<tokio::task::JoinHandle<()>>,
+    /// Keeps this node registered in etcd (the `etcd` strategy).
+    registration: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl NodeShared {
@@ -612,14 +614,31 @@ impl Node {
             config.raft.max_batch_txns,
             config.raft.max_inflight_batches,
         ));
-        let node = Node { shared, stop, server, proposer, follower: None };
+        // etcd discovery: registered for as long as the node runs, whatever its role.
+        let (registration, etcd_lease) = match shared.cfg.etcd.clone() {
+            Some(etcd) => {
+                let (tx, rx) = watch::channel(None);
+                let me =
+                    crate::discovery::EtcdRegistration { addr: shared.cfg.advertise.clone(), role: shared.cfg.role };
+                let task = crate::cluster::discovery::etcd::keep_registered(
+                    etcd,
+                    shared.cfg.name.to_string(),
+                    me,
+                    tx,
+                    shared.stopping.clone(),
+                );
+                (Some(tokio::spawn(task)), Some(rx))
+            }
+            None => (None, None),
+        };
+        let node = Node { shared, stop, server, proposer, follower: None, registration };
         let node = match node.shared.link.clone() {
             Some(link) => {
                 let follower = tokio::spawn(crate::replication::replicant::run(node.shared.clone(), link));
                 Node { follower: Some(follower), ..node }
             }
             None => {
-                crate::cluster::bootstrap::form(&node.shared).await?;
+                crate::cluster::bootstrap::form(&node.shared, etcd_lease).await?;
                 let every = node.shared.cfg.expiry_sweep_interval;
                 tokio::spawn(crate::schema::expiry::run(node.shared.clone(), every));
                 if let Some(after) = node.shared.cfg.autoclean {
@@ -741,6 +760,10 @@ impl Node {
         let _ = self.proposer.await;
         if let Some(f) = self.follower {
             let _ = f.await;
+        }
+        if let Some(r) = self.registration {
+            // Revokes the etcd lease (bounded inside), so others stop seeing this node now.
+            let _ = r.await;
         }
         // In-flight RPC handlers and write tasks end promptly once Raft is gone; wait for
         // them (bounded) so that the DB is closed when we return.

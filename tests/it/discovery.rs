@@ -1,11 +1,52 @@
-//! Discovery: three nodes started at the same moment form exactly one cluster.
+//! Discovery against real sources: a Kubernetes API stand-in speaking the Endpoints JSON,
+//! an authoritative DNS server (hickory-server, A and SRV records), and an etcd server
+//! (Debian's `etcd-server`, started per test). Under each, three nodes started at the same
+//! moment form exactly one cluster, and a restarted node rejoins from its data dir.
 
 use crate::harness::*;
-use mnema::config::{DiscoveryStrategy, K8sAddressType};
+use mnema::config::{DiscoveryStrategy, DnsRecordType, K8sAddressType};
 use mnema::{Node, NodeConfig, Txn};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+
+/// Waits until `nodes` agree on one leader, three voters and one cluster id, then checks
+/// a write made on the last one is applied on all.
+async fn assert_one_cluster(nodes: &[Node], key: &str) {
+    wait_until("one cluster of three with one leader", Duration::from_secs(30), || async {
+        let views: Vec<_> = nodes
+            .iter()
+            .map(|n| {
+                let m = n.metrics().ok();
+                let size = m.as_ref().map(|m| m.membership_config.membership().voter_ids().count()).unwrap_or(0);
+                (m.and_then(|m| m.current_leader), size, n.shared().cluster_id())
+            })
+            .collect();
+        views.iter().all(|v| v.0.is_some() && v.1 == 3 && *v == views[0])
+    })
+    .await;
+    let done = nodes[nodes.len() - 1].transact(Txn::new().put("kv", key, "v")).await.expect("write");
+    for n in nodes {
+        n.wait_applied(done.index, Duration::from_secs(10)).await.expect("apply");
+        assert_eq!(n.get("kv", key.as_bytes()).expect("get").len(), 1);
+    }
+}
+
+/// Stops the last node, restarts it from its data dir with `config`, and checks that it
+/// follows the cluster again (its discovery source may be gone by then).
+async fn restart_last_and_rejoin(mut nodes: Vec<Node>, config: NodeConfig, old_key: &str) {
+    let last = nodes.pop().expect("a node");
+    last.shutdown().await.expect("stop");
+    let again = Node::start(config, test_tables()).await.expect("restart");
+    let done = nodes[0].transact(Txn::new().put("kv", "after-restart", "v")).await.expect("write");
+    again.wait_applied(done.index, Duration::from_secs(20)).await.expect("rejoined from its data dir");
+    assert_eq!(again.get("kv", old_key.as_bytes()).expect("get").len(), 1);
+    nodes.push(again);
+    for n in nodes {
+        n.shutdown().await.expect("stop");
+    }
+}
 
 /// A stand-in for the Kubernetes API server: answers the Endpoints GET with the real JSON
 /// shape, or 404 once `gone` is set.
@@ -85,34 +126,280 @@ async fn k8s_nodes_started_together_form_exactly_one_cluster() {
         Node::start(k8s_config(dir.path(), ips[1], port, &api), test_tables()),
         Node::start(k8s_config(dir.path(), ips[2], port, &api), test_tables()),
     );
-    let mut nodes = vec![a.expect("n1"), b.expect("n2"), c.expect("n3")];
-    wait_until("one cluster of three with one leader", Duration::from_secs(30), || async {
-        let views: Vec<_> = nodes
-            .iter()
-            .map(|n| {
-                let m = n.metrics().ok();
-                let size = m.as_ref().map(|m| m.membership_config.membership().voter_ids().count()).unwrap_or(0);
-                (m.and_then(|m| m.current_leader), size, n.shared().cluster_id())
-            })
-            .collect();
-        views.iter().all(|v| v.0.is_some() && v.1 == 3 && *v == views[0])
-    })
-    .await;
-    let done = nodes[2].transact(Txn::new().put("kv", "k8s", "v")).await.expect("write");
-    for n in &nodes {
-        n.wait_applied(done.index, Duration::from_secs(10)).await.expect("apply");
-        assert_eq!(n.get("kv", b"k8s").expect("get").len(), 1);
-    }
+    let nodes = vec![a.expect("n1"), b.expect("n2"), c.expect("n3")];
+    assert_one_cluster(&nodes, "k8s").await;
     // A restarted node rejoins from its data dir: no discovery (the API now answers 404).
     gone.store(true, Ordering::SeqCst);
-    let n3 = nodes.remove(2);
-    n3.shutdown().await.expect("stop");
-    let n3 = Node::start(k8s_config(dir.path(), ips[2], port, &api), test_tables()).await.expect("restart");
-    let done = nodes[0].transact(Txn::new().put("kv", "after", "v")).await.expect("write");
-    n3.wait_applied(done.index, Duration::from_secs(20)).await.expect("n3 rejoined");
-    assert_eq!(n3.get("kv", b"k8s").expect("get").len(), 1);
-    nodes.push(n3);
+    restart_last_and_rejoin(nodes, k8s_config(dir.path(), ips[2], port, &api), "k8s").await;
+}
+
+/// An authoritative server for `mnema.test.` on 127.0.0.1 (UDP), serving `records`.
+mod dns {
+    use hickory_server::Server;
+    use hickory_server::proto::rr::rdata::{A, SOA, SRV};
+    use hickory_server::proto::rr::{Name, RData, Record};
+    use hickory_server::store::in_memory::InMemoryZoneHandler;
+    use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneType};
+    use std::net::{Ipv4Addr, SocketAddr};
+    use std::sync::Arc;
+
+    pub fn a(name: &str, ip: Ipv4Addr) -> (String, RData) {
+        (name.to_string(), RData::A(A(ip)))
+    }
+
+    pub fn srv(name: &str, port: u16, target: &str) -> (String, RData) {
+        (name.to_string(), RData::SRV(SRV::new(0, 0, port, fqdn(target))))
+    }
+
+    fn fqdn(name: &str) -> Name {
+        Name::from_ascii(name).expect("a test DNS name")
+    }
+
+    pub async fn serve(records: Vec<(String, RData)>) -> (SocketAddr, Server<Catalog>) {
+        let origin = fqdn("mnema.test.");
+        let mut zone: InMemoryZoneHandler =
+            InMemoryZoneHandler::empty(origin.clone(), ZoneType::Primary, AxfrPolicy::Deny);
+        let soa = SOA::new(fqdn("ns.mnema.test."), fqdn("admin.mnema.test."), 1, 3600, 600, 86_400, 1);
+        assert!(zone.upsert_mut(Record::from_rdata(origin.clone(), 1, RData::SOA(soa)), 1));
+        for (name, data) in records {
+            assert!(zone.upsert_mut(Record::from_rdata(fqdn(&name), 1, data), 1), "record {name}");
+        }
+        let mut catalog = Catalog::new();
+        catalog.upsert(origin.into(), vec![Arc::new(zone)]);
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind DNS socket");
+        let addr = socket.local_addr().expect("DNS address");
+        let mut server = Server::new(catalog);
+        server.register_socket(socket);
+        (addr, server)
+    }
+}
+
+fn dns_config(dir: &std::path::Path, name: &str, dns: SocketAddr, lookup: &str, kind: DnsRecordType) -> NodeConfig {
+    let mut c = NodeConfig::new(name, dir.join(name));
+    c.node.cookie = "test-cookie".into();
+    c.cluster.discovery_strategy = DiscoveryStrategy::Dns;
+    c.cluster.dns.name = lookup.into();
+    c.cluster.dns.record_type = kind;
+    c.cluster.dns.servers = vec![dns.to_string()];
+    c.raft.heartbeat_interval = "50ms".into();
+    c.raft.election_timeout = "300ms".into();
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dns_a_records_nodes_started_together_form_exactly_one_cluster() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = port_on_three_loopbacks();
+    let ips = ["127.0.0.1", "127.0.0.2", "127.0.0.3"];
+    let records = ips.iter().map(|ip| dns::a("cluster.mnema.test.", ip.parse().expect("ip"))).collect();
+    let (server, mut dns_server) = dns::serve(records).await;
+    let config = |ip: &str| {
+        let mut c = dns_config(dir.path(), &format!("mnema@{ip}"), server, "cluster.mnema.test", DnsRecordType::A);
+        c.node.base_port = port;
+        c
+    };
+    let (a, b, c) = tokio::join!(
+        Node::start(config(ips[0]), test_tables()),
+        Node::start(config(ips[1]), test_tables()),
+        Node::start(config(ips[2]), test_tables())
+    );
+    let nodes = vec![a.expect("n1"), b.expect("n2"), c.expect("n3")];
+    assert_one_cluster(&nodes, "dns-a").await;
+    // The restarted node needs no DNS: the server is gone.
+    dns_server.shutdown_gracefully().await.expect("stop DNS");
+    restart_last_and_rejoin(nodes, config(ips[2]), "dns-a").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dns_srv_records_place_nodes_of_one_host_on_their_ports() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base = free_base(3);
+    let mut records = Vec::new();
+    for i in 1..=3u16 {
+        let host = format!("n{i}.mnema.test.");
+        records.push(dns::srv("_mnema._tcp.mnema.test.", base + i, &host));
+        records.push(dns::a(&host, std::net::Ipv4Addr::LOCALHOST));
+    }
+    let (server, _dns_server) = dns::serve(records).await;
+    let config = |i: u16| {
+        let mut c = dns_config(
+            dir.path(),
+            &format!("mnema@n{i}.mnema.test"),
+            server,
+            "_mnema._tcp.mnema.test",
+            DnsRecordType::Srv,
+        );
+        // The name's host is known to this DNS server only: say where to listen and be reached.
+        c.node.listen = Some(addr(base, i));
+        c.node.advertise = Some(addr(base, i));
+        c
+    };
+    let (a, b, c) = tokio::join!(
+        Node::start(config(1), test_tables()),
+        Node::start(config(2), test_tables()),
+        Node::start(config(3), test_tables())
+    );
+    let nodes = vec![a.expect("n1"), b.expect("n2"), c.expect("n3")];
+    assert_one_cluster(&nodes, "dns-srv").await;
+    let members = nodes[0]
+        .metrics()
+        .expect("metrics")
+        .membership_config
+        .membership()
+        .nodes()
+        .map(|(_, n)| (n.name.clone(), n.addr.clone()))
+        .collect::<Vec<_>>();
+    for i in 1..=3 {
+        assert!(members.contains(&(format!("mnema@n{i}.mnema.test"), addr(base, i))), "{members:?}");
+    }
     for n in nodes {
         n.shutdown().await.expect("stop");
     }
+}
+
+/// An etcd server on loopback (Debian's `etcd-server`, installed by `.ci/setup`), killed on drop.
+struct Etcd {
+    child: std::process::Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Etcd {
+    async fn start() -> Etcd {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let base = free_base(2);
+        let (client, peer) = (format!("http://127.0.0.1:{}", base + 1), format!("http://127.0.0.1:{}", base + 2));
+        let log = std::fs::File::create(dir.path().join("etcd.log")).expect("etcd log");
+        let child = std::process::Command::new("etcd")
+            .args(["--name", "t", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .args(["--listen-client-urls", &client, "--advertise-client-urls", &client])
+            .args(["--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer])
+            .args(["--initial-cluster", &format!("t={peer}")])
+            .stdout(log.try_clone().expect("etcd log"))
+            .stderr(log)
+            .spawn()
+            .expect("start etcd: install Debian's etcd-server (.ci/setup does)");
+        let etcd = Etcd { child, url: client, _dir: dir };
+        let url = etcd.url.clone();
+        eventually("etcd to answer", Duration::from_secs(30), || {
+            let url = url.clone();
+            async move {
+                let mut c = etcd_client::Client::connect([url], None).await.ok()?;
+                c.get("probe", None).await.ok().map(|_| ())
+            }
+        })
+        .await;
+        etcd
+    }
+
+    async fn client(&self) -> etcd_client::Client {
+        etcd_client::Client::connect([self.url.clone()], None).await.expect("etcd client")
+    }
+}
+
+/// (node name, lease) of every registration under the default prefix of cluster `mnema`.
+async fn registered(etcd: &mut etcd_client::Client) -> Vec<(String, i64)> {
+    let prefix = "/mnemacl/mnema/nodes/";
+    let resp = etcd.get(prefix, Some(etcd_client::GetOptions::new().with_prefix())).await.expect("etcd get");
+    resp.kvs()
+        .iter()
+        .map(|kv| (String::from_utf8_lossy(kv.key()).trim_start_matches(prefix).to_string(), kv.lease()))
+        .collect()
+}
+
+fn etcd_config(dir: &std::path::Path, base: u16, i: u16, etcd: &Etcd, ttl: &str) -> NodeConfig {
+    let mut c = manual_config(dir, base, i);
+    c.cluster.discovery_strategy = DiscoveryStrategy::Etcd;
+    c.cluster.etcd.server = vec![etcd.url.clone()];
+    c.cluster.etcd.node_ttl = ttl.into();
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn etcd_nodes_started_together_form_exactly_one_cluster() {
+    let etcd = Etcd::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base = free_base(3);
+    // A long TTL: a stopped node that disappears at once did revoke its lease.
+    let config = |i| etcd_config(dir.path(), base, i, &etcd, "60s");
+    let (a, b, c) = tokio::join!(
+        Node::start(config(1), test_tables()),
+        Node::start(config(2), test_tables()),
+        Node::start(config(3), test_tables())
+    );
+    let nodes = vec![a.expect("n1"), b.expect("n2"), c.expect("n3")];
+    assert_one_cluster(&nodes, "etcd").await;
+    let mut client = etcd.client().await;
+    let names: Vec<String> = registered(&mut client).await.into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, [name(1), name(2), name(3)]);
+    let formed = client.get("/mnemacl/mnema/formed", None).await.expect("get");
+    let holder = formed.kvs().first().map(|kv| String::from_utf8_lossy(kv.value()).into_owned());
+    assert!(holder.as_ref().is_some_and(|h| names.contains(h)), "one node claimed the formation: {holder:?}");
+
+    let mut nodes = nodes;
+    let n3 = nodes.pop().expect("n3");
+    n3.shutdown().await.expect("stop n3");
+    let names: Vec<String> = registered(&mut client).await.into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, [name(1), name(2)], "a clean stop revokes the lease at once (TTL is 60s)");
+    nodes.push(Node::start(config(3), test_tables()).await.expect("restart n3"));
+    wait_until("n3 registered again", Duration::from_secs(10), || async {
+        registered(&mut etcd.client().await).await.len() == 3
+    })
+    .await;
+    let done = nodes[0].transact(Txn::new().put("kv", "after-restart", "v")).await.expect("write");
+    nodes[2].wait_applied(done.index, Duration::from_secs(20)).await.expect("n3 rejoined from its data dir");
+    assert_eq!(nodes[2].get("kv", b"etcd").expect("get").len(), 1);
+    for n in nodes {
+        n.shutdown().await.expect("stop");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_etcd_lease_that_expires_removes_a_dead_node_and_a_live_one_registers_again() {
+    let etcd = Etcd::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base = free_base(2);
+    let mut client = etcd.client().await;
+    // n1: a process, to be killed without a chance to revoke its lease.
+    let text = format!(
+        "[node]\nname = \"{}\"\ncookie = \"test-cookie\"\ndata_dir = \"{}\"\nbase_port = {base}\n\
+         [cluster]\ndiscovery_strategy = \"etcd\"\netcd.server = \"{}\"\netcd.node_ttl = \"2s\"\n",
+        name(1),
+        dir.path().join("n1").display(),
+        etcd.url
+    );
+    let mut n1 = spawn_config(dir.path(), &name(1), "n1", &text);
+    let n2 = Node::start(etcd_config(dir.path(), base, 2, &etcd, "2s"), test_tables()).await.expect("n2");
+    let leases = eventually("both nodes registered", Duration::from_secs(20), || async {
+        let r = registered(&mut etcd.client().await).await;
+        (r.len() == 2).then_some(r)
+    })
+    .await;
+
+    // A live node whose lease ends (here: revoked behind its back) registers again.
+    let n2_lease = leases.iter().find(|(n, _)| *n == name(2)).expect("n2 registered").1;
+    client.lease_revoke(n2_lease).await.expect("revoke n2's lease");
+    eventually("n2 registered under a new lease", Duration::from_secs(10), || async {
+        let r = registered(&mut etcd.client().await).await;
+        r.iter().find(|(n, l)| *n == name(2) && *l != n2_lease).map(|_| ())
+    })
+    .await;
+
+    // A dead node's key lives until its lease expires, then goes.
+    n1.child.kill().expect("SIGKILL n1");
+    n1.child.wait().expect("reap n1");
+    assert!(registered(&mut client).await.iter().any(|(n, _)| *n == name(1)), "kept until the TTL runs out");
+    wait_until("n1's key to expire", Duration::from_secs(20), || async {
+        !registered(&mut etcd.client().await).await.iter().any(|(n, _)| *n == name(1))
+    })
+    .await;
+    n2.shutdown().await.expect("stop n2");
 }

@@ -180,7 +180,6 @@ pub fn spawn_replicant(dir: &Path, base: u16, i: u16, n: u16) -> Proc {
 }
 
 fn spawn_with(dir: &Path, base: u16, i: u16, n: u16, role: &str) -> Proc {
-    let conf = dir.join(format!("n{i}.toml"));
     let seeds: Vec<String> = (1..=n).map(|j| format!("\"{}\"", name(j))).collect();
     let text = format!(
         "[node]\nname = \"{}\"\nrole = \"{role}\"\ncookie = \"test-cookie\"\ndata_dir = \"{}\"\nbase_port = {base}\n\
@@ -191,8 +190,15 @@ fn spawn_with(dir: &Path, base: u16, i: u16, n: u16, role: &str) -> Proc {
         dir.join(format!("n{i}")).display(),
         seeds.join(", ")
     );
-    std::fs::write(&conf, text).expect("write config");
-    let log = dir.join(format!("n{i}.log"));
+    spawn_config(dir, &name(i), &format!("n{i}"), &text)
+}
+
+/// Writes `config` (TOML) as `{file}.toml` under `dir` and starts `mnema start` on it;
+/// the log goes to `{file}.log`.
+pub fn spawn_config(dir: &Path, node: &str, file: &str, config: &str) -> Proc {
+    let conf = dir.join(format!("{file}.toml"));
+    std::fs::write(&conf, config).expect("write config");
+    let log = dir.join(format!("{file}.log"));
     let out = std::fs::OpenOptions::new().create(true).append(true).open(&log).expect("log file");
     let err = out.try_clone().expect("log file");
     let child = Command::new(bin())
@@ -203,7 +209,7 @@ fn spawn_with(dir: &Path, base: u16, i: u16, n: u16, role: &str) -> Proc {
         .stderr(Stdio::from(err))
         .spawn()
         .expect("spawn mnema");
-    Proc { child, name: name(i), log }
+    Proc { child, name: node.to_string(), log }
 }
 
 pub fn addr(base: u16, i: u16) -> String {
