@@ -28,7 +28,8 @@ pub struct NodeConfig {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ReplicantSection {
-    /// Cores to stream from (`name@host[:port]`); empty: `cluster.static.seeds`.
+    /// Cores to stream from (`name@host[:port]`); empty: `cluster.static.seeds`. With the
+    /// `dns`, `etcd` and `k8s` strategies, the cores discovery finds are added.
     #[serde(deserialize_with = "string_list")]
     pub cores: Vec<String>,
     /// Shards to replicate; empty: all.
@@ -554,10 +555,15 @@ impl NodeConfig {
                 };
                 let cores =
                     list.iter().map(|s| Peer::parse(key, s, self.node.base_port)).collect::<Result<Vec<_>>>()?;
-                if cores.is_empty() {
+                let discovers = matches!(
+                    self.cluster.discovery_strategy,
+                    DiscoveryStrategy::Dns | DiscoveryStrategy::Etcd | DiscoveryStrategy::K8s
+                );
+                if cores.is_empty() && !discovers {
                     return Err(Error::config(
                         "replicant.cores",
-                        "a replicant needs cores to stream from: set replicant.cores or cluster.static.seeds",
+                        "a replicant needs cores to stream from: set replicant.cores or cluster.static.seeds, \
+                         or use the dns, etcd or k8s strategy",
                     ));
                 }
                 if cores.iter().any(|p| p.name == name) {

@@ -16,7 +16,7 @@
 //!   transaction decides which node forms the cluster (alone), and the others join it. The
 //!   transaction is what makes "exactly one cluster" hold while registrations still arrive.
 
-use crate::cluster::discovery::{dns, etcd, k8s};
+use crate::cluster::discovery::{Lookup, etcd};
 use crate::config::{DiscoveryStrategy, Role};
 use crate::error::{Error, Result};
 use crate::name::Peer;
@@ -57,13 +57,10 @@ pub async fn form(shared: &Arc<NodeShared>, etcd_lease: Option<watch::Receiver<O
                 Ok(())
             }
         }
-        DiscoveryStrategy::K8s => {
-            tokio::spawn(discover_and_form(shared.clone(), Source::K8s));
-            Ok(())
-        }
-        DiscoveryStrategy::Dns => {
-            let resolver = dns::resolver(&shared.cfg.dns_servers)?;
-            tokio::spawn(discover_and_form(shared.clone(), Source::Dns(Box::new(resolver))));
+        DiscoveryStrategy::K8s | DiscoveryStrategy::Dns => {
+            if let Some(lookup) = Lookup::new(shared)? {
+                tokio::spawn(discover_and_form(shared.clone(), lookup));
+            }
             Ok(())
         }
         DiscoveryStrategy::Etcd => {
@@ -71,25 +68,6 @@ pub async fn form(shared: &Arc<NodeShared>, etcd_lease: Option<watch::Receiver<O
                 etcd_lease.ok_or_else(|| Error::config("cluster.discovery_strategy", "etcd without a lease"))?;
             tokio::spawn(claim_and_form(shared.clone(), lease));
             Ok(())
-        }
-    }
-}
-
-/// Where `discover_and_form` looks the nodes up.
-enum Source {
-    K8s,
-    Dns(Box<hickory_resolver::TokioResolver>),
-}
-
-impl Source {
-    async fn lookup(&self, shared: &NodeShared, app: &str) -> Result<Vec<Peer>> {
-        let cfg = &shared.config;
-        match self {
-            Source::K8s => k8s::discover(&cfg.cluster.k8s, app, cfg.node.base_port).await,
-            Source::Dns(resolver) => {
-                let d = &cfg.cluster.dns;
-                dns::discover(resolver, &d.name, d.record_type, app, cfg.node.base_port).await
-            }
         }
     }
 }
@@ -107,16 +85,15 @@ async fn initialize(shared: &Arc<NodeShared>, members: BTreeMap<u64, NodeInfo>) 
 /// cluster if one already runs there, else, once every member answers and two lookups in a
 /// row agree, form it with that member list: nodes that see the same list initialise the
 /// same membership and cluster id, so they form exactly one cluster.
-async fn discover_and_form(shared: Arc<NodeShared>, source: Source) {
+async fn discover_and_form(shared: Arc<NodeShared>, mut lookup: Lookup) {
     let cfg = &shared.config;
-    let app = shared.cfg.name.as_str().split('@').next().unwrap_or("").to_string();
     let mut stopping = shared.stopping.clone();
     let mut last: Option<Vec<String>> = None;
     loop {
         if *stopping.borrow() {
             return;
         }
-        match source.lookup(&shared, &app).await {
+        match lookup.peers(&shared).await {
             Ok(peers) => {
                 let names: Vec<String> = peers.iter().map(|p| p.name.to_string()).collect();
                 if !peers.iter().any(|p| p.name == shared.cfg.name) {
@@ -128,9 +105,12 @@ async fn discover_and_form(shared: Arc<NodeShared>, source: Source) {
                             tracing::info!(peer = %p.name, error = %e, "joining the discovered cluster failed; retrying")
                         }
                     }
-                } else if last.as_ref() == Some(&names) && all_answer(&shared, &peers).await {
-                    let id = crate::config::derived_cluster_id(&cfg.cluster.name, names.iter().map(String::as_str));
-                    let members = peers
+                } else if last.as_ref() == Some(&names)
+                    && let Some(cores) = cores_among(&shared, &peers).await
+                {
+                    let core_names = cores.iter().map(|p| p.name.as_str());
+                    let id = crate::config::derived_cluster_id(&cfg.cluster.name, core_names);
+                    let members = cores
                         .iter()
                         .map(|p| (p.name.node_id(), NodeInfo { name: p.name.to_string(), addr: p.addr.clone() }));
                     let res = match shared.adopt_cluster_id(&id) {
@@ -229,13 +209,23 @@ async fn running_among(shared: &NodeShared, peers: &[Peer], cluster: Option<&str
     None
 }
 
-async fn all_answer(shared: &NodeShared, peers: &[Peer]) -> bool {
-    for p in peers.iter().filter(|p| p.name != shared.cfg.name) {
-        if shared.peers.node_info(p.name.as_str(), &p.addr, PROBE).await.is_err() {
-            return false;
+/// The cores among `peers` (this node included), once every one of them answers; `None`
+/// while any does not. A DNS name or a service may list replicants too: they are never
+/// Raft members.
+async fn cores_among(shared: &NodeShared, peers: &[Peer]) -> Option<Vec<Peer>> {
+    let mut cores = Vec::new();
+    for p in peers {
+        if p.name == shared.cfg.name {
+            cores.push(p.clone());
+            continue;
+        }
+        match shared.peers.node_info(p.name.as_str(), &p.addr, PROBE).await {
+            Ok(s) if s.role == "core" => cores.push(p.clone()),
+            Ok(_) => {}
+            Err(_) => return None,
         }
     }
-    true
+    Some(cores)
 }
 
 /// Keeps trying the seeds until one admits this node.

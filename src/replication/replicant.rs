@@ -114,8 +114,16 @@ pub async fn run(shared: Arc<NodeShared>, link: Arc<Link>) {
     let mut stop = shared.stopping.clone();
     let mut pause = Duration::from_millis(50);
     let mut last_failed: Option<String> = None;
+    let mut lookup = match crate::cluster::discovery::Lookup::new(&shared) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(error = %e, "discovery unavailable; following the configured cores only");
+            None
+        }
+    };
     while !*stop.borrow() {
-        let ranked = rank(&shared, &link).await;
+        let cores = candidates(&shared, lookup.as_mut()).await;
+        let ranked = rank(&shared, &link, &cores).await;
         // Prefer any other core over the one that just failed us.
         let pick = ranked.iter().find(|(p, _)| Some(&p.addr) != last_failed.as_ref()).or(ranked.first()).cloned();
         let Some((core, cluster)) = pick else {
@@ -147,12 +155,31 @@ pub async fn run(shared: Arc<NodeShared>, link: Arc<Link>) {
 /// (unreachable or leaderless, replicants already streaming, is leader, spread hash)
 type RankKey = (u8, usize, u8, u64);
 
-/// The configured cores of our cluster, best first, with their cluster id; unreachable
-/// ones last (id unknown).
-async fn rank(shared: &NodeShared, link: &Link) -> Vec<(Peer, Option<String>)> {
+/// The configured cores, then those discovery lists now (the `dns`, `etcd` and `k8s`
+/// strategies; nodes that turn out not to be cores are dropped by [`rank`]).
+async fn candidates(shared: &NodeShared, lookup: Option<&mut crate::cluster::discovery::Lookup>) -> Vec<Peer> {
+    let mut cores = shared.cfg.cores.clone();
+    if let Some(lookup) = lookup {
+        match lookup.peers(shared).await {
+            Ok(found) => {
+                for p in found {
+                    if p.name != shared.cfg.name && !cores.iter().any(|c| c.name == p.name) {
+                        cores.push(p);
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "discovering cores failed; using the ones known"),
+        }
+    }
+    cores
+}
+
+/// `cores` of our cluster, best first, with their cluster id; unreachable ones last (id
+/// unknown).
+async fn rank(shared: &NodeShared, link: &Link, cores: &[Peer]) -> Vec<(Peer, Option<String>)> {
     let pinned = link.cluster.lock().ok().and_then(|c| c.clone());
     let me = shared.cfg.name.to_string();
-    let asks = shared.cfg.cores.iter().map(|p| async move {
+    let asks = cores.iter().map(|p| async move {
         let res = shared.peers.node_info(p.name.as_str(), &p.addr, ASK_TIMEOUT).await;
         (p.clone(), res)
     });

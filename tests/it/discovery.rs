@@ -33,6 +33,15 @@ async fn assert_one_cluster(nodes: &[Node], key: &str) {
     }
 }
 
+/// Waits until replicant `r` streams from a core and serves `key` (written on the cores).
+async fn assert_replicant_follows(r: &Node, key: &str) {
+    wait_until(&format!("{} to serve `{key}`", r.name()), Duration::from_secs(20), || async {
+        r.replicant_status().is_some_and(|s| s.state == "normal")
+            && r.get("kv", key.as_bytes()).is_ok_and(|v| v.len() == 1)
+    })
+    .await;
+}
+
 /// Stops the last node, restarts it from its data dir with `config`, and checks that it
 /// follows the cluster again (its discovery source may be gone by then).
 async fn restart_last_and_rejoin(mut nodes: Vec<Node>, config: NodeConfig, old_key: &str) {
@@ -90,11 +99,11 @@ async fn apiserver(ips: &[&str], port: u16, gone: Arc<AtomicBool>) -> String {
     format!("http://{addr}")
 }
 
-/// A port free on 127.0.0.1, .2 and .3 (one node per loopback address, same port).
-fn port_on_three_loopbacks() -> u16 {
+/// A port free on 127.0.0.1 to 127.0.0.n (one node per loopback address, same port).
+fn port_on_loopbacks(n: u8) -> u16 {
     loop {
         let p = free_base(1) + 1;
-        if (1..=3).all(|i| std::net::TcpListener::bind((format!("127.0.0.{i}").as_str(), p)).is_ok()) {
+        if (1..=n).all(|i| std::net::TcpListener::bind((format!("127.0.0.{i}").as_str(), p)).is_ok()) {
             return p;
         }
     }
@@ -117,7 +126,7 @@ fn k8s_config(dir: &std::path::Path, ip: &str, port: u16, apiserver: &str) -> No
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn k8s_nodes_started_together_form_exactly_one_cluster() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = port_on_three_loopbacks();
+    let port = port_on_loopbacks(3);
     let gone = Arc::new(AtomicBool::new(false));
     let ips = ["127.0.0.1", "127.0.0.2", "127.0.0.3"];
     let api = apiserver(&ips, port, gone.clone()).await;
@@ -189,8 +198,9 @@ fn dns_config(dir: &std::path::Path, name: &str, dns: SocketAddr, lookup: &str, 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn dns_a_records_nodes_started_together_form_exactly_one_cluster() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = port_on_three_loopbacks();
-    let ips = ["127.0.0.1", "127.0.0.2", "127.0.0.3"];
+    let port = port_on_loopbacks(4);
+    // The name lists three cores and a replicant (127.0.0.4): the replicant is never a member.
+    let ips = ["127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4"];
     let records = ips.iter().map(|ip| dns::a("cluster.mnema.test.", ip.parse().expect("ip"))).collect();
     let (server, mut dns_server) = dns::serve(records).await;
     let config = |ip: &str| {
@@ -198,13 +208,19 @@ async fn dns_a_records_nodes_started_together_form_exactly_one_cluster() {
         c.node.base_port = port;
         c
     };
-    let (a, b, c) = tokio::join!(
+    let mut replicant = config(ips[3]);
+    replicant.node.role = mnema::Role::Replicant;
+    let (a, b, c, r) = tokio::join!(
         Node::start(config(ips[0]), test_tables()),
         Node::start(config(ips[1]), test_tables()),
-        Node::start(config(ips[2]), test_tables())
+        Node::start(config(ips[2]), test_tables()),
+        Node::start(replicant, test_tables()),
     );
     let nodes = vec![a.expect("n1"), b.expect("n2"), c.expect("n3")];
+    let r = r.expect("replicant");
     assert_one_cluster(&nodes, "dns-a").await;
+    assert_replicant_follows(&r, "dns-a").await;
+    r.shutdown().await.expect("stop replicant");
     // The restarted node needs no DNS: the server is gone.
     dns_server.shutdown_gracefully().await.expect("stop DNS");
     restart_last_and_rejoin(nodes, config(ips[2]), "dns-a").await;
@@ -327,7 +343,7 @@ fn etcd_config(dir: &std::path::Path, base: u16, i: u16, etcd: &Etcd, ttl: &str)
 async fn etcd_nodes_started_together_form_exactly_one_cluster() {
     let etcd = Etcd::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let base = free_base(3);
+    let base = free_base(4);
     // A long TTL: a stopped node that disappears at once did revoke its lease.
     let config = |i| etcd_config(dir.path(), base, i, &etcd, "60s");
     let (a, b, c) = tokio::join!(

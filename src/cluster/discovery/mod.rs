@@ -12,3 +12,54 @@
 pub mod dns;
 pub mod etcd;
 pub mod k8s;
+
+use crate::config::{DiscoveryStrategy, Role};
+use crate::error::Result;
+use crate::name::Peer;
+use crate::node::NodeShared;
+
+/// One node's discovery source, by `cluster.discovery_strategy`.
+pub enum Lookup {
+    K8s,
+    Dns(Box<hickory_resolver::TokioResolver>),
+    /// The client is made on first use and kept.
+    Etcd(Box<crate::config::EtcdConfig>, Option<Box<etcd_client::Client>>),
+}
+
+impl Lookup {
+    /// The source the strategy names; `None` for `manual` and `static` (no lookup).
+    pub fn new(shared: &NodeShared) -> Result<Option<Lookup>> {
+        Ok(match shared.strategy() {
+            DiscoveryStrategy::Manual | DiscoveryStrategy::Static => None,
+            DiscoveryStrategy::K8s => Some(Lookup::K8s),
+            DiscoveryStrategy::Dns => Some(Lookup::Dns(Box::new(dns::resolver(&shared.cfg.dns_servers)?))),
+            DiscoveryStrategy::Etcd => shared.cfg.etcd.clone().map(|c| Lookup::Etcd(Box::new(c), None)),
+        })
+    }
+
+    /// The nodes the source lists now, sorted by name: for `etcd` the registered cores;
+    /// for `dns` and `k8s` every listed node (their roles are learnt by asking them).
+    pub async fn peers(&mut self, shared: &NodeShared) -> Result<Vec<Peer>> {
+        let cfg = &shared.config;
+        let app = shared.cfg.name.as_str().split('@').next().unwrap_or("");
+        match self {
+            Lookup::K8s => k8s::discover(&cfg.cluster.k8s, app, cfg.node.base_port).await,
+            Lookup::Dns(resolver) => {
+                let d = &cfg.cluster.dns;
+                dns::discover(resolver, &d.name, d.record_type, app, cfg.node.base_port).await
+            }
+            Lookup::Etcd(etcd, client) => {
+                let c = match client {
+                    Some(c) => c,
+                    None => client.insert(Box::new(etcd::connect(etcd).await?)),
+                };
+                let found = etcd::discover(c, &etcd.root).await;
+                if found.is_err() {
+                    // Reconnect next time (etcd restarted or moved).
+                    *client = None;
+                }
+                Ok(found?.into_iter().filter(|(_, role)| *role == Role::Core).map(|(p, _)| p).collect())
+            }
+        }
+    }
+}
