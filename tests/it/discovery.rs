@@ -287,28 +287,55 @@ impl Drop for Etcd {
     }
 }
 
+/// Files for an etcd over TLS: its certificate and key, and the CA (which also signs the
+/// client certificates it accepts).
+struct EtcdTls {
+    cert: std::path::PathBuf,
+    key: std::path::PathBuf,
+    ca: std::path::PathBuf,
+}
+
 impl Etcd {
     async fn start() -> Etcd {
+        Self::start_with(None).await
+    }
+
+    /// With `tls`, etcd serves https and requires client certificates signed by its CA.
+    async fn start_with(tls: Option<&EtcdTls>) -> Etcd {
         let dir = tempfile::tempdir().expect("tempdir");
         let base = free_base(2);
-        let (client, peer) = (format!("http://127.0.0.1:{}", base + 1), format!("http://127.0.0.1:{}", base + 2));
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let client = format!("{scheme}://127.0.0.1:{}", base + 1);
+        let peer = format!("http://127.0.0.1:{}", base + 2);
         let log = std::fs::File::create(dir.path().join("etcd.log")).expect("etcd log");
-        let child = std::process::Command::new("etcd")
-            .args(["--name", "t", "--data-dir"])
+        let mut cmd = std::process::Command::new("etcd");
+        cmd.args(["--name", "t", "--data-dir"])
             .arg(dir.path().join("data"))
             .args(["--listen-client-urls", &client, "--advertise-client-urls", &client])
             .args(["--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer])
-            .args(["--initial-cluster", &format!("t={peer}")])
+            .args(["--initial-cluster", &format!("t={peer}")]);
+        if let Some(t) = tls {
+            cmd.arg("--cert-file").arg(&t.cert).arg("--key-file").arg(&t.key);
+            cmd.arg("--trusted-ca-file").arg(&t.ca).arg("--client-cert-auth");
+        }
+        let child = cmd
             .stdout(log.try_clone().expect("etcd log"))
             .stderr(log)
             .spawn()
             .expect("start etcd: install Debian's etcd-server (.ci/setup does)");
         let etcd = Etcd { child, url: client, _dir: dir };
+        let identity = tls.map(|t| {
+            let read = |p: &std::path::Path| std::fs::read(p).expect("read PEM");
+            etcd_client::TlsOptions::new()
+                .ca_certificate(etcd_client::Certificate::from_pem(read(&t.ca)))
+                .identity(etcd_client::Identity::from_pem(read(&t.cert), read(&t.key)))
+        });
         let url = etcd.url.clone();
         eventually("etcd to answer", Duration::from_secs(30), || {
-            let url = url.clone();
+            let (url, identity) = (url.clone(), identity.clone());
             async move {
-                let mut c = etcd_client::Client::connect([url], None).await.ok()?;
+                let opts = identity.map(|t| etcd_client::ConnectOptions::new().with_tls(t));
+                let mut c = etcd_client::Client::connect([url], opts).await.ok()?;
                 c.get("probe", None).await.ok().map(|_| ())
             }
         })
@@ -418,4 +445,54 @@ async fn an_etcd_lease_that_expires_removes_a_dead_node_and_a_live_one_registers
     })
     .await;
     n2.shutdown().await.expect("stop n2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn etcd_over_tls_with_a_client_certificate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = new_ca();
+    let (cert, key, ca_file) = issue(&ca, dir.path(), "etcd");
+    let tls = EtcdTls { cert, key, ca: ca_file.clone() };
+    let etcd = Etcd::start_with(Some(&tls)).await;
+    // etcd refuses a client without a certificate...
+    let anonymous = etcd_client::ConnectOptions::new()
+        .with_connect_timeout(Duration::from_secs(3))
+        .with_timeout(Duration::from_secs(3))
+        .with_tls(
+            etcd_client::TlsOptions::new()
+                .ca_certificate(etcd_client::Certificate::from_pem(std::fs::read(&ca_file).expect("CA"))),
+        );
+    let refused = match etcd_client::Client::connect([etcd.url.clone()], Some(anonymous)).await {
+        Ok(mut c) => c.get("probe", None).await.is_err(),
+        Err(_) => true,
+    };
+    assert!(refused, "etcd must require client certificates");
+    // ...and a node with `ssl_options` registers and forms its cluster.
+    let (node_cert, node_key, _) = issue(&ca, dir.path(), "node");
+    let base = free_base(1);
+    let mut c = etcd_config(dir.path(), base, 1, &etcd, "10s");
+    c.cluster.etcd.ssl_options.cacertfile = Some(ca_file.clone());
+    c.cluster.etcd.ssl_options.certfile = Some(node_cert.clone());
+    c.cluster.etcd.ssl_options.keyfile = Some(node_key.clone());
+    let n1 = Node::start(c, test_tables()).await.expect("n1");
+    let opts = etcd_client::ConnectOptions::new().with_tls(
+        etcd_client::TlsOptions::new()
+            .ca_certificate(etcd_client::Certificate::from_pem(std::fs::read(&ca_file).expect("CA")))
+            .identity(etcd_client::Identity::from_pem(
+                std::fs::read(&node_cert).expect("cert"),
+                std::fs::read(&node_key).expect("key"),
+            )),
+    );
+    let client = etcd_client::Client::connect([etcd.url.clone()], Some(opts)).await.expect("TLS client");
+    wait_until("n1 registered over TLS", Duration::from_secs(20), || {
+        let mut client = client.clone();
+        async move { registered(&mut client).await.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>() == [name(1)] }
+    })
+    .await;
+    wait_until("n1 formed its cluster", Duration::from_secs(20), || async {
+        n1.metrics().is_ok_and(|m| m.current_leader == Some(n1.node_id()))
+    })
+    .await;
+    n1.transact(Txn::new().put("kv", "tls", "v")).await.expect("write");
+    n1.shutdown().await.expect("stop");
 }

@@ -4,6 +4,7 @@
 
 use mnema::config::DiscoveryStrategy;
 use mnema::{Kind, Node, NodeConfig, Storage, TableDef};
+use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, KeyPair, SanType};
 use std::future::Future;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -252,4 +253,33 @@ pub fn files_under(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
         }
     }
     out
+}
+
+/// A certificate authority made by a test.
+pub struct Ca {
+    cert: rcgen::Certificate,
+    key: KeyPair,
+}
+
+pub fn new_ca() -> Ca {
+    let mut p = CertificateParams::new(Vec::<String>::new()).expect("params");
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let key = KeyPair::generate().expect("key");
+    let cert = p.self_signed(&key).expect("CA");
+    Ca { cert, key }
+}
+
+/// A node certificate for 127.0.0.1, signed by `ca`; writes cert, key and CA PEM files.
+pub fn issue(ca: &Ca, dir: &Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let mut p = CertificateParams::new(vec!["localhost".to_string()]).expect("params");
+    p.subject_alt_names.push(SanType::IpAddress("127.0.0.1".parse().expect("ip")));
+    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+    let key = KeyPair::generate().expect("key");
+    let cert = p.signed_by(&key, &ca.cert, &ca.key).expect("sign");
+    let (c, k, a) =
+        (dir.join(format!("{name}.pem")), dir.join(format!("{name}.key")), dir.join(format!("{name}-ca.pem")));
+    std::fs::write(&c, cert.pem()).expect("write");
+    std::fs::write(&k, key.serialize_pem()).expect("write");
+    std::fs::write(&a, ca.cert.pem()).expect("write");
+    (c, k, a)
 }
