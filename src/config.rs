@@ -82,6 +82,9 @@ pub struct ClusterSection {
     /// A member unreachable for this long is removed by the leader and its routes purged;
     /// `off` disables it.
     pub autoclean: String,
+    /// EMQX's partition autoheal. Raft heals by itself: after a partition the minority
+    /// side catches up from the leader with no restart, so only `true` is accepted.
+    pub autoheal: bool,
     /// Transport between nodes: `inet_tcp`, `inet6_tcp` (IPv6 hosts) or `inet_tls`.
     pub proto_dist: ProtoDist,
     /// The `k8s` strategy: where the service's Endpoints are.
@@ -294,6 +297,7 @@ impl Default for ClusterSection {
             discovery_strategy: DiscoveryStrategy::Manual,
             static_: StaticSection::default(),
             autoclean: "5m".into(),
+            autoheal: true,
             proto_dist: ProtoDist::InetTcp,
             k8s: K8sSection::default(),
             tls: TlsSection::default(),
@@ -502,6 +506,13 @@ impl NodeConfig {
                 }
             }
             DiscoveryStrategy::Etcd => {}
+        }
+        if !self.cluster.autoheal {
+            return Err(Error::config(
+                "cluster.autoheal",
+                "cannot be turned off: Raft always heals a partition itself (the minority side \
+                 refuses writes while cut off and catches up when the network returns)",
+            ));
         }
         let dns_servers = self.cluster.dns.servers.iter().map(|s| parse_name_server(s)).collect::<Result<_>>()?;
         let etcd = match self.cluster.discovery_strategy {
@@ -735,6 +746,8 @@ mod tests {
         assert!(key_of("cluster.dns.servers = [\"ns1\"]").contains("cluster.dns.servers"));
         assert!(key_of("cluster.dns.record_type = \"mx\"").contains("cluster.dns.record_type"));
         assert!(key_of("node.advertise = \"nohost\"").contains("node.advertise"));
+        assert!(key_of("cluster.autoheal = false").contains("cluster.autoheal"));
+        assert!(NodeConfig::from_toml("cluster.autoheal = true").unwrap().validate().is_ok());
 
         let c = NodeConfig::from_toml(
             "cluster.discovery_strategy = \"etcd\"\ncluster.name = \"prod\"\n\
