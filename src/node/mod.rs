@@ -301,11 +301,12 @@ impl NodeShared {
         let (tx, rx) = oneshot::channel();
         self.proposer.send(proposer::Pending { txn, reply: tx }).await.map_err(|_| Error::Shutdown)?;
         let (index, outcome) = rx.await.map_err(|_| Error::Shutdown)??;
+        // Whatever the outcome, return once this node has applied the entry: after a
+        // conflict, a retry then reads the write that caused it instead of the same stale
+        // value (read-modify-write loops on a lagging follower or replicant).
+        self.wait_applied(index, self.cfg.write_timeout).await?;
         match outcome {
-            TxnOutcome::Applied(results) => {
-                self.wait_applied(index, self.cfg.write_timeout).await?;
-                Ok(Committed { index, results })
-            }
+            TxnOutcome::Applied(results) => Ok(Committed { index, results }),
             TxnOutcome::Rejected(reason) => Err(Error::InvalidTxn(reason)),
             TxnOutcome::Conflict(reason) => Err(Error::Conflict(reason)),
         }

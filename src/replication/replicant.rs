@@ -114,6 +114,8 @@ pub async fn run(shared: Arc<NodeShared>, link: Arc<Link>) {
     let mut stop = shared.stopping.clone();
     let mut pause = Duration::from_millis(50);
     let mut last_failed: Option<String> = None;
+    // What discovery found last: used while it does not answer.
+    let mut discovered: Vec<Peer> = Vec::new();
     let mut lookup = match crate::cluster::discovery::Lookup::new(&shared) {
         Ok(l) => l,
         Err(e) => {
@@ -122,7 +124,7 @@ pub async fn run(shared: Arc<NodeShared>, link: Arc<Link>) {
         }
     };
     while !*stop.borrow() {
-        let cores = candidates(&shared, lookup.as_mut()).await;
+        let cores = candidates(&shared, lookup.as_mut(), &mut discovered).await;
         let ranked = rank(&shared, &link, &cores).await;
         // Prefer any other core over the one that just failed us.
         let pick = ranked.iter().find(|(p, _)| Some(&p.addr) != last_failed.as_ref()).or(ranked.first()).cloned();
@@ -155,20 +157,30 @@ pub async fn run(shared: Arc<NodeShared>, link: Arc<Link>) {
 /// (unreachable or leaderless, replicants already streaming, is leader, spread hash)
 type RankKey = (u8, usize, u8, u64);
 
+/// How long a failover waits for discovery before using the cores it found last time.
+const DISCOVERY_WAIT: Duration = Duration::from_secs(1);
+
 /// The configured cores, then those discovery lists now (the `dns`, `etcd` and `k8s`
-/// strategies; nodes that turn out not to be cores are dropped by [`rank`]).
-async fn candidates(shared: &NodeShared, lookup: Option<&mut crate::cluster::discovery::Lookup>) -> Vec<Peer> {
-    let mut cores = shared.cfg.cores.clone();
+/// strategies; nodes that turn out not to be cores are dropped by [`rank`]). A slow or
+/// failing source costs a failover at most [`DISCOVERY_WAIT`]: the last list found is used.
+async fn candidates(
+    shared: &NodeShared,
+    lookup: Option<&mut crate::cluster::discovery::Lookup>,
+    discovered: &mut Vec<Peer>,
+) -> Vec<Peer> {
     if let Some(lookup) = lookup {
-        match lookup.peers(shared).await {
-            Ok(found) => {
-                for p in found {
-                    if p.name != shared.cfg.name && !cores.iter().any(|c| c.name == p.name) {
-                        cores.push(p);
-                    }
-                }
+        match tokio::time::timeout(DISCOVERY_WAIT, lookup.peers(shared)).await {
+            Ok(Ok(found)) => *discovered = found,
+            Ok(Err(e)) => tracing::warn!(error = %e, "discovering cores failed; using the ones found before"),
+            Err(_) => {
+                tracing::warn!("discovery did not answer within {DISCOVERY_WAIT:?}; using the cores found before")
             }
-            Err(e) => tracing::warn!(error = %e, "discovering cores failed; using the ones known"),
+        }
+    }
+    let mut cores = shared.cfg.cores.clone();
+    for p in discovered.iter() {
+        if p.name != shared.cfg.name && !cores.iter().any(|c| c.name == p.name) {
+            cores.push(p.clone());
         }
     }
     cores

@@ -54,3 +54,42 @@ async fn ops_and_kinds() {
     assert_eq!(n.get("big", b"k").unwrap()[0].as_ref(), b"d");
     n.shutdown().await.unwrap();
 }
+
+/// A conditional write that loses returns once the node it was made on has applied the
+/// write it lost to, so a read-modify-write retry on a follower reads fresh data, even when
+/// winner and loser were group-committed in one entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_conflict_on_a_follower_returns_after_it_applied_the_winning_write() {
+    let c = Cluster::start(3).await;
+    let follower = c.nodes[c.follower()].shared().clone();
+    let base = follower.transact(Txn::new().put("kv", "cas", "v0")).await.expect("write");
+    c.wait_applied(base.index).await;
+    let mut conflicts = 0;
+    for round in 1..=30u32 {
+        let old = format!("v{}", round - 1);
+        // Two racers on the follower from the same value: one wins, the other loses.
+        let racers: Vec<_> = ["a", "b"]
+            .into_iter()
+            .map(|who| {
+                let (f, old) = (follower.clone(), old.clone());
+                tokio::spawn(async move {
+                    let txn = Txn::new().require_value("kv", "cas", old.as_bytes()).put("kv", "cas", who);
+                    let res = f.transact(txn).await;
+                    // Read at once, as a retry would.
+                    (res, f.get("kv", b"cas").expect("get")[0].to_vec())
+                })
+            })
+            .collect();
+        for racer in racers {
+            let (res, seen) = racer.await.expect("racer");
+            if let Err(Error::Conflict(_)) = res {
+                conflicts += 1;
+                assert_ne!(seen, old.as_bytes(), "round {round}: the loser still reads the value it lost on");
+            }
+        }
+        follower.transact(Txn::new().put("kv", "cas", format!("v{round}"))).await.expect("next round's value");
+    }
+    assert_eq!(conflicts, 30, "exactly one racer loses each round");
+    drop(follower);
+    c.shutdown().await;
+}
