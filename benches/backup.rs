@@ -32,6 +32,8 @@ fn bench(c: &mut Criterion) {
     g.sampling_mode(SamplingMode::Flat);
     g.measurement_time(Duration::from_secs(10));
     let node = src.nodes[0].shared().clone();
+    // The import reads this file whether or not the export bench runs (`-- import`).
+    export::export_file(&node, &file, &mut Progress::silent("export")).expect("export");
     g.bench_function("export_200k_records", |b| {
         b.iter(|| export::export_file(&node, &file, &mut Progress::silent("export")).expect("export"))
     });
@@ -39,6 +41,9 @@ fn bench(c: &mut Criterion) {
     println!("  export file: {:.1} MiB for {RECORDS} records", bytes as f64 / 1048576.0);
     let dst = rt.block_on(common::cluster(3));
     let catalog = Arc::new(mnema::engine::Catalog::new(common::tables()).expect("catalog"));
+    let checked = Instant::now();
+    import::check_file(&file, &catalog).expect("check");
+    println!("  checking the file alone: {:?}", checked.elapsed());
     g.measurement_time(Duration::from_secs(30));
     g.bench_function("import_200k_records", |b| {
         b.to_async(&rt).iter_custom(|iters| {
