@@ -14,22 +14,51 @@ pub type ShardId = u16;
 pub const DEFAULT_SHARD: ShardId = 0;
 
 /// One change to one table. Keys and values are bytes; the typed layer encodes them.
+/// (`serde_bytes`: encoded as one run of bytes, not byte by byte; the same bincode bytes.)
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Op {
     /// Set: replace the value. Bag: add the value (a no-op if that exact value is there).
-    Put { table: String, key: Vec<u8>, value: Vec<u8> },
+    Put {
+        table: String,
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+        #[serde(with = "serde_bytes")]
+        value: Vec<u8>,
+    },
     /// Remove the key with all its values.
-    Delete { table: String, key: Vec<u8> },
+    Delete {
+        table: String,
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+    },
     /// Bag only: remove one value of a key.
-    DeleteObject { table: String, key: Vec<u8>, value: Vec<u8> },
+    DeleteObject {
+        table: String,
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+        #[serde(with = "serde_bytes")]
+        value: Vec<u8>,
+    },
     /// Remove every record of the table.
     Clear { table: String },
     /// Set or ordered_set: put only if the key is absent; the outcome says which happened.
-    PutIfAbsent { table: String, key: Vec<u8>, value: Vec<u8> },
+    PutIfAbsent {
+        table: String,
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+        #[serde(with = "serde_bytes")]
+        value: Vec<u8>,
+    },
     /// Set or ordered_set: a condition, checked before any op of the transaction runs.
     /// `value: None` requires the key absent; `Some(v)` requires it present with value `v`.
     /// If any condition fails the whole transaction is a [`TxnOutcome::Conflict`].
-    Require { table: String, key: Vec<u8>, value: Option<Vec<u8>> },
+    Require {
+        table: String,
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+        #[serde(with = "serde_bytes")]
+        value: Option<Vec<u8>>,
+    },
 }
 
 impl Op {
@@ -149,4 +178,30 @@ pub struct Committed {
     /// index gives read-your-writes on that node.
     pub index: u64,
     pub results: Vec<OpResult>,
+}
+
+#[cfg(test)]
+mod encoding_tests {
+    use super::*;
+
+    /// Log entries written by earlier builds must decode: the bytes of a batch are fixed.
+    #[test]
+    fn a_batch_encodes_to_the_same_bytes_as_ever() {
+        let batch = Batch {
+            txns: vec![Txn {
+                shard: 0,
+                ops: vec![
+                    Op::Put { table: "t".into(), key: b"k".to_vec(), value: vec![0, 255] },
+                    Op::Require { table: "t".into(), key: b"k".to_vec(), value: Some(b"v".to_vec()) },
+                    Op::Require { table: "t".into(), key: vec![], value: None },
+                    Op::DeleteObject { table: "t".into(), key: b"k".to_vec(), value: b"v".to_vec() },
+                ],
+            }],
+            request: Some(RequestId { client: 1, seq: 300 }),
+        };
+        let bytes = crate::codec::encode(&batch).unwrap();
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, "010004000174016b0200ff050174016b0101760501740000020174016b01760101fb2c01");
+        assert_eq!(crate::codec::decode::<Batch>("batch", &bytes).unwrap(), batch);
+    }
 }
