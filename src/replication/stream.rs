@@ -83,7 +83,9 @@ mod byte_pairs {
     use serde::{Deserialize, Deserializer, Serializer};
     use serde_bytes::{ByteBuf, Bytes};
 
-    pub fn serialize<S: Serializer>(records: &[(Vec<u8>, Vec<u8>)], s: S) -> Result<S::Ok, S::Error> {
+    type Records = Vec<(Vec<u8>, Vec<u8>)>;
+
+    pub fn serialize<S: Serializer>(records: &Records, s: S) -> Result<S::Ok, S::Error> {
         let mut seq = s.serialize_seq(Some(records.len()))?;
         for (k, v) in records {
             seq.serialize_element(&(Bytes::new(k), Bytes::new(v)))?;
@@ -91,7 +93,7 @@ mod byte_pairs {
         seq.end()
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(Vec<u8>, Vec<u8>)>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Records, D::Error> {
         let pairs: Vec<(ByteBuf, ByteBuf)> = Vec::deserialize(d)?;
         Ok(pairs.into_iter().map(|(k, v)| (k.into_vec(), v.into_vec())).collect())
     }
