@@ -106,7 +106,7 @@ async fn discover_and_form(shared: Arc<NodeShared>, mut lookup: Lookup) {
                         }
                     }
                 } else if last.as_ref() == Some(&names)
-                    && let Some(cores) = cores_among(&shared, &peers).await
+                    && let Some(cores) = proposing_cores(&shared, &peers, &names).await
                 {
                     let core_names = cores.iter().map(|p| p.name.as_str());
                     let id = crate::config::derived_cluster_id(&cfg.cluster.name, core_names);
@@ -209,10 +209,16 @@ async fn running_among(shared: &NodeShared, peers: &[Peer], cluster: Option<&str
     None
 }
 
-/// The cores among `peers` (this node included), once every one of them answers; `None`
-/// while any does not. A DNS name or a service may list replicants too: they are never
-/// Raft members.
-async fn cores_among(shared: &NodeShared, peers: &[Peer]) -> Option<Vec<Peer>> {
+/// The cores among `peers` (this node included), once every one of them answers and
+/// proposes the same list `names`; `None` until then. Publishing the proposal first and
+/// waiting for every member's means two nodes initialise different memberships only if
+/// a member changes its list between the two checks, not merely because one node's
+/// lookups saw a change earlier than another's. A DNS name or a service may list
+/// replicants too: they are never Raft members and propose nothing.
+async fn proposing_cores(shared: &NodeShared, peers: &[Peer], names: &[String]) -> Option<Vec<Peer>> {
+    if let Ok(mut mine) = shared.forming_with.lock() {
+        *mine = names.to_vec();
+    }
     let mut cores = Vec::new();
     for p in peers {
         if p.name == shared.cfg.name {
@@ -220,7 +226,11 @@ async fn cores_among(shared: &NodeShared, peers: &[Peer]) -> Option<Vec<Peer>> {
             continue;
         }
         match shared.peers.node_info(p.name.as_str(), &p.addr, PROBE).await {
-            Ok(s) if s.role == "core" => cores.push(p.clone()),
+            Ok(s) if s.role == "core" && s.forming_with == names => cores.push(p.clone()),
+            Ok(s) if s.role == "core" => {
+                tracing::info!(peer = %p.name, proposes = ?s.forming_with, "waiting for every node to propose the same list");
+                return None;
+            }
             Ok(_) => {}
             Err(_) => return None,
         }

@@ -81,6 +81,9 @@ pub struct NodeShared {
     pub write_retries: AtomicU64,
     /// Bumped each time this node's Raft state is wiped (join, leave).
     pub generation: AtomicU64,
+    /// The node list this node proposes to form a cluster with (dns, k8s discovery), shown
+    /// in its status so that the others initialise only when every member proposes it.
+    pub(crate) forming_with: Mutex<Vec<String>>,
 }
 
 /// What became of one attempt to get a batch committed.
@@ -461,6 +464,7 @@ impl NodeShared {
                 subscribers: Vec::new(),
                 committed: self.committed_index(),
                 write_retries: self.write_retries.load(Ordering::Relaxed),
+                forming_with: Vec::new(),
             };
         }
         let (state, term, leader) = match self.metrics() {
@@ -487,6 +491,7 @@ impl NodeShared {
             subscribers: self.subscribers.list(),
             committed: self.committed_index(),
             write_retries: self.write_retries.load(Ordering::Relaxed),
+            forming_with: self.forming_with.lock().map(|f| f.clone()).unwrap_or_default(),
         }
     }
 
@@ -604,6 +609,7 @@ impl Node {
             request_seq: AtomicU64::new(1),
             write_retries: AtomicU64::new(0),
             generation: AtomicU64::new(0),
+            forming_with: Mutex::new(Vec::new()),
         });
         if !replicant {
             raft_setup::start_raft(&shared).await?;

@@ -164,7 +164,19 @@ mod dns {
         Name::from_ascii(name).expect("a test DNS name")
     }
 
+    pub type Zone = Arc<InMemoryZoneHandler>;
+
+    /// Adds a record to a served zone (new answers at once: the resolver does not cache).
+    pub async fn add(zone: &Zone, (name, data): (String, RData)) {
+        assert!(zone.upsert(Record::from_rdata(fqdn(&name), 1, data), 1).await, "record {name}");
+    }
+
     pub async fn serve(records: Vec<(String, RData)>) -> (SocketAddr, Server<Catalog>) {
+        let (addr, server, _) = serve_zone(records).await;
+        (addr, server)
+    }
+
+    pub async fn serve_zone(records: Vec<(String, RData)>) -> (SocketAddr, Server<Catalog>, Zone) {
         let origin = fqdn("mnema.test.");
         let mut zone: InMemoryZoneHandler =
             InMemoryZoneHandler::empty(origin.clone(), ZoneType::Primary, AxfrPolicy::Deny);
@@ -173,13 +185,14 @@ mod dns {
         for (name, data) in records {
             assert!(zone.upsert_mut(Record::from_rdata(fqdn(&name), 1, data), 1), "record {name}");
         }
+        let zone = Arc::new(zone);
         let mut catalog = Catalog::new();
-        catalog.upsert(origin.into(), vec![Arc::new(zone)]);
+        catalog.upsert(origin.into(), vec![zone.clone()]);
         let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind DNS socket");
         let addr = socket.local_addr().expect("DNS address");
         let mut server = Server::new(catalog);
         server.register_socket(socket);
-        (addr, server)
+        (addr, server, zone)
     }
 }
 
@@ -495,4 +508,49 @@ async fn etcd_over_tls_with_a_client_certificate() {
     .await;
     n1.transact(Txn::new().put("kv", "tls", "v")).await.expect("write");
     n1.shutdown().await.expect("stop");
+}
+
+/// Nodes whose lookups disagree (two DNS servers with different answers) form nothing
+/// until they agree: each shows the list it proposes, and initialises only when every
+/// member proposes the same one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dns_nodes_whose_lists_disagree_wait_until_they_agree() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = port_on_loopbacks(3);
+    let ips = ["127.0.0.1", "127.0.0.2", "127.0.0.3"];
+    let a = |i: usize| dns::a("cluster.mnema.test.", ips[i].parse().expect("ip"));
+    let (old_server, _old, old_zone) = dns::serve_zone(vec![a(0), a(1)]).await;
+    let (new_server, _new, _) = dns::serve_zone(vec![a(0), a(1), a(2)]).await;
+    let config = |ip: &str, server: SocketAddr| {
+        let mut c = dns_config(dir.path(), &format!("mnema@{ip}"), server, "cluster.mnema.test", DnsRecordType::A);
+        c.node.base_port = port;
+        c
+    };
+    let (n1, n2, n3) = tokio::join!(
+        Node::start(config(ips[0], old_server), test_tables()),
+        Node::start(config(ips[1], new_server), test_tables()),
+        Node::start(config(ips[2], new_server), test_tables()),
+    );
+    let nodes = vec![n1.expect("n1"), n2.expect("n2"), n3.expect("n3")];
+    let names = |n: usize| ips[..n].iter().map(|ip| format!("mnema@{ip}")).collect::<Vec<_>>();
+    wait_until("n1 to propose two nodes and n2, n3 three", Duration::from_secs(20), || async {
+        let p: Vec<_> = nodes.iter().map(|n| n.shared().node_status().forming_with).collect();
+        p == [names(2), names(3), names(3)]
+    })
+    .await;
+    // Before proposals were compared, n1 (its list seen twice, every node on it answering)
+    // initialised a cluster of two here while n2 and n3 formed one of three. Now nobody
+    // initialises: watched over three lookup rounds.
+    let voters = |n: &Node| n.metrics().map(|m| m.membership_config.membership().voter_ids().count()).unwrap_or(0);
+    let watch_until = std::time::Instant::now() + Duration::from_millis(1500);
+    while std::time::Instant::now() < watch_until {
+        assert!(nodes.iter().all(|n| voters(n) == 0), "a node initialised while proposals differ");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The first server catches up: all agree, one cluster of three.
+    dns::add(&old_zone, a(2)).await;
+    assert_one_cluster(&nodes, "agreed").await;
+    for n in nodes {
+        n.shutdown().await.expect("stop");
+    }
 }
