@@ -17,7 +17,7 @@
 //!   transaction is what makes "exactly one cluster" hold while registrations still arrive.
 
 use crate::cluster::discovery::{Lookup, etcd};
-use crate::config::{DiscoveryStrategy, Role};
+use crate::config::DiscoveryStrategy;
 use crate::error::{Error, Result};
 use crate::name::Peer;
 use crate::node::NodeShared;
@@ -143,28 +143,19 @@ async fn claim_and_form(shared: Arc<NodeShared>, mut lease: watch::Receiver<Opti
     let Some(cfg) = shared.cfg.etcd.clone() else { return };
     let me = shared.cfg.name.to_string();
     let mut stopping = shared.stopping.clone();
-    let mut client = None;
+    let mut registry = etcd::Registry::new(cfg);
     loop {
         if *stopping.borrow() {
             return;
         }
         let step = async {
             let id = (*lease.borrow()).ok_or_else(|| Error::Refused("not registered in etcd yet".into()))?;
-            let c = match &mut client {
-                Some(c) => c,
-                None => client.insert(etcd::connect(&cfg).await?),
-            };
-            let cores: Vec<Peer> = etcd::discover(c, &cfg.root)
-                .await?
-                .into_iter()
-                .filter(|(_, r)| *r == Role::Core)
-                .map(|(p, _)| p)
-                .collect();
+            let cores = registry.cores().await?;
             if let Some(p) = running_among(&shared, &cores, None).await {
                 crate::cluster::membership::join(&shared, &p).await?;
                 return Ok(true);
             }
-            let holder = etcd::claim_formation(c, &cfg.root, &me, id).await?;
+            let holder = registry.claim_formation(&me, id).await?;
             if holder != me {
                 tracing::info!(%holder, "waiting for the node that claimed the formation to form the cluster");
                 return Ok(false);

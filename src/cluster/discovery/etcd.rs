@@ -42,9 +42,56 @@ pub async fn connect(cfg: &EtcdConfig) -> Result<Client> {
     Client::connect(&cfg.endpoints, Some(opts)).await.map_err(err)
 }
 
+/// The registry as one node reads it (discovery, the formation claim): a client made on
+/// first use and kept, dropped after a failed call so that the next one reconnects.
+pub struct Registry {
+    cfg: EtcdConfig,
+    client: Option<Box<Client>>,
+}
+
+impl Registry {
+    pub fn new(cfg: EtcdConfig) -> Self {
+        Registry { cfg, client: None }
+    }
+
+    /// The registered cores now, sorted by name.
+    pub async fn cores(&mut self) -> Result<Vec<Peer>> {
+        let found = match connected(&self.cfg, &mut self.client).await {
+            Ok(c) => registrations(c, &self.cfg.root).await,
+            Err(e) => Err(e),
+        };
+        let found = self.forget_on_error(found)?;
+        Ok(found.into_iter().filter(|(_, role)| *role == Role::Core).map(|(p, _)| p).collect())
+    }
+
+    /// See [`claim_formation`].
+    pub async fn claim_formation(&mut self, name: &str, lease: i64) -> Result<String> {
+        let holder = match connected(&self.cfg, &mut self.client).await {
+            Ok(c) => claim_formation(c, &self.cfg.root, name, lease).await,
+            Err(e) => Err(e),
+        };
+        self.forget_on_error(holder)
+    }
+
+    /// After a failed call, reconnect next time (etcd restarted or moved).
+    fn forget_on_error<T>(&mut self, res: Result<T>) -> Result<T> {
+        if res.is_err() {
+            self.client = None;
+        }
+        res
+    }
+}
+
+async fn connected<'a>(cfg: &EtcdConfig, client: &'a mut Option<Box<Client>>) -> Result<&'a mut Client> {
+    match client {
+        Some(c) => Ok(c),
+        None => Ok(client.insert(Box::new(connect(cfg).await?))),
+    }
+}
+
 /// The registered nodes now, sorted by name. A registration that does not decode is
 /// skipped (and logged): someone else's key must not stop discovery.
-pub async fn discover(client: &mut Client, root: &str) -> Result<Vec<(Peer, Role)>> {
+async fn registrations(client: &mut Client, root: &str) -> Result<Vec<(Peer, Role)>> {
     let prefix = format!("{root}nodes/");
     let resp = client.get(prefix, Some(GetOptions::new().with_prefix())).await.map_err(err)?;
     let mut out = Vec::new();
@@ -60,7 +107,7 @@ pub async fn discover(client: &mut Client, root: &str) -> Result<Vec<(Peer, Role
 
 /// Claims the formation of the cluster for `name` unless another node holds it; returns
 /// the holder's name (`name` itself when this call or an earlier one of ours won).
-pub async fn claim_formation(client: &mut Client, root: &str, name: &str, lease: i64) -> Result<String> {
+async fn claim_formation(client: &mut Client, root: &str, name: &str, lease: i64) -> Result<String> {
     let key = format!("{root}formed");
     let txn = Txn::new().when([Compare::create_revision(key.as_str(), CompareOp::Equal, 0)]).and_then([TxnOp::put(
         key.as_str(),

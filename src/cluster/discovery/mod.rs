@@ -13,7 +13,7 @@ pub mod dns;
 pub mod etcd;
 pub mod k8s;
 
-use crate::config::{DiscoveryStrategy, Role};
+use crate::config::DiscoveryStrategy;
 use crate::error::Result;
 use crate::name::Peer;
 use crate::node::NodeShared;
@@ -22,8 +22,7 @@ use crate::node::NodeShared;
 pub enum Lookup {
     K8s,
     Dns(Box<hickory_resolver::TokioResolver>),
-    /// The client is made on first use and kept.
-    Etcd(Box<crate::config::EtcdConfig>, Option<Box<etcd_client::Client>>),
+    Etcd(Box<etcd::Registry>),
 }
 
 impl Lookup {
@@ -33,7 +32,7 @@ impl Lookup {
             DiscoveryStrategy::Manual | DiscoveryStrategy::Static => None,
             DiscoveryStrategy::K8s => Some(Lookup::K8s),
             DiscoveryStrategy::Dns => Some(Lookup::Dns(Box::new(dns::resolver(&shared.cfg.dns_servers)?))),
-            DiscoveryStrategy::Etcd => shared.cfg.etcd.clone().map(|c| Lookup::Etcd(Box::new(c), None)),
+            DiscoveryStrategy::Etcd => shared.cfg.etcd.clone().map(|c| Lookup::Etcd(Box::new(etcd::Registry::new(c)))),
         })
     }
 
@@ -48,18 +47,7 @@ impl Lookup {
                 let d = &cfg.cluster.dns;
                 dns::discover(resolver, &d.name, d.record_type, app, cfg.node.base_port).await
             }
-            Lookup::Etcd(etcd, client) => {
-                let c = match client {
-                    Some(c) => c,
-                    None => client.insert(Box::new(etcd::connect(etcd).await?)),
-                };
-                let found = etcd::discover(c, &etcd.root).await;
-                if found.is_err() {
-                    // Reconnect next time (etcd restarted or moved).
-                    *client = None;
-                }
-                Ok(found?.into_iter().filter(|(_, role)| *role == Role::Core).map(|(p, _)| p).collect())
-            }
+            Lookup::Etcd(registry) => registry.cores().await,
         }
     }
 }
