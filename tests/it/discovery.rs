@@ -308,6 +308,16 @@ struct EtcdTls {
     ca: std::path::PathBuf,
 }
 
+/// Client TLS for the test's own etcd calls: trust `ca`, present `identity` (cert, key) if any.
+fn etcd_tls(ca: &std::path::Path, identity: Option<(&std::path::Path, &std::path::Path)>) -> etcd_client::TlsOptions {
+    let read = |p: &std::path::Path| std::fs::read(p).expect("read PEM");
+    let tls = etcd_client::TlsOptions::new().ca_certificate(etcd_client::Certificate::from_pem(read(ca)));
+    match identity {
+        Some((cert, key)) => tls.identity(etcd_client::Identity::from_pem(read(cert), read(key))),
+        None => tls,
+    }
+}
+
 impl Etcd {
     async fn start() -> Etcd {
         Self::start_with(None).await
@@ -337,12 +347,7 @@ impl Etcd {
             .spawn()
             .expect("start etcd: install Debian's etcd-server (.ci/setup does)");
         let etcd = Etcd { child, url: client, _dir: dir };
-        let identity = tls.map(|t| {
-            let read = |p: &std::path::Path| std::fs::read(p).expect("read PEM");
-            etcd_client::TlsOptions::new()
-                .ca_certificate(etcd_client::Certificate::from_pem(read(&t.ca)))
-                .identity(etcd_client::Identity::from_pem(read(&t.cert), read(&t.key)))
-        });
+        let identity = tls.map(|t| etcd_tls(&t.ca, Some((&t.cert, &t.key))));
         let url = etcd.url.clone();
         eventually("etcd to answer", Duration::from_secs(30), || {
             let (url, identity) = (url.clone(), identity.clone());
@@ -471,10 +476,7 @@ async fn etcd_over_tls_with_a_client_certificate() {
     let anonymous = etcd_client::ConnectOptions::new()
         .with_connect_timeout(Duration::from_secs(3))
         .with_timeout(Duration::from_secs(3))
-        .with_tls(
-            etcd_client::TlsOptions::new()
-                .ca_certificate(etcd_client::Certificate::from_pem(std::fs::read(&ca_file).expect("CA"))),
-        );
+        .with_tls(etcd_tls(&ca_file, None));
     let refused = match etcd_client::Client::connect([etcd.url.clone()], Some(anonymous)).await {
         Ok(mut c) => c.get("probe", None).await.is_err(),
         Err(_) => true,
@@ -488,14 +490,7 @@ async fn etcd_over_tls_with_a_client_certificate() {
     c.cluster.etcd.ssl_options.certfile = Some(node_cert.clone());
     c.cluster.etcd.ssl_options.keyfile = Some(node_key.clone());
     let n1 = Node::start(c, test_tables()).await.expect("n1");
-    let opts = etcd_client::ConnectOptions::new().with_tls(
-        etcd_client::TlsOptions::new()
-            .ca_certificate(etcd_client::Certificate::from_pem(std::fs::read(&ca_file).expect("CA")))
-            .identity(etcd_client::Identity::from_pem(
-                std::fs::read(&node_cert).expect("cert"),
-                std::fs::read(&node_key).expect("key"),
-            )),
-    );
+    let opts = etcd_client::ConnectOptions::new().with_tls(etcd_tls(&ca_file, Some((&node_cert, &node_key))));
     let client = etcd_client::Client::connect([etcd.url.clone()], Some(opts)).await.expect("TLS client");
     wait_until("n1 registered over TLS", Duration::from_secs(20), || {
         let mut client = client.clone();
