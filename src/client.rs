@@ -55,9 +55,16 @@ impl Client {
     pub async fn transact(&mut self, txn: &Txn) -> Result<Committed> {
         let req = pb::WriteRequest { batch: crate::codec::encode_versioned(crate::codec::WIRE_VERSION, txn)? };
         let reply = self.inner.transact(req).await.map_err(|s| self.err(s))?.into_inner();
-        let res: std::result::Result<Committed, String> =
+        let res: std::result::Result<Committed, crate::error::WireError> =
             crate::codec::decode_versioned("transact reply", crate::codec::WIRE_VERSION, &reply.reply)?;
-        res.map_err(Error::Refused)
+        res.map_err(|e| e.into_error(&self.addr))
+    }
+
+    /// The read index of the node, which must be the leader: its commit index, confirmed by
+    /// a quorum. A read made after it on any node with `min_applied` set to it is
+    /// linearizable.
+    pub async fn read_index(&mut self) -> Result<u64> {
+        self.inner.read_index(pb::Empty {}).await.map(|r| r.into_inner().index).map_err(|s| self.err(s))
     }
 
     /// Records of `table` under `key` (or all records with `key = None`), read on the node.

@@ -418,6 +418,38 @@ impl EtcdSection {
 }
 
 /// `ip` (port 53), `ip:port` or `[ipv6]:port`.
+/// Every key of the config, dotted and lower case (`node.name`, `cluster.static.seeds`),
+/// sections included: what `MNEMA_*` variables may set.
+fn known_keys() -> std::collections::HashSet<String> {
+    fn walk(prefix: &str, v: &serde_json::Value, out: &mut std::collections::HashSet<String>) {
+        if let serde_json::Value::Object(map) = v {
+            for (k, v) in map {
+                let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                walk(&key, v, out);
+                out.insert(key);
+            }
+        }
+    }
+    let mut out = std::collections::HashSet::new();
+    if let Ok(v) = serde_json::to_value(NodeConfig::default()) {
+        walk("", &v, &mut out);
+    }
+    out
+}
+
+/// `host:port` with a port in 1..=65535 (`[v6]:port` for IPv6 addresses).
+fn host_port(key: &str, s: &str) -> Result<String> {
+    let bad = |why: &str| Error::config(key, format!("`{s}` {why}"));
+    let (host, port) = s.rsplit_once(':').ok_or_else(|| bad("is not host:port"))?;
+    if host.is_empty() {
+        return Err(bad("has no host"));
+    }
+    match port.parse::<u16>() {
+        Ok(0) | Err(_) => Err(bad("needs a port in 1..=65535")),
+        Ok(_) => Ok(s.to_string()),
+    }
+}
+
 fn parse_name_server(s: &str) -> Result<std::net::SocketAddr> {
     let s = s.trim();
     if let Ok(ip) = s.parse::<std::net::IpAddr>() {
@@ -442,9 +474,23 @@ impl NodeConfig {
             if !f.exists() {
                 return Err(Error::config("--config", format!("{} does not exist", f.display())));
             }
+            if !f.is_file() {
+                return Err(Error::config("--config", format!("{} is not a file", f.display())));
+            }
             fig = fig.merge(Toml::file(f));
         }
-        fig = fig.merge(Env::prefixed("MNEMA_").split("__"));
+        // EMQX style: only `MNEMA_SECTION__KEY` variables naming a config key are config;
+        // others (`MNEMA_CTL_NODE`, a typo) are ignored with a warning, never fatal.
+        let known = known_keys();
+        for (var, _) in std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v))) {
+            let Some(rest) = var.strip_prefix("MNEMA_") else { continue };
+            if !known.contains(&rest.to_ascii_lowercase().replace("__", ".")) {
+                tracing::warn!(variable = %var, "ignored: not a config key (MNEMA_SECTION__KEY, e.g. MNEMA_NODE__NAME)");
+            }
+        }
+        fig = fig.merge(
+            Env::prefixed("MNEMA_").split("__").filter(move |k| known.contains(&k.as_str().to_ascii_lowercase())),
+        );
         fig.extract().map_err(|e| {
             let key = e.path.join(".");
             Error::config(if key.is_empty() { "(file)" } else { &key }, e.kind)
@@ -465,18 +511,24 @@ impl NodeConfig {
         if self.node.cookie.is_empty() {
             return Err(Error::config("node.cookie", "must not be empty"));
         }
+        // Every call carries it as gRPC metadata, which is visible ASCII only.
+        if let Some(c) = self.node.cookie.chars().find(|c| !(' '..='~').contains(c)) {
+            return Err(Error::config(
+                "node.cookie",
+                format!("{c:?} is not allowed: use printable ASCII characters only"),
+            ));
+        }
         if self.node.data_dir.as_os_str().is_empty() {
             return Err(Error::config("node.data_dir", "must not be empty"));
         }
         let advertise = match &self.node.advertise {
-            Some(a) if a.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok()) => a.clone(),
-            Some(a) => return Err(Error::config("node.advertise", format!("`{a}` is not host:port"))),
+            Some(a) => host_port("node.advertise", a)?,
             None => name.default_addr(self.node.base_port)?,
         };
-        let listen = self.node.listen.clone().unwrap_or_else(|| advertise.clone());
-        if !listen.contains(':') {
-            return Err(Error::config("node.listen", format!("`{listen}` is not host:port")));
-        }
+        let listen = match &self.node.listen {
+            Some(l) => host_port("node.listen", l)?,
+            None => advertise.clone(),
+        };
         let seeds = self
             .cluster
             .static_

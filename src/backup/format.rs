@@ -138,19 +138,16 @@ pub struct Summary {
     pub records: u64,
 }
 
-/// Checks a record's value for its table (e.g. that it decodes as the table's type).
-pub type ValueCheck<'a> = &'a dyn Fn(&str, &[u8]) -> std::result::Result<(), String>;
-
-/// Reads and checks a whole document, calling `each` for every table and record. The
+/// Reads and checks a whole document, calling `each` for every table and record. Every
+/// record is checked against its table's rule in `catalog` (the rule every write meets). The
 /// first problem stops it: [`Error::BadExport`] with its line, column and reason.
 pub fn read<R: Read>(
     input: R,
     catalog: &Catalog,
-    check: ValueCheck<'_>,
     each: &mut dyn FnMut(Event<'_>) -> std::result::Result<(), String>,
 ) -> Result<Summary> {
     let mut de = serde_json::Deserializer::from_reader(input);
-    let mut st = State { catalog, check, each, summary: Summary::default(), seen_version: false, total: None };
+    let mut st = State { catalog, each, summary: Summary::default(), seen_version: false, total: None };
     let res = DocSeed(&mut st).deserialize(&mut de).and_then(|()| de.end());
     match res {
         Ok(()) => Ok(st.summary),
@@ -169,7 +166,6 @@ fn reason_of(e: &serde_json::Error) -> String {
 
 struct State<'c, 'f> {
     catalog: &'c Catalog,
-    check: ValueCheck<'c>,
     each: &'f mut dyn FnMut(Event<'_>) -> std::result::Result<(), String>,
     summary: Summary,
     seen_version: bool,
@@ -369,8 +365,11 @@ impl<'de> Visitor<'de> for RecordsSeed<'_, '_, '_, '_> {
             let key = k.into_vec().map_err(|e| de::Error::custom(format!("`{}` record {n}: key: {e}", self.name)))?;
             let value =
                 v.into_vec().map_err(|e| de::Error::custom(format!("`{}` record {n}: value: {e}", self.name)))?;
-            (self.st.check)(self.name, &value)
-                .map_err(|e| de::Error::custom(format!("`{}` record {n}: value: {e}", self.name)))?;
+            self.st
+                .catalog
+                .def(self.ix)
+                .check_record(&key, &value)
+                .map_err(|e| de::Error::custom(format!("`{}` record {n}: {e}", self.name)))?;
             self.st.summary.records += 1;
             (self.st.each)(Event::Record { ix: self.ix, key, value }).map_err(de::Error::custom)?;
         }
@@ -381,12 +380,14 @@ impl<'de> Visitor<'de> for RecordsSeed<'_, '_, '_, '_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{Storage, TableDef};
+    use crate::engine::{Storage, TableDef, ValueRule};
 
     fn catalog() -> Catalog {
         Catalog::new(vec![
             TableDef::replicated("s", Kind::Set, Storage::Disc),
-            TableDef::replicated("b", Kind::Bag, Storage::Ram),
+            TableDef::replicated("b", Kind::Bag, Storage::Ram).with_rule(ValueRule::new("no bad", |_, v| {
+                if v == b"bad" { Err("not a value".into()) } else { Ok(()) }
+            })),
             TableDef::local("l", Kind::Set, Storage::Ram),
         ])
         .unwrap()
@@ -406,13 +407,12 @@ mod tests {
 
     fn check(bytes: &[u8]) -> Result<(Summary, Records)> {
         let mut got = Vec::new();
-        let s =
-            read(bytes, &catalog(), &|_, v| if v == b"bad" { Err("not a value".into()) } else { Ok(()) }, &mut |e| {
-                if let Event::Record { ix, key, value } = e {
-                    got.push((ix, key, value));
-                }
-                Ok(())
-            })?;
+        let s = read(bytes, &catalog(), &mut |e| {
+            if let Event::Record { ix, key, value } = e {
+                got.push((ix, key, value));
+            }
+            Ok(())
+        })?;
         Ok((s, got))
     }
 

@@ -57,7 +57,7 @@ impl Submit for crate::client::Client {
 /// Reads and checks all of `path` against `catalog`; writes nothing.
 pub fn check_file(path: &Path, catalog: &Catalog) -> Result<Summary> {
     let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    format::read(std::io::BufReader::with_capacity(1 << 20, f), catalog, &crate::schema::check_value, &mut |_| Ok(()))
+    format::read(std::io::BufReader::with_capacity(1 << 20, f), catalog, &mut |_| Ok(()))
 }
 
 /// Checks `path`, then writes it through `to` in batches; returns what the file held.
@@ -90,7 +90,7 @@ pub async fn import_file<S: Submit>(
             *records = 0;
             Ok(())
         };
-        format::read(std::io::BufReader::with_capacity(1 << 20, f), &catalog, &crate::schema::check_value, &mut |e| {
+        format::read(std::io::BufReader::with_capacity(1 << 20, f), &catalog, &mut |e| {
             match e {
                 Event::Table { name, .. } => {
                     send(&mut txn, &mut bytes, &mut records)?;

@@ -52,6 +52,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: CtlCmd,
     },
+    /// Work on a stopped node's data dir.
+    Data {
+        #[command(subcommand)]
+        cmd: OfflineDataCmd,
+    },
     /// Start a pseudo-distributed cluster on loopback (cores, then replicants streaming
     /// from them), print its status, serve until Ctrl-C. A second run on the same dir
     /// recovers the same data.
@@ -88,6 +93,18 @@ enum CtlCmd {
     },
     /// Copy the node's data dir, online, into DIR (a path on the node's machine).
     Backup { dir: String },
+}
+
+#[derive(Subcommand)]
+enum OfflineDataCmd {
+    /// Set a damaged or regressed core's Raft state aside (into <data_dir>/damaged-<ms>/,
+    /// kept), or mark a new empty data dir as a lost volume's; started again, the node
+    /// rejoins its cluster as a new member and catches up.
+    Rebuild {
+        /// The node's config (the data dir and name come from it).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -159,6 +176,7 @@ async fn main() -> ExitCode {
                 Err(e) => Err(e),
             }
         }
+        Cmd::Data { cmd: OfflineDataCmd::Rebuild { config } } => rebuild(config),
         Cmd::DevCluster { dir, cores, replicants, base_port, once } => {
             dev_cluster(dir, cores, replicants, base_port, once).await
         }
@@ -176,9 +194,30 @@ async fn start(config: Option<PathBuf>) -> Result<()> {
     let config = NodeConfig::load(config.as_deref())?;
     let node = Node::start(config, schema::broker_tables()).await?;
     out!("{} is running on {}", node.name(), node.addr());
-    wait_for_signal().await?;
+    tokio::select! {
+        r = wait_for_signal() => r?,
+        // A Raft that stopped after a storage failure (a full disk): exit non-zero so a
+        // supervisor restarts the process, never run on as a member in name only.
+        e = node.failed() => return Err(e),
+    }
     eprintln!("stopping {}", node.name());
     node.shutdown().await
+}
+
+fn rebuild(config: Option<PathBuf>) -> Result<()> {
+    let config = NodeConfig::load(config.as_deref())?;
+    let cfg = config.validate()?;
+    // A lost volume: a new, empty data dir gets the node's identity, so that the node
+    // knows at start that it lived before and rejoins as a new member.
+    let initial = cfg.initial_cluster_id(&config.cluster.name, config.cluster.discovery_strategy);
+    mnema::storage::identity::check_or_create(&config.node.data_dir, cfg.name.as_str(), cfg.node_id, &initial)?;
+    let aside = mnema::storage::set_aside::set_aside(&config.node.data_dir, cfg.name.as_str())?;
+    out!(
+        "{}: Raft state set aside in {}; start the node and it rejoins its cluster as a new member",
+        cfg.name,
+        aside.display()
+    );
+    Ok(())
 }
 
 async fn wait_for_signal() -> Result<()> {

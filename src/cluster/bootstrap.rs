@@ -7,8 +7,9 @@
 //!   membership (all seeds, ids from their names); identical initial configs elect one
 //!   leader, so starting every seed at once still yields exactly one cluster. A node not in
 //!   its own seed list joins through the seeds. A seed with an empty data dir whose cluster
-//!   is already running (its volume was lost) does not initialise: the leader still has it
-//!   as a member and replicates the whole state to it.
+//!   is already running does not initialise: a new data dir is a seed starting late (the
+//!   leader sends it everything); one that had its IDENTITY lost its store or had it set
+//!   aside, and rejoins as a new member (`rebuild.rs`).
 //! - `k8s`, `dns`: look up the nodes until this node is among them; join a running cluster
 //!   there, or form one with the whole list once every listed node answers and two lookups
 //!   agree (nodes that see the same list initialise the same membership).
@@ -41,10 +42,19 @@ pub async fn form(shared: &Arc<NodeShared>, etcd_lease: Option<watch::Receiver<O
             let seeds = &shared.cfg.seeds;
             if seeds.iter().any(|p| p.name == shared.cfg.name) {
                 if let Some(peer) = running_among(shared, seeds, Some(&shared.cluster_id())).await {
-                    // A seed without Raft state while its cluster runs: its volume was
-                    // lost. It must not start a second history; the leader has it in the
-                    // membership and replicates everything to it from the start.
-                    tracing::warn!(peer = %peer.name, "no Raft state here but the cluster runs: resyncing from it");
+                    if shared.had_identity {
+                        // A seed whose data dir knew it but has no Raft state: its store was
+                        // lost or set aside (`mnema data rebuild`). It must not start a second
+                        // history, nor vote as the member it was: it comes back as a new
+                        // incarnation (removed, added back as a learner, promoted).
+                        tokio::spawn(super::rebuild::rejoin_as_new_member(shared.clone(), peer));
+                    } else {
+                        // A new data dir: a seed starting after the others formed the cluster.
+                        // It never voted nor acknowledged anything; the leader has it in the
+                        // membership and sends it everything.
+                        shared.set_refuse_votes(false);
+                        tracing::info!(peer = %peer.name, "the cluster already runs: catching up from its leader");
+                    }
                     return Ok(());
                 }
                 let members = seeds
@@ -73,6 +83,8 @@ pub async fn form(shared: &Arc<NodeShared>, etcd_lease: Option<watch::Receiver<O
 }
 
 async fn initialize(shared: &Arc<NodeShared>, members: BTreeMap<u64, NodeInfo>) -> Result<()> {
+    // A new cluster, formed by every member at once: their votes are theirs to give.
+    shared.set_refuse_votes(false);
     match shared.raft()?.initialize(members).await {
         Ok(()) => Ok(()),
         // Another seed's leader reached us first: we are already part of the cluster.

@@ -40,6 +40,7 @@ pub async fn join(shared: &Arc<NodeShared>, target: &Peer) -> Result<()> {
     let m = shared.metrics()?;
     let membership = m.membership_config.membership();
     if membership.get_node(&their.node_id).is_some() {
+        shared.set_refuse_votes(false);
         tracing::info!(target = %target.name, "already in the same cluster");
         return Ok(());
     }
@@ -59,6 +60,7 @@ pub async fn join(shared: &Arc<NodeShared>, target: &Peer) -> Result<()> {
     let mut req = tonic::Request::new(req);
     req.set_timeout(JOIN_TIMEOUT);
     client.join(req).await.map_err(|s| status_error(target.name.as_str(), s))?;
+    shared.set_refuse_votes(false);
     tracing::info!(target = %target.name, "joined");
     Ok(())
 }

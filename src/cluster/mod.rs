@@ -8,6 +8,7 @@ pub mod bootstrap;
 pub mod discovery;
 pub mod leave;
 pub mod membership;
+pub mod rebuild;
 pub mod server;
 pub mod service;
 pub mod status;

@@ -137,7 +137,8 @@ impl Cluster for ClusterService {
         let txn: crate::engine::Txn =
             crate::codec::decode_versioned("transaction", crate::codec::WIRE_VERSION, &req.into_inner().batch)
                 .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let reply: Result<crate::engine::Committed, String> = self.node.transact(txn).await.map_err(|e| e.to_string());
+        let reply: Result<crate::engine::Committed, crate::error::WireError> =
+            self.node.transact(txn).await.map_err(Into::into);
         let bytes = crate::codec::encode_versioned(crate::codec::WIRE_VERSION, &reply)
             .map_err(|e| Status::internal(e.to_string()))?;
         Ok(Response::new(pb::WriteReply { reply: bytes }))

@@ -51,10 +51,12 @@ impl Catalog {
         self.by_name.get(name).copied().ok_or_else(|| Error::UnknownTable(name.to_string()))
     }
 
-    /// Checks every op of `txn` against `scope`; returns the table of each op.
+    /// Checks every op of `txn` against `scope` and every record it puts against its
+    /// table's [`ValueRule`](super::ValueRule); returns the table of each op.
     ///
     /// Run by the proposer (to fail fast) and by every node at apply time (where a failure
-    /// rejects the whole transaction the same way everywhere).
+    /// rejects the whole transaction the same way everywhere), so no write path can store
+    /// what a table's rule refuses.
     pub fn check(&self, txn: &Txn, scope: Scope) -> Result<Vec<TableIx>> {
         if txn.ops.is_empty() {
             return Err(Error::InvalidTxn("a transaction needs at least one op".into()));
@@ -80,9 +82,66 @@ impl Catalog {
                     Op::Require { .. } if def.kind == Kind::Bag => {
                         Err(Error::InvalidTxn(format!("require needs a set; `{}` is a bag", def.name)))
                     }
+                    Op::Put { key, value, .. } | Op::PutIfAbsent { key, value, .. } => {
+                        def.check_record(key, value).map_err(|reason| Error::invalid_value(&def.name, key, reason))?;
+                        Ok(ix)
+                    }
                     _ => Ok(ix),
                 }
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{Storage, ValueRule};
+
+    fn digits(_key: &[u8], value: &[u8]) -> std::result::Result<(), String> {
+        if value.iter().all(u8::is_ascii_digit) { Ok(()) } else { Err("not digits".into()) }
+    }
+
+    fn catalog() -> Catalog {
+        Catalog::new(vec![
+            TableDef::replicated("n", Kind::Set, Storage::Disc).with_rule(ValueRule::new("digits", digits)),
+            TableDef::replicated("any", Kind::Set, Storage::Disc),
+        ])
+        .unwrap()
+    }
+
+    #[test]
+    fn every_put_is_held_to_its_tables_rule_naming_table_and_key() {
+        let c = catalog();
+        assert!(c.check(&Txn::new().put("n", "k", "42").put("any", "k", "x"), Scope::Replicated).is_ok());
+        for txn in [Txn::new().put("any", "k", "x").put("n", "bad", "4x2"), Txn::new().put_if_absent("n", "bad", "-")] {
+            match c.check(&txn, Scope::Replicated) {
+                Err(Error::InvalidValue { table, key, .. }) => {
+                    assert_eq!(table, "n");
+                    assert!(key.contains("bad"), "{key}");
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        // Deletes and conditions store nothing: no rule to meet.
+        let txn = Txn::new().delete("n", "k").require_value("n", "k", "x").put("n", "k", "1");
+        assert!(c.check(&txn, Scope::Replicated).is_ok());
+    }
+
+    #[test]
+    fn a_transaction_refused_by_a_rule_is_rejected_whole_at_apply() {
+        let c = catalog();
+        let mut mem = crate::engine::memory::MemState::empty_all_in_memory(&c);
+        let txn = Txn::new().put("any", "k", "x").put("n", "k", "nope");
+        let out = crate::engine::apply::apply_txn(
+            &c,
+            Scope::Replicated,
+            &mut mem,
+            &mut crate::engine::apply::MemoryOnly,
+            &txn,
+        )
+        .unwrap();
+        assert!(matches!(out, crate::engine::TxnOutcome::Rejected(_)), "{out:?}");
+        assert!(mem.tables[c.lookup("any").unwrap()].get_one(b"k").is_none(), "part of a rejected txn was applied");
     }
 }

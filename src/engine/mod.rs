@@ -18,5 +18,5 @@ pub mod requests;
 pub type Blob = std::sync::Arc<[u8]>;
 
 pub use catalog::{Catalog, TableIx};
-pub use table::{Index, Kind, Scope, Storage, TableDef};
+pub use table::{Index, Kind, Scope, Storage, TableDef, ValueRule};
 pub use txn::{Batch, BatchOutcome, Committed, Op, OpResult, RequestId, ShardId, Txn, TxnOutcome};

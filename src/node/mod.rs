@@ -84,6 +84,17 @@ pub struct NodeShared {
     /// The node list this node proposes to form a cluster with (dns, k8s discovery), shown
     /// in its status so that the others initialise only when every member proposes it.
     pub(crate) forming_with: Mutex<Vec<String>>,
+    /// Set while this core has no Raft state of its own and is not yet a member again
+    /// (a fresh or rebuilt data dir): it answers no vote request (`cluster::rebuild`).
+    refuse_votes: std::sync::atomic::AtomicBool,
+    /// Set when this core's Raft stopped by itself (a storage failure such as a full disk):
+    /// the node can no longer take part and must be restarted ([`Node::failed`]).
+    failure: watch::Sender<Option<String>>,
+    /// This core's `RAFT_MARK` writer, one for every Raft instance it runs.
+    pub(crate) mark: Arc<crate::storage::raft_mark::MarkWriter>,
+    /// Whether the data dir had its IDENTITY before this start: a core with an identity but
+    /// no Raft state lost its store (or had it set aside) and rejoins as a new member.
+    pub(crate) had_identity: bool,
 }
 
 /// What became of one attempt to get a batch committed.
@@ -198,14 +209,25 @@ impl NodeShared {
         let mut backoff = self.cfg.write_retry_backoff;
         loop {
             let mut changes = self.leader_changes();
-            // A leader cut off from its majority never answers: bound each attempt.
+            let leader_now = self.leader().ok().flatten().map(|(id, _)| id);
+            // A leader cut off from its majority, or stalled (a long pause, a frozen VM),
+            // never answers: bound each attempt, and give it up as soon as another leader
+            // is known, resending to that one under the same request id.
             let left = deadline.saturating_duration_since(Instant::now());
-            let attempt = match tokio::time::timeout(left, self.try_write(&batch)).await {
-                Ok(a) => a,
-                Err(_) => Attempt::Unknown(Error::Timeout {
-                    what: "the leader to commit the write".into(),
-                    ms: self.cfg.write_timeout.as_millis() as u64,
-                }),
+            let attempt = tokio::select! {
+                a = tokio::time::timeout(left, self.try_write(&batch)) => match a {
+                    Ok(a) => a,
+                    Err(_) => Attempt::Unknown(Error::Timeout {
+                        what: "the leader to commit the write".into(),
+                        ms: self.cfg.write_timeout.as_millis() as u64,
+                    }),
+                },
+                new = self.leader_moves_from(leader_now), if leader_now.is_some_and(|l| l != self.cfg.node_id) => {
+                    Attempt::Unknown(Error::Rpc {
+                        peer: format!("node {}", leader_now.unwrap_or_default()),
+                        reason: format!("a new leader (node {new}) was elected while the write was in flight"),
+                    })
+                }
             };
             let pause = match attempt {
                 Attempt::Done(done) => return Ok(done),
@@ -227,6 +249,13 @@ impl NodeShared {
                 }
             };
             let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() && retries > 0 {
+                // An earlier attempt may have been applied: say so, never "no leader".
+                return Err(Error::WriteOutcomeUnknown {
+                    attempts: retries + 1,
+                    last: format!("no leader accepted a resend within {:?}", self.cfg.write_timeout),
+                });
+            }
             if left.is_zero() {
                 return Err(Error::NoLeader(format!(
                     "no leader accepted the write within {:?}; is a majority of cores running?",
@@ -272,6 +301,19 @@ impl NodeShared {
         }
     }
 
+    /// Returns once this node knows a leader other than `from`: that leader's id.
+    async fn leader_moves_from(&self, from: Option<NodeId>) -> NodeId {
+        let mut changes = self.leader_changes();
+        loop {
+            if let Ok(Some((id, _))) = self.leader()
+                && Some(id) != from
+            {
+                return id;
+            }
+            changes.wait(Duration::from_secs(1)).await;
+        }
+    }
+
     /// A way to wait for the leader to change, as this node learns of it.
     fn leader_changes(&self) -> LeaderChanges {
         match (&self.link, self.raft()) {
@@ -307,7 +349,13 @@ impl NodeShared {
         // Whatever the outcome, return once this node has applied the entry: after a
         // conflict, a retry then reads the write that caused it instead of the same stale
         // value (read-modify-write loops on a lagging follower or replicant).
-        self.wait_applied(index, self.cfg.write_timeout).await?;
+        let applied = self.wait_applied(index, self.cfg.write_timeout).await;
+        match (applied, &outcome) {
+            // Committed, so it will be applied here too: say so rather than fail the write.
+            (Err(Error::Timeout { ms, .. }), TxnOutcome::Applied(_)) => return Err(Error::NotYetApplied { index, ms }),
+            (Err(e), TxnOutcome::Applied(_)) => return Err(e),
+            _ => {}
+        }
         match outcome {
             TxnOutcome::Applied(results) => Ok(Committed { index, results }),
             TxnOutcome::Rejected(reason) => Err(Error::InvalidTxn(reason)),
@@ -328,7 +376,7 @@ impl NodeShared {
             };
             match res {
                 Ok(i) => return Ok(i),
-                Err(e @ (Error::NoLeader(_) | Error::Rpc { .. } | Error::Refused(_))) => {
+                Err(e @ (Error::NoLeader(_) | Error::Rpc { .. } | Error::Unreachable { .. } | Error::Refused(_))) => {
                     let left = deadline.saturating_duration_since(Instant::now());
                     if left.is_zero() {
                         return Err(e);
@@ -499,6 +547,21 @@ impl NodeShared {
         self.cluster_id.read().map(|s| s.clone()).unwrap_or_default()
     }
 
+    /// Whether this core refuses vote requests: it has no Raft state of its own and is not
+    /// a member again yet (a new data dir, a lost volume, a rebuild).
+    pub fn refuses_votes(&self) -> bool {
+        self.refuse_votes.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn set_refuse_votes(&self, refuse: bool) {
+        self.refuse_votes.store(refuse, Ordering::SeqCst);
+    }
+
+    /// Why this core's Raft stopped by itself, if it did ([`Node::failed`]).
+    pub fn failure(&self) -> Option<String> {
+        self.failure.borrow().clone()
+    }
+
     /// Records that this node now belongs to `id`.
     pub(crate) fn adopt_cluster_id(&self, id: &str) -> Result<()> {
         identity::set_cluster_id(&self.data_dir, id)?;
@@ -528,18 +591,45 @@ impl LeaderChanges {
     }
 }
 
+/// Watches this core's Raft (the current instance, across join/leave resets) and records a
+/// failure when it stops by itself; a stop asked for (shutdown, reset) is not one.
+async fn watch_raft(shared: Arc<NodeShared>) {
+    let stopping = shared.stopping.clone();
+    loop {
+        let Ok(raft) = shared.raft() else {
+            if *stopping.borrow() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        let mut metrics = raft.metrics();
+        drop(raft);
+        loop {
+            let fatal = match &metrics.borrow().running_state {
+                Err(openraft::error::Fatal::Stopped) | Ok(()) => None,
+                Err(f) => Some(f.to_string()),
+            };
+            if let Some(reason) = fatal {
+                if !*stopping.borrow() {
+                    tracing::error!(%reason, "Raft stopped after a storage failure; this node must be restarted");
+                    shared.failure.send_replace(Some(reason));
+                }
+                return;
+            }
+            if metrics.changed().await.is_err() {
+                break;
+            }
+        }
+        if *stopping.borrow() {
+            return;
+        }
+    }
+}
+
 /// Whether a forwarding error proves the request never reached the peer.
 fn never_sent(e: &Error) -> bool {
-    match e {
-        Error::Rpc { reason, .. } => {
-            let r = reason.to_ascii_lowercase();
-            r.contains("tcp connect error")
-                || r.contains("connection refused")
-                || r.contains("error trying to connect")
-                || r.contains(crate::rpc::client::PARTITIONED)
-        }
-        _ => false,
-    }
+    matches!(e, Error::Unreachable { .. })
 }
 
 /// The broker's table modules (`schema::*`) take `&NodeShared`; a `&Node` coerces.
@@ -558,11 +648,19 @@ impl Node {
         let cfg = config.validate()?;
         let replicant = cfg.role == Role::Replicant;
         let data_dir = config.node.data_dir.clone();
+        let catalog = Arc::new(Catalog::new(tables)?);
+        // Everything that can be refused without touching the data dir is checked first:
+        // the TLS files, and the listen address (a port in use stops the node here).
+        crate::cluster::server::builder(&cfg)?;
+        let listener = tokio::net::TcpListener::bind(&cfg.listen)
+            .await
+            .map_err(|e| Error::config("node.listen", format!("cannot listen on {}: {e}", cfg.listen)))?;
         let initial = cfg.initial_cluster_id(&config.cluster.name, config.cluster.discovery_strategy);
+        let had_identity = identity::read(&data_dir)?.is_some();
         let ident = identity::check_or_create(&data_dir, cfg.name.as_str(), cfg.node_id, &initial)?;
         let cluster_id: crate::rpc::auth::ClusterId = Arc::new(RwLock::new(ident.cluster_id));
-        let catalog = Arc::new(Catalog::new(tables)?);
         let db = Db::open(&layout::db(&data_dir))?;
+        let mark = Arc::new(crate::storage::raft_mark::MarkWriter::open(&data_dir)?);
         let local = MemStore::new(load_memory(&db, db.cf(CF_LOCAL)?, &catalog, 0)?);
         // A replicant holds every replicated table in memory and starts empty each time.
         let mem = Arc::new(MemStore::new(if replicant {
@@ -579,10 +677,6 @@ impl Node {
         if config.node.cookie == crate::config::DEFAULT_COOKIE {
             tracing::warn!("node.cookie is the default; set a secret cookie in production");
         }
-        crate::cluster::server::builder(&cfg)?;
-        let listener = tokio::net::TcpListener::bind(&cfg.listen)
-            .await
-            .map_err(|e| Error::Io { path: PathBuf::from(format!("listen {}", cfg.listen)), source: e })?;
         let (ptx, prx) = mpsc::channel(config.raft.max_batch_txns * 4);
         let (stop, stop_rx) = watch::channel(false);
         let shared = Arc::new(NodeShared {
@@ -610,9 +704,18 @@ impl Node {
             write_retries: AtomicU64::new(0),
             generation: AtomicU64::new(0),
             forming_with: Mutex::new(Vec::new()),
+            refuse_votes: std::sync::atomic::AtomicBool::new(false),
+            failure: watch::channel(None).0,
+            mark,
+            had_identity,
         });
         if !replicant {
             raft_setup::start_raft(&shared).await?;
+            // No Raft state of its own: no vote counts until it is a member (see
+            // `cluster::rebuild`); forming or joining a cluster lifts this.
+            let initialized = shared.raft()?.is_initialized().await.map_err(|e| Error::Raft(e.to_string()))?;
+            shared.set_refuse_votes(!initialized);
+            tokio::spawn(watch_raft(shared.clone()));
         }
         let server = tokio::spawn(crate::cluster::server::serve(shared.clone(), listener));
         let proposer = tokio::spawn(proposer::run(
@@ -753,6 +856,20 @@ impl Node {
     /// The cluster as this node sees it.
     pub async fn cluster_status(&self) -> Result<pb::ClusterStatus> {
         crate::cluster::status::collect(&self.shared).await
+    }
+
+    /// Resolves when this core's Raft has stopped by itself: a storage failure (a full
+    /// disk, an I/O error) that openraft cannot go on after. The node is then no member
+    /// any more: writes fail, it answers no Raft call, and only a restart (once the cause
+    /// is fixed) brings it back, with everything it had acknowledged. `mnema start` exits
+    /// non-zero on it so that a supervisor restarts the process; a broker should do the
+    /// same. Never resolves on a replicant or on a clean shutdown.
+    pub async fn failed(&self) -> Error {
+        let mut rx = self.shared.failure.subscribe();
+        match rx.wait_for(|f| f.is_some()).await {
+            Ok(f) => Error::NodeFailed { reason: f.clone().unwrap_or_default() },
+            Err(_) => std::future::pending().await,
+        }
     }
 
     /// Stops serving and shuts Raft down; the data dir stays as it is. When this returns,

@@ -5,6 +5,7 @@ use crate::error::{Error, Result};
 use crate::raft::network::Network;
 use crate::storage::layout;
 use crate::storage::log_store::LogStore;
+use crate::storage::raft_mark;
 use crate::storage::state_machine::StateMachine;
 use openraft::{Config, SnapshotPolicy};
 use std::sync::Arc;
@@ -28,7 +29,18 @@ fn raft_config(shared: &NodeShared) -> Result<Arc<Config>> {
     Ok(Arc::new(c.validate().map_err(|e| Error::config("raft", e))?))
 }
 
-/// Opens the log store and state machine and starts Raft on them.
+fn log_store(shared: &NodeShared) -> Result<LogStore> {
+    LogStore::new(
+        shared.db.clone(),
+        shared.pins.clone(),
+        shared.committed_tx.clone(),
+        shared.applied_sender(),
+        shared.mark.clone(),
+    )
+}
+
+/// Opens the log store and state machine and starts Raft on them, once their state has
+/// been checked against `RAFT_MARK` (a vote or applied index that went back is refused).
 pub(crate) async fn start_raft(shared: &Arc<NodeShared>) -> Result<()> {
     let sm = StateMachine::open(
         shared.db.clone(),
@@ -37,7 +49,9 @@ pub(crate) async fn start_raft(shared: &Arc<NodeShared>) -> Result<()> {
         shared.mem.clone(),
         shared.applied_sender(),
     )?;
-    let log = LogStore::new(shared.db.clone(), shared.pins.clone(), shared.committed_tx.clone())?;
+    let vote = LogStore::stored_vote(&shared.db)?;
+    raft_mark::check(&shared.data_dir, &layout::db(&shared.data_dir), vote.as_ref(), sm.applied_index())?;
+    let log = log_store(shared)?;
     let network = Network { peers: shared.peers.clone() };
     let raft = openraft::Raft::new(shared.cfg.node_id, raft_config(shared)?, network, log, sm)
         .await
@@ -54,7 +68,7 @@ pub(crate) async fn reset_raft(shared: &Arc<NodeShared>) -> Result<()> {
         raft.shutdown().await.map_err(|e| Error::Raft(e.to_string()))?;
     }
     shared.set_raft(None)?;
-    LogStore::new(shared.db.clone(), shared.pins.clone(), shared.committed_tx.clone())?.wipe()?;
+    log_store(shared)?.wipe()?;
     StateMachine::wipe(&shared.db, &layout::snapshots(&shared.data_dir))?;
     start_raft(shared).await
 }

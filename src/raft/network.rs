@@ -36,7 +36,7 @@ type RpcErr<E = openraft::error::Infallible> = RPCError<NodeId, NodeInfo, RaftEr
 
 fn transport<E: std::error::Error>(e: Error) -> RPCError<NodeId, NodeInfo, E> {
     match e {
-        Error::Rpc { .. } | Error::CookieMismatch { .. } | Error::Refused(_) => {
+        Error::Rpc { .. } | Error::Unreachable { .. } | Error::CookieMismatch { .. } | Error::Refused(_) => {
             RPCError::Unreachable(Unreachable::new(&e))
         }
         other => RPCError::Network(NetworkError::new(&other)),

@@ -30,6 +30,12 @@ impl RaftRpc for RaftService {
 
     async fn vote(&self, req: Request<Payload>) -> Result<Response<Payload>, Status> {
         let rpc: wire::VoteReq = wire::decode("vote", &req.into_inner().data).map_err(bad_request)?;
+        if self.node.refuses_votes() {
+            // A core without its Raft state may have voted in a term it no longer knows.
+            return Err(Status::unavailable(
+                "this core is rebuilding its Raft state and gives no votes until it is a member again",
+            ));
+        }
         let res: wire::VoteReply = self.node.raft().map_err(|e| Status::unavailable(e.to_string()))?.vote(rpc).await;
         reply(&res)
     }

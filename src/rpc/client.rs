@@ -78,7 +78,7 @@ impl Peers {
 
     fn channel(&self, addr: &str) -> Result<Channel> {
         if self.cut.read().map(|c| c.contains(addr)).unwrap_or(false) {
-            return Err(Error::Rpc { peer: addr.into(), reason: PARTITIONED.into() });
+            return Err(Error::Unreachable { peer: addr.into(), reason: PARTITIONED.into() });
         }
         let mut map = self.channels.lock().map_err(|_| Error::Storage("peer table poisoned".into()))?;
         if let Some(c) = map.get(addr) {
@@ -133,8 +133,28 @@ impl Peers {
     }
 }
 
-/// Maps a gRPC status from `peer` to our error, recognising a refused cookie.
+/// Whether `s` says the connection could not be made: an I/O error of that kind in its
+/// chain of causes (never its message text), so nothing was sent.
+fn could_not_connect(s: &tonic::Status) -> bool {
+    use std::io::ErrorKind::*;
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(s);
+    while let Some(e) = cause {
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && matches!(io.kind(), ConnectionRefused | AddrNotAvailable | HostUnreachable | NetworkUnreachable)
+        {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
+}
+
+/// Maps a gRPC status from `peer` to our error, recognising a refused cookie and a
+/// connection that could not be made.
 pub fn status_error(peer: &str, s: tonic::Status) -> Error {
+    if could_not_connect(&s) {
+        return Error::Unreachable { peer: peer.into(), reason: s.message().to_string() };
+    }
     match s.code() {
         tonic::Code::Unauthenticated if s.message().starts_with(COOKIE_REFUSED) => {
             Error::CookieMismatch { peer: peer.into() }
@@ -149,5 +169,26 @@ pub fn status_error(peer: &str, s: tonic::Status) -> Error {
         tonic::Code::Aborted => Error::Conflict(s.message().to_string()),
         tonic::Code::InvalidArgument => Error::InvalidTxn(s.message().to_string()),
         _ => Error::Rpc { peer: peer.into(), reason: format!("{:?}: {}", s.code(), s.message()) },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A refused connection is told apart by its cause, not its wording: a caller may send
+    /// the same call again (nothing was sent).
+    #[tokio::test]
+    async fn a_refused_connection_is_unreachable() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        drop(l);
+        let peers = Peers::new("cookie", None, None).unwrap();
+        match peers.node_info("gone", &addr, Duration::from_secs(5)).await {
+            Err(Error::Unreachable { .. }) => {}
+            other => panic!("expected Unreachable, got {other:?}"),
+        }
+        peers.partition(&[addr.as_str()]);
+        assert!(matches!(peers.cluster(&addr), Err(Error::Unreachable { .. })));
     }
 }

@@ -57,11 +57,13 @@ pub const RULES: &str = "rules";
 pub const BANNED: &str = "banned";
 pub const CLUSTER_NODES: &str = "cluster_nodes";
 
-/// Every table the broker uses.
+/// Every table the broker uses, each with the [`ValueRule`](crate::engine::ValueRule) its
+/// records follow (checked by the catalog on every write and by import on every record); with the `server` feature off (the fuzz build) only `routes` and
+/// `retained`, whose rules need no typed module, carry one.
 pub fn broker_tables() -> Vec<TableDef> {
     use Kind::*;
     use Storage::*;
-    vec![
+    let tables = vec![
         TableDef::replicated(ROUTES, Bag, Ram).with_topic_index(),
         TableDef::local(SUBSCRIPTIONS, Bag, Ram),
         TableDef::replicated(SESSIONS, Set, Disc),
@@ -76,39 +78,85 @@ pub fn broker_tables() -> Vec<TableDef> {
         TableDef::replicated(RULES, Set, Disc),
         TableDef::replicated(BANNED, Set, Disc),
         TableDef::replicated(CLUSTER_NODES, Set, Disc),
-    ]
+    ];
+    tables
+        .into_iter()
+        .map(|t| match record_rules::rule_of(&t.name) {
+            Some(rule) => t.with_rule(rule),
+            None => t,
+        })
+        .collect()
 }
 
-/// Whether `value` is a valid stored value of broker table `table` (import checks every
-/// record with it): the table's typed encoding, or JSON text for tables the generic
-/// `ctl table put` also writes; `routes` only in its own encoding; tables without a typed
-/// module accept any bytes.
-#[cfg(feature = "server")]
-pub fn check_value(table: &str, value: &[u8]) -> std::result::Result<(), String> {
-    // The typed modules' encoding, or JSON text (what `mnema ctl table put` stores).
-    fn typed<V: serde::Serialize + serde::de::DeserializeOwned>(v: &[u8]) -> std::result::Result<(), String> {
+/// The record rules of the broker's tables.
+mod record_rules {
+    use super::*;
+    use crate::engine::ValueRule;
+
+    /// The rule of broker table `table`, if it has one.
+    pub(super) fn rule_of(table: &str) -> Option<ValueRule> {
+        Some(match table {
+            ROUTES => ValueRule::new("routes: topic filter -> destination", route),
+            RETAINED => ValueRule::new("retained: topic name -> retained message", retained),
+            #[cfg(feature = "server")]
+            SESSIONS => ValueRule::new("sessions", typed::<sessions::Session>),
+            #[cfg(feature = "server")]
+            CLIENT_STATUS => ValueRule::new("client_status", typed::<client_status::ClientStatus>),
+            #[cfg(feature = "server")]
+            PROXY_SUBSCRIPTIONS => ValueRule::new("proxy_subscriptions", typed::<proxy_subscriptions::ProxySub>),
+            #[cfg(feature = "server")]
+            CONFIGS => ValueRule::new("configs", typed::<configs::ConfigEntry>),
+            #[cfg(feature = "server")]
+            CONFIG_LOG => ValueRule::new("config_log: id counter or change", config_log),
+            #[cfg(feature = "server")]
+            ALARMS => ValueRule::new("alarms", typed::<alarms::Alarm>),
+            #[cfg(feature = "server")]
+            DASHBOARD_USERS => ValueRule::new("dashboard_users", typed::<dashboard_users::User>),
+            #[cfg(feature = "server")]
+            RULES => ValueRule::new("rules", typed::<rules::Rule>),
+            #[cfg(feature = "server")]
+            BANNED => ValueRule::new("banned", typed::<banned::Ban>),
+            #[cfg(feature = "server")]
+            CLUSTER_NODES => ValueRule::new("cluster_nodes", typed::<cluster_nodes::NodeRecord>),
+            // `messages` mixes messages, index entries and positions under one key space;
+            // `subscriptions` is local.
+            _ => return None,
+        })
+    }
+
+    /// A route: the key a valid MQTT topic filter, the value an encoded destination.
+    fn route(key: &[u8], value: &[u8]) -> std::result::Result<(), String> {
+        let filter = std::str::from_utf8(key).map_err(|_| "the topic filter is not UTF-8".to_string())?;
+        topic::validate_filter(filter).map_err(|e| format!("topic filter: {e}"))?;
+        routes::decode_dest(value).map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    /// A retained message: the key a valid topic name (no wildcards); the value checked as
+    /// the typed tables' (with the `server` feature).
+    fn retained(key: &[u8], _value: &[u8]) -> std::result::Result<(), String> {
+        let name = std::str::from_utf8(key).map_err(|_| "the topic name is not UTF-8".to_string())?;
+        topic::validate_name(name).map_err(|e| format!("topic name: {e}"))?;
+        #[cfg(feature = "server")]
+        typed::<super::retained::Retained>(key, _value)?;
+        Ok(())
+    }
+
+    /// The table's typed encoding, or JSON text (what `mnema ctl table put` stores).
+    #[cfg(feature = "server")]
+    fn typed<V: serde::Serialize + serde::de::DeserializeOwned>(
+        _key: &[u8],
+        v: &[u8],
+    ) -> std::result::Result<(), String> {
         match crate::engine::typed::Typed::<Vec<u8>, V>::decode_value(v) {
             Ok(_) => Ok(()),
             Err(e) if serde_json::from_slice::<serde_json::Value>(v).is_err() => Err(format!("neither JSON nor {e}")),
             Err(_) => Ok(()),
         }
     }
-    match table {
-        ROUTES => routes::decode_dest(value).map(|_| ()).map_err(|e| e.to_string()),
-        SESSIONS => typed::<sessions::Session>(value),
-        RETAINED => typed::<retained::Retained>(value),
-        CLIENT_STATUS => typed::<client_status::ClientStatus>(value),
-        PROXY_SUBSCRIPTIONS => typed::<proxy_subscriptions::ProxySub>(value),
-        CONFIGS => typed::<configs::ConfigEntry>(value),
-        // The id counter (8 bytes) or a change.
-        CONFIG_LOG if value.len() == 8 => Ok(()),
-        CONFIG_LOG => typed::<configs::ConfigChange>(value),
-        ALARMS => typed::<alarms::Alarm>(value),
-        DASHBOARD_USERS => typed::<dashboard_users::User>(value),
-        RULES => typed::<rules::Rule>(value),
-        BANNED => typed::<banned::Ban>(value),
-        CLUSTER_NODES => typed::<cluster_nodes::NodeRecord>(value),
-        // `messages` mixes messages, index entries and positions under one key space.
-        _ => Ok(()),
+
+    /// The id counter (8 bytes) or a change.
+    #[cfg(feature = "server")]
+    fn config_log(key: &[u8], v: &[u8]) -> std::result::Result<(), String> {
+        if v.len() == 8 { Ok(()) } else { typed::<configs::ConfigChange>(key, v) }
     }
 }

@@ -43,6 +43,11 @@ impl Db {
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
         opts.set_keep_log_file_num(4);
+        // Damage inside the WAL (synced data) is an error at open, not a silent cut at the
+        // first bad record (the default, point-in-time recovery); only an incomplete record
+        // at the very end, a write torn by a crash, is dropped. A tail cut or zeroed on disk
+        // reads the same as a torn write: `RAFT_MARK` (raft_mark.rs) catches that.
+        opts.set_wal_recovery_mode(rocksdb::DBRecoveryMode::TolerateCorruptedTailRecords);
         opts.set_max_log_file_size(4 << 20);
         let cfs = CFS.iter().map(|name| {
             let mut o = Options::default();
@@ -52,8 +57,10 @@ impl Db {
             }
             ColumnFamilyDescriptor::new(*name, o)
         });
-        let db = DB::open_cf_descriptors(&opts, path, cfs)
-            .map_err(|e| storage_err(&format!("open {}", path.display()), e))?;
+        let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(|e| match e.kind() {
+            rocksdb::ErrorKind::Corruption => Error::DamagedState { file: path.to_path_buf(), reason: e.to_string() },
+            _ => storage_err(&format!("open {}", path.display()), e),
+        })?;
         Ok(Db { inner: Arc::new(db) })
     }
 

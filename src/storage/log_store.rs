@@ -12,6 +12,7 @@
 #![allow(clippy::result_large_err)]
 
 use super::db::{CF_LOG, CF_META, Db};
+use super::raft_mark::MarkWriter;
 use crate::codec;
 use crate::raft::types::{Entry, LogId, NodeId, StorageError, TypeConfig, Vote};
 use crate::raft::wire::{decode_entry, encode_entry};
@@ -32,6 +33,10 @@ pub struct LogStore {
     sync: std::sync::mpsc::Sender<LogFlushed<TypeConfig>>,
     pins: RetentionPins,
     committed: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
+    /// The data dir's `RAFT_MARK` (see `raft_mark`): the vote and a durable applied index,
+    /// written for this store's epoch only.
+    mark: std::sync::Arc<MarkWriter>,
+    epoch: u64,
 }
 
 /// Entries a purge leaves in place for replication streams still reading them.
@@ -151,28 +156,58 @@ fn logs_err(verb: ErrorVerb, e: impl std::fmt::Display) -> StorageError {
 
 impl LogStore {
     /// A log store on `db`, with its sync thread (which ends when the last clone is dropped).
-    /// `pins` hold entries for replication; `committed` follows the commit index.
+    /// `pins` hold entries for replication; `committed` follows the commit index; `applied`
+    /// follows the state machine's applied index, and `mark` records the vote and the
+    /// applied indexes that a WAL sync made durable.
     pub fn new(
         db: Db,
         pins: RetentionPins,
         committed: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
+        applied: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
+        mark: std::sync::Arc<MarkWriter>,
     ) -> crate::error::Result<Self> {
         let (sync, pending) = std::sync::mpsc::channel::<LogFlushed<TypeConfig>>();
         let sync_db = db.clone();
+        let sync_mark = mark.clone();
+        let epoch = mark.epoch();
         std::thread::Builder::new()
             .name("mnema-log-sync".into())
             .spawn(move || {
-                while let Ok(first) = pending.recv() {
+                loop {
+                    let first = match pending.recv_timeout(std::time::Duration::from_secs(1)) {
+                        Ok(first) => first,
+                        // Idle: write what the mark's rate limit held back.
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                            if let Err(e) = sync_mark.flush(epoch) {
+                                tracing::warn!(error = %e, "could not update RAFT_MARK");
+                            }
+                            continue;
+                        }
+                        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+                    };
                     let mut done = vec![first];
                     done.extend(pending.try_iter());
+                    // Applied before the sync began: its state's write is in the WAL the sync covers.
+                    let applied = *applied.borrow();
                     let res = sync_db.sync_wal().map_err(|e| e.to_string());
+                    if res.is_ok()
+                        && let Err(e) = sync_mark.durable_applied(epoch, applied)
+                    {
+                        tracing::warn!(error = %e, "could not update RAFT_MARK");
+                    }
                     for callback in done {
                         callback.log_io_completed(res.clone().map_err(std::io::Error::other));
                     }
                 }
             })
             .map_err(|e| crate::error::Error::io("log sync thread", e))?;
-        Ok(LogStore { db, sync, pins, committed })
+        Ok(LogStore { db, sync, pins, committed, mark, epoch })
+    }
+
+    /// The vote `db` holds (for the open-time check against `RAFT_MARK`, before any log
+    /// store, and its sync thread, exists).
+    pub fn stored_vote(db: &Db) -> crate::error::Result<Option<Vote>> {
+        db.get_meta(KEY_VOTE)?.map(|b| codec::decode_versioned("log meta", META_VERSION, &b)).transpose()
     }
 
     fn meta<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StorageError> {
@@ -225,7 +260,8 @@ impl LogStore {
         let cf = self.db.cf(CF_LOG)?;
         wb.delete_range_cf(cf, 0u64.to_be_bytes(), u64::MAX.to_be_bytes());
         wb.delete_cf(cf, u64::MAX.to_be_bytes());
-        self.db.raw().write_opt(wb, &Db::sync_opts()).map_err(|e| super::db::storage_err("wipe log", e))
+        self.db.raw().write_opt(wb, &Db::sync_opts()).map_err(|e| super::db::storage_err("wipe log", e))?;
+        self.mark.reset()
     }
 }
 
@@ -276,7 +312,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
-        self.put_meta(KEY_VOTE, vote, true)
+        self.put_meta(KEY_VOTE, vote, true)?;
+        // Recorded outside RocksDB too, once RocksDB has it: a vote that later went back is seen.
+        self.mark.vote(self.epoch, vote).map_err(|e| io_err(ErrorSubject::Vote, ErrorVerb::Write, e))
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {

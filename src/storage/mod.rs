@@ -4,6 +4,7 @@
 //! Not here: the in-memory tables (`engine::memory`) and any networking.
 
 pub mod identity;
+pub mod raft_mark;
 
 #[cfg(feature = "server")]
 pub mod apply;
@@ -13,6 +14,8 @@ pub mod db;
 pub mod log_store;
 #[cfg(feature = "server")]
 pub mod records;
+#[cfg(feature = "server")]
+pub mod set_aside;
 #[cfg(feature = "server")]
 pub mod state_machine;
 

@@ -92,6 +92,11 @@ impl StateMachine {
         Ok(StateMachine { db, catalog, mem, applied_tx, last_applied, membership, snapshot_dir, receiving: None })
     }
 
+    /// The index of the last entry applied.
+    pub fn applied_index(&self) -> u64 {
+        self.last_applied.map(|l| l.index).unwrap_or(0)
+    }
+
     /// Deletes every replicated record, the applied state and the snapshots: the node is
     /// about to join another cluster and take its data from there.
     pub fn wipe(db: &Db, snapshot_dir: &Path) -> Result<()> {

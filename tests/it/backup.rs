@@ -23,7 +23,7 @@ fn file_records(path: &Path) -> (format::Summary, Records) {
     let cat = catalog();
     let mut out = Records::new();
     let f = std::fs::File::open(path).expect("open export");
-    let summary = format::read(f, &cat, &|_, _| Ok(()), &mut |e| {
+    let summary = format::read(f, &cat, &mut |e| {
         if let Event::Record { ix, key, value } = e {
             out.entry(cat.def(ix).name.clone()).or_default().insert((key, value));
         }
@@ -247,7 +247,8 @@ async fn an_online_backup_restores_under_its_name_only() {
     let other = c.dir.path().join("other");
     copy_dir(&backup_dir, &other);
     let before = dir_bytes(&other);
-    let mut cfg = config(c.dir.path(), c.base, 9, 3);
+    // (Its own free port: the listen address is checked before the data dir is opened.)
+    let mut cfg = config(c.dir.path(), free_base(9), 9, 3);
     cfg.node.data_dir = other.clone();
     let err = Node::start(cfg, test_tables()).await.err().expect("refused under another name");
     assert!(matches!(err, mnema::Error::NodeNameMismatch { .. }), "{err}");

@@ -3,8 +3,9 @@
 #![allow(dead_code)]
 
 use mnema::config::DiscoveryStrategy;
-use mnema::{Kind, Node, NodeConfig, Storage, TableDef};
+use mnema::{Kind, Node, NodeConfig, Storage, TableDef, Txn};
 use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, KeyPair, SanType};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -181,6 +182,12 @@ pub fn spawn_replicant(dir: &Path, base: u16, i: u16, n: u16) -> Proc {
 }
 
 fn spawn_with(dir: &Path, base: u16, i: u16, n: u16, role: &str) -> Proc {
+    spawn_as(dir, base, i, n, role, None)
+}
+
+/// Like [`spawn_node`] / [`spawn_replicant`] (`role`), the process running with group id
+/// `gid` if given (as root): firewall rules can then match its connections by owner.
+pub fn spawn_as(dir: &Path, base: u16, i: u16, n: u16, role: &str, gid: Option<u32>) -> Proc {
     let seeds: Vec<String> = (1..=n).map(|j| format!("\"{}\"", name(j))).collect();
     let text = format!(
         "[node]\nname = \"{}\"\nrole = \"{role}\"\ncookie = \"test-cookie\"\ndata_dir = \"{}\"\nbase_port = {base}\n\
@@ -191,26 +198,80 @@ fn spawn_with(dir: &Path, base: u16, i: u16, n: u16, role: &str) -> Proc {
         dir.join(format!("n{i}")).display(),
         seeds.join(", ")
     );
-    spawn_config(dir, &name(i), &format!("n{i}"), &text)
+    spawn_config_as(dir, &name(i), &format!("n{i}"), &text, gid)
 }
 
 /// Writes `config` (TOML) as `{file}.toml` under `dir` and starts `mnema start` on it;
 /// the log goes to `{file}.log`.
 pub fn spawn_config(dir: &Path, node: &str, file: &str, config: &str) -> Proc {
+    spawn_config_as(dir, node, file, config, None)
+}
+
+fn spawn_config_as(dir: &Path, node: &str, file: &str, config: &str, gid: Option<u32>) -> Proc {
     let conf = dir.join(format!("{file}.toml"));
     std::fs::write(&conf, config).expect("write config");
     let log = dir.join(format!("{file}.log"));
     let out = std::fs::OpenOptions::new().create(true).append(true).open(&log).expect("log file");
     let err = out.try_clone().expect("log file");
-    let child = Command::new(bin())
-        .args(["start", "--config"])
+    let mut cmd = Command::new(bin());
+    cmd.args(["start", "--config"])
         .arg(&conf)
         .env("RUST_LOG", "info")
         .stdout(Stdio::from(out))
-        .stderr(Stdio::from(err))
-        .spawn()
-        .expect("spawn mnema");
+        .stderr(Stdio::from(err));
+    if let Some(g) = gid {
+        std::os::unix::process::CommandExt::gid(&mut cmd, g);
+    }
+    let child = cmd.spawn().expect("spawn mnema");
     Proc { child, name: node.to_string(), log }
+}
+
+pub async fn wait_serving(base: u16, i: u16) {
+    wait_until(&format!("n{i} to serve"), Duration::from_secs(30), || async {
+        client(base, i).node_info().await.is_ok()
+    })
+    .await;
+}
+
+/// The leader's number, once every listed node agrees on one of them.
+pub async fn agreed_leader(base: u16, alive: &[u16]) -> u16 {
+    let leader: String = eventually("an agreed leader", Duration::from_secs(30), || async move {
+        let mut seen = Vec::new();
+        for &i in alive {
+            match client(base, i).node_info().await {
+                Ok(s) if !s.leader.is_empty() => seen.push(s.leader),
+                _ => return None,
+            }
+        }
+        // Agreed, and one of the living (survivors name a dead leader until they time out).
+        let alive_names: Vec<String> = alive.iter().map(|&i| name(i)).collect();
+        (seen.iter().all(|l| *l == seen[0]) && alive_names.contains(&seen[0])).then(|| seen[0].clone())
+    })
+    .await;
+    leader.trim_start_matches('n').split('@').next().and_then(|d| d.parse().ok()).expect("leader name n<i>@…")
+}
+
+/// Three static-seed core processes, serving and agreed on a leader.
+pub async fn start_three(dir: &Path, base: u16) -> BTreeMap<u16, Proc> {
+    let procs: BTreeMap<u16, Proc> = (1..=3).map(|i| (i, spawn_node(dir, base, i, 3))).collect();
+    for i in 1..=3 {
+        wait_serving(base, i).await;
+    }
+    agreed_leader(base, &[1, 2, 3]).await;
+    procs
+}
+
+/// Writes through node `i`, retrying while the cluster has no leader (bounded).
+pub async fn put(base: u16, i: u16, key: &str, value: &str) -> u64 {
+    eventually(&format!("write of {key} via n{i}"), Duration::from_secs(30), || async move {
+        client(base, i).transact(&Txn::new().put("rules", key, value)).await.ok().map(|c| c.index)
+    })
+    .await
+}
+
+pub async fn read_on(base: u16, i: u16, key: &str, min_applied: u64) -> Option<Vec<u8>> {
+    let r = client(base, i).read("rules", Some(key.as_bytes()), min_applied).await.ok()?;
+    r.records.first().map(|r| r.value.clone())
 }
 
 pub fn addr(base: u16, i: u16) -> String {

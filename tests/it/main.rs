@@ -7,6 +7,7 @@ mod backup;
 mod cluster;
 mod discovery;
 mod engine_ops;
+mod integrity;
 mod membership;
 mod processes;
 mod replicants;

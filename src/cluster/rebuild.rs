@@ -1,0 +1,69 @@
+//! Rebuilding a core that has no Raft state while its cluster runs: a lost volume, or a
+//! data dir set aside by `mnema data rebuild` after its state was found damaged.
+//!
+//! Raft assumes a member never forgets its vote or its log. A core that did must not take
+//! part as its old self, so it comes back as a new incarnation of the member:
+//!
+//! 1. From start until it is a member again it refuses every vote request
+//!    ([`NodeShared::refuses_votes`](crate::node::NodeShared)): a vote it gave in a term it
+//!    has forgotten could elect a second leader, or a leader without entries a majority
+//!    counted on.
+//! 2. It asks the cluster to remove it (the leader refuses while removing it would leave
+//!    fewer than a majority of the remaining voters running; it then waits and asks again).
+//! 3. It asks to be admitted: the leader adds it as a learner, catches it up (snapshot,
+//!    then entries) and promotes it to voter, as for any join.
+
+use crate::error::Result;
+use crate::name::Peer;
+use crate::node::NodeShared;
+use crate::rpc::client::status_error;
+use crate::rpc::pb;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long one admission (catching up included) may take.
+const ADMIT_TIMEOUT: Duration = Duration::from_secs(300);
+const RETRY: Duration = Duration::from_secs(1);
+
+/// Runs the rebuild through `via`, a running core of this node's cluster, until this node is
+/// a member again (or the node stops).
+pub async fn rejoin_as_new_member(shared: Arc<NodeShared>, via: Peer) {
+    let mut stopping = shared.stopping.clone();
+    tracing::warn!(via = %via.name, "no Raft state here while the cluster runs: rejoining as a new member (removed, then added back as a learner and promoted); refusing votes meanwhile");
+    loop {
+        if *stopping.borrow() {
+            return;
+        }
+        match step(&shared, &via).await {
+            Ok(true) => {
+                shared.set_refuse_votes(false);
+                tracing::info!("rebuilt: a member again, caught up as a learner and promoted");
+                return;
+            }
+            Ok(false) => continue,
+            Err(e) => tracing::info!(error = %e, "rebuild waits; asking again"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(RETRY) => {}
+            _ = stopping.changed() => {}
+        }
+    }
+}
+
+/// One step: removed if still a member (`Ok(false)`: look again), else admitted (`Ok(true)`).
+async fn step(shared: &NodeShared, via: &Peer) -> Result<bool> {
+    let me = shared.cfg.name.as_str();
+    let mut client = shared.peers.cluster(&via.addr)?;
+    let err = |s| status_error(via.name.as_str(), s);
+    let status = client.status(pb::Empty {}).await.map_err(err)?.into_inner();
+    let member = status.members.iter().any(|m| m.name == me && m.role != "replicant");
+    if member {
+        client.force_leave(pb::LeaveRequest { name: me.to_string(), force: false }).await.map_err(err)?;
+        tracing::info!("removed from the cluster's membership; asking to be added back");
+        return Ok(false);
+    }
+    let mut req = tonic::Request::new(pb::JoinRequest { name: me.to_string(), addr: shared.cfg.advertise.clone() });
+    req.set_timeout(ADMIT_TIMEOUT);
+    client.join(req).await.map_err(err)?;
+    Ok(true)
+}

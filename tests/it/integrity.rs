@@ -1,0 +1,289 @@
+//! Integrity kept in the core: what a table's rule refuses is never stored, by any path.
+
+use crate::harness::*;
+use mnema::client::Client;
+use mnema::engine::{Batch, TxnOutcome};
+use mnema::schema::{self, routes};
+use mnema::{Error, Txn};
+use std::time::Duration;
+
+/// Transactions that break a broker table's rule, with the table they break.
+fn bad_writes() -> Vec<(&'static str, Txn)> {
+    let dest = routes::encode_dest(&routes::Dest::Node("n1@127.0.0.1".into())).unwrap();
+    vec![
+        // A value that is not a destination.
+        (schema::ROUTES, Txn::new().put(schema::ROUTES, "a/b", "not a destination")),
+        // A filter MQTT forbids (`#` not last), with a valid destination.
+        (schema::ROUTES, Txn::new().put(schema::ROUTES, "a/#/b", dest.clone())),
+        // A retained message under a wildcard: a topic name has none.
+        (schema::RETAINED, Txn::new().put(schema::RETAINED, "sensors/+/temp", "{}")),
+        // Neither the typed encoding nor JSON text, and put_if_absent is held to it too.
+        (schema::SESSIONS, Txn::new().put_if_absent(schema::SESSIONS, "c1", vec![0xff, 0x00, 0x13])),
+        // One bad op refuses its whole transaction.
+        (schema::RULES, Txn::new().put("kv", "fine", "v").put(schema::RULES, "r1", vec![0xfe, 0xfe])),
+    ]
+}
+
+fn assert_invalid_value(err: &Error, table: &str, what: &str) {
+    match err {
+        Error::InvalidValue { table: t, .. } => assert_eq!(t, table, "{what}"),
+        other => panic!("{what}: expected InvalidValue for `{table}`, got {other:?}"),
+    }
+}
+
+/// Nothing of any bad write is visible on `node`.
+fn assert_nothing_stored(node: &mnema::Node) {
+    for (table, key) in [
+        (schema::ROUTES, "a/b"),
+        (schema::ROUTES, "a/#/b"),
+        (schema::RETAINED, "sensors/+/temp"),
+        (schema::SESSIONS, "c1"),
+        (schema::RULES, "r1"),
+        ("kv", "fine"),
+    ] {
+        assert!(node.get(table, key.as_bytes()).unwrap().is_empty(), "{table} {key} was stored on {}", node.name());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_its_table_refuses_is_stored_by_no_write_path() {
+    let c = Cluster::start(3).await;
+    let follower = &c.nodes[c.follower()];
+    let leader = &c.nodes[c.leader()];
+    let before = leader.applied_index();
+
+    // A broker's raw transaction, on the leader and on a follower: refused before proposing.
+    for node in [leader, follower] {
+        for (table, txn) in bad_writes() {
+            let err = node.transact(txn).await.unwrap_err();
+            assert_invalid_value(&err, table, &format!("transact on {}", node.name()));
+        }
+    }
+    assert_eq!(leader.applied_index(), before, "a refused write reached the log");
+
+    // gRPC `Transact` (what `mnema ctl table put` sends): the same error, not a string.
+    let mut client = Client::new(follower.addr(), "test-cookie").unwrap();
+    for (table, txn) in bad_writes() {
+        let err = client.transact(&txn).await.unwrap_err();
+        assert_invalid_value(&err, table, "gRPC Transact");
+    }
+
+    // Past the proposer's check (a batch straight into the log, as a node of another build
+    // could send it): every node refuses it at apply, identically.
+    let txns: Vec<Txn> = bad_writes().into_iter().map(|(_, t)| t).collect();
+    let n = txns.len();
+    let (index, outcome) = leader.write_batch(Batch { txns, request: None }).await.unwrap();
+    assert_eq!(outcome.outcomes.len(), n);
+    for o in &outcome.outcomes {
+        assert!(matches!(o, TxnOutcome::Rejected(_)), "applied a refused record: {o:?}");
+    }
+    c.wait_applied(index).await;
+    for node in &c.nodes {
+        assert_nothing_stored(node);
+    }
+
+    // Good records still go in, and the export of the cluster reads back.
+    let dest = routes::encode_dest(&routes::Dest::Node("n1@127.0.0.1".into())).unwrap();
+    follower.transact(Txn::new().put(schema::ROUTES, "a/+/b", dest)).await.unwrap();
+    let file = c.dir.path().join("export.json");
+    let mut out = std::fs::File::create(&file).unwrap();
+    let mut progress = mnema::backup::progress::Progress::silent("export");
+    let bytes =
+        tokio::time::timeout(Duration::from_secs(20), client.export(&mut out, &mut progress)).await.unwrap().unwrap();
+    assert!(bytes > 0);
+    c.shutdown().await;
+}
+
+/// `Node::start` with `config` fails with a config error on `key`, and the data dir was
+/// not created.
+async fn assert_refused_before_open(config: mnema::NodeConfig, key: &str) {
+    let data = config.node.data_dir.clone();
+    match mnema::Node::start(config, test_tables()).await {
+        Err(Error::Config { key: k, .. }) => assert_eq!(k, key),
+        Err(other) => panic!("expected a config error on {key}, got {other:?}"),
+        Ok(_) => panic!("started with a bad {key}"),
+    }
+    assert!(!data.exists(), "{key}: the data dir {} was created before the config was refused", data.display());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_listen_settings_and_cookies_stop_the_node_before_the_data_dir_is_touched() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = free_base(2);
+    // A port in use.
+    let taken = std::net::TcpListener::bind(("127.0.0.1", base + 1)).unwrap();
+    assert_refused_before_open(config(dir.path(), base, 1, 1), "node.listen").await;
+    drop(taken);
+    // A listen or advertise port out of range.
+    let mut c = config(dir.path(), base, 1, 1);
+    c.node.listen = Some("127.0.0.1:70000".into());
+    assert_refused_before_open(c, "node.listen").await;
+    let mut c = config(dir.path(), base, 1, 1);
+    c.node.advertise = Some("127.0.0.1:0".into());
+    assert_refused_before_open(c, "node.advertise").await;
+    // A cookie gRPC metadata cannot carry.
+    let mut c = config(dir.path(), base, 1, 1);
+    c.node.cookie = "sécret".into();
+    assert_refused_before_open(c, "node.cookie").await;
+    // With every setting good, the same node starts.
+    let n = mnema::Node::start(config(dir.path(), base, 1, 1), test_tables()).await.unwrap();
+    n.shutdown().await.unwrap();
+}
+
+#[test]
+fn a_directory_given_as_config_file_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    match mnema::NodeConfig::load(Some(dir.path())) {
+        Err(Error::Config { key, .. }) => assert_eq!(key, "--config"),
+        other => panic!("a directory was read as a config: {other:?}"),
+    }
+}
+
+/// `MNEMA_*` variables that name no config key (`MNEMA_CTL_NODE`, which `mnema ctl`
+/// reads, or a typo) are ignored, as EMQX does; a real key still applies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn environment_variables_that_are_not_config_keys_do_not_stop_a_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = free_base(1);
+    let p = spawn_node(dir.path(), base, 1, 1);
+    drop(p);
+    let conf = dir.path().join("n1.toml");
+    let log = std::fs::File::create(dir.path().join("env.log")).unwrap();
+    let child = std::process::Command::new(bin())
+        .args(["start", "--config"])
+        .arg(&conf)
+        .env("MNEMA_CTL_NODE", "n9@127.0.0.1")
+        .env("MNEMA_NOT_A_KEY", "1")
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let _p = Proc { child, name: name(1), log: dir.path().join("env.log") };
+    wait_until("the node to serve", Duration::from_secs(30), || async { client(base, 1).node_info().await.is_ok() })
+        .await;
+}
+
+/// Copies the directory tree `from` to `to`.
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            copy_tree(&p, &to.join(e.file_name()));
+        } else {
+            std::fs::copy(&p, to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+async fn write_rules(node: &mnema::Node, from: u32, to: u32) -> u64 {
+    let mut index = 0;
+    for i in from..to {
+        index = node
+            .transact(Txn::new().put(schema::RULES, format!("r{i}"), format!("{{\"n\":{i}}}")))
+            .await
+            .unwrap()
+            .index;
+    }
+    index
+}
+
+fn voters(node: &mnema::Node) -> Vec<u64> {
+    node.metrics().unwrap().membership_config.membership().voter_ids().collect()
+}
+
+/// A core whose RocksDB went back (here: an older copy of its `db/`, as a restored volume
+/// snapshot or a WAL cut at its tail would leave it) refuses to start, naming the store;
+/// `data rebuild` sets it aside and the node comes back as a new member with every record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_core_whose_raft_state_went_back_refuses_to_start_and_a_rebuild_brings_it_back() {
+    let mut c = Cluster::start(3).await;
+    let leader = c.leader();
+    let victim = (0..3).find(|&i| i != leader).unwrap();
+    let i = victim as u16 + 1;
+    let data = c.dir.path().join(format!("n{i}"));
+    write_rules(&c.nodes[leader], 0, 20).await;
+    // An old copy of the victim's store, taken while it is stopped.
+    let n = c.nodes.remove(victim);
+    n.shutdown().await.unwrap();
+    // At most what the copy holds: the victim applied only what the others had committed.
+    let old_applied = c.nodes.iter().map(|n| n.applied_index()).max().unwrap();
+    let old = c.dir.path().join("old-db");
+    copy_tree(&data.join("db"), &old);
+    c.nodes.insert(victim, mnema::Node::start(config(c.dir.path(), c.base, i, 3), test_tables()).await.unwrap());
+    // Writes go on until the mark records synced progress past the old copy (it trails the
+    // applied index by up to a second).
+    let mut next = 20;
+    let marked = || mnema::storage::raft_mark::read(&data).unwrap().is_some_and(|m| m.applied > old_applied);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !marked() {
+        assert!(std::time::Instant::now() < deadline, "RAFT_MARK never passed index {old_applied}");
+        write_rules(&c.nodes[leader], next, next + 5).await;
+        next += 5;
+    }
+    let last = write_rules(&c.nodes[leader], next, 60.max(next + 1)).await;
+    c.wait_applied(last).await;
+    let n = c.nodes.remove(victim);
+    n.shutdown().await.unwrap();
+    std::fs::remove_dir_all(data.join("db")).unwrap();
+    copy_tree(&old, &data.join("db"));
+
+    match mnema::Node::start(config(c.dir.path(), c.base, i, 3), test_tables()).await {
+        Err(Error::DamagedState { file, .. }) => assert_eq!(file, data.join("db")),
+        Err(other) => panic!("expected DamagedState, got {other:?}"),
+        Ok(_) => panic!("a core whose log went back started"),
+    }
+
+    // The one command: set it aside, start again, rejoin as a new member.
+    let aside = mnema::storage::set_aside::set_aside(&data, &name(i)).unwrap();
+    assert!(aside.join("db").exists(), "the damaged store is kept");
+    let n = mnema::Node::start(config(c.dir.path(), c.base, i, 3), test_tables()).await.unwrap();
+    c.nodes.insert(victim, n);
+    let total = 60.max(next + 1) + 10;
+    let more = write_rules(&c.nodes[leader], total - 10, total).await;
+    c.wait_applied(more).await;
+    let rebuilt = &c.nodes[victim];
+    for k in 0..total {
+        assert_eq!(
+            rebuilt.get(schema::RULES, format!("r{k}").as_bytes()).unwrap().len(),
+            1,
+            "r{k} on the rebuilt core"
+        );
+    }
+    wait_until("the rebuilt core to be a voter that votes again", Duration::from_secs(30), || async {
+        !rebuilt.refuses_votes() && voters(&c.nodes[leader]).contains(&rebuilt.node_id())
+    })
+    .await;
+    assert_eq!(voters(&c.nodes[leader]).len(), 3);
+    c.shutdown().await;
+}
+
+/// Bytes flipped inside a stopped core's WAL (synced data, not a torn tail) make its
+/// start fail with the store named, instead of opening on what came before the damage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flipped_bytes_inside_the_wal_are_refused_at_start() {
+    let c = Cluster::start(1).await;
+    write_rules(&c.nodes[0], 0, 200).await;
+    let data = c.dir.path().join("n1");
+    let base = c.base;
+    let dir = c.shutdown().await;
+    let wal = std::fs::read_dir(data.join("db"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .max_by_key(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+        .expect("a WAL file");
+    let mut bytes = std::fs::read(&wal).unwrap();
+    assert!(bytes.len() > 4096, "WAL of {} bytes", bytes.len());
+    let mid = bytes.len() / 3;
+    for b in &mut bytes[mid..mid + 8] {
+        *b ^= 0x5a;
+    }
+    std::fs::write(&wal, &bytes).unwrap();
+    match mnema::Node::start(config(dir.path(), base, 1, 1), test_tables()).await {
+        Err(Error::DamagedState { file, .. }) => assert_eq!(file, data.join("db")),
+        Err(other) => panic!("expected DamagedState, got {other:?}"),
+        Ok(_) => panic!("started on a damaged WAL"),
+    }
+}
