@@ -1,7 +1,7 @@
 //! Backup and restore: JSON export / import of the replicated tables, and online copies
 //! of a core's data dir.
 //!
-//! - [`format`]: the export document, its streaming writer and its streaming reader, which
+//! - [`format`](mod@format): the export document, its streaming writer and its streaming reader, which
 //!   checks a whole file (version, tables, kinds, encodings, record values, count) and
 //!   names the line and column of the first problem. No RocksDB, no network (fuzzed).
 //! - `export`: a core writes the document from one RocksDB snapshot (one applied index).

@@ -3,7 +3,7 @@
 //!
 //! [`open`] creates a session or takes it over: the owner becomes the node the client
 //! connects to now (a session follows its client across nodes). Every change is a
-//! conditional read-modify-write ([`super::update`]), so concurrent take-overs serialise.
+//! conditional read-modify-write (`schema::update`), so concurrent take-overs serialise.
 
 use super::SESSIONS;
 use super::topic::validate_filter;

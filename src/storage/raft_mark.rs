@@ -21,7 +21,6 @@
 use crate::error::{Error, Result};
 use crate::raft::types::Vote;
 use serde::{Deserialize, Serialize};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -78,13 +77,7 @@ fn encode(mark: &Mark) -> Result<Vec<u8>> {
 
 /// Replaces the mark atomically and durably.
 fn write(data_dir: &Path, mark: &Mark) -> Result<()> {
-    let p = path(data_dir);
-    let tmp = data_dir.join(format!("{FILE}.tmp"));
-    let bytes = encode(mark)?;
-    let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    f.write_all(&bytes).and_then(|()| f.sync_all()).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, &p).map_err(|e| Error::io(&p, e))?;
-    std::fs::File::open(data_dir).and_then(|d| d.sync_all()).map_err(|e| Error::io(data_dir, e))
+    super::identity::write_atomically(&path(data_dir), &encode(mark)?)
 }
 
 /// Removes the mark (the Raft state was wiped on purpose: leave, join, rebuild).

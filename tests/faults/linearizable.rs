@@ -139,69 +139,50 @@ pub fn check_within(history: &[Op], budget: u64) -> Verdict {
         if known_left == 0 {
             return Verdict::Linearizable;
         }
-        if entry == end {
-            // Only possible with unknown operations left: backtrack as at a return.
-            match stack.pop() {
-                None => return Verdict::Not(best.iter().map(|&e| history[events[e].2]).collect()),
-                Some((call, before)) => {
-                    let i = events[call].2;
-                    state = before;
-                    placed[i / 64] &= !(1 << (i % 64));
-                    if history[i].completed.is_some() {
-                        known_left += 1;
-                    }
-                    relink(&mut next, &mut prev, ret_of[i]);
-                    relink(&mut next, &mut prev, call);
-                    entry = next[call];
-                    continue;
+        // The end of the list, or a return whose call is not placed: something placed
+        // earlier must go (the end is reached only with unknown operations left).
+        if entry == end || events[entry].1 {
+            let Some((call, before)) = stack.pop() else {
+                return Verdict::Not(best.iter().map(|&e| history[events[e].2]).collect());
+            };
+            let j = events[call].2;
+            state = before;
+            placed[j / 64] &= !(1 << (j % 64));
+            if history[j].completed.is_some() {
+                known_left += 1;
+            }
+            relink(&mut next, &mut prev, ret_of[j]);
+            relink(&mut next, &mut prev, call);
+            entry = next[call];
+            continue;
+        }
+        let i = events[entry].2;
+        let mut took = false;
+        if let Some(after) = step(state, &history[i]) {
+            placed[i / 64] |= 1 << (i % 64);
+            if seen.insert((placed.clone(), after)) {
+                left = match left.checked_sub(1) {
+                    Some(l) => l,
+                    None => return Verdict::Unknown,
+                };
+                stack.push((entry, state));
+                state = after;
+                if history[i].completed.is_some() {
+                    known_left -= 1;
                 }
+                unlink(&mut next, &mut prev, entry);
+                unlink(&mut next, &mut prev, ret_of[i]);
+                if stack.len() > best.len() {
+                    best = stack.iter().map(|&(e, _)| e).collect();
+                }
+                entry = next[head];
+                took = true;
+            } else {
+                placed[i / 64] &= !(1 << (i % 64));
             }
         }
-        let (_, is_ret, i) = events[entry];
-        if !is_ret {
-            let mut took = false;
-            if let Some(after) = step(state, &history[i]) {
-                placed[i / 64] |= 1 << (i % 64);
-                if seen.insert((placed.clone(), after)) {
-                    left = match left.checked_sub(1) {
-                        Some(l) => l,
-                        None => return Verdict::Unknown,
-                    };
-                    stack.push((entry, state));
-                    state = after;
-                    if history[i].completed.is_some() {
-                        known_left -= 1;
-                    }
-                    unlink(&mut next, &mut prev, entry);
-                    unlink(&mut next, &mut prev, ret_of[i]);
-                    if stack.len() > best.len() {
-                        best = stack.iter().map(|&(e, _)| e).collect();
-                    }
-                    entry = next[head];
-                    took = true;
-                } else {
-                    placed[i / 64] &= !(1 << (i % 64));
-                }
-            }
-            if !took {
-                entry = next[entry];
-            }
-        } else {
-            // A return whose call is not placed: something placed earlier must go.
-            match stack.pop() {
-                None => return Verdict::Not(best.iter().map(|&e| history[events[e].2]).collect()),
-                Some((call, before)) => {
-                    let j = events[call].2;
-                    state = before;
-                    placed[j / 64] &= !(1 << (j % 64));
-                    if history[j].completed.is_some() {
-                        known_left += 1;
-                    }
-                    relink(&mut next, &mut prev, ret_of[j]);
-                    relink(&mut next, &mut prev, call);
-                    entry = next[call];
-                }
-            }
+        if !took {
+            entry = next[entry];
         }
     }
 }

@@ -64,7 +64,7 @@ impl Registry {
         Ok(found.into_iter().filter(|(_, role)| *role == Role::Core).map(|(p, _)| p).collect())
     }
 
-    /// See [`claim_formation`].
+    /// See `claim_formation`.
     pub async fn claim_formation(&mut self, name: &str, lease: i64) -> Result<String> {
         let holder = match connected(&self.cfg, &mut self.client).await {
             Ok(c) => claim_formation(c, &self.cfg.root, name, lease).await,
