@@ -5,6 +5,9 @@ use crate::error::{Error, Result};
 use crate::rpc::client::{Cluster, Peers, status_error};
 use crate::rpc::pb;
 
+/// A client of one node. Cheap to clone: clones share one connection (a tonic channel),
+/// so one `Client` can serve many tasks.
+#[derive(Clone)]
 pub struct Client {
     addr: String,
     inner: Cluster,
@@ -69,11 +72,30 @@ impl Client {
 
     /// Records of `table` under `key` (or all records with `key = None`), read on the node.
     pub async fn read(&mut self, table: &str, key: Option<&[u8]>, min_applied: u64) -> Result<pb::ReadReply> {
+        self.read_with(table, key, min_applied, false).await
+    }
+
+    /// Records of `table` under `key` (or all with `key = None`), linearizable, in one call
+    /// to any node (core or replicant): the node asks the leader for its read index and
+    /// answers once it has applied that index, so the read sees every write acknowledged
+    /// before it began.
+    pub async fn read_linearizable(&mut self, table: &str, key: Option<&[u8]>) -> Result<pb::ReadReply> {
+        self.read_with(table, key, 0, true).await
+    }
+
+    async fn read_with(
+        &mut self,
+        table: &str,
+        key: Option<&[u8]>,
+        min_applied: u64,
+        linearizable: bool,
+    ) -> Result<pb::ReadReply> {
         let req = pb::ReadRequest {
             table: table.into(),
             key: key.unwrap_or_default().to_vec(),
             all: key.is_none(),
             min_applied,
+            linearizable,
         };
         self.inner.read(req).await.map(|r| r.into_inner()).map_err(|s| self.err(s))
     }

@@ -147,10 +147,26 @@ enum ClusterCmd {
 
 #[derive(Subcommand)]
 enum TableCmd {
-    Put { table: String, key: String, value: String },
-    Get { table: String, key: String },
-    Delete { table: String, key: String },
-    Dump { table: String },
+    Put {
+        table: String,
+        key: String,
+        value: String,
+    },
+    Get {
+        table: String,
+        key: String,
+        /// Read after the leader's read index (from any node): sees every write
+        /// acknowledged before the command began.
+        #[arg(long)]
+        linearizable: bool,
+    },
+    Delete {
+        table: String,
+        key: String,
+    },
+    Dump {
+        table: String,
+    },
 }
 
 #[tokio::main]
@@ -353,8 +369,12 @@ async fn table_cmd(client: &mut Client, cmd: TableCmd) -> Result<()> {
             let c = client.transact(&Txn::new().delete(&table, key.as_bytes())).await?;
             out!("ok (index {})", c.index);
         }
-        TableCmd::Get { table, key } => {
-            let r = client.read(&table, Some(key.as_bytes()), 0).await?;
+        TableCmd::Get { table, key, linearizable } => {
+            let r = if linearizable {
+                client.read_linearizable(&table, Some(key.as_bytes())).await?
+            } else {
+                client.read(&table, Some(key.as_bytes()), 0).await?
+            };
             if r.records.is_empty() {
                 return Err(Error::Refused(format!("no record `{key}` in `{table}`")));
             }

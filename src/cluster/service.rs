@@ -151,8 +151,12 @@ impl Cluster for ClusterService {
 
     async fn read(&self, req: Request<pb::ReadRequest>) -> Result<Response<pb::ReadReply>, Status> {
         let r = req.into_inner();
-        if r.min_applied > 0 {
-            self.node.wait_applied(r.min_applied, Duration::from_secs(10)).await.map_err(to_status)?;
+        // A linearizable read from any node: the read index comes from the leader (this node
+        // asks it), the read waits until this node applied that index.
+        let index = if r.linearizable { self.node.read_index().await.map_err(to_status)? } else { 0 };
+        let wait = r.min_applied.max(index);
+        if wait > 0 {
+            self.node.wait_applied(wait, Duration::from_secs(10)).await.map_err(to_status)?;
         }
         let records = if r.all {
             self.node.dump(&r.table).map_err(to_status)?

@@ -81,12 +81,10 @@ async fn leader_of(base: u16, node: u16) -> Option<u16> {
     s.leader.trim_start_matches('n').split('@').next()?.parse().ok()
 }
 
-/// One linearizable read of key `k` through `node`: the leader's read index, then a read
-/// on `node` that waits for it.
+/// One linearizable read of key `k` through `node`, in one call (the node asks the
+/// leader's read index and waits for it).
 async fn read(base: u16, node: u16, k: u64) -> Option<Option<u64>> {
-    let leader = leader_of(base, node).await?;
-    let index = client(base, leader).read_index().await.ok()?;
-    let r = client(base, node).read(TABLE, Some(key(k).as_bytes()), index).await.ok()?;
+    let r = client(base, node).read_linearizable(TABLE, Some(key(k).as_bytes())).await.ok()?;
     Some(r.records.first().and_then(|r| decode(&r.value)))
 }
 

@@ -556,3 +556,38 @@ async fn writes_through_followers_go_to_the_new_leader_while_the_old_one_is_stop
         }
     }
 }
+
+/// A linearizable read is one call to any node, core or replicant: it sees a write
+/// acknowledged on another node just before, through the library and through `ctl`; one
+/// client, cloned, serves many tasks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_linearizable_read_through_any_node_sees_what_was_acknowledged_elsewhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = free_base(4);
+    let mut procs = start_three(dir.path(), base).await;
+    procs.insert(4, spawn_replicant(dir.path(), base, 4, 3));
+    wait_serving(base, 4).await;
+    let shared = client(base, 4);
+    let tasks: Vec<_> = (0..16u16)
+        .map(|t| {
+            let mut reader = shared.clone();
+            tokio::spawn(async move {
+                let writer = 1 + t % 3;
+                let key = format!("lin{t}");
+                put(base, writer, &key, &format!("\"{t}\"")).await;
+                // Right after the acknowledgement, through the replicant.
+                let r = reader.read_linearizable("rules", Some(key.as_bytes())).await.expect("linearizable read");
+                assert_eq!(r.records.len(), 1, "{key} written on n{writer}, not seen on the replicant");
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    put(base, 2, "cli", "\"v\"").await;
+    for i in [1, 4] {
+        let out = ctl(base, i, &["table", "get", "rules", "cli", "--linearizable"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "\"v\"", "on n{i}");
+    }
+}
