@@ -28,6 +28,14 @@ pub enum Error {
     )]
     DamagedState { file: PathBuf, reason: String },
 
+    /// The data dir's IDENTITY records another cluster than the one this core's Raft
+    /// membership answers as: it would be refused by every member as foreign. Nothing was
+    /// changed.
+    #[error(
+        "{file} records cluster {ours}, but the members {members} of this core's membership answer as cluster {theirs}: restore this node's own IDENTITY, or give it an empty data dir and run `mnema data rebuild --config <its config>`"
+    )]
+    ForeignIdentity { file: PathBuf, ours: String, theirs: String, members: String },
+
     /// Bytes from disk or the network did not decode.
     #[error("corrupt {what}: {reason}")]
     Corrupt { what: &'static str, reason: String },

@@ -33,6 +33,7 @@ use tokio::sync::watch;
 pub async fn form(shared: &Arc<NodeShared>, etcd_lease: Option<watch::Receiver<Option<i64>>>) -> Result<()> {
     let raft = shared.raft()?;
     if raft.is_initialized().await.map_err(|e| Error::Raft(e.to_string()))? {
+        check_same_cluster(shared).await?;
         tracing::info!("restarting with this data dir's cluster membership");
         return Ok(());
     }
@@ -80,6 +81,43 @@ pub async fn form(shared: &Arc<NodeShared>, etcd_lease: Option<watch::Receiver<O
             Ok(())
         }
     }
+}
+
+/// On a restart: refuses to go on when a majority of the other voters of this node's
+/// membership answer, all with one cluster id that is not the one its IDENTITY records (an
+/// IDENTITY from another cluster, which would otherwise leave the node isolated for ever,
+/// its Raft calls refused as foreign). Members that do not answer prove nothing.
+async fn check_same_cluster(shared: &Arc<NodeShared>) -> Result<()> {
+    let m = shared.metrics()?;
+    let membership = m.membership_config.membership();
+    let others: Vec<NodeInfo> = membership
+        .voter_ids()
+        .filter(|id| *id != shared.cfg.node_id)
+        .filter_map(|id| membership.get_node(&id).cloned())
+        .collect();
+    if others.is_empty() {
+        return Ok(());
+    }
+    let asks = others.iter().map(|n| shared.peers.node_info(&n.name, &n.addr, PROBE));
+    let ids: Vec<(String, String)> = futures::future::join_all(asks)
+        .await
+        .into_iter()
+        .zip(&others)
+        .filter_map(|(r, n)| r.ok().map(|s| (n.name.clone(), s.cluster_id)))
+        .collect();
+    let ours = shared.cluster_id();
+    let majority = others.len() / 2 + 1;
+    let Some((_, theirs)) = ids.first() else { return Ok(()) };
+    if ids.len() >= majority && ids.iter().all(|(_, id)| id == theirs) && *theirs != ours {
+        let names: Vec<&str> = ids.iter().map(|(n, _)| n.as_str()).collect();
+        return Err(Error::ForeignIdentity {
+            file: crate::storage::identity::path(&shared.data_dir),
+            ours,
+            theirs: theirs.clone(),
+            members: names.join(", "),
+        });
+    }
+    Ok(())
 }
 
 async fn initialize(shared: &Arc<NodeShared>, members: BTreeMap<u64, NodeInfo>) -> Result<()> {

@@ -748,7 +748,11 @@ impl Node {
                 Node { follower: Some(follower), ..node }
             }
             None => {
-                crate::cluster::bootstrap::form(&node.shared, etcd_lease).await?;
+                if let Err(e) = crate::cluster::bootstrap::form(&node.shared, etcd_lease).await {
+                    // Nothing keeps running behind a start that failed.
+                    let _ = node.shutdown().await;
+                    return Err(e);
+                }
                 let every = node.shared.cfg.expiry_sweep_interval;
                 tokio::spawn(crate::schema::expiry::run(node.shared.clone(), every));
                 if let Some(after) = node.shared.cfg.autoclean {

@@ -287,3 +287,33 @@ async fn flipped_bytes_inside_the_wal_are_refused_at_start() {
         Ok(_) => panic!("started on a damaged WAL"),
     }
 }
+
+/// A core whose IDENTITY records another cluster (a file copied from elsewhere) is refused
+/// at start with the file and both ids, instead of running isolated for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_identity_from_another_cluster_is_refused_at_start() {
+    let mut c = Cluster::start(3).await;
+    write_rules(&c.nodes[0], 0, 3).await;
+    let n = c.nodes.remove(2);
+    n.shutdown().await.unwrap();
+    let data = c.dir.path().join("n3");
+    mnema::storage::identity::set_cluster_id(&data, "0000000000000bad").unwrap();
+    let before = std::fs::read(mnema::storage::identity::path(&data)).unwrap();
+    match mnema::Node::start(config(c.dir.path(), c.base, 3, 3), test_tables()).await {
+        Err(Error::ForeignIdentity { file, ours, theirs, .. }) => {
+            assert_eq!(file, mnema::storage::identity::path(&data));
+            assert_eq!(ours, "0000000000000bad");
+            assert_eq!(theirs, c.nodes[0].cluster_id());
+        }
+        Err(other) => panic!("expected ForeignIdentity, got {other:?}"),
+        Ok(_) => panic!("started with a foreign IDENTITY"),
+    }
+    assert_eq!(std::fs::read(mnema::storage::identity::path(&data)).unwrap(), before, "IDENTITY changed");
+    // Its own identity back: it starts and rejoins.
+    let ours = c.nodes[0].cluster_id();
+    mnema::storage::identity::set_cluster_id(&data, &ours).unwrap();
+    c.nodes.push(mnema::Node::start(config(c.dir.path(), c.base, 3, 3), test_tables()).await.unwrap());
+    let last = write_rules(&c.nodes[0], 3, 6).await;
+    c.wait_applied(last).await;
+    c.shutdown().await;
+}
