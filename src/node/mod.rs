@@ -553,8 +553,14 @@ impl NodeShared {
         self.refuse_votes.load(Ordering::SeqCst)
     }
 
+    /// Sets whether this core refuses vote requests; while it does, it does not campaign
+    /// either (a member that forgot its state must not become a candidate of its old
+    /// membership, whose higher terms would unseat the leader that re-admits it).
     pub(crate) fn set_refuse_votes(&self, refuse: bool) {
         self.refuse_votes.store(refuse, Ordering::SeqCst);
+        if let Ok(raft) = self.raft() {
+            raft.runtime_config().elect(!refuse);
+        }
     }
 
     /// Why this core's Raft stopped by itself, if it did ([`Node::failed`]).

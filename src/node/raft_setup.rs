@@ -56,6 +56,8 @@ pub(crate) async fn start_raft(shared: &Arc<NodeShared>) -> Result<()> {
     let raft = openraft::Raft::new(shared.cfg.node_id, raft_config(shared)?, network, log, sm)
         .await
         .map_err(|e| Error::Raft(e.to_string()))?;
+    // A core refusing votes (no state of its own yet) does not campaign either.
+    raft.runtime_config().elect(!shared.refuses_votes());
     shared.set_raft(Some(raft))
 }
 

@@ -14,12 +14,15 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
 /// A base port such that base+1..=base+n are free now. Tests in one process take
-/// disjoint ranges; the bind check guards against other processes.
+/// disjoint ranges; the bind check guards against other processes. Bases stay in
+/// 10000..32000, below Linux's ephemeral ports (32768 and up), which the many outgoing
+/// connections of a test run would otherwise take between the check and a node's bind.
 pub fn free_base(n: u16) -> u16 {
     static NEXT: AtomicU16 = AtomicU16::new(0);
-    let seed = 20_000 + (std::process::id() % 2000) as u16 * 10;
+    let seed = (std::process::id() % 2000) * 10;
     loop {
-        let base = seed + NEXT.fetch_add(n + 2, Ordering::SeqCst) % 20_000;
+        let next = u32::from(NEXT.fetch_add(n + 2, Ordering::SeqCst));
+        let base = (10_000 + (seed + next) % 22_000) as u16;
         let ok = (1..=n).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok());
         if ok {
             return base;

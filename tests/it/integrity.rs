@@ -250,7 +250,7 @@ async fn a_core_whose_raft_state_went_back_refuses_to_start_and_a_rebuild_brings
             "r{k} on the rebuilt core"
         );
     }
-    wait_until("the rebuilt core to be a voter that votes again", Duration::from_secs(30), || async {
+    wait_until("the rebuilt core to be a voter that votes again", Duration::from_secs(60), || async {
         !rebuilt.refuses_votes() && voters(&c.nodes[leader]).contains(&rebuilt.node_id())
     })
     .await;
