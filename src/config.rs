@@ -417,7 +417,6 @@ impl EtcdSection {
     }
 }
 
-/// `ip` (port 53), `ip:port` or `[ipv6]:port`.
 /// Every key of the config, dotted and lower case (`node.name`, `cluster.static.seeds`),
 /// sections included: what `MNEMA_*` variables may set.
 fn known_keys() -> std::collections::HashSet<String> {
@@ -450,6 +449,7 @@ fn host_port(key: &str, s: &str) -> Result<String> {
     }
 }
 
+/// `ip` (port 53), `ip:port` or `[ipv6]:port`.
 fn parse_name_server(s: &str) -> Result<std::net::SocketAddr> {
     let s = s.trim();
     if let Ok(ip) = s.parse::<std::net::IpAddr>() {

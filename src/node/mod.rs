@@ -563,11 +563,6 @@ impl NodeShared {
         }
     }
 
-    /// Why this core's Raft stopped by itself, if it did ([`Node::failed`]).
-    pub fn failure(&self) -> Option<String> {
-        self.failure.borrow().clone()
-    }
-
     /// Records that this node now belongs to `id`.
     pub(crate) fn adopt_cluster_id(&self, id: &str) -> Result<()> {
         identity::set_cluster_id(&self.data_dir, id)?;
@@ -662,8 +657,8 @@ impl Node {
             .await
             .map_err(|e| Error::config("node.listen", format!("cannot listen on {}: {e}", cfg.listen)))?;
         let initial = cfg.initial_cluster_id(&config.cluster.name, config.cluster.discovery_strategy);
-        let had_identity = identity::read(&data_dir)?.is_some();
-        let ident = identity::check_or_create(&data_dir, cfg.name.as_str(), cfg.node_id, &initial)?;
+        let (ident, created) = identity::open_or_create(&data_dir, cfg.name.as_str(), cfg.node_id, &initial)?;
+        let had_identity = !created;
         let cluster_id: crate::rpc::auth::ClusterId = Arc::new(RwLock::new(ident.cluster_id));
         let db = Db::open(&layout::db(&data_dir))?;
         let mark = Arc::new(crate::storage::raft_mark::MarkWriter::open(&data_dir)?);

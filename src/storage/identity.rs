@@ -45,6 +45,12 @@ pub fn read(data_dir: &Path) -> Result<Option<Identity>> {
 /// A dir that has files but no identity is refused: it was not made by mnema, and
 /// adopting it could mix unrelated data.
 pub fn check_or_create(data_dir: &Path, name: &str, node_id: u64, cluster_id: &str) -> Result<Identity> {
+    open_or_create(data_dir, name, node_id, cluster_id).map(|(id, _)| id)
+}
+
+/// [`check_or_create`], also saying whether the identity was created now (the dir had
+/// none: a new node, or a lost volume's new dir).
+pub fn open_or_create(data_dir: &Path, name: &str, node_id: u64, cluster_id: &str) -> Result<(Identity, bool)> {
     if let Some(id) = read(data_dir)? {
         if id.node_name != name {
             return Err(Error::NodeNameMismatch {
@@ -60,7 +66,7 @@ pub fn check_or_create(data_dir: &Path, name: &str, node_id: u64, cluster_id: &s
                 supported: FORMAT_VERSION,
             });
         }
-        return Ok(id);
+        return Ok((id, false));
     }
     std::fs::create_dir_all(data_dir).map_err(|e| Error::io(data_dir, e))?;
     let non_empty = std::fs::read_dir(data_dir).map_err(|e| Error::io(data_dir, e))?.next().is_some();
@@ -80,7 +86,7 @@ pub fn check_or_create(data_dir: &Path, name: &str, node_id: u64, cluster_id: &s
         created_at_ms,
     };
     write(data_dir, &id)?;
-    Ok(id)
+    Ok((id, true))
 }
 
 fn write(data_dir: &Path, id: &Identity) -> Result<()> {

@@ -78,7 +78,7 @@ impl Run {
 /// The node a linearizable read must ask for its read index: the leader `node` knows.
 async fn leader_of(base: u16, node: u16) -> Option<u16> {
     let s = client(base, node).node_info().await.ok()?;
-    s.leader.trim_start_matches('n').split('@').next()?.parse().ok()
+    number_of(&s.leader)
 }
 
 /// One linearizable read of key `k` through `node`, in one call (the node asks the
@@ -155,10 +155,6 @@ async fn worker(run: Arc<Run>, node: u16, seed: u64) -> u64 {
 struct Faults {
     injected: BTreeMap<&'static str, u32>,
     recovery_ms: BTreeMap<&'static str, Vec<u64>>,
-}
-
-fn signal(p: &Proc, sig: &str) {
-    let _ = std::process::Command::new("kill").arg(format!("-{sig}")).arg(p.child.id().to_string()).status();
 }
 
 /// Node `i`'s group id: its connections are matched by it in firewall rules.
@@ -238,7 +234,7 @@ async fn upstream(base: u16, r: u16) -> Option<u16> {
     if s.state != "normal" {
         return None;
     }
-    s.upstream.trim_start_matches('n').split('@').next()?.parse().ok()
+    number_of(&s.upstream)
 }
 
 /// Writes through the cores in turn until one acknowledges; the time it took.
@@ -320,10 +316,10 @@ async fn nemesis(
             1 => {
                 let leader = leader_of(base, 1 + rng.below(CORES as u64) as u16).await.filter(|l| *l <= CORES);
                 let Some(l) = leader else { continue };
-                signal(&procs[&l], "STOP");
+                procs[&l].signal("STOP");
                 let others: Vec<u16> = cores.iter().copied().filter(|&c| c != l).collect();
                 let took = probe(base, &others, n).await;
-                signal(&procs[&l], "CONT");
+                procs[&l].signal("CONT");
                 faults.recovery_ms.entry("sigstop the leader").or_default().push(took.as_millis() as u64);
                 *faults.injected.entry("sigstop the leader").or_default() += 1;
                 continue;

@@ -47,6 +47,11 @@ pub fn name(i: u16) -> String {
     format!("n{i}@127.0.0.1")
 }
 
+/// The number `i` of a node named by [`name`] (`n<i>@host`).
+pub fn number_of(node: &str) -> Option<u16> {
+    node.strip_prefix('n')?.split('@').next()?.parse().ok()
+}
+
 pub fn config(dir: &Path, base: u16, i: u16, n: u16) -> NodeConfig {
     let mut c = NodeConfig::new(&name(i), dir.join(format!("n{i}")));
     c.node.base_port = base;
@@ -163,6 +168,14 @@ pub struct Proc {
     pub log: PathBuf,
 }
 
+impl Proc {
+    /// Sends `sig` (`STOP`, `CONT`, …) to the process.
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill").arg(format!("-{sig}")).arg(self.child.id().to_string()).status();
+        assert!(ok.is_ok_and(|s| s.success()), "kill -{sig} {}", self.name);
+    }
+}
+
 impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -251,7 +264,7 @@ pub async fn agreed_leader(base: u16, alive: &[u16]) -> u16 {
         (seen.iter().all(|l| *l == seen[0]) && alive_names.contains(&seen[0])).then(|| seen[0].clone())
     })
     .await;
-    leader.trim_start_matches('n').split('@').next().and_then(|d| d.parse().ok()).expect("leader name n<i>@…")
+    number_of(&leader).expect("leader name n<i>@…")
 }
 
 /// Three static-seed core processes, serving and agreed on a leader.

@@ -198,8 +198,7 @@ async fn sigkill_a_replicants_core_and_it_resumes_elsewhere() {
         replicant_status(base, 4).await.filter(|s| s.state == "normal")
     })
     .await;
-    let upstream: u16 =
-        first.upstream.trim_start_matches('n').split('@').next().and_then(|d| d.parse().ok()).expect("n<i>");
+    let upstream: u16 = number_of(&first.upstream).expect("n<i>");
     // SIGKILL the core the replicant streams from.
     drop(procs.remove(&upstream));
     let alive: Vec<u16> = (1..=3).filter(|i| *i != upstream).collect();
@@ -520,11 +519,6 @@ async fn a_core_out_of_disk_exits_non_zero_and_returns_with_every_write_once_spa
     }
 }
 
-fn signal(p: &Proc, sig: &str) {
-    let ok = Command::new("kill").arg(format!("-{sig}")).arg(p.child.id().to_string()).status().unwrap();
-    assert!(ok.success(), "kill -{sig}");
-}
-
 /// A stalled leader (SIGSTOP: a long pause, a frozen VM) does not hold writes made on the
 /// other nodes: a write forwarded to it is given up once another leader is elected and
 /// sent there under the same request id, and acknowledged well before the write timeout.
@@ -536,13 +530,13 @@ async fn writes_through_followers_go_to_the_new_leader_while_the_old_one_is_stop
     let leader = agreed_leader(base, &[1, 2, 3]).await;
     let followers: Vec<u16> = (1..=3).filter(|&i| i != leader).collect();
     put(base, followers[0], "warm", "\"0\"").await;
-    signal(&procs[&leader], "STOP");
+    procs[&leader].signal("STOP");
     // Each follower's first attempt goes to the stopped leader (it is still the one they know).
     let writes = followers.iter().map(|&f| async move {
         client(base, f).transact(&Txn::new().put("rules", format!("during{f}"), "\"1\"")).await
     });
     let results = futures::future::join_all(writes).await;
-    signal(&procs[&leader], "CONT");
+    procs[&leader].signal("CONT");
     let mut last = 0;
     for (f, r) in followers.iter().zip(results) {
         match r {

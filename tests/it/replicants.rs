@@ -177,8 +177,7 @@ async fn replicant_writes_apply_once_across_a_leader_change() {
     for round in 1..=5 {
         let leader = c.leader();
         let stopped = c.nodes.remove(leader);
-        let i: u16 =
-            stopped.name().trim_start_matches('n').split('@').next().and_then(|n| n.parse().ok()).expect("nI@host");
+        let i: u16 = number_of(stopped.name()).expect("nI@host");
         stopped.shutdown().await.expect("stop the leader");
         c.wait_leader().await;
         let settled = c.nodes[0].applied_index();
