@@ -58,9 +58,7 @@ impl Client {
     pub async fn transact(&mut self, txn: &Txn) -> Result<Committed> {
         let req = pb::WriteRequest { batch: crate::codec::encode_versioned(crate::codec::WIRE_VERSION, txn)? };
         let reply = self.inner.transact(req).await.map_err(|s| self.err(s))?.into_inner();
-        let res: std::result::Result<Committed, crate::error::WireError> =
-            crate::codec::decode_versioned("transact reply", crate::codec::WIRE_VERSION, &reply.reply)?;
-        res.map_err(|e| e.into_error(&self.addr))
+        crate::codec::decode_versioned("transact reply", crate::codec::WIRE_VERSION, &reply.reply)
     }
 
     /// The read index of the node, which must be the leader: its commit index, confirmed by
@@ -120,5 +118,12 @@ impl Client {
     pub async fn backup(&mut self, dir: &str) -> Result<pb::BackupReply> {
         let req = pb::BackupRequest { dir: dir.to_string() };
         self.inner.backup(req).await.map(|r| r.into_inner()).map_err(|s| self.err(s))
+    }
+}
+
+/// An import through a remote node (`mnema ctl import`).
+impl crate::backup::import::Submit for Client {
+    async fn submit(&mut self, txn: Txn) -> Result<()> {
+        self.transact(&txn).await.map(|_| ())
     }
 }

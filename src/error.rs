@@ -3,7 +3,13 @@
 use std::path::PathBuf;
 
 /// Everything that can go wrong in mnema.
-#[derive(Debug, thiserror::Error)]
+///
+/// Each variant is a case a caller can branch on; none is matched by its message. An error
+/// crosses the network whole (a forwarded write, a remote `Client` call
+/// and a local call see the same variant), so `Error` is `Clone` and serialisable. New
+/// variants may come: match with a `_` arm.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
 pub enum Error {
     /// A configuration key has a bad value; checked before anything is opened.
     #[error("invalid config `{key}`: {reason}")]
@@ -38,17 +44,19 @@ pub enum Error {
 
     /// Bytes from disk or the network did not decode.
     #[error("corrupt {what}: {reason}")]
-    Corrupt { what: &'static str, reason: String },
+    Corrupt { what: std::borrow::Cow<'static, str>, reason: String },
 
     /// An export file is not one this build can import; nothing was written.
     #[error("bad export file at line {line}, column {column}: {reason}")]
     BadExport { line: usize, column: usize, reason: String },
 
+    /// RocksDB failed (an I/O error, a full disk).
     #[error("storage: {0}")]
     Storage(String),
 
-    #[error("io on {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    /// A file or directory could not be read or written.
+    #[error("io on {path}: {reason}")]
+    Io { path: PathBuf, reason: String },
 
     /// A transaction names a table this node does not know.
     #[error("unknown table `{0}`")]
@@ -75,7 +83,42 @@ pub enum Error {
     #[error("no leader available: {0}")]
     NoLeader(String),
 
-    /// The operation is refused by the cluster for a stated reason.
+    /// `node` is not the leader, for a call only the leader answers (a read index, a
+    /// membership change); `leader` is the one it knows, if any. Nothing was done.
+    #[error("{node} is not the leader (leader: {})", leader.as_deref().unwrap_or("unknown"))]
+    NotLeader { node: String, leader: Option<String> },
+
+    /// `node` is a replicant, and `action` needs a core. Nothing was done.
+    #[error("{node} is a replicant: {action} needs a core")]
+    IsReplicant { node: String, action: String },
+
+    /// Log entries from `from` on are no longer retained on this core (compacted into a
+    /// snapshot): a replicant resuming there must bootstrap again.
+    #[error("log entries from {from} on are no longer retained on this core; bootstrap again")]
+    NotRetained { from: u64 },
+
+    /// A peer belongs to another cluster than this node (`ours`), or this node left its
+    /// cluster. Nothing was done.
+    #[error("{peer} belongs to another cluster than {ours}: {reason}")]
+    ForeignCluster { peer: String, ours: String, reason: String },
+
+    /// Removing `name` would leave fewer running voters than a majority; nothing was done
+    /// (`force` removes it anyway).
+    #[error(
+        "removing `{name}` leaves {up} of {remaining} voters running, below a majority of {majority}; use --force to remove it anyway"
+    )]
+    MajorityAtRisk { name: String, up: usize, remaining: usize, majority: usize },
+
+    /// `name` is not a member of this cluster (`reason` says what it is instead).
+    #[error("`{name}` is not a member of this cluster ({reason})")]
+    NotAMember { name: String, reason: String },
+
+    /// A record asked for by key does not exist.
+    #[error("no record {key} in `{table}`")]
+    NotFound { table: String, key: String },
+
+    /// The operation is refused for a stated reason no other variant covers (a node
+    /// joining itself, a backup into a non-empty directory, …).
     #[error("refused: {0}")]
     Refused(String),
 
@@ -83,15 +126,16 @@ pub enum Error {
     #[error("cookie mismatch with {peer}: the nodes were started with different `node.cookie` values")]
     CookieMismatch { peer: String },
 
-    /// A peer could not be reached at all (connection refused, no route, a test
-    /// partition): the call was certainly not sent, so it may be sent again.
-    #[error("could not reach {peer} (nothing was sent): {reason}")]
-    Unreachable { peer: String, reason: String },
+    /// A call to `peer` failed in transport; `kind` says whether it can have been received.
+    #[error("{kind} {peer}: {reason}")]
+    Transport { peer: String, kind: TransportKind, reason: String },
 
-    /// A peer answered with a transport error, or a call to it failed after it was sent.
-    #[error("rpc to {peer}: {reason}")]
-    Rpc { peer: String, reason: String },
+    /// A discovery source (`dns`, `etcd`, the Kubernetes API) failed or answered something
+    /// unusable.
+    #[error("discovery through {source_name}: {reason}")]
+    Discovery { source_name: String, reason: String },
 
+    /// Raft refused or failed an operation for a reason no other variant covers.
     #[error("raft: {0}")]
     Raft(String),
 
@@ -120,13 +164,42 @@ pub enum Error {
     /// The node is shutting down or has stopped.
     #[error("node is shut down")]
     Shutdown,
+
+    /// Nodes declare different replicated tables: `table` is the first that differs
+    /// (missing on one side, or declared differently). Nothing was done.
+    #[error("{peer} declares the replicated tables differently from this node, first at `{table}`: {reason}")]
+    SchemaMismatch { peer: String, table: String, reason: String },
+}
+
+/// How a call to a peer failed in transport: the only thing a retry decides on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub enum TransportKind {
+    /// No connection could be made (refused, no route, a test partition): the call was
+    /// certainly not sent, so it may be sent again.
+    NotConnected,
+    /// The call may have been sent, but no answer came (the connection broke).
+    NoAnswer,
+    /// The call may have been sent, and its deadline passed without an answer.
+    TimedOut,
+}
+
+impl std::fmt::Display for TransportKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TransportKind::NotConnected => "could not reach (nothing was sent)",
+            TransportKind::NoAnswer => "no answer from",
+            TransportKind::TimedOut => "timed out waiting for",
+        })
+    }
 }
 
 impl Error {
-    pub(crate) fn corrupt(what: &'static str, reason: impl std::fmt::Display) -> Self {
-        Error::Corrupt { what, reason: reason.to_string() }
+    pub fn corrupt(what: &'static str, reason: impl std::fmt::Display) -> Self {
+        Error::Corrupt { what: std::borrow::Cow::Borrowed(what), reason: reason.to_string() }
     }
 
+    /// A bad value for the configuration key `key`.
     pub fn config(key: &str, reason: impl std::fmt::Display) -> Self {
         Error::Config { key: key.to_string(), reason: reason.to_string() }
     }
@@ -134,105 +207,38 @@ impl Error {
     /// A record of `table` under `key` that its rule refuses (the key shown as text,
     /// cut at 100 characters).
     pub fn invalid_value(table: &str, key: &[u8], reason: impl std::fmt::Display) -> Self {
-        let shown: String = String::from_utf8_lossy(key).chars().take(100).collect();
-        Error::InvalidValue { table: table.to_string(), key: format!("{shown:?}"), reason: reason.to_string() }
+        Error::InvalidValue { table: table.to_string(), key: shown_key(key), reason: reason.to_string() }
     }
 
+    /// An I/O failure on `path`.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+        Error::Io { path: path.into(), reason: source.to_string() }
+    }
+
+    pub fn is_replicant(node: &str, action: &str) -> Self {
+        Error::IsReplicant { node: node.to_string(), action: action.to_string() }
+    }
+
+    pub(crate) fn transport(peer: &str, kind: TransportKind, reason: impl std::fmt::Display) -> Self {
+        Error::Transport { peer: peer.to_string(), kind, reason: reason.to_string() }
+    }
+
+    pub(crate) fn discovery(source: &str, reason: impl std::fmt::Display) -> Self {
+        Error::Discovery { source_name: source.to_string(), reason: reason.to_string() }
+    }
+
+    /// Whether the call that failed so was certainly not received: it may be sent again
+    /// without risk of applying twice.
+    pub fn never_sent(&self) -> bool {
+        matches!(self, Error::Transport { kind: TransportKind::NotConnected, .. })
     }
 }
 
+/// A key as an error shows it: text, cut at 100 characters.
+pub(crate) fn shown_key(key: &[u8]) -> String {
+    let shown: String = String::from_utf8_lossy(key).chars().take(100).collect();
+    format!("{shown:?}")
+}
+
+/// `Result` with mnema's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-impl Error {
-    /// A copy for each of many callers that share one failure (a failed batch).
-    pub fn duplicate(&self) -> Error {
-        match self {
-            Error::NoLeader(s) => Error::NoLeader(s.clone()),
-            Error::Refused(s) => Error::Refused(s.clone()),
-            Error::InvalidTxn(s) => Error::InvalidTxn(s.clone()),
-            Error::UnknownTable(s) => Error::UnknownTable(s.clone()),
-            Error::CookieMismatch { peer } => Error::CookieMismatch { peer: peer.clone() },
-            Error::Rpc { peer, reason } => Error::Rpc { peer: peer.clone(), reason: reason.clone() },
-            Error::Unreachable { peer, reason } => Error::Unreachable { peer: peer.clone(), reason: reason.clone() },
-            Error::Timeout { what, ms } => Error::Timeout { what: what.clone(), ms: *ms },
-            Error::Shutdown => Error::Shutdown,
-            Error::Conflict(s) => Error::Conflict(s.clone()),
-            Error::InvalidValue { table, key, reason } => {
-                Error::InvalidValue { table: table.clone(), key: key.clone(), reason: reason.clone() }
-            }
-            Error::InvalidTopic { topic, reason } => {
-                Error::InvalidTopic { topic: topic.clone(), reason: reason.clone() }
-            }
-            Error::WriteOutcomeUnknown { attempts, last } => {
-                Error::WriteOutcomeUnknown { attempts: *attempts, last: last.clone() }
-            }
-            Error::NotYetApplied { index, ms } => Error::NotYetApplied { index: *index, ms: *ms },
-            other => Error::Raft(other.to_string()),
-        }
-    }
-}
-
-/// A write's failure as it crosses the network (the `Transact` reply), keeping the
-/// variants a caller branches on; anything else travels as its message.
-#[cfg(feature = "server")]
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-pub(crate) enum WireError {
-    InvalidValue { table: String, key: String, reason: String },
-    InvalidTopic { topic: String, reason: String },
-    InvalidTxn(String),
-    UnknownTable(String),
-    Conflict(String),
-    NoLeader(String),
-    Timeout { what: String, ms: u64 },
-    NotYetApplied { index: u64, ms: u64 },
-    WriteOutcomeUnknown { attempts: u32, last: String },
-    Unreachable { peer: String, reason: String },
-    Shutdown,
-    Refused(String),
-    Other(String),
-}
-
-#[cfg(feature = "server")]
-impl From<Error> for WireError {
-    fn from(e: Error) -> Self {
-        match e {
-            Error::InvalidValue { table, key, reason } => WireError::InvalidValue { table, key, reason },
-            Error::InvalidTopic { topic, reason } => WireError::InvalidTopic { topic, reason },
-            Error::InvalidTxn(m) => WireError::InvalidTxn(m),
-            Error::UnknownTable(t) => WireError::UnknownTable(t),
-            Error::Conflict(m) => WireError::Conflict(m),
-            Error::NoLeader(m) => WireError::NoLeader(m),
-            Error::Timeout { what, ms } => WireError::Timeout { what, ms },
-            Error::NotYetApplied { index, ms } => WireError::NotYetApplied { index, ms },
-            Error::WriteOutcomeUnknown { attempts, last } => WireError::WriteOutcomeUnknown { attempts, last },
-            Error::Unreachable { peer, reason } => WireError::Unreachable { peer, reason },
-            Error::Shutdown => WireError::Shutdown,
-            Error::Refused(m) => WireError::Refused(m),
-            other => WireError::Other(other.to_string()),
-        }
-    }
-}
-
-#[cfg(feature = "server")]
-impl WireError {
-    /// The error a caller on the other side sees; `peer` names the node that answered.
-    pub(crate) fn into_error(self, peer: &str) -> Error {
-        match self {
-            WireError::InvalidValue { table, key, reason } => Error::InvalidValue { table, key, reason },
-            WireError::InvalidTopic { topic, reason } => Error::InvalidTopic { topic, reason },
-            WireError::InvalidTxn(m) => Error::InvalidTxn(m),
-            WireError::UnknownTable(t) => Error::UnknownTable(t),
-            WireError::Conflict(m) => Error::Conflict(m),
-            WireError::NoLeader(m) => Error::NoLeader(m),
-            WireError::Timeout { what, ms } => Error::Timeout { what, ms },
-            WireError::NotYetApplied { index, ms } => Error::NotYetApplied { index, ms },
-            WireError::WriteOutcomeUnknown { attempts, last } => Error::WriteOutcomeUnknown { attempts, last },
-            WireError::Unreachable { peer, reason } => Error::Unreachable { peer, reason },
-            WireError::Shutdown => Error::Refused(format!("{peer} is shutting down")),
-            WireError::Refused(m) => Error::Refused(m),
-            WireError::Other(m) => Error::Rpc { peer: peer.to_string(), reason: m },
-        }
-    }
-}

@@ -27,6 +27,7 @@ pub mod name;
 pub mod raft;
 pub mod replication;
 pub mod schema;
+pub mod status;
 pub mod storage;
 
 #[cfg(feature = "server")]
@@ -37,6 +38,8 @@ pub mod cluster;
 pub mod node;
 #[cfg(feature = "server")]
 pub mod rpc;
+#[cfg(feature = "server")]
+pub mod runtime;
 
 pub use config::{NodeConfig, Role};
 pub use engine::{Committed, Kind, Op, OpResult, Scope, Storage, TableDef, Txn};

@@ -3,7 +3,7 @@
 //! directory back as the node's data dir; it opens only under the same node name.
 
 use crate::error::{Error, Result};
-use crate::node::NodeShared;
+use crate::runtime::Runtime;
 use crate::storage::layout;
 use std::path::{Path, PathBuf};
 
@@ -31,9 +31,9 @@ fn dir_size(dir: &Path) -> u64 {
 }
 
 /// Copies `node`'s data dir into `dir`, which must not exist or be empty.
-pub fn backup(node: &NodeShared, dir: &Path) -> Result<BackupInfo> {
+pub fn backup(node: &Runtime, dir: &Path) -> Result<BackupInfo> {
     if node.is_replicant() {
-        return Err(Error::Refused(format!("{} is a replicant: it holds no data to back up", node.name())));
+        return Err(Error::is_replicant(node.name(), "a data dir backup"));
     }
     if dir.exists() && std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?.next().is_some() {
         return Err(Error::Refused(format!("{} is not empty; back up into a new directory", dir.display())));

@@ -5,20 +5,19 @@ use super::format::{DocWriter, Header};
 use super::progress::Progress;
 use crate::engine::keys::{split_record, split_table};
 use crate::error::{Error, Result};
-use crate::node::NodeShared;
-use crate::storage::db::{CF_DATA, storage_err};
-use crate::storage::state_machine::applied_index_at;
+use crate::runtime::Runtime;
+use crate::storage::data_snapshot::DataSnapshot;
 use std::io::Write;
 use std::path::Path;
 
 /// Writes the document to `out`; returns the sink, the header and the record count.
-pub fn export_to<W: Write>(node: &NodeShared, out: W, progress: &mut Progress) -> Result<(W, Header, u64)> {
+pub fn export_to<W: Write>(node: &Runtime, out: W, progress: &mut Progress) -> Result<(W, Header, u64)> {
     if node.is_replicant() {
-        return Err(Error::Refused(format!("{} is a replicant; export from a core", node.name())));
+        return Err(Error::is_replicant(node.name(), "export"));
     }
-    let snap = node.db.raw().snapshot();
+    let snap = DataSnapshot::take(&node.db);
     let header = Header {
-        applied_index: applied_index_at(&node.db, &snap)?,
+        applied_index: snap.applied_index()?,
         node: node.name().to_string(),
         cluster: node.config.cluster.name.clone(),
         cluster_id: node.cluster_id(),
@@ -29,9 +28,8 @@ pub fn export_to<W: Write>(node: &NodeShared, out: W, progress: &mut Progress) -
     let mut w = DocWriter::new(out, &header).map_err(werr)?;
     let mut current: Option<String> = None;
     let mut skip = false;
-    for item in snap.iterator_cf(node.db.cf(CF_DATA)?, rocksdb::IteratorMode::Start) {
-        let (k, v) = item.map_err(|e| storage_err("export scan", e))?;
-        let (name, rest) = split_table(&k)?;
+    snap.for_each_record(|k, v| {
+        let (name, rest) = split_table(k)?;
         if current.as_deref() != Some(name) {
             current = Some(name.to_string());
             skip = match node.catalog.lookup(name) {
@@ -48,20 +46,21 @@ pub fn export_to<W: Write>(node: &NodeShared, out: W, progress: &mut Progress) -
             };
         }
         if skip {
-            continue;
+            return Ok(true);
         }
         let kind = node.catalog.def(node.catalog.lookup(name)?).kind;
-        let (key, value) = split_record(kind, rest, &v)?;
+        let (key, value) = split_record(kind, rest, v)?;
         w.record(key, value).map_err(werr)?;
         progress.add(1, (key.len() + value.len()) as u64);
-    }
+        Ok(true)
+    })?;
     let (out, n) = w.finish().map_err(werr)?;
     progress.finish();
     Ok((out, header, n))
 }
 
 /// Exports to `path` atomically: a temp file beside it, synced, then renamed.
-pub fn export_file(node: &NodeShared, path: &Path, progress: &mut Progress) -> Result<(Header, u64)> {
+pub fn export_file(node: &Runtime, path: &Path, progress: &mut Progress) -> Result<(Header, u64)> {
     let tmp = temp_beside(path);
     let f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
     let res = export_to(node, std::io::BufWriter::with_capacity(1 << 20, f), progress);

@@ -39,18 +39,12 @@ pub trait Submit {
     fn submit(&mut self, txn: Txn) -> impl std::future::Future<Output = Result<()>>;
 }
 
-impl Submit for &crate::node::NodeShared {
+impl Submit for &crate::runtime::Runtime {
     async fn submit(&mut self, txn: Txn) -> Result<()> {
         if self.is_replicant() {
-            return Err(Error::Refused(format!("{} is a replicant; import into a core", self.name())));
+            return Err(Error::is_replicant(self.name(), "import"));
         }
         self.transact(txn).await.map(|_| ())
-    }
-}
-
-impl Submit for crate::client::Client {
-    async fn submit(&mut self, txn: Txn) -> Result<()> {
-        self.transact(&txn).await.map(|_| ())
     }
 }
 

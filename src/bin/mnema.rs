@@ -342,7 +342,7 @@ async fn import_cmd(client: &mut Client, file: &std::path::Path, mode: &str) -> 
     let mode: mnema::backup::import::Mode = mode.parse()?;
     let info = client.node_info().await?;
     if info.role != "core" {
-        return Err(Error::Refused(format!("{} is a {}; import into a core", info.name, info.role)));
+        return Err(Error::IsReplicant { node: info.name, action: "import".into() });
     }
     let catalog = std::sync::Arc::new(mnema::engine::Catalog::new(schema::broker_tables())?);
     let mut p = progress("import");
@@ -376,7 +376,7 @@ async fn table_cmd(client: &mut Client, cmd: TableCmd) -> Result<()> {
                 client.read(&table, Some(key.as_bytes()), 0).await?
             };
             if r.records.is_empty() {
-                return Err(Error::Refused(format!("no record `{key}` in `{table}`")));
+                return Err(Error::NotFound { table: table.to_string(), key: format!("{key:?}") });
             }
             for rec in r.records {
                 out!("{}", value_json(&rec.value));

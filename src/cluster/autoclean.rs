@@ -6,20 +6,19 @@
 //! (with two of three cores down it removes nothing and waits).
 
 use super::leave::remove_member;
-use crate::node::NodeShared;
+use crate::runtime::Runtime;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Watches the members until the node stops.
-pub async fn run(shared: Arc<NodeShared>, after: Duration) {
+pub async fn run(shared: Arc<Runtime>, after: Duration) {
     let every = (after / 5).clamp(Duration::from_millis(100), Duration::from_secs(5));
-    let mut stop = shared.stopping.clone();
     let mut down_since: HashMap<u64, Instant> = HashMap::new();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
-            _ = async { let _ = stop.wait_for(|s| *s).await; } => return,
+            _ = shared.stopped() => return,
         }
         let leader = shared.leader().ok().flatten().is_some_and(|(id, _)| id == shared.cfg.node_id);
         let Ok(m) = shared.metrics() else { continue };
@@ -62,6 +61,6 @@ pub async fn run(shared: Arc<NodeShared>, after: Duration) {
     }
 }
 
-async fn answers(shared: &NodeShared, name: &str, addr: &str, limit: Duration) -> bool {
+async fn answers(shared: &Runtime, name: &str, addr: &str, limit: Duration) -> bool {
     shared.peers.node_info(name, addr, limit.min(Duration::from_secs(1))).await.is_ok()
 }

@@ -17,12 +17,12 @@
 //!   transaction decides which node forms the cluster (alone), and the others join it. The
 //!   transaction is what makes "exactly one cluster" hold while registrations still arrive.
 
-use crate::cluster::discovery::{Lookup, etcd};
 use crate::config::DiscoveryStrategy;
+use crate::discovery::{Lookup, etcd};
 use crate::error::{Error, Result};
 use crate::name::Peer;
-use crate::node::NodeShared;
 use crate::raft::types::NodeInfo;
+use crate::runtime::Runtime;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,7 +30,7 @@ use tokio::sync::watch;
 
 /// Brings a core into its cluster. `etcd_lease` follows this node's etcd lease (the `etcd`
 /// strategy registers before forming).
-pub async fn form(shared: &Arc<NodeShared>, etcd_lease: Option<watch::Receiver<Option<i64>>>) -> Result<()> {
+pub async fn form(shared: &Arc<Runtime>, etcd_lease: Option<watch::Receiver<Option<i64>>>) -> Result<()> {
     let raft = shared.raft()?;
     if raft.is_initialized().await.map_err(|e| Error::Raft(e.to_string()))? {
         check_same_cluster(shared).await?;
@@ -48,7 +48,7 @@ pub async fn form(shared: &Arc<NodeShared>, etcd_lease: Option<watch::Receiver<O
                         // lost or set aside (`mnema data rebuild`). It must not start a second
                         // history, nor vote as the member it was: it comes back as a new
                         // incarnation (removed, added back as a learner, promoted).
-                        tokio::spawn(super::rebuild::rejoin_as_new_member(shared.clone(), peer));
+                        shared.spawn(super::rebuild::rejoin_as_new_member(shared.clone(), peer));
                     } else {
                         // A new data dir: a seed starting after the others formed the cluster.
                         // It never voted nor acknowledged anything; the leader has it in the
@@ -64,20 +64,20 @@ pub async fn form(shared: &Arc<NodeShared>, etcd_lease: Option<watch::Receiver<O
                     .collect();
                 initialize(shared, members).await
             } else {
-                tokio::spawn(join_seeds(shared.clone()));
+                shared.spawn(join_seeds(shared.clone()));
                 Ok(())
             }
         }
         DiscoveryStrategy::K8s | DiscoveryStrategy::Dns => {
-            if let Some(lookup) = Lookup::new(shared)? {
-                tokio::spawn(discover_and_form(shared.clone(), lookup));
+            if let Some(lookup) = Lookup::new(&shared.cfg, &shared.config)? {
+                shared.spawn(discover_and_form(shared.clone(), lookup));
             }
             Ok(())
         }
         DiscoveryStrategy::Etcd => {
             let lease =
                 etcd_lease.ok_or_else(|| Error::config("cluster.discovery_strategy", "etcd without a lease"))?;
-            tokio::spawn(claim_and_form(shared.clone(), lease));
+            shared.spawn(claim_and_form(shared.clone(), lease));
             Ok(())
         }
     }
@@ -87,7 +87,7 @@ pub async fn form(shared: &Arc<NodeShared>, etcd_lease: Option<watch::Receiver<O
 /// membership answer, all with one cluster id that is not the one its IDENTITY records (an
 /// IDENTITY from another cluster, which would otherwise leave the node isolated for ever,
 /// its Raft calls refused as foreign). Members that do not answer prove nothing.
-async fn check_same_cluster(shared: &Arc<NodeShared>) -> Result<()> {
+async fn check_same_cluster(shared: &Arc<Runtime>) -> Result<()> {
     let m = shared.metrics()?;
     let membership = m.membership_config.membership();
     let others: Vec<NodeInfo> = membership
@@ -120,7 +120,7 @@ async fn check_same_cluster(shared: &Arc<NodeShared>) -> Result<()> {
     Ok(())
 }
 
-async fn initialize(shared: &Arc<NodeShared>, members: BTreeMap<u64, NodeInfo>) -> Result<()> {
+async fn initialize(shared: &Arc<Runtime>, members: BTreeMap<u64, NodeInfo>) -> Result<()> {
     // A new cluster, formed by every member at once: their votes are theirs to give.
     shared.set_refuse_votes(false);
     match shared.raft()?.initialize(members).await {
@@ -135,15 +135,14 @@ async fn initialize(shared: &Arc<NodeShared>, members: BTreeMap<u64, NodeInfo>) 
 /// cluster if one already runs there, else, once every member answers and two lookups in a
 /// row agree, form it with that member list: nodes that see the same list initialise the
 /// same membership and cluster id, so they form exactly one cluster.
-async fn discover_and_form(shared: Arc<NodeShared>, mut lookup: Lookup) {
+async fn discover_and_form(shared: Arc<Runtime>, mut lookup: Lookup) {
     let cfg = &shared.config;
-    let mut stopping = shared.stopping.clone();
     let mut last: Option<Vec<String>> = None;
     loop {
-        if *stopping.borrow() {
+        if shared.is_stopping() {
             return;
         }
-        match lookup.peers(&shared).await {
+        match lookup.peers(&shared.cfg, &shared.config).await {
             Ok(peers) => {
                 let names: Vec<String> = peers.iter().map(|p| p.name.to_string()).collect();
                 if !peers.iter().any(|p| p.name == shared.cfg.name) {
@@ -181,7 +180,7 @@ async fn discover_and_form(shared: Arc<NodeShared>, mut lookup: Lookup) {
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-            _ = stopping.wait_for(|s| *s) => return,
+            _ = shared.stopped() => return,
         }
     }
 }
@@ -189,13 +188,12 @@ async fn discover_and_form(shared: Arc<NodeShared>, mut lookup: Lookup) {
 /// Discovery (etcd): join a running cluster among the registered cores; else claim the
 /// formation (one etcd transaction, so one winner) and form a cluster of this node alone,
 /// which the others then join; else wait for the claim's holder to form it.
-async fn claim_and_form(shared: Arc<NodeShared>, mut lease: watch::Receiver<Option<i64>>) {
+async fn claim_and_form(shared: Arc<Runtime>, mut lease: watch::Receiver<Option<i64>>) {
     let Some(cfg) = shared.cfg.etcd.clone() else { return };
     let me = shared.cfg.name.to_string();
-    let mut stopping = shared.stopping.clone();
     let mut registry = etcd::Registry::new(cfg);
     loop {
-        if *stopping.borrow() {
+        if shared.is_stopping() {
             return;
         }
         let step = async {
@@ -227,7 +225,7 @@ async fn claim_and_form(shared: Arc<NodeShared>, mut lease: watch::Receiver<Opti
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(300)) => {}
             _ = lease.changed() => {}
-            _ = stopping.wait_for(|s| *s) => return,
+            _ = shared.stopped() => return,
         }
     }
 }
@@ -237,7 +235,7 @@ const PROBE: Duration = Duration::from_millis(700);
 
 /// A node among `peers` (not this one) already in a running cluster: it knows a leader and
 /// has applied entries. With `cluster`, only a cluster of that id counts.
-async fn running_among(shared: &NodeShared, peers: &[Peer], cluster: Option<&str>) -> Option<Peer> {
+async fn running_among(shared: &Runtime, peers: &[Peer], cluster: Option<&str>) -> Option<Peer> {
     for p in peers.iter().filter(|p| p.name != shared.cfg.name) {
         if let Ok(s) = shared.peers.node_info(p.name.as_str(), &p.addr, PROBE).await
             && cluster.is_none_or(|c| c == s.cluster_id)
@@ -256,7 +254,7 @@ async fn running_among(shared: &NodeShared, peers: &[Peer], cluster: Option<&str
 /// a member changes its list between the two checks, not merely because one node's
 /// lookups saw a change earlier than another's. A DNS name or a service may list
 /// replicants too: they are never Raft members and propose nothing.
-async fn proposing_cores(shared: &NodeShared, peers: &[Peer], names: &[String]) -> Option<Vec<Peer>> {
+async fn proposing_cores(shared: &Runtime, peers: &[Peer], names: &[String]) -> Option<Vec<Peer>> {
     if let Ok(mut mine) = shared.forming_with.lock() {
         *mine = names.to_vec();
     }
@@ -280,12 +278,11 @@ async fn proposing_cores(shared: &NodeShared, peers: &[Peer], names: &[String]) 
 }
 
 /// Keeps trying the seeds until one admits this node.
-async fn join_seeds(shared: Arc<NodeShared>) {
+async fn join_seeds(shared: Arc<Runtime>) {
     let mut delay = Duration::from_millis(200);
-    let mut stopping = shared.stopping.clone();
     loop {
         for seed in shared.cfg.seeds.clone() {
-            if *stopping.borrow() {
+            if shared.is_stopping() {
                 return;
             }
             match crate::cluster::membership::join(&shared, &seed).await {
@@ -298,7 +295,7 @@ async fn join_seeds(shared: Arc<NodeShared>) {
         }
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
-            _ = stopping.wait_for(|s| *s) => return,
+            _ = shared.stopped() => return,
         }
         delay = (delay * 2).min(Duration::from_secs(5));
     }

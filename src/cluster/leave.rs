@@ -8,9 +8,9 @@
 
 use crate::error::{Error, Result};
 use crate::name::NodeName;
-use crate::node::NodeShared;
 use crate::rpc::client::status_error;
 use crate::rpc::pb;
+use crate::runtime::Runtime;
 use openraft::ChangeMembers;
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -19,12 +19,12 @@ use std::time::Duration;
 const PROBE: Duration = Duration::from_millis(700);
 
 /// Whether the member at `addr` answers.
-async fn running(shared: &NodeShared, addr: &str) -> bool {
+async fn running(shared: &Runtime, addr: &str) -> bool {
     shared.peers.node_info(addr, addr, PROBE).await.is_ok()
 }
 
 /// Whether `name` is a replicant streaming from some core of this membership.
-async fn streams_from_a_core(shared: &NodeShared, membership: &crate::raft::types::Membership, name: &str) -> bool {
+async fn streams_from_a_core(shared: &Runtime, membership: &crate::raft::types::Membership, name: &str) -> bool {
     if shared.subscribers.list().iter().any(|s| s.name == name) {
         return true;
     }
@@ -39,9 +39,9 @@ async fn streams_from_a_core(shared: &NodeShared, membership: &crate::raft::type
 }
 
 /// Removes member `name` from the cluster (on the leader; forwarded there from any core).
-pub async fn remove_member(shared: &Arc<NodeShared>, name: &str, force: bool) -> Result<()> {
+pub async fn remove_member(shared: &Arc<Runtime>, name: &str, force: bool) -> Result<()> {
     if shared.is_replicant() {
-        return Err(Error::Refused(format!("{} is a replicant; ask a core", shared.name())));
+        return Err(Error::is_replicant(shared.name(), "removing a member"));
     }
     let id = NodeName::parse("force-leave", name)?.node_id();
     let Some((leader_id, leader)) = shared.leader()? else {
@@ -63,7 +63,7 @@ pub async fn remove_member(shared: &Arc<NodeShared>, name: &str, force: bool) ->
         } else {
             "replicants are never members; a replicant is taken out by stopping its process"
         };
-        return Err(Error::Refused(format!("`{name}` is not a member of this cluster ({why})")));
+        return Err(Error::NotAMember { name: name.to_string(), reason: why.to_string() });
     }
     let voters: BTreeSet<u64> = membership.voter_ids().collect();
     if voters.contains(&id) {
@@ -81,10 +81,7 @@ pub async fn remove_member(shared: &Arc<NodeShared>, name: &str, force: bool) ->
             let remaining = voters.len() - 1;
             let majority = remaining / 2 + 1;
             if up < majority {
-                return Err(Error::Refused(format!(
-                    "removing `{name}` leaves {up} of {remaining} voters running, below a majority of {majority}; \
-                     use --force to remove it anyway"
-                )));
+                return Err(Error::MajorityAtRisk { name: name.to_string(), up, remaining, majority });
             }
         }
         // `retain = false`: not kept as a learner either (also when the leader removes itself).
@@ -102,19 +99,16 @@ pub async fn remove_member(shared: &Arc<NodeShared>, name: &str, force: bool) ->
 
 /// This node leaves its cluster: the leader removes it, then it discards the cluster's
 /// data and log and becomes a cluster of one (a new cluster id), as after a fresh start.
-pub async fn leave(shared: &Arc<NodeShared>, force: bool) -> Result<()> {
+pub async fn leave(shared: &Arc<Runtime>, force: bool) -> Result<()> {
     if shared.is_replicant() {
-        return Err(Error::Refused(format!(
-            "{} is a replicant: replicants are not members; stop its process to take it out",
-            shared.name()
-        )));
+        return Err(Error::is_replicant(shared.name(), "leaving (replicants are not members; stop its process)"));
     }
     let m = shared.metrics()?;
     if m.membership_config.membership().nodes().count() <= 1 {
         return Err(Error::Refused(format!("{} is not in a cluster with other nodes", shared.name())));
     }
     remove_member(shared, shared.name(), force).await?;
-    crate::node::raft_setup_reset(shared).await?;
+    crate::runtime::raft_setup_reset(shared).await?;
     shared.adopt_cluster_id(&format!("{:016x}", crate::config::random_u64()))?;
     let me = std::collections::BTreeMap::from([(shared.cfg.node_id, shared.me())]);
     shared.raft()?.initialize(me).await.map_err(|e| Error::Raft(format!("initialize after leave: {e}")))?;

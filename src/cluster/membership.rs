@@ -6,10 +6,10 @@
 
 use crate::error::{Error, Result};
 use crate::name::{NodeName, Peer};
-use crate::node::NodeShared;
 use crate::raft::types::NodeInfo;
 use crate::rpc::client::status_error;
 use crate::rpc::pb;
+use crate::runtime::Runtime;
 use openraft::ChangeMembers;
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -19,15 +19,15 @@ use std::time::Duration;
 const JOIN_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Makes this node a member of the cluster `target` belongs to.
-pub async fn join(shared: &Arc<NodeShared>, target: &Peer) -> Result<()> {
+pub async fn join(shared: &Arc<Runtime>, target: &Peer) -> Result<()> {
     if target.name == shared.cfg.name {
         return Err(Error::Refused("a node cannot join itself".into()));
     }
     if shared.is_replicant() {
-        return Err(Error::Refused(format!(
-            "{} is a replicant: it does not join, it streams from the cores in replicant.cores",
-            shared.cfg.name
-        )));
+        return Err(Error::is_replicant(
+            shared.cfg.name.as_str(),
+            "joining (a replicant streams from the cores in replicant.cores)",
+        ));
     }
     let mut client = shared.peers.cluster(&target.addr)?;
     let their = client.node_info(pb::Empty {}).await.map_err(|s| status_error(target.name.as_str(), s))?.into_inner();
@@ -35,7 +35,7 @@ pub async fn join(shared: &Arc<NodeShared>, target: &Peer) -> Result<()> {
         return Err(Error::Refused(format!("{} answers as `{}`, not `{}`", target.addr, their.name, target.name)));
     }
     if their.role == "replicant" {
-        return Err(Error::Refused(format!("{} is a replicant; join a core of its cluster", target.name)));
+        return Err(Error::is_replicant(target.name.as_str(), "being joined (join a core of its cluster)"));
     }
     let m = shared.metrics()?;
     let membership = m.membership_config.membership();
@@ -54,7 +54,7 @@ pub async fn join(shared: &Arc<NodeShared>, target: &Peer) -> Result<()> {
         )));
     }
     tracing::warn!(target = %target.name, "joining: discarding this node's replicated data");
-    crate::node::raft_setup_reset(shared).await?;
+    crate::runtime::raft_setup_reset(shared).await?;
     shared.adopt_cluster_id(&their.cluster_id)?;
     let req = pb::JoinRequest { name: shared.cfg.name.to_string(), addr: shared.cfg.advertise.clone() };
     let mut req = tonic::Request::new(req);
@@ -66,7 +66,7 @@ pub async fn join(shared: &Arc<NodeShared>, target: &Peer) -> Result<()> {
 }
 
 /// Admits `name` at `addr` into this node's cluster (forwarded to the leader if need be).
-pub async fn admit(shared: &Arc<NodeShared>, name: &str, addr: &str) -> Result<pb::JoinReply> {
+pub async fn admit(shared: &Arc<Runtime>, name: &str, addr: &str) -> Result<pb::JoinReply> {
     let node_name = NodeName::parse("join.name", name)?;
     let id = node_name.node_id();
     let raft = shared.raft()?;

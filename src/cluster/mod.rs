@@ -5,10 +5,8 @@
 
 pub mod autoclean;
 pub mod bootstrap;
-pub mod discovery;
 pub mod leave;
 pub mod membership;
 pub mod rebuild;
-pub mod server;
 pub mod service;
 pub mod status;

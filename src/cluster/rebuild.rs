@@ -5,7 +5,7 @@
 //! part as its old self, so it comes back as a new incarnation of the member:
 //!
 //! 1. From start until it is a member again it refuses every vote request
-//!    ([`NodeShared::refuses_votes`](crate::node::NodeShared)): a vote it gave in a term it
+//!    ([`Runtime::refuses_votes`](crate::runtime::Runtime)): a vote it gave in a term it
 //!    has forgotten could elect a second leader, or a leader without entries a majority
 //!    counted on.
 //! 2. It asks the cluster to remove it (the leader refuses while removing it would leave
@@ -15,9 +15,9 @@
 
 use crate::error::Result;
 use crate::name::Peer;
-use crate::node::NodeShared;
 use crate::rpc::client::status_error;
 use crate::rpc::pb;
+use crate::runtime::Runtime;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,11 +27,10 @@ const RETRY: Duration = Duration::from_secs(1);
 
 /// Runs the rebuild through `via`, a running core of this node's cluster, until this node is
 /// a member again (or the node stops).
-pub async fn rejoin_as_new_member(shared: Arc<NodeShared>, via: Peer) {
-    let mut stopping = shared.stopping.clone();
+pub async fn rejoin_as_new_member(shared: Arc<Runtime>, via: Peer) {
     tracing::warn!(via = %via.name, "no Raft state here while the cluster runs: rejoining as a new member (removed, then added back as a learner and promoted); refusing votes meanwhile");
     loop {
-        if *stopping.borrow() {
+        if shared.is_stopping() {
             return;
         }
         match step(&shared, &via).await {
@@ -45,13 +44,13 @@ pub async fn rejoin_as_new_member(shared: Arc<NodeShared>, via: Peer) {
         }
         tokio::select! {
             _ = tokio::time::sleep(RETRY) => {}
-            _ = stopping.changed() => {}
+            _ = shared.stopped() => {}
         }
     }
 }
 
 /// One step: removed if still a member (`Ok(false)`: look again), else admitted (`Ok(true)`).
-async fn step(shared: &NodeShared, via: &Peer) -> Result<bool> {
+async fn step(shared: &Runtime, via: &Peer) -> Result<bool> {
     let me = shared.cfg.name.as_str();
     let mut client = shared.peers.cluster(&via.addr)?;
     let err = |s| status_error(via.name.as_str(), s);

@@ -1,29 +1,16 @@
 //! The Cluster gRPC service: status, join, forwarded writes and operator reads.
 
 use crate::engine::Batch;
-use crate::error::Error;
 use crate::name::Peer;
-use crate::node::NodeShared;
 use crate::rpc::pb::{self, cluster_server::Cluster};
+use crate::rpc::status::to_status;
+use crate::runtime::Runtime;
 use std::sync::Arc;
 use std::time::Duration;
 use tonic::{Request, Response, Status};
 
 pub struct ClusterService {
-    pub node: Arc<NodeShared>,
-}
-
-/// Our error as a gRPC status the client side maps back (see `rpc::client::status_error`).
-pub fn to_status(e: Error) -> Status {
-    match e {
-        Error::Refused(m) => Status::failed_precondition(m),
-        Error::UnknownTable(t) => Status::not_found(t),
-        Error::InvalidTxn(m) | Error::Config { reason: m, .. } => Status::invalid_argument(m),
-        Error::NoLeader(m) => Status::unavailable(format!("no leader available: {m}")),
-        Error::Conflict(m) => Status::aborted(m),
-        Error::Timeout { .. } => Status::deadline_exceeded(e.to_string()),
-        other => Status::internal(other.to_string()),
-    }
+    pub node: Arc<Runtime>,
 }
 
 /// Sends what export writes as chunks of a gRPC stream.
@@ -69,7 +56,7 @@ impl Cluster for ClusterService {
             let mut progress = crate::backup::progress::Progress::silent("export");
             let w = ChunkWriter { tx: tx.clone(), buf: Vec::new() };
             if let Err(e) = crate::backup::export::export_to(&node, w, &mut progress) {
-                let _ = tx.blocking_send(Err(to_status(e)));
+                let _ = tx.blocking_send(Err(to_status(&e)));
             }
         });
         Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(rx)))
@@ -81,7 +68,7 @@ impl Cluster for ClusterService {
         let info = tokio::task::spawn_blocking(move || crate::backup::data_dir::backup(&node, &dir))
             .await
             .map_err(|e| Status::internal(e.to_string()))?
-            .map_err(to_status)?;
+            .map_err(|e| to_status(&e))?;
         Ok(Response::new(pb::BackupReply {
             dir: info.dir.display().to_string(),
             applied_index: info.applied_index,
@@ -94,32 +81,32 @@ impl Cluster for ClusterService {
     }
 
     async fn status(&self, _: Request<pb::Empty>) -> Result<Response<pb::ClusterStatus>, Status> {
-        super::status::collect(&self.node).await.map(Response::new).map_err(to_status)
+        super::status::collect(&self.node).await.map(Response::new).map_err(|e| to_status(&e))
     }
 
     async fn join(&self, req: Request<pb::JoinRequest>) -> Result<Response<pb::JoinReply>, Status> {
         let r = req.into_inner();
-        super::membership::admit(&self.node, &r.name, &r.addr).await.map(Response::new).map_err(to_status)
+        super::membership::admit(&self.node, &r.name, &r.addr).await.map(Response::new).map_err(|e| to_status(&e))
     }
 
     async fn join_other(&self, req: Request<pb::JoinRequest>) -> Result<Response<pb::JoinReply>, Status> {
         let r = req.into_inner();
         // `name` is the peer as the operator wrote it: name@host or name@host:port.
-        let target = Peer::parse("node", &r.name, self.node.config.node.base_port).map_err(to_status)?;
-        super::membership::join(&self.node, &target).await.map_err(to_status)?;
+        let target = Peer::parse("node", &r.name, self.node.config.node.base_port).map_err(|e| to_status(&e))?;
+        super::membership::join(&self.node, &target).await.map_err(|e| to_status(&e))?;
         let leader = self.node.leader().ok().flatten().map(|(_, n)| n.name).unwrap_or_default();
         Ok(Response::new(pb::JoinReply { leader }))
     }
 
     async fn force_leave(&self, req: Request<pb::LeaveRequest>) -> Result<Response<pb::JoinReply>, Status> {
         let r = req.into_inner();
-        super::leave::remove_member(&self.node, &r.name, r.force).await.map_err(to_status)?;
+        super::leave::remove_member(&self.node, &r.name, r.force).await.map_err(|e| to_status(&e))?;
         let leader = self.node.leader().ok().flatten().map(|(_, n)| n.name).unwrap_or_default();
         Ok(Response::new(pb::JoinReply { leader }))
     }
 
     async fn leave(&self, req: Request<pb::LeaveRequest>) -> Result<Response<pb::JoinReply>, Status> {
-        super::leave::leave(&self.node, req.into_inner().force).await.map_err(to_status)?;
+        super::leave::leave(&self.node, req.into_inner().force).await.map_err(|e| to_status(&e))?;
         Ok(Response::new(pb::JoinReply { leader: self.node.name().to_string() }))
     }
 
@@ -127,7 +114,7 @@ impl Cluster for ClusterService {
         let batch: Batch =
             crate::codec::decode_versioned("forwarded batch", crate::codec::WIRE_VERSION, &req.into_inner().batch)
                 .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let reply = self.node.serve_forwarded(batch).await;
+        let reply = self.node.serve_forwarded(batch).await.map_err(|e| to_status(&e))?;
         let bytes = crate::codec::encode_versioned(crate::codec::WIRE_VERSION, &reply)
             .map_err(|e| Status::internal(e.to_string()))?;
         Ok(Response::new(pb::WriteReply { reply: bytes }))
@@ -137,15 +124,14 @@ impl Cluster for ClusterService {
         let txn: crate::engine::Txn =
             crate::codec::decode_versioned("transaction", crate::codec::WIRE_VERSION, &req.into_inner().batch)
                 .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let reply: Result<crate::engine::Committed, crate::error::WireError> =
-            self.node.transact(txn).await.map_err(Into::into);
+        let reply = self.node.transact(txn).await.map_err(|e| to_status(&e))?;
         let bytes = crate::codec::encode_versioned(crate::codec::WIRE_VERSION, &reply)
             .map_err(|e| Status::internal(e.to_string()))?;
         Ok(Response::new(pb::WriteReply { reply: bytes }))
     }
 
     async fn read_index(&self, _: Request<pb::Empty>) -> Result<Response<pb::ReadIndexReply>, Status> {
-        let index = self.node.read_index_as_leader().await.map_err(to_status)?;
+        let index = self.node.read_index_as_leader().await.map_err(|e| to_status(&e))?;
         Ok(Response::new(pb::ReadIndexReply { index }))
     }
 
@@ -153,17 +139,17 @@ impl Cluster for ClusterService {
         let r = req.into_inner();
         // A linearizable read from any node: the read index comes from the leader (this node
         // asks it), the read waits until this node applied that index.
-        let index = if r.linearizable { self.node.read_index().await.map_err(to_status)? } else { 0 };
+        let index = if r.linearizable { self.node.read_index().await.map_err(|e| to_status(&e))? } else { 0 };
         let wait = r.min_applied.max(index);
         if wait > 0 {
-            self.node.wait_applied(wait, Duration::from_secs(10)).await.map_err(to_status)?;
+            self.node.wait_applied(wait, Duration::from_secs(10)).await.map_err(|e| to_status(&e))?;
         }
         let records = if r.all {
-            self.node.dump(&r.table).map_err(to_status)?
+            self.node.dump(&r.table).map_err(|e| to_status(&e))?
         } else {
             self.node
                 .get(&r.table, &r.key)
-                .map_err(to_status)?
+                .map_err(|e| to_status(&e))?
                 .into_iter()
                 .map(|v| (r.key.as_slice().into(), v))
                 .collect()

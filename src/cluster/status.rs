@@ -1,14 +1,14 @@
 //! `cluster status`: every member of the Raft membership, asked for its own status.
 
 use crate::error::Result;
-use crate::node::NodeShared;
 use crate::rpc::client::status_error;
 use crate::rpc::pb;
+use crate::runtime::Runtime;
 use std::time::Duration;
 
 const ASK_TIMEOUT: Duration = Duration::from_secs(2);
 
-pub async fn collect(shared: &NodeShared) -> Result<pb::ClusterStatus> {
+pub async fn collect(shared: &Runtime) -> Result<pb::ClusterStatus> {
     if let Some(link) = &shared.link {
         // A replicant is not in the membership: ask the core it streams from (or any).
         let upstream = link.status.borrow().upstream.clone();
@@ -91,6 +91,6 @@ pub async fn collect(shared: &NodeShared) -> Result<pb::ClusterStatus> {
     })
 }
 
-async fn ask(shared: &NodeShared, name: &str, addr: &str) -> Result<pb::NodeStatus> {
+async fn ask(shared: &Runtime, name: &str, addr: &str) -> Result<pb::NodeStatus> {
     shared.peers.node_info(name, addr, ASK_TIMEOUT).await
 }

@@ -14,9 +14,7 @@ use std::sync::Arc;
 
 pub use super::Blob;
 
-/// Hashing for in-memory keys: foldhash (fast, seeded per process) instead of SipHash;
-/// keys come from trusted writers through Raft, not from untrusted network input directly.
-pub type KeyHasher = foldhash::fast::RandomState;
+pub use super::KeyHasher;
 type HashMap<K, V> = imbl::GenericHashMap<K, V, KeyHasher, imbl::shared_ptr::DefaultSharedPtr>;
 
 /// One table's records.

@@ -17,6 +17,10 @@ pub mod requests;
 /// Keys and values as the engine hands them out: shared, cheap to clone.
 pub type Blob = std::sync::Arc<[u8]>;
 
+/// Hashing for in-memory keys: foldhash (fast, seeded per process) instead of SipHash;
+/// keys come from trusted writers through Raft, not from untrusted network input directly.
+pub type KeyHasher = foldhash::fast::RandomState;
+
 pub use catalog::{Catalog, TableIx};
 pub use table::{Index, Kind, Scope, Storage, TableDef, ValueRule};
 pub use txn::{Batch, BatchOutcome, Committed, Op, OpResult, RequestId, ShardId, Txn, TxnOutcome};

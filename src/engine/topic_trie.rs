@@ -11,7 +11,7 @@
 //! first level starting with `$` (`$SYS/…` topics need a filter starting with `$SYS`).
 
 use super::Blob;
-use super::memory::KeyHasher;
+use super::KeyHasher;
 use std::sync::Arc;
 
 type Children = imbl::GenericHashMap<Blob, Node, KeyHasher, imbl::shared_ptr::DefaultSharedPtr>;

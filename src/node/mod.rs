@@ -1,642 +1,32 @@
-//! A running mnema node: opens its data dir, serves gRPC, runs Raft, and offers the
-//! read and write API the broker links against.
-//!
-//! Reads come from the local in-memory copy (or RocksDB for `disc_only` tables) and never
-//! leave the node. Writes of replicated tables go through the group-commit
-//! [`proposer`] to the leader (forwarded over gRPC from a follower), and return once this
-//! node has applied them, so a read after a write on the same node sees it.
+//! The composition root: [`Node::start`] opens the runtime and starts the parts the
+//! node's role needs (the gRPC server, cluster formation, the replicant's follower, the
+//! leader's sweeps, etcd registration); [`Node::shutdown`] stops them. The read and write
+//! paths themselves live in `crate::runtime`.
 
-pub mod proposer;
-mod raft_setup;
+mod server;
 
-use crate::config::{DiscoveryStrategy, NodeConfig, Role, Validated};
-use crate::engine::apply::apply_txn;
-use crate::engine::memory::{Blob, MemState, MemStore};
-use crate::engine::{
-    Batch, BatchOutcome, Catalog, Committed, OpResult, RequestId, Scope, TableDef, TableIx, Txn, TxnOutcome,
-};
+use crate::config::{NodeConfig, Role};
+use crate::engine::memory::{Blob, MemState};
+use crate::engine::{Catalog, Committed, OpResult, TableDef, TableIx, Txn};
 use crate::error::{Error, Result};
 use crate::name::Peer;
-use crate::raft::types::{ClientWriteError, NodeId, NodeInfo, Raft, RaftError, RaftMetrics};
-use crate::replication::log_server::Subscribers;
-use crate::replication::replicant::Link;
-use crate::rpc::client::{Peers, status_error};
+use crate::raft::types::{NodeId, RaftMetrics};
 use crate::rpc::pb;
-use crate::storage::apply::{DiscWriter, load_memory};
-use crate::storage::db::{CF_LOCAL, Db, storage_err};
-use crate::storage::log_store::RetentionPins;
-use crate::storage::records;
-use crate::storage::{identity, layout};
-use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use crate::runtime::Runtime;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot, watch};
-
-/// A leader's answer to a forwarded batch.
-#[derive(Debug, Serialize, Deserialize)]
-pub enum ForwardError {
-    /// The receiver is not (or no longer) the leader; nothing was proposed.
-    NotLeader,
-    Failed(String),
-}
-
-pub type ForwardReply = std::result::Result<(u64, BatchOutcome), ForwardError>;
-
-/// State shared by the node's tasks and gRPC services.
-pub struct NodeShared {
-    pub cfg: Validated,
-    pub config: NodeConfig,
-    pub data_dir: PathBuf,
-    pub db: Db,
-    pub catalog: Arc<Catalog>,
-    /// Replicated tables.
-    pub mem: Arc<MemStore>,
-    /// Local tables; writers serialise on `local_writer`.
-    pub local: MemStore,
-    local_writer: Mutex<()>,
-    applied_tx: Arc<watch::Sender<u64>>,
-    raft: RwLock<Option<Raft>>,
-    pub peers: Peers,
-    /// The cluster this node belongs to (recorded in IDENTITY; changes on join).
-    pub cluster_id: crate::rpc::auth::ClusterId,
-    /// Serialises membership changes this node makes as leader.
-    pub membership_lock: tokio::sync::Mutex<()>,
-    proposer: mpsc::Sender<proposer::Pending>,
-    /// Becomes `true` when the node shuts down; background tasks watch it.
-    pub stopping: watch::Receiver<bool>,
-    /// Log entries held for replication streams (cores).
-    pub pins: RetentionPins,
-    /// The commit index as this core knows it.
-    pub(crate) committed_tx: Arc<watch::Sender<u64>>,
-    /// Replicants streaming from this core.
-    pub subscribers: Subscribers,
-    /// A replicant's link to the cores (`None` on a core).
-    pub link: Option<Arc<Link>>,
-    /// This process's request-id client number, and the next sequence number.
-    request_client: u64,
-    request_seq: AtomicU64,
-    /// Writes sent again after an unknown outcome (for status and tests).
-    pub write_retries: AtomicU64,
-    /// Bumped each time this node's Raft state is wiped (join, leave).
-    pub generation: AtomicU64,
-    /// The node list this node proposes to form a cluster with (dns, k8s discovery), shown
-    /// in its status so that the others initialise only when every member proposes it.
-    pub(crate) forming_with: Mutex<Vec<String>>,
-    /// Set while this core has no Raft state of its own and is not yet a member again
-    /// (a fresh or rebuilt data dir): it answers no vote request (`cluster::rebuild`).
-    refuse_votes: std::sync::atomic::AtomicBool,
-    /// Set when this core's Raft stopped by itself (a storage failure such as a full disk):
-    /// the node can no longer take part and must be restarted ([`Node::failed`]).
-    failure: watch::Sender<Option<String>>,
-    /// This core's `RAFT_MARK` writer, one for every Raft instance it runs.
-    pub(crate) mark: Arc<crate::storage::raft_mark::MarkWriter>,
-    /// Whether the data dir had its IDENTITY before this start: a core with an identity but
-    /// no Raft state lost its store (or had it set aside) and rejoins as a new member.
-    pub(crate) had_identity: bool,
-}
-
-/// What became of one attempt to get a batch committed.
-enum Attempt {
-    Done((u64, BatchOutcome)),
-    /// Certainly not proposed (no leader known, "not leader", connection refused).
-    NotSent,
-    /// Maybe proposed: only a batch with a request id may be sent again.
-    Unknown(Error),
-    Failed(Error),
-}
+use tokio::sync::watch;
 
 /// A node of a mnema cluster. Dropping it without [`Node::shutdown`] leaves tasks running
 /// until the runtime ends.
 pub struct Node {
-    shared: Arc<NodeShared>,
-    stop: watch::Sender<bool>,
-    server: tokio::task::JoinHandle<()>,
-    proposer: tokio::task::JoinHandle<()>,
-    /// A replicant's task following the cores.
-    follower: Option<tokio::task::JoinHandle<()>>,
-    /// Keeps this node registered in etcd (the `etcd` strategy).
-    registration: Option<tokio::task::JoinHandle<()>>,
+    shared: Arc<Runtime>,
 }
 
-impl NodeShared {
-    /// The running Raft instance.
-    pub fn raft(&self) -> Result<Raft> {
-        self.raft.read().map_err(|_| Error::Shutdown)?.clone().ok_or(Error::Shutdown)
-    }
-
-    pub fn me(&self) -> NodeInfo {
-        NodeInfo { name: self.cfg.name.to_string(), addr: self.cfg.advertise.clone() }
-    }
-
-    pub fn metrics(&self) -> Result<RaftMetrics> {
-        Ok(self.raft()?.metrics().borrow().clone())
-    }
-
-    pub fn applied_index(&self) -> u64 {
-        *self.applied_tx.borrow()
-    }
-
-    /// Waits until this node has applied `index`.
-    pub async fn wait_applied(&self, index: u64, timeout: Duration) -> Result<()> {
-        let mut rx = self.applied_tx.subscribe();
-        let res = tokio::time::timeout(timeout, rx.wait_for(|a| *a >= index)).await;
-        match res {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(_)) => Err(Error::Shutdown),
-            Err(_) => Err(Error::Timeout {
-                what: format!("{} to apply index {index} (applied {})", self.cfg.name, self.applied_index()),
-                ms: timeout.as_millis() as u64,
-            }),
-        }
-    }
-
-    /// The leader's id and address as this node knows them (a replicant: as its core said).
-    pub fn leader(&self) -> Result<Option<(NodeId, NodeInfo)>> {
-        if let Some(link) = &self.link {
-            return Ok(link.leader().and_then(|(name, addr)| {
-                let id = crate::name::NodeName::parse("leader", &name).ok()?.node_id();
-                Some((id, NodeInfo { name, addr }))
-            }));
-        }
-        let m = self.metrics()?;
-        Ok(m.current_leader.and_then(|id| m.membership_config.membership().get_node(&id).map(|n| (id, n.clone()))))
-    }
-
-    pub fn name(&self) -> &str {
-        self.cfg.name.as_str()
-    }
-
-    pub fn table_ix(&self, table: &str) -> Result<TableIx> {
-        self.catalog.lookup(table)
-    }
-
-    /// Whether this node is a leader that no majority has acknowledged for two election
-    /// timeouts (it is on the minority side of a partition).
-    pub fn cut_off(&self) -> bool {
-        let Ok(m) = self.metrics() else { return false };
-        m.current_leader == Some(self.cfg.node_id)
-            && m.millis_since_quorum_ack.is_some_and(|ms| ms > 2 * self.cfg.election_timeout.as_millis() as u64)
-    }
-
-    pub fn is_replicant(&self) -> bool {
-        self.link.is_some()
-    }
-
-    /// The commit index as this node knows it (a replicant: as its core last said).
-    pub fn committed_index(&self) -> u64 {
-        match &self.link {
-            Some(link) => link.status.borrow().committed,
-            None => *self.committed_tx.borrow(),
-        }
-    }
-
-    pub(crate) fn next_request_id(&self) -> RequestId {
-        RequestId { client: self.request_client, seq: self.request_seq.fetch_add(1, Ordering::Relaxed) }
-    }
-
-    /// Proposes `batch` on the leader (here or forwarded) and returns its index and outcome.
-    ///
-    /// Sends it again, without limit until `raft.write_timeout`, where nothing can have been
-    /// proposed (no leader yet, a peer that says it is not the leader, a refused
-    /// connection). Where the outcome is unknown (the leader failed mid-call), a batch with
-    /// a request id is sent again up to `raft.write_retries` times with backoff: the state
-    /// machine applies an id once, so the retry answers with the first outcome.
-    pub async fn write_batch(&self, batch: Batch) -> Result<(u64, BatchOutcome)> {
-        let deadline = Instant::now() + self.cfg.write_timeout;
-        let mut retries = 0u32;
-        let mut backoff = self.cfg.write_retry_backoff;
-        loop {
-            let mut changes = self.leader_changes();
-            let leader_now = self.leader().ok().flatten().map(|(id, _)| id);
-            // A leader cut off from its majority, or stalled (a long pause, a frozen VM),
-            // never answers: bound each attempt, and give it up as soon as another leader
-            // is known, resending to that one under the same request id.
-            let left = deadline.saturating_duration_since(Instant::now());
-            let attempt = tokio::select! {
-                a = tokio::time::timeout(left, self.try_write(&batch)) => match a {
-                    Ok(a) => a,
-                    Err(_) => Attempt::Unknown(Error::Timeout {
-                        what: "the leader to commit the write".into(),
-                        ms: self.cfg.write_timeout.as_millis() as u64,
-                    }),
-                },
-                new = self.leader_moves_from(leader_now), if leader_now.is_some_and(|l| l != self.cfg.node_id) => {
-                    Attempt::Unknown(Error::Rpc {
-                        peer: format!("node {}", leader_now.unwrap_or_default()),
-                        reason: format!("a new leader (node {new}) was elected while the write was in flight"),
-                    })
-                }
-            };
-            let pause = match attempt {
-                Attempt::Done(done) => return Ok(done),
-                Attempt::Failed(e) => return Err(e),
-                Attempt::NotSent => Duration::from_millis(100),
-                Attempt::Unknown(e) => {
-                    if batch.request.is_none() {
-                        return Err(e);
-                    }
-                    if retries >= self.config.raft.write_retries || deadline <= Instant::now() {
-                        return Err(Error::WriteOutcomeUnknown { attempts: retries + 1, last: e.to_string() });
-                    }
-                    retries += 1;
-                    self.write_retries.fetch_add(1, Ordering::Relaxed);
-                    tracing::info!(error = %e, attempt = retries + 1, "write outcome unknown; sending it again under the same request id");
-                    let p = backoff;
-                    backoff = (backoff * 2).min(Duration::from_secs(1));
-                    p
-                }
-            };
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() && retries > 0 {
-                // An earlier attempt may have been applied: say so, never "no leader".
-                return Err(Error::WriteOutcomeUnknown {
-                    attempts: retries + 1,
-                    last: format!("no leader accepted a resend within {:?}", self.cfg.write_timeout),
-                });
-            }
-            if left.is_zero() {
-                return Err(Error::NoLeader(format!(
-                    "no leader accepted the write within {:?}; is a majority of cores running?",
-                    self.cfg.write_timeout
-                )));
-            }
-            // Wake on the next leader change, or retry a little later.
-            changes.wait(left.min(pause)).await;
-        }
-    }
-
-    async fn try_write(&self, batch: &Batch) -> Attempt {
-        let leader = match self.leader() {
-            Ok(l) => l,
-            Err(e) => return Attempt::Failed(e),
-        };
-        match leader {
-            Some((id, _)) if id == self.cfg.node_id && !self.is_replicant() => {
-                if self.cut_off() {
-                    // A leader no majority has heard from: do not append what cannot commit.
-                    return Attempt::NotSent;
-                }
-                let raft = match self.raft() {
-                    Ok(r) => r,
-                    Err(e) => return Attempt::Failed(e),
-                };
-                match raft.client_write(batch.clone()).await {
-                    Ok(resp) => Attempt::Done((resp.log_id.index, resp.data)),
-                    // Raft answers so before appending, or after truncating the entry.
-                    Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => Attempt::NotSent,
-                    Err(e) => Attempt::Unknown(Error::Raft(e.to_string())),
-                }
-            }
-            Some((_, leader)) => match self.forward(&leader, batch).await {
-                Ok(Ok(done)) => Attempt::Done(done),
-                Ok(Err(ForwardError::NotLeader)) => Attempt::NotSent,
-                Ok(Err(ForwardError::Failed(e))) => Attempt::Unknown(Error::Raft(e)),
-                Err(e) if never_sent(&e) => Attempt::NotSent,
-                Err(e @ Error::Rpc { .. }) => Attempt::Unknown(e),
-                Err(e) => Attempt::Failed(e),
-            },
-            None => Attempt::NotSent,
-        }
-    }
-
-    /// Returns once this node knows a leader other than `from`: that leader's id.
-    async fn leader_moves_from(&self, from: Option<NodeId>) -> NodeId {
-        let mut changes = self.leader_changes();
-        loop {
-            if let Ok(Some((id, _))) = self.leader()
-                && Some(id) != from
-            {
-                return id;
-            }
-            changes.wait(Duration::from_secs(1)).await;
-        }
-    }
-
-    /// A way to wait for the leader to change, as this node learns of it.
-    fn leader_changes(&self) -> LeaderChanges {
-        match (&self.link, self.raft()) {
-            (Some(link), _) => LeaderChanges::Link(link.status.subscribe()),
-            (None, Ok(raft)) => LeaderChanges::Raft(raft.metrics()),
-            (None, Err(_)) => LeaderChanges::Never,
-        }
-    }
-
-    async fn forward(&self, leader: &NodeInfo, batch: &Batch) -> Result<ForwardReply> {
-        let mut client = self.peers.cluster(&leader.addr)?;
-        let req = pb::WriteRequest { batch: crate::codec::encode_versioned(crate::codec::WIRE_VERSION, batch)? };
-        let reply = client.write(req).await.map_err(|s| status_error(&leader.name, s))?.into_inner();
-        crate::codec::decode_versioned("forward reply", crate::codec::WIRE_VERSION, &reply.reply)
-    }
-
-    /// Serves a batch forwarded by a follower.
-    pub async fn serve_forwarded(&self, batch: Batch) -> ForwardReply {
-        let raft = self.raft().map_err(|e| ForwardError::Failed(e.to_string()))?;
-        match raft.client_write(batch).await {
-            Ok(resp) => Ok((resp.log_id.index, resp.data)),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => Err(ForwardError::NotLeader),
-            Err(e) => Err(ForwardError::Failed(e.to_string())),
-        }
-    }
-
-    /// Writes a transaction of replicated tables; returns once committed and applied here.
-    pub async fn transact(&self, txn: Txn) -> Result<Committed> {
-        self.catalog.check(&txn, Scope::Replicated)?;
-        let (tx, rx) = oneshot::channel();
-        self.proposer.send(proposer::Pending { txn, reply: tx }).await.map_err(|_| Error::Shutdown)?;
-        let (index, outcome) = rx.await.map_err(|_| Error::Shutdown)??;
-        // Whatever the outcome, return once this node has applied the entry: after a
-        // conflict, a retry then reads the write that caused it instead of the same stale
-        // value (read-modify-write loops on a lagging follower or replicant).
-        let applied = self.wait_applied(index, self.cfg.write_timeout).await;
-        match (applied, &outcome) {
-            // Committed, so it will be applied here too: say so rather than fail the write.
-            (Err(Error::Timeout { ms, .. }), TxnOutcome::Applied(_)) => return Err(Error::NotYetApplied { index, ms }),
-            (Err(e), TxnOutcome::Applied(_)) => return Err(e),
-            _ => {}
-        }
-        match outcome {
-            TxnOutcome::Applied(results) => Ok(Committed { index, results }),
-            TxnOutcome::Rejected(reason) => Err(Error::InvalidTxn(reason)),
-            TxnOutcome::Conflict(reason) => Err(Error::Conflict(reason)),
-        }
-    }
-
-    /// The index a linearizable read must wait for: the leader's commit index, confirmed
-    /// by a quorum (openraft's read index). Asked of the leader from any other node.
-    pub async fn read_index(&self) -> Result<u64> {
-        let deadline = Instant::now() + self.cfg.write_timeout;
-        loop {
-            let mut changes = self.leader_changes();
-            let res = match self.leader()? {
-                Some((id, _)) if id == self.cfg.node_id && !self.is_replicant() => self.read_index_as_leader().await,
-                Some((_, leader)) => self.ask_read_index(&leader).await,
-                None => Err(Error::NoLeader("no leader known".into())),
-            };
-            match res {
-                Ok(i) => return Ok(i),
-                Err(e @ (Error::NoLeader(_) | Error::Rpc { .. } | Error::Unreachable { .. } | Error::Refused(_))) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Err(e);
-                    }
-                    changes.wait(left.min(Duration::from_millis(100))).await;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
-    /// Read index on this node, which must be the leader.
-    pub async fn read_index_as_leader(&self) -> Result<u64> {
-        if self.is_replicant() {
-            return Err(Error::Refused(format!("{} is a replicant, not the leader", self.cfg.name)));
-        }
-        match self.raft()?.get_read_log_id().await {
-            Ok((read, _)) => Ok(read.map(|l| l.index).unwrap_or(0)),
-            Err(RaftError::APIError(e)) => Err(Error::Refused(format!("not the leader: {e}"))),
-            Err(e) => Err(Error::Raft(e.to_string())),
-        }
-    }
-
-    async fn ask_read_index(&self, leader: &NodeInfo) -> Result<u64> {
-        let mut client = self.peers.cluster(&leader.addr)?;
-        let reply = client.read_index(pb::Empty {}).await.map_err(|s| status_error(&leader.name, s))?;
-        Ok(reply.into_inner().index)
-    }
-
-    /// Waits until this node has applied every write committed before the call: a read
-    /// after it is linearizable.
-    pub async fn barrier(&self) -> Result<()> {
-        let index = self.read_index().await?;
-        self.wait_applied(index, self.cfg.write_timeout).await
-    }
-
-    /// Writes a transaction of local tables, on this node only.
-    pub fn transact_local(&self, txn: &Txn) -> Result<Vec<OpResult>> {
-        self.catalog.check(txn, Scope::Local)?;
-        let _guard = self.local_writer.lock().map_err(|_| Error::Storage("local writer poisoned".into()))?;
-        let mut work: MemState = (*self.local.snapshot()).clone();
-        let cf = self.db.cf(CF_LOCAL)?;
-        let mut disc = DiscWriter::new(&self.db, cf);
-        let outcome = apply_txn(&self.catalog, Scope::Local, &mut work, &mut disc, txn)?;
-        if !disc.batch.is_empty() {
-            self.db.raw().write_opt(disc.batch, &Db::sync_opts()).map_err(|e| storage_err("local write", e))?;
-        }
-        self.local.publish(work);
-        match outcome {
-            TxnOutcome::Applied(r) => Ok(r),
-            TxnOutcome::Rejected(reason) => Err(Error::InvalidTxn(reason)),
-            TxnOutcome::Conflict(reason) => Err(Error::Conflict(reason)),
-        }
-    }
-
-    /// Whether `def`'s records are read from memory on this node: tables held in memory,
-    /// and every replicated table on a replicant (it has no disc copy).
-    fn in_memory_here(&self, def: &TableDef) -> bool {
-        def.in_memory() || (self.is_replicant() && def.scope == Scope::Replicated)
-    }
-
-    /// The in-memory copy that holds tables of `scope`.
-    fn memory(&self, scope: Scope) -> &MemStore {
-        match scope {
-            Scope::Local => &self.local,
-            Scope::Replicated => &self.mem,
-        }
-    }
-
-    /// The values under `key` in `table` (at most one for sets), read locally.
-    pub fn get(&self, table: &str, key: &[u8]) -> Result<Vec<Blob>> {
-        let ix = self.catalog.lookup(table)?;
-        let def = self.catalog.def(ix);
-        if self.in_memory_here(def) {
-            return Ok(self.memory(def.scope).load().table(ix).get(key));
-        }
-        records::get(&self.db, def, key)
-    }
-
-    /// Records of a set or ordered set whose keys start with `prefix`, read locally, in key
-    /// order for ordered tables.
-    pub fn prefix(&self, table: &str, prefix: &[u8]) -> Result<Vec<(Blob, Blob)>> {
-        let ix = self.catalog.lookup(table)?;
-        let def = self.catalog.def(ix);
-        if def.kind == crate::engine::Kind::Bag {
-            return Err(Error::InvalidTxn(format!("prefix reads need a set; `{table}` is a bag")));
-        }
-        if self.in_memory_here(def) {
-            let view = self.memory(def.scope).load();
-            let t = view.table(ix);
-            if let crate::engine::memory::MemTable::Ordered(_) = t {
-                let end = crate::engine::keys::prefix_end(prefix);
-                return Ok(t.range(prefix, end.as_deref()));
-            }
-            let mut out = Vec::new();
-            t.for_each(|k, v| {
-                if k.starts_with(prefix) {
-                    out.push((k.clone(), v.clone()));
-                }
-            });
-            return Ok(out);
-        }
-        records::prefix(&self.db, def, prefix)
-    }
-
-    /// Every record of `table`, read locally (ordered tables in key order).
-    pub fn dump(&self, table: &str) -> Result<Vec<(Blob, Blob)>> {
-        let ix = self.catalog.lookup(table)?;
-        let def = self.catalog.def(ix);
-        if self.in_memory_here(def) {
-            let mut out = Vec::new();
-            self.memory(def.scope).load().table(ix).for_each(|k, v| out.push((k.clone(), v.clone())));
-            return Ok(out);
-        }
-        records::dump(&self.db, def)
-    }
-
-    /// This node's status.
-    pub fn node_status(&self) -> pb::NodeStatus {
-        if let Some(link) = &self.link {
-            let leader = link.leader().map(|l| l.0).unwrap_or_default();
-            return pb::NodeStatus {
-                name: self.cfg.name.to_string(),
-                node_id: self.cfg.node_id,
-                role: "replicant".into(),
-                raft_state: String::new(),
-                applied_index: self.applied_index(),
-                term: 0,
-                leader,
-                addr: self.cfg.advertise.clone(),
-                cluster_id: self.cluster_id(),
-                replicant: Some(link.report(self.applied_index())),
-                subscribers: Vec::new(),
-                committed: self.committed_index(),
-                write_retries: self.write_retries.load(Ordering::Relaxed),
-                forming_with: Vec::new(),
-            };
-        }
-        let (state, term, leader) = match self.metrics() {
-            Ok(m) => {
-                let leader = m
-                    .current_leader
-                    .and_then(|id| m.membership_config.membership().get_node(&id).map(|n| n.name.clone()))
-                    .unwrap_or_default();
-                (format!("{:?}", m.state), m.current_term, leader)
-            }
-            Err(_) => ("Shutdown".to_string(), 0, String::new()),
-        };
-        pb::NodeStatus {
-            name: self.cfg.name.to_string(),
-            node_id: self.cfg.node_id,
-            role: "core".into(),
-            raft_state: state,
-            applied_index: self.applied_index(),
-            term,
-            leader,
-            addr: self.cfg.advertise.clone(),
-            cluster_id: self.cluster_id(),
-            replicant: None,
-            subscribers: self.subscribers.list(),
-            committed: self.committed_index(),
-            write_retries: self.write_retries.load(Ordering::Relaxed),
-            forming_with: self.forming_with.lock().map(|f| f.clone()).unwrap_or_default(),
-        }
-    }
-
-    pub fn cluster_id(&self) -> String {
-        self.cluster_id.read().map(|s| s.clone()).unwrap_or_default()
-    }
-
-    /// Whether this core refuses vote requests: it has no Raft state of its own and is not
-    /// a member again yet (a new data dir, a lost volume, a rebuild).
-    pub fn refuses_votes(&self) -> bool {
-        self.refuse_votes.load(Ordering::SeqCst)
-    }
-
-    /// Sets whether this core refuses vote requests; while it does, it does not campaign
-    /// either (a member that forgot its state must not become a candidate of its old
-    /// membership, whose higher terms would unseat the leader that re-admits it).
-    pub(crate) fn set_refuse_votes(&self, refuse: bool) {
-        self.refuse_votes.store(refuse, Ordering::SeqCst);
-        if let Ok(raft) = self.raft() {
-            raft.runtime_config().elect(!refuse);
-        }
-    }
-
-    /// Records that this node now belongs to `id`.
-    pub(crate) fn adopt_cluster_id(&self, id: &str) -> Result<()> {
-        identity::set_cluster_id(&self.data_dir, id)?;
-        *self.cluster_id.write().map_err(|_| Error::Shutdown)? = id.to_string();
-        Ok(())
-    }
-}
-
-enum LeaderChanges {
-    Raft(watch::Receiver<RaftMetrics>),
-    Link(watch::Receiver<crate::replication::replicant::LinkStatus>),
-    Never,
-}
-
-impl LeaderChanges {
-    /// Returns on the next change, or after `max`.
-    async fn wait(&mut self, max: Duration) {
-        match self {
-            LeaderChanges::Raft(rx) => {
-                let _ = tokio::time::timeout(max, rx.changed()).await;
-            }
-            LeaderChanges::Link(rx) => {
-                let _ = tokio::time::timeout(max, rx.changed()).await;
-            }
-            LeaderChanges::Never => tokio::time::sleep(max).await,
-        }
-    }
-}
-
-/// Watches this core's Raft (the current instance, across join/leave resets) and records a
-/// failure when it stops by itself; a stop asked for (shutdown, reset) is not one.
-async fn watch_raft(shared: Arc<NodeShared>) {
-    let stopping = shared.stopping.clone();
-    loop {
-        let Ok(raft) = shared.raft() else {
-            if *stopping.borrow() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            continue;
-        };
-        let mut metrics = raft.metrics();
-        drop(raft);
-        loop {
-            let fatal = match &metrics.borrow().running_state {
-                Err(openraft::error::Fatal::Stopped) | Ok(()) => None,
-                Err(f) => Some(f.to_string()),
-            };
-            if let Some(reason) = fatal {
-                if !*stopping.borrow() {
-                    tracing::error!(%reason, "Raft stopped after a storage failure; this node must be restarted");
-                    shared.failure.send_replace(Some(reason));
-                }
-                return;
-            }
-            if metrics.changed().await.is_err() {
-                break;
-            }
-        }
-        if *stopping.borrow() {
-            return;
-        }
-    }
-}
-
-/// Whether a forwarding error proves the request never reached the peer.
-fn never_sent(e: &Error) -> bool {
-    matches!(e, Error::Unreachable { .. })
-}
-
-/// The broker's table modules (`schema::*`) take `&NodeShared`; a `&Node` coerces.
+/// The broker's table modules (`schema::*`) take `&Runtime`; a `&Node` coerces.
 impl std::ops::Deref for Node {
-    type Target = NodeShared;
-    fn deref(&self) -> &NodeShared {
+    type Target = Runtime;
+    fn deref(&self) -> &Runtime {
         &self.shared
     }
 }
@@ -647,126 +37,56 @@ impl Node {
     /// `tables` must be the same list on every node of the cluster.
     pub async fn start(config: NodeConfig, tables: Vec<TableDef>) -> Result<Node> {
         let cfg = config.validate()?;
-        let replicant = cfg.role == Role::Replicant;
-        let data_dir = config.node.data_dir.clone();
-        let catalog = Arc::new(Catalog::new(tables)?);
+        let catalog = Catalog::new(tables)?;
         // Everything that can be refused without touching the data dir is checked first:
         // the TLS files, and the listen address (a port in use stops the node here).
-        crate::cluster::server::builder(&cfg)?;
+        server::builder(&cfg)?;
         let listener = tokio::net::TcpListener::bind(&cfg.listen)
             .await
             .map_err(|e| Error::config("node.listen", format!("cannot listen on {}: {e}", cfg.listen)))?;
-        let initial = cfg.initial_cluster_id(&config.cluster.name, config.cluster.discovery_strategy);
-        let (ident, created) = identity::open_or_create(&data_dir, cfg.name.as_str(), cfg.node_id, &initial)?;
-        let had_identity = !created;
-        let cluster_id: crate::rpc::auth::ClusterId = Arc::new(RwLock::new(ident.cluster_id));
-        let db = Db::open(&layout::db(&data_dir))?;
-        let mark = Arc::new(crate::storage::raft_mark::MarkWriter::open(&data_dir)?);
-        let local = MemStore::new(load_memory(&db, db.cf(CF_LOCAL)?, &catalog, 0)?);
-        // A replicant holds every replicated table in memory and starts empty each time.
-        let mem = Arc::new(MemStore::new(if replicant {
-            MemState::empty_all_in_memory(&catalog)
-        } else {
-            MemState::empty(&catalog)
-        }));
-        let applied_tx = Arc::new(watch::channel(0u64).0);
-        let peers = Peers::new(
-            &config.node.cookie,
-            Some(cluster_id.clone()),
-            cfg.tls.as_ref().map(crate::rpc::client::client_tls),
-        )?;
-        if config.node.cookie == crate::config::DEFAULT_COOKIE {
-            tracing::warn!("node.cookie is the default; set a secret cookie in production");
-        }
-        let (ptx, prx) = mpsc::channel(config.raft.max_batch_txns * 4);
-        let (stop, stop_rx) = watch::channel(false);
-        let shared = Arc::new(NodeShared {
-            cfg,
-            config: config.clone(),
-            data_dir,
-            db,
-            catalog,
-            mem,
-            local,
-            local_writer: Mutex::new(()),
-            applied_tx,
-            raft: RwLock::new(None),
-            peers,
-            cluster_id,
-            membership_lock: tokio::sync::Mutex::new(()),
-            proposer: ptx,
-            stopping: stop_rx,
-            pins: RetentionPins::default(),
-            committed_tx: Arc::new(watch::channel(0u64).0),
-            subscribers: Subscribers::default(),
-            link: replicant.then(|| Arc::new(Link::default())),
-            request_client: crate::config::random_u64(),
-            request_seq: AtomicU64::new(1),
-            write_retries: AtomicU64::new(0),
-            generation: AtomicU64::new(0),
-            forming_with: Mutex::new(Vec::new()),
-            refuse_votes: std::sync::atomic::AtomicBool::new(false),
-            failure: watch::channel(None).0,
-            mark,
-            had_identity,
-        });
-        if !replicant {
-            raft_setup::start_raft(&shared).await?;
-            // No Raft state of its own: no vote counts until it is a member (see
-            // `cluster::rebuild`); forming or joining a cluster lifts this.
-            let initialized = shared.raft()?.is_initialized().await.map_err(|e| Error::Raft(e.to_string()))?;
-            shared.set_refuse_votes(!initialized);
-            tokio::spawn(watch_raft(shared.clone()));
-        }
-        let server = tokio::spawn(crate::cluster::server::serve(shared.clone(), listener));
-        let proposer = tokio::spawn(proposer::run(
-            shared.clone(),
-            prx,
-            config.raft.max_batch_txns,
-            config.raft.max_inflight_batches,
-        ));
+        let rt = Runtime::open(config, cfg, catalog).await?;
+        let node = Node { shared: rt.clone() };
+        rt.spawn(server::serve(rt.clone(), listener));
         // etcd discovery: registered for as long as the node runs, whatever its role.
-        let (registration, etcd_lease) = match shared.cfg.etcd.clone() {
+        let etcd_lease = match rt.cfg.etcd.clone() {
             Some(etcd) => {
                 let (tx, rx) = watch::channel(None);
-                let me =
-                    crate::discovery::EtcdRegistration { addr: shared.cfg.advertise.clone(), role: shared.cfg.role };
-                let task = crate::cluster::discovery::etcd::keep_registered(
+                let me = crate::discovery::EtcdRegistration { addr: rt.cfg.advertise.clone(), role: rt.cfg.role };
+                rt.spawn(crate::discovery::etcd::keep_registered(
                     etcd,
-                    shared.cfg.name.to_string(),
+                    rt.cfg.name.to_string(),
                     me,
                     tx,
-                    shared.stopping.clone(),
-                );
-                (Some(tokio::spawn(task)), Some(rx))
+                    rt.stop_token(),
+                ));
+                Some(rx)
             }
-            None => (None, None),
+            None => None,
         };
-        let node = Node { shared, stop, server, proposer, follower: None, registration };
-        let node = match node.shared.link.clone() {
-            Some(link) => {
-                let follower = tokio::spawn(crate::replication::replicant::run(node.shared.clone(), link));
-                Node { follower: Some(follower), ..node }
-            }
+        match rt.link.clone() {
+            Some(link) => rt.spawn(crate::replication::replicant::run(rt.clone(), link)),
             None => {
-                if let Err(e) = crate::cluster::bootstrap::form(&node.shared, etcd_lease).await {
+                if let Err(e) = crate::cluster::bootstrap::form(&rt, etcd_lease).await {
                     // Nothing keeps running behind a start that failed.
                     let _ = node.shutdown().await;
                     return Err(e);
                 }
-                let every = node.shared.cfg.expiry_sweep_interval;
-                tokio::spawn(crate::schema::expiry::run(node.shared.clone(), every));
-                if let Some(after) = node.shared.cfg.autoclean {
-                    tokio::spawn(crate::cluster::autoclean::run(node.shared.clone(), after));
+                rt.spawn(crate::schema::expiry::run(rt.clone(), rt.cfg.expiry_sweep_interval));
+                if let Some(after) = rt.cfg.autoclean {
+                    rt.spawn(crate::cluster::autoclean::run(rt.clone(), after));
                 }
-                node
             }
-        };
-        tracing::info!(name = %node.shared.cfg.name, addr = %node.shared.cfg.advertise, "node started");
+        }
+        tracing::info!(name = %rt.cfg.name, addr = %rt.cfg.advertise, "node started");
         Ok(node)
     }
 
-    pub fn shared(&self) -> &Arc<NodeShared> {
+    /// The routes table of this node.
+    pub fn routes(&self) -> crate::schema::routes::Routes<'_> {
+        crate::schema::routes::Routes::new(&self.shared)
+    }
+
+    pub fn shared(&self) -> &Arc<Runtime> {
         &self.shared
     }
 
@@ -801,7 +121,7 @@ impl Node {
         self.shared.dump(table)
     }
 
-    /// Records whose keys start with `prefix` (sets and ordered sets; see `NodeShared::prefix`).
+    /// Records whose keys start with `prefix` (sets and ordered sets; see `Runtime::prefix`).
     pub fn prefix(&self, table: &str, prefix: &[u8]) -> Result<Vec<(Blob, Blob)>> {
         self.shared.prefix(table, prefix)
     }
@@ -870,32 +190,15 @@ impl Node {
     /// non-zero on it so that a supervisor restarts the process; a broker should do the
     /// same. Never resolves on a replicant or on a clean shutdown.
     pub async fn failed(&self) -> Error {
-        let mut rx = self.shared.failure.subscribe();
-        match rx.wait_for(|f| f.is_some()).await {
-            Ok(f) => Error::NodeFailed { reason: f.clone().unwrap_or_default() },
-            Err(_) => std::future::pending().await,
-        }
+        self.shared.failed().await
     }
 
     /// Stops serving and shuts Raft down; the data dir stays as it is. When this returns,
     /// RocksDB is closed and the data dir can be opened again.
     pub async fn shutdown(self) -> Result<()> {
-        let _ = self.stop.send(true);
-        if let Ok(raft) = self.shared.raft() {
-            raft.shutdown().await.map_err(|e| Error::Raft(e.to_string()))?;
-        }
-        self.shared.set_raft(None)?;
-        let _ = self.server.await;
-        let _ = self.proposer.await;
-        if let Some(f) = self.follower {
-            let _ = f.await;
-        }
-        if let Some(r) = self.registration {
-            // Revokes the etcd lease (bounded inside), so others stop seeing this node now.
-            let _ = r.await;
-        }
-        // In-flight RPC handlers and write tasks end promptly once Raft is gone; wait for
-        // them (bounded) so that the DB is closed when we return.
+        self.shared.shutdown().await?;
+        // gRPC handlers still answering a call hold the runtime until they return (bounded:
+        // without Raft they end at once); then the last handle closes RocksDB.
         let deadline = Instant::now() + Duration::from_secs(10);
         while Arc::strong_count(&self.shared) > 1 || self.shared.db.handles() > 1 {
             if Instant::now() > deadline {
@@ -905,29 +208,4 @@ impl Node {
         }
         Ok(())
     }
-}
-
-impl NodeShared {
-    pub(crate) fn set_raft(&self, raft: Option<Raft>) -> Result<()> {
-        *self.raft.write().map_err(|_| Error::Shutdown)? = raft;
-        Ok(())
-    }
-
-    /// Follows this node's applied index.
-    pub fn applied_watch(&self) -> watch::Receiver<u64> {
-        self.applied_tx.subscribe()
-    }
-
-    pub(crate) fn applied_sender(&self) -> Arc<watch::Sender<u64>> {
-        self.applied_tx.clone()
-    }
-
-    pub fn strategy(&self) -> DiscoveryStrategy {
-        self.config.cluster.discovery_strategy
-    }
-}
-
-/// Wipes and restarts this node's Raft (see `cluster::membership::join`).
-pub(crate) async fn raft_setup_reset(shared: &Arc<NodeShared>) -> Result<()> {
-    raft_setup::reset_raft(shared).await
 }

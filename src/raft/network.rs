@@ -5,7 +5,7 @@
 
 use super::types::{NodeId, NodeInfo, TypeConfig};
 use super::wire;
-use crate::error::Error;
+use crate::error::{Error, TransportKind};
 use crate::rpc::client::{Peers, status_error};
 use crate::rpc::pb::Payload;
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
@@ -36,9 +36,9 @@ type RpcErr<E = openraft::error::Infallible> = RPCError<NodeId, NodeInfo, RaftEr
 
 fn transport<E: std::error::Error>(e: Error) -> RPCError<NodeId, NodeInfo, E> {
     match e {
-        Error::Rpc { .. } | Error::Unreachable { .. } | Error::CookieMismatch { .. } | Error::Refused(_) => {
-            RPCError::Unreachable(Unreachable::new(&e))
-        }
+        Error::Transport { kind: TransportKind::NotConnected, .. }
+        | Error::CookieMismatch { .. }
+        | Error::ForeignCluster { .. } => RPCError::Unreachable(Unreachable::new(&e)),
         other => RPCError::Network(NetworkError::new(&other)),
     }
 }
@@ -67,10 +67,8 @@ impl Connection {
         };
         let reply = match tokio::time::timeout(ttl, fut).await {
             Err(_) => {
-                return Err(transport(Error::Rpc {
-                    peer: self.node.name.clone(),
-                    reason: format!("no reply within {ttl:?}"),
-                }));
+                let reason = format!("no reply within {ttl:?}");
+                return Err(transport(Error::transport(&self.node.name, TransportKind::TimedOut, reason)));
             }
             Ok(Err(status)) => {
                 let e = status_error(&self.node.name, status);

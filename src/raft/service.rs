@@ -1,14 +1,21 @@
 //! Raft's network, server side: decodes a peer's request and hands it to the local Raft.
 
+use super::slot::RaftSlot;
 use super::wire;
-use crate::node::NodeShared;
 use crate::rpc::pb::Payload;
 use crate::rpc::pb::raft_server::Raft as RaftRpc;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
+/// The Raft service of one core, over the slot of its current Raft instance.
 pub struct RaftService {
-    pub node: Arc<NodeShared>,
+    raft: Arc<RaftSlot>,
+}
+
+impl RaftService {
+    pub fn new(raft: Arc<RaftSlot>) -> Self {
+        RaftService { raft }
+    }
 }
 
 fn bad_request(e: crate::error::Error) -> Status {
@@ -24,26 +31,26 @@ impl RaftRpc for RaftService {
     async fn append_entries(&self, req: Request<Payload>) -> Result<Response<Payload>, Status> {
         let rpc: wire::AppendRequest = wire::decode("append entries", &req.into_inner().data).map_err(bad_request)?;
         let res: wire::AppendReply =
-            self.node.raft().map_err(|e| Status::unavailable(e.to_string()))?.append_entries(rpc).await;
+            self.raft.get().map_err(|e| Status::unavailable(e.to_string()))?.append_entries(rpc).await;
         reply(&res)
     }
 
     async fn vote(&self, req: Request<Payload>) -> Result<Response<Payload>, Status> {
         let rpc: wire::VoteReq = wire::decode("vote", &req.into_inner().data).map_err(bad_request)?;
-        if self.node.refuses_votes() {
+        if self.raft.refuses_votes() {
             // A core without its Raft state may have voted in a term it no longer knows.
             return Err(Status::unavailable(
                 "this core is rebuilding its Raft state and gives no votes until it is a member again",
             ));
         }
-        let res: wire::VoteReply = self.node.raft().map_err(|e| Status::unavailable(e.to_string()))?.vote(rpc).await;
+        let res: wire::VoteReply = self.raft.get().map_err(|e| Status::unavailable(e.to_string()))?.vote(rpc).await;
         reply(&res)
     }
 
     async fn install_snapshot(&self, req: Request<Payload>) -> Result<Response<Payload>, Status> {
         let rpc: wire::SnapshotRequest = wire::decode("snapshot chunk", &req.into_inner().data).map_err(bad_request)?;
         let res: wire::SnapshotReply =
-            self.node.raft().map_err(|e| Status::unavailable(e.to_string()))?.install_snapshot(rpc).await;
+            self.raft.get().map_err(|e| Status::unavailable(e.to_string()))?.install_snapshot(rpc).await;
         reply(&res)
     }
 }

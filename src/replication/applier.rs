@@ -11,34 +11,9 @@ use crate::engine::Catalog;
 use crate::engine::apply::{MemoryOnly, apply_batch, load_record};
 use crate::engine::memory::MemState;
 use crate::error::{Error, Result};
-use serde::{Deserialize, Serialize};
+use crate::status::ReplicantState;
 use std::collections::BTreeSet;
 use std::sync::Arc;
-
-/// A replicant's state, as Mria names them (plus `connecting`, between cores).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ReplicantState {
-    /// Looking for a core to stream from.
-    Connecting,
-    /// Receiving a snapshot.
-    Bootstrap,
-    /// Applying the entries the core had already applied when the stream began.
-    LocalReplay,
-    /// Caught up; applying entries as the core applies them.
-    Normal,
-}
-
-impl ReplicantState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ReplicantState::Connecting => "connecting",
-            ReplicantState::Bootstrap => "bootstrap",
-            ReplicantState::LocalReplay => "local_replay",
-            ReplicantState::Normal => "normal",
-        }
-    }
-}
 
 enum Phase {
     AwaitStart,

@@ -11,59 +11,26 @@
 use super::stream::{
     CHUNK_BYTES, CHUNK_RECORDS, Heartbeat, MAX_ENTRIES, StartMode, StreamEntry, StreamMsg, crc_record,
 };
-use crate::cluster::service::to_status;
 use crate::config::Role;
 use crate::engine::txn::DEFAULT_SHARD;
 use crate::engine::{Batch, ShardId};
 use crate::error::{Error, Result};
-use crate::node::NodeShared;
-use crate::raft::types::Entry;
-use crate::raft::wire::decode_entry;
 use crate::rpc::pb::{self, replication_server::Replication};
-use crate::storage::db::{CF_DATA, CF_LOG, Db, storage_err};
+use crate::rpc::status::to_status;
+use crate::runtime::Runtime;
+use crate::storage::data_snapshot::DataSnapshot;
+use crate::storage::db::Db;
+use crate::storage::log_reader;
 use crate::storage::log_store::Pin;
-use crate::storage::state_machine::applied_index_at;
 use openraft::EntryPayload;
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tokio::sync::mpsc;
 use tonic::{Request, Response, Status};
 
 type Tx = mpsc::Sender<std::result::Result<pb::Payload, Status>>;
 
-/// Replicants streaming from this core, for `cluster status`.
-#[derive(Default)]
-pub struct Subscribers {
-    next: std::sync::atomic::AtomicU64,
-    live: Mutex<BTreeMap<u64, pb::Subscriber>>,
-}
-
-struct Registered<'a>(&'a Subscribers, u64);
-
-impl Drop for Registered<'_> {
-    fn drop(&mut self) {
-        if let Ok(mut l) = self.0.live.lock() {
-            l.remove(&self.1);
-        }
-    }
-}
-
-impl Subscribers {
-    fn register(&self, s: pb::Subscriber) -> Registered<'_> {
-        let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if let Ok(mut l) = self.live.lock() {
-            l.insert(id, s);
-        }
-        Registered(self, id)
-    }
-
-    pub fn list(&self) -> Vec<pb::Subscriber> {
-        self.live.lock().map(|l| l.values().cloned().collect()).unwrap_or_default()
-    }
-}
-
 pub struct ReplicationService {
-    pub node: Arc<NodeShared>,
+    pub node: Arc<Runtime>,
 }
 
 /// Which shards a stream carries.
@@ -104,7 +71,7 @@ impl Replication for ReplicationService {
         };
         let (tx, rx) = mpsc::channel(8);
         let node = self.node.clone();
-        tokio::spawn(async move {
+        self.node.spawn(async move {
             let _registered =
                 node.subscribers.register(pb::Subscriber { name: r.replicant.clone(), addr: r.addr.clone() });
             tracing::info!(replicant = %r.replicant, applied = r.applied, "replicant subscribed");
@@ -112,7 +79,7 @@ impl Replication for ReplicationService {
                 Ok(()) => tracing::info!(replicant = %r.replicant, "replication stream closed"),
                 Err(e) => {
                     tracing::warn!(replicant = %r.replicant, error = %e, "replication stream failed");
-                    let _ = tx.send(Err(to_status(e))).await;
+                    let _ = tx.send(Err(to_status(&e))).await;
                 }
             }
         });
@@ -125,13 +92,13 @@ async fn send(tx: &Tx, msg: &StreamMsg) -> Result<bool> {
     Ok(tx.send(Ok(pb::Payload { data })).await.is_ok())
 }
 
-fn heartbeat(node: &NodeShared) -> Heartbeat {
+fn heartbeat(node: &Runtime) -> Heartbeat {
     // A leader cut off from its majority reports no leader: its replicants move away.
     let leader = if node.cut_off() { None } else { node.leader().ok().flatten().map(|(_, n)| (n.name, n.addr)) };
     Heartbeat { committed: node.committed_index(), core_applied: node.applied_index(), leader }
 }
 
-async fn serve(node: &Arc<NodeShared>, req: &pb::SubscribeRequest, shards: Shards, tx: &Tx) -> Result<()> {
+async fn serve(node: &Arc<Runtime>, req: &pb::SubscribeRequest, shards: Shards, tx: &Tx) -> Result<()> {
     let applied = node.applied_index();
     let from = req.applied + 1;
     let resumable = if req.applied > 0 { node.pins.pin_if_retained(&node.db, from, applied)? } else { None };
@@ -163,14 +130,14 @@ async fn serve(node: &Arc<NodeShared>, req: &pb::SubscribeRequest, shards: Shard
 
 /// Streams a consistent snapshot; returns the pin on the entries after it and its index
 /// (`None`: the replicant went away).
-fn send_snapshot(node: &NodeShared, shards: &Shards, tx: &Tx) -> Result<Option<(Pin, u64)>> {
+fn send_snapshot(node: &Runtime, shards: &Shards, tx: &Tx) -> Result<Option<(Pin, u64)>> {
     let blocking_send = |msg: &StreamMsg| -> Result<bool> {
         let data = super::stream::encode(msg)?;
         Ok(tx.blocking_send(Ok(pb::Payload { data })).is_ok())
     };
     let core_applied = node.applied_index();
-    let snap = node.db.raw().snapshot();
-    let index = applied_index_at(&node.db, &snap)?;
+    let snap = DataSnapshot::take(&node.db);
+    let index = snap.applied_index()?;
     // Entries after `index` are not applied in this snapshot, so not purgeable yet.
     let pin = node.pins.pin(index + 1)?;
     let start = StreamMsg::Start { core: node.cfg.name.to_string(), mode: StartMode::Snapshot, core_applied };
@@ -180,24 +147,29 @@ fn send_snapshot(node: &NodeShared, shards: &Shards, tx: &Tx) -> Result<Option<(
     let (mut seq, mut count, mut crc) = (0u32, 0u64, crc32fast::Hasher::new());
     let (mut chunk, mut bytes) = (Vec::new(), 0usize);
     let wants_all = shards.wants(DEFAULT_SHARD);
-    for item in snap.iterator_cf(node.db.cf(CF_DATA)?, rocksdb::IteratorMode::Start) {
-        let (k, v) = item.map_err(|e| storage_err("snapshot scan", e))?;
+    let mut gone = false;
+    snap.for_each_record(|k, v| {
         // Every table is in the default shard today; request records go to everyone.
-        let (table, _) = crate::engine::keys::split_table(&k)?;
+        let (table, _) = crate::engine::keys::split_table(k)?;
         if !wants_all && table != crate::engine::requests::TABLE {
-            continue;
+            return Ok(true);
         }
-        crc_record(&mut crc, &k, &v);
+        crc_record(&mut crc, k, v);
         count += 1;
         bytes += k.len() + v.len();
         chunk.push((k.to_vec(), v.to_vec()));
         if chunk.len() >= CHUNK_RECORDS || bytes >= CHUNK_BYTES {
             if !blocking_send(&StreamMsg::SnapshotChunk { seq, records: std::mem::take(&mut chunk) })? {
-                return Ok(None);
+                gone = true;
+                return Ok(false);
             }
             seq += 1;
             bytes = 0;
         }
+        Ok(true)
+    })?;
+    if gone {
+        return Ok(None);
     }
     if !chunk.is_empty() && !blocking_send(&StreamMsg::SnapshotChunk { seq, records: chunk })? {
         return Ok(None);
@@ -209,38 +181,24 @@ fn send_snapshot(node: &NodeShared, shards: &Shards, tx: &Tx) -> Result<Option<(
     Ok(Some((pin, index)))
 }
 
-/// Reads entries `from..=to` back from the log.
+/// Reads entries `from..=to` back from the log, each batch filtered to `shards`.
 fn read_entries(db: &Db, from: u64, to: u64, shards: &Shards) -> Result<Vec<StreamEntry>> {
-    let cf = db.cf(CF_LOG)?;
-    let mut out = Vec::with_capacity((to - from + 1) as usize);
-    let iter = db.raw().iterator_cf(cf, rocksdb::IteratorMode::From(&from.to_be_bytes(), rocksdb::Direction::Forward));
-    for item in iter {
-        let (_, v) = item.map_err(|e| storage_err("read log", e))?;
-        let entry: Entry = decode_entry(&v)?;
-        let index = entry.log_id.index;
-        if index > to {
-            break;
-        }
-        let due = from + out.len() as u64;
-        if index != due {
-            return Err(Error::Refused(format!("log entry {due} is no longer retained on this core; bootstrap again")));
-        }
-        let batch = match &entry.payload {
-            EntryPayload::Normal(b) => shards.filter(b),
-            EntryPayload::Blank | EntryPayload::Membership(_) => None,
-        };
-        out.push(StreamEntry { index, batch });
-    }
-    if out.len() as u64 != to - from + 1 {
-        return Err(Error::Refused(format!("log entries {from}..={to} are not all retained on this core")));
-    }
-    Ok(out)
+    let entries = log_reader::read_range(db, from, to)?;
+    Ok(entries
+        .into_iter()
+        .map(|entry| {
+            let batch = match &entry.payload {
+                EntryPayload::Normal(b) => shards.filter(b),
+                EntryPayload::Blank | EntryPayload::Membership(_) => None,
+            };
+            StreamEntry { index: entry.log_id.index, batch }
+        })
+        .collect())
 }
 
 /// Follows this core's applied index from `next` on.
-async fn tail(node: &Arc<NodeShared>, shards: Shards, tx: &Tx, pin: Pin, mut next: u64) -> Result<()> {
+async fn tail(node: &Arc<Runtime>, shards: Shards, tx: &Tx, pin: Pin, mut next: u64) -> Result<()> {
     let mut applied_rx = node.applied_sender().subscribe();
-    let mut stop = node.stopping.clone();
     let idle = node.cfg.heartbeat;
     let generation = node.generation.load(std::sync::atomic::Ordering::SeqCst);
     loop {
@@ -265,7 +223,7 @@ async fn tail(node: &Arc<NodeShared>, shards: Shards, tx: &Tx, pin: Pin, mut nex
             },
             _ = tokio::time::sleep(idle) => true,
             _ = tx.closed() => return Ok(()),
-            _ = async { let _ = stop.wait_for(|s| *s).await; } => return Ok(()),
+            _ = node.stopped() => return Ok(()),
         };
         if idle_now && !send(tx, &StreamMsg::Heartbeat(heartbeat(node))).await? {
             return Ok(());

@@ -8,101 +8,19 @@
 //!
 //! Not here: the checks on a stream (`applier`), forwarding writes (`node`).
 
-use super::applier::{Applier, ReplicantState};
+use super::applier::Applier;
 use super::stream::{self, Heartbeat, StreamMsg};
 use crate::error::{Error, Result};
 use crate::name::Peer;
-use crate::node::NodeShared;
 use crate::rpc::client::status_error;
 use crate::rpc::pb;
+use crate::runtime::Runtime;
+use crate::runtime::link::{Link, ReplicantState};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::watch;
 
-/// How many recent state changes the status keeps.
-const TRANSITIONS_KEPT: usize = 32;
 const ASK_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// What the replicant's link to the cores looks like now.
-#[derive(Clone, Debug)]
-pub struct LinkStatus {
-    pub state: ReplicantState,
-    /// Core streamed from: (name, address).
-    pub upstream: Option<(String, String)>,
-    /// Leader as the upstream core last said: (name, address).
-    pub leader: Option<(String, String)>,
-    /// Commit index as the upstream core last said.
-    pub committed: u64,
-    /// When the oldest known-committed entry not yet applied became known.
-    pub behind_since: Option<Instant>,
-    pub bootstraps: u64,
-    pub resumes: u64,
-    /// Recent states, oldest first: `state@core`.
-    pub transitions: VecDeque<String>,
-}
-
-impl Default for LinkStatus {
-    fn default() -> Self {
-        LinkStatus {
-            state: ReplicantState::Connecting,
-            upstream: None,
-            leader: None,
-            committed: 0,
-            behind_since: None,
-            bootstraps: 0,
-            resumes: 0,
-            transitions: VecDeque::new(),
-        }
-    }
-}
-
-/// The replicant's link, shared with the node (status, leader for forwarded writes).
-pub struct Link {
-    pub status: watch::Sender<LinkStatus>,
-    /// The cluster id of the first core followed: cores of another cluster are ignored.
-    cluster: std::sync::Mutex<Option<String>>,
-}
-
-impl Default for Link {
-    fn default() -> Self {
-        Link { status: watch::channel(LinkStatus::default()).0, cluster: std::sync::Mutex::new(None) }
-    }
-}
-
-impl Link {
-    pub fn leader(&self) -> Option<(String, String)> {
-        self.status.borrow().leader.clone()
-    }
-
-    /// The status as `cluster status` shows it, given what this replicant applied.
-    pub fn report(&self, applied: u64) -> pb::ReplicantStatus {
-        let s = self.status.borrow();
-        pb::ReplicantStatus {
-            state: s.state.as_str().into(),
-            upstream: s.upstream.as_ref().map(|u| u.0.clone()).unwrap_or_default(),
-            lag_entries: s.committed.saturating_sub(applied),
-            lag_ms: s.behind_since.map(|t| t.elapsed().as_millis() as u64).unwrap_or(0),
-            bootstraps: s.bootstraps,
-            resumes: s.resumes,
-            transitions: s.transitions.iter().cloned().collect(),
-        }
-    }
-
-    fn set_state(&self, state: ReplicantState, upstream: Option<&(String, String)>) {
-        self.status.send_modify(|s| {
-            if s.state != state || s.upstream.as_ref() != upstream {
-                s.state = state;
-                s.upstream = upstream.cloned();
-                let at = upstream.map(|u| u.0.as_str()).unwrap_or("-");
-                s.transitions.push_back(format!("{}@{at}", state.as_str()));
-                while s.transitions.len() > TRANSITIONS_KEPT {
-                    s.transitions.pop_front();
-                }
-            }
-        });
-    }
-}
 
 /// Rendezvous hash: each replicant orders the cores differently.
 pub fn spread_rank(replicant: &str, core: &str) -> u64 {
@@ -110,20 +28,19 @@ pub fn spread_rank(replicant: &str, core: &str) -> u64 {
 }
 
 /// Runs until the node stops: follows one core after another.
-pub async fn run(shared: Arc<NodeShared>, link: Arc<Link>) {
-    let mut stop = shared.stopping.clone();
+pub async fn run(shared: Arc<Runtime>, link: Arc<Link>) {
     let mut pause = Duration::from_millis(50);
     let mut last_failed: Option<String> = None;
     // What discovery found last: used while it does not answer.
     let mut discovered: Vec<Peer> = Vec::new();
-    let mut lookup = match crate::cluster::discovery::Lookup::new(&shared) {
+    let mut lookup = match crate::discovery::Lookup::new(&shared.cfg, &shared.config) {
         Ok(l) => l,
         Err(e) => {
             tracing::warn!(error = %e, "discovery unavailable; following the configured cores only");
             None
         }
     };
-    while !*stop.borrow() {
+    while !shared.is_stopping() {
         let cores = candidates(&shared, lookup.as_mut(), &mut discovered).await;
         let ranked = rank(&shared, &link, &cores).await;
         // Prefer any other core over the one that just failed us.
@@ -131,7 +48,7 @@ pub async fn run(shared: Arc<NodeShared>, link: Arc<Link>) {
         let Some((core, cluster)) = pick else {
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                _ = stop.wait_for(|s| *s) => break,
+                _ = shared.stopped() => break,
             }
         };
         let started = Instant::now();
@@ -149,7 +66,7 @@ pub async fn run(shared: Arc<NodeShared>, link: Arc<Link>) {
         };
         tokio::select! {
             _ = tokio::time::sleep(pause) => {}
-            _ = stop.wait_for(|s| *s) => break,
+            _ = shared.stopped() => break,
         }
     }
 }
@@ -164,12 +81,12 @@ const DISCOVERY_WAIT: Duration = Duration::from_secs(1);
 /// strategies; nodes that turn out not to be cores are dropped by [`rank`]). A slow or
 /// failing source costs a failover at most [`DISCOVERY_WAIT`]: the last list found is used.
 async fn candidates(
-    shared: &NodeShared,
-    lookup: Option<&mut crate::cluster::discovery::Lookup>,
+    shared: &Runtime,
+    lookup: Option<&mut crate::discovery::Lookup>,
     discovered: &mut Vec<Peer>,
 ) -> Vec<Peer> {
     if let Some(lookup) = lookup {
-        match tokio::time::timeout(DISCOVERY_WAIT, lookup.peers(shared)).await {
+        match tokio::time::timeout(DISCOVERY_WAIT, lookup.peers(&shared.cfg, &shared.config)).await {
             Ok(Ok(found)) => *discovered = found,
             Ok(Err(e)) => tracing::warn!(error = %e, "discovering cores failed; using the ones found before"),
             Err(_) => {
@@ -188,7 +105,7 @@ async fn candidates(
 
 /// `cores` of our cluster, best first, with their cluster id; unreachable ones last (id
 /// unknown).
-async fn rank(shared: &NodeShared, link: &Link, cores: &[Peer]) -> Vec<(Peer, Option<String>)> {
+async fn rank(shared: &Runtime, link: &Link, cores: &[Peer]) -> Vec<(Peer, Option<String>)> {
     let pinned = link.cluster.lock().ok().and_then(|c| c.clone());
     let me = shared.cfg.name.to_string();
     let asks = cores.iter().map(|p| async move {
@@ -224,7 +141,7 @@ async fn rank(shared: &NodeShared, link: &Link, cores: &[Peer]) -> Vec<(Peer, Op
 }
 
 /// Follows `core` (of cluster `cluster`, when known) until its stream ends or fails.
-async fn follow(shared: &NodeShared, link: &Link, core: &Peer, cluster: Option<&str>) -> Result<()> {
+async fn follow(shared: &Runtime, link: &Link, core: &Peer, cluster: Option<&str>) -> Result<()> {
     let upstream = (core.name.to_string(), core.addr.clone());
     let mut client = shared.peers.replication(&core.addr)?;
     let req = pb::SubscribeRequest {
@@ -238,12 +155,11 @@ async fn follow(shared: &NodeShared, link: &Link, core: &Peer, cluster: Option<&
     // Commit indexes learned and when, to report lag in time.
     let mut learned: VecDeque<(u64, Instant)> = VecDeque::new();
     let stall = shared.cfg.stall_timeout;
-    let mut stop = shared.stopping.clone();
     let mut leaderless_since: Option<Instant> = None;
     loop {
         let next = tokio::select! {
             m = tokio::time::timeout(stall, stream.message()) => m,
-            _ = async { let _ = stop.wait_for(|s| *s).await; } => return Ok(()),
+            _ = shared.stopped() => return Ok(()),
         };
         let next = next
             .map_err(|_| Error::Timeout {

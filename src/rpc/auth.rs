@@ -2,16 +2,13 @@
 //! calls also carry the caller's cluster id, and a node refuses Raft traffic from another
 //! cluster.
 
+use crate::error::Error;
 use subtle::ConstantTimeEq;
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Status};
 
 pub const COOKIE_HEADER: &str = "x-mnema-cookie";
 pub const CLUSTER_HEADER: &str = "x-mnema-cluster";
-/// Message a server sends with a refused cookie; clients recognise it.
-pub const COOKIE_REFUSED: &str = "cookie mismatch";
-/// Message a server sends to a Raft caller from another cluster.
-pub const FOREIGN_CLUSTER: &str = "foreign cluster";
 
 /// The node's cluster id; it changes when the node joins another cluster.
 pub type ClusterId = std::sync::Arc<std::sync::RwLock<String>>;
@@ -46,18 +43,18 @@ impl tonic::service::Interceptor for CheckCookie {
         if !bool::from(given.ct_eq(&self.cookie)) {
             let peer = req.remote_addr().map(|a| a.to_string()).unwrap_or_else(|| "unknown".into());
             tracing::warn!(%peer, "refused a call with a wrong cookie");
-            return Err(Status::unauthenticated(format!(
-                "{COOKIE_REFUSED}: this node's node.cookie differs from the caller's"
-            )));
+            return Err(super::status::to_status(&Error::CookieMismatch { peer: String::new() }));
         }
         if let Some(ours) = &self.cluster {
             let ours = current(ours);
             let theirs = req.metadata().get(CLUSTER_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
             if theirs != ours {
                 tracing::warn!(theirs, ours = %ours, "refused a Raft call from another cluster");
-                return Err(Status::permission_denied(format!(
-                    "{FOREIGN_CLUSTER}: the caller is in cluster `{theirs}`, this node in `{ours}`"
-                )));
+                return Err(super::status::to_status(&Error::ForeignCluster {
+                    peer: String::new(),
+                    ours: theirs.to_string(),
+                    reason: format!("the node called is in cluster `{ours}`"),
+                }));
             }
         }
         Ok(req)
@@ -109,14 +106,17 @@ mod tests {
         assert!(call(&mut cluster_calls, "secret", None).is_ok());
         let err = call(&mut cluster_calls, "secreT", None).unwrap_err();
         assert_eq!(err.code(), tonic::Code::Unauthenticated);
-        assert!(err.message().starts_with(COOKIE_REFUSED));
+        assert!(matches!(super::super::status::from_status("p", err), Error::CookieMismatch { .. }));
 
         let ours: ClusterId = std::sync::Arc::new(std::sync::RwLock::new("c1".into()));
         let mut raft_calls = CheckCookie::new("secret").same_cluster(ours.clone());
         assert!(call(&mut raft_calls, "secret", Some("c1")).is_ok());
         let err = call(&mut raft_calls, "secret", Some("c2")).unwrap_err();
         assert_eq!(err.code(), tonic::Code::PermissionDenied);
-        assert!(err.message().contains("`c2`") && err.message().contains("`c1`"), "{}", err.message());
+        match super::super::status::from_status("p", err) {
+            Error::ForeignCluster { ours, .. } => assert_eq!(ours, "c2"),
+            other => panic!("expected ForeignCluster, got {other:?}"),
+        }
         assert!(call(&mut raft_calls, "secret", None).is_err(), "no cluster id is a foreign cluster");
         *ours.write().unwrap() = "c2".into();
         assert!(call(&mut raft_calls, "secret", Some("c2")).is_ok(), "follows a join");

@@ -1,6 +1,6 @@
 //! Clients to peers: one lazily connected channel per address, reused by every call.
 
-use super::auth::{AddCookie, COOKIE_REFUSED};
+use super::auth::AddCookie;
 use super::pb::cluster_client::ClusterClient;
 use super::pb::raft_client::RaftClient;
 use super::pb::replication_client::ReplicationClient;
@@ -78,7 +78,7 @@ impl Peers {
 
     fn channel(&self, addr: &str) -> Result<Channel> {
         if self.cut.read().map(|c| c.contains(addr)).unwrap_or(false) {
-            return Err(Error::Unreachable { peer: addr.into(), reason: PARTITIONED.into() });
+            return Err(Error::transport(addr, crate::error::TransportKind::NotConnected, PARTITIONED));
         }
         let mut map = self.channels.lock().map_err(|_| Error::Storage("peer table poisoned".into()))?;
         if let Some(c) = map.get(addr) {
@@ -86,11 +86,11 @@ impl Peers {
         }
         let scheme = if self.tls.is_some() { "https" } else { "http" };
         let mut ep = Endpoint::from_shared(format!("{scheme}://{addr}"))
-            .map_err(|e| Error::Rpc { peer: addr.into(), reason: format!("bad address: {e}") })?;
+            .map_err(|e| Error::config("peer address", format!("{addr}: {e}")))?;
         if let Some(tls) = &self.tls {
             ep = ep
                 .tls_config(tls.clone().domain_name(host_of(addr)))
-                .map_err(|e| Error::Rpc { peer: addr.into(), reason: format!("TLS: {e}") })?;
+                .map_err(|e| Error::config("cluster.tls", format!("{addr}: {e}")))?;
         }
         let ep = ep
             .connect_timeout(self.connect_timeout)
@@ -133,43 +133,9 @@ impl Peers {
     }
 }
 
-/// Whether `s` says the connection could not be made: an I/O error of that kind in its
-/// chain of causes (never its message text), so nothing was sent.
-fn could_not_connect(s: &tonic::Status) -> bool {
-    use std::io::ErrorKind::*;
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(s);
-    while let Some(e) = cause {
-        if let Some(io) = e.downcast_ref::<std::io::Error>()
-            && matches!(io.kind(), ConnectionRefused | AddrNotAvailable | HostUnreachable | NetworkUnreachable)
-        {
-            return true;
-        }
-        cause = e.source();
-    }
-    false
-}
-
-/// Maps a gRPC status from `peer` to our error, recognising a refused cookie and a
-/// connection that could not be made.
+/// The error a call to `peer` failed with (see `rpc::status`).
 pub fn status_error(peer: &str, s: tonic::Status) -> Error {
-    if could_not_connect(&s) {
-        return Error::Unreachable { peer: peer.into(), reason: s.message().to_string() };
-    }
-    match s.code() {
-        tonic::Code::Unauthenticated if s.message().starts_with(COOKIE_REFUSED) => {
-            Error::CookieMismatch { peer: peer.into() }
-        }
-        tonic::Code::PermissionDenied if s.message().starts_with(super::auth::FOREIGN_CLUSTER) => {
-            Error::Refused(format!("{peer}: {}", s.message()))
-        }
-        tonic::Code::FailedPrecondition | tonic::Code::AlreadyExists | tonic::Code::PermissionDenied => {
-            Error::Refused(s.message().to_string())
-        }
-        tonic::Code::NotFound => Error::UnknownTable(s.message().to_string()),
-        tonic::Code::Aborted => Error::Conflict(s.message().to_string()),
-        tonic::Code::InvalidArgument => Error::InvalidTxn(s.message().to_string()),
-        _ => Error::Rpc { peer: peer.into(), reason: format!("{:?}: {}", s.code(), s.message()) },
-    }
+    super::status::from_status(peer, s)
 }
 
 #[cfg(test)]
@@ -185,10 +151,13 @@ mod tests {
         drop(l);
         let peers = Peers::new("cookie", None, None).unwrap();
         match peers.node_info("gone", &addr, Duration::from_secs(5)).await {
-            Err(Error::Unreachable { .. }) => {}
+            Err(Error::Transport { kind: crate::error::TransportKind::NotConnected, .. }) => {}
             other => panic!("expected Unreachable, got {other:?}"),
         }
         peers.partition(&[addr.as_str()]);
-        assert!(matches!(peers.cluster(&addr), Err(Error::Unreachable { .. })));
+        assert!(matches!(
+            peers.cluster(&addr),
+            Err(Error::Transport { kind: crate::error::TransportKind::NotConnected, .. })
+        ));
     }
 }

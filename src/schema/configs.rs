@@ -9,7 +9,7 @@ use super::{CONFIG_LOG, CONFIGS};
 use crate::engine::Txn;
 use crate::engine::typed::Typed;
 use crate::error::{Error, Result};
-use crate::node::NodeShared;
+use crate::runtime::Runtime;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,7 +35,7 @@ const LOG: Typed<u64, ConfigChange> = Typed::new(CONFIG_LOG);
 const COUNTER: u64 = 0;
 const ATTEMPTS: usize = 16;
 
-fn counter(node: &NodeShared) -> Result<(u64, Option<Vec<u8>>)> {
+fn counter(node: &Runtime) -> Result<(u64, Option<Vec<u8>>)> {
     let raw = node.get(CONFIG_LOG, &COUNTER.to_be_bytes())?;
     match raw.first() {
         None => Ok((0, None)),
@@ -43,14 +43,14 @@ fn counter(node: &NodeShared) -> Result<(u64, Option<Vec<u8>>)> {
             let bytes: [u8; 8] = v
                 .as_ref()
                 .try_into()
-                .map_err(|_| Error::Corrupt { what: "config log counter", reason: format!("{} bytes", v.len()) })?;
+                .map_err(|_| Error::corrupt("config log counter", format!("{} bytes", v.len())))?;
             Ok((u64::from_be_bytes(bytes), Some(v.to_vec())))
         }
     }
 }
 
 /// Sets `key` to `value`; returns the change's transaction id.
-pub async fn set(node: &NodeShared, key: &str, value: &str, now_ms: u64) -> Result<u64> {
+pub async fn set(node: &Runtime, key: &str, value: &str, now_ms: u64) -> Result<u64> {
     for _ in 0..ATTEMPTS {
         let (last, raw) = counter(node)?;
         let id = last + 1;
@@ -73,12 +73,12 @@ pub async fn set(node: &NodeShared, key: &str, value: &str, now_ms: u64) -> Resu
     Err(Error::Conflict(format!("config `{key}`: {ATTEMPTS} attempts raced with other changes")))
 }
 
-pub fn get(node: &NodeShared, key: &str) -> Result<Option<ConfigEntry>> {
+pub fn get(node: &Runtime, key: &str) -> Result<Option<ConfigEntry>> {
     Ok(VALUES.values(&node.get(CONFIGS, key.as_bytes())?)?.pop())
 }
 
 /// Changes with an id above `after`, in id order (what a node that saw `after` missed).
-pub fn changes_since(node: &NodeShared, after: u64) -> Result<Vec<ConfigChange>> {
+pub fn changes_since(node: &Runtime, after: u64) -> Result<Vec<ConfigChange>> {
     let raw: Vec<_> = node.dump(CONFIG_LOG)?.into_iter().filter(|(k, _)| k.as_ref() != COUNTER.to_be_bytes()).collect();
     Ok(LOG.records(&raw)?.into_iter().map(|(_, c)| c).filter(|c| c.txn_id > after).collect())
 }

@@ -8,11 +8,11 @@
 use super::{BANNED, RETAINED, SESSIONS};
 use crate::engine::Txn;
 use crate::error::{Error, Result};
-use crate::node::NodeShared;
+use crate::runtime::Runtime;
 use std::time::Duration;
 
 /// Deletes what has expired at `now_ms`; returns how many records went.
-pub async fn sweep_once(node: &NodeShared, now_ms: u64) -> Result<usize> {
+pub async fn sweep_once(node: &Runtime, now_ms: u64) -> Result<usize> {
     let mut doomed: Vec<(&str, Vec<u8>, Vec<u8>)> = Vec::new();
     let mut scan = |table: &'static str, expired: &dyn Fn(&[u8]) -> Result<bool>| -> Result<()> {
         if node.table_ix(table).is_err() {
@@ -48,12 +48,11 @@ pub async fn sweep_once(node: &NodeShared, now_ms: u64) -> Result<usize> {
 }
 
 /// Sweeps every `every` while this node is the leader, until the node stops.
-pub(crate) async fn run(node: std::sync::Arc<crate::node::NodeShared>, every: Duration) {
-    let mut stop = node.stopping.clone();
+pub(crate) async fn run(node: std::sync::Arc<crate::runtime::Runtime>, every: Duration) {
     loop {
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
-            _ = async { let _ = stop.wait_for(|s| *s).await; } => return,
+            _ = node.stopped() => return,
         }
         let leader = node.leader().ok().flatten().is_some_and(|(id, _)| id == node.cfg.node_id);
         if leader && let Err(e) = sweep_once(&node, super::time::now_ms()).await {

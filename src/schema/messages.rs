@@ -18,7 +18,7 @@ use super::topic::validate_name;
 use crate::engine::typed::Typed;
 use crate::engine::{Committed, Txn};
 use crate::error::{Error, Result};
-use crate::node::NodeShared;
+use crate::runtime::Runtime;
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -85,7 +85,7 @@ fn id_after(prefix_len: usize, key: &[u8]) -> Result<u64> {
     let raw: [u8; 8] = key
         .get(prefix_len..)
         .and_then(|r| r.try_into().ok())
-        .ok_or_else(|| Error::Corrupt { what: "message index key", reason: format!("{} bytes", key.len()) })?;
+        .ok_or_else(|| Error::corrupt("message index key", format!("{} bytes", key.len())))?;
     Ok(u64::from_be_bytes(raw))
 }
 
@@ -94,18 +94,18 @@ fn store(txn: Txn, msg: &Message) -> Result<Txn> {
     Ok(txn.put(MESSAGES, message_key(msg.id), Typed::<Vec<u8>, Message>::encode_value(msg)?))
 }
 
-fn load(node: &NodeShared, id: u64) -> Result<Option<Message>> {
+fn load(node: &Runtime, id: u64) -> Result<Option<Message>> {
     VALUES.values(&node.get(MESSAGES, &message_key(id))?).map(|mut v| v.pop())
 }
 
 /// Stores `msg` for one consumer, `client` (one-to-one).
-pub async fn publish_to_queue(node: &NodeShared, msg: &Message, client: &str) -> Result<Committed> {
+pub async fn publish_to_queue(node: &Runtime, msg: &Message, client: &str) -> Result<Committed> {
     let txn = store(Txn::new(), msg)?.put(MESSAGES, with_id(queue_prefix(client)?, msg.id), Vec::new());
     node.transact(txn).await
 }
 
 /// `client`'s queued messages, oldest first.
-pub fn queued(node: &NodeShared, client: &str) -> Result<Vec<Message>> {
+pub fn queued(node: &Runtime, client: &str) -> Result<Vec<Message>> {
     let prefix = queue_prefix(client)?;
     let mut out = Vec::new();
     for (k, _) in node.prefix(MESSAGES, &prefix)? {
@@ -117,19 +117,19 @@ pub fn queued(node: &NodeShared, client: &str) -> Result<Vec<Message>> {
 }
 
 /// `client` has the message `id`: it leaves the queue and the store.
-pub async fn ack_queued(node: &NodeShared, client: &str, id: u64) -> Result<Committed> {
+pub async fn ack_queued(node: &Runtime, client: &str, id: u64) -> Result<Committed> {
     let txn = Txn::new().delete(MESSAGES, with_id(queue_prefix(client)?, id)).delete(MESSAGES, message_key(id));
     node.transact(txn).await
 }
 
 /// Stores `msg` in its topic's log (one-to-many).
-pub async fn publish_to_topic(node: &NodeShared, msg: &Message) -> Result<Committed> {
+pub async fn publish_to_topic(node: &Runtime, msg: &Message) -> Result<Committed> {
     let txn = store(Txn::new(), msg)?.put(MESSAGES, with_id(topic_prefix(&msg.topic)?, msg.id), Vec::new());
     node.transact(txn).await
 }
 
 /// Messages of `topic` after `client`'s read position, oldest first.
-pub fn missed(node: &NodeShared, client: &str, topic: &str) -> Result<Vec<Message>> {
+pub fn missed(node: &Runtime, client: &str, topic: &str) -> Result<Vec<Message>> {
     let pos = match node.get(MESSAGES, &position_key(client, topic)?)?.first() {
         Some(v) => id_after(0, v)?,
         None => 0,
@@ -148,6 +148,6 @@ pub fn missed(node: &NodeShared, client: &str, topic: &str) -> Result<Vec<Messag
 }
 
 /// `client` has read `topic` up to and including `id`.
-pub async fn ack_topic(node: &NodeShared, client: &str, topic: &str, id: u64) -> Result<Committed> {
+pub async fn ack_topic(node: &Runtime, client: &str, topic: &str, id: u64) -> Result<Committed> {
     node.transact(Txn::new().put(MESSAGES, position_key(client, topic)?, id.to_be_bytes().to_vec())).await
 }

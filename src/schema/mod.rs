@@ -2,7 +2,7 @@
 //! module per table on the generic engine.
 //!
 //! Every node of a cluster declares the same list; `mnema start` and `mnema dev-cluster`
-//! use [`broker_tables`]. The modules take `&NodeShared` (a `&Node` coerces) and times in
+//! use [`broker_tables`]. The modules take `&Runtime` (a `&Node` coerces) and times in
 //! milliseconds since the epoch from the caller ([`time::now_ms`]), so a transaction
 //! carries the same time to every node. Read-modify-write goes through conditional
 //! transactions (`require_value`) and is retried on conflict, never blindly overwritten.

@@ -6,7 +6,7 @@ use super::topic::validate_filter;
 use crate::engine::typed::Typed;
 use crate::engine::{Committed, Txn};
 use crate::error::{Error, Result};
-use crate::node::NodeShared;
+use crate::runtime::Runtime;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -26,17 +26,17 @@ fn check(sub: &ProxySub) -> Result<()> {
     Ok(())
 }
 
-pub async fn add(node: &NodeShared, client: &str, sub: &ProxySub) -> Result<Committed> {
+pub async fn add(node: &Runtime, client: &str, sub: &ProxySub) -> Result<Committed> {
     check(sub)?;
     node.transact(TABLE.put(Txn::new(), &client.to_string(), sub)?).await
 }
 
-pub async fn remove(node: &NodeShared, client: &str, sub: &ProxySub) -> Result<Committed> {
+pub async fn remove(node: &Runtime, client: &str, sub: &ProxySub) -> Result<Committed> {
     node.transact(TABLE.delete_object(Txn::new(), &client.to_string(), sub)?).await
 }
 
 /// What to subscribe `client` to when it connects, sorted.
-pub fn list(node: &NodeShared, client: &str) -> Result<Vec<ProxySub>> {
+pub fn list(node: &Runtime, client: &str) -> Result<Vec<ProxySub>> {
     let mut subs = TABLE.values(&node.get(PROXY_SUBSCRIPTIONS, client.as_bytes())?)?;
     subs.sort();
     Ok(subs)

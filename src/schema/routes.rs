@@ -128,16 +128,16 @@ pub fn routes_of_node(view: &MemState, ix: TableIx, node: &str) -> Result<Vec<(B
 mod api {
     use super::*;
     use crate::engine::Committed;
-    use crate::node::Node;
+    use crate::runtime::Runtime;
 
     /// The routes table of a running node: `node.routes()`.
     pub struct Routes<'a> {
-        node: &'a Node,
+        node: &'a Runtime,
     }
 
-    impl Node {
-        pub fn routes(&self) -> Routes<'_> {
-            Routes { node: self }
+    impl<'a> Routes<'a> {
+        pub(crate) fn new(node: &'a Runtime) -> Self {
+            Routes { node }
         }
     }
 
@@ -161,7 +161,7 @@ mod api {
 
         /// Every route matching `topic`, read locally.
         pub fn match_routes(&self, topic: &str) -> Result<Vec<Route>> {
-            match_routes(&self.node.view(), self.ix()?, topic)
+            match_routes(&self.node.mem.load(), self.ix()?, topic)
         }
     }
 }
@@ -174,7 +174,7 @@ pub use api::Routes;
 /// The routes are read from this node's copy, then deleted through Raft: a route `node`
 /// adds after the read stays (purge a node that is down).
 #[cfg(feature = "server")]
-pub async fn purge_node(shared: &crate::node::NodeShared, node: &str) -> Result<usize> {
+pub async fn purge_node(shared: &crate::runtime::Runtime, node: &str) -> Result<usize> {
     let found = routes_of_node(&shared.mem.load(), shared.table_ix(ROUTES)?, node)?;
     if found.is_empty() {
         return Ok(0);

@@ -10,7 +10,7 @@ use super::topic::validate_filter;
 use super::update::update;
 use crate::engine::typed::Typed;
 use crate::error::{Error, Result};
-use crate::node::NodeShared;
+use crate::runtime::Runtime;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -40,7 +40,7 @@ pub(crate) const TABLE: Typed<String, Session> = Typed::new(SESSIONS);
 /// The client connected to `owner`: returns its session and whether it existed before
 /// (a resumed session keeps its subscriptions; its owner moves to `owner`).
 pub async fn open(
-    node: &NodeShared,
+    node: &Runtime,
     client: &str,
     owner: &str,
     expiry_interval_s: u64,
@@ -69,12 +69,7 @@ pub async fn open(
     Ok((s, resumed))
 }
 
-async fn change(
-    node: &NodeShared,
-    client: &str,
-    now_ms: u64,
-    f: impl Fn(&mut Session) -> Result<()>,
-) -> Result<Session> {
+async fn change(node: &Runtime, client: &str, now_ms: u64, f: impl Fn(&mut Session) -> Result<()>) -> Result<Session> {
     let (s, _) = update(node, TABLE, &client.to_string(), |old| {
         let mut s = old.ok_or_else(|| Error::InvalidTxn(format!("no session for client `{client}`")))?;
         f(&mut s)?;
@@ -85,7 +80,7 @@ async fn change(
     s.ok_or_else(|| Error::Storage("session update wrote nothing".into()))
 }
 
-pub async fn subscribe(node: &NodeShared, client: &str, filter: &str, qos: u8, now_ms: u64) -> Result<Session> {
+pub async fn subscribe(node: &Runtime, client: &str, filter: &str, qos: u8, now_ms: u64) -> Result<Session> {
     validate_filter(filter).map_err(|e| Error::InvalidTopic { topic: filter.into(), reason: e.to_string() })?;
     if qos > 2 {
         return Err(Error::InvalidTxn(format!("QoS {qos} (0, 1 or 2)")));
@@ -97,7 +92,7 @@ pub async fn subscribe(node: &NodeShared, client: &str, filter: &str, qos: u8, n
     .await
 }
 
-pub async fn unsubscribe(node: &NodeShared, client: &str, filter: &str, now_ms: u64) -> Result<Session> {
+pub async fn unsubscribe(node: &Runtime, client: &str, filter: &str, now_ms: u64) -> Result<Session> {
     change(node, client, now_ms, |s| {
         s.subscriptions.remove(filter);
         Ok(())
@@ -106,7 +101,7 @@ pub async fn unsubscribe(node: &NodeShared, client: &str, filter: &str, now_ms: 
 }
 
 /// The client disconnected: the session stays for its expiry interval.
-pub async fn close(node: &NodeShared, client: &str, now_ms: u64) -> Result<Session> {
+pub async fn close(node: &Runtime, client: &str, now_ms: u64) -> Result<Session> {
     change(node, client, now_ms, |s| {
         s.connected = false;
         Ok(())
@@ -114,6 +109,6 @@ pub async fn close(node: &NodeShared, client: &str, now_ms: u64) -> Result<Sessi
     .await
 }
 
-pub fn get(node: &NodeShared, client: &str) -> Result<Option<Session>> {
+pub fn get(node: &Runtime, client: &str) -> Result<Option<Session>> {
     Ok(TABLE.values(&node.get(SESSIONS, client.as_bytes())?)?.pop())
 }

@@ -4,7 +4,7 @@
 use crate::engine::typed::{TableKey, Typed};
 use crate::engine::{Committed, Txn};
 use crate::error::{Error, Result};
-use crate::node::NodeShared;
+use crate::runtime::Runtime;
 use serde::{Serialize, de::DeserializeOwned};
 
 const ATTEMPTS: usize = 16;
@@ -13,7 +13,7 @@ const ATTEMPTS: usize = 16;
 /// record (`None`: delete it) and may be called again if another writer got in between.
 /// Returns the record written and the commit.
 pub async fn update<K, V>(
-    node: &NodeShared,
+    node: &Runtime,
     table: Typed<K, V>,
     key: &K,
     mut change: impl FnMut(Option<V>) -> Result<Option<V>>,

@@ -115,3 +115,25 @@ pub fn load_memory(db: &Db, cf: &ColumnFamily, catalog: &Catalog, applied: u64) 
     }
     Ok(state)
 }
+
+/// The local tables as stored (`local` column family).
+pub fn load_local(db: &Db, catalog: &Catalog) -> Result<MemState> {
+    load_memory(db, db.cf(super::db::CF_LOCAL)?, catalog, 0)
+}
+
+/// Applies `txn` of local tables to `work` and writes its disc side, synced: the one
+/// write path of local tables.
+pub fn apply_local(
+    db: &Db,
+    catalog: &Catalog,
+    work: &mut MemState,
+    txn: &crate::engine::Txn,
+) -> Result<crate::engine::TxnOutcome> {
+    let cf = db.cf(super::db::CF_LOCAL)?;
+    let mut disc = DiscWriter::new(db, cf);
+    let outcome = crate::engine::apply::apply_txn(catalog, crate::engine::Scope::Local, work, &mut disc, txn)?;
+    if !disc.batch.is_empty() {
+        db.raw().write_opt(disc.batch, &Db::sync_opts()).map_err(|e| storage_err("local write", e))?;
+    }
+    Ok(outcome)
+}

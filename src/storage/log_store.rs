@@ -11,21 +11,16 @@
 // rather than convert at every call site.
 #![allow(clippy::result_large_err)]
 
-use super::db::{CF_LOG, CF_META, Db};
+use super::db::{CF_LOG, Db};
+use super::meta::{self, MetaKey};
 use super::raft_mark::MarkWriter;
-use crate::codec;
 use crate::raft::types::{Entry, LogId, NodeId, StorageError, TypeConfig, Vote};
 use crate::raft::wire::{decode_entry, encode_entry};
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{ErrorSubject, ErrorVerb, OptionalSend, RaftLogReader, StorageIOError};
-use rocksdb::{Direction, IteratorMode, WriteBatch};
+use rocksdb::{IteratorMode, WriteBatch};
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
-
-const META_VERSION: u8 = 1;
-const KEY_VOTE: &str = "vote";
-const KEY_PURGED: &str = "last_purged";
-const KEY_COMMITTED: &str = "committed";
 
 #[derive(Clone, Debug)]
 pub struct LogStore {
@@ -207,22 +202,19 @@ impl LogStore {
     /// The vote `db` holds (for the open-time check against `RAFT_MARK`, before any log
     /// store, and its sync thread, exists).
     pub fn stored_vote(db: &Db) -> crate::error::Result<Option<Vote>> {
-        db.get_meta(KEY_VOTE)?.map(|b| codec::decode_versioned("log meta", META_VERSION, &b)).transpose()
+        meta::get(db, MetaKey::Vote)
     }
 
-    fn meta<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StorageError> {
-        let raw = self.db.get_meta(key).map_err(|e| io_err(ErrorSubject::Store, ErrorVerb::Read, e))?;
-        raw.map(|b| codec::decode_versioned("log meta", META_VERSION, &b))
-            .transpose()
-            .map_err(|e| io_err(ErrorSubject::Store, ErrorVerb::Read, e))
+    fn meta<T: serde::de::DeserializeOwned>(&self, key: MetaKey) -> Result<Option<T>, StorageError> {
+        meta::get(&self.db, key).map_err(|e| io_err(ErrorSubject::Store, ErrorVerb::Read, e))
     }
 
-    fn put_meta<T: serde::Serialize>(&self, key: &str, value: &T, sync: bool) -> Result<(), StorageError> {
+    fn put_meta<T: serde::Serialize>(&self, key: MetaKey, value: &T, sync: bool) -> Result<(), StorageError> {
         let w = |e: &dyn std::fmt::Display| io_err(ErrorSubject::Store, ErrorVerb::Write, e);
-        let bytes = codec::encode_versioned(META_VERSION, value).map_err(|e| w(&e))?;
-        let cf = self.db.cf(CF_META).map_err(|e| w(&e))?;
+        let mut wb = WriteBatch::default();
+        meta::put(&self.db, &mut wb, key, value).map_err(|e| w(&e))?;
         let opts = if sync { Db::sync_opts() } else { Db::lazy_opts() };
-        self.db.raw().put_cf_opt(cf, key, bytes, &opts).map_err(|e| w(&e))
+        self.db.raw().write_opt(wb, &opts).map_err(|e| w(&e))
     }
 
     fn last_entry_id(&self) -> Result<Option<LogId>, StorageError> {
@@ -252,10 +244,9 @@ impl LogStore {
 
     /// Removes every entry and the vote (used when a node leaves one cluster to join another).
     pub fn wipe(&self) -> crate::error::Result<()> {
-        let cf_meta = self.db.cf(CF_META)?;
         let mut wb = WriteBatch::default();
-        for k in [KEY_VOTE, KEY_PURGED, KEY_COMMITTED] {
-            wb.delete_cf(cf_meta, k);
+        for k in MetaKey::LOG {
+            meta::delete(&self.db, &mut wb, k)?;
         }
         let cf = self.db.cf(CF_LOG)?;
         wb.delete_range_cf(cf, 0u64.to_be_bytes(), u64::MAX.to_be_bytes());
@@ -275,26 +266,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
             Bound::Excluded(x) => x.saturating_add(1),
             Bound::Unbounded => 0,
         };
-        let cf = self.db.cf(CF_LOG).map_err(|e| logs_err(ErrorVerb::Read, e))?;
-        let mut out = Vec::new();
-        for item in self.db.raw().iterator_cf(cf, IteratorMode::From(&start.to_be_bytes(), Direction::Forward)) {
-            let (k, v) = item.map_err(|e| logs_err(ErrorVerb::Read, e))?;
-            let index = u64::from_be_bytes(
-                k.as_ref().try_into().map_err(|_| logs_err(ErrorVerb::Read, "log key is not 8 bytes"))?,
-            );
-            if !range.contains(&index) {
-                break;
-            }
-            let entry = decode_entry(&v).map_err(|e| logs_err(ErrorVerb::Read, e))?;
-            if entry.log_id.index != index {
-                return Err(logs_err(
-                    ErrorVerb::Read,
-                    format!("entry under key {index} has index {}", entry.log_id.index),
-                ));
-            }
-            out.push(entry);
-        }
-        Ok(out)
+        super::log_reader::read(&self.db, start, |i| range.contains(&i)).map_err(|e| logs_err(ErrorVerb::Read, e))
     }
 }
 
@@ -302,7 +274,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = Self;
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
-        let last_purged_log_id: Option<LogId> = self.meta(KEY_PURGED)?;
+        let last_purged_log_id: Option<LogId> = self.meta(MetaKey::LastPurged)?;
         let last_log_id = self.last_entry_id()?.or(last_purged_log_id);
         Ok(LogState { last_purged_log_id, last_log_id })
     }
@@ -312,24 +284,24 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
-        self.put_meta(KEY_VOTE, vote, true)?;
+        self.put_meta(MetaKey::Vote, vote, true)?;
         // Recorded outside RocksDB too, once RocksDB has it: a vote that later went back is seen.
         self.mark.vote(self.epoch, vote).map_err(|e| io_err(ErrorSubject::Vote, ErrorVerb::Write, e))
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
-        self.meta(KEY_VOTE)
+        self.meta(MetaKey::Vote)
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
         // Not synced: losing it only means re-applying from the state machine's own point.
-        self.put_meta(KEY_COMMITTED, &committed, false)?;
+        self.put_meta(MetaKey::Committed, &committed, false)?;
         self.committed.send_replace(committed.map(|c| c.index).unwrap_or(0));
         Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
-        Ok(self.meta::<Option<LogId>>(KEY_COMMITTED)?.flatten())
+        Ok(self.meta::<Option<LogId>>(MetaKey::Committed)?.flatten())
     }
 
     async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError>
@@ -360,7 +332,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // Entries about to go may be all that covers state-machine writes not yet in a
         // synced WAL segment: make those durable first.
         self.db.sync_wal().map_err(|e| logs_err(ErrorVerb::Delete, e))?;
-        self.put_meta(KEY_PURGED, &log_id, true)?;
+        self.put_meta(MetaKey::LastPurged, &log_id, true)?;
         // Entries between the pinned bound and `log_id` stay until a later purge.
         self.pins.clone().purge_with(log_id.index, |upto| self.delete_range(0, Some(upto.saturating_add(1))))
     }

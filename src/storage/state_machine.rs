@@ -10,8 +10,7 @@
 //! `installing` marker is written; a restart that finds the marker redoes the install.
 
 use super::apply::{DiscWriter, load_memory};
-use super::db::{CF_DATA, CF_META, Db, storage_err};
-use crate::codec;
+use super::db::{CF_DATA, Db, storage_err};
 use crate::engine::apply::apply_batch;
 use crate::engine::memory::{MemState, MemStore};
 use crate::engine::snapshot_format::{SnapshotReader, SnapshotWriter};
@@ -26,12 +25,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
-
-const META_VERSION: u8 = 1;
-const KEY_APPLIED: &str = "sm_applied";
-const KEY_MEMBERSHIP: &str = "sm_membership";
-const KEY_SNAPSHOT: &str = "snapshot";
-const KEY_INSTALLING: &str = "installing";
 
 /// Where the current snapshot is, and what it holds.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -48,14 +41,7 @@ fn snap_err(verb: ErrorVerb, e: impl std::fmt::Display) -> StorageError {
     StorageIOError::new(ErrorSubject::Snapshot(None), verb, openraft::AnyError::error(e.to_string())).into()
 }
 
-fn get_meta<T: serde::de::DeserializeOwned>(db: &Db, key: &str) -> Result<Option<T>> {
-    db.get_meta(key)?.map(|b| codec::decode_versioned("state machine meta", META_VERSION, &b)).transpose()
-}
-
-fn put_meta<T: Serialize>(db: &Db, wb: &mut WriteBatch, key: &str, value: &T) -> Result<()> {
-    wb.put_cf(db.cf(CF_META)?, key, codec::encode_versioned(META_VERSION, value)?);
-    Ok(())
-}
+use super::meta::{self, MetaKey};
 
 pub struct StateMachine {
     db: Db,
@@ -79,12 +65,12 @@ impl StateMachine {
         applied_tx: Arc<watch::Sender<u64>>,
     ) -> Result<Self> {
         std::fs::create_dir_all(&snapshot_dir).map_err(|e| Error::io(&snapshot_dir, e))?;
-        if let Some(p) = get_meta::<SnapshotPointer>(&db, KEY_INSTALLING)? {
+        if let Some(p) = meta::get::<SnapshotPointer>(&db, MetaKey::Installing)? {
             tracing::warn!(file = %p.file, "finishing a snapshot install interrupted by a crash");
             load_snapshot_file(&db, &snapshot_dir.join(&p.file), &p)?;
         }
-        let last_applied: Option<LogId> = get_meta(&db, KEY_APPLIED)?.flatten();
-        let membership: StoredMembership = get_meta(&db, KEY_MEMBERSHIP)?.unwrap_or_default();
+        let last_applied: Option<LogId> = meta::get(&db, MetaKey::Applied)?.flatten();
+        let membership: StoredMembership = meta::get(&db, MetaKey::Membership)?.unwrap_or_default();
         let index = last_applied.map(|l| l.index).unwrap_or(0);
         let state = load_memory(&db, db.cf(CF_DATA)?, &catalog, index)?;
         mem.publish(state);
@@ -103,9 +89,8 @@ impl StateMachine {
         let mut wb = WriteBatch::default();
         let cf = db.cf(CF_DATA)?;
         wb.delete_range_cf(cf, &[0u8][..], &[0xffu8; 8][..]);
-        let meta = db.cf(CF_META)?;
-        for k in [KEY_APPLIED, KEY_MEMBERSHIP, KEY_SNAPSHOT, KEY_INSTALLING] {
-            wb.delete_cf(meta, k);
+        for k in MetaKey::STATE {
+            meta::delete(db, &mut wb, k)?;
         }
         db.raw().write_opt(wb, &Db::sync_opts()).map_err(|e| storage_err("wipe state", e))?;
         if snapshot_dir.exists() {
@@ -135,8 +120,8 @@ impl StateMachine {
             replies.push(reply);
         }
         let mut wb = disc.batch;
-        put_meta(&self.db, &mut wb, KEY_APPLIED, &self.last_applied)?;
-        put_meta(&self.db, &mut wb, KEY_MEMBERSHIP, &self.membership)?;
+        meta::put(&self.db, &mut wb, MetaKey::Applied, &self.last_applied)?;
+        meta::put(&self.db, &mut wb, MetaKey::Membership, &self.membership)?;
         self.db.raw().write_opt(wb, &Db::lazy_opts()).map_err(|e| storage_err("apply", e))?;
         let index = work.applied;
         self.mem.publish(work);
@@ -145,7 +130,7 @@ impl StateMachine {
     }
 
     fn current_pointer(&self) -> Result<Option<SnapshotPointer>> {
-        get_meta(&self.db, KEY_SNAPSHOT)
+        meta::get(&self.db, MetaKey::Snapshot)
     }
 }
 
@@ -165,10 +150,10 @@ fn load_snapshot_file(db: &Db, path: &Path, p: &SnapshotPointer) -> Result<()> {
                 .map_err(|e| storage_err("install snapshot", e))?;
         }
     }
-    put_meta(db, &mut wb, KEY_APPLIED, &p.meta.last_log_id)?;
-    put_meta(db, &mut wb, KEY_MEMBERSHIP, &p.meta.last_membership)?;
-    put_meta(db, &mut wb, KEY_SNAPSHOT, p)?;
-    wb.delete_cf(db.cf(CF_META)?, KEY_INSTALLING);
+    meta::put(db, &mut wb, MetaKey::Applied, &p.meta.last_log_id)?;
+    meta::put(db, &mut wb, MetaKey::Membership, &p.meta.last_membership)?;
+    meta::put(db, &mut wb, MetaKey::Snapshot, p)?;
+    meta::delete(db, &mut wb, MetaKey::Installing)?;
     db.raw().write_opt(wb, &Db::sync_opts()).map_err(|e| storage_err("install snapshot", e))
 }
 
@@ -189,16 +174,6 @@ fn unique_suffix() -> u128 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
 }
 
-/// The applied index recorded in a RocksDB snapshot (the records in it are exactly that state).
-pub fn applied_index_at(db: &Db, snap: &rocksdb::Snapshot<'_>) -> Result<u64> {
-    let raw = snap.get_cf(db.cf(CF_META)?, KEY_APPLIED).map_err(|e| storage_err("snapshot meta", e))?;
-    let id: Option<LogId> = match raw {
-        Some(b) => codec::decode_versioned("state machine meta", META_VERSION, &b)?,
-        None => None,
-    };
-    Ok(id.map(|l| l.index).unwrap_or(0))
-}
-
 /// Builds a snapshot from a RocksDB snapshot: consistent, and concurrent with applies.
 pub struct SnapshotBuilder {
     db: Db,
@@ -206,29 +181,19 @@ pub struct SnapshotBuilder {
 }
 
 fn build_snapshot_file(db: &Db, dir: &Path) -> Result<SnapshotPointer> {
-    let snap = db.raw().snapshot();
-    let meta_cf = db.cf(CF_META)?;
-    let read = |key: &str| -> Result<Option<Vec<u8>>> {
-        snap.get_cf(meta_cf, key).map_err(|e| storage_err("snapshot meta", e))
-    };
-    let last_log_id: Option<LogId> = match read(KEY_APPLIED)? {
-        Some(b) => codec::decode_versioned("state machine meta", META_VERSION, &b)?,
-        None => None,
-    };
-    let last_membership: StoredMembership = match read(KEY_MEMBERSHIP)? {
-        Some(b) => codec::decode_versioned("state machine meta", META_VERSION, &b)?,
-        None => StoredMembership::default(),
-    };
+    let snap = super::data_snapshot::DataSnapshot::take(db);
+    let last_log_id = snap.applied()?;
+    let last_membership = snap.membership()?;
     let (term, index) = last_log_id.map(|l| (l.leader_id.term, l.index)).unwrap_or((0, 0));
     let snapshot_id = format!("{term}-{index}-{}", unique_suffix());
     let file = format!("{snapshot_id}.snap");
     let tmp = dir.join(format!("{snapshot_id}.building"));
     let out = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
     let mut w = SnapshotWriter::new(std::io::BufWriter::with_capacity(1 << 20, out)).map_err(|e| Error::io(&tmp, e))?;
-    for item in snap.iterator_cf(db.cf(CF_DATA)?, rocksdb::IteratorMode::Start) {
-        let (k, v) = item.map_err(|e| storage_err("snapshot scan", e))?;
-        w.record(&k, &v).map_err(|e| Error::io(&tmp, e))?;
-    }
+    snap.for_each_record(|k, v| {
+        w.record(k, v).map_err(|e| Error::io(&tmp, e))?;
+        Ok(true)
+    })?;
     let (buf, _count) = w.finish().map_err(|e| Error::io(&tmp, e))?;
     let f = buf.into_inner().map_err(|e| Error::io(&tmp, e.into_error()))?;
     f.sync_all().map_err(|e| Error::io(&tmp, e))?;
@@ -243,7 +208,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         let pointer = tokio::task::spawn_blocking(move || -> Result<SnapshotPointer> {
             let p = build_snapshot_file(&db, &dir)?;
             let mut wb = WriteBatch::default();
-            put_meta(&db, &mut wb, KEY_SNAPSHOT, &p)?;
+            meta::put(&db, &mut wb, MetaKey::Snapshot, &p)?;
             db.raw().write_opt(wb, &Db::sync_opts()).map_err(|e| storage_err("snapshot pointer", e))?;
             remove_other_snapshots(&dir, &p.file);
             Ok(p)
@@ -313,7 +278,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             std::fs::rename(&incoming, &target).map_err(|e| Error::io(&target, e))?;
             super::identity::sync_dir(&dir)?;
             let mut wb = WriteBatch::default();
-            put_meta(&db, &mut wb, KEY_INSTALLING, &pointer)?;
+            meta::put(&db, &mut wb, MetaKey::Installing, &pointer)?;
             db.raw().write_opt(wb, &Db::sync_opts()).map_err(|e| storage_err("install marker", e))?;
             load_snapshot_file(&db, &target, &pointer)?;
             remove_other_snapshots(&dir, &pointer.file);

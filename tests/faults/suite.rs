@@ -123,7 +123,7 @@ async fn worker(run: Arc<Run>, node: u16, seed: u64) -> u64 {
         let res = tokio::time::timeout(OP_TIMEOUT, async { client(run.base, node).transact(&txn).await }).await;
         let ret = match res {
             // Certainly not applied: the node could not be reached, or no leader took it.
-            Ok(Err(Error::Unreachable { .. } | Error::NoLeader(_))) => continue,
+            Ok(Err(e)) if e.never_sent() || matches!(e, Error::NoLeader(_)) => continue,
             Ok(Ok(_)) => Ret::Done,
             // The state machine (or the proposer, before proposing) said the condition failed.
             Ok(Err(Error::Conflict(_))) => Ret::Conflict,

@@ -141,8 +141,7 @@ async fn wrong_cookie_is_refused_with_a_clear_error() {
     let stranger = Node::start(cfg, test_tables()).await.unwrap();
     let target = mnema::Peer::parse("t", &format!("{}:{}", name(1), c.base + 1), 0).unwrap();
     let err = stranger.join(&target).await.expect_err("join with a wrong cookie");
-    assert!(matches!(err, Error::CookieMismatch { .. }), "{err:?}");
-    assert!(err.to_string().contains("cookie"), "{err}");
+    assert!(matches!(&err, Error::CookieMismatch { peer } if *peer == name(1)), "{err:?}");
     // The cluster is unchanged.
     assert_eq!(c.nodes[0].metrics().unwrap().membership_config.membership().nodes().count(), 1);
     stranger.shutdown().await.unwrap();
@@ -190,7 +189,7 @@ async fn manual_join_replaces_the_joiners_data() {
     let ocfg = manual_config(other_dir.path(), obase, 4);
     let other = Node::start(ocfg, test_tables()).await.unwrap();
     let err = nodes[1].join(&mnema::Peer::parse("t", &name(4), obase).unwrap()).await.expect_err("second cluster");
-    assert!(err.to_string().contains("leave it before joining another"), "{err}");
+    assert!(matches!(err, Error::Refused(_)), "a member of a cluster must leave it first: {err:?}");
     other.shutdown().await.unwrap();
     for n in nodes {
         n.shutdown().await.unwrap();

@@ -8,6 +8,7 @@ mod cluster;
 mod discovery;
 mod engine_ops;
 mod integrity;
+mod layering;
 mod membership;
 mod processes;
 mod replicants;

@@ -1,7 +1,7 @@
 //! Replicants: bootstrap, failover without a new bootstrap, writes and reads through them.
 
 use crate::harness::*;
-use mnema::replication::applier::ReplicantState;
+use mnema::status::ReplicantState;
 use mnema::{Node, OpResult, Txn};
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -1,8 +1,8 @@
 //! The broker's tables on a running cluster.
 
 use crate::harness::*;
-use mnema::replication::applier::ReplicantState;
 use mnema::schema::routes::{Dest, Route};
+use mnema::status::ReplicantState;
 use std::time::Duration;
 
 fn route(filter: &str, dest: &Dest) -> Route {

@@ -8,7 +8,7 @@ use crate::name::{NodeName, Peer};
 use serde::{Deserialize, Serialize};
 
 fn err(reason: impl std::fmt::Display) -> Error {
-    Error::Rpc { peer: "kubernetes apiserver".into(), reason: reason.to_string() }
+    Error::discovery("kubernetes apiserver", reason)
 }
 
 #[derive(Deserialize)]
@@ -69,7 +69,7 @@ impl EtcdRegistration {
 
 /// Decodes one etcd key/value under `{root}nodes/`: the node name is the rest of the key.
 pub fn etcd_node(root: &str, key: &[u8], value: &[u8]) -> Result<(Peer, Role)> {
-    let bad = |reason: String| Error::Rpc { peer: "etcd".into(), reason };
+    let bad = |reason: String| Error::discovery("etcd", reason);
     let key = std::str::from_utf8(key).map_err(|_| bad("a node key is not UTF-8".into()))?;
     let name = key
         .strip_prefix(root)

@@ -1,19 +1,19 @@
 //! The node's gRPC server: the Raft, Cluster and Replication services behind the cookie check.
 
-use super::service::ClusterService;
-use crate::node::NodeShared;
+use crate::cluster::service::ClusterService;
 use crate::raft::service::RaftService;
 use crate::replication::log_server::ReplicationService;
 use crate::rpc::auth::CheckCookie;
 use crate::rpc::pb::cluster_server::ClusterServer;
 use crate::rpc::pb::raft_server::RaftServer;
 use crate::rpc::pb::replication_server::ReplicationServer;
+use crate::runtime::Runtime;
 use std::sync::Arc;
 use tonic::service::interceptor::InterceptedService;
 
 /// A server builder with this node's transport security (`inet_tls`), checked: `Node::start`
 /// calls it first so that a bad certificate or key stops the node with a clear error.
-pub fn builder(cfg: &crate::config::Validated) -> crate::error::Result<tonic::transport::Server> {
+pub(crate) fn builder(cfg: &crate::config::Validated) -> crate::error::Result<tonic::transport::Server> {
     let builder = tonic::transport::Server::builder();
     let Some(files) = &cfg.tls else { return Ok(builder) };
     use tonic::transport::{Certificate, Identity, ServerTlsConfig};
@@ -24,10 +24,10 @@ pub fn builder(cfg: &crate::config::Validated) -> crate::error::Result<tonic::tr
     builder.tls_config(tls).map_err(|e| crate::error::Error::config("cluster.tls", e))
 }
 
-pub async fn serve(shared: Arc<NodeShared>, listener: tokio::net::TcpListener) {
-    let mut stop = shared.stopping.clone();
+pub(crate) async fn serve(shared: Arc<Runtime>, listener: tokio::net::TcpListener) {
+    let stop = shared.stop_token();
     let check = CheckCookie::new(&shared.config.node.cookie);
-    let raft = RaftServer::new(RaftService { node: shared.clone() })
+    let raft = RaftServer::new(RaftService::new(shared.raft_slot()))
         .max_decoding_message_size(crate::codec::MAX_DECODE)
         .max_encoding_message_size(crate::codec::MAX_DECODE);
     let cluster = ClusterServer::new(ClusterService { node: shared.clone() })
@@ -60,7 +60,7 @@ pub async fn serve(shared: Arc<NodeShared>, listener: tokio::net::TcpListener) {
         .add_service(cluster)
         .add_service(replication)
         .serve_with_incoming_shutdown(incoming, async move {
-            let _ = stop.wait_for(|s| *s).await;
+            stop.cancelled().await;
         })
         .await;
     if let Err(e) = res {

@@ -12,8 +12,8 @@
 //! When etcd says the lease is gone (the node was cut off from etcd longer than the TTL) the
 //! node registers again under a new lease.
 
+use super::{EtcdRegistration, etcd_node};
 use crate::config::{EtcdConfig, Role};
-use crate::discovery::{EtcdRegistration, etcd_node};
 use crate::error::{Error, Result};
 use crate::name::Peer;
 use etcd_client::{
@@ -23,7 +23,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 fn err(e: impl std::fmt::Display) -> Error {
-    Error::Rpc { peer: "etcd".into(), reason: e.to_string() }
+    Error::discovery("etcd", e)
 }
 
 /// A client for the configured servers (TLS with `https://` ones).
@@ -132,13 +132,13 @@ pub async fn keep_registered(
     name: String,
     me: EtcdRegistration,
     lease_tx: watch::Sender<Option<i64>>,
-    mut stopping: watch::Receiver<bool>,
+    stopping: tokio_util::sync::CancellationToken,
 ) {
     let mut backoff = Duration::from_millis(200);
     loop {
         let outcome = one_lease(&cfg, &name, &me, &lease_tx, &stopping).await;
         lease_tx.send_replace(None);
-        if *stopping.borrow() {
+        if stopping.is_cancelled() {
             return;
         }
         match outcome {
@@ -147,7 +147,7 @@ pub async fn keep_registered(
         }
         tokio::select! {
             _ = tokio::time::sleep(backoff) => {}
-            _ = stopping.wait_for(|s| *s) => return,
+            _ = stopping.cancelled() => return,
         }
         backoff = (backoff * 2).min(Duration::from_secs(5));
     }
@@ -161,25 +161,24 @@ async fn one_lease(
     name: &str,
     me: &EtcdRegistration,
     lease_tx: &watch::Sender<Option<i64>>,
-    stopping: &watch::Receiver<bool>,
+    stopping: &tokio_util::sync::CancellationToken,
 ) -> Result<()> {
-    let mut stop = stopping.clone();
     let granted = tokio::select! {
         r = async {
             let mut client = connect(cfg).await?;
             let lease = client.lease_grant(cfg.ttl_secs, None).await.map_err(err)?.id();
             Ok::<_, Error>((client, lease))
         } => Some(r?),
-        _ = stop.wait_for(|s| *s) => None,
+        _ = stopping.cancelled() => None,
     };
     let Some((mut client, lease)) = granted else { return Ok(()) };
     // From here on, stopping revokes the lease.
     let mut kept_client = client.clone();
     let kept = tokio::select! {
         r = keep_alive(&mut kept_client, cfg, name, me, lease, lease_tx) => r,
-        _ = stop.wait_for(|s| *s) => Ok(()),
+        _ = stopping.cancelled() => Ok(()),
     };
-    if *stop.borrow() {
+    if stopping.is_cancelled() {
         // Leaving cleanly: disappear now, not a TTL later.
         let _ = tokio::time::timeout(Duration::from_secs(2), client.lease_revoke(lease)).await;
     }

@@ -1,6 +1,6 @@
 //! Creating (and re-creating, on join) the node's openraft instance.
 
-use super::NodeShared;
+use super::Runtime;
 use crate::error::{Error, Result};
 use crate::raft::network::Network;
 use crate::storage::layout;
@@ -10,7 +10,7 @@ use crate::storage::state_machine::StateMachine;
 use openraft::{Config, SnapshotPolicy};
 use std::sync::Arc;
 
-fn raft_config(shared: &NodeShared) -> Result<Arc<Config>> {
+fn raft_config(shared: &Runtime) -> Result<Arc<Config>> {
     let hb = shared.cfg.heartbeat.as_millis() as u64;
     let et = shared.cfg.election_timeout.as_millis() as u64;
     let c = Config {
@@ -29,7 +29,7 @@ fn raft_config(shared: &NodeShared) -> Result<Arc<Config>> {
     Ok(Arc::new(c.validate().map_err(|e| Error::config("raft", e))?))
 }
 
-fn log_store(shared: &NodeShared) -> Result<LogStore> {
+fn log_store(shared: &Runtime) -> Result<LogStore> {
     LogStore::new(
         shared.db.clone(),
         shared.pins.clone(),
@@ -41,7 +41,7 @@ fn log_store(shared: &NodeShared) -> Result<LogStore> {
 
 /// Opens the log store and state machine and starts Raft on them, once their state has
 /// been checked against `RAFT_MARK` (a vote or applied index that went back is refused).
-pub(crate) async fn start_raft(shared: &Arc<NodeShared>) -> Result<()> {
+pub(crate) async fn start_raft(shared: &Arc<Runtime>) -> Result<()> {
     let sm = StateMachine::open(
         shared.db.clone(),
         shared.catalog.clone(),
@@ -63,7 +63,7 @@ pub(crate) async fn start_raft(shared: &Arc<NodeShared>) -> Result<()> {
 
 /// Stops Raft, deletes the log and every replicated record, and starts Raft again,
 /// uninitialised: the node is ready to be added to another cluster.
-pub(crate) async fn reset_raft(shared: &Arc<NodeShared>) -> Result<()> {
+pub(crate) async fn reset_raft(shared: &Arc<Runtime>) -> Result<()> {
     // Replication streams serve the old history: they end when they see this change.
     shared.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     if let Ok(raft) = shared.raft() {

@@ -7,8 +7,8 @@
 //! (`{hostname}.{service_name}.{namespace}.{suffix}`). In a pod, the service account's
 //! token and CA (`/var/run/secrets/kubernetes.io/serviceaccount/`) are used when present.
 
+use super::k8s_peers;
 use crate::config::K8sSection;
-use crate::discovery::k8s_peers;
 use crate::error::{Error, Result};
 use crate::name::Peer;
 use http_body_util::BodyExt;
@@ -20,7 +20,7 @@ const MAX_BODY: usize = 16 << 20;
 const TIMEOUT: Duration = Duration::from_secs(5);
 
 fn err(reason: impl std::fmt::Display) -> Error {
-    Error::Rpc { peer: "kubernetes apiserver".into(), reason: reason.to_string() }
+    Error::discovery("kubernetes apiserver", reason)
 }
 
 /// The nodes behind the service now.

@@ -20,7 +20,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 fn err(reason: impl std::fmt::Display) -> Error {
-    Error::Rpc { peer: "dns".into(), reason: reason.to_string() }
+    Error::discovery("dns", reason)
 }
 
 /// A resolver for discovery: `servers`, or the system's when empty.

@@ -6,7 +6,7 @@
 //! nothing; under heavy load callers queue while earlier batches commit, so batches grow
 //! with the load and the fsync cost per transaction falls.
 
-use super::NodeShared;
+use super::Runtime;
 use crate::engine::{Batch, Txn, TxnOutcome};
 use crate::error::{Error, Result};
 use std::sync::Arc;
@@ -17,13 +17,7 @@ pub(crate) struct Pending {
     pub reply: oneshot::Sender<Result<(u64, TxnOutcome)>>,
 }
 
-pub(crate) async fn run(
-    shared: Arc<NodeShared>,
-    mut rx: mpsc::Receiver<Pending>,
-    max_batch: usize,
-    max_inflight: usize,
-) {
-    let mut stop = shared.stopping.clone();
+pub(crate) async fn run(shared: Arc<Runtime>, mut rx: mpsc::Receiver<Pending>, max_batch: usize, max_inflight: usize) {
     let inflight = Arc::new(Semaphore::new(max_inflight));
     loop {
         let Ok(permit) = inflight.clone().acquire_owned().await else {
@@ -31,7 +25,7 @@ pub(crate) async fn run(
         };
         let first = tokio::select! {
             p = rx.recv() => p,
-            _ = stop.wait_for(|s| *s) => None,
+            _ = shared.stopped() => None,
         };
         let Some(first) = first else { return };
         let mut pending = vec![first];
@@ -41,15 +35,15 @@ pub(crate) async fn run(
                 Err(_) => break,
             }
         }
-        let shared = shared.clone();
-        tokio::spawn(async move {
+        let rt = shared.clone();
+        shared.spawn(async move {
             let _permit = permit;
-            submit(&shared, pending).await;
+            submit(&rt, pending).await;
         });
     }
 }
 
-async fn submit(shared: &NodeShared, pending: Vec<Pending>) {
+async fn submit(shared: &Runtime, pending: Vec<Pending>) {
     let (txns, replies): (Vec<Txn>, Vec<_>) = pending.into_iter().map(|p| (p.txn, p.reply)).unzip();
     let n = txns.len();
     match shared.write_batch(Batch { txns, request: Some(shared.next_request_id()) }).await {
@@ -66,7 +60,7 @@ async fn submit(shared: &NodeShared, pending: Vec<Pending>) {
         }
         Err(e) => {
             for reply in replies {
-                let _ = reply.send(Err(e.duplicate()));
+                let _ = reply.send(Err(e.clone()));
             }
         }
     }
