@@ -6,7 +6,7 @@ mod common;
 
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use mnema::Txn;
-use mnema::backup::{export, import, progress::Progress};
+use mnema::backup::{Progress, export, import};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,7 +31,7 @@ fn bench(c: &mut Criterion) {
     g.sample_size(10);
     g.sampling_mode(SamplingMode::Flat);
     g.measurement_time(Duration::from_secs(10));
-    let node = src.nodes[0].shared().clone();
+    let node = src.nodes[0].runtime().clone();
     // The import reads this file whether or not the export bench runs (`-- import`).
     export::export_file(&node, &file, &mut Progress::silent("export")).expect("export");
     g.bench_function("export_200k_records", |b| {
@@ -48,7 +48,7 @@ fn bench(c: &mut Criterion) {
     g.bench_function("import_200k_records", |b| {
         b.to_async(&rt).iter_custom(|iters| {
             let (catalog, file) = (catalog.clone(), file.clone());
-            let target = dst.nodes[1].shared().clone();
+            let target = dst.nodes[1].runtime().clone();
             async move {
                 let start = Instant::now();
                 for _ in 0..iters {

@@ -29,7 +29,7 @@ fn bench(c: &mut Criterion) {
         cl
     });
     let node = cluster.nodes.iter().find(|n| !n.is_leader()).expect("follower");
-    let ix = node.table_ix("kv").expect("table");
+    let ix = node.runtime().table_ix("kv").expect("table");
     let mut g = c.benchmark_group("local_read");
     g.throughput(Throughput::Elements(1));
     g.measurement_time(Duration::from_secs(5));
@@ -41,7 +41,7 @@ fn bench(c: &mut Criterion) {
         })
     });
     g.bench_function("view_get_one", |b| {
-        let view = node.view();
+        let view = node.runtime().view();
         let table = view.table(ix);
         b.iter(|| {
             i = (i + 7919) % RECORDS;

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 /// Records (index, when) each time `node`'s applied index moves, until `stop`.
 fn watch_applied(node: &Node, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<Vec<(u64, Instant)>> {
-    let mut rx = node.shared().applied_watch();
+    let mut rx = node.runtime().applied_watch();
     tokio::spawn(async move {
         let mut seen = Vec::new();
         while !stop.load(Ordering::Relaxed) {
@@ -133,7 +133,7 @@ fn bench(c: &mut Criterion) {
                     acks.len(),
                     acks.len() as f64 / 2.0,
                     max,
-                    replicant.replicant_status().map(|s| s.upstream).unwrap_or_default(),
+                    replicant.replicant_status().and_then(|s| s.upstream).unwrap_or_default(),
                     pct(&r, 0.5),
                     pct(&r, 0.99),
                     pct(&r, 1.0),

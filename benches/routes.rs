@@ -51,7 +51,7 @@ fn bench(c: &mut Criterion) {
         }
     });
     let node = cluster.nodes.iter().find(|n| !n.is_leader()).expect("a follower");
-    let ix = node.table_ix(mnema::schema::ROUTES).expect("routes");
+    let ix = node.runtime().table_ix(mnema::schema::ROUTES).expect("routes");
     let topics: Vec<String> = (0..4096u64)
         .map(|i| {
             let j = (i * 7919) % (WILD / 2);
@@ -71,7 +71,7 @@ fn bench(c: &mut Criterion) {
             node.routes().match_routes(&topics[i]).expect("match")
         })
     });
-    let view = node.view();
+    let view = node.runtime().view();
     g.bench_function("raw_1m_routes", |b| {
         b.iter(|| {
             i = (i + 1) % topics.len();

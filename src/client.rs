@@ -1,9 +1,31 @@
 //! A client for a running node, as `mnema ctl` and black-box tests use it.
 
+use crate::backup::BackupInfo;
 use crate::engine::{Committed, Txn};
 use crate::error::{Error, Result};
 use crate::rpc::client::{Cluster, Peers, status_error};
+use crate::rpc::convert;
 use crate::rpc::pb;
+use crate::status::{ClusterStatus, NodeStatus};
+
+/// Records read on a node, and the index it had applied when it read them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Records {
+    /// `(key, value)` pairs; for a bag, one pair per value.
+    pub records: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The node's applied index at the read.
+    pub applied_index: u64,
+}
+
+impl From<pb::ReadReply> for Records {
+    fn from(r: pb::ReadReply) -> Self {
+        Records { records: r.records.into_iter().map(|r| (r.key, r.value)).collect(), applied_index: r.applied_index }
+    }
+}
+
+fn leader(r: pb::JoinReply) -> Option<String> {
+    (!r.leader.is_empty()).then_some(r.leader)
+}
 
 /// A client of one node. Cheap to clone: clones share one connection (a tonic channel),
 /// so one `Client` can serve many tasks.
@@ -29,32 +51,39 @@ impl Client {
         status_error(&self.addr, s)
     }
 
-    pub async fn node_info(&mut self) -> Result<pb::NodeStatus> {
-        self.inner.node_info(pb::Empty {}).await.map(|r| r.into_inner()).map_err(|s| self.err(s))
+    /// The node's own status.
+    pub async fn node_info(&mut self) -> Result<NodeStatus> {
+        let s = self.inner.node_info(pb::Empty {}).await.map_err(|s| self.err(s))?.into_inner();
+        convert::node_from_pb(s)
     }
 
-    pub async fn status(&mut self) -> Result<pb::ClusterStatus> {
-        self.inner.status(pb::Empty {}).await.map(|r| r.into_inner()).map_err(|s| self.err(s))
+    /// The cluster as the node sees it.
+    pub async fn status(&mut self) -> Result<ClusterStatus> {
+        let s = self.inner.status(pb::Empty {}).await.map_err(|s| self.err(s))?.into_inner();
+        convert::cluster_from_pb(s)
     }
 
-    /// Asks the node to join the cluster of `peer` (`name@host` or `name@host:port`).
-    pub async fn join(&mut self, peer: &str) -> Result<pb::JoinReply> {
+    /// Asks the node to join the cluster of `peer` (`name@host` or `name@host:port`);
+    /// returns the leader that admitted it, if it said.
+    pub async fn join(&mut self, peer: &str) -> Result<Option<String>> {
         let req = pb::JoinRequest { name: peer.to_string(), addr: String::new() };
-        self.inner.join_other(req).await.map(|r| r.into_inner()).map_err(|s| self.err(s))
+        self.inner.join_other(req).await.map(|r| leader(r.into_inner())).map_err(|s| self.err(s))
     }
 
     /// Asks the node's cluster to remove member `name` (`cluster force-leave`).
-    pub async fn force_leave(&mut self, name: &str, force: bool) -> Result<pb::JoinReply> {
+    pub async fn force_leave(&mut self, name: &str, force: bool) -> Result<()> {
         let req = pb::LeaveRequest { name: name.into(), force };
-        self.inner.force_leave(req).await.map(|r| r.into_inner()).map_err(|s| self.err(s))
+        self.inner.force_leave(req).await.map(|_| ()).map_err(|s| self.err(s))
     }
 
     /// Asks the node to leave its cluster (`cluster leave`).
-    pub async fn leave(&mut self, force: bool) -> Result<pb::JoinReply> {
+    pub async fn leave(&mut self, force: bool) -> Result<()> {
         let req = pb::LeaveRequest { name: String::new(), force };
-        self.inner.leave(req).await.map(|r| r.into_inner()).map_err(|s| self.err(s))
+        self.inner.leave(req).await.map(|_| ()).map_err(|s| self.err(s))
     }
 
+    /// Writes a transaction through the node (forwarded to the leader); returns once the
+    /// node applied it. Errors are the variants a local call returns.
     pub async fn transact(&mut self, txn: &Txn) -> Result<Committed> {
         let req = pb::WriteRequest { batch: crate::codec::encode_versioned(crate::codec::WIRE_VERSION, txn)? };
         let reply = self.inner.transact(req).await.map_err(|s| self.err(s))?.into_inner();
@@ -69,7 +98,7 @@ impl Client {
     }
 
     /// Records of `table` under `key` (or all records with `key = None`), read on the node.
-    pub async fn read(&mut self, table: &str, key: Option<&[u8]>, min_applied: u64) -> Result<pb::ReadReply> {
+    pub async fn read(&mut self, table: &str, key: Option<&[u8]>, min_applied: u64) -> Result<Records> {
         self.read_with(table, key, min_applied, false).await
     }
 
@@ -77,7 +106,7 @@ impl Client {
     /// to any node (core or replicant): the node asks the leader for its read index and
     /// answers once it has applied that index, so the read sees every write acknowledged
     /// before it began.
-    pub async fn read_linearizable(&mut self, table: &str, key: Option<&[u8]>) -> Result<pb::ReadReply> {
+    pub async fn read_linearizable(&mut self, table: &str, key: Option<&[u8]>) -> Result<Records> {
         self.read_with(table, key, 0, true).await
     }
 
@@ -87,7 +116,7 @@ impl Client {
         key: Option<&[u8]>,
         min_applied: u64,
         linearizable: bool,
-    ) -> Result<pb::ReadReply> {
+    ) -> Result<Records> {
         let req = pb::ReadRequest {
             table: table.into(),
             key: key.unwrap_or_default().to_vec(),
@@ -95,14 +124,14 @@ impl Client {
             min_applied,
             linearizable,
         };
-        self.inner.read(req).await.map(|r| r.into_inner()).map_err(|s| self.err(s))
+        self.inner.read(req).await.map(|r| r.into_inner().into()).map_err(|s| self.err(s))
     }
 
     /// Streams the node's export document into `out`; returns the bytes written.
     pub async fn export(
         &mut self,
         out: &mut impl std::io::Write,
-        progress: &mut crate::backup::progress::Progress,
+        progress: &mut crate::backup::Progress,
     ) -> Result<u64> {
         let mut stream = self.inner.export(pb::Empty {}).await.map_err(|s| self.err(s))?.into_inner();
         let mut n = 0u64;
@@ -115,14 +144,15 @@ impl Client {
     }
 
     /// Asks the node to copy its data dir into `dir` (a path on the node's machine).
-    pub async fn backup(&mut self, dir: &str) -> Result<pb::BackupReply> {
+    pub async fn backup(&mut self, dir: &str) -> Result<BackupInfo> {
         let req = pb::BackupRequest { dir: dir.to_string() };
-        self.inner.backup(req).await.map(|r| r.into_inner()).map_err(|s| self.err(s))
+        let r = self.inner.backup(req).await.map_err(|s| self.err(s))?.into_inner();
+        Ok(BackupInfo { dir: r.dir.into(), applied_index: r.applied_index, bytes: r.bytes })
     }
 }
 
 /// An import through a remote node (`mnema ctl import`).
-impl crate::backup::import::Submit for Client {
+impl crate::backup::Submit for Client {
     async fn submit(&mut self, txn: Txn) -> Result<()> {
         self.transact(&txn).await.map(|_| ())
     }

@@ -22,6 +22,7 @@ pub fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Resul
         .map_err(|e| Error::Storage(format!("encode: {e}")))
 }
 
+#[cfg(any(test, feature = "fuzzing"))]
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     encode_into(value, &mut out)?;

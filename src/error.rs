@@ -13,17 +13,36 @@ use std::path::PathBuf;
 pub enum Error {
     /// A configuration key has a bad value; checked before anything is opened.
     #[error("invalid config `{key}`: {reason}")]
-    Config { key: String, reason: String },
+    Config {
+        /// The key (a config key, or a record key shown as text).
+        key: String,
+        /// What is wrong, in words.
+        reason: String,
+    },
 
     /// The data dir belongs to another node. Nothing was changed.
     #[error(
         "data dir {dir} belongs to node `{recorded}`, not `{configured}`: a data dir opens only under the node name it was created with: start it as `{recorded}`, or give `{configured}` a data dir of its own"
     )]
-    NodeNameMismatch { dir: PathBuf, recorded: String, configured: String },
+    NodeNameMismatch {
+        /// The data dir.
+        dir: PathBuf,
+        /// The node name the data dir records.
+        recorded: String,
+        /// The node name configured.
+        configured: String,
+    },
 
     /// The data dir was written by a format this build cannot read.
     #[error("data dir {dir} has format version {found}; this build reads version {supported}")]
-    FormatVersion { dir: PathBuf, found: u32, supported: u32 },
+    FormatVersion {
+        /// The data dir.
+        dir: PathBuf,
+        /// The format version found.
+        found: u32,
+        /// The format version this build reads.
+        supported: u32,
+    },
 
     /// This core's stored state is damaged or went back (`file` names what): it refuses to
     /// start rather than take part in Raft as a member that forgot its vote or its log.
@@ -32,7 +51,12 @@ pub enum Error {
     #[error(
         "damaged state in {file}: {reason}. This core will not start on it; run `mnema data rebuild --config <its config>` to set it aside and rejoin the cluster as a new member (README: Rebuild a core)"
     )]
-    DamagedState { file: PathBuf, reason: String },
+    DamagedState {
+        /// The file or directory concerned.
+        file: PathBuf,
+        /// What is wrong, in words.
+        reason: String,
+    },
 
     /// The data dir's IDENTITY records another cluster than the one this core's Raft
     /// membership answers as: it would be refused by every member as foreign. Nothing was
@@ -40,15 +64,36 @@ pub enum Error {
     #[error(
         "{file} records cluster {ours}, but the members {members} of this core's membership answer as cluster {theirs}: restore this node's own IDENTITY, or give it an empty data dir and run `mnema data rebuild --config <its config>`"
     )]
-    ForeignIdentity { file: PathBuf, ours: String, theirs: String, members: String },
+    ForeignIdentity {
+        /// The file or directory concerned.
+        file: PathBuf,
+        /// This side's cluster id.
+        ours: String,
+        /// The other side's cluster id.
+        theirs: String,
+        /// The members that answered.
+        members: String,
+    },
 
     /// Bytes from disk or the network did not decode.
     #[error("corrupt {what}: {reason}")]
-    Corrupt { what: std::borrow::Cow<'static, str>, reason: String },
+    Corrupt {
+        /// What was being read.
+        what: std::borrow::Cow<'static, str>,
+        /// What is wrong, in words.
+        reason: String,
+    },
 
     /// An export file is not one this build can import; nothing was written.
     #[error("bad export file at line {line}, column {column}: {reason}")]
-    BadExport { line: usize, column: usize, reason: String },
+    BadExport {
+        /// 1-based line of the problem.
+        line: usize,
+        /// 1-based column of the problem.
+        column: usize,
+        /// What is wrong, in words.
+        reason: String,
+    },
 
     /// RocksDB failed (an I/O error, a full disk).
     #[error("storage: {0}")]
@@ -56,7 +101,12 @@ pub enum Error {
 
     /// A file or directory could not be read or written.
     #[error("io on {path}: {reason}")]
-    Io { path: PathBuf, reason: String },
+    Io {
+        /// The path concerned.
+        path: PathBuf,
+        /// What is wrong, in words.
+        reason: String,
+    },
 
     /// A transaction names a table this node does not know.
     #[error("unknown table `{0}`")]
@@ -68,12 +118,24 @@ pub enum Error {
 
     /// A topic name or filter breaks MQTT's rules; nothing was stored.
     #[error("invalid topic `{topic}`: {reason}")]
-    InvalidTopic { topic: String, reason: String },
+    InvalidTopic {
+        /// The topic name or filter.
+        topic: String,
+        /// What is wrong, in words.
+        reason: String,
+    },
 
     /// A record breaks its table's rule ([`ValueRule`](crate::engine::ValueRule)); nothing
     /// of its transaction was stored.
     #[error("invalid value for `{table}` key {key}: {reason}")]
-    InvalidValue { table: String, key: String, reason: String },
+    InvalidValue {
+        /// The table concerned.
+        table: String,
+        /// The key (a config key, or a record key shown as text).
+        key: String,
+        /// What is wrong, in words.
+        reason: String,
+    },
 
     /// A transaction's condition (`require_*`) did not hold; nothing was applied.
     #[error("conflict: {0}")]
@@ -86,36 +148,75 @@ pub enum Error {
     /// `node` is not the leader, for a call only the leader answers (a read index, a
     /// membership change); `leader` is the one it knows, if any. Nothing was done.
     #[error("{node} is not the leader (leader: {})", leader.as_deref().unwrap_or("unknown"))]
-    NotLeader { node: String, leader: Option<String> },
+    NotLeader {
+        /// The node that answered.
+        node: String,
+        /// The leader it knows, if any.
+        leader: Option<String>,
+    },
 
     /// `node` is a replicant, and `action` needs a core. Nothing was done.
     #[error("{node} is a replicant: {action} needs a core")]
-    IsReplicant { node: String, action: String },
+    IsReplicant {
+        /// The node that answered.
+        node: String,
+        /// What was asked of it.
+        action: String,
+    },
 
     /// Log entries from `from` on are no longer retained on this core (compacted into a
     /// snapshot): a replicant resuming there must bootstrap again.
     #[error("log entries from {from} on are no longer retained on this core; bootstrap again")]
-    NotRetained { from: u64 },
+    NotRetained {
+        /// The first index not held.
+        from: u64,
+    },
 
     /// A peer belongs to another cluster than this node (`ours`), or this node left its
     /// cluster. Nothing was done.
     #[error("{peer} belongs to another cluster than {ours}: {reason}")]
-    ForeignCluster { peer: String, ours: String, reason: String },
+    ForeignCluster {
+        /// The node called (or calling).
+        peer: String,
+        /// This side's cluster id.
+        ours: String,
+        /// What is wrong, in words.
+        reason: String,
+    },
 
     /// Removing `name` would leave fewer running voters than a majority; nothing was done
     /// (`force` removes it anyway).
     #[error(
         "removing `{name}` leaves {up} of {remaining} voters running, below a majority of {majority}; use --force to remove it anyway"
     )]
-    MajorityAtRisk { name: String, up: usize, remaining: usize, majority: usize },
+    MajorityAtRisk {
+        /// The member concerned.
+        name: String,
+        /// Voters running, the removed one left out.
+        up: usize,
+        /// Voters left after the removal.
+        remaining: usize,
+        /// A majority of the voters left.
+        majority: usize,
+    },
 
     /// `name` is not a member of this cluster (`reason` says what it is instead).
     #[error("`{name}` is not a member of this cluster ({reason})")]
-    NotAMember { name: String, reason: String },
+    NotAMember {
+        /// The member concerned.
+        name: String,
+        /// What is wrong, in words.
+        reason: String,
+    },
 
     /// A record asked for by key does not exist.
     #[error("no record {key} in `{table}`")]
-    NotFound { table: String, key: String },
+    NotFound {
+        /// The table concerned.
+        table: String,
+        /// The key (a config key, or a record key shown as text).
+        key: String,
+    },
 
     /// The operation is refused for a stated reason no other variant covers (a node
     /// joining itself, a backup into a non-empty directory, …).
@@ -124,16 +225,31 @@ pub enum Error {
 
     /// A peer refused our cookie, or we refused a peer's.
     #[error("cookie mismatch with {peer}: the nodes were started with different `node.cookie` values")]
-    CookieMismatch { peer: String },
+    CookieMismatch {
+        /// The node called (or calling).
+        peer: String,
+    },
 
     /// A call to `peer` failed in transport; `kind` says whether it can have been received.
     #[error("{kind} {peer}: {reason}")]
-    Transport { peer: String, kind: TransportKind, reason: String },
+    Transport {
+        /// The node called (or calling).
+        peer: String,
+        /// Whether the call can have been received.
+        kind: TransportKind,
+        /// What is wrong, in words.
+        reason: String,
+    },
 
     /// A discovery source (`dns`, `etcd`, the Kubernetes API) failed or answered something
     /// unusable.
     #[error("discovery through {source_name}: {reason}")]
-    Discovery { source_name: String, reason: String },
+    Discovery {
+        /// The source (`dns`, `etcd`, `kubernetes apiserver`).
+        source_name: String,
+        /// What is wrong, in words.
+        reason: String,
+    },
 
     /// Raft refused or failed an operation for a reason no other variant covers.
     #[error("raft: {0}")]
@@ -143,23 +259,41 @@ pub enum Error {
     /// leader failed mid-call each time). It was applied at most once: retries carry the
     /// same request id.
     #[error("write outcome unknown after {attempts} attempts (applied at most once): {last}")]
-    WriteOutcomeUnknown { attempts: u32, last: String },
+    WriteOutcomeUnknown {
+        /// How many times it was sent.
+        attempts: u32,
+        /// The last failure.
+        last: String,
+    },
 
     /// The write was committed at `index` (it is durable on a majority and will be applied
     /// everywhere) but this node had not applied it after `ms` ms, so it cannot return the
     /// outcome yet. Not a failure of the write: read with `wait_applied(index)` to see it.
     #[error("committed at index {index}, but not yet applied on this node after {ms} ms")]
-    NotYetApplied { index: u64, ms: u64 },
+    NotYetApplied {
+        /// The log index the write was committed at.
+        index: u64,
+        /// The time waited, in milliseconds.
+        ms: u64,
+    },
 
     #[error("timed out after {ms} ms waiting for {what}")]
-    Timeout { what: String, ms: u64 },
+    Timeout {
+        /// What was being read or waited for.
+        what: String,
+        /// The time waited, in milliseconds.
+        ms: u64,
+    },
 
     /// This core's Raft stopped by itself after a storage failure (a full disk, an I/O
     /// error); the process must be restarted once the cause is fixed (see `Node::failed`).
     #[error(
         "this node's Raft stopped after a storage failure ({reason}); restart the node once the cause (e.g. a full disk) is fixed"
     )]
-    NodeFailed { reason: String },
+    NodeFailed {
+        /// What is wrong, in words.
+        reason: String,
+    },
 
     /// The node is shutting down or has stopped.
     #[error("node is shut down")]
@@ -168,7 +302,14 @@ pub enum Error {
     /// Nodes declare different replicated tables: `table` is the first that differs
     /// (missing on one side, or declared differently). Nothing was done.
     #[error("{peer} declares the replicated tables differently from this node, first at `{table}`: {reason}")]
-    SchemaMismatch { peer: String, table: String, reason: String },
+    SchemaMismatch {
+        /// The node called (or calling).
+        peer: String,
+        /// The table concerned.
+        table: String,
+        /// What is wrong, in words.
+        reason: String,
+    },
 }
 
 /// How a call to a peer failed in transport: the only thing a retry decides on.

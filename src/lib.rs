@@ -3,7 +3,8 @@
 //! An embedded, replicated table store for MQTT brokers: a Rust replacement for
 //! Mnesia/Mria as EMQX uses them. Core nodes run Raft (openraft) over RocksDB; every node
 //! serves reads from a local in-memory copy; writes are group-committed through the Raft
-//! leader and acknowledged once a majority has them on disk.
+//! leader and acknowledged once a majority has them on disk. Replicants hold no Raft state:
+//! they stream a read-only copy from any core and forward their writes.
 //!
 //! ```no_run
 //! # async fn demo() -> mnema::Result<()> {
@@ -15,35 +16,70 @@
 //! # }
 //! ```
 //!
+//! What a broker uses:
+//! - [`Node`]: start one per process ([`NodeConfig`], the [`TableDef`]s of its tables),
+//!   then [`Txn`]s through [`Node::transact`] and local reads ([`Node::get`], …).
+//! - [`schema`]: the broker's tables, declared ([`schema::broker_tables`]) and typed
+//!   (routes with wildcard matching, sessions, messages, …), over any [`Tables`].
+//! - [`Client`]: a running node over gRPC (what `mnema ctl` uses).
+//! - [`Error`]: one variant per case a caller branches on; the same variant locally, from
+//!   a forwarded write and from a [`Client`].
+//! - Status as typed values: [`NodeStatus`], [`ClusterStatus`], [`ReplicantState`], …
+//!
 //! See ARCHITECTURE.md for the map of the code.
 
+#![warn(missing_docs)]
+
+/// Modules private to the crate; public (hidden from the docs, no stability promised)
+/// with the `test-util` feature, for the crate's own tests and benches, and `fuzzing`,
+/// for the fuzz targets.
+macro_rules! internal {
+    ($($(#[$attr:meta])* mod $name:ident;)*) => {$(
+        $(#[$attr])*
+        #[cfg(not(any(feature = "test-util", feature = "fuzzing")))]
+        mod $name;
+        $(#[$attr])*
+        #[cfg(any(feature = "test-util", feature = "fuzzing"))]
+        #[doc(hidden)]
+        #[allow(missing_docs)]
+        pub mod $name;
+    )*};
+}
+
+internal! {
+    mod codec;
+    mod discovery;
+    mod engine;
+    mod name;
+    mod raft;
+    mod replication;
+    mod storage;
+    #[cfg(feature = "server")]
+    mod cluster;
+    #[cfg(feature = "server")]
+    mod node;
+    #[cfg(feature = "server")]
+    mod rpc;
+    #[cfg(feature = "server")]
+    mod runtime;
+}
+
 pub mod backup;
-pub mod codec;
 pub mod config;
-pub mod discovery;
-pub mod engine;
-pub mod error;
-pub mod name;
-pub mod raft;
-pub mod replication;
+mod error;
 pub mod schema;
-pub mod status;
-pub mod storage;
+mod status;
 
 #[cfg(feature = "server")]
-pub mod client;
-#[cfg(feature = "server")]
-pub mod cluster;
-#[cfg(feature = "server")]
-pub mod node;
-#[cfg(feature = "server")]
-pub mod rpc;
-#[cfg(feature = "server")]
-pub mod runtime;
+mod client;
 
 pub use config::{NodeConfig, Role};
-pub use engine::{Committed, Kind, Op, OpResult, Scope, Storage, TableDef, Txn};
-pub use error::{Error, Result};
+pub use engine::{Blob, Committed, Index, Kind, Op, OpResult, Scope, Storage, TableDef, Tables, Txn, ValueRule};
+pub use error::{Error, Result, TransportKind};
 pub use name::{NodeName, Peer};
+pub use status::{ClusterStatus, MemberStatus, NodeStatus, RaftRole, ReplicantState, ReplicantStatus, Subscriber};
+
 #[cfg(feature = "server")]
-pub use node::Node;
+pub use client::{Client, Records};
+#[cfg(feature = "server")]
+pub use node::{Node, rebuild_data_dir};

@@ -66,7 +66,7 @@ impl Bench {
     /// Waits (bounded) until a replicant is in state `normal`.
     pub async fn wait_normal(node: &Node) {
         let deadline = std::time::Instant::now() + Duration::from_secs(300);
-        while node.replicant_status().is_none_or(|s| s.state != "normal") {
+        while node.replicant_status().is_none_or(|s| s.state != mnema::ReplicantState::Normal) {
             assert!(std::time::Instant::now() < deadline, "replicant not normal within 300s");
             tokio::time::sleep(Duration::from_millis(5)).await;
         }

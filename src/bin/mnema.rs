@@ -1,11 +1,9 @@
 //! `mnema`: run a node, talk to a running node, or run a local pseudo-distributed cluster.
 
 use clap::{Parser, Subcommand};
-use mnema::backup::progress::Progress;
-use mnema::client::Client;
+use mnema::backup::Progress;
 use mnema::config::{DiscoveryStrategy, NodeConfig};
-use mnema::rpc::pb;
-use mnema::{Error, Node, Result, Role, Txn, schema};
+use mnema::{Client, ClusterStatus, Error, MemberStatus, Node, Result, Role, Txn, schema};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -222,15 +220,12 @@ async fn start(config: Option<PathBuf>) -> Result<()> {
 
 fn rebuild(config: Option<PathBuf>) -> Result<()> {
     let config = NodeConfig::load(config.as_deref())?;
-    let cfg = config.validate()?;
     // A lost volume: a new, empty data dir gets the node's identity, so that the node
     // knows at start that it lived before and rejoins as a new member.
-    let initial = cfg.initial_cluster_id(&config.cluster.name, config.cluster.discovery_strategy);
-    mnema::storage::identity::check_or_create(&config.node.data_dir, cfg.name.as_str(), cfg.node_id, &initial)?;
-    let aside = mnema::storage::set_aside::set_aside(&config.node.data_dir, cfg.name.as_str())?;
+    let aside = mnema::rebuild_data_dir(&config)?;
     out!(
         "{}: Raft state set aside in {}; start the node and it rejoins its cluster as a new member",
-        cfg.name,
+        config.node.name,
         aside.display()
     );
     Ok(())
@@ -275,8 +270,8 @@ async fn ctl(
             print_status(&status, json);
         }
         CtlCmd::Cluster { cmd: ClusterCmd::Join { peer } } => {
-            let reply = client.join(&peer).await?;
-            out!("joined the cluster of {peer}; leader: {}", reply.leader);
+            let leader = client.join(&peer).await?;
+            out!("joined the cluster of {peer}; leader: {}", leader.as_deref().unwrap_or("(unknown)"));
         }
         CtlCmd::Cluster { cmd: ClusterCmd::Leave { force } } => {
             client.leave(force).await?;
@@ -294,7 +289,7 @@ async fn ctl(
             let r = client.backup(&dir).await?;
             out!(
                 "backup of {node} in {} on its machine: {:.1} MiB, applied index >= {}, {:.1} s",
-                r.dir,
+                r.dir.display(),
                 r.bytes as f64 / 1048576.0,
                 r.applied_index,
                 started.elapsed().as_secs_f64()
@@ -309,7 +304,7 @@ fn progress(what: &'static str) -> Progress {
 }
 
 async fn export_cmd(client: &mut Client, file: &std::path::Path) -> Result<()> {
-    let tmp = mnema::backup::export::temp_beside(file);
+    let tmp = mnema::backup::temp_beside(file);
     let f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
     let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
     let mut p = progress("export");
@@ -318,7 +313,7 @@ async fn export_cmd(client: &mut Client, file: &std::path::Path) -> Result<()> {
         let f = w.into_inner().map_err(|e| Error::io(&tmp, e.into_error()))?;
         f.sync_all().map_err(|e| Error::io(&tmp, e))?;
         // What arrived must be a whole, valid document before it takes the name.
-        let summary = mnema::backup::import::check_file(&tmp, &mnema::engine::Catalog::new(schema::broker_tables())?)?;
+        let summary = mnema::backup::check_file(&tmp, schema::broker_tables())?;
         std::fs::rename(&tmp, file).map_err(|e| Error::io(file, e))?;
         Ok(summary)
     });
@@ -339,14 +334,13 @@ async fn export_cmd(client: &mut Client, file: &std::path::Path) -> Result<()> {
 }
 
 async fn import_cmd(client: &mut Client, file: &std::path::Path, mode: &str) -> Result<()> {
-    let mode: mnema::backup::import::Mode = mode.parse()?;
+    let mode: mnema::backup::Mode = mode.parse()?;
     let info = client.node_info().await?;
-    if info.role != "core" {
+    if info.role != Role::Core {
         return Err(Error::IsReplicant { node: info.name, action: "import".into() });
     }
-    let catalog = std::sync::Arc::new(mnema::engine::Catalog::new(schema::broker_tables())?);
     let mut p = progress("import");
-    let summary = mnema::backup::import::import_file(file, catalog, mode, client, &mut p).await?;
+    let summary = mnema::backup::import_file(file, schema::broker_tables(), mode, client, &mut p).await?;
     out!(
         "imported {} records of {} tables ({mode:?}) from an export at applied index {}",
         summary.records,
@@ -378,8 +372,8 @@ async fn table_cmd(client: &mut Client, cmd: TableCmd) -> Result<()> {
             if r.records.is_empty() {
                 return Err(Error::NotFound { table: table.to_string(), key: format!("{key:?}") });
             }
-            for rec in r.records {
-                out!("{}", value_json(&rec.value));
+            for (_, value) in r.records {
+                out!("{}", value_json(&value));
             }
         }
         TableCmd::Dump { table } => {
@@ -387,7 +381,7 @@ async fn table_cmd(client: &mut Client, cmd: TableCmd) -> Result<()> {
             let rows: Vec<serde_json::Value> = r
                 .records
                 .iter()
-                .map(|rec| serde_json::json!({ "key": String::from_utf8_lossy(&rec.key), "value": value_json(&rec.value) }))
+                .map(|(k, v)| serde_json::json!({ "key": String::from_utf8_lossy(k), "value": value_json(v) }))
                 .collect();
             out!("{}", serde_json::Value::Array(rows));
         }
@@ -403,7 +397,16 @@ fn value_json(bytes: &[u8]) -> serde_json::Value {
     })
 }
 
-fn print_status(s: &pb::ClusterStatus, json: bool) {
+/// A member's role as the status shows it.
+fn role_shown(m: &MemberStatus) -> &'static str {
+    match (m.role, m.voter) {
+        (Role::Replicant, _) => "replicant",
+        (Role::Core, true) => "core",
+        (Role::Core, false) => "core (learner)",
+    }
+}
+
+fn print_status(s: &ClusterStatus, json: bool) {
     let running: Vec<&str> = s.members.iter().filter(|m| m.running).map(|m| m.name.as_str()).collect();
     let stopped: Vec<&str> = s.members.iter().filter(|m| !m.running).map(|m| m.name.as_str()).collect();
     if json {
@@ -411,15 +414,18 @@ fn print_status(s: &pb::ClusterStatus, json: bool) {
             .members
             .iter()
             .map(|m| {
-                let st = m.status.clone().unwrap_or_default();
+                let st = m.status.as_ref();
                 let mut node = serde_json::json!({
-                    "name": m.name, "addr": m.addr, "role": m.role, "voter": m.voter, "running": m.running,
-                    "raft_state": st.raft_state, "applied_index": st.applied_index, "term": st.term, "error": m.error,
-                    "committed": st.committed, "write_retries": st.write_retries,
+                    "name": m.name, "addr": m.addr, "role": role_shown(m), "voter": m.voter, "running": m.running,
+                    "raft_state": st.and_then(|s| s.raft_role).map(|r| r.as_str()).unwrap_or(""),
+                    "applied_index": st.map(|s| s.applied_index).unwrap_or(0), "term": st.map(|s| s.term).unwrap_or(0),
+                    "error": m.error.as_deref().unwrap_or(""),
+                    "committed": st.map(|s| s.committed).unwrap_or(0),
+                    "write_retries": st.map(|s| s.write_retries).unwrap_or(0),
                 });
-                if let Some(r) = st.replicant {
+                if let Some(r) = st.and_then(|s| s.replicant.as_ref()) {
                     node["replicant"] = serde_json::json!({
-                        "state": r.state, "upstream": r.upstream, "lag_entries": r.lag_entries, "lag_ms": r.lag_ms,
+                        "state": r.state.as_str(), "upstream": r.upstream.as_deref().unwrap_or(""), "lag_entries": r.lag_entries, "lag_ms": r.lag_ms,
                         "bootstraps": r.bootstraps, "resumes": r.resumes, "transitions": r.transitions,
                     });
                 }
@@ -433,21 +439,23 @@ fn print_status(s: &pb::ClusterStatus, json: bool) {
         out!("{doc:#}");
         return;
     }
-    let leader = if s.leader.is_empty() { "(none)" } else { &s.leader };
+    let leader = s.leader.as_deref().unwrap_or("(none)");
     out!("Cluster status: {} (id {})  leader: {leader}", s.cluster, s.cluster_id);
     out!("running_nodes: [{}]", running.join(", "));
     out!("stopped_nodes: [{}]", stopped.join(", "));
     out!("{:<24} {:<15} {:<13} {:>9} {:<22} {:<24}", "NODE", "ROLE", "STATE", "APPLIED", "ADDR", "UPSTREAM (LAG)");
     for m in &s.members {
-        let st = m.status.clone().unwrap_or_default();
-        let (state, upstream) = match (&st.replicant, m.running) {
-            (_, false) => ("stopped".to_string(), String::new()),
-            (Some(r), true) => {
-                (r.state.clone(), format!("{} ({} entries, {} ms)", r.upstream, r.lag_entries, r.lag_ms))
-            }
-            (None, true) => (st.raft_state.clone(), String::new()),
+        let st = m.status.as_ref();
+        let (state, upstream) = match (st.and_then(|s| s.replicant.as_ref()), m.running) {
+            (_, false) => ("stopped", String::new()),
+            (Some(r), true) => (
+                r.state.as_str(),
+                format!("{} ({} entries, {} ms)", r.upstream.as_deref().unwrap_or("-"), r.lag_entries, r.lag_ms),
+            ),
+            (None, true) => (st.and_then(|s| s.raft_role).map(|r| r.as_str()).unwrap_or(""), String::new()),
         };
-        out!("{:<24} {:<15} {:<13} {:>9} {:<22} {:<24}", m.name, m.role, state, st.applied_index, m.addr, upstream);
+        let applied = st.map(|s| s.applied_index).unwrap_or(0);
+        out!("{:<24} {:<15} {:<13} {:>9} {:<22} {:<24}", m.name, role_shown(m), state, applied, m.addr, upstream);
     }
 }
 
@@ -490,22 +498,26 @@ async fn dev_cluster(dir: PathBuf, cores: u16, replicants: u16, base_port: u16, 
 
 /// Waits (bounded) until every member is running, a leader is known, and `replicants`
 /// replicants stream in state `normal`.
-async fn wait_until_formed(node: &Node, replicants: usize) -> Result<pb::ClusterStatus> {
+async fn wait_until_formed(node: &Node, replicants: usize) -> Result<ClusterStatus> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
         let s = node.cluster_status().await?;
         let normal = s
             .members
             .iter()
-            .filter(|m| m.status.as_ref().and_then(|st| st.replicant.as_ref()).is_some_and(|r| r.state == "normal"))
+            .filter(|m| {
+                m.status
+                    .as_ref()
+                    .and_then(|st| st.replicant.as_ref())
+                    .is_some_and(|r| r.state == mnema::ReplicantState::Normal)
+            })
             .count();
-        if !s.leader.is_empty() && s.members.iter().all(|m| m.running) && normal >= replicants {
+        if s.leader.is_some() && s.members.iter().all(|m| m.running) && normal >= replicants {
             return Ok(s);
         }
         if std::time::Instant::now() > deadline {
             return Err(Error::Timeout { what: "the dev cluster to elect a leader".into(), ms: 30_000 });
         }
-        let mut m = node.shared().raft()?.metrics();
-        let _ = tokio::time::timeout(std::time::Duration::from_millis(200), m.changed()).await;
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }

@@ -17,7 +17,7 @@
 //!   transaction decides which node forms the cluster (alone), and the others join it. The
 //!   transaction is what makes "exactly one cluster" hold while registrations still arrive.
 
-use crate::config::DiscoveryStrategy;
+use crate::config::{DiscoveryStrategy, Role};
 use crate::discovery::{Lookup, etcd};
 use crate::error::{Error, Result};
 use crate::name::Peer;
@@ -239,7 +239,7 @@ async fn running_among(shared: &Runtime, peers: &[Peer], cluster: Option<&str>) 
     for p in peers.iter().filter(|p| p.name != shared.cfg.name) {
         if let Ok(s) = shared.peers.node_info(p.name.as_str(), &p.addr, PROBE).await
             && cluster.is_none_or(|c| c == s.cluster_id)
-            && !s.leader.is_empty()
+            && s.leader.is_some()
             && s.applied_index > 0
         {
             return Some(p.clone());
@@ -265,8 +265,8 @@ async fn proposing_cores(shared: &Runtime, peers: &[Peer], names: &[String]) -> 
             continue;
         }
         match shared.peers.node_info(p.name.as_str(), &p.addr, PROBE).await {
-            Ok(s) if s.role == "core" && s.forming_with == names => cores.push(p.clone()),
-            Ok(s) if s.role == "core" => {
+            Ok(s) if s.role == Role::Core && s.forming_with == names => cores.push(p.clone()),
+            Ok(s) if s.role == Role::Core => {
                 tracing::info!(peer = %p.name, proposes = ?s.forming_with, "waiting for every node to propose the same list");
                 return None;
             }

@@ -31,10 +31,11 @@ pub async fn join(shared: &Arc<Runtime>, target: &Peer) -> Result<()> {
     }
     let mut client = shared.peers.cluster(&target.addr)?;
     let their = client.node_info(pb::Empty {}).await.map_err(|s| status_error(target.name.as_str(), s))?.into_inner();
+    let their = crate::rpc::convert::node_from_pb(their)?;
     if their.name != target.name.as_str() {
         return Err(Error::Refused(format!("{} answers as `{}`, not `{}`", target.addr, their.name, target.name)));
     }
-    if their.role == "replicant" {
+    if their.role == crate::config::Role::Replicant {
         return Err(Error::is_replicant(target.name.as_str(), "being joined (join a core of its cluster)"));
     }
     let m = shared.metrics()?;

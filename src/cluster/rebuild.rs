@@ -55,7 +55,8 @@ async fn step(shared: &Runtime, via: &Peer) -> Result<bool> {
     let mut client = shared.peers.cluster(&via.addr)?;
     let err = |s| status_error(via.name.as_str(), s);
     let status = client.status(pb::Empty {}).await.map_err(err)?.into_inner();
-    let member = status.members.iter().any(|m| m.name == me && m.role != "replicant");
+    let status = crate::rpc::convert::cluster_from_pb(status)?;
+    let member = status.members.iter().any(|m| m.name == me && m.role != crate::config::Role::Replicant);
     if member {
         client.force_leave(pb::LeaveRequest { name: me.to_string(), force: false }).await.map_err(err)?;
         tracing::info!("removed from the cluster's membership; asking to be added back");

@@ -53,9 +53,9 @@ impl Cluster for ClusterService {
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         let node = self.node.clone();
         tokio::task::spawn_blocking(move || {
-            let mut progress = crate::backup::progress::Progress::silent("export");
+            let mut progress = crate::backup::Progress::silent("export");
             let w = ChunkWriter { tx: tx.clone(), buf: Vec::new() };
-            if let Err(e) = crate::backup::export::export_to(&node, w, &mut progress) {
+            if let Err(e) = crate::backup::export_to(&node, w, &mut progress) {
                 let _ = tx.blocking_send(Err(to_status(&e)));
             }
         });
@@ -65,7 +65,7 @@ impl Cluster for ClusterService {
     async fn backup(&self, req: Request<pb::BackupRequest>) -> Result<Response<pb::BackupReply>, Status> {
         let dir = std::path::PathBuf::from(req.into_inner().dir);
         let node = self.node.clone();
-        let info = tokio::task::spawn_blocking(move || crate::backup::data_dir::backup(&node, &dir))
+        let info = tokio::task::spawn_blocking(move || crate::backup::backup_data_dir(&node, &dir))
             .await
             .map_err(|e| Status::internal(e.to_string()))?
             .map_err(|e| to_status(&e))?;
@@ -77,11 +77,14 @@ impl Cluster for ClusterService {
     }
 
     async fn node_info(&self, _: Request<pb::Empty>) -> Result<Response<pb::NodeStatus>, Status> {
-        Ok(Response::new(self.node.node_status()))
+        Ok(Response::new(crate::rpc::convert::node_to_pb(&self.node.node_status())))
     }
 
     async fn status(&self, _: Request<pb::Empty>) -> Result<Response<pb::ClusterStatus>, Status> {
-        super::status::collect(&self.node).await.map(Response::new).map_err(|e| to_status(&e))
+        super::status::collect(&self.node)
+            .await
+            .map(|s| Response::new(crate::rpc::convert::cluster_to_pb(&s)))
+            .map_err(|e| to_status(&e))
     }
 
     async fn join(&self, req: Request<pb::JoinRequest>) -> Result<Response<pb::JoinReply>, Status> {

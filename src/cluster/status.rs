@@ -2,13 +2,15 @@
 
 use crate::error::Result;
 use crate::rpc::client::status_error;
+use crate::config::Role;
 use crate::rpc::pb;
+use crate::status::{ClusterStatus, MemberStatus, NodeStatus};
 use crate::runtime::Runtime;
 use std::time::Duration;
 
 const ASK_TIMEOUT: Duration = Duration::from_secs(2);
 
-pub async fn collect(shared: &Runtime) -> Result<pb::ClusterStatus> {
+pub async fn collect(shared: &Runtime) -> Result<ClusterStatus> {
     if let Some(link) = &shared.link {
         // A replicant is not in the membership: ask the core it streams from (or any).
         let upstream = link.status.borrow().upstream.clone();
@@ -20,7 +22,7 @@ pub async fn collect(shared: &Runtime) -> Result<pb::ClusterStatus> {
             let mut req = tonic::Request::new(pb::Empty {});
             req.set_timeout(ASK_TIMEOUT * 2);
             match client.status(req).await {
-                Ok(r) => return Ok(r.into_inner()),
+                Ok(r) => return crate::rpc::convert::cluster_from_pb(r.into_inner()),
                 Err(s) => last = status_error(&name, s),
             }
         }
@@ -38,25 +40,24 @@ pub async fn collect(shared: &Runtime) -> Result<pb::ClusterStatus> {
             } else {
                 ask(shared, &info.name, &info.addr).await
             };
-            let role = if voter { "core" } else { "core (learner)" };
             match res {
-                Ok(s) => pb::MemberStatus {
+                Ok(s) => MemberStatus {
                     name: info.name,
                     addr: info.addr,
-                    role: role.into(),
+                    role: Role::Core,
                     voter,
                     running: true,
                     status: Some(s),
-                    error: String::new(),
+                    error: None,
                 },
-                Err(e) => pb::MemberStatus {
+                Err(e) => MemberStatus {
                     name: info.name,
                     addr: info.addr,
-                    role: role.into(),
+                    role: Role::Core,
                     voter,
                     running: false,
                     status: None,
-                    error: e.to_string(),
+                    error: Some(e.to_string()),
                 },
             }
         }
@@ -71,19 +72,19 @@ pub async fn collect(shared: &Runtime) -> Result<pb::ClusterStatus> {
     }
     let asks = replicants.into_iter().map(|(name, addr)| async move {
         let res = ask(shared, &name, &addr).await;
-        pb::MemberStatus {
+        MemberStatus {
             running: res.is_ok(),
-            error: res.as_ref().err().map(|e| e.to_string()).unwrap_or_default(),
+            error: res.as_ref().err().map(|e| e.to_string()),
             status: res.ok(),
             name,
             addr,
-            role: "replicant".into(),
+            role: Role::Replicant,
             voter: false,
         }
     });
     members.extend(futures::future::join_all(asks).await);
-    let leader = m.current_leader.and_then(|id| membership.get_node(&id).map(|n| n.name.clone())).unwrap_or_default();
-    Ok(pb::ClusterStatus {
+    let leader = m.current_leader.and_then(|id| membership.get_node(&id).map(|n| n.name.clone()));
+    Ok(ClusterStatus {
         cluster: shared.config.cluster.name.clone(),
         leader,
         members,
@@ -91,6 +92,6 @@ pub async fn collect(shared: &Runtime) -> Result<pb::ClusterStatus> {
     })
 }
 
-async fn ask(shared: &Runtime, name: &str, addr: &str) -> Result<pb::NodeStatus> {
+async fn ask(shared: &Runtime, name: &str, addr: &str) -> Result<NodeStatus> {
     shared.peers.node_info(name, addr, ASK_TIMEOUT).await
 }

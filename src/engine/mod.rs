@@ -2,6 +2,7 @@
 //!
 //! Not here: RocksDB (see `storage`), Raft (see `raft`), the broker's tables (see `schema`).
 
+pub mod access;
 pub mod apply;
 pub mod catalog;
 pub mod keys;
@@ -21,6 +22,7 @@ pub type Blob = std::sync::Arc<[u8]>;
 /// keys come from trusted writers through Raft, not from untrusted network input directly.
 pub type KeyHasher = foldhash::fast::RandomState;
 
+pub use access::Tables;
 pub use catalog::{Catalog, TableIx};
 pub use table::{Index, Kind, Scope, Storage, TableDef, ValueRule};
 pub use txn::{Batch, BatchOutcome, Committed, Op, OpResult, RequestId, ShardId, Txn, TxnOutcome};

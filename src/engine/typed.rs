@@ -103,10 +103,6 @@ impl<K: TableKey, V: Serialize + DeserializeOwned> Typed<K, V> {
         Ok(txn.put(self.name, key.encode_key(), Self::encode_value(value)?))
     }
 
-    pub fn put_if_absent(&self, txn: Txn, key: &K, value: &V) -> Result<Txn> {
-        Ok(txn.put_if_absent(self.name, key.encode_key(), Self::encode_value(value)?))
-    }
-
     pub fn delete(&self, txn: Txn, key: &K) -> Txn {
         txn.delete(self.name, key.encode_key())
     }

@@ -6,29 +6,33 @@
 mod server;
 
 use crate::config::{NodeConfig, Role};
-use crate::engine::memory::{Blob, MemState};
-use crate::engine::{Catalog, Committed, OpResult, TableDef, TableIx, Txn};
+use crate::engine::{Blob, Catalog, Committed, OpResult, TableDef, Txn};
 use crate::error::{Error, Result};
 use crate::name::Peer;
-use crate::raft::types::{NodeId, RaftMetrics};
-use crate::rpc::pb;
+use crate::status::{ClusterStatus, NodeStatus, ReplicantStatus};
 use crate::runtime::Runtime;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
-/// A node of a mnema cluster. Dropping it without [`Node::shutdown`] leaves tasks running
-/// until the runtime ends.
+/// A node of a mnema cluster: a handle on it, cheap to clone and share across tasks.
+///
+/// ```no_run
+/// # async fn demo() -> mnema::Result<()> {
+/// use mnema::{Node, NodeConfig, Txn, schema};
+/// let node = Node::start(NodeConfig::new("mnema@127.0.0.1", "/tmp/mnema"), schema::broker_tables()).await?;
+/// let committed = node.transact(Txn::new().put(schema::RULES, "r1", r#"{"sql":"SELECT 1"}"#)).await?;
+/// assert!(node.applied_index() >= committed.index);
+/// assert!(node.get_one(schema::RULES, b"r1")?.is_some());
+/// node.shutdown().await
+/// # }
+/// ```
+///
+/// Dropping every handle without [`Node::shutdown`] leaves its tasks running until the
+/// tokio runtime ends.
+#[derive(Clone)]
 pub struct Node {
     shared: Arc<Runtime>,
-}
-
-/// The broker's table modules (`schema::*`) take `&Runtime`; a `&Node` coerces.
-impl std::ops::Deref for Node {
-    type Target = Runtime;
-    fn deref(&self) -> &Runtime {
-        &self.shared
-    }
 }
 
 impl Node {
@@ -81,47 +85,61 @@ impl Node {
         Ok(node)
     }
 
-    /// The routes table of this node.
+    /// The `routes` table of this node: adds, deletes and wildcard matches.
     pub fn routes(&self) -> crate::schema::routes::Routes<'_> {
         crate::schema::routes::Routes::new(&self.shared)
     }
 
-    pub fn shared(&self) -> &Arc<Runtime> {
-        &self.shared
-    }
-
+    /// This node's name, `name@host`.
     pub fn name(&self) -> &str {
         self.shared.cfg.name.as_str()
     }
 
-    pub fn node_id(&self) -> NodeId {
+    /// This node's id (derived from its name).
+    pub fn node_id(&self) -> u64 {
         self.shared.cfg.node_id
     }
 
+    /// The address other nodes reach this one at.
     pub fn addr(&self) -> &str {
         &self.shared.cfg.advertise
     }
 
+    /// Whether this node is a core or a replicant.
+    pub fn role(&self) -> Role {
+        self.shared.cfg.role
+    }
+
     /// Writes a transaction of replicated tables. Returns once a majority of cores has it
-    /// durably and this node has applied it.
+    /// durably and this node has applied it, so a read here right after sees it.
     pub async fn transact(&self, txn: Txn) -> Result<Committed> {
         self.shared.transact(txn).await
     }
 
-    /// Writes a transaction of local tables.
+    /// Writes a transaction of local tables, on this node only (synced before it returns).
     pub fn transact_local(&self, txn: &Txn) -> Result<Vec<OpResult>> {
         self.shared.transact_local(txn)
     }
 
+    /// The values under `key` in `table`, read locally: at most one for a set or ordered
+    /// set, every value for a bag.
     pub fn get(&self, table: &str, key: &[u8]) -> Result<Vec<Blob>> {
         self.shared.get(table, key)
     }
 
+    /// The value under `key` in a set or ordered set, read locally. A bag is refused
+    /// ([`Error::InvalidTxn`]): it may hold many values under one key.
+    pub fn get_one(&self, table: &str, key: &[u8]) -> Result<Option<Blob>> {
+        self.shared.get_one(table, key)
+    }
+
+    /// Every record of `table`, read locally (ordered sets in key order).
     pub fn dump(&self, table: &str) -> Result<Vec<(Blob, Blob)>> {
         self.shared.dump(table)
     }
 
-    /// Records whose keys start with `prefix` (sets and ordered sets; see `Runtime::prefix`).
+    /// Records of a set or ordered set whose keys start with `prefix`, read locally
+    /// (ordered sets in key order).
     pub fn prefix(&self, table: &str, prefix: &[u8]) -> Result<Vec<(Blob, Blob)>> {
         self.shared.prefix(table, prefix)
     }
@@ -138,39 +156,47 @@ impl Node {
         self.shared.barrier().await
     }
 
-    /// A replicant's state, upstream core and lag (`None` on a core).
-    pub fn replicant_status(&self) -> Option<pb::ReplicantStatus> {
-        self.shared.link.as_ref().map(|l| l.report(self.shared.applied_index()))
-    }
-
-    /// Whether this node is a core or a replicant.
-    pub fn role(&self) -> Role {
-        self.shared.cfg.role
-    }
-
-    /// A consistent, lock-free view of every in-memory replicated table at one index.
-    pub fn view(&self) -> arc_swap::Guard<Arc<MemState>> {
-        self.shared.mem.load()
-    }
-
-    pub fn table_ix(&self, table: &str) -> Result<TableIx> {
-        self.shared.catalog.lookup(table)
-    }
-
+    /// The last log index applied on this node.
     pub fn applied_index(&self) -> u64 {
         self.shared.applied_index()
     }
 
+    /// Waits until this node has applied `index` (a [`Committed::index`], say), at most
+    /// `timeout` ([`Error::Timeout`]).
     pub async fn wait_applied(&self, index: u64, timeout: Duration) -> Result<()> {
         self.shared.wait_applied(index, timeout).await
     }
 
-    pub fn metrics(&self) -> Result<RaftMetrics> {
-        self.shared.metrics()
+    /// Whether this node is the Raft leader now.
+    pub fn is_leader(&self) -> bool {
+        self.shared.leader().ok().flatten().is_some_and(|(id, _)| id == self.node_id() && !self.shared.is_replicant())
     }
 
-    pub fn is_leader(&self) -> bool {
-        self.metrics().map(|m| m.current_leader == Some(self.node_id())).unwrap_or(false)
+    /// This node's status.
+    pub fn status(&self) -> NodeStatus {
+        self.shared.node_status()
+    }
+
+    /// A replicant's state, upstream core and lag (`None` on a core).
+    pub fn replicant_status(&self) -> Option<ReplicantStatus> {
+        self.shared.link.as_ref().map(|l| l.report(self.shared.applied_index()))
+    }
+
+    /// The cluster as this node sees it: every member asked for its status.
+    pub async fn cluster_status(&self) -> Result<ClusterStatus> {
+        crate::cluster::status::collect(&self.shared).await
+    }
+
+    /// The cores of this node's Raft membership: `(voters, learners)` by name.
+    pub fn members(&self) -> Result<(Vec<String>, Vec<String>)> {
+        let m = self.shared.metrics()?;
+        let membership = m.membership_config.membership();
+        let voters: std::collections::BTreeSet<u64> = membership.voter_ids().collect();
+        let (mut v, mut l) = (Vec::new(), Vec::new());
+        for (id, info) in membership.nodes() {
+            if voters.contains(id) { v.push(info.name.clone()) } else { l.push(info.name.clone()) }
+        }
+        Ok((v, l))
     }
 
     /// Joins the cluster `target` belongs to, discarding this node's replicated data.
@@ -178,9 +204,45 @@ impl Node {
         crate::cluster::membership::join(&self.shared, target).await
     }
 
-    /// The cluster as this node sees it.
-    pub async fn cluster_status(&self) -> Result<pb::ClusterStatus> {
-        crate::cluster::status::collect(&self.shared).await
+    /// This node leaves its cluster and becomes a cluster of one (a new cluster id), its
+    /// replicated data dropped. Refused when it would leave the rest without a majority
+    /// running, unless `force`.
+    pub async fn leave(&self, force: bool) -> Result<()> {
+        crate::cluster::leave::leave(&self.shared, force).await
+    }
+
+    /// Removes the member `name` from the cluster (`force-leave`), through the leader.
+    /// Refused ([`Error::MajorityAtRisk`]) when the voters left would not have a majority
+    /// running, unless `force`.
+    pub async fn remove_member(&self, name: &str, force: bool) -> Result<()> {
+        crate::cluster::leave::remove_member(&self.shared, name, force).await
+    }
+
+    /// Writes every replicated table to the export file `path` (a core only), from one
+    /// consistent state; returns that state's applied index and the record count.
+    pub async fn export(&self, path: &std::path::Path) -> Result<(u64, u64)> {
+        let (rt, path) = (self.shared.clone(), path.to_path_buf());
+        let mut progress = crate::backup::Progress::silent("export");
+        let (header, n) = tokio::task::spawn_blocking(move || crate::backup::export_file(&rt, &path, &mut progress))
+            .await
+            .map_err(|e| Error::Storage(format!("export task: {e}")))??;
+        Ok((header.applied_index, n))
+    }
+
+    /// Checks the export file `path` whole, then writes it through Raft (a core only).
+    pub async fn import(&self, path: &std::path::Path, mode: crate::backup::Mode) -> Result<crate::backup::Summary> {
+        let mut progress = crate::backup::Progress::silent("import");
+        let mut to = &*self.shared;
+        crate::backup::import_catalog(path, self.shared.catalog.clone(), mode, &mut to, &mut progress).await
+    }
+
+    /// An online copy of this core's data dir in the new directory `dir` (RocksDB
+    /// checkpoint and `IDENTITY`): restored by starting a node of the same name on it.
+    pub async fn backup_data_dir(&self, dir: &std::path::Path) -> Result<crate::backup::BackupInfo> {
+        let (rt, dir) = (self.shared.clone(), dir.to_path_buf());
+        tokio::task::spawn_blocking(move || crate::backup::backup_data_dir(&rt, &dir))
+            .await
+            .map_err(|e| Error::Storage(format!("backup task: {e}")))?
     }
 
     /// Resolves when this core's Raft has stopped by itself: a storage failure (a full
@@ -194,7 +256,8 @@ impl Node {
     }
 
     /// Stops serving and shuts Raft down; the data dir stays as it is. When this returns,
-    /// RocksDB is closed and the data dir can be opened again.
+    /// every task of the node has ended and, once other handles are dropped, RocksDB is
+    /// closed and the data dir can be opened again.
     pub async fn shutdown(self) -> Result<()> {
         self.shared.shutdown().await?;
         // gRPC handlers still answering a call hold the runtime until they return (bounded:
@@ -202,10 +265,55 @@ impl Node {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Arc::strong_count(&self.shared) > 1 || self.shared.db.handles() > 1 {
             if Instant::now() > deadline {
-                return Err(Error::Timeout { what: "tasks holding the node to end".into(), ms: 10_000 });
+                return Err(Error::Timeout { what: "handles on the node to be dropped".into(), ms: 10_000 });
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         Ok(())
     }
+
+    /// The runtime under this handle, for the crate's tests and the `test-util` feature.
+    #[cfg(any(test, feature = "test-util"))]
+    #[doc(hidden)]
+    pub fn runtime(&self) -> &Arc<Runtime> {
+        &self.shared
+    }
+}
+
+impl crate::engine::Tables for Node {
+    fn node_name(&self) -> &str {
+        self.name()
+    }
+
+    fn transact(&self, txn: Txn) -> impl std::future::Future<Output = Result<Committed>> + Send {
+        self.shared.transact(txn)
+    }
+
+    fn transact_local(&self, txn: &Txn) -> Result<Vec<OpResult>> {
+        self.shared.transact_local(txn)
+    }
+
+    fn get(&self, table: &str, key: &[u8]) -> Result<Vec<Blob>> {
+        self.shared.get(table, key)
+    }
+
+    fn prefix(&self, table: &str, prefix: &[u8]) -> Result<Vec<(Blob, Blob)>> {
+        self.shared.prefix(table, prefix)
+    }
+
+    fn dump(&self, table: &str) -> Result<Vec<(Blob, Blob)>> {
+        self.shared.dump(table)
+    }
+}
+
+/// `mnema data rebuild`: sets aside this core's Raft state (`db/`, snapshots, `RAFT_MARK`
+/// into `<data_dir>/damaged-<ms>/`, kept) and keeps its `IDENTITY`, so that on its next
+/// start it rejoins its cluster as a new member. On a lost volume's new, empty data dir it
+/// writes the node's `IDENTITY` first. Returns where the old state went. The node must not
+/// be running.
+pub fn rebuild_data_dir(config: &NodeConfig) -> Result<std::path::PathBuf> {
+    let cfg = config.validate()?;
+    let initial = cfg.initial_cluster_id(&config.cluster.name, config.cluster.discovery_strategy);
+    crate::storage::identity::check_or_create(&config.node.data_dir, cfg.name.as_str(), cfg.node_id, &initial)?;
+    crate::storage::set_aside::set_aside(&config.node.data_dir, cfg.name.as_str())
 }

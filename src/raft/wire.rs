@@ -39,6 +39,7 @@ pub type SnapshotRequest = InstallSnapshotRequest<TypeConfig>;
 pub type SnapshotReply = std::result::Result<InstallSnapshotResponse<NodeId>, RaftError<InstallSnapshotError>>;
 
 /// Decodes any request a Raft server accepts (for fuzzing all three at once).
+#[cfg(feature = "fuzzing")]
 pub fn decode_any_request(bytes: &[u8]) -> bool {
     decode::<AppendRequest>("append", bytes).is_ok()
         | decode::<VoteReq>("vote", bytes).is_ok()

@@ -10,6 +10,7 @@
 
 use super::applier::Applier;
 use super::stream::{self, Heartbeat, StreamMsg};
+use crate::config::Role;
 use crate::error::{Error, Result};
 use crate::name::Peer;
 use crate::rpc::client::status_error;
@@ -118,13 +119,13 @@ async fn rank(shared: &Runtime, link: &Link, cores: &[Peer]) -> Vec<(Peer, Optio
         .filter_map(|(p, res)| {
             let hash = spread_rank(&me, p.name.as_str());
             match res {
-                Ok(s) if s.role == "core" && pinned.as_ref().is_none_or(|c| *c == s.cluster_id) => {
+                Ok(s) if s.role == Role::Core && pinned.as_ref().is_none_or(|c| *c == s.cluster_id) => {
                     // Cores that know no leader (a minority side) come after those that do.
-                    let leaderless = u8::from(s.leader.is_empty());
-                    let leader = u8::from(s.raft_state == "Leader");
+                    let leaderless = u8::from(s.leader.is_none());
+                    let leader = u8::from(s.raft_role == Some(crate::status::RaftRole::Leader));
                     Some(((leaderless, s.subscribers.len(), leader, hash), (p, Some(s.cluster_id))))
                 }
-                Ok(s) if s.role == "core" => {
+                Ok(s) if s.role == Role::Core => {
                     tracing::warn!(core = %p.name, theirs = %s.cluster_id, "core of another cluster; not following it");
                     None
                 }

@@ -115,12 +115,12 @@ impl Peers {
     }
 
     /// The status of the node at `addr` (called `name` in errors), answered within `limit`.
-    pub async fn node_info(&self, name: &str, addr: &str, limit: Duration) -> Result<super::pb::NodeStatus> {
+    pub async fn node_info(&self, name: &str, addr: &str, limit: Duration) -> Result<crate::status::NodeStatus> {
         let mut client = self.cluster(addr)?;
         let mut req = tonic::Request::new(super::pb::Empty {});
         req.set_timeout(limit);
         match tokio::time::timeout(limit, client.node_info(req)).await {
-            Ok(Ok(r)) => Ok(r.into_inner()),
+            Ok(Ok(r)) => super::convert::node_from_pb(r.into_inner()),
             Ok(Err(s)) => Err(status_error(name, s)),
             Err(_) => Err(Error::Timeout { what: format!("status of {name}"), ms: limit.as_millis() as u64 }),
         }

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod convert;
 pub mod status;
 
 #[allow(clippy::all, clippy::pedantic)]

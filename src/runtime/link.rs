@@ -3,7 +3,6 @@
 //! `replication::replicant` writes it; the write path (the leader to forward to) and the
 //! status read it.
 
-use crate::rpc::pb;
 pub use crate::status::ReplicantState;
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -64,11 +63,11 @@ impl Link {
     }
 
     /// The status as `cluster status` shows it, given what this replicant applied.
-    pub fn report(&self, applied: u64) -> pb::ReplicantStatus {
+    pub fn report(&self, applied: u64) -> crate::status::ReplicantStatus {
         let s = self.status.borrow();
-        pb::ReplicantStatus {
-            state: s.state.as_str().into(),
-            upstream: s.upstream.as_ref().map(|u| u.0.clone()).unwrap_or_default(),
+        crate::status::ReplicantStatus {
+            state: s.state,
+            upstream: s.upstream.as_ref().map(|u| u.0.clone()),
             lag_entries: s.committed.saturating_sub(applied),
             lag_ms: s.behind_since.map(|t| t.elapsed().as_millis() as u64).unwrap_or(0),
             bootstraps: s.bootstraps,

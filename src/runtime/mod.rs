@@ -21,6 +21,7 @@ use crate::raft::slot::RaftSlot;
 use crate::raft::types::{ClientWriteError, NodeId, NodeInfo, Raft, RaftError, RaftMetrics};
 use crate::rpc::client::{Peers, status_error};
 use crate::rpc::pb;
+use crate::status::{NodeStatus, RaftRole};
 use crate::storage::db::Db;
 use crate::storage::log_store::RetentionPins;
 use crate::storage::records;
@@ -552,6 +553,11 @@ impl Runtime {
         }
     }
 
+    /// A consistent, lock-free view of every in-memory replicated table at one index.
+    pub fn view(&self) -> arc_swap::Guard<Arc<MemState>> {
+        self.mem.load()
+    }
+
     /// The values under `key` in `table` (at most one for sets), read locally.
     pub fn get(&self, table: &str, key: &[u8]) -> Result<Vec<Blob>> {
         let ix = self.catalog.lookup(table)?;
@@ -560,6 +566,15 @@ impl Runtime {
             return Ok(self.memory(def.scope).load().table(ix).get(key));
         }
         records::get(&self.db, def, key)
+    }
+
+    /// The value under `key` in a set or ordered set (a bag is refused), read locally.
+    pub fn get_one(&self, table: &str, key: &[u8]) -> Result<Option<Blob>> {
+        let ix = self.catalog.lookup(table)?;
+        if self.catalog.def(ix).kind == crate::engine::Kind::Bag {
+            return Err(Error::InvalidTxn(format!("`{table}` is a bag: it may hold many values under one key; use get")));
+        }
+        Ok(self.get(table, key)?.pop())
     }
 
     /// Records of a set or ordered set whose keys start with `prefix`, read locally, in key
@@ -601,52 +616,47 @@ impl Runtime {
     }
 
     /// This node's status.
-    pub fn node_status(&self) -> pb::NodeStatus {
-        if let Some(link) = &self.link {
-            let leader = link.leader().map(|l| l.0).unwrap_or_default();
-            return pb::NodeStatus {
-                name: self.cfg.name.to_string(),
-                node_id: self.cfg.node_id,
-                role: "replicant".into(),
-                raft_state: String::new(),
-                applied_index: self.applied_index(),
-                term: 0,
-                leader,
-                addr: self.cfg.advertise.clone(),
-                cluster_id: self.cluster_id(),
-                replicant: Some(link.report(self.applied_index())),
-                subscribers: Vec::new(),
-                committed: self.committed_index(),
-                write_retries: self.write_retries.load(Ordering::Relaxed),
-                forming_with: Vec::new(),
-            };
-        }
-        let (state, term, leader) = match self.metrics() {
-            Ok(m) => {
-                let leader = m
-                    .current_leader
-                    .and_then(|id| m.membership_config.membership().get_node(&id).map(|n| n.name.clone()))
-                    .unwrap_or_default();
-                (format!("{:?}", m.state), m.current_term, leader)
-            }
-            Err(_) => ("Shutdown".to_string(), 0, String::new()),
-        };
-        pb::NodeStatus {
+    pub fn node_status(&self) -> NodeStatus {
+        let mut status = NodeStatus {
             name: self.cfg.name.to_string(),
             node_id: self.cfg.node_id,
-            role: "core".into(),
-            raft_state: state,
+            role: self.cfg.role,
+            raft_role: None,
             applied_index: self.applied_index(),
-            term,
-            leader,
+            term: 0,
+            leader: None,
             addr: self.cfg.advertise.clone(),
             cluster_id: self.cluster_id(),
             replicant: None,
-            subscribers: self.subscribers.list(),
+            subscribers: Vec::new(),
             committed: self.committed_index(),
             write_retries: self.write_retries.load(Ordering::Relaxed),
-            forming_with: self.forming_with.lock().map(|f| f.clone()).unwrap_or_default(),
+            forming_with: Vec::new(),
+        };
+        if let Some(link) = &self.link {
+            status.leader = link.leader().map(|l| l.0);
+            status.replicant = Some(link.report(status.applied_index));
+            return status;
         }
+        match self.metrics() {
+            Ok(m) => {
+                status.leader = m
+                    .current_leader
+                    .and_then(|id| m.membership_config.membership().get_node(&id).map(|n| n.name.clone()));
+                status.raft_role = Some(match m.state {
+                    openraft::ServerState::Leader => RaftRole::Leader,
+                    openraft::ServerState::Follower => RaftRole::Follower,
+                    openraft::ServerState::Candidate => RaftRole::Candidate,
+                    openraft::ServerState::Learner => RaftRole::Learner,
+                    openraft::ServerState::Shutdown => RaftRole::Shutdown,
+                });
+                status.term = m.current_term;
+            }
+            Err(_) => status.raft_role = Some(RaftRole::Shutdown),
+        }
+        status.subscribers = self.subscribers.list();
+        status.forming_with = self.forming_with.lock().map(|f| f.clone()).unwrap_or_default();
+        status
     }
 
     pub fn cluster_id(&self) -> String {
@@ -673,6 +683,32 @@ impl Runtime {
         identity::set_cluster_id(&self.data_dir, id)?;
         *self.cluster_id.write().map_err(|_| Error::Shutdown)? = id.to_string();
         Ok(())
+    }
+}
+
+impl crate::engine::Tables for Runtime {
+    fn node_name(&self) -> &str {
+        self.name()
+    }
+
+    fn transact(&self, txn: Txn) -> impl std::future::Future<Output = Result<Committed>> + Send {
+        Runtime::transact(self, txn)
+    }
+
+    fn transact_local(&self, txn: &Txn) -> Result<Vec<OpResult>> {
+        Runtime::transact_local(self, txn)
+    }
+
+    fn get(&self, table: &str, key: &[u8]) -> Result<Vec<Blob>> {
+        Runtime::get(self, table, key)
+    }
+
+    fn prefix(&self, table: &str, prefix: &[u8]) -> Result<Vec<(Blob, Blob)>> {
+        Runtime::prefix(self, table, prefix)
+    }
+
+    fn dump(&self, table: &str) -> Result<Vec<(Blob, Blob)>> {
+        Runtime::dump(self, table)
     }
 }
 

@@ -1,7 +1,7 @@
 //! The replicants streaming from this core, for `cluster status`: each stream registers
 //! itself and is removed when it ends.
 
-use crate::rpc::pb;
+use crate::status::Subscriber;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
@@ -9,7 +9,7 @@ use std::sync::Mutex;
 #[derive(Default)]
 pub struct Subscribers {
     next: std::sync::atomic::AtomicU64,
-    live: Mutex<BTreeMap<u64, pb::Subscriber>>,
+    live: Mutex<BTreeMap<u64, Subscriber>>,
 }
 
 pub(crate) struct Registered<'a>(&'a Subscribers, u64);
@@ -23,7 +23,7 @@ impl Drop for Registered<'_> {
 }
 
 impl Subscribers {
-    pub(crate) fn register(&self, s: pb::Subscriber) -> Registered<'_> {
+    pub(crate) fn register(&self, s: Subscriber) -> Registered<'_> {
         let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if let Ok(mut l) = self.live.lock() {
             l.insert(id, s);
@@ -31,7 +31,7 @@ impl Subscribers {
         Registered(self, id)
     }
 
-    pub fn list(&self) -> Vec<pb::Subscriber> {
+    pub fn list(&self) -> Vec<Subscriber> {
         self.live.lock().map(|l| l.values().cloned().collect()).unwrap_or_default()
     }
 }

@@ -3,9 +3,9 @@
 
 use super::ALARMS;
 use super::update::update;
+use crate::engine::Tables;
 use crate::engine::typed::Typed;
 use crate::error::{Error, Result};
-use crate::runtime::Runtime;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -21,7 +21,7 @@ pub struct Alarm {
 const TABLE: Typed<String, Alarm> = Typed::new(ALARMS);
 
 /// Raises `name` (again, if it was deactivated: a new activation time).
-pub async fn activate(node: &Runtime, name: &str, message: &str, details: &str, now_ms: u64) -> Result<Alarm> {
+pub async fn activate(node: &impl Tables, name: &str, message: &str, details: &str, now_ms: u64) -> Result<Alarm> {
     let (a, _) = update(node, TABLE, &name.to_string(), |old| {
         Ok(Some(match old {
             Some(a) if a.active => Alarm { message: message.into(), details: details.into(), ..a },
@@ -40,7 +40,7 @@ pub async fn activate(node: &Runtime, name: &str, message: &str, details: &str, 
 }
 
 /// Clears `name`; an unknown alarm is an error.
-pub async fn deactivate(node: &Runtime, name: &str, now_ms: u64) -> Result<Alarm> {
+pub async fn deactivate(node: &impl Tables, name: &str, now_ms: u64) -> Result<Alarm> {
     let (a, _) = update(node, TABLE, &name.to_string(), |old| {
         let mut a = old.ok_or_else(|| Error::InvalidTxn(format!("no alarm `{name}`")))?;
         if a.active {
@@ -54,6 +54,6 @@ pub async fn deactivate(node: &Runtime, name: &str, now_ms: u64) -> Result<Alarm
 }
 
 /// Alarms by name; only active ones if `active_only`.
-pub fn list(node: &Runtime, active_only: bool) -> Result<Vec<Alarm>> {
+pub fn list(node: &impl Tables, active_only: bool) -> Result<Vec<Alarm>> {
     Ok(TABLE.records(&node.dump(ALARMS)?)?.into_iter().map(|(_, a)| a).filter(|a| a.active || !active_only).collect())
 }

@@ -2,10 +2,10 @@
 //! with an optional end time (the expiry sweep removes ended bans).
 
 use super::BANNED;
+use crate::engine::Tables;
 use crate::engine::typed::Typed;
 use crate::engine::{Committed, Txn};
 use crate::error::Result;
-use crate::runtime::Runtime;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,20 +38,20 @@ fn key(kind: BanKind, who: &str) -> String {
     format!("{kind:?}:{who}")
 }
 
-pub async fn ban(node: &Runtime, ban: &Ban) -> Result<Committed> {
+pub async fn ban(node: &impl Tables, ban: &Ban) -> Result<Committed> {
     node.transact(TABLE.put(Txn::new(), &key(ban.kind, &ban.who), ban)?).await
 }
 
-pub async fn lift(node: &Runtime, kind: BanKind, who: &str) -> Result<Committed> {
+pub async fn lift(node: &impl Tables, kind: BanKind, who: &str) -> Result<Committed> {
     node.transact(TABLE.delete(Txn::new(), &key(kind, who))).await
 }
 
 /// Whether `who` is banned at `now_ms` (an ended ban no longer counts, swept or not).
-pub fn is_banned(node: &Runtime, kind: BanKind, who: &str, now_ms: u64) -> Result<bool> {
+pub fn is_banned(node: &impl Tables, kind: BanKind, who: &str, now_ms: u64) -> Result<bool> {
     let b = TABLE.values(&node.get(BANNED, key(kind, who).as_bytes())?)?.pop();
     Ok(b.is_some_and(|b| !b.ended(now_ms)))
 }
 
-pub fn list(node: &Runtime) -> Result<Vec<Ban>> {
+pub fn list(node: &impl Tables) -> Result<Vec<Ban>> {
     Ok(TABLE.records(&node.dump(BANNED)?)?.into_iter().map(|(_, b)| b).collect())
 }

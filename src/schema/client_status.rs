@@ -2,10 +2,10 @@
 //! seed's online status storage), keyed by client id.
 
 use super::CLIENT_STATUS;
+use crate::engine::Tables;
 use crate::engine::typed::Typed;
 use crate::engine::{Committed, Txn};
 use crate::error::Result;
-use crate::runtime::Runtime;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -20,14 +20,14 @@ pub struct ClientStatus {
 
 const TABLE: Typed<String, ClientStatus> = Typed::new(CLIENT_STATUS);
 
-pub async fn connected(node: &Runtime, client: &str, on_node: &str, now_ms: u64) -> Result<Committed> {
+pub async fn connected(node: &impl Tables, client: &str, on_node: &str, now_ms: u64) -> Result<Committed> {
     let s = ClientStatus { online: true, node: on_node.into(), online_at_ms: now_ms, offline_at_ms: None };
     node.transact(TABLE.put(Txn::new(), &client.to_string(), &s)?).await
 }
 
 /// Marks `client` offline, keeping its node and online time. A client that reconnected
 /// elsewhere meanwhile (its record changed) is left online: the write is conditional.
-pub async fn disconnected(node: &Runtime, client: &str, now_ms: u64) -> Result<Committed> {
+pub async fn disconnected(node: &impl Tables, client: &str, now_ms: u64) -> Result<Committed> {
     let key = client.to_string();
     let raw = node.get(CLIENT_STATUS, key.as_bytes())?;
     let mut txn = Txn::new();
@@ -43,12 +43,12 @@ pub async fn disconnected(node: &Runtime, client: &str, now_ms: u64) -> Result<C
     node.transact(TABLE.put(txn, &key, &s)?).await
 }
 
-pub fn get(node: &Runtime, client: &str) -> Result<Option<ClientStatus>> {
+pub fn get(node: &impl Tables, client: &str) -> Result<Option<ClientStatus>> {
     Ok(TABLE.values(&node.get(CLIENT_STATUS, client.as_bytes())?)?.pop())
 }
 
 /// Client ids online on `on_node` (the seed's per-node client list), sorted.
-pub fn online_on(node: &Runtime, on_node: &str) -> Result<Vec<String>> {
+pub fn online_on(node: &impl Tables, on_node: &str) -> Result<Vec<String>> {
     let mut out: Vec<String> = TABLE
         .records(&node.dump(CLIENT_STATUS)?)?
         .into_iter()

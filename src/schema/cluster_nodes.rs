@@ -1,10 +1,10 @@
 //! `cluster_nodes`: the broker's record of the nodes it has seen, by node name.
 
 use super::CLUSTER_NODES;
+use crate::engine::Tables;
 use crate::engine::typed::Typed;
 use crate::engine::{Committed, Txn};
 use crate::error::Result;
-use crate::runtime::Runtime;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -17,15 +17,15 @@ pub struct NodeRecord {
 
 const TABLE: Typed<String, NodeRecord> = Typed::new(CLUSTER_NODES);
 
-pub async fn register(node: &Runtime, rec: &NodeRecord) -> Result<Committed> {
+pub async fn register(node: &impl Tables, rec: &NodeRecord) -> Result<Committed> {
     node.transact(TABLE.put(Txn::new(), &rec.name, rec)?).await
 }
 
-pub async fn remove(node: &Runtime, name: &str) -> Result<Committed> {
+pub async fn remove(node: &impl Tables, name: &str) -> Result<Committed> {
     node.transact(TABLE.delete(Txn::new(), &name.to_string())).await
 }
 
-pub fn list(node: &Runtime) -> Result<Vec<NodeRecord>> {
+pub fn list(node: &impl Tables) -> Result<Vec<NodeRecord>> {
     let mut v: Vec<NodeRecord> = TABLE.records(&node.dump(CLUSTER_NODES)?)?.into_iter().map(|(_, r)| r).collect();
     v.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(v)

@@ -6,10 +6,10 @@
 //! racing for one id cannot both win, so ids have no gaps and no duplicates.
 
 use super::{CONFIG_LOG, CONFIGS};
+use crate::engine::Tables;
 use crate::engine::Txn;
 use crate::engine::typed::Typed;
 use crate::error::{Error, Result};
-use crate::runtime::Runtime;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,7 +35,7 @@ const LOG: Typed<u64, ConfigChange> = Typed::new(CONFIG_LOG);
 const COUNTER: u64 = 0;
 const ATTEMPTS: usize = 16;
 
-fn counter(node: &Runtime) -> Result<(u64, Option<Vec<u8>>)> {
+fn counter(node: &impl Tables) -> Result<(u64, Option<Vec<u8>>)> {
     let raw = node.get(CONFIG_LOG, &COUNTER.to_be_bytes())?;
     match raw.first() {
         None => Ok((0, None)),
@@ -50,7 +50,7 @@ fn counter(node: &Runtime) -> Result<(u64, Option<Vec<u8>>)> {
 }
 
 /// Sets `key` to `value`; returns the change's transaction id.
-pub async fn set(node: &Runtime, key: &str, value: &str, now_ms: u64) -> Result<u64> {
+pub async fn set(node: &impl Tables, key: &str, value: &str, now_ms: u64) -> Result<u64> {
     for _ in 0..ATTEMPTS {
         let (last, raw) = counter(node)?;
         let id = last + 1;
@@ -60,8 +60,13 @@ pub async fn set(node: &Runtime, key: &str, value: &str, now_ms: u64) -> Result<
             None => Txn::new().require_absent(CONFIG_LOG, ck.clone()),
         }
         .put(CONFIG_LOG, ck, id.to_be_bytes().to_vec());
-        let change =
-            ConfigChange { txn_id: id, key: key.into(), value: value.into(), node: node.name().into(), at_ms: now_ms };
+        let change = ConfigChange {
+            txn_id: id,
+            key: key.into(),
+            value: value.into(),
+            node: node.node_name().into(),
+            at_ms: now_ms,
+        };
         let txn = LOG.put(txn, &id, &change)?;
         let txn = VALUES.put(txn, &key.to_string(), &ConfigEntry { value: value.into(), txn_id: id })?;
         match node.transact(txn).await {
@@ -73,12 +78,12 @@ pub async fn set(node: &Runtime, key: &str, value: &str, now_ms: u64) -> Result<
     Err(Error::Conflict(format!("config `{key}`: {ATTEMPTS} attempts raced with other changes")))
 }
 
-pub fn get(node: &Runtime, key: &str) -> Result<Option<ConfigEntry>> {
+pub fn get(node: &impl Tables, key: &str) -> Result<Option<ConfigEntry>> {
     Ok(VALUES.values(&node.get(CONFIGS, key.as_bytes())?)?.pop())
 }
 
 /// Changes with an id above `after`, in id order (what a node that saw `after` missed).
-pub fn changes_since(node: &Runtime, after: u64) -> Result<Vec<ConfigChange>> {
+pub fn changes_since(node: &impl Tables, after: u64) -> Result<Vec<ConfigChange>> {
     let raw: Vec<_> = node.dump(CONFIG_LOG)?.into_iter().filter(|(k, _)| k.as_ref() != COUNTER.to_be_bytes()).collect();
     Ok(LOG.records(&raw)?.into_iter().map(|(_, c)| c).filter(|c| c.txn_id > after).collect())
 }

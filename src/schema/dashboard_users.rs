@@ -5,10 +5,10 @@
 
 use super::DASHBOARD_USERS;
 use super::update::update;
+use crate::engine::Tables;
 use crate::engine::Txn;
 use crate::engine::typed::Typed;
 use crate::error::{Error, Result};
-use crate::runtime::Runtime;
 use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -37,7 +37,7 @@ fn hash(password: &str) -> Result<String> {
 }
 
 /// Adds a user; an existing username is a conflict.
-pub async fn add(node: &Runtime, username: &str, password: &str, role: &str, description: &str) -> Result<()> {
+pub async fn add(node: &impl Tables, username: &str, password: &str, role: &str, description: &str) -> Result<()> {
     let user = User {
         username: username.into(),
         password_hash: hash(password)?,
@@ -49,7 +49,7 @@ pub async fn add(node: &Runtime, username: &str, password: &str, role: &str, des
     node.transact(txn).await.map(|_| ())
 }
 
-pub async fn set_password(node: &Runtime, username: &str, password: &str) -> Result<()> {
+pub async fn set_password(node: &impl Tables, username: &str, password: &str) -> Result<()> {
     let new_hash = hash(password)?;
     update(node, TABLE, &username.to_string(), |old| {
         let mut u = old.ok_or_else(|| Error::InvalidTxn(format!("no user `{username}`")))?;
@@ -61,16 +61,16 @@ pub async fn set_password(node: &Runtime, username: &str, password: &str) -> Res
 }
 
 /// Whether `password` is `username`'s; an unknown user is `false`.
-pub fn verify(node: &Runtime, username: &str, password: &str) -> Result<bool> {
+pub fn verify(node: &impl Tables, username: &str, password: &str) -> Result<bool> {
     let Some(u) = get(node, username)? else { return Ok(false) };
     let parsed = PasswordHash::new(&u.password_hash).map_err(|e| Error::corrupt("password hash", e.to_string()))?;
     Ok(Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
 }
 
-pub fn get(node: &Runtime, username: &str) -> Result<Option<User>> {
+pub fn get(node: &impl Tables, username: &str) -> Result<Option<User>> {
     Ok(TABLE.values(&node.get(DASHBOARD_USERS, username.as_bytes())?)?.pop())
 }
 
-pub async fn delete(node: &Runtime, username: &str) -> Result<()> {
+pub async fn delete(node: &impl Tables, username: &str) -> Result<()> {
     node.transact(TABLE.delete(Txn::new(), &username.to_string())).await.map(|_| ())
 }

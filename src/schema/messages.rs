@@ -15,10 +15,10 @@
 
 use super::MESSAGES;
 use super::topic::validate_name;
+use crate::engine::Tables;
 use crate::engine::typed::Typed;
 use crate::engine::{Committed, Txn};
 use crate::error::{Error, Result};
-use crate::runtime::Runtime;
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -94,18 +94,18 @@ fn store(txn: Txn, msg: &Message) -> Result<Txn> {
     Ok(txn.put(MESSAGES, message_key(msg.id), Typed::<Vec<u8>, Message>::encode_value(msg)?))
 }
 
-fn load(node: &Runtime, id: u64) -> Result<Option<Message>> {
+fn load(node: &impl Tables, id: u64) -> Result<Option<Message>> {
     VALUES.values(&node.get(MESSAGES, &message_key(id))?).map(|mut v| v.pop())
 }
 
 /// Stores `msg` for one consumer, `client` (one-to-one).
-pub async fn publish_to_queue(node: &Runtime, msg: &Message, client: &str) -> Result<Committed> {
+pub async fn publish_to_queue(node: &impl Tables, msg: &Message, client: &str) -> Result<Committed> {
     let txn = store(Txn::new(), msg)?.put(MESSAGES, with_id(queue_prefix(client)?, msg.id), Vec::new());
     node.transact(txn).await
 }
 
 /// `client`'s queued messages, oldest first.
-pub fn queued(node: &Runtime, client: &str) -> Result<Vec<Message>> {
+pub fn queued(node: &impl Tables, client: &str) -> Result<Vec<Message>> {
     let prefix = queue_prefix(client)?;
     let mut out = Vec::new();
     for (k, _) in node.prefix(MESSAGES, &prefix)? {
@@ -117,19 +117,19 @@ pub fn queued(node: &Runtime, client: &str) -> Result<Vec<Message>> {
 }
 
 /// `client` has the message `id`: it leaves the queue and the store.
-pub async fn ack_queued(node: &Runtime, client: &str, id: u64) -> Result<Committed> {
+pub async fn ack_queued(node: &impl Tables, client: &str, id: u64) -> Result<Committed> {
     let txn = Txn::new().delete(MESSAGES, with_id(queue_prefix(client)?, id)).delete(MESSAGES, message_key(id));
     node.transact(txn).await
 }
 
 /// Stores `msg` in its topic's log (one-to-many).
-pub async fn publish_to_topic(node: &Runtime, msg: &Message) -> Result<Committed> {
+pub async fn publish_to_topic(node: &impl Tables, msg: &Message) -> Result<Committed> {
     let txn = store(Txn::new(), msg)?.put(MESSAGES, with_id(topic_prefix(&msg.topic)?, msg.id), Vec::new());
     node.transact(txn).await
 }
 
 /// Messages of `topic` after `client`'s read position, oldest first.
-pub fn missed(node: &Runtime, client: &str, topic: &str) -> Result<Vec<Message>> {
+pub fn missed(node: &impl Tables, client: &str, topic: &str) -> Result<Vec<Message>> {
     let pos = match node.get(MESSAGES, &position_key(client, topic)?)?.first() {
         Some(v) => id_after(0, v)?,
         None => 0,
@@ -148,6 +148,6 @@ pub fn missed(node: &Runtime, client: &str, topic: &str) -> Result<Vec<Message>>
 }
 
 /// `client` has read `topic` up to and including `id`.
-pub async fn ack_topic(node: &Runtime, client: &str, topic: &str, id: u64) -> Result<Committed> {
+pub async fn ack_topic(node: &impl Tables, client: &str, topic: &str, id: u64) -> Result<Committed> {
     node.transact(Txn::new().put(MESSAGES, position_key(client, topic)?, id.to_be_bytes().to_vec())).await
 }

@@ -3,10 +3,10 @@
 
 use super::PROXY_SUBSCRIPTIONS;
 use super::topic::validate_filter;
+use crate::engine::Tables;
 use crate::engine::typed::Typed;
 use crate::engine::{Committed, Txn};
 use crate::error::{Error, Result};
-use crate::runtime::Runtime;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -26,17 +26,17 @@ fn check(sub: &ProxySub) -> Result<()> {
     Ok(())
 }
 
-pub async fn add(node: &Runtime, client: &str, sub: &ProxySub) -> Result<Committed> {
+pub async fn add(node: &impl Tables, client: &str, sub: &ProxySub) -> Result<Committed> {
     check(sub)?;
     node.transact(TABLE.put(Txn::new(), &client.to_string(), sub)?).await
 }
 
-pub async fn remove(node: &Runtime, client: &str, sub: &ProxySub) -> Result<Committed> {
+pub async fn remove(node: &impl Tables, client: &str, sub: &ProxySub) -> Result<Committed> {
     node.transact(TABLE.delete_object(Txn::new(), &client.to_string(), sub)?).await
 }
 
 /// What to subscribe `client` to when it connects, sorted.
-pub fn list(node: &Runtime, client: &str) -> Result<Vec<ProxySub>> {
+pub fn list(node: &impl Tables, client: &str) -> Result<Vec<ProxySub>> {
     let mut subs = TABLE.values(&node.get(PROXY_SUBSCRIPTIONS, client.as_bytes())?)?;
     subs.sort();
     Ok(subs)

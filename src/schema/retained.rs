@@ -7,10 +7,10 @@
 use super::RETAINED;
 use super::messages::Message;
 use super::topic::{matches, validate_filter, validate_name};
+use crate::engine::Tables;
 use crate::engine::typed::Typed;
 use crate::engine::{Committed, Txn};
 use crate::error::{Error, Result};
-use crate::runtime::Runtime;
 use serde::{Deserialize, Serialize};
 
 /// A retained message and when it expires (`None`: never).
@@ -23,7 +23,7 @@ pub struct Retained {
 const TABLE: Typed<String, Retained> = Typed::new(RETAINED);
 
 /// Retains `msg` for its topic, replacing what was there; an empty payload deletes it.
-pub async fn retain(node: &Runtime, msg: &Message, expires_at_ms: Option<u64>) -> Result<Committed> {
+pub async fn retain(node: &impl Tables, msg: &Message, expires_at_ms: Option<u64>) -> Result<Committed> {
     validate_name(&msg.topic).map_err(|e| Error::InvalidTopic { topic: msg.topic.clone(), reason: e.to_string() })?;
     let txn = if msg.payload.is_empty() {
         TABLE.delete(Txn::new(), &msg.topic)
@@ -48,7 +48,7 @@ fn literal_prefix(filter: &str) -> String {
 }
 
 /// Every retained message whose topic matches `filter`, in topic order.
-pub fn match_retained(node: &Runtime, filter: &str) -> Result<Vec<Retained>> {
+pub fn match_retained(node: &impl Tables, filter: &str) -> Result<Vec<Retained>> {
     validate_filter(filter).map_err(|e| Error::InvalidTopic { topic: filter.to_string(), reason: e.to_string() })?;
     let raw = node.prefix(RETAINED, literal_prefix(filter).as_bytes())?;
     let mut out = Vec::new();
@@ -61,7 +61,7 @@ pub fn match_retained(node: &Runtime, filter: &str) -> Result<Vec<Retained>> {
 }
 
 /// The retained message of one topic.
-pub fn get(node: &Runtime, topic: &str) -> Result<Option<Retained>> {
+pub fn get(node: &impl Tables, topic: &str) -> Result<Option<Retained>> {
     Ok(TABLE.values(&node.get(RETAINED, topic.as_bytes())?)?.pop())
 }
 

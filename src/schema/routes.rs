@@ -161,7 +161,7 @@ mod api {
 
         /// Every route matching `topic`, read locally.
         pub fn match_routes(&self, topic: &str) -> Result<Vec<Route>> {
-            match_routes(&self.node.mem.load(), self.ix()?, topic)
+            match_routes(&self.node.view(), self.ix()?, topic)
         }
     }
 }
@@ -175,7 +175,7 @@ pub use api::Routes;
 /// adds after the read stays (purge a node that is down).
 #[cfg(feature = "server")]
 pub async fn purge_node(shared: &crate::runtime::Runtime, node: &str) -> Result<usize> {
-    let found = routes_of_node(&shared.mem.load(), shared.table_ix(ROUTES)?, node)?;
+    let found = routes_of_node(&shared.view(), shared.table_ix(ROUTES)?, node)?;
     if found.is_empty() {
         return Ok(0);
     }

@@ -8,9 +8,9 @@
 use super::SESSIONS;
 use super::topic::validate_filter;
 use super::update::update;
+use crate::engine::Tables;
 use crate::engine::typed::Typed;
 use crate::error::{Error, Result};
-use crate::runtime::Runtime;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -40,7 +40,7 @@ pub(crate) const TABLE: Typed<String, Session> = Typed::new(SESSIONS);
 /// The client connected to `owner`: returns its session and whether it existed before
 /// (a resumed session keeps its subscriptions; its owner moves to `owner`).
 pub async fn open(
-    node: &Runtime,
+    node: &impl Tables,
     client: &str,
     owner: &str,
     expiry_interval_s: u64,
@@ -69,7 +69,12 @@ pub async fn open(
     Ok((s, resumed))
 }
 
-async fn change(node: &Runtime, client: &str, now_ms: u64, f: impl Fn(&mut Session) -> Result<()>) -> Result<Session> {
+async fn change(
+    node: &impl Tables,
+    client: &str,
+    now_ms: u64,
+    f: impl Fn(&mut Session) -> Result<()>,
+) -> Result<Session> {
     let (s, _) = update(node, TABLE, &client.to_string(), |old| {
         let mut s = old.ok_or_else(|| Error::InvalidTxn(format!("no session for client `{client}`")))?;
         f(&mut s)?;
@@ -80,7 +85,7 @@ async fn change(node: &Runtime, client: &str, now_ms: u64, f: impl Fn(&mut Sessi
     s.ok_or_else(|| Error::Storage("session update wrote nothing".into()))
 }
 
-pub async fn subscribe(node: &Runtime, client: &str, filter: &str, qos: u8, now_ms: u64) -> Result<Session> {
+pub async fn subscribe(node: &impl Tables, client: &str, filter: &str, qos: u8, now_ms: u64) -> Result<Session> {
     validate_filter(filter).map_err(|e| Error::InvalidTopic { topic: filter.into(), reason: e.to_string() })?;
     if qos > 2 {
         return Err(Error::InvalidTxn(format!("QoS {qos} (0, 1 or 2)")));
@@ -92,7 +97,7 @@ pub async fn subscribe(node: &Runtime, client: &str, filter: &str, qos: u8, now_
     .await
 }
 
-pub async fn unsubscribe(node: &Runtime, client: &str, filter: &str, now_ms: u64) -> Result<Session> {
+pub async fn unsubscribe(node: &impl Tables, client: &str, filter: &str, now_ms: u64) -> Result<Session> {
     change(node, client, now_ms, |s| {
         s.subscriptions.remove(filter);
         Ok(())
@@ -101,7 +106,7 @@ pub async fn unsubscribe(node: &Runtime, client: &str, filter: &str, now_ms: u64
 }
 
 /// The client disconnected: the session stays for its expiry interval.
-pub async fn close(node: &Runtime, client: &str, now_ms: u64) -> Result<Session> {
+pub async fn close(node: &impl Tables, client: &str, now_ms: u64) -> Result<Session> {
     change(node, client, now_ms, |s| {
         s.connected = false;
         Ok(())
@@ -109,6 +114,6 @@ pub async fn close(node: &Runtime, client: &str, now_ms: u64) -> Result<Session>
     .await
 }
 
-pub fn get(node: &Runtime, client: &str) -> Result<Option<Session>> {
+pub fn get(node: &impl Tables, client: &str) -> Result<Option<Session>> {
     Ok(TABLE.values(&node.get(SESSIONS, client.as_bytes())?)?.pop())
 }

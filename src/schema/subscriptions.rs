@@ -4,25 +4,25 @@
 
 use super::SUBSCRIPTIONS;
 use super::topic::validate_filter;
+use crate::engine::Tables;
 use crate::error::{Error, Result};
-use crate::runtime::Runtime;
 
 fn check(filter: &str) -> Result<()> {
     validate_filter(filter).map_err(|e| Error::InvalidTopic { topic: filter.into(), reason: e.to_string() })
 }
 
-pub fn subscribe(node: &Runtime, filter: &str, subscriber: &str) -> Result<()> {
+pub fn subscribe(node: &impl Tables, filter: &str, subscriber: &str) -> Result<()> {
     check(filter)?;
     node.transact_local(&crate::engine::Txn::new().put(SUBSCRIPTIONS, filter, subscriber)).map(|_| ())
 }
 
-pub fn unsubscribe(node: &Runtime, filter: &str, subscriber: &str) -> Result<()> {
+pub fn unsubscribe(node: &impl Tables, filter: &str, subscriber: &str) -> Result<()> {
     check(filter)?;
     node.transact_local(&crate::engine::Txn::new().delete_object(SUBSCRIPTIONS, filter, subscriber)).map(|_| ())
 }
 
 /// Local subscribers of exactly `filter`, sorted.
-pub fn subscribers(node: &Runtime, filter: &str) -> Result<Vec<String>> {
+pub fn subscribers(node: &impl Tables, filter: &str) -> Result<Vec<String>> {
     let mut out: Vec<String> =
         node.get(SUBSCRIPTIONS, filter.as_bytes())?.iter().map(|v| String::from_utf8_lossy(v).into_owned()).collect();
     out.sort();

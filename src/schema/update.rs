@@ -1,10 +1,10 @@
 //! Read-modify-write of one typed record, made safe by a condition: the write applies
 //! only if the record still holds what was read; otherwise it is read again and retried.
 
+use crate::engine::Tables;
 use crate::engine::typed::{TableKey, Typed};
 use crate::engine::{Committed, Txn};
 use crate::error::{Error, Result};
-use crate::runtime::Runtime;
 use serde::{Serialize, de::DeserializeOwned};
 
 const ATTEMPTS: usize = 16;
@@ -13,7 +13,7 @@ const ATTEMPTS: usize = 16;
 /// record (`None`: delete it) and may be called again if another writer got in between.
 /// Returns the record written and the commit.
 pub async fn update<K, V>(
-    node: &Runtime,
+    node: &impl Tables,
     table: Typed<K, V>,
     key: &K,
     mut change: impl FnMut(Option<V>) -> Result<Option<V>>,

@@ -78,14 +78,14 @@ impl Run {
 /// The node a linearizable read must ask for its read index: the leader `node` knows.
 async fn leader_of(base: u16, node: u16) -> Option<u16> {
     let s = client(base, node).node_info().await.ok()?;
-    number_of(&s.leader)
+    number_of(s.leader.as_deref()?)
 }
 
 /// One linearizable read of key `k` through `node`, in one call (the node asks the
 /// leader's read index and waits for it).
 async fn read(base: u16, node: u16, k: u64) -> Option<Option<u64>> {
     let r = client(base, node).read_linearizable(TABLE, Some(key(k).as_bytes())).await.ok()?;
-    Some(r.records.first().and_then(|r| decode(&r.value)))
+    Some(r.records.first().and_then(|(_, v)| decode(v)))
 }
 
 /// A worker: random operations on random keys through one node until told to stop.
@@ -231,10 +231,10 @@ impl Drop for Firewall {
 /// The core replicant `r` streams from, while it is in state normal.
 async fn upstream(base: u16, r: u16) -> Option<u16> {
     let s = client(base, r).node_info().await.ok()?.replicant?;
-    if s.state != "normal" {
+    if s.state != mnema::ReplicantState::Normal {
         return None;
     }
-    number_of(&s.upstream)
+    number_of(s.upstream.as_deref()?)
 }
 
 /// Writes through the cores in turn until one acknowledges; the time it took.
@@ -425,11 +425,11 @@ async fn histories_under_crashes_stalls_and_partitions_are_linearizable_and_ever
     for i in 1..=CORES + REPLICANTS {
         for k in 0..KEYS {
             let r = client(base, i).read(TABLE, Some(key(k).as_bytes()), index).await.unwrap();
-            let v = r.records.first().and_then(|r| decode(&r.value));
+            let v = r.records.first().and_then(|(_, v)| decode(v));
             run.record(k, Op { call: Call::Read, ret: Ret::Value(v), invoked: end, completed: Some(end) });
         }
         let all = client(base, i).read(TABLE, None, index).await.unwrap();
-        let mut records: Vec<(Vec<u8>, Vec<u8>)> = all.records.into_iter().map(|r| (r.key, r.value)).collect();
+        let mut records: Vec<(Vec<u8>, Vec<u8>)> = all.records;
         records.sort();
         dumps.push((i, records));
     }

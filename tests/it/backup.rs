@@ -1,9 +1,9 @@
 //! Export / import, data-dir backup and restore.
 
 use crate::harness::*;
+use mnema::backup::Progress;
 use mnema::backup::format::{self, Event};
 use mnema::backup::import::{self, Mode};
-use mnema::backup::progress::Progress;
 use mnema::engine::Catalog;
 use mnema::{Node, Txn};
 use std::collections::{BTreeMap, BTreeSet};
@@ -83,7 +83,7 @@ async fn export_under_load_then_import_into_a_fresh_cluster_gives_the_same_table
     };
     wait_until("writes under way", Duration::from_secs(20), || async { src.nodes[0].applied_index() > 50 }).await;
     let path = src.dir.path().join("export.json");
-    let exporter = src.nodes[1].shared().clone();
+    let exporter = src.nodes[1].runtime().clone();
     let p2 = path.clone();
     let (header, n) = tokio::task::spawn_blocking(move || {
         mnema::backup::export::export_file(&exporter, &p2, &mut Progress::silent("export"))
@@ -111,7 +111,7 @@ async fn export_under_load_then_import_into_a_fresh_cluster_gives_the_same_table
     assert_eq!(recs["bag"].len(), 2);
 
     let dst = Cluster::start(3).await;
-    let mut target = &**dst.nodes[2].shared();
+    let mut target = &**dst.nodes[2].runtime();
     let s = import::import_file(&path, Arc::new(catalog()), Mode::Merge, &mut target, &mut Progress::silent("import"))
         .await
         .expect("import");
@@ -131,7 +131,7 @@ async fn a_bad_file_is_rejected_with_its_position_and_changes_nothing() {
     let c = Cluster::start(3).await;
     seed_data(&c.nodes[0]).await;
     let path = c.dir.path().join("good.json");
-    let n = c.nodes[0].shared().clone();
+    let n = c.nodes[0].runtime().clone();
     let p = path.clone();
     tokio::task::spawn_blocking(move || mnema::backup::export::export_file(&n, &p, &mut Progress::silent("x")))
         .await
@@ -162,7 +162,7 @@ async fn a_bad_file_is_rejected_with_its_position_and_changes_nothing() {
         let bad = c.dir.path().join("bad.json");
         std::fs::write(&bad, &text).expect("write");
         for mode in [Mode::Merge, Mode::Replace] {
-            let mut target = &**c.nodes[1].shared();
+            let mut target = &**c.nodes[1].runtime();
             match import::import_file(&bad, Arc::new(catalog()), mode, &mut target, &mut Progress::silent("x")).await {
                 Err(mnema::Error::BadExport { line, column, reason: r }) => {
                     assert!(r.contains(reason), "{what}: {r}");
@@ -176,7 +176,7 @@ async fn a_bad_file_is_rejected_with_its_position_and_changes_nothing() {
     assert_eq!(before, after, "a rejected import changed the cluster");
     // Replace clears a table the file holds; merge keeps what the file does not have.
     c.nodes[0].transact(Txn::new().put("ordered", "z", "extra")).await.expect("write");
-    let mut target = &**c.nodes[0].shared();
+    let mut target = &**c.nodes[0].runtime();
     import::import_file(&path, Arc::new(catalog()), Mode::Merge, &mut target, &mut Progress::silent("x"))
         .await
         .expect("merge");
@@ -209,7 +209,7 @@ fn dir_bytes(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 async fn an_online_backup_restores_under_its_name_only() {
     let mut c = Cluster::start(3).await;
     let stop = Arc::new(AtomicBool::new(false));
-    let nodes_for_writer: Vec<_> = c.nodes.iter().map(|n| n.shared().clone()).collect();
+    let nodes_for_writer: Vec<_> = c.nodes.iter().map(|n| n.runtime().clone()).collect();
     let writer = {
         let stop = stop.clone();
         tokio::spawn(async move {
@@ -225,7 +225,7 @@ async fn an_online_backup_restores_under_its_name_only() {
     };
     wait_until("writes under way", Duration::from_secs(20), || async { c.nodes[0].applied_index() > 30 }).await;
     let backup_dir = c.dir.path().join("backup-n3");
-    let n3 = c.nodes[2].shared().clone();
+    let n3 = c.nodes[2].runtime().clone();
     let bd = backup_dir.clone();
     let info = tokio::task::spawn_blocking(move || mnema::backup::data_dir::backup(&n3, &bd))
         .await
@@ -233,7 +233,7 @@ async fn an_online_backup_restores_under_its_name_only() {
         .expect("backup");
     assert!(info.bytes > 0);
     assert!(
-        matches!(mnema::backup::data_dir::backup(c.nodes[2].shared(), &backup_dir), Err(mnema::Error::Refused(_))),
+        matches!(mnema::backup::data_dir::backup(c.nodes[2].runtime(), &backup_dir), Err(mnema::Error::Refused(_))),
         "a non-empty target is refused"
     );
     wait_until("writes after the backup", Duration::from_secs(20), || async {

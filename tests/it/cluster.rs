@@ -20,8 +20,8 @@ fn dump_map(node: &Node, table: &str) -> BTreeMap<Vec<u8>, Vec<Vec<u8>>> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn write_on_follower_is_readable_on_every_node() {
     let c = Cluster::start(3).await;
-    let id = c.nodes[0].shared().cluster_id();
-    assert!(c.nodes.iter().all(|n| n.shared().cluster_id() == id), "static seeds derive one cluster id");
+    let id = c.nodes[0].runtime().cluster_id();
+    assert!(c.nodes.iter().all(|n| n.runtime().cluster_id() == id), "static seeds derive one cluster id");
     let f = c.follower();
     let done = c.nodes[f].transact(Txn::new().put("kv", "k1", "v1")).await.expect("write on follower");
     // Read-your-writes on the node that wrote, without waiting.
@@ -64,8 +64,8 @@ async fn concurrent_writers_lose_nothing_and_nodes_end_identical() {
             let mut reads = 0u64;
             for round in 0..200 {
                 for n in &c.nodes {
-                    let view = n.view();
-                    let ix = n.table_ix("kv").unwrap();
+                    let view = n.runtime().view();
+                    let ix = n.runtime().table_ix("kv").unwrap();
                     view.table(ix).for_each(|_, v| assert_eq!(v.len(), 256, "torn value"));
                     reads += 1;
                 }
@@ -143,7 +143,7 @@ async fn wrong_cookie_is_refused_with_a_clear_error() {
     let err = stranger.join(&target).await.expect_err("join with a wrong cookie");
     assert!(matches!(&err, Error::CookieMismatch { peer } if *peer == name(1)), "{err:?}");
     // The cluster is unchanged.
-    assert_eq!(c.nodes[0].metrics().unwrap().membership_config.membership().nodes().count(), 1);
+    assert_eq!(c.nodes[0].runtime().metrics().unwrap().membership_config.membership().nodes().count(), 1);
     stranger.shutdown().await.unwrap();
     c.shutdown().await;
 }
@@ -162,7 +162,7 @@ async fn manual_join_replaces_the_joiners_data() {
         wait_until("standalone leader", Duration::from_secs(10), || async { n.is_leader() }).await;
         n.transact(Txn::new().put("kv", format!("own{i}"), "x")).await.unwrap();
     }
-    let ids: Vec<String> = nodes.iter().map(|n| n.shared().cluster_id()).collect();
+    let ids: Vec<String> = nodes.iter().map(|n| n.runtime().cluster_id()).collect();
     assert!(ids[0] != ids[1] && ids[1] != ids[2], "standalone nodes are clusters of their own: {ids:?}");
     let target = mnema::Peer::parse("t", &name(1), base).unwrap();
     nodes[1].join(&target).await.expect("n2 joins n1");
@@ -176,10 +176,10 @@ async fn manual_join_replaces_the_joiners_data() {
         keys.sort();
         assert_eq!(keys, vec!["after-join", "own0"], "on {}", n.name());
     }
-    let m = nodes[0].metrics().unwrap();
+    let m = nodes[0].runtime().metrics().unwrap();
     assert_eq!(m.membership_config.membership().voter_ids().count(), 3);
     for n in &nodes {
-        assert_eq!(n.shared().cluster_id(), ids[0], "{} adopted the cluster id", n.name());
+        assert_eq!(n.runtime().cluster_id(), ids[0], "{} adopted the cluster id", n.name());
         let recorded = std::fs::read_to_string(dir.path().join(format!("{}/IDENTITY", &n.name()[..2]))).unwrap();
         assert!(recorded.contains(&ids[0]), "{} IDENTITY records the cluster id", n.name());
     }
@@ -222,7 +222,7 @@ async fn a_new_member_catches_up_from_a_snapshot() {
     }
     // Wait until the leader has compacted its log, so the newcomer needs the snapshot.
     wait_until("log purged", Duration::from_secs(30), || async {
-        nodes[l].metrics().unwrap().purged.map(|p| p.index > 100).unwrap_or(false)
+        nodes[l].runtime().metrics().unwrap().purged.map(|p| p.index > 100).unwrap_or(false)
     })
     .await;
     let cfg = manual_config(dir.path(), base, 3);
@@ -232,15 +232,28 @@ async fn a_new_member_catches_up_from_a_snapshot() {
         // Rare under heavy load (1 in ~11 full runs): say where replication stood.
         panic!(
             "n3 did not reach {last}: {e}\nn3: {:?}\nleader: {:?}",
-            n3.metrics().map(|m| (m.state, m.current_leader, m.last_log_index, m.last_applied, m.snapshot, m.purged)),
-            nodes[l].metrics().map(|m| (m.state, m.replication, m.last_log_index, m.purged, m.membership_config))
+            n3.runtime().metrics().map(|m| (
+                m.state,
+                m.current_leader,
+                m.last_log_index,
+                m.last_applied,
+                m.snapshot,
+                m.purged
+            )),
+            nodes[l].runtime().metrics().map(|m| (
+                m.state,
+                m.replication,
+                m.last_log_index,
+                m.purged,
+                m.membership_config
+            ))
         );
     }
     assert_eq!(n3.dump("kv").unwrap().len(), 1500);
     let ordered: Vec<u32> =
         n3.dump("ordered").unwrap().into_iter().map(|(k, _)| u32::from_be_bytes(k[..4].try_into().unwrap())).collect();
     assert_eq!(ordered, (0..1500).collect::<Vec<_>>(), "ordered table in key order after install");
-    assert!(n3.metrics().unwrap().snapshot.is_some(), "newcomer installed a snapshot");
+    assert!(n3.runtime().metrics().unwrap().snapshot.is_some(), "newcomer installed a snapshot");
     n3.shutdown().await.unwrap();
     for n in nodes {
         n.shutdown().await.unwrap();

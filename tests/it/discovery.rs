@@ -18,9 +18,9 @@ async fn assert_one_cluster(nodes: &[Node], key: &str) {
         let views: Vec<_> = nodes
             .iter()
             .map(|n| {
-                let m = n.metrics().ok();
+                let m = n.runtime().metrics().ok();
                 let size = m.as_ref().map(|m| m.membership_config.membership().voter_ids().count()).unwrap_or(0);
-                (m.and_then(|m| m.current_leader), size, n.shared().cluster_id())
+                (m.and_then(|m| m.current_leader), size, n.runtime().cluster_id())
             })
             .collect();
         views.iter().all(|v| v.0.is_some() && v.1 == 3 && *v == views[0])
@@ -36,7 +36,7 @@ async fn assert_one_cluster(nodes: &[Node], key: &str) {
 /// Waits until replicant `r` streams from a core and serves `key` (written on the cores).
 async fn assert_replicant_follows(r: &Node, key: &str) {
     wait_until(&format!("{} to serve `{key}`", r.name()), Duration::from_secs(20), || async {
-        r.replicant_status().is_some_and(|s| s.state == "normal")
+        r.replicant_status().is_some_and(|s| s.state == mnema::ReplicantState::Normal)
             && r.get("kv", key.as_bytes()).is_ok_and(|v| v.len() == 1)
     })
     .await;
@@ -271,6 +271,7 @@ async fn dns_srv_records_place_nodes_of_one_host_on_their_ports() {
     let nodes = vec![a.expect("n1"), b.expect("n2"), c.expect("n3")];
     assert_one_cluster(&nodes, "dns-srv").await;
     let members = nodes[0]
+        .runtime()
         .metrics()
         .expect("metrics")
         .membership_config
@@ -498,7 +499,7 @@ async fn etcd_over_tls_with_a_client_certificate() {
     })
     .await;
     wait_until("n1 formed its cluster", Duration::from_secs(20), || async {
-        n1.metrics().is_ok_and(|m| m.current_leader == Some(n1.node_id()))
+        n1.runtime().metrics().is_ok_and(|m| m.current_leader == Some(n1.node_id()))
     })
     .await;
     n1.transact(Txn::new().put("kv", "tls", "v")).await.expect("write");
@@ -529,14 +530,15 @@ async fn dns_nodes_whose_lists_disagree_wait_until_they_agree() {
     let nodes = vec![n1.expect("n1"), n2.expect("n2"), n3.expect("n3")];
     let names = |n: usize| ips[..n].iter().map(|ip| format!("mnema@{ip}")).collect::<Vec<_>>();
     wait_until("n1 to propose two nodes and n2, n3 three", Duration::from_secs(20), || async {
-        let p: Vec<_> = nodes.iter().map(|n| n.shared().node_status().forming_with).collect();
+        let p: Vec<_> = nodes.iter().map(|n| n.runtime().node_status().forming_with).collect();
         p == [names(2), names(3), names(3)]
     })
     .await;
     // Before proposals were compared, n1 (its list seen twice, every node on it answering)
     // initialised a cluster of two here while n2 and n3 formed one of three. Now nobody
     // initialises: watched over three lookup rounds.
-    let voters = |n: &Node| n.metrics().map(|m| m.membership_config.membership().voter_ids().count()).unwrap_or(0);
+    let voters =
+        |n: &Node| n.runtime().metrics().map(|m| m.membership_config.membership().voter_ids().count()).unwrap_or(0);
     let watch_until = std::time::Instant::now() + Duration::from_millis(1500);
     while std::time::Instant::now() < watch_until {
         assert!(nodes.iter().all(|n| voters(n) == 0), "a node initialised while proposals differ");

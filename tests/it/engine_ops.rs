@@ -61,7 +61,7 @@ async fn ops_and_kinds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_conflict_on_a_follower_returns_after_it_applied_the_winning_write() {
     let c = Cluster::start(3).await;
-    let follower = c.nodes[c.follower()].shared().clone();
+    let follower = c.nodes[c.follower()].runtime().clone();
     let base = follower.transact(Txn::new().put("kv", "cas", "v0")).await.expect("write");
     c.wait_applied(base.index).await;
     let mut conflicts = 0;

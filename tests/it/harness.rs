@@ -124,7 +124,8 @@ impl Cluster {
 
     pub async fn wait_leader(&self) {
         wait_until("a leader known to every node", Duration::from_secs(20), || async {
-            let leaders: Vec<_> = self.nodes.iter().map(|n| n.metrics().ok().and_then(|m| m.current_leader)).collect();
+            let leaders: Vec<_> =
+                self.nodes.iter().map(|n| n.runtime().metrics().ok().and_then(|m| m.current_leader)).collect();
             leaders[0].is_some() && leaders.iter().all(|l| *l == leaders[0])
         })
         .await;
@@ -255,7 +256,7 @@ pub async fn agreed_leader(base: u16, alive: &[u16]) -> u16 {
         let mut seen = Vec::new();
         for &i in alive {
             match client(base, i).node_info().await {
-                Ok(s) if !s.leader.is_empty() => seen.push(s.leader),
+                Ok(mnema::NodeStatus { leader: Some(l), .. }) => seen.push(l),
                 _ => return None,
             }
         }
@@ -287,15 +288,15 @@ pub async fn put(base: u16, i: u16, key: &str, value: &str) -> u64 {
 
 pub async fn read_on(base: u16, i: u16, key: &str, min_applied: u64) -> Option<Vec<u8>> {
     let r = client(base, i).read("rules", Some(key.as_bytes()), min_applied).await.ok()?;
-    r.records.first().map(|r| r.value.clone())
+    r.records.first().map(|(_, v)| v.clone())
 }
 
 pub fn addr(base: u16, i: u16) -> String {
     format!("127.0.0.1:{}", base + i)
 }
 
-pub fn client(base: u16, i: u16) -> mnema::client::Client {
-    mnema::client::Client::new(&addr(base, i), "test-cookie").expect("client")
+pub fn client(base: u16, i: u16) -> mnema::Client {
+    mnema::Client::new(&addr(base, i), "test-cookie").expect("client")
 }
 
 /// Like [`wait_until`], for a condition that yields a value.

@@ -1,7 +1,7 @@
 //! Integrity kept in the core: what a table's rule refuses is never stored, by any path.
 
 use crate::harness::*;
-use mnema::client::Client;
+use mnema::Client;
 use mnema::engine::{Batch, TxnOutcome};
 use mnema::schema::{self, routes};
 use mnema::{Error, Txn};
@@ -72,7 +72,7 @@ async fn a_record_its_table_refuses_is_stored_by_no_write_path() {
     // could send it): every node refuses it at apply, identically.
     let txns: Vec<Txn> = bad_writes().into_iter().map(|(_, t)| t).collect();
     let n = txns.len();
-    let (index, outcome) = leader.write_batch(Batch { txns, request: None }).await.unwrap();
+    let (index, outcome) = leader.runtime().write_batch(Batch { txns, request: None }).await.unwrap();
     assert_eq!(outcome.outcomes.len(), n);
     for o in &outcome.outcomes {
         assert!(matches!(o, TxnOutcome::Rejected(_)), "applied a refused record: {o:?}");
@@ -87,7 +87,7 @@ async fn a_record_its_table_refuses_is_stored_by_no_write_path() {
     follower.transact(Txn::new().put(schema::ROUTES, "a/+/b", dest)).await.unwrap();
     let file = c.dir.path().join("export.json");
     let mut out = std::fs::File::create(&file).unwrap();
-    let mut progress = mnema::backup::progress::Progress::silent("export");
+    let mut progress = mnema::backup::Progress::silent("export");
     let bytes =
         tokio::time::timeout(Duration::from_secs(20), client.export(&mut out, &mut progress)).await.unwrap().unwrap();
     assert!(bytes > 0);
@@ -189,7 +189,7 @@ async fn write_rules(node: &mnema::Node, from: u32, to: u32) -> u64 {
 }
 
 fn voters(node: &mnema::Node) -> Vec<u64> {
-    node.metrics().unwrap().membership_config.membership().voter_ids().collect()
+    node.runtime().metrics().unwrap().membership_config.membership().voter_ids().collect()
 }
 
 /// A core whose RocksDB went back (here: an older copy of its `db/`, as a restored volume
@@ -251,7 +251,7 @@ async fn a_core_whose_raft_state_went_back_refuses_to_start_and_a_rebuild_brings
         );
     }
     wait_until("the rebuilt core to be a voter that votes again", Duration::from_secs(60), || async {
-        !rebuilt.refuses_votes() && voters(&c.nodes[leader]).contains(&rebuilt.node_id())
+        !rebuilt.runtime().refuses_votes() && voters(&c.nodes[leader]).contains(&rebuilt.node_id())
     })
     .await;
     assert_eq!(voters(&c.nodes[leader]).len(), 3);
@@ -303,14 +303,14 @@ async fn an_identity_from_another_cluster_is_refused_at_start() {
         Err(Error::ForeignIdentity { file, ours, theirs, .. }) => {
             assert_eq!(file, mnema::storage::identity::path(&data));
             assert_eq!(ours, "0000000000000bad");
-            assert_eq!(theirs, c.nodes[0].cluster_id());
+            assert_eq!(theirs, c.nodes[0].runtime().cluster_id());
         }
         Err(other) => panic!("expected ForeignIdentity, got {other:?}"),
         Ok(_) => panic!("started with a foreign IDENTITY"),
     }
     assert_eq!(std::fs::read(mnema::storage::identity::path(&data)).unwrap(), before, "IDENTITY changed");
     // Its own identity back: it starts and rejoins.
-    let ours = c.nodes[0].cluster_id();
+    let ours = c.nodes[0].runtime().cluster_id();
     mnema::storage::identity::set_cluster_id(&data, &ours).unwrap();
     c.nodes.push(mnema::Node::start(config(c.dir.path(), c.base, 3, 3), test_tables()).await.unwrap());
     let last = write_rules(&c.nodes[0], 3, 6).await;

@@ -1,13 +1,13 @@
 //! Leaving, removing members and autoclean on running clusters.
 
 use crate::harness::*;
+use mnema::ReplicantState;
 use mnema::schema::routes::Dest;
-use mnema::status::ReplicantState;
 use mnema::{Error, Txn};
 use std::time::Duration;
 
 fn member_names(node: &mnema::Node) -> Vec<String> {
-    let m = node.metrics().expect("metrics");
+    let m = node.runtime().metrics().expect("metrics");
     let mut v: Vec<String> = m.membership_config.membership().nodes().map(|(_, n)| n.name.clone()).collect();
     v.sort();
     v
@@ -18,13 +18,13 @@ async fn force_leave_leave_and_their_refusals() {
     let mut c = Cluster::start(3).await;
     let r = c.replicant(4).await;
     wait_until("replicant normal", Duration::from_secs(20), || async {
-        r.replicant_status().is_some_and(|s| s.state == ReplicantState::Normal.as_str())
+        r.replicant_status().is_some_and(|s| s.state == ReplicantState::Normal)
     })
     .await;
     let done = c.nodes[0].transact(Txn::new().put("kv", "k", "v")).await.expect("write");
     c.wait_applied(done.index).await;
     // Replicants are not members; joining one is refused.
-    let err = mnema::cluster::leave::remove_member(c.nodes[0].shared(), &name(4), false).await.expect_err("replicant");
+    let err = mnema::cluster::leave::remove_member(c.nodes[0].runtime(), &name(4), false).await.expect_err("replicant");
     assert!(matches!(&err, Error::NotAMember { name: n, .. } if *n == name(4)), "{err:?}");
     let target = mnema::Peer::parse("t", &format!("{}:{}", name(4), c.base + 4), c.base).expect("peer");
     let err = c.nodes[0].join(&target).await.expect_err("joining a replicant");
@@ -34,21 +34,21 @@ async fn force_leave_leave_and_their_refusals() {
     let n3 = c.nodes.remove(2);
     n3.shutdown().await.expect("stop n3");
     c.wait_leader().await;
-    let err = mnema::cluster::leave::remove_member(c.nodes[1].shared(), &name(2), false).await.expect_err("refused");
+    let err = mnema::cluster::leave::remove_member(c.nodes[1].runtime(), &name(2), false).await.expect_err("refused");
     assert!(matches!(&err, Error::MajorityAtRisk { up: 1, remaining: 2, majority: 2, .. }), "{err:?}");
     // Removing the stopped one is fine; data intact.
-    mnema::cluster::leave::remove_member(c.nodes[1].shared(), &name(3), false).await.expect("force-leave n3");
+    mnema::cluster::leave::remove_member(c.nodes[1].runtime(), &name(3), false).await.expect("force-leave n3");
     wait_until("n3 out of the membership on both", Duration::from_secs(10), || async {
         c.nodes.iter().all(|n| member_names(n) == [name(1), name(2)])
     })
     .await;
     let s = c.nodes[0].cluster_status().await.expect("status");
-    assert_eq!(s.members.iter().filter(|m| m.role.starts_with("core")).count(), 2, "{s:?}");
+    assert_eq!(s.members.iter().filter(|m| m.role == mnema::Role::Core).count(), 2, "{s:?}");
     assert!(s.members.iter().all(|m| m.running), "{s:?}");
     let done = c.nodes[0].transact(Txn::new().put("kv", "after", "v")).await.expect("writes go on with 2 of 2");
     r.wait_applied(done.index, Duration::from_secs(10)).await.expect("replicant follows");
     // n2 leaves: it becomes a cluster of one without the data; n1 goes on alone.
-    mnema::cluster::leave::leave(c.nodes[1].shared(), false).await.expect("leave");
+    mnema::cluster::leave::leave(c.nodes[1].runtime(), false).await.expect("leave");
     wait_until("n2 alone, n1 alone", Duration::from_secs(10), || async {
         member_names(&c.nodes[0]) == [name(1)]
             && member_names(&c.nodes[1]) == [name(2)]
@@ -56,9 +56,10 @@ async fn force_leave_leave_and_their_refusals() {
             && c.nodes[1].is_leader()
     })
     .await;
-    assert_ne!(c.nodes[0].shared().cluster_id(), c.nodes[1].shared().cluster_id(), "a new cluster id after leaving");
+    assert_ne!(c.nodes[0].runtime().cluster_id(), c.nodes[1].runtime().cluster_id(), "a new cluster id after leaving");
     assert!(c.nodes[1].get("kv", b"k").expect("get").is_empty(), "the leaver dropped the cluster's data");
-    let err = mnema::cluster::leave::remove_member(c.nodes[0].shared(), &name(1), false).await.expect_err("last voter");
+    let err =
+        mnema::cluster::leave::remove_member(c.nodes[0].runtime(), &name(1), false).await.expect_err("last voter");
     assert!(matches!(err, Error::Refused(_)), "the last voter stays: {err:?}");
     c.nodes[0].transact(Txn::new().put("kv", "alone", "v")).await.expect("n1 alone still writes");
     assert_eq!(c.nodes[0].get("kv", b"k").expect("get").len(), 1);
@@ -96,17 +97,17 @@ async fn a_partition_leaves_the_majority_writable_and_heals_by_itself() {
     .await;
     let r = c.replicant(4).await;
     wait_until("replicant normal", Duration::from_secs(20), || async {
-        r.replicant_status().is_some_and(|s| s.state == ReplicantState::Normal.as_str())
+        r.replicant_status().is_some_and(|s| s.state == ReplicantState::Normal)
     })
     .await;
     let upstream = r.replicant_status().expect("status").upstream;
-    let m = c.nodes.iter().position(|n| n.name() == upstream).expect("upstream is a core");
+    let m = c.nodes.iter().position(|n| Some(n.name()) == upstream.as_deref()).expect("upstream is a core");
     let others: Vec<usize> = (0..3).filter(|i| *i != m).collect();
     // Cut the replicant's core off from the other two, both ways.
     let other_addrs: Vec<String> = others.iter().map(|o| c.nodes[*o].addr().to_string()).collect();
-    c.nodes[m].shared().peers.partition(&other_addrs.iter().map(String::as_str).collect::<Vec<_>>());
+    c.nodes[m].runtime().peers.partition(&other_addrs.iter().map(String::as_str).collect::<Vec<_>>());
     for o in &others {
-        c.nodes[*o].shared().peers.partition(&[c.nodes[m].addr()]);
+        c.nodes[*o].runtime().peers.partition(&[c.nodes[m].addr()]);
     }
     // The majority elects a leader (if it has to) and keeps writing.
     let mut last = 0;
@@ -119,13 +120,13 @@ async fn a_partition_leaves_the_majority_writable_and_heals_by_itself() {
     assert!(matches!(&err, Error::NoLeader(msg) if msg.contains("majority")), "{err}");
     // The replicant leaves the minority core for the majority and misses nothing.
     wait_until("the replicant on a majority core", Duration::from_secs(20), || async {
-        r.replicant_status().is_some_and(|s| s.state == "normal" && s.upstream != upstream)
+        r.replicant_status().is_some_and(|s| s.state == mnema::ReplicantState::Normal && s.upstream != upstream)
     })
     .await;
     r.wait_applied(last, Duration::from_secs(10)).await.expect("replicant has the majority's writes");
     // Heal: the minority catches up by itself; all nodes end identical.
     for n in &c.nodes {
-        n.shared().peers.heal();
+        n.runtime().peers.heal();
     }
     c.nodes[m].wait_applied(last, Duration::from_secs(20)).await.expect("the minority catches up");
     let final_index = c.nodes[others[0]].transact(Txn::new().put("kv", "healed", "v")).await.expect("write").index;

@@ -181,7 +181,7 @@ async fn a_wrong_cookie_is_refused_on_both_sides() {
 }
 
 /// A replicant process's status, once it reports one.
-async fn replicant_status(base: u16, i: u16) -> Option<mnema::rpc::pb::ReplicantStatus> {
+async fn replicant_status(base: u16, i: u16) -> Option<mnema::ReplicantStatus> {
     client(base, i).node_info().await.ok().and_then(|s| s.replicant)
 }
 
@@ -195,10 +195,10 @@ async fn sigkill_a_replicants_core_and_it_resumes_elsewhere() {
     }
     let _replicant = spawn_replicant(dir.path(), base, 4, 3);
     let first = eventually("the replicant in state normal", Duration::from_secs(30), || async {
-        replicant_status(base, 4).await.filter(|s| s.state == "normal")
+        replicant_status(base, 4).await.filter(|s| s.state == mnema::ReplicantState::Normal)
     })
     .await;
-    let upstream: u16 = number_of(&first.upstream).expect("n<i>");
+    let upstream: u16 = first.upstream.as_deref().and_then(number_of).expect("n<i>");
     // SIGKILL the core the replicant streams from.
     drop(procs.remove(&upstream));
     let alive: Vec<u16> = (1..=3).filter(|i| *i != upstream).collect();
@@ -208,7 +208,9 @@ async fn sigkill_a_replicants_core_and_it_resumes_elsewhere() {
         last = put(base, alive[k % 2], &format!("after{k}"), "\"2\"").await;
     }
     let now = eventually("the replicant on another core", Duration::from_secs(30), || async {
-        replicant_status(base, 4).await.filter(|s| s.state == "normal" && s.upstream != first.upstream)
+        replicant_status(base, 4)
+            .await
+            .filter(|s| s.state == mnema::ReplicantState::Normal && s.upstream != first.upstream)
     })
     .await;
     assert_eq!(now.bootstraps, 1, "resumed without a second bootstrap: {now:?}");
@@ -228,7 +230,7 @@ async fn sigkill_a_replicants_core_and_it_resumes_elsewhere() {
     let rep = rep.unwrap_or_else(|| panic!("no replicant in {status:#}"));
     assert_eq!(rep["name"], name(4));
     assert_eq!(rep["replicant"]["state"], "normal", "{rep:#}");
-    assert_eq!(rep["replicant"]["upstream"], now.upstream.as_str(), "{rep:#}");
+    assert_eq!(rep["replicant"]["upstream"], now.upstream.as_deref().unwrap_or(""), "{rep:#}");
 }
 
 /// Writes `rules` keys through the cores in turn until a write fails; returns the acked

@@ -1,7 +1,7 @@
 //! Replicants: bootstrap, failover without a new bootstrap, writes and reads through them.
 
 use crate::harness::*;
-use mnema::status::ReplicantState;
+use mnema::ReplicantState;
 use mnema::{Node, OpResult, Txn};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -19,12 +19,12 @@ fn dump(node: &Node, table: &str) -> BTreeMap<Vec<u8>, Vec<Vec<u8>>> {
 
 async fn wait_state(node: &Node, state: ReplicantState, limit: Duration) {
     wait_until(&format!("{} to be {}", node.name(), state.as_str()), limit, || async {
-        node.replicant_status().is_some_and(|s| s.state == state.as_str())
+        node.replicant_status().is_some_and(|s| s.state == state)
     })
     .await;
 }
 
-fn status(node: &Node) -> mnema::rpc::pb::ReplicantStatus {
+fn status(node: &Node) -> mnema::ReplicantStatus {
     node.replicant_status().expect("a replicant")
 }
 
@@ -76,7 +76,7 @@ async fn replicant_bootstraps_100k_records_and_keeps_up_with_writes() {
     assert!(s.transitions.iter().any(|t| t.starts_with("bootstrap@")), "{s:?}");
     assert!(s.transitions.last().is_some_and(|t| t.starts_with("normal@")), "{s:?}");
     // Not a Raft member: the cores' membership is the three cores.
-    let members = c.nodes[0].metrics().expect("metrics").membership_config.membership().nodes().count();
+    let members = c.nodes[0].runtime().metrics().expect("metrics").membership_config.membership().nodes().count();
     assert_eq!(members, 3);
     r.shutdown().await.expect("shutdown replicant");
     Arc::into_inner(c).expect("sole owner").shutdown().await;
@@ -90,7 +90,7 @@ async fn replicant_moves_to_another_core_without_a_new_bootstrap() {
     }
     let r = c.replicant(4).await;
     wait_state(&r, ReplicantState::Normal, Duration::from_secs(20)).await;
-    let upstream = status(&r).upstream;
+    let upstream = status(&r).upstream.expect("an upstream");
     let seen = status(&r).transitions.len();
     let gone = c.nodes.iter().position(|n| n.name() == upstream).expect("upstream is a core");
     c.nodes.remove(gone).shutdown().await.expect("stop the upstream core");
@@ -101,8 +101,8 @@ async fn replicant_moves_to_another_core_without_a_new_bootstrap() {
     }
     r.wait_applied(last, Duration::from_secs(20)).await.expect("replicant resumes");
     let s = status(&r);
-    assert_ne!(s.upstream, upstream, "{s:?}");
-    assert_eq!(s.state, "normal", "{s:?}");
+    assert_ne!(s.upstream.as_deref(), Some(upstream.as_str()), "{s:?}");
+    assert_eq!(s.state, ReplicantState::Normal, "{s:?}");
     assert_eq!(s.bootstraps, 1, "resumed from its index, no second bootstrap: {s:?}");
     assert!(s.resumes >= 1, "{s:?}");
     let after: Vec<_> = s.transitions.iter().skip(seen).collect();
@@ -136,7 +136,7 @@ async fn a_restarted_replicant_bootstraps_again_and_cores_never_change() {
     r5.shutdown().await.expect("stop replicant");
     let after: Vec<_> = c.nodes.iter().map(|n| (n.applied_index(), dump(n, "kv"))).collect();
     assert_eq!(before, after, "adding and removing replicants changed the cores");
-    let members = c.nodes[0].metrics().expect("metrics").membership_config.membership().nodes().count();
+    let members = c.nodes[0].runtime().metrics().expect("metrics").membership_config.membership().nodes().count();
     assert_eq!(members, 3);
     c.shutdown().await;
 }
@@ -185,7 +185,7 @@ async fn replicant_writes_apply_once_across_a_leader_change() {
             r.applied_index() > settled + 20
         })
         .await;
-        if r.shared().write_retries.load(Ordering::Relaxed) > 0 {
+        if r.runtime().write_retries.load(Ordering::Relaxed) > 0 {
             eprintln!("a write was cut mid-call in round {round}");
             break;
         }
@@ -210,7 +210,7 @@ async fn replicant_writes_apply_once_across_a_leader_change() {
             }
         }
     }
-    let retries = r.shared().write_retries.load(Ordering::Relaxed);
+    let retries = r.runtime().write_retries.load(Ordering::Relaxed);
     eprintln!("{ok} writes acknowledged, {failed} failed, {retries} retried after an unknown outcome");
     assert!(ok > 40, "{ok}");
     // Writers were in flight when the leader stopped: some outcomes were unknown and sent
@@ -224,7 +224,7 @@ async fn replicant_writes_apply_once_across_a_leader_change() {
 async fn a_batch_sent_twice_under_one_request_id_applies_once() {
     let c = Cluster::start(3).await;
     let f = c.follower();
-    let shared = c.nodes[f].shared();
+    let shared = c.nodes[f].runtime();
     let batch = mnema::engine::Batch {
         txns: vec![Txn::new().put_if_absent("kv", "once", "1")],
         request: Some(mnema::engine::RequestId { client: 42, seq: 7 }),
@@ -334,8 +334,8 @@ mod rogue {
         async fn node_info(&self, _: Request<pb::Empty>) -> Result<Response<pb::NodeStatus>, Status> {
             Ok(Response::new(pb::NodeStatus {
                 name: self.name.clone(),
-                role: "core".into(),
-                raft_state: "Follower".into(),
+                role: pb::NodeRole::Core as i32,
+                raft_role: pb::RaftRole::Follower as i32,
                 // Claims a leader and the cluster's id, like a core of the majority, so it
                 // ranks with them.
                 leader: "n1@127.0.0.1".into(),
@@ -394,7 +394,7 @@ async fn a_corrupt_stream_is_dropped_and_never_applied() {
             name: rogue_name.clone(),
             fault,
             subscriptions: subs.clone(),
-            cluster_id: c.nodes[0].shared().cluster_id(),
+            cluster_id: c.nodes[0].runtime().cluster_id(),
         })
         .await;
         let port: u16 = rogue_addr.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
@@ -419,8 +419,8 @@ async fn a_corrupt_stream_is_dropped_and_never_applied() {
         loop {
             assert!(r.get("kv", b"evil").expect("get").is_empty(), "data from a corrupt stream was published");
             let s = status(&r);
-            if s.state == "normal" {
-                assert!(s.upstream.starts_with('n'), "{s:?}");
+            if s.state == mnema::ReplicantState::Normal {
+                assert!(s.upstream.as_deref().is_some_and(|u| u.starts_with('n')), "{s:?}");
                 break;
             }
             assert!(std::time::Instant::now() < deadline, "no recovery from the rogue core: {s:?}");
@@ -443,17 +443,17 @@ async fn replicants_spread_over_the_followers() {
     let r5 = c.replicant(5).await;
     wait_state(&r5, ReplicantState::Normal, Duration::from_secs(20)).await;
     let leader = c.nodes[c.leader()].name().to_string();
-    let (u4, u5) = (status(&r4).upstream, status(&r5).upstream);
+    let (u4, u5) = (status(&r4).upstream.expect("r4 upstream"), status(&r5).upstream.expect("r5 upstream"));
     assert_ne!(u4, u5, "both replicants on one core");
     assert!(u4 != leader && u5 != leader, "a replicant on the leader ({leader}) while a follower was free: {u4}, {u5}");
     // The cluster's status lists both, each with its upstream.
     let s = c.nodes[0].cluster_status().await.expect("status");
-    let reps: Vec<_> = s.members.iter().filter(|m| m.role == "replicant").collect();
+    let reps: Vec<_> = s.members.iter().filter(|m| m.role == mnema::Role::Replicant).collect();
     assert_eq!(reps.len(), 2, "{s:?}");
     for m in reps {
         let r = m.status.as_ref().and_then(|st| st.replicant.as_ref()).expect("replicant status");
-        assert_eq!(r.state, "normal");
-        assert!(r.upstream == u4 || r.upstream == u5);
+        assert_eq!(r.state, ReplicantState::Normal);
+        assert!(r.upstream.as_ref() == Some(&u4) || r.upstream.as_ref() == Some(&u5));
     }
     r4.shutdown().await.expect("shutdown");
     r5.shutdown().await.expect("shutdown");

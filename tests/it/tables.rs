@@ -1,8 +1,8 @@
 //! The broker's tables on a running cluster.
 
 use crate::harness::*;
+use mnema::ReplicantState;
 use mnema::schema::routes::{Dest, Route};
-use mnema::status::ReplicantState;
 use std::time::Duration;
 
 fn route(filter: &str, dest: &Dest) -> Route {
@@ -47,7 +47,7 @@ async fn routes_match_on_every_node_and_purge_node_removes_exactly_one_nodes_rou
     r.shutdown().await.expect("stop replicant");
     let r = c.replicant(4).await;
     wait_until("replicant normal", Duration::from_secs(20), || async {
-        r.replicant_status().is_some_and(|s| s.state == ReplicantState::Normal.as_str())
+        r.replicant_status().is_some_and(|s| s.state == ReplicantState::Normal)
     })
     .await;
     assert_eq!(r.routes().match_routes("t/1").expect("match"), rest);

@@ -35,22 +35,20 @@ async fn a_tls_cluster_refuses_untrusted_certificates_and_wrong_cookies() {
     }
     // A client with a certificate from the cluster's CA and the cookie: served.
     let good = issue(&ca, dir.path(), "client");
-    let mut ok =
-        mnema::client::Client::with_tls(&addr(c.base, 1), "test-cookie", Some(&tls_files(&good))).expect("client");
+    let mut ok = mnema::Client::with_tls(&addr(c.base, 1), "test-cookie", Some(&tls_files(&good))).expect("client");
     assert!(ok.node_info().await.is_ok(), "a trusted client is served");
     // The same, with another cookie: refused by the cookie check.
-    let mut wrong =
-        mnema::client::Client::with_tls(&addr(c.base, 1), "other", Some(&tls_files(&good))).expect("client");
+    let mut wrong = mnema::Client::with_tls(&addr(c.base, 1), "other", Some(&tls_files(&good))).expect("client");
     let err = wrong.node_info().await.expect_err("wrong cookie");
     assert!(matches!(err, mnema::Error::CookieMismatch { .. }), "{err}");
     // A certificate from another CA (trusting ours): the handshake fails.
     let rogue = new_ca();
     let mut files = tls_files(&issue(&rogue, dir.path(), "rogue"));
     files.ca = std::fs::read(&good.2).expect("ca");
-    let mut untrusted = mnema::client::Client::with_tls(&addr(c.base, 1), "test-cookie", Some(&files)).expect("client");
+    let mut untrusted = mnema::Client::with_tls(&addr(c.base, 1), "test-cookie", Some(&files)).expect("client");
     assert!(untrusted.node_info().await.is_err(), "an untrusted certificate was served");
     // Plain TCP to a TLS node: refused.
-    let mut plain = mnema::client::Client::new(&addr(c.base, 1), "test-cookie").expect("client");
+    let mut plain = mnema::Client::new(&addr(c.base, 1), "test-cookie").expect("client");
     assert!(plain.node_info().await.is_err(), "plain TCP was served by a TLS node");
     // A node whose certificate the cluster does not trust cannot join it.
     let mut cfg = manual_config(c.dir.path(), c.base, 4);

@@ -1,0 +1,258 @@
+//! Status values between their typed form (`crate::status`) and the wire (`pb`). What a
+//! peer sends is checked: an unknown enum value is an error, not a guess.
+
+use super::pb;
+use crate::config::Role;
+use crate::error::{Error, Result};
+use crate::status::{ClusterStatus, MemberStatus, NodeStatus, RaftRole, ReplicantState, ReplicantStatus, Subscriber};
+
+fn bad(what: &str, v: i32) -> Error {
+    Error::corrupt("status", format!("{what} {v} is not a known value"))
+}
+
+fn role_to(r: Role) -> pb::NodeRole {
+    match r {
+        Role::Core => pb::NodeRole::Core,
+        Role::Replicant => pb::NodeRole::Replicant,
+    }
+}
+
+fn role_from(v: i32) -> Result<Role> {
+    match pb::NodeRole::try_from(v) {
+        Ok(pb::NodeRole::Core) => Ok(Role::Core),
+        Ok(pb::NodeRole::Replicant) => Ok(Role::Replicant),
+        _ => Err(bad("node role", v)),
+    }
+}
+
+fn raft_to(r: Option<RaftRole>) -> pb::RaftRole {
+    match r {
+        None => pb::RaftRole::Unspecified,
+        Some(RaftRole::Leader) => pb::RaftRole::Leader,
+        Some(RaftRole::Follower) => pb::RaftRole::Follower,
+        Some(RaftRole::Candidate) => pb::RaftRole::Candidate,
+        Some(RaftRole::Learner) => pb::RaftRole::Learner,
+        Some(RaftRole::Shutdown) => pb::RaftRole::Shutdown,
+    }
+}
+
+fn raft_from(v: i32) -> Result<Option<RaftRole>> {
+    Ok(match pb::RaftRole::try_from(v).map_err(|_| bad("raft role", v))? {
+        pb::RaftRole::Unspecified => None,
+        pb::RaftRole::Leader => Some(RaftRole::Leader),
+        pb::RaftRole::Follower => Some(RaftRole::Follower),
+        pb::RaftRole::Candidate => Some(RaftRole::Candidate),
+        pb::RaftRole::Learner => Some(RaftRole::Learner),
+        pb::RaftRole::Shutdown => Some(RaftRole::Shutdown),
+    })
+}
+
+fn state_to(s: ReplicantState) -> pb::ReplicantState {
+    match s {
+        ReplicantState::Connecting => pb::ReplicantState::Connecting,
+        ReplicantState::Bootstrap => pb::ReplicantState::Bootstrap,
+        ReplicantState::LocalReplay => pb::ReplicantState::LocalReplay,
+        ReplicantState::Normal => pb::ReplicantState::Normal,
+    }
+}
+
+fn state_from(v: i32) -> Result<ReplicantState> {
+    match pb::ReplicantState::try_from(v) {
+        Ok(pb::ReplicantState::Connecting) => Ok(ReplicantState::Connecting),
+        Ok(pb::ReplicantState::Bootstrap) => Ok(ReplicantState::Bootstrap),
+        Ok(pb::ReplicantState::LocalReplay) => Ok(ReplicantState::LocalReplay),
+        Ok(pb::ReplicantState::Normal) => Ok(ReplicantState::Normal),
+        _ => Err(bad("replicant state", v)),
+    }
+}
+
+fn some(s: String) -> Option<String> {
+    (!s.is_empty()).then_some(s)
+}
+
+/// A replicant's status for the wire.
+pub fn replicant_to_pb(s: &ReplicantStatus) -> pb::ReplicantStatus {
+    pb::ReplicantStatus {
+        state: state_to(s.state) as i32,
+        upstream: s.upstream.clone().unwrap_or_default(),
+        lag_entries: s.lag_entries,
+        lag_ms: s.lag_ms,
+        bootstraps: s.bootstraps,
+        resumes: s.resumes,
+        transitions: s.transitions.clone(),
+    }
+}
+
+/// A replicant's status from the wire.
+pub fn replicant_from_pb(s: pb::ReplicantStatus) -> Result<ReplicantStatus> {
+    Ok(ReplicantStatus {
+        state: state_from(s.state)?,
+        upstream: some(s.upstream),
+        lag_entries: s.lag_entries,
+        lag_ms: s.lag_ms,
+        bootstraps: s.bootstraps,
+        resumes: s.resumes,
+        transitions: s.transitions,
+    })
+}
+
+/// A node's status for the wire.
+pub fn node_to_pb(s: &NodeStatus) -> pb::NodeStatus {
+    pb::NodeStatus {
+        name: s.name.clone(),
+        node_id: s.node_id,
+        role: role_to(s.role) as i32,
+        raft_role: raft_to(s.raft_role) as i32,
+        applied_index: s.applied_index,
+        term: s.term,
+        leader: s.leader.clone().unwrap_or_default(),
+        addr: s.addr.clone(),
+        cluster_id: s.cluster_id.clone(),
+        replicant: s.replicant.as_ref().map(replicant_to_pb),
+        subscribers: s.subscribers.iter().map(|x| pb::Subscriber { name: x.name.clone(), addr: x.addr.clone() }).collect(),
+        committed: s.committed,
+        write_retries: s.write_retries,
+        forming_with: s.forming_with.clone(),
+    }
+}
+
+/// A node's status from the wire.
+pub fn node_from_pb(s: pb::NodeStatus) -> Result<NodeStatus> {
+    Ok(NodeStatus {
+        name: s.name,
+        node_id: s.node_id,
+        role: role_from(s.role)?,
+        raft_role: raft_from(s.raft_role)?,
+        applied_index: s.applied_index,
+        term: s.term,
+        leader: some(s.leader),
+        addr: s.addr,
+        cluster_id: s.cluster_id,
+        replicant: s.replicant.map(replicant_from_pb).transpose()?,
+        subscribers: s.subscribers.into_iter().map(|x| Subscriber { name: x.name, addr: x.addr }).collect(),
+        committed: s.committed,
+        write_retries: s.write_retries,
+        forming_with: s.forming_with,
+    })
+}
+
+/// The cluster's status for the wire.
+pub fn cluster_to_pb(s: &ClusterStatus) -> pb::ClusterStatus {
+    pb::ClusterStatus {
+        cluster: s.cluster.clone(),
+        leader: s.leader.clone().unwrap_or_default(),
+        cluster_id: s.cluster_id.clone(),
+        members: s
+            .members
+            .iter()
+            .map(|m| pb::MemberStatus {
+                name: m.name.clone(),
+                addr: m.addr.clone(),
+                role: role_to(m.role) as i32,
+                voter: m.voter,
+                running: m.running,
+                status: m.status.as_ref().map(node_to_pb),
+                error: m.error.clone().unwrap_or_default(),
+            })
+            .collect(),
+    }
+}
+
+/// The cluster's status from the wire.
+pub fn cluster_from_pb(s: pb::ClusterStatus) -> Result<ClusterStatus> {
+    let mut members = Vec::with_capacity(s.members.len());
+    for m in s.members {
+        members.push(MemberStatus {
+            name: m.name,
+            addr: m.addr,
+            role: role_from(m.role)?,
+            voter: m.voter,
+            running: m.running,
+            status: m.status.map(node_from_pb).transpose()?,
+            error: some(m.error),
+        });
+    }
+    Ok(ClusterStatus { cluster: s.cluster, leader: some(s.leader), members, cluster_id: s.cluster_id })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cluster_status_round_trips_through_the_wire() {
+        let node = NodeStatus {
+            name: "a@h".into(),
+            node_id: 7,
+            role: Role::Replicant,
+            raft_role: None,
+            applied_index: 9,
+            term: 0,
+            leader: Some("b@h".into()),
+            addr: "h:1".into(),
+            cluster_id: "c".into(),
+            replicant: Some(ReplicantStatus {
+                state: ReplicantState::LocalReplay,
+                upstream: Some("b@h".into()),
+                lag_entries: 1,
+                lag_ms: 2,
+                bootstraps: 3,
+                resumes: 4,
+                transitions: vec!["bootstrap@b@h".into()],
+            }),
+            subscribers: vec![],
+            committed: 10,
+            write_retries: 0,
+            forming_with: vec![],
+        };
+        let core = NodeStatus { role: Role::Core, raft_role: Some(RaftRole::Learner), replicant: None, ..node.clone() };
+        let s = ClusterStatus {
+            cluster: "mnema".into(),
+            leader: None,
+            cluster_id: "c".into(),
+            members: vec![
+                MemberStatus {
+                    name: "a@h".into(),
+                    addr: "h:1".into(),
+                    role: Role::Replicant,
+                    voter: false,
+                    running: true,
+                    status: Some(node),
+                    error: None,
+                },
+                MemberStatus {
+                    name: "b@h".into(),
+                    addr: "h:2".into(),
+                    role: Role::Core,
+                    voter: false,
+                    running: true,
+                    status: Some(core),
+                    error: None,
+                },
+            ],
+        };
+        assert_eq!(cluster_from_pb(cluster_to_pb(&s)).expect("decodes"), s);
+    }
+
+    #[test]
+    fn an_unknown_role_from_a_peer_is_refused() {
+        let mut wire = node_to_pb(&NodeStatus {
+            name: "a@h".into(),
+            node_id: 1,
+            role: Role::Core,
+            raft_role: Some(RaftRole::Leader),
+            applied_index: 0,
+            term: 1,
+            leader: None,
+            addr: "h:1".into(),
+            cluster_id: "c".into(),
+            replicant: None,
+            subscribers: vec![],
+            committed: 0,
+            write_retries: 0,
+            forming_with: vec![],
+        });
+        wire.role = 99;
+        assert!(matches!(node_from_pb(wire), Err(Error::Corrupt { .. })));
+    }
+}
