@@ -66,7 +66,7 @@ impl Client {
     /// Asks the node to join the cluster of `peer` (`name@host` or `name@host:port`);
     /// returns the leader that admitted it, if it said.
     pub async fn join(&mut self, peer: &str) -> Result<Option<String>> {
-        let req = pb::JoinRequest { name: peer.to_string(), addr: String::new() };
+        let req = pb::JoinRequest { name: peer.to_string(), addr: String::new(), tables: Vec::new() };
         self.inner.join_other(req).await.map(|r| leader(r.into_inner())).map_err(|s| self.err(s))
     }
 

@@ -15,12 +15,111 @@ use std::time::Duration;
 /// The cookie EMQX ships with; a node still using it logs a warning.
 pub const DEFAULT_COOKIE: &str = "mnemasecretcookie";
 
+/// A positive duration as the config writes it: `250ms`, `5s`, `5m`, `1h`. Parsed when the
+/// config is read (a bad value is an error naming its key), so code holding a config holds
+/// checked durations.
+///
+/// ```
+/// use mnema::config::Interval;
+/// let i: Interval = "250ms".parse().unwrap();
+/// assert_eq!(i.get(), std::time::Duration::from_millis(250));
+/// assert_eq!(i.to_string(), "250ms");
+/// assert!("0s".parse::<Interval>().is_err());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Interval(Duration);
+
+impl Interval {
+    /// `ms` milliseconds; `None` for 0.
+    pub const fn from_millis(ms: u64) -> Option<Interval> {
+        if ms == 0 { None } else { Some(Interval(Duration::from_millis(ms))) }
+    }
+
+    /// The duration.
+    pub const fn get(self) -> Duration {
+        self.0
+    }
+}
+
+impl std::str::FromStr for Interval {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        parse_duration("duration", s).map(Interval)
+    }
+}
+
+impl std::fmt::Display for Interval {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = self.0.as_millis();
+        match ms {
+            ms if ms % 3_600_000 == 0 => write!(f, "{}h", ms / 3_600_000),
+            ms if ms % 60_000 == 0 => write!(f, "{}m", ms / 60_000),
+            ms if ms % 1000 == 0 => write!(f, "{}s", ms / 1000),
+            ms => write!(f, "{ms}ms"),
+        }
+    }
+}
+
+impl Serialize for Interval {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Interval {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_duration_text(&s).map(Interval).map_err(serde::de::Error::custom)
+    }
+}
+
+/// An [`Interval`] that may be turned off (`off`, `false` or `0`).
+pub type Switch = Option<Interval>;
+
+mod switch {
+    use super::Interval;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<Interval>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(i) => s.collect_str(i),
+            None => s.serialize_str("off"),
+        }
+    }
+
+    /// `off`, `false` and `0` (also as a boolean or a number: how the environment layer
+    /// reads them) turn it off; anything else must be a duration.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Interval>, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Given {
+            Text(String),
+            Flag(bool),
+            Number(u64),
+        }
+        match Given::deserialize(d)? {
+            Given::Flag(false) | Given::Number(0) => Ok(None),
+            Given::Flag(true) => Err(serde::de::Error::custom("`true` is not a duration; give one, like 5m")),
+            Given::Number(n) => Err(serde::de::Error::custom(format!("`{n}` has no unit; write 5m, 90s, …"))),
+            Given::Text(s) => match s.trim() {
+                "off" | "false" | "0" => Ok(None),
+                other => super::parse_duration_text(other).map(|d| Some(Interval(d))).map_err(serde::de::Error::custom),
+            },
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
+/// A node's whole configuration, by section as in `emqx.conf`.
 pub struct NodeConfig {
+    /// `[node]`: who this node is and where its data lives.
     pub node: NodeSection,
+    /// `[cluster]`: how the cluster is found and formed.
     pub cluster: ClusterSection,
+    /// `[raft]`: Raft and write-path tuning.
     pub raft: RaftSection,
+    /// `[replicant]`: how a replicant streams (ignored by cores).
     pub replicant: ReplicantSection,
 }
 
@@ -36,23 +135,26 @@ pub struct ReplicantSection {
     pub shards: Vec<u16>,
     /// With no message (entries or heartbeat) from its core for this long, a replicant
     /// moves to another core.
-    pub stall_timeout: String,
+    pub stall_timeout: Interval,
 }
 
 impl Default for ReplicantSection {
     fn default() -> Self {
-        ReplicantSection { cores: Vec::new(), shards: Vec::new(), stall_timeout: "2s".into() }
+        ReplicantSection { cores: Vec::new(), shards: Vec::new(), stall_timeout: Interval(Duration::from_secs(2)) }
     }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
+/// `[node]`.
 pub struct NodeSection {
     /// `name@host`, immutable for the life of the data dir.
     pub name: String,
     /// Shared secret every RPC between nodes carries.
     pub cookie: String,
+    /// Where the node keeps `IDENTITY`, RocksDB and snapshots.
     pub data_dir: PathBuf,
+    /// Core (a Raft member) or replicant (a read-only copy).
     pub role: Role,
     /// Port of `name@host` is `base_port` + the number the name ends with.
     pub base_port: u16,
@@ -62,26 +164,34 @@ pub struct NodeSection {
     /// named by a DNS name only discovery knows, behind NAT, or on a non-standard port).
     pub advertise: Option<String>,
     /// How often the leader deletes expired sessions, retained messages and bans.
-    pub expiry_sweep_interval: String,
+    pub expiry_sweep_interval: Interval,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
+/// A node's role.
 pub enum Role {
+    /// A Raft member: votes, stores the log, applies.
     Core,
+    /// A stateless copy streamed from a core; forwards its writes.
     Replicant,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
+/// `[cluster]`.
 pub struct ClusterSection {
+    /// The cluster's name (part of static seeds' cluster id, of etcd keys).
     pub name: String,
+    /// How the nodes find each other.
     pub discovery_strategy: DiscoveryStrategy,
     #[serde(rename = "static")]
+    /// `[cluster.static]`: the seed list.
     pub static_: StaticSection,
     /// A member unreachable for this long is removed by the leader and its routes purged;
     /// `off` disables it.
-    pub autoclean: String,
+    #[serde(with = "switch")]
+    pub autoclean: Switch,
     /// EMQX's partition autoheal. Raft heals by itself: after a partition the minority
     /// side catches up from the leader with no restart, so only `true` is accepted.
     pub autoheal: bool,
@@ -99,9 +209,11 @@ pub struct ClusterSection {
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
+/// `[cluster.dns]`.
 pub struct DnsSection {
     /// The name whose records list the nodes, e.g. `mnema.example.com`.
     pub name: String,
+    /// Which records to ask for.
     pub record_type: DnsRecordType,
     /// Name servers (`ip` or `ip:port`) to ask; empty: the system's (`/etc/resolv.conf`).
     #[serde(deserialize_with = "string_list")]
@@ -119,13 +231,17 @@ impl Default for DnsSection {
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum DnsRecordType {
+    /// IPv4 addresses.
     A,
+    /// IPv6 addresses.
     Aaaa,
+    /// SRV records: target and port.
     Srv,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
+/// `[cluster.etcd]`.
 pub struct EtcdSection {
     /// Client URLs (`http://` or `https://`), a list or comma-separated.
     #[serde(deserialize_with = "string_list")]
@@ -133,7 +249,7 @@ pub struct EtcdSection {
     /// Keys live under `{prefix}/{cluster.name}/`.
     pub prefix: String,
     /// A node's key lives this long after its last keep-alive.
-    pub node_ttl: String,
+    pub node_ttl: Interval,
     /// For `https://` servers: the CA that signs etcd's certificate, and optionally this
     /// node's client certificate.
     pub ssl_options: EtcdTlsSection,
@@ -144,7 +260,7 @@ impl Default for EtcdSection {
         EtcdSection {
             server: vec!["http://127.0.0.1:2379".into()],
             prefix: "mnemacl".into(),
-            node_ttl: "1m".into(),
+            node_ttl: Interval(Duration::from_secs(60)),
             ssl_options: EtcdTlsSection::default(),
         }
     }
@@ -152,20 +268,29 @@ impl Default for EtcdSection {
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
+/// `[cluster.etcd.ssl_options]`: PEM files.
 pub struct EtcdTlsSection {
+    /// The CA that signs etcd's certificate.
     pub cacertfile: Option<PathBuf>,
+    /// This node's client certificate.
     pub certfile: Option<PathBuf>,
+    /// Its key.
     pub keyfile: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
+/// `[cluster.k8s]`.
 pub struct K8sSection {
     /// e.g. `https://kubernetes.default.svc:443`.
     pub apiserver: String,
+    /// The headless service whose Endpoints list the pods.
     pub service_name: String,
+    /// How a pod's address becomes a node's host.
     pub address_type: K8sAddressType,
+    /// The service's namespace.
     pub namespace: String,
+    /// With `address_type = "dns"`: the DNS suffix of pod names.
     pub suffix: String,
 }
 
@@ -185,24 +310,33 @@ impl Default for K8sSection {
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum K8sAddressType {
+    /// The pod's IP address.
     Ip,
+    /// `<ip-with-dashes>.<namespace>.<suffix>`.
     Dns,
+    /// The pod's hostname.
     Hostname,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
+/// Transport between nodes.
 pub enum ProtoDist {
+    /// TCP over IPv4.
     InetTcp,
+    /// TCP over IPv6 (hosts written `[addr]`).
     Inet6Tcp,
+    /// TLS over TCP (`[cluster.tls]`).
     InetTls,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
+/// `[cluster.tls]`: PEM files for `inet_tls`.
 pub struct TlsSection {
     /// This node's certificate chain.
     pub certfile: Option<PathBuf>,
+    /// Its private key.
     pub keyfile: Option<PathBuf>,
     /// The CA that signs every node's certificate; peers with others are refused.
     pub cacertfile: Option<PathBuf>,
@@ -219,9 +353,13 @@ impl Default for TlsSection {
 /// The PEM contents `inet_tls` runs with, read at validation.
 #[derive(Clone, Debug)]
 pub struct TlsFiles {
+    /// This node's certificate chain.
     pub cert: Vec<u8>,
+    /// Its private key.
     pub key: Vec<u8>,
+    /// The CA every node's certificate must be signed by.
     pub ca: Vec<u8>,
+    /// Require certificates from callers too.
     pub mutual: bool,
 }
 
@@ -238,18 +376,26 @@ const INET_TLS: &str = "cluster.proto_dist = \"inet_tls\"";
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
+/// How nodes find each other (`cluster.discovery_strategy`).
 pub enum DiscoveryStrategy {
+    /// No discovery: `mnema ctl cluster join` forms the cluster.
     Manual,
+    /// A fixed seed list (`cluster.static.seeds`).
     Static,
+    /// A DNS name's A, AAAA or SRV records.
     Dns,
+    /// Registrations in etcd.
     Etcd,
+    /// A Kubernetes service's Endpoints.
     K8s,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
+/// `[cluster.static]`.
 pub struct StaticSection {
     #[serde(deserialize_with = "string_list")]
+    /// The cores, `name@host[:port]`, a list or comma-separated.
     pub seeds: Vec<String>,
 }
 
@@ -257,8 +403,11 @@ pub struct StaticSection {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct RaftSection {
-    pub heartbeat_interval: String,
-    pub election_timeout: String,
+    /// How often the leader sends heartbeats.
+    pub heartbeat_interval: Interval,
+    /// How long a follower waits for the leader before it campaigns (at least 3
+    /// heartbeats; openraft draws each timeout between this and twice this).
+    pub election_timeout: Interval,
     /// Build a snapshot (and compact the log) after this many entries.
     pub snapshot_after_entries: u64,
     /// Most transactions group-committed into one log entry.
@@ -266,13 +415,13 @@ pub struct RaftSection {
     /// Most batches in flight at once; more callers wait and so batch better.
     pub max_inflight_batches: usize,
     /// How long a write waits for a leader and for its commit.
-    pub write_timeout: String,
+    pub write_timeout: Interval,
     /// Times a write is sent again after a failure that leaves its outcome unknown (the
     /// leader died or the connection broke mid-call). Request ids make this safe: a batch
     /// already applied is not applied again.
     pub write_retries: u32,
     /// Pause before the first such retry; doubled each time, up to 1s.
-    pub write_retry_backoff: String,
+    pub write_retry_backoff: Interval,
 }
 
 impl Default for NodeSection {
@@ -285,7 +434,7 @@ impl Default for NodeSection {
             base_port: 4370,
             listen: None,
             advertise: None,
-            expiry_sweep_interval: "10s".into(),
+            expiry_sweep_interval: Interval(Duration::from_secs(10)),
         }
     }
 }
@@ -296,7 +445,7 @@ impl Default for ClusterSection {
             name: "mnema".into(),
             discovery_strategy: DiscoveryStrategy::Manual,
             static_: StaticSection::default(),
-            autoclean: "5m".into(),
+            autoclean: Some(Interval(Duration::from_secs(300))),
             autoheal: true,
             proto_dist: ProtoDist::InetTcp,
             k8s: K8sSection::default(),
@@ -310,63 +459,60 @@ impl Default for ClusterSection {
 impl Default for RaftSection {
     fn default() -> Self {
         RaftSection {
-            heartbeat_interval: "100ms".into(),
-            election_timeout: "1s".into(),
+            heartbeat_interval: Interval(Duration::from_millis(100)),
+            election_timeout: Interval(Duration::from_secs(1)),
             snapshot_after_entries: 20_000,
             max_batch_txns: 4096,
             max_inflight_batches: 8,
-            write_timeout: "10s".into(),
+            write_timeout: Interval(Duration::from_secs(10)),
             write_retries: 5,
-            write_retry_backoff: "50ms".into(),
+            write_retry_backoff: Interval(Duration::from_millis(50)),
         }
     }
 }
 
 /// The checked form of a config: what the node actually runs with.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Validated {
-    pub name: NodeName,
-    pub node_id: u64,
+    pub(crate) name: NodeName,
+    pub(crate) node_id: u64,
     /// Address peers use to reach this node.
-    pub advertise: String,
+    pub(crate) advertise: String,
     /// Address this node binds.
-    pub listen: String,
-    pub seeds: Vec<Peer>,
-    pub heartbeat: Duration,
-    pub election_timeout: Duration,
-    pub write_timeout: Duration,
-    pub write_retry_backoff: Duration,
-    pub role: Role,
+    pub(crate) listen: String,
+    pub(crate) seeds: Vec<Peer>,
+    pub(crate) role: Role,
     /// Cores a replicant streams from (empty for a core).
-    pub cores: Vec<Peer>,
-    pub stall_timeout: Duration,
-    pub expiry_sweep_interval: Duration,
-    /// `None`: autoclean off.
-    pub autoclean: Option<Duration>,
+    pub(crate) cores: Vec<Peer>,
     /// Set with `inet_tls`.
-    pub tls: Option<TlsFiles>,
+    pub(crate) tls: Option<TlsFiles>,
     /// `cluster.dns.servers`, parsed (empty: the system's).
-    pub dns_servers: Vec<std::net::SocketAddr>,
+    pub(crate) dns_servers: Vec<std::net::SocketAddr>,
     /// Set with the `etcd` strategy.
-    pub etcd: Option<EtcdConfig>,
+    pub(crate) etcd: Option<EtcdConfig>,
+    /// The config it was checked from: the one copy every part of the node reads.
+    pub(crate) config: NodeConfig,
 }
 
 /// The `etcd` strategy as a node runs it.
 #[derive(Clone, Debug)]
+#[doc(hidden)]
 pub struct EtcdConfig {
-    pub endpoints: Vec<String>,
+    pub(crate) endpoints: Vec<String>,
     /// `{prefix}/{cluster.name}/`: node keys are under `nodes/`, the formation claim is `formed`.
-    pub root: String,
+    pub(crate) root: String,
     /// Lease TTL in whole seconds (etcd's unit), at least 1.
-    pub ttl_secs: i64,
+    pub(crate) ttl_secs: i64,
     /// PEM: the CA, and optionally this node's certificate and key (for `https://`).
-    pub tls: Option<EtcdTlsFiles>,
+    pub(crate) tls: Option<EtcdTlsFiles>,
 }
 
 #[derive(Clone, Debug)]
+#[doc(hidden)]
 pub struct EtcdTlsFiles {
-    pub ca: Vec<u8>,
-    pub identity: Option<(Vec<u8>, Vec<u8>)>,
+    pub(crate) ca: Vec<u8>,
+    pub(crate) identity: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 impl EtcdSection {
@@ -389,7 +535,7 @@ impl EtcdSection {
         if prefix.is_empty() {
             return Err(Error::config("cluster.etcd.prefix", "must not be empty"));
         }
-        let ttl = parse_duration("cluster.etcd.node_ttl", &self.node_ttl)?;
+        let ttl = self.node_ttl.get();
         if ttl < Duration::from_secs(1) {
             return Err(Error::config("cluster.etcd.node_ttl", "must be at least 1s"));
         }
@@ -571,12 +717,9 @@ impl NodeConfig {
             DiscoveryStrategy::Etcd => Some(self.cluster.etcd.validate(&self.cluster.name)?),
             _ => None,
         };
-        let heartbeat = parse_duration("raft.heartbeat_interval", &self.raft.heartbeat_interval)?;
-        let election_timeout = parse_duration("raft.election_timeout", &self.raft.election_timeout)?;
-        if election_timeout < heartbeat * 3 {
+        if self.raft.election_timeout.get() < self.raft.heartbeat_interval.get() * 3 {
             return Err(Error::config("raft.election_timeout", "must be at least 3 heartbeat intervals"));
         }
-        let write_timeout = parse_duration("raft.write_timeout", &self.raft.write_timeout)?;
         if self.raft.max_batch_txns == 0 {
             return Err(Error::config("raft.max_batch_txns", "must be at least 1"));
         }
@@ -586,9 +729,6 @@ impl NodeConfig {
         if self.raft.snapshot_after_entries == 0 {
             return Err(Error::config("raft.snapshot_after_entries", "must be at least 1"));
         }
-        let write_retry_backoff = parse_duration("raft.write_retry_backoff", &self.raft.write_retry_backoff)?;
-        let stall_timeout = parse_duration("replicant.stall_timeout", &self.replicant.stall_timeout)?;
-        let expiry_sweep_interval = parse_duration("node.expiry_sweep_interval", &self.node.expiry_sweep_interval)?;
         let tls = match self.cluster.proto_dist {
             ProtoDist::InetTls => Some(TlsFiles {
                 cert: read_pem("cluster.tls.certfile", &self.cluster.tls.certfile, INET_TLS)?,
@@ -603,10 +743,6 @@ impl NodeConfig {
                 ));
             }
             _ => None,
-        };
-        let autoclean = match self.cluster.autoclean.trim() {
-            "off" | "false" | "0" => None,
-            other => Some(parse_duration("cluster.autoclean", other)?),
         };
         let cores = match self.node.role {
             Role::Core => Vec::new(),
@@ -641,23 +777,52 @@ impl NodeConfig {
             advertise,
             listen,
             seeds,
-            heartbeat,
-            election_timeout,
-            write_timeout,
-            write_retry_backoff,
             role: self.node.role,
             cores,
-            stall_timeout,
-            expiry_sweep_interval,
-            autoclean,
             tls,
             dns_servers,
             etcd,
+            config: self.clone(),
         })
     }
 }
 
 impl Validated {
+    /// `raft.heartbeat_interval`.
+    pub fn heartbeat(&self) -> Duration {
+        self.config.raft.heartbeat_interval.get()
+    }
+
+    /// `raft.election_timeout`.
+    pub fn election_timeout(&self) -> Duration {
+        self.config.raft.election_timeout.get()
+    }
+
+    /// `raft.write_timeout`.
+    pub fn write_timeout(&self) -> Duration {
+        self.config.raft.write_timeout.get()
+    }
+
+    /// `raft.write_retry_backoff`.
+    pub fn write_retry_backoff(&self) -> Duration {
+        self.config.raft.write_retry_backoff.get()
+    }
+
+    /// `replicant.stall_timeout`.
+    pub fn stall_timeout(&self) -> Duration {
+        self.config.replicant.stall_timeout.get()
+    }
+
+    /// `node.expiry_sweep_interval`.
+    pub fn expiry_sweep_interval(&self) -> Duration {
+        self.config.node.expiry_sweep_interval.get()
+    }
+
+    /// `cluster.autoclean` (`None`: off).
+    pub fn autoclean(&self) -> Option<Duration> {
+        self.config.cluster.autoclean.map(Interval::get)
+    }
+
     /// The cluster id a new data dir starts with. Static seeds all derive the same id from
     /// the cluster name and the seed list, so the one cluster they form has one id; a
     /// manual node is a cluster of its own (a fresh random id) until it joins another.
@@ -688,13 +853,16 @@ pub fn random_u64() -> u64 {
     h.finish()
 }
 
-/// Parses `250ms`, `5s`, `5m`, `1h`.
+/// Parses `250ms`, `5s`, `5m`, `1h`; an error names `key`.
 pub fn parse_duration(key: &str, s: &str) -> Result<Duration> {
+    parse_duration_text(s).map_err(|reason| Error::config(key, reason))
+}
+
+fn parse_duration_text(s: &str) -> std::result::Result<Duration, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let n: u64 =
-        num.parse().map_err(|_| Error::config(key, format!("`{s}` is not a duration like 250ms, 5s or 5m")))?;
+    let n: u64 = num.parse().map_err(|_| format!("`{s}` is not a duration like 250ms, 5s or 5m"))?;
     let ms = match unit {
         "ms" => Some(n),
         "s" => n.checked_mul(1000),
@@ -704,7 +872,7 @@ pub fn parse_duration(key: &str, s: &str) -> Result<Duration> {
     };
     match ms {
         Some(ms) if ms > 0 => Ok(Duration::from_millis(ms)),
-        _ => Err(Error::config(key, format!("`{s}` is not a positive duration like 250ms, 5s or 5m"))),
+        _ => Err(format!("`{s}` is not a positive duration like 250ms, 5s or 5m")),
     }
 }
 
@@ -758,9 +926,49 @@ mod tests {
         let mut c = NodeConfig::default();
         c.cluster.discovery_strategy = DiscoveryStrategy::Static;
         assert!(c.validate().unwrap_err().to_string().contains("cluster.static.seeds"));
-        c.raft.heartbeat_interval = "soon".into();
         c.cluster.static_.seeds = vec!["a@b".into()];
-        assert!(c.validate().unwrap_err().to_string().contains("raft.heartbeat_interval"));
+        c.raft.heartbeat_interval = "1s".parse().unwrap();
+        match c.validate() {
+            Err(Error::Config { key, .. }) => assert_eq!(key, "raft.election_timeout", "3 heartbeats at least"),
+            other => panic!("expected a config error, got {other:?}"),
+        }
+        // A duration is checked when the config is read, naming its key.
+        match NodeConfig::from_toml("[raft]\nheartbeat_interval = \"soon\"") {
+            Err(Error::Config { key, .. }) => assert_eq!(key, "raft.heartbeat_interval"),
+            other => panic!("expected a config error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn durations_round_trip_and_off_turns_autoclean_off() {
+        for s in ["250ms", "5s", "5m", "1h", "90s"] {
+            assert_eq!(s.parse::<Interval>().unwrap().to_string(), s);
+        }
+        let c = NodeConfig::from_toml("[cluster]\nautoclean = \"off\"").unwrap();
+        assert_eq!(c.cluster.autoclean, None);
+        let c = NodeConfig::from_toml("[cluster]\nautoclean = \"90s\"").unwrap();
+        assert_eq!(c.cluster.autoclean.map(Interval::get), Some(Duration::from_secs(90)));
+        // Defaults serialise to what they parse from (the env layer reads them back).
+        let text = toml_of(&NodeConfig::default());
+        assert_eq!(NodeConfig::from_toml(&text).unwrap(), NodeConfig::default());
+    }
+
+    fn toml_of(c: &NodeConfig) -> String {
+        let v = serde_json::to_value(c).unwrap();
+        let mut out = String::new();
+        if let serde_json::Value::Object(sections) = v {
+            for (name, section) in sections {
+                out.push_str(&format!("[{name}]\n"));
+                if let serde_json::Value::Object(keys) = section {
+                    for (k, v) in keys {
+                        if !v.is_object() && !v.is_null() {
+                            out.push_str(&format!("{k} = {v}\n"));
+                        }
+                    }
+                }
+            }
+        }
+        out
     }
 
     #[test]
@@ -775,8 +983,10 @@ mod tests {
         c.replicant.cores = vec!["c1@127.0.0.1".into(), "c2@127.0.0.1:9000".into()];
         let v = c.validate().unwrap();
         assert_eq!(v.cores.iter().map(|p| p.addr.as_str()).collect::<Vec<_>>(), ["127.0.0.1:4371", "127.0.0.1:9000"]);
-        c.replicant.stall_timeout = "never".into();
-        assert!(c.validate().unwrap_err().to_string().contains("replicant.stall_timeout"));
+        match NodeConfig::from_toml("[replicant]\nstall_timeout = \"never\"") {
+            Err(Error::Config { key, .. }) => assert_eq!(key, "replicant.stall_timeout"),
+            other => panic!("expected a config error, got {other:?}"),
+        }
     }
 
     #[test]

@@ -278,6 +278,7 @@ pub enum Error {
     },
 
     #[error("timed out after {ms} ms waiting for {what}")]
+    /// A wait ran out of time.
     Timeout {
         /// What was being read or waited for.
         what: String,
@@ -336,6 +337,7 @@ impl std::fmt::Display for TransportKind {
 }
 
 impl Error {
+    /// Bytes about `what` did not decode.
     pub fn corrupt(what: &'static str, reason: impl std::fmt::Display) -> Self {
         Error::Corrupt { what: std::borrow::Cow::Borrowed(what), reason: reason.to_string() }
     }
@@ -356,6 +358,7 @@ impl Error {
         Error::Io { path: path.into(), reason: source.to_string() }
     }
 
+    /// [`Error::IsReplicant`] for `node`, asked `action`.
     pub fn is_replicant(node: &str, action: &str) -> Self {
         Error::IsReplicant { node: node.to_string(), action: action.to_string() }
     }

@@ -34,6 +34,7 @@ impl NodeName {
         Ok(NodeName(s.to_string()))
     }
 
+    /// `name@host`.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -79,7 +80,9 @@ pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
 /// A peer as written in a seed list or on the command line: a name and where to reach it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Peer {
+    /// The node's name.
     pub name: NodeName,
+    /// Its `host:port`.
     pub addr: String,
 }
 

@@ -34,8 +34,11 @@ impl ReplicantState {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RaftRole {
+    /// Leads the cluster: the only node that appends to the log.
     Leader,
+    /// Follows a leader.
     Follower,
+    /// Campaigns to become leader.
     Candidate,
     /// A member without a vote (being added, or rejoining after a rebuild).
     Learner,
@@ -88,6 +91,8 @@ pub struct NodeStatus {
     pub write_retries: u64,
     /// While forming a cluster from `dns`/`k8s` discovery: the node list it proposes.
     pub forming_with: Vec<String>,
+    /// Its replicated table declarations (empty: it did not say).
+    pub(crate) tables: Vec<crate::engine::declaration::Declaration>,
 }
 
 /// A replicant's link to the cores.
@@ -108,6 +113,8 @@ pub struct ReplicantStatus {
     pub resumes: u64,
     /// Recent states, oldest first: `bootstrap@mnema1`.
     pub transitions: Vec<String>,
+    /// Why the last stream failed, or a core was passed over, since it was last normal.
+    pub last_error: Option<crate::Error>,
 }
 
 /// A replicant streaming from a core.

@@ -10,9 +10,11 @@ use std::path::{Path, PathBuf};
 /// What a backup holds.
 #[derive(Clone, Debug)]
 pub struct BackupInfo {
+    /// Where the copy is.
     pub dir: PathBuf,
     /// The node had applied at least this much when the copy was taken.
     pub applied_index: u64,
+    /// Its size on disk.
     pub bytes: u64,
 }
 

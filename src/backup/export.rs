@@ -19,10 +19,10 @@ pub fn export_to<W: Write>(node: &Runtime, out: W, progress: &mut Progress) -> R
     let header = Header {
         applied_index: snap.applied_index()?,
         node: node.name().to_string(),
-        cluster: node.config.cluster.name.clone(),
+        cluster: node.cfg.config.cluster.name.clone(),
         cluster_id: node.cluster_id(),
         exported_at_ms: crate::schema::time::now_ms(),
-        config: serde_json::to_value(&node.config.cluster).map_err(|e| Error::Storage(format!("config: {e}")))?,
+        config: serde_json::to_value(&node.cfg.config.cluster).map_err(|e| Error::Storage(format!("config: {e}")))?,
     };
     let werr = |e: std::io::Error| Error::Storage(format!("write export: {e}"));
     let mut w = DocWriter::new(out, &header).map_err(werr)?;

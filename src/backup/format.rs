@@ -33,9 +33,13 @@ pub const VERSION: u32 = 1;
 pub struct Header {
     /// Every record is as of this Raft index.
     pub applied_index: u64,
+    /// The node that exported.
     pub node: String,
+    /// `cluster.name`.
     pub cluster: String,
+    /// The cluster id.
     pub cluster_id: String,
+    /// When, in ms since the Unix epoch.
     pub exported_at_ms: u64,
     /// The cluster's configuration (the `[cluster]` section; no secrets).
     pub config: serde_json::Value,
@@ -126,15 +130,34 @@ impl<W: Write> DocWriter<W> {
 /// What [`read`] hands its callback, in file order.
 #[derive(Debug)]
 pub enum Event<'a> {
-    Table { ix: TableIx, name: &'a str },
-    Record { ix: TableIx, key: Vec<u8>, value: Vec<u8> },
+    /// A table starts.
+    Table {
+        /// Its index in the catalog.
+        #[cfg_attr(not(any(test, feature = "test-util")), allow(dead_code))]
+        ix: TableIx,
+        /// Its name.
+        name: &'a str,
+    },
+    /// A record of the current table.
+    Record {
+        /// Its table's index.
+        #[cfg_attr(not(any(test, feature = "test-util")), allow(dead_code))]
+        ix: TableIx,
+        /// The key.
+        key: Vec<u8>,
+        /// The value.
+        value: Vec<u8>,
+    },
 }
 
 /// What a checked document holds.
 #[derive(Clone, Debug, Default)]
 pub struct Summary {
+    /// The export's header.
     pub header: Header,
+    /// The tables it holds, in file order.
     pub tables: Vec<String>,
+    /// How many records.
     pub records: u64,
 }
 

@@ -15,7 +15,9 @@ use std::sync::Arc;
 /// How an import treats what the cluster already holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
+    /// Records are added to (or replace) those present; others stay.
     Merge,
+    /// Each table in the file is cleared first, then filled from the file.
     Replace,
 }
 
@@ -36,6 +38,7 @@ const BATCH_BYTES: usize = 1 << 20;
 
 /// Where batches go: a node in this process, or a node over gRPC (`mnema ctl`).
 pub trait Submit {
+    /// Writes one transaction of imported records.
     fn submit(&mut self, txn: Txn) -> impl std::future::Future<Output = Result<()>>;
 }
 

@@ -44,7 +44,7 @@ pub use data_dir::{BackupInfo, backup as backup_data_dir};
 pub use export::temp_beside;
 #[cfg(feature = "server")]
 pub(crate) use export::{export_file, export_to};
-pub use format::{Event, Header, Summary};
+pub use format::{Header, Summary};
 #[cfg(feature = "server")]
 pub(crate) use import::import_file as import_catalog;
 #[cfg(feature = "server")]

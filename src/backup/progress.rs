@@ -2,6 +2,8 @@
 
 use std::time::{Duration, Instant};
 
+/// Progress of a long operation (export, import): records and bytes done, the rate and
+/// the time left, reported every so often through a callback.
 pub struct Progress {
     what: &'static str,
     started: Instant,
@@ -9,8 +11,11 @@ pub struct Progress {
     every: Duration,
     /// Expected totals, if known (import knows them after checking the file).
     pub total_records: Option<u64>,
+    /// The total bytes expected, when known (for the time left).
     pub total_bytes: Option<u64>,
+    /// Records done.
     pub records: u64,
+    /// Bytes done.
     pub bytes: u64,
     report: Box<dyn FnMut(&str) + Send>,
 }
@@ -37,6 +42,7 @@ impl Progress {
         Self::new(what, Duration::MAX, |_| {})
     }
 
+    /// Counts `records` and `bytes` more, reporting if it is time to.
     pub fn add(&mut self, records: u64, bytes: u64) {
         self.records += records;
         self.bytes += bytes;
@@ -47,6 +53,7 @@ impl Progress {
         }
     }
 
+    /// Reports the final figures.
     pub fn finish(&mut self) {
         let line = format!("{} (done)", self.line());
         (self.report)(&line);

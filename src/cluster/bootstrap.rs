@@ -41,6 +41,7 @@ pub async fn form(shared: &Arc<Runtime>, etcd_lease: Option<watch::Receiver<Opti
         DiscoveryStrategy::Manual => initialize(shared, BTreeMap::from([(shared.cfg.node_id, shared.me())])).await,
         DiscoveryStrategy::Static => {
             let seeds = &shared.cfg.seeds;
+            same_tables_as_running(shared, seeds).await?;
             if seeds.iter().any(|p| p.name == shared.cfg.name) {
                 if let Some(peer) = running_among(shared, seeds, Some(&shared.cluster_id())).await {
                     if shared.had_identity {
@@ -69,7 +70,7 @@ pub async fn form(shared: &Arc<Runtime>, etcd_lease: Option<watch::Receiver<Opti
             }
         }
         DiscoveryStrategy::K8s | DiscoveryStrategy::Dns => {
-            if let Some(lookup) = Lookup::new(&shared.cfg, &shared.config)? {
+            if let Some(lookup) = Lookup::new(&shared.cfg)? {
                 shared.spawn(discover_and_form(shared.clone(), lookup));
             }
             Ok(())
@@ -99,12 +100,17 @@ async fn check_same_cluster(shared: &Arc<Runtime>) -> Result<()> {
         return Ok(());
     }
     let asks = others.iter().map(|n| shared.peers.node_info(&n.name, &n.addr, PROBE));
-    let ids: Vec<(String, String)> = futures::future::join_all(asks)
+    let answers: Vec<(String, crate::status::NodeStatus)> = futures::future::join_all(asks)
         .await
         .into_iter()
         .zip(&others)
-        .filter_map(|(r, n)| r.ok().map(|s| (n.name.clone(), s.cluster_id)))
+        .filter_map(|(r, n)| r.ok().map(|s| (n.name.clone(), s)))
         .collect();
+    // The same tables as every member that answers, or no start.
+    for (name, s) in &answers {
+        shared.check_tables(name, &s.tables)?;
+    }
+    let ids: Vec<(String, String)> = answers.into_iter().map(|(n, s)| (n, s.cluster_id)).collect();
     let ours = shared.cluster_id();
     let majority = others.len() / 2 + 1;
     let Some((_, theirs)) = ids.first() else { return Ok(()) };
@@ -116,6 +122,20 @@ async fn check_same_cluster(shared: &Arc<Runtime>) -> Result<()> {
             theirs: theirs.clone(),
             members: names.join(", "),
         });
+    }
+    Ok(())
+}
+
+/// Refuses to start ([`Error::SchemaMismatch`]) when one of `peers` that answers now
+/// declares its replicated tables differently from this node. Peers that do not answer
+/// prove nothing (they are checked when they join or restart).
+async fn same_tables_as_running(shared: &Runtime, peers: &[Peer]) -> Result<()> {
+    let others: Vec<&Peer> = peers.iter().filter(|p| p.name != shared.cfg.name).collect();
+    let asks = others.iter().map(|p| shared.peers.node_info(p.name.as_str(), &p.addr, PROBE));
+    for (r, p) in futures::future::join_all(asks).await.into_iter().zip(others) {
+        if let Ok(s) = r {
+            shared.check_tables(p.name.as_str(), &s.tables)?;
+        }
     }
     Ok(())
 }
@@ -136,13 +156,13 @@ async fn initialize(shared: &Arc<Runtime>, members: BTreeMap<u64, NodeInfo>) -> 
 /// row agree, form it with that member list: nodes that see the same list initialise the
 /// same membership and cluster id, so they form exactly one cluster.
 async fn discover_and_form(shared: Arc<Runtime>, mut lookup: Lookup) {
-    let cfg = &shared.config;
+    let cfg = &shared.cfg.config;
     let mut last: Option<Vec<String>> = None;
     loop {
         if shared.is_stopping() {
             return;
         }
-        match lookup.peers(&shared.cfg, &shared.config).await {
+        match lookup.peers(&shared.cfg).await {
             Ok(peers) => {
                 let names: Vec<String> = peers.iter().map(|p| p.name.to_string()).collect();
                 if !peers.iter().any(|p| p.name == shared.cfg.name) {
@@ -209,7 +229,7 @@ async fn claim_and_form(shared: Arc<Runtime>, mut lease: watch::Receiver<Option<
                 return Ok(false);
             }
             shared.adopt_cluster_id(&crate::config::derived_cluster_id(
-                &shared.config.cluster.name,
+                &shared.cfg.config.cluster.name,
                 [me.as_str()].into_iter(),
             ))?;
             initialize(&shared, BTreeMap::from([(shared.cfg.node_id, shared.me())])).await?;

@@ -35,6 +35,8 @@ pub async fn join(shared: &Arc<Runtime>, target: &Peer) -> Result<()> {
     if their.name != target.name.as_str() {
         return Err(Error::Refused(format!("{} answers as `{}`, not `{}`", target.addr, their.name, target.name)));
     }
+    // Before anything of this node's data is discarded: the same tables, or no join.
+    shared.check_tables(target.name.as_str(), &their.tables)?;
     if their.role == crate::config::Role::Replicant {
         return Err(Error::is_replicant(target.name.as_str(), "being joined (join a core of its cluster)"));
     }
@@ -57,7 +59,11 @@ pub async fn join(shared: &Arc<Runtime>, target: &Peer) -> Result<()> {
     tracing::warn!(target = %target.name, "joining: discarding this node's replicated data");
     crate::runtime::raft_setup_reset(shared).await?;
     shared.adopt_cluster_id(&their.cluster_id)?;
-    let req = pb::JoinRequest { name: shared.cfg.name.to_string(), addr: shared.cfg.advertise.clone() };
+    let req = pb::JoinRequest {
+        name: shared.cfg.name.to_string(),
+        addr: shared.cfg.advertise.clone(),
+        tables: crate::rpc::convert::encode_tables(&shared.catalog.declarations()),
+    };
     let mut req = tonic::Request::new(req);
     req.set_timeout(JOIN_TIMEOUT);
     client.join(req).await.map_err(|s| status_error(target.name.as_str(), s))?;
@@ -67,8 +73,9 @@ pub async fn join(shared: &Arc<Runtime>, target: &Peer) -> Result<()> {
 }
 
 /// Admits `name` at `addr` into this node's cluster (forwarded to the leader if need be).
-pub async fn admit(shared: &Arc<Runtime>, name: &str, addr: &str) -> Result<pb::JoinReply> {
+pub async fn admit(shared: &Arc<Runtime>, name: &str, addr: &str, tables: &[u8]) -> Result<pb::JoinReply> {
     let node_name = NodeName::parse("join.name", name)?;
+    shared.check_tables(name, &crate::rpc::convert::decode_tables(tables)?)?;
     let id = node_name.node_id();
     let raft = shared.raft()?;
     let Some((leader_id, leader)) = shared.leader()? else {
@@ -76,7 +83,7 @@ pub async fn admit(shared: &Arc<Runtime>, name: &str, addr: &str) -> Result<pb::
     };
     if leader_id != shared.cfg.node_id {
         let mut client = shared.peers.cluster(&leader.addr)?;
-        let mut req = tonic::Request::new(pb::JoinRequest { name: name.into(), addr: addr.into() });
+        let mut req = tonic::Request::new(pb::JoinRequest { name: name.into(), addr: addr.into(), tables: tables.to_vec() });
         req.set_timeout(JOIN_TIMEOUT);
         return client.join(req).await.map(|r| r.into_inner()).map_err(|s| status_error(&leader.name, s));
     }

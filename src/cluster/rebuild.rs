@@ -62,7 +62,11 @@ async fn step(shared: &Runtime, via: &Peer) -> Result<bool> {
         tracing::info!("removed from the cluster's membership; asking to be added back");
         return Ok(false);
     }
-    let mut req = tonic::Request::new(pb::JoinRequest { name: me.to_string(), addr: shared.cfg.advertise.clone() });
+    let mut req = tonic::Request::new(pb::JoinRequest {
+        name: me.to_string(),
+        addr: shared.cfg.advertise.clone(),
+        tables: crate::rpc::convert::encode_tables(&shared.catalog.declarations()),
+    });
     req.set_timeout(ADMIT_TIMEOUT);
     client.join(req).await.map_err(err)?;
     Ok(true)

@@ -89,13 +89,13 @@ impl Cluster for ClusterService {
 
     async fn join(&self, req: Request<pb::JoinRequest>) -> Result<Response<pb::JoinReply>, Status> {
         let r = req.into_inner();
-        super::membership::admit(&self.node, &r.name, &r.addr).await.map(Response::new).map_err(|e| to_status(&e))
+        super::membership::admit(&self.node, &r.name, &r.addr, &r.tables).await.map(Response::new).map_err(|e| to_status(&e))
     }
 
     async fn join_other(&self, req: Request<pb::JoinRequest>) -> Result<Response<pb::JoinReply>, Status> {
         let r = req.into_inner();
         // `name` is the peer as the operator wrote it: name@host or name@host:port.
-        let target = Peer::parse("node", &r.name, self.node.config.node.base_port).map_err(|e| to_status(&e))?;
+        let target = Peer::parse("node", &r.name, self.node.cfg.config.node.base_port).map_err(|e| to_status(&e))?;
         super::membership::join(&self.node, &target).await.map_err(|e| to_status(&e))?;
         let leader = self.node.leader().ok().flatten().map(|(_, n)| n.name).unwrap_or_default();
         Ok(Response::new(pb::JoinReply { leader }))

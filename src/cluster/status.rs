@@ -85,7 +85,7 @@ pub async fn collect(shared: &Runtime) -> Result<ClusterStatus> {
     members.extend(futures::future::join_all(asks).await);
     let leader = m.current_leader.and_then(|id| membership.get_node(&id).map(|n| n.name.clone()));
     Ok(ClusterStatus {
-        cluster: shared.config.cluster.name.clone(),
+        cluster: shared.cfg.config.cluster.name.clone(),
         leader,
         members,
         cluster_id: shared.cluster_id(),

@@ -39,6 +39,11 @@ impl Catalog {
         Ok(Catalog { defs, by_name })
     }
 
+    /// What this catalog declares of its replicated tables, for comparison with other nodes.
+    pub fn declarations(&self) -> Vec<super::declaration::Declaration> {
+        super::declaration::declarations(&self.defs)
+    }
+
     pub fn defs(&self) -> &[TableDef] {
         &self.defs
     }

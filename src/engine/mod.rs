@@ -5,6 +5,7 @@
 pub mod access;
 pub mod apply;
 pub mod catalog;
+pub mod declaration;
 pub mod keys;
 pub mod snapshot_format;
 pub mod table;

@@ -41,6 +41,7 @@ pub enum Storage {
 #[serde(rename_all = "snake_case")]
 pub enum Index {
     #[default]
+    /// No index.
     None,
     /// Keys are MQTT topic filters; the wildcard ones go into a trie for matching topics
     /// (see `engine::topic_trie`). For in-memory bags.
@@ -106,11 +107,16 @@ impl std::hash::Hash for ValueRule {
 /// A table declaration. Every node of a cluster must declare the same replicated tables.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct TableDef {
+    /// The table's name, unique in a catalog.
     pub name: String,
+    /// Set, ordered set or bag.
     pub kind: Kind,
+    /// Replicated through Raft, or local to one node.
     pub scope: Scope,
+    /// Held in memory, on disc, or both.
     pub storage: Storage,
     #[serde(default)]
+    /// A secondary index kept with the table (the topic trie).
     pub index: Index,
     /// The rule every stored record follows; `None`: any bytes.
     #[serde(skip)]
@@ -118,6 +124,7 @@ pub struct TableDef {
 }
 
 impl TableDef {
+    /// A table named `name`; [`TableDef::replicated`] and [`TableDef::local`] say the scope.
     pub fn new(name: &str, kind: Kind, scope: Scope, storage: Storage) -> Self {
         TableDef { name: name.to_string(), kind, scope, storage, index: Index::None, rule: None }
     }
@@ -142,10 +149,12 @@ impl TableDef {
         self
     }
 
+    /// A table replicated to every node through Raft.
     pub fn replicated(name: &str, kind: Kind, storage: Storage) -> Self {
         Self::new(name, kind, Scope::Replicated, storage)
     }
 
+    /// A table local to each node (never replicated).
     pub fn local(name: &str, kind: Kind, storage: Storage) -> Self {
         Self::new(name, kind, Scope::Local, storage)
     }

@@ -19,49 +19,67 @@ pub const DEFAULT_SHARD: ShardId = 0;
 pub enum Op {
     /// Set: replace the value. Bag: add the value (a no-op if that exact value is there).
     Put {
+        /// The table.
         table: String,
         #[serde(with = "serde_bytes")]
+        /// The record's key.
         key: Vec<u8>,
         #[serde(with = "serde_bytes")]
+        /// The value.
         value: Vec<u8>,
     },
     /// Remove the key with all its values.
     Delete {
+        /// The table.
         table: String,
         #[serde(with = "serde_bytes")]
+        /// The record's key.
         key: Vec<u8>,
     },
     /// Bag only: remove one value of a key.
     DeleteObject {
+        /// The table.
         table: String,
         #[serde(with = "serde_bytes")]
+        /// The record's key.
         key: Vec<u8>,
         #[serde(with = "serde_bytes")]
+        /// The value.
         value: Vec<u8>,
     },
     /// Remove every record of the table.
-    Clear { table: String },
+    Clear {
+        /// The table.
+        table: String,
+    },
     /// Set or ordered_set: put only if the key is absent; the outcome says which happened.
     PutIfAbsent {
+        /// The table.
         table: String,
         #[serde(with = "serde_bytes")]
+        /// The record's key.
         key: Vec<u8>,
         #[serde(with = "serde_bytes")]
+        /// The value.
         value: Vec<u8>,
     },
     /// Set or ordered_set: a condition, checked before any op of the transaction runs.
     /// `value: None` requires the key absent; `Some(v)` requires it present with value `v`.
-    /// If any condition fails the whole transaction is a [`TxnOutcome::Conflict`].
+    /// If any condition fails the whole transaction fails with [`Error::Conflict`](crate::Error::Conflict).
     Require {
+        /// The table.
         table: String,
         #[serde(with = "serde_bytes")]
+        /// The record's key.
         key: Vec<u8>,
         #[serde(with = "serde_bytes")]
+        /// `None`: the key must be absent; `Some(v)`: present with value `v`.
         value: Option<Vec<u8>>,
     },
 }
 
 impl Op {
+    /// The table the op changes.
     pub fn table(&self) -> &str {
         match self {
             Op::Put { table, .. }
@@ -88,35 +106,43 @@ pub enum OpResult {
 /// A list of ops applied atomically.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Txn {
+    /// The shard the transaction belongs to (all tables are in shard 0 today).
     pub shard: ShardId,
+    /// The ops, applied in order, all or none.
     pub ops: Vec<Op>,
 }
 
 impl Txn {
+    /// An empty transaction.
     pub fn new() -> Self {
         Txn::default()
     }
 
+    /// Adds a [`Op::Put`].
     pub fn put(mut self, table: &str, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> Self {
         self.ops.push(Op::Put { table: table.into(), key: key.into(), value: value.into() });
         self
     }
 
+    /// Adds a [`Op::Delete`].
     pub fn delete(mut self, table: &str, key: impl Into<Vec<u8>>) -> Self {
         self.ops.push(Op::Delete { table: table.into(), key: key.into() });
         self
     }
 
+    /// Adds a [`Op::DeleteObject`] (bags only).
     pub fn delete_object(mut self, table: &str, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> Self {
         self.ops.push(Op::DeleteObject { table: table.into(), key: key.into(), value: value.into() });
         self
     }
 
+    /// Adds a [`Op::Clear`].
     pub fn clear(mut self, table: &str) -> Self {
         self.ops.push(Op::Clear { table: table.into() });
         self
     }
 
+    /// Adds a [`Op::PutIfAbsent`] (sets and ordered sets).
     pub fn put_if_absent(mut self, table: &str, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> Self {
         self.ops.push(Op::PutIfAbsent { table: table.into(), key: key.into(), value: value.into() });
         self
@@ -177,6 +203,7 @@ pub struct Committed {
     /// The Raft log index the write committed at. Waiting until a node has applied this
     /// index gives read-your-writes on that node.
     pub index: u64,
+    /// One result per op, in order.
     pub results: Vec<OpResult>,
 }
 

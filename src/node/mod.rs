@@ -48,7 +48,7 @@ impl Node {
         let listener = tokio::net::TcpListener::bind(&cfg.listen)
             .await
             .map_err(|e| Error::config("node.listen", format!("cannot listen on {}: {e}", cfg.listen)))?;
-        let rt = Runtime::open(config, cfg, catalog).await?;
+        let rt = Runtime::open(cfg, catalog).await?;
         let node = Node { shared: rt.clone() };
         rt.spawn(server::serve(rt.clone(), listener));
         // etcd discovery: registered for as long as the node runs, whatever its role.
@@ -75,8 +75,8 @@ impl Node {
                     let _ = node.shutdown().await;
                     return Err(e);
                 }
-                rt.spawn(crate::schema::expiry::run(rt.clone(), rt.cfg.expiry_sweep_interval));
-                if let Some(after) = rt.cfg.autoclean {
+                rt.spawn(crate::schema::expiry::run(rt.clone(), rt.cfg.expiry_sweep_interval()));
+                if let Some(after) = rt.cfg.autoclean() {
                     rt.spawn(crate::cluster::autoclean::run(rt.clone(), after));
                 }
             }

@@ -26,7 +26,7 @@ pub(crate) fn builder(cfg: &crate::config::Validated) -> crate::error::Result<to
 
 pub(crate) async fn serve(shared: Arc<Runtime>, listener: tokio::net::TcpListener) {
     let stop = shared.stop_token();
-    let check = CheckCookie::new(&shared.config.node.cookie);
+    let check = CheckCookie::new(&shared.cfg.config.node.cookie);
     let raft = RaftServer::new(RaftService::new(shared.raft_slot()))
         .max_decoding_message_size(crate::codec::MAX_DECODE)
         .max_encoding_message_size(crate::codec::MAX_DECODE);

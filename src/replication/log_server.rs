@@ -63,6 +63,10 @@ impl Replication for ReplicationService {
             )));
         }
         let r = req.into_inner();
+        // A replicant declaring other tables would apply this core's entries differently.
+        crate::rpc::convert::decode_tables(&r.tables)
+            .and_then(|theirs| self.node.check_tables(&r.replicant, &theirs))
+            .map_err(|e| to_status(&e))?;
         let shards = if r.shards.is_empty() {
             Shards(None)
         } else {
@@ -199,7 +203,7 @@ fn read_entries(db: &Db, from: u64, to: u64, shards: &Shards) -> Result<Vec<Stre
 /// Follows this core's applied index from `next` on.
 async fn tail(node: &Arc<Runtime>, shards: Shards, tx: &Tx, pin: Pin, mut next: u64) -> Result<()> {
     let mut applied_rx = node.applied_sender().subscribe();
-    let idle = node.cfg.heartbeat;
+    let idle = node.cfg.heartbeat();
     let generation = node.generation.load(std::sync::atomic::Ordering::SeqCst);
     loop {
         if node.generation.load(std::sync::atomic::Ordering::SeqCst) != generation {

@@ -34,7 +34,7 @@ pub async fn run(shared: Arc<Runtime>, link: Arc<Link>) {
     let mut last_failed: Option<String> = None;
     // What discovery found last: used while it does not answer.
     let mut discovered: Vec<Peer> = Vec::new();
-    let mut lookup = match crate::discovery::Lookup::new(&shared.cfg, &shared.config) {
+    let mut lookup = match crate::discovery::Lookup::new(&shared.cfg) {
         Ok(l) => l,
         Err(e) => {
             tracing::warn!(error = %e, "discovery unavailable; following the configured cores only");
@@ -55,7 +55,10 @@ pub async fn run(shared: Arc<Runtime>, link: Arc<Link>) {
         let started = Instant::now();
         match follow(&shared, &link, &core, cluster.as_deref()).await {
             Ok(()) => tracing::info!(core = %core.name, "replication stream ended"),
-            Err(e) => tracing::warn!(core = %core.name, error = %e, "replication stream dropped"),
+            Err(e) => {
+                tracing::warn!(core = %core.name, error = %e, "replication stream dropped");
+                link.set_error(&e);
+            }
         }
         link.set_state(ReplicantState::Connecting, None);
         last_failed = Some(core.addr.clone());
@@ -87,7 +90,7 @@ async fn candidates(
     discovered: &mut Vec<Peer>,
 ) -> Vec<Peer> {
     if let Some(lookup) = lookup {
-        match tokio::time::timeout(DISCOVERY_WAIT, lookup.peers(&shared.cfg, &shared.config)).await {
+        match tokio::time::timeout(DISCOVERY_WAIT, lookup.peers(&shared.cfg)).await {
             Ok(Ok(found)) => *discovered = found,
             Ok(Err(e)) => tracing::warn!(error = %e, "discovering cores failed; using the ones found before"),
             Err(_) => {
@@ -119,6 +122,11 @@ async fn rank(shared: &Runtime, link: &Link, cores: &[Peer]) -> Vec<(Peer, Optio
         .filter_map(|(p, res)| {
             let hash = spread_rank(&me, p.name.as_str());
             match res {
+                Ok(s) if s.role == Role::Core && let Err(e) = shared.check_tables(p.name.as_str(), &s.tables) => {
+                    tracing::error!(core = %p.name, error = %e, "core declares other tables; not following it");
+                    link.set_error(&e);
+                    None
+                }
                 Ok(s) if s.role == Role::Core && pinned.as_ref().is_none_or(|c| *c == s.cluster_id) => {
                     // Cores that know no leader (a minority side) come after those that do.
                     let leaderless = u8::from(s.leader.is_none());
@@ -148,14 +156,15 @@ async fn follow(shared: &Runtime, link: &Link, core: &Peer, cluster: Option<&str
     let req = pb::SubscribeRequest {
         replicant: shared.cfg.name.to_string(),
         addr: shared.cfg.advertise.clone(),
-        shards: shared.config.replicant.shards.iter().map(|s| u32::from(*s)).collect(),
+        shards: shared.cfg.config.replicant.shards.iter().map(|s| u32::from(*s)).collect(),
         applied: shared.applied_index(),
+        tables: crate::rpc::convert::encode_tables(&shared.catalog.declarations()),
     };
     let mut stream = client.subscribe(req).await.map_err(|s| status_error(core.name.as_str(), s))?.into_inner();
     let mut applier = Applier::new(shared.catalog.clone());
     // Commit indexes learned and when, to report lag in time.
     let mut learned: VecDeque<(u64, Instant)> = VecDeque::new();
-    let stall = shared.cfg.stall_timeout;
+    let stall = shared.cfg.stall_timeout();
     let mut leaderless_since: Option<Instant> = None;
     loop {
         let next = tokio::select! {

@@ -3,6 +3,7 @@
 
 use super::pb;
 use crate::config::Role;
+use crate::engine::declaration::Declaration;
 use crate::error::{Error, Result};
 use crate::status::{ClusterStatus, MemberStatus, NodeStatus, RaftRole, ReplicantState, ReplicantStatus, Subscriber};
 
@@ -80,6 +81,11 @@ pub fn replicant_to_pb(s: &ReplicantStatus) -> pb::ReplicantStatus {
         bootstraps: s.bootstraps,
         resumes: s.resumes,
         transitions: s.transitions.clone(),
+        last_error: s
+            .last_error
+            .as_ref()
+            .and_then(|e| crate::codec::encode_versioned(crate::codec::WIRE_VERSION, e).ok())
+            .unwrap_or_default(),
     }
 }
 
@@ -93,6 +99,11 @@ pub fn replicant_from_pb(s: pb::ReplicantStatus) -> Result<ReplicantStatus> {
         bootstraps: s.bootstraps,
         resumes: s.resumes,
         transitions: s.transitions,
+        last_error: if s.last_error.is_empty() {
+            None
+        } else {
+            Some(crate::codec::decode_versioned("replicant error", crate::codec::WIRE_VERSION, &s.last_error)?)
+        },
     })
 }
 
@@ -113,7 +124,24 @@ pub fn node_to_pb(s: &NodeStatus) -> pb::NodeStatus {
         committed: s.committed,
         write_retries: s.write_retries,
         forming_with: s.forming_with.clone(),
+        tables: encode_tables(&s.tables),
     }
+}
+
+/// Table declarations for the wire (empty stays empty: "not said").
+pub fn encode_tables(tables: &[Declaration]) -> Vec<u8> {
+    if tables.is_empty() {
+        return Vec::new();
+    }
+    crate::codec::encode_versioned(crate::codec::WIRE_VERSION, tables).unwrap_or_default()
+}
+
+/// Table declarations from the wire.
+pub fn decode_tables(bytes: &[u8]) -> Result<Vec<Declaration>> {
+    if bytes.is_empty() {
+        return Ok(Vec::new());
+    }
+    crate::codec::decode_versioned("table declarations", crate::codec::WIRE_VERSION, bytes)
 }
 
 /// A node's status from the wire.
@@ -133,6 +161,7 @@ pub fn node_from_pb(s: pb::NodeStatus) -> Result<NodeStatus> {
         committed: s.committed,
         write_retries: s.write_retries,
         forming_with: s.forming_with,
+        tables: decode_tables(&s.tables)?,
     })
 }
 
@@ -199,11 +228,13 @@ mod tests {
                 bootstraps: 3,
                 resumes: 4,
                 transitions: vec!["bootstrap@b@h".into()],
+                last_error: Some(Error::NotRetained { from: 3 }),
             }),
             subscribers: vec![],
             committed: 10,
             write_retries: 0,
             forming_with: vec![],
+            tables: vec![],
         };
         let core = NodeStatus { role: Role::Core, raft_role: Some(RaftRole::Learner), replicant: None, ..node.clone() };
         let s = ClusterStatus {
@@ -251,6 +282,7 @@ mod tests {
             committed: 0,
             write_retries: 0,
             forming_with: vec![],
+            tables: vec![],
         });
         wire.role = 99;
         assert!(matches!(node_from_pb(wire), Err(Error::Corrupt { .. })));

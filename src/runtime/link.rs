@@ -27,6 +27,8 @@ pub struct LinkStatus {
     pub resumes: u64,
     /// Recent states, oldest first: `state@core`.
     pub transitions: VecDeque<String>,
+    /// Why the last stream failed, or a core was passed over, since it was last normal.
+    pub last_error: Option<crate::error::Error>,
 }
 
 impl Default for LinkStatus {
@@ -40,6 +42,7 @@ impl Default for LinkStatus {
             bootstraps: 0,
             resumes: 0,
             transitions: VecDeque::new(),
+            last_error: None,
         }
     }
 }
@@ -73,11 +76,20 @@ impl Link {
             bootstraps: s.bootstraps,
             resumes: s.resumes,
             transitions: s.transitions.iter().cloned().collect(),
+            last_error: s.last_error.clone(),
         }
+    }
+
+    /// Records why a stream failed or a core was passed over.
+    pub(crate) fn set_error(&self, e: &crate::error::Error) {
+        self.status.send_modify(|s| s.last_error = Some(e.clone()));
     }
 
     pub(crate) fn set_state(&self, state: ReplicantState, upstream: Option<&(String, String)>) {
         self.status.send_modify(|s| {
+            if state == ReplicantState::Normal {
+                s.last_error = None;
+            }
             if s.state != state || s.upstream.as_ref() != upstream {
                 s.state = state;
                 s.upstream = upstream.cloned();

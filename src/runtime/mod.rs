@@ -11,7 +11,7 @@ pub mod proposer;
 mod raft_setup;
 pub mod subscribers;
 
-use crate::config::{DiscoveryStrategy, NodeConfig, Role, Validated};
+use crate::config::{DiscoveryStrategy, Role, Validated};
 use crate::engine::memory::{Blob, MemState, MemStore};
 use crate::engine::{
     Batch, BatchOutcome, Catalog, Committed, OpResult, RequestId, Scope, TableDef, TableIx, Txn, TxnOutcome,
@@ -39,7 +39,6 @@ use tokio_util::task::TaskTracker;
 /// State shared by the node's tasks and gRPC services.
 pub struct Runtime {
     pub cfg: Validated,
-    pub config: NodeConfig,
     pub data_dir: PathBuf,
     pub db: Db,
     pub catalog: Arc<Catalog>,
@@ -102,7 +101,8 @@ impl Runtime {
     /// Opens the data dir (IDENTITY, then RocksDB and `RAFT_MARK`), loads the local tables
     /// and, on a core, starts Raft over the store after checking it against the mark. The
     /// proposer runs from here on; nothing else is started.
-    pub(crate) async fn open(config: NodeConfig, cfg: Validated, catalog: Catalog) -> Result<Arc<Runtime>> {
+    pub(crate) async fn open(cfg: Validated, catalog: Catalog) -> Result<Arc<Runtime>> {
+        let config = cfg.config.clone();
         let replicant = cfg.role == Role::Replicant;
         let data_dir = config.node.data_dir.clone();
         let catalog = Arc::new(catalog);
@@ -129,7 +129,6 @@ impl Runtime {
         let (ptx, prx) = mpsc::channel(config.raft.max_batch_txns * 4);
         let rt = Arc::new(Runtime {
             cfg,
-            config: config.clone(),
             data_dir,
             db,
             catalog,
@@ -277,7 +276,7 @@ impl Runtime {
     pub fn cut_off(&self) -> bool {
         let Ok(m) = self.metrics() else { return false };
         m.current_leader == Some(self.cfg.node_id)
-            && m.millis_since_quorum_ack.is_some_and(|ms| ms > 2 * self.cfg.election_timeout.as_millis() as u64)
+            && m.millis_since_quorum_ack.is_some_and(|ms| ms > 2 * self.cfg.election_timeout().as_millis() as u64)
     }
 
     pub fn is_replicant(&self) -> bool {
@@ -304,9 +303,9 @@ impl Runtime {
     /// a request id is sent again up to `raft.write_retries` times with backoff: the state
     /// machine applies an id once, so the retry answers with the first outcome.
     pub async fn write_batch(&self, batch: Batch) -> Result<(u64, BatchOutcome)> {
-        let deadline = Instant::now() + self.cfg.write_timeout;
+        let deadline = Instant::now() + self.cfg.write_timeout();
         let mut retries = 0u32;
-        let mut backoff = self.cfg.write_retry_backoff;
+        let mut backoff = self.cfg.write_retry_backoff();
         loop {
             let mut changes = self.leader_changes();
             let leader_now = self.leader().ok().flatten().map(|(id, _)| id);
@@ -319,7 +318,7 @@ impl Runtime {
                     Ok(a) => a,
                     Err(_) => Attempt::Unknown(Error::Timeout {
                         what: "the leader to commit the write".into(),
-                        ms: self.cfg.write_timeout.as_millis() as u64,
+                        ms: self.cfg.write_timeout().as_millis() as u64,
                     }),
                 },
                 new = self.leader_moves_from(leader_now), if leader_now.is_some_and(|l| l != self.cfg.node_id) => {
@@ -338,7 +337,7 @@ impl Runtime {
                     if batch.request.is_none() {
                         return Err(e);
                     }
-                    if retries >= self.config.raft.write_retries || deadline <= Instant::now() {
+                    if retries >= self.cfg.config.raft.write_retries || deadline <= Instant::now() {
                         return Err(Error::WriteOutcomeUnknown { attempts: retries + 1, last: e.to_string() });
                     }
                     retries += 1;
@@ -354,13 +353,13 @@ impl Runtime {
                 // An earlier attempt may have been applied: say so, never "no leader".
                 return Err(Error::WriteOutcomeUnknown {
                     attempts: retries + 1,
-                    last: format!("no leader accepted a resend within {:?}", self.cfg.write_timeout),
+                    last: format!("no leader accepted a resend within {:?}", self.cfg.write_timeout()),
                 });
             }
             if left.is_zero() {
                 return Err(Error::NoLeader(format!(
                     "no leader accepted the write within {:?}; is a majority of cores running?",
-                    self.cfg.write_timeout
+                    self.cfg.write_timeout()
                 )));
             }
             // Wake on the next leader change, or retry a little later.
@@ -458,7 +457,7 @@ impl Runtime {
         // Whatever the outcome, return once this node has applied the entry: after a
         // conflict, a retry then reads the write that caused it instead of the same stale
         // value (read-modify-write loops on a lagging follower or replicant).
-        let applied = self.wait_applied(index, self.cfg.write_timeout).await;
+        let applied = self.wait_applied(index, self.cfg.write_timeout()).await;
         match (applied, &outcome) {
             // Committed, so it will be applied here too: say so rather than fail the write.
             (Err(Error::Timeout { ms, .. }), TxnOutcome::Applied(_)) => return Err(Error::NotYetApplied { index, ms }),
@@ -475,7 +474,7 @@ impl Runtime {
     /// The index a linearizable read must wait for: the leader's commit index, confirmed
     /// by a quorum (openraft's read index). Asked of the leader from any other node.
     pub async fn read_index(&self) -> Result<u64> {
-        let deadline = Instant::now() + self.cfg.write_timeout;
+        let deadline = Instant::now() + self.cfg.write_timeout();
         loop {
             let mut changes = self.leader_changes();
             let res = match self.leader()? {
@@ -522,7 +521,7 @@ impl Runtime {
     /// after it is linearizable.
     pub async fn barrier(&self) -> Result<()> {
         let index = self.read_index().await?;
-        self.wait_applied(index, self.cfg.write_timeout).await
+        self.wait_applied(index, self.cfg.write_timeout()).await
     }
 
     /// Writes a transaction of local tables, on this node only.
@@ -632,6 +631,7 @@ impl Runtime {
             committed: self.committed_index(),
             write_retries: self.write_retries.load(Ordering::Relaxed),
             forming_with: Vec::new(),
+            tables: self.catalog.declarations(),
         };
         if let Some(link) = &self.link {
             status.leader = link.leader().map(|l| l.0);
@@ -657,6 +657,18 @@ impl Runtime {
         status.subscribers = self.subscribers.list();
         status.forming_with = self.forming_with.lock().map(|f| f.clone()).unwrap_or_default();
         status
+    }
+
+    /// [`Error::SchemaMismatch`] when `peer` declares its replicated tables differently
+    /// from this node (a peer that did not say is taken at its word).
+    pub(crate) fn check_tables(&self, peer: &str, theirs: &[crate::engine::declaration::Declaration]) -> Result<()> {
+        if theirs.is_empty() {
+            return Ok(());
+        }
+        match crate::engine::declaration::first_difference(&self.catalog.declarations(), theirs) {
+            None => Ok(()),
+            Some((table, reason)) => Err(Error::SchemaMismatch { peer: peer.to_string(), table, reason }),
+        }
     }
 
     pub fn cluster_id(&self) -> String {
@@ -782,7 +794,7 @@ impl Runtime {
     }
 
     pub fn strategy(&self) -> DiscoveryStrategy {
-        self.config.cluster.discovery_strategy
+        self.cfg.config.cluster.discovery_strategy
     }
 }
 

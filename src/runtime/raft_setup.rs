@@ -11,16 +11,16 @@ use openraft::{Config, SnapshotPolicy};
 use std::sync::Arc;
 
 fn raft_config(shared: &Runtime) -> Result<Arc<Config>> {
-    let hb = shared.cfg.heartbeat.as_millis() as u64;
-    let et = shared.cfg.election_timeout.as_millis() as u64;
+    let hb = shared.cfg.heartbeat().as_millis() as u64;
+    let et = shared.cfg.election_timeout().as_millis() as u64;
     let c = Config {
-        cluster_name: shared.config.cluster.name.clone(),
+        cluster_name: shared.cfg.config.cluster.name.clone(),
         heartbeat_interval: hb,
         election_timeout_min: et,
         election_timeout_max: et * 2,
         // Per snapshot chunk (1 MiB), not per snapshot.
         install_snapshot_timeout: 10_000,
-        snapshot_policy: SnapshotPolicy::LogsSinceLast(shared.config.raft.snapshot_after_entries),
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(shared.cfg.config.raft.snapshot_after_entries),
         snapshot_max_chunk_size: 1 << 20,
         max_in_snapshot_log_to_keep: 1000,
         max_payload_entries: 256,

@@ -9,12 +9,19 @@ use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// An alarm, active or deactivated.
 pub struct Alarm {
+    /// Its name (unique).
     pub name: String,
+    /// What it says.
     pub message: String,
+    /// More detail, free text.
     pub details: String,
+    /// Whether it is active.
     pub active: bool,
+    /// When it was (last) activated.
     pub activated_at_ms: u64,
+    /// When it was deactivated, if it was.
     pub deactivated_at_ms: Option<u64>,
 }
 
@@ -42,7 +49,7 @@ pub async fn activate(node: &impl Tables, name: &str, message: &str, details: &s
 /// Clears `name`; an unknown alarm is an error.
 pub async fn deactivate(node: &impl Tables, name: &str, now_ms: u64) -> Result<Alarm> {
     let (a, _) = update(node, TABLE, &name.to_string(), |old| {
-        let mut a = old.ok_or_else(|| Error::InvalidTxn(format!("no alarm `{name}`")))?;
+        let mut a = old.ok_or_else(|| Error::NotFound { table: super::ALARMS.into(), key: format!("{name:?}") })?;
         if a.active {
             a.active = false;
             a.deactivated_at_ms = Some(now_ms);

@@ -9,10 +9,13 @@ use crate::error::Result;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// Whether a client is connected, and where.
 pub struct ClientStatus {
+    /// Whether it is connected now.
     pub online: bool,
     /// The node the client is (or was last) connected to.
     pub node: String,
+    /// When it last connected.
     pub online_at_ms: u64,
     /// `None` while it has not gone offline since it connected.
     pub offline_at_ms: Option<u64>,
@@ -20,6 +23,7 @@ pub struct ClientStatus {
 
 const TABLE: Typed<String, ClientStatus> = Typed::new(CLIENT_STATUS);
 
+/// Records that `client` connected to `on_node`.
 pub async fn connected(node: &impl Tables, client: &str, on_node: &str, now_ms: u64) -> Result<Committed> {
     let s = ClientStatus { online: true, node: on_node.into(), online_at_ms: now_ms, offline_at_ms: None };
     node.transact(TABLE.put(Txn::new(), &client.to_string(), &s)?).await
@@ -43,6 +47,7 @@ pub async fn disconnected(node: &impl Tables, client: &str, now_ms: u64) -> Resu
     node.transact(TABLE.put(txn, &key, &s)?).await
 }
 
+/// The status of `client`.
 pub fn get(node: &impl Tables, client: &str) -> Result<Option<ClientStatus>> {
     Ok(TABLE.values(&node.get(CLIENT_STATUS, client.as_bytes())?)?.pop())
 }

@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A config entry and the change that set it.
 pub struct ConfigEntry {
     /// The value as the broker stores it (JSON or HOCON text).
     pub value: String,
@@ -21,12 +22,17 @@ pub struct ConfigEntry {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// One change of a config entry, in the change log.
 pub struct ConfigChange {
+    /// The change's id: gap-free and increasing.
     pub txn_id: u64,
+    /// The key changed.
     pub key: String,
+    /// Its new value.
     pub value: String,
     /// The node the change was made on.
     pub node: String,
+    /// When.
     pub at_ms: u64,
 }
 
@@ -78,6 +84,7 @@ pub async fn set(node: &impl Tables, key: &str, value: &str, now_ms: u64) -> Res
     Err(Error::Conflict(format!("config `{key}`: {ATTEMPTS} attempts raced with other changes")))
 }
 
+/// The entry under `key`.
 pub fn get(node: &impl Tables, key: &str) -> Result<Option<ConfigEntry>> {
     Ok(VALUES.values(&node.get(CONFIGS, key.as_bytes())?)?.pop())
 }

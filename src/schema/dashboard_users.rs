@@ -15,11 +15,15 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A dashboard user (its password only as an Argon2id hash).
 pub struct User {
+    /// The login.
     pub username: String,
     /// PHC string of the Argon2id hash.
     pub password_hash: String,
+    /// Its role (`administrator`, `viewer`, …).
     pub role: String,
+    /// Free text.
     pub description: String,
 }
 
@@ -49,6 +53,7 @@ pub async fn add(node: &impl Tables, username: &str, password: &str, role: &str,
     node.transact(txn).await.map(|_| ())
 }
 
+/// Replaces the password of `username`.
 pub async fn set_password(node: &impl Tables, username: &str, password: &str) -> Result<()> {
     let new_hash = hash(password)?;
     update(node, TABLE, &username.to_string(), |old| {
@@ -67,10 +72,12 @@ pub fn verify(node: &impl Tables, username: &str, password: &str) -> Result<bool
     Ok(Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
 }
 
+/// The user `username`.
 pub fn get(node: &impl Tables, username: &str) -> Result<Option<User>> {
     Ok(TABLE.values(&node.get(DASHBOARD_USERS, username.as_bytes())?)?.pop())
 }
 
+/// Deletes the user `username`.
 pub async fn delete(node: &impl Tables, username: &str) -> Result<()> {
     node.transact(TABLE.delete(Txn::new(), &username.to_string())).await.map(|_| ())
 }

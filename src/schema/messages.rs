@@ -25,13 +25,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// A published message, as the seed records it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
+    /// The message id, unique per queue or topic log.
     pub id: u64,
     /// Client id of the publisher.
     pub from: String,
+    /// Its QoS.
     pub qos: u8,
+    /// The topic it was published to.
     pub topic: String,
+    /// The payload.
     pub payload: Vec<u8>,
+    /// When it was published, in ms since the Unix epoch.
     pub ts_ms: u64,
+    /// The retain flag.
     pub retain: bool,
 }
 

@@ -24,7 +24,7 @@ pub mod configs;
 #[cfg(feature = "server")]
 pub mod dashboard_users;
 #[cfg(feature = "server")]
-pub mod expiry;
+pub(crate) mod expiry;
 #[cfg(feature = "server")]
 pub mod messages;
 #[cfg(feature = "server")]
@@ -42,19 +42,33 @@ mod update;
 
 use crate::engine::{Kind, Storage, TableDef};
 
+/// `routes`: topic filter → destination (node or shared group); bag, wildcard index.
 pub const ROUTES: &str = "routes";
+/// `subscriptions`: a node's local subscribers by filter; local bag.
 pub const SUBSCRIPTIONS: &str = "subscriptions";
+/// `sessions`: persistent sessions by client id.
 pub const SESSIONS: &str = "sessions";
+/// `messages`: offline message queues and topic logs, with read positions.
 pub const MESSAGES: &str = "messages";
+/// `retained`: the retained message of each topic.
 pub const RETAINED: &str = "retained";
+/// `client_status`: online/offline per client id.
 pub const CLIENT_STATUS: &str = "client_status";
+/// `proxy_subscriptions`: subscriptions made on behalf of a client.
 pub const PROXY_SUBSCRIPTIONS: &str = "proxy_subscriptions";
+/// `configs`: cluster-wide config entries.
 pub const CONFIGS: &str = "configs";
+/// `config_log`: the ordered log of config changes.
 pub const CONFIG_LOG: &str = "config_log";
+/// `alarms`: active and past alarms.
 pub const ALARMS: &str = "alarms";
+/// `dashboard_users`: dashboard logins (Argon2id hashes).
 pub const DASHBOARD_USERS: &str = "dashboard_users";
+/// `rules`: rule engine rules.
 pub const RULES: &str = "rules";
+/// `banned`: banned client ids, usernames and hosts.
 pub const BANNED: &str = "banned";
+/// `cluster_nodes`: the nodes that joined, by name.
 pub const CLUSTER_NODES: &str = "cluster_nodes";
 
 /// Every table the broker uses, each with the [`ValueRule`](crate::engine::ValueRule) its

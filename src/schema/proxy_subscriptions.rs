@@ -10,8 +10,11 @@ use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+/// A subscription made on behalf of a client.
 pub struct ProxySub {
+    /// The topic filter.
     pub filter: String,
+    /// Its QoS.
     pub qos: u8,
 }
 
@@ -26,11 +29,13 @@ fn check(sub: &ProxySub) -> Result<()> {
     Ok(())
 }
 
+/// Adds `sub` for `client`.
 pub async fn add(node: &impl Tables, client: &str, sub: &ProxySub) -> Result<Committed> {
     check(sub)?;
     node.transact(TABLE.put(Txn::new(), &client.to_string(), sub)?).await
 }
 
+/// Removes `sub` of `client`.
 pub async fn remove(node: &impl Tables, client: &str, sub: &ProxySub) -> Result<Committed> {
     node.transact(TABLE.delete_object(Txn::new(), &client.to_string(), sub)?).await
 }

@@ -16,7 +16,9 @@ use serde::{Deserialize, Serialize};
 /// A retained message and when it expires (`None`: never).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Retained {
+    /// The message.
     pub msg: Message,
+    /// When it expires, if it does.
     pub expires_at_ms: Option<u64>,
 }
 

@@ -25,10 +25,16 @@ pub enum Dest {
     /// A node with local subscribers to the filter.
     Node(String),
     /// A shared subscription `$share/<group>/<filter>` with members on `node`.
-    Shared { group: String, node: String },
+    Shared {
+        /// The group's name.
+        group: String,
+        /// The node with members.
+        node: String,
+    },
 }
 
 impl Dest {
+    /// The node the route leads to.
     pub fn node(&self) -> &str {
         match self {
             Dest::Node(n) | Dest::Shared { node: n, .. } => n,
@@ -39,7 +45,9 @@ impl Dest {
 /// One matching route.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Route {
+    /// The topic filter.
     pub filter: String,
+    /// Where matching messages go.
     pub dest: Dest,
 }
 
@@ -53,6 +61,7 @@ pub fn encode_dest(dest: &Dest) -> Result<Vec<u8>> {
     codec::encode_versioned(DEST_VERSION, dest)
 }
 
+/// Decodes a stored destination.
 pub fn decode_dest(bytes: &[u8]) -> Result<Dest> {
     codec::decode_versioned("route destination", DEST_VERSION, bytes)
 }
@@ -146,10 +155,12 @@ mod api {
             self.node.table_ix(ROUTES)
         }
 
+        /// Adds the route `filter` → `dest`.
         pub async fn add(&self, filter: &str, dest: &Dest) -> Result<Committed> {
             self.node.transact(add(Txn::new(), filter, dest)?).await
         }
 
+        /// Deletes the route `filter` → `dest`.
         pub async fn delete(&self, filter: &str, dest: &Dest) -> Result<Committed> {
             self.node.transact(delete(Txn::new(), filter, dest)?).await
         }
@@ -174,7 +185,7 @@ pub use api::Routes;
 /// The routes are read from this node's copy, then deleted through Raft: a route `node`
 /// adds after the read stays (purge a node that is down).
 #[cfg(feature = "server")]
-pub async fn purge_node(shared: &crate::runtime::Runtime, node: &str) -> Result<usize> {
+pub(crate) async fn purge_node(shared: &crate::runtime::Runtime, node: &str) -> Result<usize> {
     let found = routes_of_node(&shared.view(), shared.table_ix(ROUTES)?, node)?;
     if found.is_empty() {
         return Ok(0);

@@ -15,7 +15,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A persistent session.
 pub struct Session {
+    /// The client id it belongs to.
     pub client_id: String,
     /// Topic filter → QoS.
     pub subscriptions: BTreeMap<String, u8>,
@@ -23,8 +25,11 @@ pub struct Session {
     pub expiry_interval_s: u64,
     /// The node holding the client's connection (or last holding it).
     pub owner: String,
+    /// Whether its client is connected.
     pub connected: bool,
+    /// When it was created.
     pub created_at_ms: u64,
+    /// When it last changed.
     pub updated_at_ms: u64,
 }
 
@@ -85,6 +90,7 @@ async fn change(
     s.ok_or_else(|| Error::Storage("session update wrote nothing".into()))
 }
 
+/// Adds (or changes the QoS of) the subscription to `filter`.
 pub async fn subscribe(node: &impl Tables, client: &str, filter: &str, qos: u8, now_ms: u64) -> Result<Session> {
     validate_filter(filter).map_err(|e| Error::InvalidTopic { topic: filter.into(), reason: e.to_string() })?;
     if qos > 2 {
@@ -97,6 +103,7 @@ pub async fn subscribe(node: &impl Tables, client: &str, filter: &str, qos: u8, 
     .await
 }
 
+/// Removes the subscription to `filter`.
 pub async fn unsubscribe(node: &impl Tables, client: &str, filter: &str, now_ms: u64) -> Result<Session> {
     change(node, client, now_ms, |s| {
         s.subscriptions.remove(filter);
@@ -114,6 +121,7 @@ pub async fn close(node: &impl Tables, client: &str, now_ms: u64) -> Result<Sess
     .await
 }
 
+/// The session of `client`.
 pub fn get(node: &impl Tables, client: &str) -> Result<Option<Session>> {
     Ok(TABLE.values(&node.get(SESSIONS, client.as_bytes())?)?.pop())
 }

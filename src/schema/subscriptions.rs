@@ -11,11 +11,13 @@ fn check(filter: &str) -> Result<()> {
     validate_filter(filter).map_err(|e| Error::InvalidTopic { topic: filter.into(), reason: e.to_string() })
 }
 
+/// Adds `subscriber` to `filter` on this node.
 pub fn subscribe(node: &impl Tables, filter: &str, subscriber: &str) -> Result<()> {
     check(filter)?;
     node.transact_local(&crate::engine::Txn::new().put(SUBSCRIPTIONS, filter, subscriber)).map(|_| ())
 }
 
+/// Removes `subscriber` from `filter` on this node.
 pub fn unsubscribe(node: &impl Tables, filter: &str, subscriber: &str) -> Result<()> {
     check(filter)?;
     node.transact_local(&crate::engine::Txn::new().delete_object(SUBSCRIPTIONS, filter, subscriber)).map(|_| ())

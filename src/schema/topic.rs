@@ -12,8 +12,11 @@ pub const MAX_LEN: usize = 65_535;
 /// Why a topic name or filter is refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TopicError {
+    /// Empty name or filter.
     Empty,
+    /// Longer than MQTT allows (65,535 bytes): its length.
     TooLong(usize),
+    /// Contains U+0000.
     Nul,
     /// `+` or `#` inside a level, e.g. `a+/b`.
     WildcardInLevel,

@@ -57,23 +57,27 @@ async fn concurrent_writers_lose_nothing_and_nodes_end_identical() {
             (acked, max_index)
         }));
     }
-    // Readers run alongside and must only ever see whole values.
+    // Readers run alongside, until the writers are done, and must only ever see whole
+    // values; the table sizes they saw show that they read while it changed.
+    let writing = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let reader = {
-        let c = c.clone();
+        let (c, writing) = (c.clone(), writing.clone());
         tokio::spawn(async move {
-            let mut reads = 0u64;
-            for round in 0..200 {
+            let mut sizes = std::collections::BTreeSet::new();
+            while writing.load(std::sync::atomic::Ordering::Relaxed) {
                 for n in &c.nodes {
                     let view = n.runtime().view();
                     let ix = n.runtime().table_ix("kv").unwrap();
-                    view.table(ix).for_each(|_, v| assert_eq!(v.len(), 256, "torn value"));
-                    reads += 1;
+                    let mut size = 0usize;
+                    view.table(ix).for_each(|_, v| {
+                        assert_eq!(v.len(), 256, "torn value");
+                        size += 1;
+                    });
+                    sizes.insert(size);
                 }
-                if round % 20 == 0 {
-                    tokio::task::yield_now().await;
-                }
+                tokio::task::yield_now().await;
             }
-            reads
+            sizes
         })
     };
     let mut all = Vec::new();
@@ -83,7 +87,9 @@ async fn concurrent_writers_lose_nothing_and_nodes_end_identical() {
         all.extend(acked);
         max_index = max_index.max(idx);
     }
-    assert!(reader.await.expect("reader") > 0);
+    writing.store(false, std::sync::atomic::Ordering::Relaxed);
+    let sizes = reader.await.expect("reader");
+    assert!(sizes.len() > 1, "the readers never saw the table change while they read: sizes {sizes:?}");
     c.wait_applied(max_index).await;
     let first = dump_map(&c.nodes[0], "kv");
     assert_eq!(first.len(), WRITERS * PER_WRITER);

@@ -118,8 +118,8 @@ fn k8s_config(dir: &std::path::Path, ip: &str, port: u16, apiserver: &str) -> No
     c.cluster.k8s.apiserver = apiserver.into();
     c.cluster.k8s.service_name = "mnema".into();
     c.cluster.k8s.address_type = K8sAddressType::Ip;
-    c.raft.heartbeat_interval = "50ms".into();
-    c.raft.election_timeout = "300ms".into();
+    c.raft.heartbeat_interval = "50ms".parse().unwrap();
+    c.raft.election_timeout = "300ms".parse().unwrap();
     c
 }
 
@@ -203,8 +203,8 @@ fn dns_config(dir: &std::path::Path, name: &str, dns: SocketAddr, lookup: &str, 
     c.cluster.dns.name = lookup.into();
     c.cluster.dns.record_type = kind;
     c.cluster.dns.servers = vec![dns.to_string()];
-    c.raft.heartbeat_interval = "50ms".into();
-    c.raft.election_timeout = "300ms".into();
+    c.raft.heartbeat_interval = "50ms".parse().unwrap();
+    c.raft.election_timeout = "300ms".parse().unwrap();
     c
 }
 
@@ -381,7 +381,7 @@ fn etcd_config(dir: &std::path::Path, base: u16, i: u16, etcd: &Etcd, ttl: &str)
     let mut c = manual_config(dir, base, i);
     c.cluster.discovery_strategy = DiscoveryStrategy::Etcd;
     c.cluster.etcd.server = vec![etcd.url.clone()];
-    c.cluster.etcd.node_ttl = ttl.into();
+    c.cluster.etcd.node_ttl = ttl.parse().unwrap();
     c
 }
 

@@ -4,10 +4,9 @@ use crate::harness::*;
 use mnema::{Error, OpResult, Txn};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ops_and_kinds() {
+async fn put_if_absent_reports_what_happened_on_memory_and_disc_only_tables() {
     let c = Cluster::start(1).await;
     let n = &c.nodes[0];
-    // put_if_absent reports what happened, on memory and disc_only tables alike.
     for table in ["kv", "big"] {
         let r = n.transact(Txn::new().put_if_absent(table, "k", "a").put_if_absent(table, "k", "b")).await.unwrap();
         assert_eq!(r.results, vec![OpResult::Inserted, OpResult::Exists], "{table}");
@@ -16,9 +15,15 @@ async fn ops_and_kinds() {
         assert_eq!(r.results[1], OpResult::Inserted, "{table}: absent after delete in the same txn");
         let r = n.transact(Txn::new().clear(table).put_if_absent(table, "k", "d")).await.unwrap();
         assert_eq!(r.results[1], OpResult::Inserted, "{table}: absent after clear in the same txn");
-        assert_eq!(n.get(table, b"k").unwrap()[0].as_ref(), b"d");
+        assert_eq!(n.get_one(table, b"k").unwrap().as_deref(), Some(&b"d"[..]));
     }
-    // Bags keep distinct values; delete_object removes one; delete removes the key.
+    c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bags_keep_distinct_values_and_delete_object_removes_one() {
+    let c = Cluster::start(1).await;
+    let n = &c.nodes[0];
     for table in ["bag", "big_bag"] {
         n.transact(Txn::new().put(table, "t", "n1").put(table, "t", "n2").put(table, "t", "n1").put(table, "u", "n1"))
             .await
@@ -31,20 +36,34 @@ async fn ops_and_kinds() {
         n.transact(Txn::new().delete(table, "t")).await.unwrap();
         assert!(n.get(table, b"t").unwrap().is_empty(), "{table}");
         assert_eq!(n.get(table, b"u").unwrap().len(), 1, "{table}: other keys untouched");
+        assert!(matches!(n.get_one(table, b"u"), Err(Error::InvalidTxn(_))), "{table}: get_one is for sets");
     }
-    // Invalid transactions are refused before they reach the log, with the reason.
+    c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_transactions_are_refused_before_they_reach_the_log() {
+    let c = Cluster::start(1).await;
+    let n = &c.nodes[0];
     let before = n.applied_index();
     let err = n.transact(Txn::new().put("nope", "k", "v")).await.unwrap_err();
     assert!(matches!(err, Error::UnknownTable(ref t) if t == "nope"), "{err:?}");
-    let err = n.transact(Txn::new().delete_object("kv", "k", "v")).await.unwrap_err();
-    assert!(err.to_string().contains("delete_object needs a bag"), "{err}");
-    let err = n.transact(Txn::new().put("local_disc", "k", "v")).await.unwrap_err();
-    assert!(err.to_string().contains("do not mix"), "{err}");
-    assert!(n.transact(Txn::new()).await.is_err());
+    // delete_object on a set, a local table in a replicated transaction, nothing at all.
+    for txn in [Txn::new().delete_object("kv", "k", "v"), Txn::new().put("local_disc", "k", "v"), Txn::new()] {
+        let err = n.transact(txn.clone()).await.unwrap_err();
+        assert!(matches!(err, Error::InvalidTxn(_)), "{txn:?}: {err:?}");
+    }
     assert_eq!(n.applied_index(), before, "refused transactions reached the log");
-    // Local tables: written here only, kept across restart when disc.
+    c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_disc_tables_survive_a_restart_and_local_ram_tables_start_empty() {
+    let c = Cluster::start(1).await;
+    let n = &c.nodes[0];
     n.transact_local(&Txn::new().put("local_disc", "lk", "lv")).unwrap();
     n.transact_local(&Txn::new().put("subscriptions", "t/1", "sub1")).unwrap();
+    n.transact(Txn::new().put("big", "k", "d")).await.unwrap();
     assert_eq!(n.get("local_disc", b"lk").unwrap()[0].as_ref(), b"lv");
     let base = c.base;
     let dir = c.shutdown().await;

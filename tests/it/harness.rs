@@ -58,8 +58,8 @@ pub fn config(dir: &Path, base: u16, i: u16, n: u16) -> NodeConfig {
     c.node.cookie = "test-cookie".into();
     c.cluster.discovery_strategy = DiscoveryStrategy::Static;
     c.cluster.static_.seeds = (1..=n).map(name).collect();
-    c.raft.heartbeat_interval = "50ms".into();
-    c.raft.election_timeout = "300ms".into();
+    c.raft.heartbeat_interval = "50ms".parse().unwrap();
+    c.raft.election_timeout = "300ms".parse().unwrap();
     c
 }
 
@@ -75,7 +75,7 @@ pub fn manual_config(dir: &Path, base: u16, i: u16) -> NodeConfig {
 pub fn replicant_config(dir: &Path, base: u16, i: u16, n: u16) -> NodeConfig {
     let mut c = config(dir, base, i, n);
     c.node.role = mnema::Role::Replicant;
-    c.replicant.stall_timeout = "1s".into();
+    c.replicant.stall_timeout = "1s".parse().unwrap();
     c
 }
 

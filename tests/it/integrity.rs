@@ -317,3 +317,66 @@ async fn an_identity_from_another_cluster_is_refused_at_start() {
     c.wait_applied(last).await;
     c.shutdown().await;
 }
+
+/// `test_tables()` with the `bag` table declared as a set: the same names, another meaning.
+fn other_tables() -> Vec<mnema::TableDef> {
+    let mut t = test_tables();
+    for d in t.iter_mut().filter(|d| d.name == "bag") {
+        d.kind = mnema::Kind::Set;
+    }
+    t
+}
+
+fn names_the_table(res: mnema::Result<()>, table: &str) {
+    match res {
+        Err(Error::SchemaMismatch { table: t, .. }) => assert_eq!(t, table),
+        other => panic!("expected SchemaMismatch naming `{table}`, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_declaring_other_tables_is_refused_at_join_and_keeps_its_data() {
+    let c = Cluster::start(1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let obase = free_base(4);
+    let stranger = mnema::Node::start(manual_config(dir.path(), obase, 4), other_tables()).await.unwrap();
+    let mine = stranger.transact(Txn::new().put("kv", "mine", "1")).await.expect("a write of its own");
+    let target = mnema::Peer::parse("t", &format!("{}:{}", name(1), c.base + 1), 0).unwrap();
+    names_the_table(stranger.join(&target).await, "bag");
+    assert_eq!(stranger.get("kv", b"mine").unwrap().len(), 1, "its data was not discarded");
+    assert!(stranger.applied_index() >= mine.index);
+    stranger.shutdown().await.unwrap();
+    c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_core_declaring_other_tables_is_refused_at_start() {
+    let mut c = Cluster::start(3).await;
+    let done = c.nodes[0].transact(Txn::new().put("kv", "k", "v")).await.expect("write");
+    c.wait_applied(done.index).await;
+    let n3 = c.nodes.remove(2);
+    n3.shutdown().await.expect("stop n3");
+    // Restarted with its data dir and another declaration of `bag`: refused, not diverging.
+    let res = mnema::Node::start(config(c.dir.path(), c.base, 3, 3), other_tables()).await;
+    names_the_table(res.map(|_| ()), "bag");
+    // With its own tables it comes back.
+    let again = mnema::Node::start(config(c.dir.path(), c.base, 3, 3), test_tables()).await.expect("restart");
+    again.wait_applied(done.index, Duration::from_secs(20)).await.expect("caught up");
+    c.nodes.push(again);
+    c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replicant_declaring_other_tables_is_refused_by_every_core() {
+    let c = Cluster::start(3).await;
+    let r = mnema::Node::start(replicant_config(c.dir.path(), c.base, 4, 3), other_tables()).await.unwrap();
+    wait_until("the replicant to be refused", Duration::from_secs(20), || async {
+        r.replicant_status().and_then(|s| s.last_error).is_some_and(|e| matches!(e, Error::SchemaMismatch { .. }))
+    })
+    .await;
+    let s = r.replicant_status().expect("replicant");
+    assert_ne!(s.state, mnema::ReplicantState::Normal, "it follows no core");
+    assert!(r.get("kv", b"anything").unwrap().is_empty());
+    r.shutdown().await.unwrap();
+    c.shutdown().await;
+}

@@ -7,37 +7,45 @@ use mnema::{Error, Txn};
 use std::time::Duration;
 
 fn member_names(node: &mnema::Node) -> Vec<String> {
-    let m = node.runtime().metrics().expect("metrics");
-    let mut v: Vec<String> = m.membership_config.membership().nodes().map(|(_, n)| n.name.clone()).collect();
+    let (voters, learners) = node.members().expect("members");
+    let mut v: Vec<String> = voters.into_iter().chain(learners).collect();
     v.sort();
     v
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn force_leave_leave_and_their_refusals() {
-    let mut c = Cluster::start(3).await;
+async fn replicants_are_not_members_so_removing_or_joining_one_is_refused() {
+    let c = Cluster::start(3).await;
     let r = c.replicant(4).await;
     wait_until("replicant normal", Duration::from_secs(20), || async {
         r.replicant_status().is_some_and(|s| s.state == ReplicantState::Normal)
     })
     .await;
-    let done = c.nodes[0].transact(Txn::new().put("kv", "k", "v")).await.expect("write");
-    c.wait_applied(done.index).await;
-    // Replicants are not members; joining one is refused.
-    let err = mnema::cluster::leave::remove_member(c.nodes[0].runtime(), &name(4), false).await.expect_err("replicant");
+    let err = c.nodes[0].remove_member(&name(4), false).await.expect_err("replicant");
     assert!(matches!(&err, Error::NotAMember { name: n, .. } if *n == name(4)), "{err:?}");
     let target = mnema::Peer::parse("t", &format!("{}:{}", name(4), c.base + 4), c.base).expect("peer");
     let err = c.nodes[0].join(&target).await.expect_err("joining a replicant");
     assert!(matches!(&err, Error::IsReplicant { node, .. } if *node == name(4)), "{err:?}");
+    assert!(matches!(r.leave(false).await, Err(Error::IsReplicant { .. })), "a replicant does not leave");
+    assert_eq!(member_names(&c.nodes[0]), [name(1), name(2), name(3)], "the membership is unchanged");
+    r.shutdown().await.expect("replicant");
+    c.shutdown().await;
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn removing_a_running_voter_below_a_majority_is_refused_and_a_stopped_one_is_removed() {
+    let mut c = Cluster::start(3).await;
+    let r = c.replicant(4).await;
+    let done = c.nodes[0].transact(Txn::new().put("kv", "k", "v")).await.expect("write");
+    c.wait_applied(done.index).await;
     // n3 stops. Removing a running voter now would leave 1 of 2 voters running: refused.
     let n3 = c.nodes.remove(2);
     n3.shutdown().await.expect("stop n3");
     c.wait_leader().await;
-    let err = mnema::cluster::leave::remove_member(c.nodes[1].runtime(), &name(2), false).await.expect_err("refused");
+    let err = c.nodes[1].remove_member(&name(2), false).await.expect_err("refused");
     assert!(matches!(&err, Error::MajorityAtRisk { up: 1, remaining: 2, majority: 2, .. }), "{err:?}");
     // Removing the stopped one is fine; data intact.
-    mnema::cluster::leave::remove_member(c.nodes[1].runtime(), &name(3), false).await.expect("force-leave n3");
+    c.nodes[1].remove_member(&name(3), false).await.expect("force-leave n3");
     wait_until("n3 out of the membership on both", Duration::from_secs(10), || async {
         c.nodes.iter().all(|n| member_names(n) == [name(1), name(2)])
     })
@@ -47,8 +55,18 @@ async fn force_leave_leave_and_their_refusals() {
     assert!(s.members.iter().all(|m| m.running), "{s:?}");
     let done = c.nodes[0].transact(Txn::new().put("kv", "after", "v")).await.expect("writes go on with 2 of 2");
     r.wait_applied(done.index, Duration::from_secs(10)).await.expect("replicant follows");
-    // n2 leaves: it becomes a cluster of one without the data; n1 goes on alone.
-    mnema::cluster::leave::leave(c.nodes[1].runtime(), false).await.expect("leave");
+    assert_eq!(c.nodes[0].get("kv", b"k").expect("get").len(), 1);
+    r.shutdown().await.expect("replicant");
+    c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_leaver_becomes_a_cluster_of_one_without_the_data_and_the_last_voter_stays() {
+    let c = Cluster::start(2).await;
+    let done = c.nodes[0].transact(Txn::new().put("kv", "k", "v")).await.expect("write");
+    c.wait_applied(done.index).await;
+    let before = c.nodes[0].status().cluster_id;
+    c.nodes[1].leave(false).await.expect("leave");
     wait_until("n2 alone, n1 alone", Duration::from_secs(10), || async {
         member_names(&c.nodes[0]) == [name(1)]
             && member_names(&c.nodes[1]) == [name(2)]
@@ -56,20 +74,19 @@ async fn force_leave_leave_and_their_refusals() {
             && c.nodes[1].is_leader()
     })
     .await;
-    assert_ne!(c.nodes[0].runtime().cluster_id(), c.nodes[1].runtime().cluster_id(), "a new cluster id after leaving");
+    assert_eq!(c.nodes[0].status().cluster_id, before, "the cluster keeps its id");
+    assert_ne!(c.nodes[1].status().cluster_id, before, "a new cluster id after leaving");
     assert!(c.nodes[1].get("kv", b"k").expect("get").is_empty(), "the leaver dropped the cluster's data");
-    let err =
-        mnema::cluster::leave::remove_member(c.nodes[0].runtime(), &name(1), false).await.expect_err("last voter");
+    let err = c.nodes[0].remove_member(&name(1), false).await.expect_err("last voter");
     assert!(matches!(err, Error::Refused(_)), "the last voter stays: {err:?}");
     c.nodes[0].transact(Txn::new().put("kv", "alone", "v")).await.expect("n1 alone still writes");
     assert_eq!(c.nodes[0].get("kv", b"k").expect("get").len(), 1);
-    r.shutdown().await.expect("replicant");
     c.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn autoclean_removes_a_dead_member_and_its_routes() {
-    let mut c = Cluster::start_with(3, |cfg| cfg.cluster.autoclean = "1s".into()).await;
+    let mut c = Cluster::start_with(3, |cfg| cfg.cluster.autoclean = Some("1s".parse().unwrap())).await;
     let (d1, d3) = (Dest::Node(name(1)), Dest::Node(name(3)));
     c.nodes[0].routes().add("t/+", &d3).await.expect("route");
     c.nodes[0].routes().add("t/#", &d3).await.expect("route");
@@ -91,8 +108,8 @@ async fn autoclean_removes_a_dead_member_and_its_routes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_partition_leaves_the_majority_writable_and_heals_by_itself() {
     let c = Cluster::start_with(3, |cfg| {
-        cfg.raft.write_timeout = "2s".into();
-        cfg.cluster.autoclean = "off".into();
+        cfg.raft.write_timeout = "2s".parse().unwrap();
+        cfg.cluster.autoclean = None;
     })
     .await;
     let r = c.replicant(4).await;

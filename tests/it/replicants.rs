@@ -126,9 +126,13 @@ async fn a_restarted_replicant_bootstraps_again_and_cores_never_change() {
     assert_eq!(r.get("kv", b"k").expect("get").len(), 1);
     r.shutdown().await.expect("stop replicant");
     let r = c.replicant(4).await;
-    assert!(r.get("kv", b"k").expect("get").is_empty() || status(&r).bootstraps == 1, "starts empty");
     wait_state(&r, ReplicantState::Normal, Duration::from_secs(20)).await;
-    assert_eq!(status(&r).bootstraps, 1, "a new process bootstraps again");
+    // It kept nothing of its previous life: its first stream was a snapshot, never a resume
+    // from an index it claimed to hold.
+    let s = status(&r);
+    assert_eq!((s.bootstraps, s.resumes), (1, 0), "a new process bootstraps again: {s:?}");
+    let first = s.transitions.iter().find(|t| !t.starts_with("connecting")).expect("a stream");
+    assert!(first.starts_with("bootstrap@"), "its first stream state: {:?}", s.transitions);
     assert_eq!(r.get("kv", b"k").expect("get").len(), 1);
     let r5 = c.replicant(5).await;
     wait_state(&r5, ReplicantState::Normal, Duration::from_secs(20)).await;
@@ -462,9 +466,9 @@ async fn replicants_spread_over_the_followers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_write_without_a_majority_gives_up_with_a_clear_error() {
-    let mut c = Cluster::start_with(3, |cfg| cfg.raft.write_timeout = "2s".into()).await;
+    let mut c = Cluster::start_with(3, |cfg| cfg.raft.write_timeout = "2s".parse().unwrap()).await;
     let mut cfg = replicant_config(c.dir.path(), c.base, 4, 3);
-    cfg.raft.write_timeout = "2s".into();
+    cfg.raft.write_timeout = "2s".parse().unwrap();
     let r = Node::start(cfg, test_tables()).await.expect("replicant");
     wait_state(&r, ReplicantState::Normal, Duration::from_secs(20)).await;
     r.transact(Txn::new().put("kv", "ok", "1")).await.expect("write with a majority");

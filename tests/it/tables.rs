@@ -29,8 +29,10 @@ async fn routes_match_on_every_node_and_purge_node_removes_exactly_one_nodes_rou
         assert_eq!(node.routes().match_routes("t/1").expect("match"), expected, "on {}", node.name());
         assert_eq!(node.routes().match_routes("$SYS/broker").expect("match"), vec![route("$SYS/#", &n2)]);
     }
-    assert!(c.nodes[0].routes().add("t/#/x", &n1).await.is_err(), "a bad filter is refused");
-    assert!(c.nodes[0].routes().match_routes("t/+").is_err(), "a wildcard is not a topic name");
+    let bad_filter = c.nodes[0].routes().add("t/#/x", &n1).await;
+    assert!(matches!(bad_filter, Err(mnema::Error::InvalidTopic { .. })), "a bad filter is refused: {bad_filter:?}");
+    let wildcard = c.nodes[0].routes().match_routes("t/+");
+    assert!(matches!(wildcard, Err(mnema::Error::InvalidTopic { .. })), "a wildcard is not a topic name");
 
     assert_eq!(c.nodes[1].routes().purge_node("n1").await.expect("purge"), 4);
     let done = c.nodes[1].routes().add("v", &n2).await.expect("add").index;
@@ -71,8 +73,8 @@ fn msg(from: &str, topic: &str, payload: &str) -> Message {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_seeds_scenarios_end_to_end_on_three_cores() {
-    let c = Cluster::start_with(3, |cfg| cfg.node.expiry_sweep_interval = "100ms".into()).await;
+async fn client_status_and_the_per_node_client_list_agree_on_every_node() {
+    let c = Cluster::start_with(3, |cfg| cfg.node.expiry_sweep_interval = "100ms".parse().unwrap()).await;
     let (a, b) = (&c.nodes[0], &c.nodes[1]);
     let now = mnema::schema::time::now_ms();
 
@@ -92,12 +94,20 @@ async fn the_seeds_scenarios_end_to_end_on_three_cores() {
         assert!(!s.online && s.offline_at_ms == Some(now + 5) && s.online_at_ms == now, "{s:?}");
         assert_eq!(client_status::online_on(n, "n1@127.0.0.1").expect("list"), ["dev2"]);
     }
+    c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn proxy_subscriptions_are_listed_on_every_node_and_bad_filters_refused() {
+    let c = Cluster::start_with(3, |cfg| cfg.node.expiry_sweep_interval = "100ms".parse().unwrap()).await;
+    let (a, b) = (&c.nodes[0], &c.nodes[1]);
 
     // Proxy subscriptions read at connect.
     let sub = |f: &str, qos| proxy_subscriptions::ProxySub { filter: f.into(), qos };
     proxy_subscriptions::add(a, "dev1", &sub("cmd/dev1/#", 1)).await.expect("proxy sub");
     let last = proxy_subscriptions::add(b, "dev1", &sub("broadcast", 0)).await.expect("proxy sub").index;
-    assert!(proxy_subscriptions::add(a, "dev1", &sub("a/#/b", 0)).await.is_err(), "bad filter refused");
+    let bad = proxy_subscriptions::add(a, "dev1", &sub("a/#/b", 0)).await;
+    assert!(matches!(bad, Err(mnema::Error::InvalidTopic { .. })), "bad filter refused: {bad:?}");
     c.wait_applied(last).await;
     for n in &c.nodes {
         assert_eq!(
@@ -105,6 +115,14 @@ async fn the_seeds_scenarios_end_to_end_on_three_cores() {
             vec![sub("broadcast", 0), sub("cmd/dev1/#", 1)]
         );
     }
+    c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn messages_for_an_offline_persistent_client_follow_its_session_to_another_node() {
+    let c = Cluster::start_with(3, |cfg| cfg.node.expiry_sweep_interval = "100ms".parse().unwrap()).await;
+    let (a, b) = (&c.nodes[0], &c.nodes[1]);
+    let now = mnema::schema::time::now_ms();
 
     // A persistent client goes offline; messages for it are kept and fetched in order.
     let (s, resumed) = sessions::open(a, "sub1", "n1@127.0.0.1", 3600, now).await.expect("session");
@@ -140,6 +158,13 @@ async fn the_seeds_scenarios_end_to_end_on_three_cores() {
         assert_eq!(messages::missed(n, "sub1", "pubsub/t").expect("missed"), sent_topic[2..].to_vec());
         assert_eq!(messages::queued(n, "sub1").expect("queued"), sent_queue[2..].to_vec(), "acked ones are gone");
     }
+    c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn retained_messages_match_wildcards_and_an_empty_payload_deletes() {
+    let c = Cluster::start_with(3, |cfg| cfg.node.expiry_sweep_interval = "100ms".parse().unwrap()).await;
+    let a = &c.nodes[0];
 
     // Retained messages matched by a wildcard; an empty payload deletes.
     for t in ["sensors/1/temp", "sensors/2/temp", "sensors/2/hum", "other"] {
@@ -159,8 +184,8 @@ async fn the_seeds_scenarios_end_to_end_on_three_cores() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn configs_alarms_users_and_expiry() {
-    let c = Cluster::start_with(3, |cfg| cfg.node.expiry_sweep_interval = "100ms".into()).await;
+async fn config_ids_set_from_every_node_at_once_are_gap_free() {
+    let c = Cluster::start_with(3, |cfg| cfg.node.expiry_sweep_interval = "100ms".parse().unwrap()).await;
     let now = mnema::schema::time::now_ms();
 
     // Config changes from every node at once: ids 1..=N, no gap, no repeat.
@@ -181,13 +206,20 @@ async fn configs_alarms_users_and_expiry() {
         let entry = configs::get(n, "k1").expect("get").expect("set");
         assert!(log.iter().any(|ch| ch.txn_id == entry.txn_id && ch.value == entry.value));
     }
+    c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn local_subscriptions_stay_on_their_node_and_rules_and_cluster_nodes_are_records() {
+    let c = Cluster::start_with(3, |cfg| cfg.node.expiry_sweep_interval = "100ms".parse().unwrap()).await;
+    let now = mnema::schema::time::now_ms();
 
     // Local subscriptions stay on their node; rules and cluster nodes are plain records.
     use mnema::schema::{cluster_nodes, rules, subscriptions};
     subscriptions::subscribe(&c.nodes[0], "t/#", "client-a").expect("subscribe");
     subscriptions::subscribe(&c.nodes[0], "t/#", "client-b").expect("subscribe");
     subscriptions::unsubscribe(&c.nodes[0], "t/#", "client-a").expect("unsubscribe");
-    assert!(subscriptions::subscribe(&c.nodes[0], "t/#/x", "c").is_err());
+    assert!(matches!(subscriptions::subscribe(&c.nodes[0], "t/#/x", "c"), Err(mnema::Error::InvalidTopic { .. })));
     assert_eq!(subscriptions::subscribers(&c.nodes[0], "t/#").expect("read"), ["client-b"]);
     let rule = rules::Rule {
         id: "r1".into(),
@@ -217,13 +249,26 @@ async fn configs_alarms_users_and_expiry() {
         assert_eq!(rules::get(n, "r1").expect("get"), Some(rule.clone()));
         assert_eq!(cluster_nodes::list(n).expect("list"), vec![rec.clone()]);
     }
+    c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn alarms_activate_and_deactivate_on_every_node() {
+    let c = Cluster::start_with(3, |cfg| cfg.node.expiry_sweep_interval = "100ms".parse().unwrap()).await;
+    let now = mnema::schema::time::now_ms();
 
     // Alarms.
     alarms::activate(&c.nodes[0], "high_cpu", "cpu 95%", "{}", now).await.expect("activate");
     let a = alarms::deactivate(&c.nodes[1], "high_cpu", now + 10).await.expect("deactivate");
     assert!(!a.active && a.activated_at_ms == now && a.deactivated_at_ms == Some(now + 10));
-    assert!(alarms::deactivate(&c.nodes[1], "nope", now).await.is_err());
+    assert!(matches!(alarms::deactivate(&c.nodes[1], "nope", now).await, Err(mnema::Error::NotFound { .. })));
     assert!(alarms::list(&c.nodes[1], true).expect("list").is_empty());
+    c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dashboard_passwords_verify_and_only_argon2id_hashes_reach_the_disc() {
+    let c = Cluster::start_with(3, |cfg| cfg.node.expiry_sweep_interval = "100ms".parse().unwrap()).await;
 
     // Dashboard users: verify, and the password is nowhere in the data dirs.
     let password = "Pa55-unique-7f3a9c-word";
@@ -240,6 +285,17 @@ async fn configs_alarms_users_and_expiry() {
         assert!(!dashboard_users::verify(n, "nobody", password).expect("verify"));
         assert!(dashboard_users::get(n, "admin").expect("get").expect("user").password_hash.starts_with("$argon2id$"));
     }
+    let dir = c.shutdown().await;
+    // After shutdown every write is in the files; none holds the password.
+    let hits = grep_dir(dir.path(), password.as_bytes());
+    assert!(hits.is_empty(), "password found in {hits:?}");
+    assert!(!grep_dir(dir.path(), b"$argon2id$").is_empty(), "the check looks in the right files");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_leader_sweeps_what_expired_through_raft_on_every_node() {
+    let c = Cluster::start_with(3, |cfg| cfg.node.expiry_sweep_interval = "100ms".parse().unwrap()).await;
+    let now = mnema::schema::time::now_ms();
 
     // Expiry, swept by the leader through Raft: gone on every node.
     let expired_retained = msg("pub", "old/news", "x");
@@ -271,11 +327,7 @@ async fn configs_alarms_users_and_expiry() {
         assert!(sessions::get(n, "stays").expect("get").is_some());
         assert!(banned::is_banned(n, banned::BanKind::ClientId, "forever", now).expect("ban"));
     }
-    let dir = c.shutdown().await;
-    // After shutdown every write is in the files; none holds the password.
-    let hits = grep_dir(dir.path(), password.as_bytes());
-    assert!(hits.is_empty(), "password found in {hits:?}");
-    assert!(!grep_dir(dir.path(), b"$argon2id$").is_empty(), "the check looks in the right files");
+    c.shutdown().await;
 }
 
 async fn futures_ids(sets: impl Iterator<Item = impl std::future::Future<Output = mnema::Result<u64>>>) -> Vec<u64> {

@@ -46,10 +46,12 @@ async fn a_tls_cluster_refuses_untrusted_certificates_and_wrong_cookies() {
     let mut files = tls_files(&issue(&rogue, dir.path(), "rogue"));
     files.ca = std::fs::read(&good.2).expect("ca");
     let mut untrusted = mnema::Client::with_tls(&addr(c.base, 1), "test-cookie", Some(&files)).expect("client");
-    assert!(untrusted.node_info().await.is_err(), "an untrusted certificate was served");
+    let refused = untrusted.node_info().await;
+    assert!(matches!(refused, Err(mnema::Error::Transport { .. })), "an untrusted certificate was served: {refused:?}");
     // Plain TCP to a TLS node: refused.
     let mut plain = mnema::Client::new(&addr(c.base, 1), "test-cookie").expect("client");
-    assert!(plain.node_info().await.is_err(), "plain TCP was served by a TLS node");
+    let refused = plain.node_info().await;
+    assert!(matches!(refused, Err(mnema::Error::Transport { .. })), "plain TCP was served by a TLS node: {refused:?}");
     // A node whose certificate the cluster does not trust cannot join it.
     let mut cfg = manual_config(c.dir.path(), c.base, 4);
     let (cert, key, _) = issue(&rogue, dir.path(), "n4");
@@ -59,7 +61,9 @@ async fn a_tls_cluster_refuses_untrusted_certificates_and_wrong_cookies() {
     cfg.cluster.tls.cacertfile = Some(good.2.clone());
     let n4 = Node::start(cfg, test_tables()).await.expect("n4 starts on its own");
     let target = mnema::Peer::parse("t", &name(1), c.base).expect("peer");
-    assert!(n4.join(&target).await.is_err(), "a node with an untrusted certificate joined");
+    let refused = n4.join(&target).await;
+    assert!(matches!(refused, Err(mnema::Error::Transport { .. })), "an untrusted certificate joined: {refused:?}");
+    assert_eq!(c.nodes[0].members().expect("members").0.len(), 3, "the membership is unchanged");
     n4.shutdown().await.expect("stop n4");
     // A bad key file stops a node before it serves, naming the key.
     let mut bad = NodeConfig::new("n5@127.0.0.1", c.dir.path().join("n5"));
@@ -86,8 +90,8 @@ async fn an_ipv6_loopback_cluster_works() {
         cfg.cluster.discovery_strategy = DiscoveryStrategy::Static;
         cfg.cluster.static_.seeds = names.clone();
         cfg.cluster.proto_dist = ProtoDist::Inet6Tcp;
-        cfg.raft.heartbeat_interval = "50ms".into();
-        cfg.raft.election_timeout = "300ms".into();
+        cfg.raft.heartbeat_interval = "50ms".parse().unwrap();
+        cfg.raft.election_timeout = "300ms".parse().unwrap();
         nodes.push(Node::start(cfg, test_tables()).await.expect("start on ::1"));
     }
     assert!(nodes[0].addr().starts_with("[::1]:"), "{}", nodes[0].addr());
