@@ -16,7 +16,7 @@ fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     let src = rt.block_on(common::cluster(3));
     rt.block_on(async {
-        let leader = src.leader();
+        let leader = &src.nodes[src.leader()];
         for chunk in 0..RECORDS / 1000 {
             let mut txn = Txn::new();
             for i in 0..1000 {

@@ -21,7 +21,7 @@ fn bench(c: &mut Criterion) {
             for i in chunk * 1000..(chunk + 1) * 1000 {
                 t = t.put("kv", i.to_be_bytes(), vec![0xcd; 256]);
             }
-            last = cl.leader().transact(t).await.expect("load").index;
+            last = cl.nodes[cl.leader()].transact(t).await.expect("load").index;
         }
         for n in &cl.nodes {
             n.wait_applied(last, Duration::from_secs(60)).await.expect("applied");

@@ -91,7 +91,7 @@ fn bench(c: &mut Criterion) {
     let mut cluster = rt.block_on(common::cluster(3));
     let replicant = rt.block_on(async {
         let r = cluster.replicant(4).await;
-        common::Bench::wait_normal(&r).await;
+        common::wait_normal(&r).await;
         r
     });
     let leader_ix = cluster.nodes.iter().position(|n| n.is_leader()).expect("leader");
@@ -176,7 +176,7 @@ fn bench(c: &mut Criterion) {
                 for _ in 0..iters {
                     let start = Instant::now();
                     let r = cluster.replicant(n.fetch_add(1, Ordering::Relaxed) as u16 % 3 + 5).await;
-                    common::Bench::wait_normal(&r).await;
+                    common::wait_normal(&r).await;
                     total += start.elapsed();
                     assert!(r.dump("kv").expect("dump").len() >= 1_000_000);
                     r.shutdown().await.expect("shutdown");

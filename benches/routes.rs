@@ -26,7 +26,7 @@ fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     let cluster = Arc::new(rt.block_on(common::cluster(3)));
     rt.block_on(async {
-        let leader = cluster.leader();
+        let leader = &cluster.nodes[cluster.leader()];
         let dests: Vec<Dest> = (0..3).map(|n| Dest::Node(format!("b{n}@127.0.0.1"))).collect();
         let mut txn = Txn::new();
         for i in 0..EXACT + WILD {

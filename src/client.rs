@@ -85,6 +85,14 @@ impl Client {
     /// Writes a transaction through the node (forwarded to the leader); returns once the
     /// node applied it. Errors are the variants a local call returns.
     pub async fn transact(&mut self, txn: &Txn) -> Result<Committed> {
+        self.transact_ref(txn).await
+    }
+
+    async fn transact_txn(mut self, txn: Txn) -> Result<Committed> {
+        self.transact_ref(&txn).await
+    }
+
+    async fn transact_ref(&mut self, txn: &Txn) -> Result<Committed> {
         let req = pb::WriteRequest { batch: crate::codec::encode_versioned(crate::codec::WIRE_VERSION, txn)? };
         let reply = self.inner.transact(req).await.map_err(|s| self.err(s))?.into_inner();
         crate::codec::decode_versioned("transact reply", crate::codec::WIRE_VERSION, &reply.reply)
@@ -155,5 +163,42 @@ impl Client {
 impl crate::backup::Submit for Client {
     async fn submit(&mut self, txn: Txn) -> Result<()> {
         self.transact(&txn).await.map(|_| ())
+    }
+}
+
+/// The typed table modules (`schema`) over gRPC: reads are made on the node this client
+/// talks to (`prefix` reads the table and filters), writes go through its leader. Local
+/// tables are written on their own node only, so `transact_local` is refused.
+impl crate::engine::Tables for Client {
+    fn node_name(&self) -> &str {
+        &self.addr
+    }
+
+    async fn transact(&self, txn: Txn) -> Result<Committed> {
+        self.clone().transact_txn(txn).await
+    }
+
+    fn transact_local(&self, _txn: &Txn) -> Result<Vec<crate::engine::OpResult>> {
+        Err(Error::Refused(format!(
+            "local tables are written on their own node, not through a client of {}",
+            self.addr
+        )))
+    }
+
+    async fn get(&self, table: &str, key: &[u8]) -> Result<Vec<crate::engine::Blob>> {
+        let r = self.clone().read(table, Some(key), 0).await?;
+        Ok(r.records.into_iter().map(|(_, v)| v.into()).collect())
+    }
+
+    async fn prefix(&self, table: &str, prefix: &[u8]) -> Result<Vec<(crate::engine::Blob, crate::engine::Blob)>> {
+        let mut r = self.clone().read(table, None, 0).await?.records;
+        r.retain(|(k, _)| k.starts_with(prefix));
+        r.sort();
+        Ok(r.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
+    }
+
+    async fn dump(&self, table: &str) -> Result<Vec<(crate::engine::Blob, crate::engine::Blob)>> {
+        let r = self.clone().read(table, None, 0).await?.records;
+        Ok(r.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
     }
 }

@@ -83,3 +83,6 @@ pub use status::{ClusterStatus, MemberStatus, NodeStatus, RaftRole, ReplicantSta
 pub use client::{Client, Records};
 #[cfg(feature = "server")]
 pub use node::{Node, rebuild_data_dir};
+
+#[cfg(feature = "test-util")]
+pub mod testing;

@@ -52,7 +52,7 @@ impl Cluster for ClusterService {
         }
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         let node = self.node.clone();
-        tokio::task::spawn_blocking(move || {
+        self.node.spawn_blocking(move || {
             let mut progress = crate::backup::Progress::silent("export");
             let w = ChunkWriter { tx: tx.clone(), buf: Vec::new() };
             if let Err(e) = crate::backup::export_to(&node, w, &mut progress) {
@@ -65,7 +65,7 @@ impl Cluster for ClusterService {
     async fn backup(&self, req: Request<pb::BackupRequest>) -> Result<Response<pb::BackupReply>, Status> {
         let dir = std::path::PathBuf::from(req.into_inner().dir);
         let node = self.node.clone();
-        let info = tokio::task::spawn_blocking(move || crate::backup::backup_data_dir(&node, &dir))
+        let info = self.node.spawn_blocking(move || crate::backup::backup_data_dir(&node, &dir))
             .await
             .map_err(|e| Status::internal(e.to_string()))?
             .map_err(|e| to_status(&e))?;

@@ -1,5 +1,6 @@
 //! [`Tables`]: what the typed table modules (`schema`) need of a node, so that they run on
-//! whatever implements it: a core or a replicant (`Node`), or the runtime inside the crate.
+//! whatever implements it: a core or a replicant (`Node`), a remote node over gRPC
+//! (`Client`), or the runtime inside the crate.
 
 use super::{Blob, Committed, OpResult, Txn};
 use crate::error::Result;
@@ -7,10 +8,13 @@ use std::future::Future;
 
 /// Reads and writes of declared tables, as a node offers them.
 ///
-/// Reads are local (a node's own copy, lock-free for tables in memory); writes of
-/// replicated tables go through Raft and return once this node applied them.
+/// On a [`Node`](crate::Node) reads are local (its own copy, lock-free for tables in
+/// memory: the futures are ready at once); on a [`Client`](crate::Client) they are calls to
+/// the node it talks to. Writes of replicated tables go through Raft and return once the
+/// node that took them applied them.
 pub trait Tables {
-    /// The node's name (`name@host`): recorded by tables that say who changed what.
+    /// The node's name (`name@host`; a `Client`: the address it talks to): recorded by
+    /// tables that say who changed what.
     fn node_name(&self) -> &str;
 
     /// Writes a transaction of replicated tables.
@@ -20,11 +24,11 @@ pub trait Tables {
     fn transact_local(&self, txn: &Txn) -> Result<Vec<OpResult>>;
 
     /// The values under `key` in `table` (at most one for sets).
-    fn get(&self, table: &str, key: &[u8]) -> Result<Vec<Blob>>;
+    fn get(&self, table: &str, key: &[u8]) -> impl Future<Output = Result<Vec<Blob>>> + Send;
 
-    /// Records of a set or ordered set whose keys start with `prefix`.
-    fn prefix(&self, table: &str, prefix: &[u8]) -> Result<Vec<(Blob, Blob)>>;
+    /// Records of a set or ordered set whose keys start with `prefix`, in key order.
+    fn prefix(&self, table: &str, prefix: &[u8]) -> impl Future<Output = Result<Vec<(Blob, Blob)>>> + Send;
 
     /// Every record of `table`.
-    fn dump(&self, table: &str) -> Result<Vec<(Blob, Blob)>>;
+    fn dump(&self, table: &str) -> impl Future<Output = Result<Vec<(Blob, Blob)>>> + Send;
 }

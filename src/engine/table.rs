@@ -58,7 +58,7 @@ pub enum Index {
 /// be deterministic: a pure function of the key and value bytes.
 ///
 /// ```
-/// use mnema::engine::{Kind, Storage, TableDef, ValueRule};
+/// use mnema::{Kind, Storage, TableDef, ValueRule};
 /// fn utf8(_key: &[u8], value: &[u8]) -> Result<(), String> {
 ///     std::str::from_utf8(value).map(|_| ()).map_err(|e| e.to_string())
 /// }

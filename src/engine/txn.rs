@@ -103,7 +103,33 @@ pub enum OpResult {
     Exists,
 }
 
-/// A list of ops applied atomically.
+/// A list of ops applied atomically: all of them, in order, or none.
+///
+/// ```
+/// use mnema::{Op, Txn};
+/// // Move a session's owner only if it is still what was read: a conditional write.
+/// let txn = Txn::new()
+///     .require_value("sessions", "client1", r#"{"owner":"a"}"#)
+///     .put("sessions", "client1", r#"{"owner":"b"}"#)
+///     .delete("client_status", "client1");
+/// assert_eq!(txn.ops.len(), 3);
+/// assert!(matches!(&txn.ops[0], Op::Require { value: Some(_), .. }));
+/// ```
+///
+/// A failed `require_*` makes the whole transaction fail with
+/// [`Error::Conflict`](crate::Error::Conflict), changing nothing:
+///
+/// ```no_run
+/// # async fn demo(node: mnema::Node) -> mnema::Result<()> {
+/// use mnema::{Error, Txn};
+/// match node.transact(Txn::new().require_absent("rules", "r1").put("rules", "r1", "{}")).await {
+///     Ok(done) => println!("stored at index {}", done.index),
+///     Err(Error::Conflict(why)) => println!("someone wrote r1 first: {why}"),
+///     Err(e) => return Err(e),
+/// }
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Txn {
     /// The shard the transaction belongs to (all tables are in shard 0 today).

@@ -12,7 +12,7 @@ use crate::name::Peer;
 use crate::status::{ClusterStatus, NodeStatus, ReplicantStatus};
 use crate::runtime::Runtime;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::watch;
 
 /// A node of a mnema cluster: a handle on it, cheap to clone and share across tasks.
@@ -223,7 +223,7 @@ impl Node {
     pub async fn export(&self, path: &std::path::Path) -> Result<(u64, u64)> {
         let (rt, path) = (self.shared.clone(), path.to_path_buf());
         let mut progress = crate::backup::Progress::silent("export");
-        let (header, n) = tokio::task::spawn_blocking(move || crate::backup::export_file(&rt, &path, &mut progress))
+        let (header, n) = self.shared.spawn_blocking(move || crate::backup::export_file(&rt, &path, &mut progress))
             .await
             .map_err(|e| Error::Storage(format!("export task: {e}")))??;
         Ok((header.applied_index, n))
@@ -240,7 +240,7 @@ impl Node {
     /// checkpoint and `IDENTITY`): restored by starting a node of the same name on it.
     pub async fn backup_data_dir(&self, dir: &std::path::Path) -> Result<crate::backup::BackupInfo> {
         let (rt, dir) = (self.shared.clone(), dir.to_path_buf());
-        tokio::task::spawn_blocking(move || crate::backup::backup_data_dir(&rt, &dir))
+        self.shared.spawn_blocking(move || crate::backup::backup_data_dir(&rt, &dir))
             .await
             .map_err(|e| Error::Storage(format!("backup task: {e}")))?
     }
@@ -260,16 +260,15 @@ impl Node {
     /// closed and the data dir can be opened again.
     pub async fn shutdown(self) -> Result<()> {
         self.shared.shutdown().await?;
-        // gRPC handlers still answering a call hold the runtime until they return (bounded:
-        // without Raft they end at once); then the last handle closes RocksDB.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Arc::strong_count(&self.shared) > 1 || self.shared.db.handles() > 1 {
-            if Instant::now() > deadline {
-                return Err(Error::Timeout { what: "handles on the node to be dropped".into(), ms: 10_000 });
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        Ok(())
+        // Every task has ended; what may still hold the store is a gRPC call answering
+        // (without Raft it ends at once), blocking work it started (an export) and other
+        // clones of this handle. RocksDB closes when the last of them goes.
+        let closed = self.shared.db.closed();
+        drop(self);
+        tokio::time::timeout(Duration::from_secs(10), closed.wait()).await.map_err(|_| Error::Timeout {
+            what: "the store to close (other clones of this Node, or calls in flight, still hold it)".into(),
+            ms: 10_000,
+        })
     }
 
     /// The runtime under this handle, for the crate's tests and the `test-util` feature.
@@ -293,16 +292,20 @@ impl crate::engine::Tables for Node {
         self.shared.transact_local(txn)
     }
 
-    fn get(&self, table: &str, key: &[u8]) -> Result<Vec<Blob>> {
-        self.shared.get(table, key)
+    fn get(&self, table: &str, key: &[u8]) -> impl std::future::Future<Output = Result<Vec<Blob>>> + Send {
+        std::future::ready(self.shared.get(table, key))
     }
 
-    fn prefix(&self, table: &str, prefix: &[u8]) -> Result<Vec<(Blob, Blob)>> {
-        self.shared.prefix(table, prefix)
+    fn prefix(
+        &self,
+        table: &str,
+        prefix: &[u8],
+    ) -> impl std::future::Future<Output = Result<Vec<(Blob, Blob)>>> + Send {
+        std::future::ready(self.shared.prefix(table, prefix))
     }
 
-    fn dump(&self, table: &str) -> Result<Vec<(Blob, Blob)>> {
-        self.shared.dump(table)
+    fn dump(&self, table: &str) -> impl std::future::Future<Output = Result<Vec<(Blob, Blob)>>> + Send {
+        std::future::ready(self.shared.dump(table))
     }
 }
 

@@ -120,7 +120,7 @@ async fn serve(node: &Arc<Runtime>, req: &pb::SubscribeRequest, shards: Shards, 
         }
         None => {
             let (node2, tx2, shards2) = (node.clone(), tx.clone(), shards.clone());
-            let res = tokio::task::spawn_blocking(move || send_snapshot(&node2, &shards2, &tx2))
+            let res = node.spawn_blocking(move || send_snapshot(&node2, &shards2, &tx2))
                 .await
                 .map_err(|e| Error::Storage(format!("snapshot task: {e}")))??;
             match res {

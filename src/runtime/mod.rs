@@ -178,6 +178,15 @@ impl Runtime {
         self.tasks.spawn(task);
     }
 
+    /// Runs `work` on the blocking pool as one of the node's tasks (shutdown waits for it).
+    pub(crate) fn spawn_blocking<F, R>(&self, work: F) -> tokio::task::JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        self.tasks.spawn_blocking(work)
+    }
+
     /// Resolves when this core's Raft stopped by itself (see `Node::failed`).
     pub(crate) async fn failed(&self) -> Error {
         let mut rx = self.failure.subscribe();
@@ -711,16 +720,20 @@ impl crate::engine::Tables for Runtime {
         Runtime::transact_local(self, txn)
     }
 
-    fn get(&self, table: &str, key: &[u8]) -> Result<Vec<Blob>> {
-        Runtime::get(self, table, key)
+    fn get(&self, table: &str, key: &[u8]) -> impl std::future::Future<Output = Result<Vec<Blob>>> + Send {
+        std::future::ready(Runtime::get(self, table, key))
     }
 
-    fn prefix(&self, table: &str, prefix: &[u8]) -> Result<Vec<(Blob, Blob)>> {
-        Runtime::prefix(self, table, prefix)
+    fn prefix(
+        &self,
+        table: &str,
+        prefix: &[u8],
+    ) -> impl std::future::Future<Output = Result<Vec<(Blob, Blob)>>> + Send {
+        std::future::ready(Runtime::prefix(self, table, prefix))
     }
 
-    fn dump(&self, table: &str) -> Result<Vec<(Blob, Blob)>> {
-        Runtime::dump(self, table)
+    fn dump(&self, table: &str) -> impl std::future::Future<Output = Result<Vec<(Blob, Blob)>>> + Send {
+        std::future::ready(Runtime::dump(self, table))
     }
 }
 

@@ -61,6 +61,11 @@ pub async fn deactivate(node: &impl Tables, name: &str, now_ms: u64) -> Result<A
 }
 
 /// Alarms by name; only active ones if `active_only`.
-pub fn list(node: &impl Tables, active_only: bool) -> Result<Vec<Alarm>> {
-    Ok(TABLE.records(&node.dump(ALARMS)?)?.into_iter().map(|(_, a)| a).filter(|a| a.active || !active_only).collect())
+pub async fn list(node: &impl Tables, active_only: bool) -> Result<Vec<Alarm>> {
+    Ok(TABLE
+        .records(&node.dump(ALARMS).await?)?
+        .into_iter()
+        .map(|(_, a)| a)
+        .filter(|a| a.active || !active_only)
+        .collect())
 }

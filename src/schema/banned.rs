@@ -60,12 +60,12 @@ pub async fn lift(node: &impl Tables, kind: BanKind, who: &str) -> Result<Commit
 }
 
 /// Whether `who` is banned at `now_ms` (an ended ban no longer counts, swept or not).
-pub fn is_banned(node: &impl Tables, kind: BanKind, who: &str, now_ms: u64) -> Result<bool> {
-    let b = TABLE.values(&node.get(BANNED, key(kind, who).as_bytes())?)?.pop();
+pub async fn is_banned(node: &impl Tables, kind: BanKind, who: &str, now_ms: u64) -> Result<bool> {
+    let b = TABLE.values(&node.get(BANNED, key(kind, who).as_bytes()).await?)?.pop();
     Ok(b.is_some_and(|b| !b.ended(now_ms)))
 }
 
 /// Every ban.
-pub fn list(node: &impl Tables) -> Result<Vec<Ban>> {
-    Ok(TABLE.records(&node.dump(BANNED)?)?.into_iter().map(|(_, b)| b).collect())
+pub async fn list(node: &impl Tables) -> Result<Vec<Ban>> {
+    Ok(TABLE.records(&node.dump(BANNED).await?)?.into_iter().map(|(_, b)| b).collect())
 }

@@ -33,7 +33,7 @@ pub async fn connected(node: &impl Tables, client: &str, on_node: &str, now_ms: 
 /// elsewhere meanwhile (its record changed) is left online: the write is conditional.
 pub async fn disconnected(node: &impl Tables, client: &str, now_ms: u64) -> Result<Committed> {
     let key = client.to_string();
-    let raw = node.get(CLIENT_STATUS, key.as_bytes())?;
+    let raw = node.get(CLIENT_STATUS, key.as_bytes()).await?;
     let mut txn = Txn::new();
     let s = match (raw.first(), TABLE.values(&raw)?.pop()) {
         (Some(old), Some(mut s)) => {
@@ -48,14 +48,14 @@ pub async fn disconnected(node: &impl Tables, client: &str, now_ms: u64) -> Resu
 }
 
 /// The status of `client`.
-pub fn get(node: &impl Tables, client: &str) -> Result<Option<ClientStatus>> {
-    Ok(TABLE.values(&node.get(CLIENT_STATUS, client.as_bytes())?)?.pop())
+pub async fn get(node: &impl Tables, client: &str) -> Result<Option<ClientStatus>> {
+    Ok(TABLE.values(&node.get(CLIENT_STATUS, client.as_bytes()).await?)?.pop())
 }
 
 /// Client ids online on `on_node` (the seed's per-node client list), sorted.
-pub fn online_on(node: &impl Tables, on_node: &str) -> Result<Vec<String>> {
+pub async fn online_on(node: &impl Tables, on_node: &str) -> Result<Vec<String>> {
     let mut out: Vec<String> = TABLE
-        .records(&node.dump(CLIENT_STATUS)?)?
+        .records(&node.dump(CLIENT_STATUS).await?)?
         .into_iter()
         .filter(|(_, s)| s.online && s.node == on_node)
         .map(|(c, _)| c)

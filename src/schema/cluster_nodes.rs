@@ -33,8 +33,8 @@ pub async fn remove(node: &impl Tables, name: &str) -> Result<Committed> {
 }
 
 /// Every node recorded.
-pub fn list(node: &impl Tables) -> Result<Vec<NodeRecord>> {
-    let mut v: Vec<NodeRecord> = TABLE.records(&node.dump(CLUSTER_NODES)?)?.into_iter().map(|(_, r)| r).collect();
+pub async fn list(node: &impl Tables) -> Result<Vec<NodeRecord>> {
+    let mut v: Vec<NodeRecord> = TABLE.records(&node.dump(CLUSTER_NODES).await?)?.into_iter().map(|(_, r)| r).collect();
     v.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(v)
 }

@@ -41,8 +41,8 @@ const LOG: Typed<u64, ConfigChange> = Typed::new(CONFIG_LOG);
 const COUNTER: u64 = 0;
 const ATTEMPTS: usize = 16;
 
-fn counter(node: &impl Tables) -> Result<(u64, Option<Vec<u8>>)> {
-    let raw = node.get(CONFIG_LOG, &COUNTER.to_be_bytes())?;
+async fn counter(node: &impl Tables) -> Result<(u64, Option<Vec<u8>>)> {
+    let raw = node.get(CONFIG_LOG, &COUNTER.to_be_bytes()).await?;
     match raw.first() {
         None => Ok((0, None)),
         Some(v) => {
@@ -58,7 +58,7 @@ fn counter(node: &impl Tables) -> Result<(u64, Option<Vec<u8>>)> {
 /// Sets `key` to `value`; returns the change's transaction id.
 pub async fn set(node: &impl Tables, key: &str, value: &str, now_ms: u64) -> Result<u64> {
     for _ in 0..ATTEMPTS {
-        let (last, raw) = counter(node)?;
+        let (last, raw) = counter(node).await?;
         let id = last + 1;
         let ck = COUNTER.to_be_bytes().to_vec();
         let txn = match raw {
@@ -85,12 +85,13 @@ pub async fn set(node: &impl Tables, key: &str, value: &str, now_ms: u64) -> Res
 }
 
 /// The entry under `key`.
-pub fn get(node: &impl Tables, key: &str) -> Result<Option<ConfigEntry>> {
-    Ok(VALUES.values(&node.get(CONFIGS, key.as_bytes())?)?.pop())
+pub async fn get(node: &impl Tables, key: &str) -> Result<Option<ConfigEntry>> {
+    Ok(VALUES.values(&node.get(CONFIGS, key.as_bytes()).await?)?.pop())
 }
 
 /// Changes with an id above `after`, in id order (what a node that saw `after` missed).
-pub fn changes_since(node: &impl Tables, after: u64) -> Result<Vec<ConfigChange>> {
-    let raw: Vec<_> = node.dump(CONFIG_LOG)?.into_iter().filter(|(k, _)| k.as_ref() != COUNTER.to_be_bytes()).collect();
+pub async fn changes_since(node: &impl Tables, after: u64) -> Result<Vec<ConfigChange>> {
+    let raw: Vec<_> =
+        node.dump(CONFIG_LOG).await?.into_iter().filter(|(k, _)| k.as_ref() != COUNTER.to_be_bytes()).collect();
     Ok(LOG.records(&raw)?.into_iter().map(|(_, c)| c).filter(|c| c.txn_id > after).collect())
 }

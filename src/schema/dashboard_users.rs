@@ -66,15 +66,15 @@ pub async fn set_password(node: &impl Tables, username: &str, password: &str) ->
 }
 
 /// Whether `password` is `username`'s; an unknown user is `false`.
-pub fn verify(node: &impl Tables, username: &str, password: &str) -> Result<bool> {
-    let Some(u) = get(node, username)? else { return Ok(false) };
+pub async fn verify(node: &impl Tables, username: &str, password: &str) -> Result<bool> {
+    let Some(u) = get(node, username).await? else { return Ok(false) };
     let parsed = PasswordHash::new(&u.password_hash).map_err(|e| Error::corrupt("password hash", e.to_string()))?;
     Ok(Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
 }
 
 /// The user `username`.
-pub fn get(node: &impl Tables, username: &str) -> Result<Option<User>> {
-    Ok(TABLE.values(&node.get(DASHBOARD_USERS, username.as_bytes())?)?.pop())
+pub async fn get(node: &impl Tables, username: &str) -> Result<Option<User>> {
+    Ok(TABLE.values(&node.get(DASHBOARD_USERS, username.as_bytes()).await?)?.pop())
 }
 
 /// Deletes the user `username`.

@@ -100,8 +100,8 @@ fn store(txn: Txn, msg: &Message) -> Result<Txn> {
     Ok(txn.put(MESSAGES, message_key(msg.id), Typed::<Vec<u8>, Message>::encode_value(msg)?))
 }
 
-fn load(node: &impl Tables, id: u64) -> Result<Option<Message>> {
-    VALUES.values(&node.get(MESSAGES, &message_key(id))?).map(|mut v| v.pop())
+async fn load(node: &impl Tables, id: u64) -> Result<Option<Message>> {
+    VALUES.values(&node.get(MESSAGES, &message_key(id)).await?).map(|mut v| v.pop())
 }
 
 /// Stores `msg` for one consumer, `client` (one-to-one).
@@ -111,11 +111,11 @@ pub async fn publish_to_queue(node: &impl Tables, msg: &Message, client: &str) -
 }
 
 /// `client`'s queued messages, oldest first.
-pub fn queued(node: &impl Tables, client: &str) -> Result<Vec<Message>> {
+pub async fn queued(node: &impl Tables, client: &str) -> Result<Vec<Message>> {
     let prefix = queue_prefix(client)?;
     let mut out = Vec::new();
-    for (k, _) in node.prefix(MESSAGES, &prefix)? {
-        if let Some(m) = load(node, id_after(prefix.len(), &k)?)? {
+    for (k, _) in node.prefix(MESSAGES, &prefix).await? {
+        if let Some(m) = load(node, id_after(prefix.len(), &k)?).await? {
             out.push(m);
         }
     }
@@ -135,17 +135,17 @@ pub async fn publish_to_topic(node: &impl Tables, msg: &Message) -> Result<Commi
 }
 
 /// Messages of `topic` after `client`'s read position, oldest first.
-pub fn missed(node: &impl Tables, client: &str, topic: &str) -> Result<Vec<Message>> {
-    let pos = match node.get(MESSAGES, &position_key(client, topic)?)?.first() {
+pub async fn missed(node: &impl Tables, client: &str, topic: &str) -> Result<Vec<Message>> {
+    let pos = match node.get(MESSAGES, &position_key(client, topic)?).await?.first() {
         Some(v) => id_after(0, v)?,
         None => 0,
     };
     let prefix = topic_prefix(topic)?;
     let mut out = Vec::new();
-    for (k, _) in node.prefix(MESSAGES, &prefix)? {
+    for (k, _) in node.prefix(MESSAGES, &prefix).await? {
         let id = id_after(prefix.len(), &k)?;
         if id > pos
-            && let Some(m) = load(node, id)?
+            && let Some(m) = load(node, id).await?
         {
             out.push(m);
         }

@@ -41,8 +41,8 @@ pub async fn remove(node: &impl Tables, client: &str, sub: &ProxySub) -> Result<
 }
 
 /// What to subscribe `client` to when it connects, sorted.
-pub fn list(node: &impl Tables, client: &str) -> Result<Vec<ProxySub>> {
-    let mut subs = TABLE.values(&node.get(PROXY_SUBSCRIPTIONS, client.as_bytes())?)?;
+pub async fn list(node: &impl Tables, client: &str) -> Result<Vec<ProxySub>> {
+    let mut subs = TABLE.values(&node.get(PROXY_SUBSCRIPTIONS, client.as_bytes()).await?)?;
     subs.sort();
     Ok(subs)
 }

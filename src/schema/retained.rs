@@ -50,9 +50,9 @@ fn literal_prefix(filter: &str) -> String {
 }
 
 /// Every retained message whose topic matches `filter`, in topic order.
-pub fn match_retained(node: &impl Tables, filter: &str) -> Result<Vec<Retained>> {
+pub async fn match_retained(node: &impl Tables, filter: &str) -> Result<Vec<Retained>> {
     validate_filter(filter).map_err(|e| Error::InvalidTopic { topic: filter.to_string(), reason: e.to_string() })?;
-    let raw = node.prefix(RETAINED, literal_prefix(filter).as_bytes())?;
+    let raw = node.prefix(RETAINED, literal_prefix(filter).as_bytes()).await?;
     let mut out = Vec::new();
     for (topic, r) in TABLE.records(&raw)? {
         if matches(filter, &topic) {
@@ -63,8 +63,8 @@ pub fn match_retained(node: &impl Tables, filter: &str) -> Result<Vec<Retained>>
 }
 
 /// The retained message of one topic.
-pub fn get(node: &impl Tables, topic: &str) -> Result<Option<Retained>> {
-    Ok(TABLE.values(&node.get(RETAINED, topic.as_bytes())?)?.pop())
+pub async fn get(node: &impl Tables, topic: &str) -> Result<Option<Retained>> {
+    Ok(TABLE.values(&node.get(RETAINED, topic.as_bytes()).await?)?.pop())
 }
 
 #[cfg(test)]

@@ -32,13 +32,13 @@ pub async fn put(node: &impl Tables, rule: &Rule) -> Result<Committed> {
 }
 
 /// The rule `id`.
-pub fn get(node: &impl Tables, id: &str) -> Result<Option<Rule>> {
-    Ok(TABLE.values(&node.get(RULES, id.as_bytes())?)?.pop())
+pub async fn get(node: &impl Tables, id: &str) -> Result<Option<Rule>> {
+    Ok(TABLE.values(&node.get(RULES, id.as_bytes()).await?)?.pop())
 }
 
 /// Every rule.
-pub fn list(node: &impl Tables) -> Result<Vec<Rule>> {
-    let mut rules: Vec<Rule> = TABLE.records(&node.dump(RULES)?)?.into_iter().map(|(_, r)| r).collect();
+pub async fn list(node: &impl Tables) -> Result<Vec<Rule>> {
+    let mut rules: Vec<Rule> = TABLE.records(&node.dump(RULES).await?)?.into_iter().map(|(_, r)| r).collect();
     rules.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(rules)
 }

@@ -122,6 +122,6 @@ pub async fn close(node: &impl Tables, client: &str, now_ms: u64) -> Result<Sess
 }
 
 /// The session of `client`.
-pub fn get(node: &impl Tables, client: &str) -> Result<Option<Session>> {
-    Ok(TABLE.values(&node.get(SESSIONS, client.as_bytes())?)?.pop())
+pub async fn get(node: &impl Tables, client: &str) -> Result<Option<Session>> {
+    Ok(TABLE.values(&node.get(SESSIONS, client.as_bytes()).await?)?.pop())
 }

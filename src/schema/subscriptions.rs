@@ -24,9 +24,13 @@ pub fn unsubscribe(node: &impl Tables, filter: &str, subscriber: &str) -> Result
 }
 
 /// Local subscribers of exactly `filter`, sorted.
-pub fn subscribers(node: &impl Tables, filter: &str) -> Result<Vec<String>> {
-    let mut out: Vec<String> =
-        node.get(SUBSCRIPTIONS, filter.as_bytes())?.iter().map(|v| String::from_utf8_lossy(v).into_owned()).collect();
+pub async fn subscribers(node: &impl Tables, filter: &str) -> Result<Vec<String>> {
+    let mut out: Vec<String> = node
+        .get(SUBSCRIPTIONS, filter.as_bytes())
+        .await?
+        .iter()
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .collect();
     out.sort();
     Ok(out)
 }

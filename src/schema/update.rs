@@ -25,7 +25,7 @@ where
     let raw_key = key.encode_key();
     let mut last = None;
     for _ in 0..ATTEMPTS {
-        let raw = node.get(table.name, &raw_key)?;
+        let raw = node.get(table.name, &raw_key).await?;
         let old = table.values(&raw)?.pop();
         let txn = match raw.first() {
             Some(v) => Txn::new().require_value(table.name, raw_key.clone(), v.to_vec()),

@@ -21,10 +21,27 @@ pub const CF_DATA: &str = "data";
 pub const CF_LOCAL: &str = "local";
 const CFS: [&str; 4] = [CF_LOG, CF_META, CF_DATA, CF_LOCAL];
 
-/// A handle on the node's DB, cheap to clone.
+/// A handle on the node's DB, cheap to clone. RocksDB closes when the last handle goes;
+/// [`Db::closed`] says when.
 #[derive(Clone)]
 pub struct Db {
-    inner: Arc<DB>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    // Fields drop in order: the DB is closed before the closing signal goes out.
+    db: DB,
+    closed: tokio::sync::watch::Sender<()>,
+}
+
+/// Resolves once RocksDB is closed (every [`Db`] handle dropped).
+pub struct Closed(tokio::sync::watch::Receiver<()>);
+
+impl Closed {
+    /// Waits until the DB is closed.
+    pub async fn wait(mut self) {
+        while self.0.changed().await.is_ok() {}
+    }
 }
 
 impl std::fmt::Debug for Db {
@@ -61,21 +78,21 @@ impl Db {
             rocksdb::ErrorKind::Corruption => Error::DamagedState { file: path.to_path_buf(), reason: e.to_string() },
             _ => storage_err(&format!("open {}", path.display()), e),
         })?;
-        Ok(Db { inner: Arc::new(db) })
+        Ok(Db { inner: Arc::new(Inner { db, closed: tokio::sync::watch::channel(()).0 }) })
     }
 
-    /// How many handles share the DB (it closes when the last one goes).
-    pub fn handles(&self) -> usize {
-        Arc::strong_count(&self.inner)
+    /// A signal that resolves once the DB is closed; it does not keep the DB open.
+    pub fn closed(&self) -> Closed {
+        Closed(self.inner.closed.subscribe())
     }
 
     pub fn raw(&self) -> &DB {
-        &self.inner
+        &self.inner.db
     }
 
     /// The handle of a column family this module created.
     pub fn cf(&self, name: &str) -> Result<&ColumnFamily> {
-        self.inner.cf_handle(name).ok_or_else(|| Error::Storage(format!("column family `{name}` missing")))
+        self.inner.db.cf_handle(name).ok_or_else(|| Error::Storage(format!("column family `{name}` missing")))
     }
 
     pub fn sync_opts() -> WriteOptions {
@@ -90,16 +107,16 @@ impl Db {
     }
 
     pub fn sync_wal(&self) -> Result<()> {
-        self.inner.flush_wal(true).map_err(|e| storage_err("sync wal", e))
+        self.inner.db.flush_wal(true).map_err(|e| storage_err("sync wal", e))
     }
 
     pub fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        self.inner.get_cf(self.cf(CF_META)?, key).map_err(|e| storage_err("read meta", e))
+        self.inner.db.get_cf(self.cf(CF_META)?, key).map_err(|e| storage_err("read meta", e))
     }
 
     /// Online, consistent copy of the whole DB into `dir` (hard links where possible).
     pub fn checkpoint(&self, dir: &Path) -> Result<()> {
-        let cp = rocksdb::checkpoint::Checkpoint::new(&self.inner).map_err(|e| storage_err("checkpoint", e))?;
+        let cp = rocksdb::checkpoint::Checkpoint::new(&self.inner.db).map_err(|e| storage_err("checkpoint", e))?;
         cp.create_checkpoint(dir).map_err(|e| storage_err("checkpoint", e))
     }
 }

@@ -15,7 +15,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("adapters", &["raft", "storage", "rpc", "discovery"]),
     ("runtime", &["runtime"]),
     ("features", &["schema", "backup", "replication", "cluster", "client"]),
-    ("composition", &["node"]),
+    ("composition", &["node", "testing"]),
 ];
 
 fn layer_of(module: &str) -> Option<usize> {

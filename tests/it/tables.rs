@@ -83,16 +83,16 @@ async fn client_status_and_the_per_node_client_list_agree_on_every_node() {
     let last = client_status::connected(b, "dev2", "n1@127.0.0.1", now).await.expect("connected").index;
     c.wait_applied(last).await;
     for n in &c.nodes {
-        let s = client_status::get(n, "dev1").expect("read").expect("present");
+        let s = client_status::get(n, "dev1").await.expect("read").expect("present");
         assert!(s.online && s.node == "n1@127.0.0.1" && s.online_at_ms == now && s.offline_at_ms.is_none());
-        assert_eq!(client_status::online_on(n, "n1@127.0.0.1").expect("list"), ["dev1", "dev2"]);
+        assert_eq!(client_status::online_on(n, "n1@127.0.0.1").await.expect("list"), ["dev1", "dev2"]);
     }
     let last = client_status::disconnected(b, "dev1", now + 5).await.expect("offline").index;
     c.wait_applied(last).await;
     for n in &c.nodes {
-        let s = client_status::get(n, "dev1").expect("read").expect("present");
+        let s = client_status::get(n, "dev1").await.expect("read").expect("present");
         assert!(!s.online && s.offline_at_ms == Some(now + 5) && s.online_at_ms == now, "{s:?}");
-        assert_eq!(client_status::online_on(n, "n1@127.0.0.1").expect("list"), ["dev2"]);
+        assert_eq!(client_status::online_on(n, "n1@127.0.0.1").await.expect("list"), ["dev2"]);
     }
     c.shutdown().await;
 }
@@ -111,7 +111,7 @@ async fn proxy_subscriptions_are_listed_on_every_node_and_bad_filters_refused() 
     c.wait_applied(last).await;
     for n in &c.nodes {
         assert_eq!(
-            proxy_subscriptions::list(n, "dev1").expect("list"),
+            proxy_subscriptions::list(n, "dev1").await.expect("list"),
             vec![sub("broadcast", 0), sub("cmd/dev1/#", 1)]
         );
     }
@@ -145,8 +145,8 @@ async fn messages_for_an_offline_persistent_client_follow_its_session_to_another
     let last = b.applied_index();
     c.wait_applied(last).await;
     for n in &c.nodes {
-        assert_eq!(messages::missed(n, "sub1", "pubsub/t").expect("missed"), sent_topic, "on {}", n.name());
-        assert_eq!(messages::queued(n, "sub1").expect("queued"), sent_queue, "on {}", n.name());
+        assert_eq!(messages::missed(n, "sub1", "pubsub/t").await.expect("missed"), sent_topic, "on {}", n.name());
+        assert_eq!(messages::queued(n, "sub1").await.expect("queued"), sent_queue, "on {}", n.name());
     }
     messages::ack_topic(b, "sub1", "pubsub/t", sent_topic[1].id).await.expect("ack");
     for q in &sent_queue[..2] {
@@ -155,8 +155,8 @@ async fn messages_for_an_offline_persistent_client_follow_its_session_to_another
     let last = b.applied_index();
     c.wait_applied(last).await;
     for n in &c.nodes {
-        assert_eq!(messages::missed(n, "sub1", "pubsub/t").expect("missed"), sent_topic[2..].to_vec());
-        assert_eq!(messages::queued(n, "sub1").expect("queued"), sent_queue[2..].to_vec(), "acked ones are gone");
+        assert_eq!(messages::missed(n, "sub1", "pubsub/t").await.expect("missed"), sent_topic[2..].to_vec());
+        assert_eq!(messages::queued(n, "sub1").await.expect("queued"), sent_queue[2..].to_vec(), "acked ones are gone");
     }
     c.shutdown().await;
 }
@@ -174,11 +174,15 @@ async fn retained_messages_match_wildcards_and_an_empty_payload_deletes() {
     let last = a.applied_index();
     c.wait_applied(last).await;
     for n in &c.nodes {
-        let got: Vec<String> =
-            retained::match_retained(n, "sensors/+/temp").expect("match").into_iter().map(|r| r.msg.topic).collect();
+        let got: Vec<String> = retained::match_retained(n, "sensors/+/temp")
+            .await
+            .expect("match")
+            .into_iter()
+            .map(|r| r.msg.topic)
+            .collect();
         assert_eq!(got, ["sensors/1/temp", "sensors/2/temp"]);
-        assert_eq!(retained::match_retained(n, "#").expect("match").len(), 3);
-        assert!(retained::get(n, "other").expect("get").is_none());
+        assert_eq!(retained::match_retained(n, "#").await.expect("match").len(), 3);
+        assert!(retained::get(n, "other").await.expect("get").is_none());
     }
     c.shutdown().await;
 }
@@ -200,10 +204,10 @@ async fn config_ids_set_from_every_node_at_once_are_gap_free() {
     let last = c.nodes.iter().map(|n| n.applied_index()).max().unwrap_or(0);
     c.wait_applied(last).await;
     for n in &c.nodes {
-        let log = configs::changes_since(n, 0).expect("log");
+        let log = configs::changes_since(n, 0).await.expect("log");
         assert_eq!(log.iter().map(|ch| ch.txn_id).collect::<Vec<_>>(), (1..=12).collect::<Vec<_>>());
-        assert_eq!(configs::changes_since(n, 10).expect("log").len(), 2);
-        let entry = configs::get(n, "k1").expect("get").expect("set");
+        assert_eq!(configs::changes_since(n, 10).await.expect("log").len(), 2);
+        let entry = configs::get(n, "k1").await.expect("get").expect("set");
         assert!(log.iter().any(|ch| ch.txn_id == entry.txn_id && ch.value == entry.value));
     }
     c.shutdown().await;
@@ -220,7 +224,7 @@ async fn local_subscriptions_stay_on_their_node_and_rules_and_cluster_nodes_are_
     subscriptions::subscribe(&c.nodes[0], "t/#", "client-b").expect("subscribe");
     subscriptions::unsubscribe(&c.nodes[0], "t/#", "client-a").expect("unsubscribe");
     assert!(matches!(subscriptions::subscribe(&c.nodes[0], "t/#/x", "c"), Err(mnema::Error::InvalidTopic { .. })));
-    assert_eq!(subscriptions::subscribers(&c.nodes[0], "t/#").expect("read"), ["client-b"]);
+    assert_eq!(subscriptions::subscribers(&c.nodes[0], "t/#").await.expect("read"), ["client-b"]);
     let rule = rules::Rule {
         id: "r1".into(),
         sql: "SELECT * FROM \"t/#\"".into(),
@@ -240,14 +244,14 @@ async fn local_subscriptions_stay_on_their_node_and_rules_and_cluster_nodes_are_
     c.wait_applied(last).await;
     for n in &c.nodes[1..] {
         assert!(
-            subscriptions::subscribers(n, "t/#").expect("read").is_empty(),
+            subscriptions::subscribers(n, "t/#").await.expect("read").is_empty(),
             "local table replicated to {}",
             n.name()
         );
     }
     for n in &c.nodes {
-        assert_eq!(rules::get(n, "r1").expect("get"), Some(rule.clone()));
-        assert_eq!(cluster_nodes::list(n).expect("list"), vec![rec.clone()]);
+        assert_eq!(rules::get(n, "r1").await.expect("get"), Some(rule.clone()));
+        assert_eq!(cluster_nodes::list(n).await.expect("list"), vec![rec.clone()]);
     }
     c.shutdown().await;
 }
@@ -262,7 +266,7 @@ async fn alarms_activate_and_deactivate_on_every_node() {
     let a = alarms::deactivate(&c.nodes[1], "high_cpu", now + 10).await.expect("deactivate");
     assert!(!a.active && a.activated_at_ms == now && a.deactivated_at_ms == Some(now + 10));
     assert!(matches!(alarms::deactivate(&c.nodes[1], "nope", now).await, Err(mnema::Error::NotFound { .. })));
-    assert!(alarms::list(&c.nodes[1], true).expect("list").is_empty());
+    assert!(alarms::list(&c.nodes[1], true).await.expect("list").is_empty());
     c.shutdown().await;
 }
 
@@ -280,10 +284,12 @@ async fn dashboard_passwords_verify_and_only_argon2id_hashes_reach_the_disc() {
     let last = c.nodes[0].applied_index();
     c.wait_applied(last).await;
     for n in &c.nodes {
-        assert!(dashboard_users::verify(n, "admin", password).expect("verify"));
-        assert!(!dashboard_users::verify(n, "admin", "Pa55-unique-7f3a9c-worD").expect("verify"));
-        assert!(!dashboard_users::verify(n, "nobody", password).expect("verify"));
-        assert!(dashboard_users::get(n, "admin").expect("get").expect("user").password_hash.starts_with("$argon2id$"));
+        assert!(dashboard_users::verify(n, "admin", password).await.expect("verify"));
+        assert!(!dashboard_users::verify(n, "admin", "Pa55-unique-7f3a9c-worD").await.expect("verify"));
+        assert!(!dashboard_users::verify(n, "nobody", password).await.expect("verify"));
+        assert!(
+            dashboard_users::get(n, "admin").await.expect("get").expect("user").password_hash.starts_with("$argon2id$")
+        );
     }
     let dir = c.shutdown().await;
     // After shutdown every write is in the files; none holds the password.
@@ -315,17 +321,21 @@ async fn the_leader_sweeps_what_expired_through_raft_on_every_node() {
     banned::ban(&c.nodes[2], &ban("short", Some(now.saturating_sub(1)))).await.expect("ban");
     banned::ban(&c.nodes[2], &ban("forever", None)).await.expect("ban");
     wait_until("the sweep to remove what expired, on every node", Duration::from_secs(20), || async {
-        c.nodes.iter().all(|n| {
-            retained::get(n, "old/news").ok().flatten().is_none()
-                && sessions::get(n, "gone").ok().flatten().is_none()
-                && banned::list(n).map(|l| l.len() == 1).unwrap_or(false)
-        })
+        for n in &c.nodes {
+            let swept = retained::get(n, "old/news").await.ok().flatten().is_none()
+                && sessions::get(n, "gone").await.ok().flatten().is_none()
+                && banned::list(n).await.map(|l| l.len() == 1).unwrap_or(false);
+            if !swept {
+                return false;
+            }
+        }
+        true
     })
     .await;
     for n in &c.nodes {
-        assert!(retained::get(n, "fresh/news").expect("get").is_some());
-        assert!(sessions::get(n, "stays").expect("get").is_some());
-        assert!(banned::is_banned(n, banned::BanKind::ClientId, "forever", now).expect("ban"));
+        assert!(retained::get(n, "fresh/news").await.expect("get").is_some());
+        assert!(sessions::get(n, "stays").await.expect("get").is_some());
+        assert!(banned::is_banned(n, banned::BanKind::ClientId, "forever", now).await.expect("ban"));
     }
     c.shutdown().await;
 }
@@ -364,4 +374,41 @@ async fn futures_join<F: std::future::Future>(fs: Vec<F>) -> Vec<F::Output> {
 /// Files under `dir` whose bytes contain `needle`.
 fn grep_dir(dir: &std::path::Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
     files_under(dir).into_iter().filter(|(_, b)| b.windows(needle.len()).any(|w| w == needle)).map(|(p, _)| p).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_typed_tables_run_on_a_remote_client_as_on_a_node() {
+    use mnema::schema::{messages, rules, sessions, subscriptions};
+    let c = Cluster::start(3).await;
+    let client = mnema::Client::new(&addr(c.base, 2), "test-cookie").expect("client");
+    let rule = rules::Rule {
+        id: "r1".into(),
+        sql: "SELECT * FROM \"t/#\"".into(),
+        actions: vec!["republish".into()],
+        enable: true,
+        description: String::new(),
+        created_at_ms: 1,
+    };
+    let done = rules::put(&client, &rule).await.expect("a write through the client");
+    c.wait_applied(done.index).await;
+    assert_eq!(rules::get(&c.nodes[0], "r1").await.expect("read on a node"), Some(rule.clone()));
+    assert_eq!(rules::get(&client, "r1").await.expect("read through the client"), Some(rule));
+    // A conditional read-modify-write through the client.
+    let (_, resumed) = sessions::open(&client, "c1", "n2@127.0.0.1", 60, 5).await.expect("session");
+    assert!(!resumed);
+    sessions::subscribe(&client, "c1", "a/+", 1, 6).await.expect("subscribe");
+    c.wait_applied(c.nodes[1].applied_index()).await;
+    let on_node = sessions::get(&c.nodes[2], "c1").await.expect("read").expect("the session");
+    assert_eq!(on_node.subscriptions.get("a/+"), Some(&1));
+    // Prefix reads give what a node's own read gives.
+    for i in 0..3 {
+        messages::publish_to_queue(&client, &msg("pub", "q", &format!("m{i}")), "c1").await.expect("queue");
+    }
+    c.wait_applied(c.nodes[1].applied_index()).await;
+    let through_client = messages::queued(&client, "c1").await.expect("queued");
+    assert_eq!(through_client.len(), 3);
+    assert_eq!(through_client, messages::queued(&c.nodes[0], "c1").await.expect("queued"));
+    // Local tables belong to their node: not written through a client.
+    assert!(matches!(subscriptions::subscribe(&client, "t/1", "s"), Err(mnema::Error::Refused(_))));
+    c.shutdown().await;
 }
