@@ -651,90 +651,117 @@ impl NodeConfig {
             .map_err(|e| Error::config(&e.path.join("."), e.kind))
     }
 
-    /// Checks every key; the first bad one is the error.
+    /// Checks every key, section by section; the first bad one is the error.
     pub fn validate(&self) -> Result<Validated> {
-        let name = NodeName::parse("node.name", &self.node.name)?;
-        if self.node.cookie.is_empty() {
+        let node = self.node.validate()?;
+        let cluster = self.cluster.validate(&node.name, self.node.base_port)?;
+        self.raft.validate()?;
+        let cores = self.replicant.validate(&self.node, &self.cluster, &node.name)?;
+        Ok(Validated {
+            node_id: node.name.node_id(),
+            name: node.name,
+            advertise: node.advertise,
+            listen: node.listen,
+            seeds: cluster.seeds,
+            role: self.node.role,
+            cores,
+            tls: cluster.tls,
+            dns_servers: cluster.dns_servers,
+            etcd: cluster.etcd,
+            config: self.clone(),
+        })
+    }
+}
+
+/// What `[node]` gives once checked.
+struct NodeChecked {
+    name: NodeName,
+    advertise: String,
+    listen: String,
+}
+
+impl NodeSection {
+    fn validate(&self) -> Result<NodeChecked> {
+        let name = NodeName::parse("node.name", &self.name)?;
+        if self.cookie.is_empty() {
             return Err(Error::config("node.cookie", "must not be empty"));
         }
         // Every call carries it as gRPC metadata, which is visible ASCII only.
-        if let Some(c) = self.node.cookie.chars().find(|c| !(' '..='~').contains(c)) {
+        if let Some(c) = self.cookie.chars().find(|c| !(' '..='~').contains(c)) {
             return Err(Error::config(
                 "node.cookie",
                 format!("{c:?} is not allowed: use printable ASCII characters only"),
             ));
         }
-        if self.node.data_dir.as_os_str().is_empty() {
+        if self.data_dir.as_os_str().is_empty() {
             return Err(Error::config("node.data_dir", "must not be empty"));
         }
-        let advertise = match &self.node.advertise {
+        let advertise = match &self.advertise {
             Some(a) => host_port("node.advertise", a)?,
-            None => name.default_addr(self.node.base_port)?,
+            None => name.default_addr(self.base_port)?,
         };
-        let listen = match &self.node.listen {
+        let listen = match &self.listen {
             Some(l) => host_port("node.listen", l)?,
             None => advertise.clone(),
         };
+        Ok(NodeChecked { name, advertise, listen })
+    }
+}
+
+/// What `[cluster]` gives once checked.
+struct ClusterChecked {
+    seeds: Vec<Peer>,
+    tls: Option<TlsFiles>,
+    dns_servers: Vec<std::net::SocketAddr>,
+    etcd: Option<EtcdConfig>,
+}
+
+impl ClusterSection {
+    fn validate(&self, name: &NodeName, base_port: u16) -> Result<ClusterChecked> {
         let seeds = self
-            .cluster
             .static_
             .seeds
             .iter()
-            .map(|s| Peer::parse("cluster.static.seeds", s, self.node.base_port))
+            .map(|s| Peer::parse("cluster.static.seeds", s, base_port))
             .collect::<Result<Vec<_>>>()?;
-        match self.cluster.discovery_strategy {
-            DiscoveryStrategy::Manual => {}
+        match self.discovery_strategy {
+            DiscoveryStrategy::Manual | DiscoveryStrategy::Etcd => {}
             DiscoveryStrategy::Static if seeds.is_empty() => {
                 return Err(Error::config("cluster.static.seeds", "the static strategy needs at least one seed"));
             }
             DiscoveryStrategy::Static => {}
             DiscoveryStrategy::K8s => {
-                if self.cluster.k8s.service_name.is_empty() {
+                if self.k8s.service_name.is_empty() {
                     return Err(Error::config("cluster.k8s.service_name", "the k8s strategy needs the service's name"));
                 }
-                if !(self.cluster.k8s.apiserver.starts_with("http://")
-                    || self.cluster.k8s.apiserver.starts_with("https://"))
-                {
+                if !(self.k8s.apiserver.starts_with("http://") || self.k8s.apiserver.starts_with("https://")) {
                     return Err(Error::config("cluster.k8s.apiserver", "must be an http:// or https:// URL"));
                 }
             }
             DiscoveryStrategy::Dns => {
-                if self.cluster.dns.name.trim().is_empty() {
+                if self.dns.name.trim().is_empty() {
                     return Err(Error::config("cluster.dns.name", "the dns strategy needs the name to look up"));
                 }
             }
-            DiscoveryStrategy::Etcd => {}
         }
-        if !self.cluster.autoheal {
+        if !self.autoheal {
             return Err(Error::config(
                 "cluster.autoheal",
                 "cannot be turned off: Raft always heals a partition itself (the minority side \
                  refuses writes while cut off and catches up when the network returns)",
             ));
         }
-        let dns_servers = self.cluster.dns.servers.iter().map(|s| parse_name_server(s)).collect::<Result<_>>()?;
-        let etcd = match self.cluster.discovery_strategy {
-            DiscoveryStrategy::Etcd => Some(self.cluster.etcd.validate(&self.cluster.name)?),
+        let dns_servers = self.dns.servers.iter().map(|s| parse_name_server(s)).collect::<Result<_>>()?;
+        let etcd = match self.discovery_strategy {
+            DiscoveryStrategy::Etcd => Some(self.etcd.validate(&self.name)?),
             _ => None,
         };
-        if self.raft.election_timeout.get() < self.raft.heartbeat_interval.get() * 3 {
-            return Err(Error::config("raft.election_timeout", "must be at least 3 heartbeat intervals"));
-        }
-        if self.raft.max_batch_txns == 0 {
-            return Err(Error::config("raft.max_batch_txns", "must be at least 1"));
-        }
-        if self.raft.max_inflight_batches == 0 {
-            return Err(Error::config("raft.max_inflight_batches", "must be at least 1"));
-        }
-        if self.raft.snapshot_after_entries == 0 {
-            return Err(Error::config("raft.snapshot_after_entries", "must be at least 1"));
-        }
-        let tls = match self.cluster.proto_dist {
+        let tls = match self.proto_dist {
             ProtoDist::InetTls => Some(TlsFiles {
-                cert: read_pem("cluster.tls.certfile", &self.cluster.tls.certfile, INET_TLS)?,
-                key: read_pem("cluster.tls.keyfile", &self.cluster.tls.keyfile, INET_TLS)?,
-                ca: read_pem("cluster.tls.cacertfile", &self.cluster.tls.cacertfile, INET_TLS)?,
-                mutual: self.cluster.tls.mutual,
+                cert: read_pem("cluster.tls.certfile", &self.tls.certfile, INET_TLS)?,
+                key: read_pem("cluster.tls.keyfile", &self.tls.keyfile, INET_TLS)?,
+                ca: read_pem("cluster.tls.cacertfile", &self.tls.cacertfile, INET_TLS)?,
+                mutual: self.tls.mutual,
             }),
             ProtoDist::Inet6Tcp if !name.host().starts_with('[') => {
                 return Err(Error::config(
@@ -744,46 +771,55 @@ impl NodeConfig {
             }
             _ => None,
         };
-        let cores = match self.node.role {
-            Role::Core => Vec::new(),
-            Role::Replicant => {
-                let (key, list) = if self.replicant.cores.is_empty() {
-                    ("cluster.static.seeds", &self.cluster.static_.seeds)
-                } else {
-                    ("replicant.cores", &self.replicant.cores)
-                };
-                let cores =
-                    list.iter().map(|s| Peer::parse(key, s, self.node.base_port)).collect::<Result<Vec<_>>>()?;
-                let discovers = matches!(
-                    self.cluster.discovery_strategy,
-                    DiscoveryStrategy::Dns | DiscoveryStrategy::Etcd | DiscoveryStrategy::K8s
-                );
-                if cores.is_empty() && !discovers {
-                    return Err(Error::config(
-                        "replicant.cores",
-                        "a replicant needs cores to stream from: set replicant.cores or cluster.static.seeds, \
-                         or use the dns, etcd or k8s strategy",
-                    ));
-                }
-                if cores.iter().any(|p| p.name == name) {
-                    return Err(Error::config(key, "a replicant cannot list itself as a core"));
-                }
-                cores
-            }
+        Ok(ClusterChecked { seeds, tls, dns_servers, etcd })
+    }
+}
+
+impl RaftSection {
+    fn validate(&self) -> Result<()> {
+        if self.election_timeout.get() < self.heartbeat_interval.get() * 3 {
+            return Err(Error::config("raft.election_timeout", "must be at least 3 heartbeat intervals"));
+        }
+        if self.max_batch_txns == 0 {
+            return Err(Error::config("raft.max_batch_txns", "must be at least 1"));
+        }
+        if self.max_inflight_batches == 0 {
+            return Err(Error::config("raft.max_inflight_batches", "must be at least 1"));
+        }
+        if self.snapshot_after_entries == 0 {
+            return Err(Error::config("raft.snapshot_after_entries", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+impl ReplicantSection {
+    /// The cores a replicant streams from (none for a core).
+    fn validate(&self, node: &NodeSection, cluster: &ClusterSection, name: &NodeName) -> Result<Vec<Peer>> {
+        if node.role == Role::Core {
+            return Ok(Vec::new());
+        }
+        let (key, list) = if self.cores.is_empty() {
+            ("cluster.static.seeds", &cluster.static_.seeds)
+        } else {
+            ("replicant.cores", &self.cores)
         };
-        Ok(Validated {
-            node_id: name.node_id(),
-            name,
-            advertise,
-            listen,
-            seeds,
-            role: self.node.role,
-            cores,
-            tls,
-            dns_servers,
-            etcd,
-            config: self.clone(),
-        })
+        let cores = list.iter().map(|s| Peer::parse(key, s, node.base_port)).collect::<Result<Vec<_>>>()?;
+        let discovers = matches!(
+            cluster.discovery_strategy,
+            DiscoveryStrategy::Dns | DiscoveryStrategy::Etcd | DiscoveryStrategy::K8s
+        );
+        if cores.is_empty() && !discovers {
+            return Err(Error::config(
+                "replicant.cores",
+                "a replicant needs cores to stream from: set replicant.cores or cluster.static.seeds, \
+                 or use the dns, etcd or k8s strategy",
+            ));
+        }
+        if cores.iter().any(|p| p.name == *name) {
+            return Err(Error::config(key, "a replicant cannot list itself as a core"));
+        }
+        Ok(cores)
     }
 }
 
