@@ -36,7 +36,7 @@ pub(crate) async fn serve(shared: Arc<Runtime>, listener: tokio::net::TcpListene
     let replication = ReplicationServer::new(ReplicationService { node: shared.clone() })
         .max_decoding_message_size(crate::codec::MAX_DECODE)
         .max_encoding_message_size(crate::codec::MAX_DECODE);
-    let raft = InterceptedService::new(raft, check.clone().same_cluster(shared.cluster_id.clone()));
+    let raft = InterceptedService::new(raft, check.clone().same_cluster(shared.cluster_id_cell()));
     let replication = InterceptedService::new(replication, check.clone());
     let cluster = InterceptedService::new(cluster, check);
     // The builder's `tcp_nodelay` applies only to listeners it binds itself: set it on each

@@ -197,8 +197,9 @@ async fn follow(shared: &Runtime, link: &Link, core: &Peer, cluster: Option<&str
                 && pinned.is_none()
             {
                 *pinned = Some(id.to_string());
-                if let Ok(mut ours) = shared.cluster_id.write() {
-                    *ours = id.to_string();
+                // Recorded like any node's (one path writes IDENTITY).
+                if let Err(e) = shared.adopt_cluster_id(id) {
+                    tracing::warn!(error = %e, "could not record the cluster id in IDENTITY");
                 }
             }
             applied = state.applied;

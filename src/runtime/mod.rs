@@ -51,7 +51,7 @@ pub struct Runtime {
     raft: Arc<RaftSlot>,
     pub peers: Peers,
     /// The cluster this node belongs to (recorded in IDENTITY; changes on join).
-    pub cluster_id: crate::rpc::auth::ClusterId,
+    cluster_id: crate::rpc::auth::ClusterId,
     /// Serialises membership changes this node makes as leader.
     pub membership_lock: tokio::sync::Mutex<()>,
     proposer: mpsc::Sender<proposer::Pending>,
@@ -678,6 +678,11 @@ impl Runtime {
             None => Ok(()),
             Some((table, reason)) => Err(Error::SchemaMismatch { peer: peer.to_string(), table, reason }),
         }
+    }
+
+    /// The shared cell of this node's cluster id, for the Raft calls' cluster check.
+    pub(crate) fn cluster_id_cell(&self) -> crate::rpc::auth::ClusterId {
+        self.cluster_id.clone()
     }
 
     pub fn cluster_id(&self) -> String {
