@@ -15,10 +15,14 @@ pub fn tables() -> Vec<mnema::TableDef> {
 /// A cluster of benchmark cores.
 pub type Bench = Cluster;
 
-/// Starts `n` static-seed cores (snapshots rare: a bench measures writes, not compaction)
-/// and waits for a leader.
+/// Starts `n` static-seed cores with the default Raft timings (the harness's are tuned for
+/// fast tests; a bench measures what a deployment runs) and rare snapshots (a bench
+/// measures writes, not compaction), and waits for a leader.
 pub async fn cluster(n: u16) -> Bench {
-    Cluster::start_with(n, |c| c.raft.snapshot_after_entries = 100_000).await
+    Cluster::start_with(n, |c| {
+        c.raft = mnema::config::RaftSection { snapshot_after_entries: 100_000, ..Default::default() };
+    })
+    .await
 }
 
 /// Waits (bounded) until a replicant streams in state `normal`.

@@ -39,7 +39,9 @@ mod import;
 pub mod import;
 
 #[cfg(feature = "server")]
-pub use data_dir::{BackupInfo, backup as backup_data_dir};
+pub use data_dir::BackupInfo;
+#[cfg(feature = "server")]
+pub(crate) use data_dir::backup as backup_data_dir;
 #[cfg(feature = "server")]
 pub use export::temp_beside;
 #[cfg(feature = "server")]
