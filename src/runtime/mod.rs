@@ -1,5 +1,6 @@
-//! A running mnema node: opens its data dir, serves gRPC, runs Raft, and offers the
-//! read and write API the broker links against.
+//! The running node, under every role: its store, in-memory tables, Raft instance and
+//! peers, and the read and write paths that `cluster`, `replication`, `schema`, `backup`
+//! and `node` use (none of which this module imports).
 //!
 //! Reads come from the local in-memory copy (or RocksDB for `disc_only` tables) and never
 //! leave the node. Writes of replicated tables go through the group-commit
