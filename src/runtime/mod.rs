@@ -39,42 +39,42 @@ use tokio_util::task::TaskTracker;
 
 /// State shared by the node's tasks and gRPC services.
 pub struct Runtime {
-    pub cfg: Validated,
-    pub data_dir: PathBuf,
-    pub db: Db,
-    pub catalog: Arc<Catalog>,
+    pub(crate) cfg: Validated,
+    pub(crate) data_dir: PathBuf,
+    pub(crate) db: Db,
+    pub(crate) catalog: Arc<Catalog>,
     /// Replicated tables.
-    pub mem: Arc<MemStore>,
+    pub(crate) mem: Arc<MemStore>,
     /// Local tables; writers serialise on `local_writer`.
-    pub local: MemStore,
+    pub(crate) local: MemStore,
     local_writer: Mutex<()>,
     applied_tx: Arc<watch::Sender<u64>>,
     raft: Arc<RaftSlot>,
-    pub peers: Peers,
+    pub(crate) peers: Peers,
     /// The cluster this node belongs to (recorded in IDENTITY; changes on join).
     cluster_id: crate::rpc::auth::ClusterId,
     /// Serialises membership changes this node makes as leader.
-    pub membership_lock: tokio::sync::Mutex<()>,
+    pub(crate) membership_lock: tokio::sync::Mutex<()>,
     proposer: mpsc::Sender<proposer::Pending>,
     /// Cancelled when the node shuts down; every background task ends on it.
     stop: CancellationToken,
     /// Every task the node spawned, awaited by shutdown.
     tasks: TaskTracker,
     /// Log entries held for replication streams (cores).
-    pub pins: RetentionPins,
+    pub(crate) pins: RetentionPins,
     /// The commit index as this core knows it.
     pub(crate) committed_tx: Arc<watch::Sender<u64>>,
     /// Replicants streaming from this core.
-    pub subscribers: Subscribers,
+    pub(crate) subscribers: Subscribers,
     /// A replicant's link to the cores (`None` on a core).
-    pub link: Option<Arc<Link>>,
+    pub(crate) link: Option<Arc<Link>>,
     /// This process's request-id client number, and the next sequence number.
     request_client: u64,
     request_seq: AtomicU64,
     /// Writes sent again after an unknown outcome (for status and tests).
-    pub write_retries: AtomicU64,
+    pub(crate) write_retries: AtomicU64,
     /// Bumped each time this node's Raft state is wiped (join, leave).
-    pub generation: AtomicU64,
+    pub(crate) generation: AtomicU64,
     /// The node list this node proposes to form a cluster with (dns, k8s discovery), shown
     /// in its status so that the others initialise only when every member proposes it.
     pub(crate) forming_with: Mutex<Vec<String>>,
@@ -679,6 +679,16 @@ impl Runtime {
             None => Ok(()),
             Some((table, reason)) => Err(Error::SchemaMismatch { peer: peer.to_string(), table, reason }),
         }
+    }
+
+    /// Writes sent again after an unknown outcome since start.
+    pub fn write_retries(&self) -> u64 {
+        self.write_retries.load(Ordering::Relaxed)
+    }
+
+    /// Channels to the peers (tests cut and heal them: `partition`, `heal`).
+    pub fn peers(&self) -> &Peers {
+        &self.peers
     }
 
     /// The shared cell of this node's cluster id, for the Raft calls' cluster check.

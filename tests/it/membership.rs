@@ -122,9 +122,9 @@ async fn a_partition_leaves_the_majority_writable_and_heals_by_itself() {
     let others: Vec<usize> = (0..3).filter(|i| *i != m).collect();
     // Cut the replicant's core off from the other two, both ways.
     let other_addrs: Vec<String> = others.iter().map(|o| c.nodes[*o].addr().to_string()).collect();
-    c.nodes[m].runtime().peers.partition(&other_addrs.iter().map(String::as_str).collect::<Vec<_>>());
+    c.nodes[m].runtime().peers().partition(&other_addrs.iter().map(String::as_str).collect::<Vec<_>>());
     for o in &others {
-        c.nodes[*o].runtime().peers.partition(&[c.nodes[m].addr()]);
+        c.nodes[*o].runtime().peers().partition(&[c.nodes[m].addr()]);
     }
     // The majority elects a leader (if it has to) and keeps writing.
     let mut last = 0;
@@ -143,7 +143,7 @@ async fn a_partition_leaves_the_majority_writable_and_heals_by_itself() {
     r.wait_applied(last, Duration::from_secs(10)).await.expect("replicant has the majority's writes");
     // Heal: the minority catches up by itself; all nodes end identical.
     for n in &c.nodes {
-        n.runtime().peers.heal();
+        n.runtime().peers().heal();
     }
     c.nodes[m].wait_applied(last, Duration::from_secs(20)).await.expect("the minority catches up");
     let final_index = c.nodes[others[0]].transact(Txn::new().put("kv", "healed", "v")).await.expect("write").index;
