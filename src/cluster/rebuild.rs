@@ -8,8 +8,10 @@
 //!    ([`Runtime::refuses_votes`](crate::runtime::Runtime)): a vote it gave in a term it
 //!    has forgotten could elect a second leader, or a leader without entries a majority
 //!    counted on.
-//! 2. It asks the cluster to remove it (the leader refuses while removing it would leave
-//!    fewer than a majority of the remaining voters running; it then waits and asks again).
+//! 2. It asks the cluster to remove its old voter (the leader refuses while removing it
+//!    would leave fewer than a majority of the remaining voters running; it then waits and
+//!    asks again). A learner of its name is its own new incarnation from an earlier attempt
+//!    and is kept.
 //! 3. It asks to be admitted: the leader adds it as a learner, catches it up (snapshot,
 //!    then entries) and promotes it to voter, as for any join.
 
@@ -56,8 +58,11 @@ async fn step(shared: &Runtime, via: &Peer) -> Result<bool> {
     let err = |s| status_error(via.name.as_str(), s);
     let status = client.status(pb::Empty {}).await.map_err(err)?.into_inner();
     let status = crate::rpc::convert::cluster_from_pb(status)?;
-    let member = status.members.iter().any(|m| m.name == me && m.role != crate::config::Role::Replicant);
-    if member {
+    // Only a voter is the old incarnation: it may have voted in a term this node forgot. A
+    // learner of that name is this rebuild's own, added by an earlier attempt that did not
+    // see its answer (a timeout on a busy cluster): it is promoted, never removed again.
+    let voter = status.members.iter().any(|m| m.name == me && m.role == crate::config::Role::Core && m.voter);
+    if voter {
         client.force_leave(pb::LeaveRequest { name: me.to_string(), force: false }).await.map_err(err)?;
         tracing::info!("removed from the cluster's membership; asking to be added back");
         return Ok(false);
