@@ -12,31 +12,16 @@
 mod progress;
 
 // Private to the crate; public (hidden, no stability promised) for mnema's own tests and
-// fuzz targets.
-#[cfg(all(feature = "server", not(feature = "test-util")))]
-mod data_dir;
-#[cfg(all(feature = "server", feature = "test-util"))]
-#[doc(hidden)]
-#[allow(missing_docs)]
-pub mod data_dir;
-#[cfg(all(feature = "server", not(feature = "test-util")))]
-mod export;
-#[cfg(all(feature = "server", feature = "test-util"))]
-#[doc(hidden)]
-#[allow(missing_docs)]
-pub mod export;
-#[cfg(not(any(feature = "test-util", feature = "fuzzing")))]
-mod format;
-#[cfg(any(feature = "test-util", feature = "fuzzing"))]
-#[doc(hidden)]
-#[allow(missing_docs)]
-pub mod format;
-#[cfg(all(feature = "server", not(feature = "test-util")))]
-mod import;
-#[cfg(all(feature = "server", feature = "test-util"))]
-#[doc(hidden)]
-#[allow(missing_docs)]
-pub mod import;
+// fuzz targets, as the crate's internal modules are (`internal!` in lib.rs).
+internal! {
+    #[cfg(feature = "server")]
+    mod data_dir;
+    #[cfg(feature = "server")]
+    mod export;
+    mod format;
+    #[cfg(feature = "server")]
+    mod import;
+}
 
 #[cfg(feature = "server")]
 pub use data_dir::BackupInfo;

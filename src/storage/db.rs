@@ -110,10 +110,6 @@ impl Db {
         self.inner.db.flush_wal(true).map_err(|e| storage_err("sync wal", e))
     }
 
-    pub fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        self.inner.db.get_cf(self.cf(CF_META)?, key).map_err(|e| storage_err("read meta", e))
-    }
-
     /// Online, consistent copy of the whole DB into `dir` (hard links where possible).
     pub fn checkpoint(&self, dir: &Path) -> Result<()> {
         let cp = rocksdb::checkpoint::Checkpoint::new(&self.inner.db).map_err(|e| storage_err("checkpoint", e))?;

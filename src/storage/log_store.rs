@@ -134,11 +134,6 @@ impl RetentionPins {
         };
         delete(bound)
     }
-
-    /// Number of pins held (one per replication stream).
-    pub fn count(&self) -> usize {
-        self.inner.lock().map(|p| p.held.len()).unwrap_or(0)
-    }
 }
 
 fn io_err(subject: ErrorSubject<NodeId>, verb: ErrorVerb, e: impl std::fmt::Display) -> StorageError {
