@@ -1,0 +1,792 @@
+//! The peer harness: mnema beside etcd and Mnesia on this machine, in one run, under the
+//! same load shapes (BENCHMARKS.md has the command, the machine and a run's table).
+//!
+//! Systems (3 nodes each, loopback, fresh data dirs under one temp dir):
+//! - **mnema, in process**: 3 cores in this process, as a linked broker runs them;
+//! - **mnema over gRPC**: 3 `mnema start` processes, driven through [`mnema::Client`];
+//! - **etcd**: 3 members of Debian's `etcd` (3.4, its defaults: fsync on), driven through
+//!   `etcd-client`;
+//! - **Mnesia**: 3 Erlang nodes with a `disc_copies` table on all three, driven by
+//!   `benches/peers/mnesia_bench.escript` (it prints JSON lines that this harness reads).
+//!
+//! Writes: a closed loop per writer, 1 / 64 / 256 writers, distinct 8-byte keys, 256-byte
+//! values, each cell `MNEMA_PEERS_SECS` seconds; writers spread over the three nodes, then
+//! all on the leader (etcd, mnema) or on one node (Mnesia). Then point reads, session
+//! open and take-over, route match on 1M routes, and memory per route and per session
+//! (RSS growth of a fresh process holding one mnema core, `mnesia:table_info(T, memory)`).
+//!
+//! Output: a table on stdout and `<target>/mnema-peers.json`.
+//!
+//! Settings (environment): `MNEMA_PEERS_SECS` (5), `MNEMA_PEERS_WRITERS` (`1,64,256`),
+//! `MNEMA_PEERS_ROUTES` (1000000), `MNEMA_PEERS_SESSIONS` (100000), `MNEMA_PEERS_ONLY`
+//! (comma-separated subset of `inproc,grpc,etcd,mnesia,routes,sessions,memory`).
+
+mod common;
+
+use mnema::schema::routes::{self, Dest};
+use mnema::schema::sessions;
+use mnema::{Client, Txn};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// One measured cell.
+#[derive(Clone, Debug, Default, Serialize)]
+struct Cell {
+    system: String,
+    bench: String,
+    /// Where the load starts: `spread`, `leader`, `one_node`, or empty.
+    placement: String,
+    /// What a write waited for before it was acknowledged.
+    durability: String,
+    writers: usize,
+    ops: u64,
+    secs: f64,
+    ops_per_s: f64,
+    p50_us: f64,
+    p99_us: f64,
+    max_us: f64,
+    /// Memory cells: bytes per record.
+    bytes_per_record: f64,
+}
+
+struct Settings {
+    secs: f64,
+    writers: Vec<usize>,
+    routes: u64,
+    sessions: u64,
+    only: Option<Vec<String>>,
+}
+
+impl Settings {
+    fn from_env() -> Settings {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        Settings {
+            secs: var("MNEMA_PEERS_SECS").and_then(|v| v.parse().ok()).unwrap_or(5.0),
+            writers: var("MNEMA_PEERS_WRITERS")
+                .map(|v| v.split(',').filter_map(|w| w.trim().parse().ok()).collect())
+                .unwrap_or_else(|| vec![1, 64, 256]),
+            routes: var("MNEMA_PEERS_ROUTES").and_then(|v| v.parse().ok()).unwrap_or(1_000_000),
+            sessions: var("MNEMA_PEERS_SESSIONS").and_then(|v| v.parse().ok()).unwrap_or(100_000),
+            only: var("MNEMA_PEERS_ONLY").map(|v| v.split(',').map(|s| s.trim().to_string()).collect()),
+        }
+    }
+
+    fn runs(&self, what: &str) -> bool {
+        self.only.as_ref().is_none_or(|o| o.iter().any(|x| x == what))
+    }
+}
+
+const VALUE: usize = 256;
+/// The table mnema's writes go to on every row: `messages` (durable, on disc only), the
+/// broker's offline-message table, declared by `mnema start` and the test tables alike.
+const WRITE_TABLE: &str = mnema::schema::MESSAGES;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--memory-probe") {
+        memory_probe(&args[i + 1..]);
+        return;
+    }
+    // `cargo bench` passes `--bench`; a filter argument is not supported.
+    let s = Settings::from_env();
+    let work = tempfile::Builder::new().prefix("mnema-peers").tempdir().expect("temp dir");
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let mut cells = Vec::new();
+    if s.runs("inproc") {
+        cells.extend(rt.block_on(inproc(&s)));
+    }
+    if s.runs("grpc") {
+        cells.extend(rt.block_on(grpc(&s, work.path())));
+    }
+    if s.runs("etcd") {
+        cells.extend(rt.block_on(etcd(&s, work.path())));
+    }
+    if s.runs("mnesia") {
+        cells.extend(mnesia(&s, work.path()));
+    }
+    if s.runs("routes") {
+        cells.extend(rt.block_on(route_match(&s)));
+    }
+    if s.runs("sessions") {
+        cells.extend(rt.block_on(session_load(&s)));
+    }
+    if s.runs("memory") {
+        cells.extend(memory(&s));
+    }
+    report(&cells);
+}
+
+// ---------------------------------------------------------------------------------------
+// Load shapes
+
+/// Latencies of one closed-loop cell.
+struct Lats {
+    us: Vec<u32>,
+    elapsed: Duration,
+}
+
+impl Lats {
+    fn cell(mut self, system: &str, bench: &str, placement: &str, durability: &str, writers: usize) -> Cell {
+        self.us.sort_unstable();
+        let n = self.us.len();
+        let q = |f: f64| if n == 0 { 0.0 } else { f64::from(self.us[((f * n as f64) as usize).min(n - 1)]) };
+        let secs = self.elapsed.as_secs_f64();
+        Cell {
+            system: system.into(),
+            bench: bench.into(),
+            placement: placement.into(),
+            durability: durability.into(),
+            writers,
+            ops: n as u64,
+            secs,
+            ops_per_s: n as f64 / secs,
+            p50_us: q(0.5),
+            p99_us: q(0.99),
+            max_us: self.us.last().map(|&m| f64::from(m)).unwrap_or(0.0),
+            bytes_per_record: 0.0,
+        }
+    }
+}
+
+/// Runs `writers` closed loops of `op(writer)` for `secs` and gathers every latency.
+async fn closed_loop<F, Fut>(writers: usize, secs: f64, op: F) -> Lats
+where
+    F: Fn(usize) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs_f64(secs);
+    let tasks: Vec<_> = (0..writers)
+        .map(|w| {
+            let op = op.clone();
+            tokio::spawn(async move {
+                let mut us = Vec::with_capacity(4096);
+                loop {
+                    let t0 = Instant::now();
+                    if t0 >= deadline {
+                        break;
+                    }
+                    op(w).await;
+                    us.push(t0.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
+                }
+                us
+            })
+        })
+        .collect();
+    let mut us = Vec::new();
+    for t in tasks {
+        us.extend(t.await.expect("writer task"));
+    }
+    Lats { us, elapsed: start.elapsed() }
+}
+
+fn key(seq: &AtomicU64) -> [u8; 8] {
+    seq.fetch_add(1, Ordering::Relaxed).to_be_bytes()
+}
+
+/// Point reads on one thread for `secs`: how many `read(i)` calls finished.
+fn read_rate(secs: f64, mut read: impl FnMut(u64)) -> (u64, Duration) {
+    let start = Instant::now();
+    let mut n = 0u64;
+    loop {
+        for _ in 0..1024 {
+            read(n);
+            n += 1;
+        }
+        if start.elapsed().as_secs_f64() >= secs {
+            return (n, start.elapsed());
+        }
+    }
+}
+
+fn rate_cell(system: &str, bench: &str, ops: u64, elapsed: Duration) -> Cell {
+    Cell {
+        system: system.into(),
+        bench: bench.into(),
+        writers: 1,
+        ops,
+        secs: elapsed.as_secs_f64(),
+        ops_per_s: ops as f64 / elapsed.as_secs_f64(),
+        ..Default::default()
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// mnema in process
+
+async fn inproc(s: &Settings) -> Vec<Cell> {
+    let cluster = Arc::new(common::cluster(3).await);
+    let leader = cluster.leader();
+    let seq = Arc::new(AtomicU64::new(0));
+    let mut cells = Vec::new();
+    for placement in ["spread", "leader"] {
+        for &writers in &s.writers {
+            let (c, seq) = (cluster.clone(), seq.clone());
+            let lats = closed_loop(writers, s.secs, move |w| {
+                let (c, k) = (c.clone(), key(&seq));
+                async move {
+                    let node = if placement == "leader" { leader } else { w % 3 };
+                    c.nodes[node].transact(Txn::new().put(WRITE_TABLE, k, vec![0xab; VALUE])).await.expect("write");
+                }
+            })
+            .await;
+            let cell = lats.cell("mnema in process", "write", placement, "majority fsync", writers);
+            eprintln!("{}", line(&cell));
+            cells.push(cell);
+        }
+    }
+    // Point reads from the local copy of a follower: `kv` (set, on disc and in memory).
+    let node = &cluster.nodes[cluster.follower()];
+    let mut txn = Txn::new();
+    for i in 0..100_000u64 {
+        txn = txn.put("kv", i.to_be_bytes(), vec![0xcd; VALUE]);
+        if txn.ops.len() == 5000 {
+            cluster.nodes[leader].transact(std::mem::take(&mut txn)).await.expect("fill kv");
+        }
+    }
+    let done = cluster.nodes[leader].transact(txn.put("kv", b"last", b"x")).await.expect("fill kv");
+    node.wait_applied(done.index, Duration::from_secs(60)).await.expect("applied");
+    let (n, el) = read_rate(s.secs, |i| {
+        let k = ((i * 7919) % 100_000).to_be_bytes();
+        assert!(node.get_one("kv", &k).expect("read").is_some());
+    });
+    let cell = rate_cell("mnema in process", "point_read node.get_one", n, el);
+    eprintln!("{}", line(&cell));
+    cells.push(cell);
+    match Arc::try_unwrap(cluster) {
+        Ok(c) => drop(c.shutdown().await),
+        Err(_) => eprintln!("cluster still shared at the end; left to drop"),
+    }
+    cells
+}
+
+// ---------------------------------------------------------------------------------------
+// mnema over gRPC
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn log_file(path: &Path) -> (Stdio, Stdio) {
+    let f = std::fs::File::create(path).expect("log file");
+    (Stdio::from(f.try_clone().expect("log file")), Stdio::from(f))
+}
+
+async fn grpc(s: &Settings, work: &Path) -> Vec<Cell> {
+    let dir = work.join("mnema");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let base = mnema::testing::free_base(3);
+    let name = |i: u16| format!("n{i}@127.0.0.1");
+    let seeds: Vec<String> = (1..=3).map(|i| format!("\"{}\"", name(i))).collect();
+    let _procs: Vec<Killed> = (1..=3u16)
+        .map(|i| {
+            let conf = dir.join(format!("n{i}.toml"));
+            let text = format!(
+                "[node]\nname = \"{}\"\ncookie = \"{}\"\ndata_dir = \"{}\"\nbase_port = {base}\n\
+                 [cluster]\ndiscovery_strategy = \"static\"\nstatic.seeds = [{}]\n",
+                name(i),
+                mnema::testing::COOKIE,
+                dir.join(format!("n{i}")).display(),
+                seeds.join(", ")
+            );
+            std::fs::write(&conf, text).expect("config");
+            let (out, err) = log_file(&dir.join(format!("n{i}.log")));
+            let child = Command::new(env!("CARGO_BIN_EXE_mnema"))
+                .args(["start", "--config"])
+                .arg(&conf)
+                .env("RUST_LOG", "warn")
+                .stdout(out)
+                .stderr(err)
+                .spawn()
+                .expect("start mnema");
+            Killed(child)
+        })
+        .collect();
+    let clients: Vec<Client> = (1..=3u16)
+        .map(|i| Client::new(&format!("127.0.0.1:{}", base + i), mnema::testing::COOKIE).expect("client"))
+        .collect();
+    let mut leader = None;
+    let start = Instant::now();
+    while leader.is_none() {
+        assert!(start.elapsed() < Duration::from_secs(60), "the mnema processes elected no leader in 60 s");
+        for (i, c) in clients.iter().enumerate() {
+            if let Ok(st) = c.clone().node_info().await
+                && st.raft_role == Some(mnema::RaftRole::Leader)
+            {
+                leader = Some(i);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let leader = leader.unwrap_or_default();
+    let clients = Arc::new(clients);
+    let seq = Arc::new(AtomicU64::new(0));
+    let mut cells = Vec::new();
+    for placement in ["spread", "leader"] {
+        for &writers in &s.writers {
+            let (c, seq) = (clients.clone(), seq.clone());
+            let lats = closed_loop(writers, s.secs, move |w| {
+                let (mut client, k) = (c[if placement == "leader" { leader } else { w % 3 }].clone(), key(&seq));
+                async move {
+                    client.transact(&Txn::new().put(WRITE_TABLE, k, vec![0xab; VALUE])).await.expect("write");
+                }
+            })
+            .await;
+            let cell = lats.cell("mnema over gRPC", "write", placement, "majority fsync", writers);
+            eprintln!("{}", line(&cell));
+            cells.push(cell);
+        }
+    }
+    // Point reads over gRPC from one follower (keys written above, read from its store).
+    let follower = clients[(leader + 1) % 3].clone();
+    let written = seq.load(Ordering::Relaxed).max(1);
+    let lats = closed_loop(1, s.secs, move |_| {
+        let mut c = follower.clone();
+        let k = (rand_below(written)).to_be_bytes();
+        async move {
+            let r = c.read(WRITE_TABLE, Some(&k), 0).await.expect("read");
+            assert!(!r.records.is_empty(), "a written key was not found");
+        }
+    })
+    .await;
+    let cell = lats.cell("mnema over gRPC", "point_read", "follower", "", 1);
+    eprintln!("{}", line(&cell));
+    cells.push(cell);
+    cells
+}
+
+fn rand_below(n: u64) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(n);
+    h.finish() % n
+}
+
+// ---------------------------------------------------------------------------------------
+// etcd
+
+async fn etcd(s: &Settings, work: &Path) -> Vec<Cell> {
+    let dir = work.join("etcd");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let base = mnema::testing::free_base(6);
+    let client_url = |i: u16| format!("http://127.0.0.1:{}", base + i);
+    let peer_url = |i: u16| format!("http://127.0.0.1:{}", base + 3 + i);
+    let initial: Vec<String> = (1..=3).map(|i| format!("e{i}={}", peer_url(i))).collect();
+    let _procs: Vec<Killed> = (1..=3u16)
+        .map(|i| {
+            let (out, err) = log_file(&dir.join(format!("e{i}.log")));
+            let child = Command::new("etcd")
+                .args(["--name", &format!("e{i}"), "--data-dir"])
+                .arg(dir.join(format!("e{i}")))
+                .args(["--listen-client-urls", &client_url(i), "--advertise-client-urls", &client_url(i)])
+                .args(["--listen-peer-urls", &peer_url(i), "--initial-advertise-peer-urls", &peer_url(i)])
+                .args(["--initial-cluster", &initial.join(","), "--initial-cluster-state", "new"])
+                .stdout(out)
+                .stderr(err)
+                .spawn()
+                .expect("start etcd: install Debian's etcd-server (BENCHMARKS.md)");
+            Killed(child)
+        })
+        .collect();
+    let mut clients = Vec::new();
+    for i in 1..=3u16 {
+        let start = Instant::now();
+        loop {
+            let c = etcd_client::Client::connect([client_url(i)], None).await;
+            if let Ok(mut c) = c
+                && c.put("probe", "x", None).await.is_ok()
+            {
+                clients.push(c);
+                break;
+            }
+            assert!(start.elapsed() < Duration::from_secs(60), "etcd member {i} did not answer in 60 s");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let mut leader = 0;
+    for (i, c) in clients.iter_mut().enumerate() {
+        let st = c.status().await.expect("etcd status");
+        if st.header().map(|h| h.member_id()) == Some(st.leader()) {
+            leader = i;
+        }
+    }
+    let kvs: Arc<Vec<etcd_client::KvClient>> = Arc::new(clients.iter().map(|c| c.kv_client()).collect());
+    let seq = Arc::new(AtomicU64::new(0));
+    let mut cells = Vec::new();
+    for placement in ["spread", "leader"] {
+        for &writers in &s.writers {
+            let (kvs, seq) = (kvs.clone(), seq.clone());
+            let lats = closed_loop(writers, s.secs, move |w| {
+                let (mut kv, k) = (kvs[if placement == "leader" { leader } else { w % 3 }].clone(), key(&seq));
+                async move {
+                    kv.put(k.to_vec(), vec![0xab; VALUE], None).await.expect("etcd put");
+                }
+            })
+            .await;
+            let cell = lats.cell("etcd", "write", placement, "majority fsync", writers);
+            eprintln!("{}", line(&cell));
+            cells.push(cell);
+        }
+    }
+    let kv = kvs[(leader + 1) % 3].clone();
+    let written = seq.load(Ordering::Relaxed).max(1);
+    let lats = closed_loop(1, s.secs, move |_| {
+        let mut kv = kv.clone();
+        let k = rand_below(written).to_be_bytes().to_vec();
+        async move {
+            let r = kv.get(k, Some(etcd_client::GetOptions::new().with_serializable())).await.expect("etcd get");
+            assert_eq!(r.kvs().len(), 1, "a written key was not found");
+        }
+    })
+    .await;
+    let cell = lats.cell("etcd", "point_read", "follower", "serializable", 1);
+    eprintln!("{}", line(&cell));
+    cells.push(cell);
+    cells
+}
+
+// ---------------------------------------------------------------------------------------
+// Mnesia
+
+fn mnesia(s: &Settings, work: &Path) -> Vec<Cell> {
+    let dir = work.join("mnesia");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/peers/mnesia_bench.escript");
+    let writers: Vec<String> = s.writers.iter().map(|w| w.to_string()).collect();
+    let exact = s.routes * 9 / 10;
+    let (_, err) = log_file(&dir.join("escript.log"));
+    let out = Command::new("escript")
+        .arg(&script)
+        .arg(&dir)
+        .arg(format!("{}", s.secs.ceil() as u64))
+        .arg(writers.join(","))
+        .arg(exact.to_string())
+        .arg((s.routes - exact).to_string())
+        .arg(s.sessions.to_string())
+        .stderr(err)
+        .output()
+        .expect("run escript: install Debian's erlang-base and erlang-mnesia (BENCHMARKS.md)");
+    if !out.status.success() {
+        panic!("the Mnesia escript failed ({}); its log is {}", out.status, dir.join("escript.log").display());
+    }
+    let mut cells = Vec::new();
+    for l in String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.starts_with('{')) {
+        let v: serde_json::Value = serde_json::from_str(l).expect("escript JSON line");
+        let f = |k: &str| v.get(k).and_then(|x| x.as_f64()).unwrap_or(0.0);
+        let t = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_string();
+        let bench = t("bench");
+        let cell = Cell {
+            system: "Mnesia".into(),
+            placement: t("placement"),
+            durability: match t("durability").as_str() {
+                "async" => "transaction, log not fsync'd".into(),
+                "sync" => "sync_transaction + sync_log on all".into(),
+                _ => String::new(),
+            },
+            writers: f("writers") as usize,
+            ops: f("ops") as u64,
+            secs: f("secs"),
+            ops_per_s: f("ops_per_s"),
+            p50_us: f("p50_us"),
+            p99_us: f("p99_us"),
+            max_us: f("max_us"),
+            bytes_per_record: f("bytes_per_route").max(f("bytes_per_session")),
+            bench: match bench.as_str() {
+                "route_match" => "route_match raw".into(),
+                "point_read" => "point_read dirty_read".into(),
+                "route_memory" => "memory per route".into(),
+                "session_memory" => "memory per session".into(),
+                _ => bench,
+            },
+        };
+        eprintln!("{}", line(&cell));
+        cells.push(cell);
+    }
+    cells
+}
+
+// ---------------------------------------------------------------------------------------
+// Routes and sessions on mnema
+
+async fn load_routes(node: &mnema::Node, total: u64) {
+    let exact = total * 9 / 10;
+    let dests: Vec<Dest> = (0..3).map(|n| Dest::Node(format!("b{n}@127.0.0.1"))).collect();
+    let mut txn = Txn::new();
+    let mut last = 0;
+    for i in 0..total {
+        let filter = if i < exact {
+            format!("d/{i}/t")
+        } else if i % 2 == 0 {
+            format!("w/{}/+/x", i - exact)
+        } else {
+            format!("w/{}/#", i - exact - 1)
+        };
+        txn = routes::add(txn, &filter, &dests[(i % 3) as usize]).expect("route");
+        if txn.ops.len() == 2000 {
+            last = node.transact(std::mem::take(&mut txn)).await.expect("load routes").index;
+        }
+    }
+    if !txn.ops.is_empty() {
+        last = node.transact(txn).await.expect("load routes").index;
+    }
+    node.wait_applied(last, Duration::from_secs(120)).await.expect("applied");
+}
+
+/// The topics `benches/routes.rs` and the escript match: alternately an exact filter's
+/// topic and one that two wildcard filters match.
+fn topics(total: u64) -> Vec<String> {
+    let (exact, wild) = (total * 9 / 10, total - total * 9 / 10);
+    (0..4096u64)
+        .map(|i| {
+            if i % 2 == 0 {
+                format!("d/{}/t", (i * 104_729) % exact)
+            } else {
+                format!("w/{}/y/x", ((i * 7919) % (wild / 2)) * 2)
+            }
+        })
+        .collect()
+}
+
+async fn route_match(s: &Settings) -> Vec<Cell> {
+    let cluster = common::cluster(3).await;
+    let leader = &cluster.nodes[cluster.leader()];
+    let t0 = Instant::now();
+    load_routes(leader, s.routes).await;
+    eprintln!("loaded {} routes in {:.1} s", s.routes, t0.elapsed().as_secs_f64());
+    let node = &cluster.nodes[cluster.follower()];
+    node.wait_applied(leader.applied_index(), Duration::from_secs(120)).await.expect("applied");
+    let topics = topics(s.routes);
+    let ix = node.runtime().table_ix(mnema::schema::ROUTES).expect("routes");
+    let mut cells = Vec::new();
+    {
+        let view = node.runtime().view();
+        let mut found = 0usize;
+        let (n, el) = read_rate(s.secs, |i| {
+            routes::for_each_match(&view, ix, &topics[(i % 4096) as usize], |_, _| found += 1).expect("match");
+        });
+        assert!(found as u64 >= n, "topics matched no route");
+        cells.push(rate_cell("mnema in process", "route_match raw", n, el));
+    }
+    let (n, el) = read_rate(s.secs, |i| {
+        let r = node.routes().match_routes(&topics[(i % 4096) as usize]).expect("match");
+        assert!(!r.is_empty());
+    });
+    cells.push(rate_cell("mnema in process", "route_match decoded", n, el));
+    for c in &cells {
+        eprintln!("{}", line(c));
+    }
+    drop(cluster.shutdown().await);
+    cells
+}
+
+async fn session_load(s: &Settings) -> Vec<Cell> {
+    let cluster = Arc::new(common::cluster(3).await);
+    let workers = 256u64;
+    let per = s.sessions / workers;
+    let mut cells = Vec::new();
+    for (round, what) in ["session_open", "session_takeover"].into_iter().enumerate() {
+        let start = Instant::now();
+        let tasks: Vec<_> = (0..workers)
+            .map(|w| {
+                let c = cluster.clone();
+                tokio::spawn(async move {
+                    let node = &c.nodes[((w + round as u64) % 3) as usize];
+                    let mut us = Vec::with_capacity(per as usize);
+                    for i in w * per..(w + 1) * per {
+                        let t0 = Instant::now();
+                        sessions::open(node, &format!("client-{i}"), node.name(), 7200, 1).await.expect("open");
+                        us.push(t0.elapsed().as_micros() as u32);
+                    }
+                    us
+                })
+            })
+            .collect();
+        let mut us = Vec::new();
+        for t in tasks {
+            us.extend(t.await.expect("session task"));
+        }
+        let cell =
+            Lats { us, elapsed: start.elapsed() }.cell("mnema in process", what, "spread", "majority fsync", 256);
+        eprintln!("{}", line(&cell));
+        cells.push(cell);
+    }
+    match Arc::try_unwrap(cluster) {
+        Ok(c) => drop(c.shutdown().await),
+        Err(_) => eprintln!("cluster still shared at the end; left to drop"),
+    }
+    cells
+}
+
+// ---------------------------------------------------------------------------------------
+// Memory: a fresh process holding one core, RSS before and after the records
+
+fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
+}
+
+/// `--memory-probe routes|sessions N`: prints the RSS growth per record of one core.
+fn memory_probe(args: &[String]) {
+    let what = args.first().map(String::as_str).unwrap_or("routes");
+    let n: u64 = args.get(1).and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let cluster = common::cluster(1).await;
+        let node = &cluster.nodes[0];
+        // Warm the write path so its buffers are in the baseline.
+        for i in 0..100u64 {
+            node.transact(Txn::new().put("kv", i.to_be_bytes(), b"x")).await.expect("warm");
+        }
+        let before = rss_bytes();
+        match what {
+            "sessions" => {
+                let tasks: Vec<_> = (0..64u64)
+                    .map(|w| {
+                        let node = node.clone();
+                        tokio::spawn(async move {
+                            for i in (w..n).step_by(64) {
+                                sessions::open(&node, &format!("client-{i}"), node.name(), 7200, 1)
+                                    .await
+                                    .expect("open");
+                            }
+                        })
+                    })
+                    .collect();
+                for t in tasks {
+                    t.await.expect("task");
+                }
+            }
+            _ => load_routes(node, n).await,
+        }
+        let after = rss_bytes();
+        println!("{{\"what\":\"{what}\",\"records\":{n},\"rss_before\":{before},\"rss_after\":{after}}}");
+        drop(cluster.shutdown().await);
+    });
+}
+
+fn memory(s: &Settings) -> Vec<Cell> {
+    let mut cells = Vec::new();
+    for (what, n) in [("routes", s.routes), ("sessions", s.sessions)] {
+        let out = Command::new(std::env::current_exe().expect("this bench's path"))
+            .args(["--memory-probe", what, &n.to_string()])
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("memory probe");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let Some(v) =
+            text.lines().find(|l| l.starts_with('{')).and_then(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        else {
+            eprintln!("the {what} memory probe printed nothing ({})", out.status);
+            continue;
+        };
+        let get = |k: &str| v.get(k).and_then(|x| x.as_f64()).unwrap_or(0.0);
+        let cell = Cell {
+            system: "mnema, one core".into(),
+            bench: format!("memory per {}", what.trim_end_matches('s')),
+            ops: n,
+            bytes_per_record: (get("rss_after") - get("rss_before")) / n as f64,
+            ..Default::default()
+        };
+        eprintln!("{}", line(&cell));
+        cells.push(cell);
+    }
+    cells
+}
+
+// ---------------------------------------------------------------------------------------
+// Report
+
+fn line(c: &Cell) -> String {
+    if c.bytes_per_record > 0.0 {
+        return format!("{:<18} {:<28} {:>10.0} bytes/record", c.system, c.bench, c.bytes_per_record);
+    }
+    format!(
+        "{:<18} {:<28} {:<9} {:>4} {:>12.0}/s  p50 {:>8.0} µs  p99 {:>8.0} µs  max {:>8.0} µs  {}",
+        c.system, c.bench, c.placement, c.writers, c.ops_per_s, c.p50_us, c.p99_us, c.max_us, c.durability
+    )
+}
+
+fn target_dir() -> PathBuf {
+    // <target>/<profile>/deps/peers-<hash>
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.ancestors().nth(3).map(Path::to_path_buf))
+        .unwrap_or_else(|| PathBuf::from("target"))
+}
+
+fn report(cells: &[Cell]) {
+    // mnema's ratio to each peer on the same bench, placement and writers.
+    let peer_of = |c: &Cell, system: &str| {
+        cells
+            .iter()
+            .filter(|p| p.system == system && p.bench == c.bench && p.writers == c.writers)
+            .filter(|p| {
+                p.placement == c.placement
+                    || (c.placement == "leader" && p.placement == "one_node")
+                    || c.bench != "write"
+            })
+            .filter(|p| c.bench != "write" || system != "Mnesia" || p.durability.starts_with("transaction"))
+            .map(|p| p.ops_per_s)
+            .next()
+    };
+    println!(
+        "\n| system | bench | placement | writers | ops/s | p50 µs | p99 µs | max µs | durability | × etcd | × Mnesia |"
+    );
+    println!("|---|---|---|---:|---:|---:|---:|---:|---|---:|---:|");
+    for c in cells.iter().filter(|c| c.bytes_per_record == 0.0) {
+        let ratio = |p: Option<f64>| match p {
+            Some(p) if c.system.starts_with("mnema") && p > 0.0 => format!("{:.2}", c.ops_per_s / p),
+            _ => String::new(),
+        };
+        println!(
+            "| {} | {} | {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {} | {} | {} |",
+            c.system,
+            c.bench,
+            c.placement,
+            c.writers,
+            c.ops_per_s,
+            c.p50_us,
+            c.p99_us,
+            c.max_us,
+            c.durability,
+            ratio(peer_of(c, "etcd")),
+            ratio(peer_of(c, "Mnesia")),
+        );
+    }
+    let mem: Vec<_> = cells.iter().filter(|c| c.bytes_per_record > 0.0).collect();
+    if !mem.is_empty() {
+        println!("\n| system | memory | records | bytes per record |");
+        println!("|---|---|---:|---:|");
+        for c in mem {
+            println!("| {} | {} | {} | {:.0} |", c.system, c.bench, c.ops, c.bytes_per_record);
+        }
+    }
+    let mut by_system: BTreeMap<&str, usize> = BTreeMap::new();
+    for c in cells {
+        *by_system.entry(&c.system).or_default() += 1;
+    }
+    let path = target_dir().join("mnema-peers.json");
+    match serde_json::to_vec_pretty(cells) {
+        Ok(json) => match std::fs::write(&path, json) {
+            Ok(()) => println!("\n{} cells ({by_system:?}) written to {}", cells.len(), path.display()),
+            Err(e) => eprintln!("could not write {}: {e}", path.display()),
+        },
+        Err(e) => eprintln!("could not encode the cells: {e}"),
+    }
+}
