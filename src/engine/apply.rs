@@ -132,8 +132,10 @@ pub fn apply_txn<S: Sink>(
     Ok(TxnOutcome::Applied(results))
 }
 
-/// Applies the batch of log entry `index`: each transaction in order, unless its request
-/// id was applied before (then the stored outcome is the answer and nothing changes).
+/// Applies the batch of log entry `index`: each proposer's transactions in order, unless
+/// that proposer's request id was applied before (then its stored outcome is the answer
+/// and nothing changes). A batch whose parts do not cover its transactions (a damaged
+/// entry) changes nothing: every transaction is `Rejected`, the same on every node.
 pub fn apply_batch<S: Sink>(
     catalog: &Catalog,
     mem: &mut MemState,
@@ -141,31 +143,55 @@ pub fn apply_batch<S: Sink>(
     batch: &Batch,
     index: u64,
 ) -> Result<BatchOutcome> {
-    if let Some(id) = batch.request {
-        match mem.requests.check(id) {
-            Seen::New => {}
-            Seen::Done(outcome) => return Ok(outcome),
-            Seen::Expired => {
-                let reason = format!(
-                    "request {}/{} is older than the last {} this client sent: outcome unknown, not applied again",
-                    id.client,
-                    id.seq,
-                    requests::WINDOW
-                );
-                return Ok(BatchOutcome {
-                    outcomes: batch.txns.iter().map(|_| TxnOutcome::Rejected(reason.clone())).collect(),
-                });
+    let parts = match batch.parts() {
+        Ok(p) => p,
+        Err(reason) => {
+            return Ok(BatchOutcome { outcomes: batch.txns.iter().map(|_| TxnOutcome::Rejected(reason.clone())).collect() });
+        }
+    };
+    let mut outcome = BatchOutcome { outcomes: Vec::with_capacity(batch.txns.len()) };
+    for (request, range) in parts {
+        let txns = &batch.txns[range];
+        if let Some(id) = request {
+            match mem.requests.check(id) {
+                Seen::New => {}
+                Seen::Done(done) if done.outcomes.len() == txns.len() => {
+                    outcome.outcomes.extend(done.outcomes);
+                    continue;
+                }
+                Seen::Done(done) => {
+                    let reason = format!(
+                        "request {}/{} was applied before with {} transactions, not {}: not applied again",
+                        id.client,
+                        id.seq,
+                        done.outcomes.len(),
+                        txns.len()
+                    );
+                    outcome.outcomes.extend(txns.iter().map(|_| TxnOutcome::Rejected(reason.clone())));
+                    continue;
+                }
+                Seen::Expired => {
+                    let reason = format!(
+                        "request {}/{} is older than the last {} this client sent: outcome unknown, not applied again",
+                        id.client,
+                        id.seq,
+                        requests::WINDOW
+                    );
+                    outcome.outcomes.extend(txns.iter().map(|_| TxnOutcome::Rejected(reason.clone())));
+                    continue;
+                }
             }
         }
-    }
-    let mut outcome = BatchOutcome { outcomes: Vec::with_capacity(batch.txns.len()) };
-    for txn in &batch.txns {
-        outcome.outcomes.push(apply_txn(catalog, Scope::Replicated, mem, sink, txn)?);
-    }
-    if let Some(id) = batch.request {
-        let mut changes = Vec::new();
-        mem.requests.record(id, index, &outcome, &mut changes)?;
-        sink.requests(changes);
+        let mut part = BatchOutcome { outcomes: Vec::with_capacity(txns.len()) };
+        for txn in txns {
+            part.outcomes.push(apply_txn(catalog, Scope::Replicated, mem, sink, txn)?);
+        }
+        if let Some(id) = request {
+            let mut changes = Vec::new();
+            mem.requests.record(id, index, &part, &mut changes)?;
+            sink.requests(changes);
+        }
+        outcome.outcomes.extend(part.outcomes);
     }
     Ok(outcome)
 }
@@ -212,5 +238,34 @@ mod tests {
         let cas = Txn::new().require_value("s", "id1", "a").put("s", "id1", "b");
         assert!(matches!(run(&mut mem, cas.clone()), TxnOutcome::Applied(_)));
         assert!(matches!(run(&mut mem, cas), TxnOutcome::Conflict(_)), "compare-and-set on a stale value");
+    }
+
+    /// A leader merges batches of several proposers into one entry; a part resent after an
+    /// unknown outcome is answered from its first application, the others apply.
+    #[test]
+    fn each_part_of_a_merged_batch_applies_once_under_its_own_id() {
+        use crate::engine::{Batch, RequestId};
+        let cat = Catalog::new(vec![TableDef::replicated("s", Kind::Set, Storage::Ram)]).unwrap();
+        let mut mem = MemState::empty(&cat);
+        let id = |seq| Some(RequestId { client: 7, seq });
+        let first = Batch::new(vec![Txn::new().put_if_absent("s", "a", "1")], id(1));
+        let out = apply_batch(&cat, &mut mem, &mut MemoryOnly, &first, 1).unwrap();
+        assert_eq!(out.outcomes, vec![TxnOutcome::Applied(vec![OpResult::Inserted])]);
+        // The same request again, merged with a new one from another proposer.
+        let other = Batch::new(vec![Txn::new().put_if_absent("s", "a", "2"), Txn::new().put("s", "b", "x")], id(2));
+        let (merged, lens) = Batch::merge(vec![first, other]);
+        let out = apply_batch(&cat, &mut mem, &mut MemoryOnly, &merged, 2).unwrap();
+        let pieces = out.split(&lens).unwrap();
+        assert_eq!(pieces[0].outcomes, vec![TxnOutcome::Applied(vec![OpResult::Inserted])], "answered, not applied again");
+        assert_eq!(
+            pieces[1].outcomes,
+            vec![TxnOutcome::Applied(vec![OpResult::Exists]), TxnOutcome::Applied(vec![OpResult::Done])]
+        );
+        assert_eq!(mem.tables[0].get_one(b"a").map(|v| v.to_vec()), Some(b"1".to_vec()));
+        // Parts that do not cover the transactions: nothing applies, on any node.
+        let mut damaged = merged.clone();
+        damaged.txns.pop();
+        let out = apply_batch(&cat, &mut mem, &mut MemoryOnly, &damaged, 3).unwrap();
+        assert!(out.outcomes.iter().all(|o| matches!(o, TxnOutcome::Rejected(_))));
     }
 }

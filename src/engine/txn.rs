@@ -213,14 +213,119 @@ pub struct RequestId {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Batch {
     pub txns: Vec<Txn>,
-    /// Set by proposers that may retry the batch.
+    /// Who proposed them, under which ids (set by proposers that may retry).
+    pub requests: Requests,
+}
+
+/// The request ids of a [`Batch`]'s transactions.
+///
+/// Encoded as an `Option<RequestId>` was (`None` ⇄ `None`, `One` ⇄ `Some`), so entries of
+/// earlier builds decode unchanged; `Merged` is new.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Requests {
+    /// No id: the batch is never sent again.
+    #[default]
+    None,
+    /// One proposer's batch under one id.
+    One(RequestId),
+    /// Batches of several proposers that the leader merged into one entry, in order: each
+    /// part covers the next `txns` transactions and is applied, or answered from its stored
+    /// outcome, on its own.
+    Merged(Vec<Part>),
+}
+
+/// One proposer's transactions within a merged [`Batch`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Part {
     pub request: Option<RequestId>,
+    pub txns: u32,
+}
+
+impl Batch {
+    /// One proposer's batch.
+    pub fn new(txns: Vec<Txn>, request: Option<RequestId>) -> Batch {
+        let requests = match request {
+            Some(id) => Requests::One(id),
+            None => Requests::None,
+        };
+        Batch { txns, requests }
+    }
+
+    /// Each proposer's request id and range of transactions, in order. An error (the
+    /// reason) where the parts do not cover the transactions exactly: a damaged entry.
+    pub fn parts(&self) -> std::result::Result<Vec<(Option<RequestId>, std::ops::Range<usize>)>, String> {
+        let n = self.txns.len();
+        match &self.requests {
+            Requests::None => Ok(vec![(None, 0..n)]),
+            Requests::One(id) => Ok(vec![(Some(*id), 0..n)]),
+            Requests::Merged(parts) => {
+                let mut at = 0usize;
+                let mut out = Vec::with_capacity(parts.len());
+                for p in parts {
+                    let end = at.checked_add(p.txns as usize).filter(|&e| e <= n);
+                    let Some(end) = end else {
+                        return Err(format!("merged parts cover more than the batch's {n} transactions"));
+                    };
+                    out.push((p.request, at..end));
+                    at = end;
+                }
+                if at != n {
+                    return Err(format!("merged parts cover {at} of the batch's {n} transactions"));
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    /// Whether every transaction has a request id: only then may the batch be sent again
+    /// after an unknown outcome.
+    pub fn retryable(&self) -> bool {
+        match &self.requests {
+            Requests::None => false,
+            Requests::One(_) => true,
+            Requests::Merged(parts) => parts.iter().all(|p| p.request.is_some()),
+        }
+    }
+
+    /// One batch of `batches`, in order; each keeps its request ids. Returns it and the
+    /// number of transactions each input brought (to split the outcome with).
+    pub fn merge(batches: Vec<Batch>) -> (Batch, Vec<usize>) {
+        let lens: Vec<usize> = batches.iter().map(|b| b.txns.len()).collect();
+        if batches.len() == 1 {
+            return (batches.into_iter().next().unwrap_or_default(), lens);
+        }
+        let mut txns = Vec::with_capacity(lens.iter().sum());
+        let mut parts = Vec::new();
+        for b in batches {
+            let n = b.txns.len();
+            match b.requests {
+                Requests::None => parts.push(Part { request: None, txns: n as u32 }),
+                Requests::One(id) => parts.push(Part { request: Some(id), txns: n as u32 }),
+                Requests::Merged(p) => parts.extend(p),
+            }
+            txns.extend(b.txns);
+        }
+        (Batch { txns, requests: Requests::Merged(parts) }, lens)
+    }
 }
 
 /// The state machine's answer to one log entry.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BatchOutcome {
+    /// One per transaction, in order.
     pub outcomes: Vec<TxnOutcome>,
+}
+
+impl BatchOutcome {
+    /// The outcome cut into consecutive pieces of `lens` transactions (as [`Batch::merge`]
+    /// counted them); `None` if the lengths do not add up.
+    pub fn split(self, lens: &[usize]) -> Option<Vec<BatchOutcome>> {
+        if lens.iter().sum::<usize>() != self.outcomes.len() {
+            return None;
+        }
+        let mut rest = self.outcomes.into_iter();
+        Some(lens.iter().map(|&n| BatchOutcome { outcomes: rest.by_ref().take(n).collect() }).collect())
+    }
 }
 
 /// What a committed write returns to its caller.
@@ -250,11 +355,52 @@ mod encoding_tests {
                     Op::DeleteObject { table: "t".into(), key: b"k".to_vec(), value: b"v".to_vec() },
                 ],
             }],
-            request: Some(RequestId { client: 1, seq: 300 }),
+            requests: Requests::One(RequestId { client: 1, seq: 300 }),
         };
         let bytes = crate::codec::encode(&batch).unwrap();
         let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(hex, "010004000174016b0200ff050174016b0101760501740000020174016b01760101fb2c01");
         assert_eq!(crate::codec::decode::<Batch>("batch", &bytes).unwrap(), batch);
+        // Without an id, as before too.
+        let bare = Batch::new(vec![], None);
+        assert_eq!(crate::codec::encode(&bare).unwrap(), vec![0, 0]);
+    }
+
+    #[test]
+    fn merged_batches_keep_each_proposers_id_and_split_their_outcomes_back() {
+        let id = |seq| Some(RequestId { client: 9, seq });
+        let t = || Txn::new().put("t", "k", "v");
+        let (merged, lens) = Batch::merge(vec![
+            Batch::new(vec![t(), t()], id(1)),
+            Batch::new(vec![t()], id(2)),
+            Batch::new(vec![t(), t(), t()], id(3)),
+        ]);
+        assert_eq!(lens, vec![2, 1, 3]);
+        let parts = merged.parts().unwrap();
+        assert_eq!(parts, vec![(id(1), 0..2), (id(2), 2..3), (id(3), 3..6)]);
+        assert!(merged.retryable());
+        // A merged batch merged again (a leader that lost leadership sends it on) keeps its parts.
+        let (again, _) = Batch::merge(vec![merged.clone(), Batch::new(vec![t()], None)]);
+        assert_eq!(again.parts().unwrap().len(), 4);
+        assert!(!again.retryable(), "a part without an id makes the whole batch unsafe to resend");
+        let bytes = crate::codec::encode(&merged).unwrap();
+        assert_eq!(crate::codec::decode::<Batch>("batch", &bytes).unwrap(), merged);
+        let outcome = BatchOutcome { outcomes: (0..6).map(|i| TxnOutcome::Rejected(i.to_string())).collect() };
+        let pieces = outcome.clone().split(&lens).unwrap();
+        assert_eq!(pieces[1].outcomes, vec![TxnOutcome::Rejected("2".into())]);
+        assert_eq!(pieces[2].outcomes.len(), 3);
+        assert!(outcome.split(&[1, 1]).is_none());
+    }
+
+    #[test]
+    fn parts_that_do_not_cover_the_transactions_are_refused() {
+        let t = || Txn::new().put("t", "k", "v");
+        for counts in [vec![1u32], vec![1, 2], vec![u32::MAX, 1]] {
+            let b = Batch {
+                txns: vec![t(), t()],
+                requests: Requests::Merged(counts.iter().map(|&n| Part { request: None, txns: n }).collect()),
+            };
+            assert!(b.parts().is_err(), "{counts:?}");
+        }
     }
 }

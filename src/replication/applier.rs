@@ -154,7 +154,7 @@ mod tests {
     }
 
     fn entry(index: u64, key: &str) -> StreamEntry {
-        StreamEntry { index, batch: Some(Batch { txns: vec![Txn::new().put("t", key, "v")], request: None }) }
+        StreamEntry { index, batch: Some(Batch::new(vec![Txn::new().put("t", key, "v")], None)) }
     }
 
     fn snapshot(records: &[(&str, &str)], index: u64) -> Vec<StreamMsg> {

@@ -42,9 +42,23 @@ impl Shards {
         self.0.as_ref().is_none_or(|s| s.contains(&shard))
     }
 
+    /// The transactions of `batch` in the wanted shards, each proposer's part kept apart
+    /// (with its request id); `None` if none is wanted. A damaged batch goes whole: the
+    /// replicant's apply refuses it as every core's did.
     fn filter(&self, batch: &Batch) -> Option<Batch> {
-        let txns: Vec<_> = batch.txns.iter().filter(|t| self.wants(t.shard)).cloned().collect();
-        (!txns.is_empty()).then_some(Batch { txns, request: batch.request })
+        if self.0.is_none() {
+            return Some(batch.clone());
+        }
+        let Ok(parts) = batch.parts() else { return Some(batch.clone()) };
+        let kept: Vec<Batch> = parts
+            .into_iter()
+            .map(|(request, range)| {
+                let txns = batch.txns[range].iter().filter(|t| self.wants(t.shard)).cloned().collect();
+                Batch::new(txns, request)
+            })
+            .filter(|b| !b.txns.is_empty())
+            .collect();
+        (!kept.is_empty()).then(|| Batch::merge(kept).0)
     }
 }
 

@@ -344,7 +344,7 @@ impl Runtime {
                 Attempt::Failed(e) => return Err(e),
                 Attempt::NotSent => Duration::from_millis(100),
                 Attempt::Unknown(e) => {
-                    if batch.request.is_none() {
+                    if !batch.retryable() {
                         return Err(e);
                     }
                     if retries >= self.cfg.config.raft.write_retries || deadline <= Instant::now() {
@@ -443,14 +443,17 @@ impl Runtime {
         crate::codec::decode_versioned("forward reply", crate::codec::WIRE_VERSION, &reply.reply)
     }
 
-    /// Serves a batch forwarded by a follower.
+    /// Serves a batch forwarded by a follower or replicant: merged into this leader's
+    /// group commit (see [`proposer`]). A node that is not the leader says so at once
+    /// (`NotLeader`, nothing proposed) rather than forwarding it on.
     pub async fn serve_forwarded(&self, batch: Batch) -> Result<(u64, BatchOutcome)> {
-        let raft = self.raft()?;
-        match raft.client_write(batch).await {
-            Ok(resp) => Ok((resp.log_id.index, resp.data)),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => Err(self.not_leader(f.leader_node)),
-            Err(e) => Err(Error::Raft(e.to_string())),
+        match self.leader()? {
+            Some((id, _)) if id == self.cfg.node_id && !self.is_replicant() => {}
+            other => return Err(self.not_leader(other.map(|(_, info)| info))),
         }
+        let (tx, rx) = oneshot::channel();
+        self.proposer.send(proposer::Pending::Forwarded { batch, reply: tx }).await.map_err(|_| Error::Shutdown)?;
+        rx.await.map_err(|_| Error::Shutdown)?
     }
 
     /// [`Error::NotLeader`] from this node, naming the leader it knows.
@@ -462,7 +465,7 @@ impl Runtime {
     pub async fn transact(&self, txn: Txn) -> Result<Committed> {
         self.catalog.check(&txn, Scope::Replicated)?;
         let (tx, rx) = oneshot::channel();
-        self.proposer.send(proposer::Pending { txn, reply: tx }).await.map_err(|_| Error::Shutdown)?;
+        self.proposer.send(proposer::Pending::Txn { txn, reply: tx }).await.map_err(|_| Error::Shutdown)?;
         let (index, outcome) = rx.await.map_err(|_| Error::Shutdown)??;
         // Whatever the outcome, return once this node has applied the entry: after a
         // conflict, a retry then reads the write that caused it instead of the same stale

@@ -1,20 +1,36 @@
 //! Group commit: many callers' transactions become one log entry and one fsync.
 //!
 //! Callers queue transactions; one task takes everything queued (up to
-//! `raft.max_batch_txns`) as one [`Batch`] whenever fewer than `raft.max_inflight_batches`
-//! batches are in flight. Under light load a batch is one transaction and waits for
-//! nothing; under heavy load callers queue while earlier batches commit, so batches grow
-//! with the load and the fsync cost per transaction falls.
+//! `raft.max_batch_txns` transactions) as one [`Batch`] whenever fewer than
+//! `raft.max_inflight_batches` batches are in flight. Under light load a batch is one
+//! transaction and waits for nothing; under heavy load callers queue while earlier batches
+//! commit, so batches grow with the load and the fsync cost per transaction falls.
+//!
+//! On the leader, batches forwarded by followers and replicants join the same queue: they
+//! are merged with the leader's own transactions into one entry, each keeping its request
+//! id (so a resent one still applies once), instead of becoming an entry each. Writes that
+//! start on every node then share the leader's group commit.
 
 use super::Runtime;
-use crate::engine::{Batch, Txn, TxnOutcome};
+use crate::engine::{Batch, BatchOutcome, Txn, TxnOutcome};
 use crate::error::{Error, Result};
 use std::sync::Arc;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-pub(crate) struct Pending {
-    pub txn: Txn,
-    pub reply: oneshot::Sender<Result<(u64, TxnOutcome)>>,
+pub(crate) enum Pending {
+    /// A transaction of a caller on this node.
+    Txn { txn: Txn, reply: oneshot::Sender<Result<(u64, TxnOutcome)>> },
+    /// A batch another node forwarded to this one, the leader.
+    Forwarded { batch: Batch, reply: oneshot::Sender<Result<(u64, BatchOutcome)>> },
+}
+
+impl Pending {
+    fn txns(&self) -> usize {
+        match self {
+            Pending::Txn { .. } => 1,
+            Pending::Forwarded { batch, .. } => batch.txns.len().max(1),
+        }
+    }
 }
 
 pub(crate) async fn run(shared: Arc<Runtime>, mut rx: mpsc::Receiver<Pending>, max_batch: usize, max_inflight: usize) {
@@ -28,10 +44,14 @@ pub(crate) async fn run(shared: Arc<Runtime>, mut rx: mpsc::Receiver<Pending>, m
             _ = shared.stopped() => None,
         };
         let Some(first) = first else { return };
+        let mut txns = first.txns();
         let mut pending = vec![first];
-        while pending.len() < max_batch {
+        while txns < max_batch {
             match rx.try_recv() {
-                Ok(p) => pending.push(p),
+                Ok(p) => {
+                    txns += p.txns();
+                    pending.push(p);
+                }
                 Err(_) => break,
             }
         }
@@ -43,24 +63,69 @@ pub(crate) async fn run(shared: Arc<Runtime>, mut rx: mpsc::Receiver<Pending>, m
     }
 }
 
+/// Where each input's outcome goes.
+enum Reply {
+    Txns(Vec<oneshot::Sender<Result<(u64, TxnOutcome)>>>),
+    Forwarded(oneshot::Sender<Result<(u64, BatchOutcome)>>),
+}
+
 async fn submit(shared: &Runtime, pending: Vec<Pending>) {
-    let (txns, replies): (Vec<Txn>, Vec<_>) = pending.into_iter().map(|p| (p.txn, p.reply)).unzip();
-    let n = txns.len();
-    match shared.write_batch(Batch { txns, request: Some(shared.next_request_id()) }).await {
-        Ok((index, outcome)) if outcome.outcomes.len() == n => {
-            for (reply, o) in replies.into_iter().zip(outcome.outcomes) {
-                let _ = reply.send(Ok((index, o)));
+    let mut txns = Vec::new();
+    let mut own = Vec::new();
+    let mut batches = Vec::new();
+    let mut replies = Vec::new();
+    for p in pending {
+        match p {
+            Pending::Txn { txn, reply } => {
+                txns.push(txn);
+                own.push(reply);
+            }
+            Pending::Forwarded { batch, reply } => {
+                batches.push(batch);
+                replies.push(Reply::Forwarded(reply));
             }
         }
-        Ok((_, outcome)) => {
-            let msg = format!("state machine answered {} outcomes for {n} transactions", outcome.outcomes.len());
-            for reply in replies {
-                let _ = reply.send(Err(Error::Raft(msg.clone())));
+    }
+    if !txns.is_empty() {
+        batches.insert(0, Batch::new(txns, Some(shared.next_request_id())));
+        replies.insert(0, Reply::Txns(own));
+    }
+    let (batch, lens) = Batch::merge(batches);
+    let result = shared.write_batch(batch).await;
+    let pieces = match result {
+        Ok((index, outcome)) => match outcome.split(&lens) {
+            Some(pieces) => Ok((index, pieces)),
+            None => Err(Error::Raft(format!("the state machine's outcome does not fit the {} batches merged", lens.len()))),
+        },
+        Err(e) => Err(e),
+    };
+    match pieces {
+        Ok((index, pieces)) => {
+            for (reply, piece) in replies.into_iter().zip(pieces) {
+                match reply {
+                    Reply::Txns(rs) => {
+                        for (r, o) in rs.into_iter().zip(piece.outcomes) {
+                            let _ = r.send(Ok((index, o)));
+                        }
+                    }
+                    Reply::Forwarded(r) => {
+                        let _ = r.send(Ok((index, piece)));
+                    }
+                }
             }
         }
         Err(e) => {
             for reply in replies {
-                let _ = reply.send(Err(e.clone()));
+                match reply {
+                    Reply::Txns(rs) => {
+                        for r in rs {
+                            let _ = r.send(Err(e.clone()));
+                        }
+                    }
+                    Reply::Forwarded(r) => {
+                        let _ = r.send(Err(e.clone()));
+                    }
+                }
             }
         }
     }

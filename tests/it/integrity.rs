@@ -72,7 +72,7 @@ async fn a_record_its_table_refuses_is_stored_by_no_write_path() {
     // could send it): every node refuses it at apply, identically.
     let txns: Vec<Txn> = bad_writes().into_iter().map(|(_, t)| t).collect();
     let n = txns.len();
-    let (index, outcome) = leader.runtime().write_batch(Batch { txns, request: None }).await.unwrap();
+    let (index, outcome) = leader.runtime().write_batch(Batch::new(txns, None)).await.unwrap();
     assert_eq!(outcome.outcomes.len(), n);
     for o in &outcome.outcomes {
         assert!(matches!(o, TxnOutcome::Rejected(_)), "applied a refused record: {o:?}");

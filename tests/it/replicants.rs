@@ -238,20 +238,20 @@ async fn a_batch_sent_twice_under_one_request_id_applies_once() {
     let c = Cluster::start(3).await;
     let f = c.follower();
     let shared = c.nodes[f].runtime();
-    let batch = mnema::engine::Batch {
-        txns: vec![Txn::new().put_if_absent("kv", "once", "1")],
-        request: Some(mnema::engine::RequestId { client: 42, seq: 7 }),
-    };
+    let batch = mnema::engine::Batch::new(
+        vec![Txn::new().put_if_absent("kv", "once", "1")],
+        Some(mnema::engine::RequestId { client: 42, seq: 7 }),
+    );
     let (i1, first) = shared.write_batch(batch.clone()).await.expect("first");
     let (i2, second) = shared.write_batch(batch).await.expect("second");
     assert!(i2 > i1, "the retry is a new log entry");
     assert_eq!(first, second, "the retry answers with the first outcome");
     assert_eq!(first.outcomes, vec![mnema::engine::TxnOutcome::Applied(vec![OpResult::Inserted])]);
     // A different id is a different request: applied, and finds the key present.
-    let other = mnema::engine::Batch {
-        txns: vec![Txn::new().put_if_absent("kv", "once", "2")],
-        request: Some(mnema::engine::RequestId { client: 42, seq: 8 }),
-    };
+    let other = mnema::engine::Batch::new(
+        vec![Txn::new().put_if_absent("kv", "once", "2")],
+        Some(mnema::engine::RequestId { client: 42, seq: 8 }),
+    );
     let (_, third) = shared.write_batch(other).await.expect("third");
     assert_eq!(third.outcomes, vec![mnema::engine::TxnOutcome::Applied(vec![OpResult::Exists])]);
     c.shutdown().await;
