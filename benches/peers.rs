@@ -19,7 +19,8 @@
 //!
 //! Settings (environment): `MNEMA_PEERS_SECS` (5), `MNEMA_PEERS_WRITERS` (`1,64,256`),
 //! `MNEMA_PEERS_ROUTES` (1000000), `MNEMA_PEERS_SESSIONS` (100000), `MNEMA_PEERS_ONLY`
-//! (comma-separated subset of `inproc,grpc,etcd,mnesia,routes,sessions,memory`).
+//! (comma-separated subset of `inproc,grpc,etcd,mnesia,routes,sessions,memory`),
+//! `MNEMA_PEERS_KEEP` (set: keep the data dirs and the nodes' logs, and print where).
 
 mod common;
 
@@ -120,6 +121,9 @@ fn main() {
         cells.extend(memory(&s));
     }
     report(&cells);
+    if std::env::var_os("MNEMA_PEERS_KEEP").is_some() {
+        eprintln!("kept the data dirs and logs under {}", work.keep().display());
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -259,6 +263,21 @@ async fn inproc(s: &Settings) -> Vec<Cell> {
     let cell = rate_cell("mnema in process", "point_read node.get_one", n, el);
     eprintln!("{}", line(&cell));
     cells.push(cell);
+    // The same through a handle resolved once: by value (an Arc), then borrowed.
+    let kv = node.table("kv").expect("kv handle");
+    let (n, el) = read_rate(s.secs, |i| {
+        let k = ((i * 7919) % 100_000).to_be_bytes();
+        assert!(kv.get_one(&k).expect("read").is_some());
+    });
+    cells.push(rate_cell("mnema in process", "point_read table.get_one", n, el));
+    let (n, el) = read_rate(s.secs, |i| {
+        let k = ((i * 7919) % 100_000).to_be_bytes();
+        assert_eq!(kv.with_one(&k, |v| v.map(<[u8]>::len)).expect("read"), Some(VALUE));
+    });
+    cells.push(rate_cell("mnema in process", "point_read table.with_one", n, el));
+    for c in &cells[cells.len() - 2..] {
+        eprintln!("{}", line(c));
+    }
     match Arc::try_unwrap(cluster) {
         Ok(c) => drop(c.shutdown().await),
         Err(_) => eprintln!("cluster still shared at the end; left to drop"),

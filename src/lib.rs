@@ -83,6 +83,8 @@ pub use status::{ClusterStatus, MemberStatus, NodeStatus, RaftRole, ReplicantSta
 pub use client::{Client, Records};
 #[cfg(feature = "server")]
 pub use node::{Node, rebuild_data_dir};
+#[cfg(feature = "server")]
+pub use runtime::TableHandle;
 
 #[cfg(feature = "test-util")]
 pub mod testing;

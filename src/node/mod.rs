@@ -133,6 +133,12 @@ impl Node {
         self.shared.get_one(table, key)
     }
 
+    /// A handle on `table` for fast local reads: the table is looked up once, here
+    /// ([`Error::UnknownTable`](crate::Error::UnknownTable) if it is not declared), not on every read.
+    pub fn table(&self, table: &str) -> Result<crate::runtime::TableHandle> {
+        crate::runtime::TableHandle::new(&self.shared, table)
+    }
+
     /// Every record of `table`, read locally (ordered sets in key order).
     pub fn dump(&self, table: &str) -> Result<Vec<(Blob, Blob)>> {
         self.shared.dump(table)

@@ -7,7 +7,9 @@
 //! [`proposer`] to the leader (forwarded over gRPC from a follower), and return once this
 //! node has applied them, so a read after a write on the same node sees it.
 
+mod handle;
 pub mod link;
+pub use handle::TableHandle;
 pub mod proposer;
 mod raft_setup;
 pub mod subscribers;
@@ -46,7 +48,7 @@ pub struct Runtime {
     /// Replicated tables.
     pub(crate) mem: Arc<MemStore>,
     /// Local tables; writers serialise on `local_writer`.
-    pub(crate) local: MemStore,
+    pub(crate) local: Arc<MemStore>,
     local_writer: Mutex<()>,
     applied_tx: Arc<watch::Sender<u64>>,
     raft: Arc<RaftSlot>,
@@ -112,7 +114,7 @@ impl Runtime {
         let cluster_id: crate::rpc::auth::ClusterId = Arc::new(RwLock::new(ident.cluster_id));
         let db = Db::open(&layout::db(&data_dir))?;
         let mark = Arc::new(crate::storage::raft_mark::MarkWriter::open(&data_dir)?);
-        let local = MemStore::new(crate::storage::apply::load_local(&db, &catalog)?);
+        let local = Arc::new(MemStore::new(crate::storage::apply::load_local(&db, &catalog)?));
         // A replicant holds every replicated table in memory and starts empty each time.
         let mem = Arc::new(MemStore::new(if replicant {
             MemState::empty_all_in_memory(&catalog)
@@ -553,12 +555,12 @@ impl Runtime {
 
     /// Whether `def`'s records are read from memory on this node: tables held in memory,
     /// and every replicated table on a replicant (it has no disc copy).
-    fn in_memory_here(&self, def: &TableDef) -> bool {
+    pub(crate) fn in_memory_here(&self, def: &TableDef) -> bool {
         def.in_memory() || (self.is_replicant() && def.scope == Scope::Replicated)
     }
 
     /// The in-memory copy that holds tables of `scope`.
-    fn memory(&self, scope: Scope) -> &MemStore {
+    pub(crate) fn memory(&self, scope: Scope) -> &Arc<MemStore> {
         match scope {
             Scope::Local => &self.local,
             Scope::Replicated => &self.mem,

@@ -412,3 +412,31 @@ async fn the_typed_tables_run_on_a_remote_client_as_on_a_node() {
     assert!(matches!(subscriptions::subscribe(&client, "t/1", "s"), Err(mnema::Error::Refused(_))));
     c.shutdown().await;
 }
+
+/// A table handle reads what `get_one` reads, on a core (in memory and on disc only) and
+/// on a replicant, and follows later writes; bags and unknown tables are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_table_handle_reads_the_nodes_current_copy_and_refuses_bags_and_unknown_tables() {
+    let c = Cluster::start(3).await;
+    let r = c.replicant(4).await;
+    let leader = &c.nodes[c.leader()];
+    let kv = leader.table("kv").expect("kv");
+    let big = leader.table("big").expect("big (disc only)");
+    let on_replicant = r.table("kv").expect("kv on a replicant");
+    assert_eq!(kv.get_one(b"k").expect("read"), None);
+    let done = leader.transact(mnema::Txn::new().put("kv", "k", "v1").put("big", "k", "b1")).await.expect("write");
+    r.wait_applied(done.index, Duration::from_secs(20)).await.expect("replicant applied");
+    assert_eq!(kv.get_one(b"k").expect("read").as_deref(), Some(&b"v1"[..]), "a handle taken before the write sees it");
+    assert_eq!(big.get_one(b"k").expect("read").as_deref(), Some(&b"b1"[..]));
+    assert_eq!(on_replicant.get_one(b"k").expect("read").as_deref(), Some(&b"v1"[..]));
+    assert_eq!(kv.with_one(b"k", |v| v.map(<[u8]>::len)).expect("read"), Some(2));
+    assert_eq!(kv.get_one(b"k").expect("read"), leader.get_one("kv", b"k").expect("read"));
+    assert!(matches!(leader.table("bag").expect("bag").get_one(b"k"), Err(mnema::Error::InvalidTxn(_))));
+    assert!(matches!(leader.table("no_such_table"), Err(mnema::Error::UnknownTable(_))));
+    // Handles do not hold their node open; afterwards memory reads the last state.
+    r.shutdown().await.expect("a replicant with live handles shuts down");
+    assert_eq!(on_replicant.get_one(b"k").expect("read").as_deref(), Some(&b"v1"[..]));
+    drop(kv);
+    c.shutdown().await;
+    assert!(matches!(big.get_one(b"k"), Err(mnema::Error::Shutdown)));
+}

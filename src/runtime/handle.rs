@@ -1,0 +1,115 @@
+//! [`TableHandle`]: a table resolved once, for readers on the hot path.
+
+use super::Runtime;
+use crate::engine::memory::MemStore;
+use crate::engine::{Blob, Kind, TableDef, TableIx};
+use crate::error::{Error, Result};
+use crate::storage::records;
+use std::sync::{Arc, Weak};
+
+/// A table of a running node, looked up once: its reads skip the name lookup, the table's
+/// definition checks and the `Vec` of [`Node::get`](crate::Node::get).
+///
+/// Reads are local and lock-free, as every local read is: an in-memory table is read from
+/// the node's current copy (one atomic load, then the map); a `disc_only` table on a core
+/// from RocksDB. A handle is cheap to clone and does not keep its node open:
+/// [`Node::shutdown`](crate::Node::shutdown) does not wait for handles. After the node shut
+/// down, an in-memory table's handle reads its last state; a `disc_only` one answers
+/// [`Error::Shutdown`].
+///
+/// ```no_run
+/// # async fn f(node: mnema::Node) -> mnema::Result<()> {
+/// let sessions = node.table("sessions")?;
+/// if let Some(value) = sessions.get_one(b"client-1")? {
+///     println!("{} bytes", value.len());
+/// }
+/// // Without taking a reference count on the value:
+/// let len = sessions.with_one(b"client-1", |v| v.map(<[u8]>::len))?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct TableHandle {
+    source: Source,
+    ix: TableIx,
+    def: TableDef,
+}
+
+#[derive(Clone)]
+enum Source {
+    /// The node's in-memory copy of the table's scope.
+    Memory(Arc<MemStore>),
+    /// RocksDB, reached through the node while it runs.
+    Disc(Weak<Runtime>),
+}
+
+impl std::fmt::Debug for TableHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TableHandle").field("table", &self.def.name).finish()
+    }
+}
+
+impl TableHandle {
+    pub(crate) fn new(rt: &Arc<Runtime>, table: &str) -> Result<TableHandle> {
+        let ix = rt.catalog.lookup(table)?;
+        let def = rt.catalog.def(ix).clone();
+        let source = match rt.in_memory_here(&def) {
+            true => Source::Memory(rt.memory(def.scope).clone()),
+            false => Source::Disc(Arc::downgrade(rt)),
+        };
+        Ok(TableHandle { source, ix, def })
+    }
+
+    /// The table's name.
+    pub fn name(&self) -> &str {
+        &self.def.name
+    }
+
+    /// The table's definition.
+    pub fn def(&self) -> &TableDef {
+        &self.def
+    }
+
+    /// The value under `key` (a set or ordered set; a bag is refused with
+    /// [`Error::InvalidTxn`]: it may hold many values under one key).
+    pub fn get_one(&self, key: &[u8]) -> Result<Option<Blob>> {
+        self.refuse_bag()?;
+        match &self.source {
+            Source::Memory(m) => Ok(m.load().table(self.ix).get_one(key).cloned()),
+            Source::Disc(rt) => Ok(disc(rt, &self.def, key)?.pop()),
+        }
+    }
+
+    fn refuse_bag(&self) -> Result<()> {
+        if self.def.kind == Kind::Bag {
+            return Err(Error::InvalidTxn(format!(
+                "`{}` is a bag: it may hold many values under one key; use get",
+                self.def.name
+            )));
+        }
+        Ok(())
+    }
+
+    /// Calls `f` with the value under `key`, borrowed from the node's copy (no copy, no
+    /// reference count taken for in-memory tables). A bag is refused as in [`Self::get_one`].
+    pub fn with_one<R>(&self, key: &[u8], f: impl FnOnce(Option<&[u8]>) -> R) -> Result<R> {
+        self.refuse_bag()?;
+        match &self.source {
+            Source::Memory(m) => Ok(f(m.load().table(self.ix).get_one(key).map(|b| &b[..]))),
+            Source::Disc(rt) => Ok(f(disc(rt, &self.def, key)?.first().map(|b| &b[..]))),
+        }
+    }
+
+    /// Every value under `key`: at most one for a set or ordered set, all of a bag's.
+    pub fn get(&self, key: &[u8]) -> Result<Vec<Blob>> {
+        match &self.source {
+            Source::Memory(m) => Ok(m.load().table(self.ix).get(key)),
+            Source::Disc(rt) => disc(rt, &self.def, key),
+        }
+    }
+}
+
+/// A `disc_only` table's values under `key`, from RocksDB while the node runs.
+fn disc(rt: &Weak<Runtime>, def: &TableDef, key: &[u8]) -> Result<Vec<Blob>> {
+    let rt = rt.upgrade().ok_or(Error::Shutdown)?;
+    records::get(&rt.db, def, key)
+}
