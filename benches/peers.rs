@@ -20,7 +20,9 @@
 //! Settings (environment): `MNEMA_PEERS_SECS` (5), `MNEMA_PEERS_WRITERS` (`1,64,256`),
 //! `MNEMA_PEERS_ROUTES` (1000000), `MNEMA_PEERS_SESSIONS` (100000), `MNEMA_PEERS_ONLY`
 //! (comma-separated subset of `inproc,grpc,etcd,mnesia,routes,sessions,memory`),
-//! `MNEMA_PEERS_KEEP` (set: keep the data dirs and the nodes' logs, and print where).
+//! `MNEMA_PEERS_KEEP` (set: keep the data dirs and the nodes' logs, and print where),
+//! `MNEMA_PEERS_LOG` (a `tracing` filter for the in-process nodes' log and the harness's
+//! own warnings about operations slower than 500 ms).
 
 mod common;
 
@@ -96,6 +98,9 @@ fn main() {
     }
     // `cargo bench` passes `--bench`; a filter argument is not supported.
     let s = Settings::from_env();
+    if let Ok(filter) = std::env::var("MNEMA_PEERS_LOG") {
+        tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new(filter)).with_writer(std::io::stderr).init();
+    }
     let work = tempfile::Builder::new().prefix("mnema-peers").tempdir().expect("temp dir");
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     let mut cells = Vec::new();
@@ -177,7 +182,11 @@ where
                         break;
                     }
                     op(w).await;
-                    us.push(t0.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
+                    let took = t0.elapsed();
+                    if took > Duration::from_millis(500) {
+                        tracing::warn!(writer = w, ms = took.as_millis() as u64, "a slow operation (started {:?} into the cell)", t0 - start);
+                    }
+                    us.push(took.as_micros().min(u128::from(u32::MAX)) as u32);
                 }
                 us
             })
@@ -229,9 +238,11 @@ async fn inproc(s: &Settings) -> Vec<Cell> {
     let leader = cluster.leader();
     let seq = Arc::new(AtomicU64::new(0));
     let mut cells = Vec::new();
+    let term = |c: &common::Bench| c.nodes.iter().filter_map(|n| n.runtime().metrics().ok()).map(|m| m.current_term).max();
     for placement in ["spread", "leader"] {
         for &writers in &s.writers {
             let (c, seq) = (cluster.clone(), seq.clone());
+            let before = term(&cluster);
             let lats = closed_loop(writers, s.secs, move |w| {
                 let (c, k) = (c.clone(), key(&seq));
                 async move {
@@ -240,6 +251,9 @@ async fn inproc(s: &Settings) -> Vec<Cell> {
                 }
             })
             .await;
+            if term(&cluster) != before {
+                eprintln!("an election happened during this cell (term {before:?} -> {:?})", term(&cluster));
+            }
             let cell = lats.cell("mnema in process", "write", placement, "majority fsync", writers);
             eprintln!("{}", line(&cell));
             cells.push(cell);
@@ -279,10 +293,17 @@ async fn inproc(s: &Settings) -> Vec<Cell> {
         eprintln!("{}", line(c));
     }
     match Arc::try_unwrap(cluster) {
-        Ok(c) => drop(c.shutdown().await),
+        Ok(c) => keep_or_drop(c.shutdown().await),
         Err(_) => eprintln!("cluster still shared at the end; left to drop"),
     }
     cells
+}
+
+/// Removes an in-process cluster's data dirs, or keeps them with `MNEMA_PEERS_KEEP`.
+fn keep_or_drop(dir: tempfile::TempDir) {
+    if std::env::var_os("MNEMA_PEERS_KEEP").is_some() {
+        eprintln!("kept the in-process cores' data dirs under {}", dir.keep().display());
+    }
 }
 
 // ---------------------------------------------------------------------------------------
