@@ -99,7 +99,10 @@ fn main() {
     // `cargo bench` passes `--bench`; a filter argument is not supported.
     let s = Settings::from_env();
     if let Ok(filter) = std::env::var("MNEMA_PEERS_LOG") {
-        tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new(filter)).with_writer(std::io::stderr).init();
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .init();
     }
     let work = tempfile::Builder::new().prefix("mnema-peers").tempdir().expect("temp dir");
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
@@ -184,7 +187,12 @@ where
                     op(w).await;
                     let took = t0.elapsed();
                     if took > Duration::from_millis(500) {
-                        tracing::warn!(writer = w, ms = took.as_millis() as u64, "a slow operation (started {:?} into the cell)", t0 - start);
+                        tracing::warn!(
+                            writer = w,
+                            ms = took.as_millis() as u64,
+                            "a slow operation (started {:?} into the cell)",
+                            t0 - start
+                        );
                     }
                     us.push(took.as_micros().min(u128::from(u32::MAX)) as u32);
                 }
@@ -238,7 +246,8 @@ async fn inproc(s: &Settings) -> Vec<Cell> {
     let leader = cluster.leader();
     let seq = Arc::new(AtomicU64::new(0));
     let mut cells = Vec::new();
-    let term = |c: &common::Bench| c.nodes.iter().filter_map(|n| n.runtime().metrics().ok()).map(|m| m.current_term).max();
+    let term =
+        |c: &common::Bench| c.nodes.iter().filter_map(|n| n.runtime().metrics().ok()).map(|m| m.current_term).max();
     for placement in ["spread", "leader"] {
         for &writers in &s.writers {
             let (c, seq) = (cluster.clone(), seq.clone());

@@ -22,9 +22,9 @@ type HashMap<K, V> = imbl::GenericHashMap<K, V, KeyHasher, imbl::shared_ptr::Def
 pub enum MemTable {
     Set(HashMap<Blob, Blob>),
     Ordered(imbl::OrdMap<Blob, Blob>),
-    Bag(HashMap<Blob, imbl::OrdSet<Blob>>),
+    Bag(HashMap<Blob, Values>),
     /// A bag keyed by topic filters, with the trie of its wildcard keys.
-    TopicBag(HashMap<Blob, imbl::OrdSet<Blob>>, TopicTrie),
+    TopicBag(HashMap<Blob, Values>, TopicTrie),
     /// A `disc_only` table on a core: nothing in memory.
     None,
 }
@@ -65,7 +65,7 @@ impl MemTable {
         match self {
             MemTable::Set(m) => m.get(key),
             MemTable::Ordered(m) => m.get(key),
-            MemTable::Bag(m) | MemTable::TopicBag(m, _) => m.get(key).and_then(|s| s.get_min()),
+            MemTable::Bag(m) | MemTable::TopicBag(m, _) => m.get(key).and_then(|s| s.first()),
             MemTable::None => None,
         }
     }
@@ -128,13 +128,13 @@ impl MemTable {
                 m.insert(Arc::from(key), Arc::from(value));
             }
             MemTable::Bag(m) => {
-                m.entry(Arc::from(key)).or_default().insert(Arc::from(value));
+                bag_put(m, key, value);
             }
             MemTable::TopicBag(m, trie) => {
                 if !m.contains_key(key) && is_wildcard(key) {
                     trie.insert(key);
                 }
-                m.entry(Arc::from(key)).or_default().insert(Arc::from(value));
+                bag_put(m, key, value);
             }
             MemTable::None => {}
         }
@@ -193,6 +193,100 @@ impl MemTable {
                 t.clear();
             }
             MemTable::None => {}
+        }
+    }
+}
+
+fn bag_put(m: &mut HashMap<Blob, Values>, key: &[u8], value: &[u8]) {
+    match m.get_mut(key) {
+        Some(values) => values.insert(value),
+        None => {
+            m.insert(Arc::from(key), Values::Few(Arc::from([Blob::from(value)])));
+        }
+    }
+}
+
+/// The values of one bag key, in byte order.
+///
+/// Most bag keys hold one value or a handful (a route's destinations, a client's proxy
+/// subscriptions): those are one shared sorted slice, copied on change (one allocation
+/// per key). Beyond [`Values::FEW`] values they move to a persistent ordered set, whose
+/// changes stay logarithmic; an `OrdSet` for every key cost ~1 KiB of node even for one
+/// value.
+#[derive(Clone, Debug)]
+pub enum Values {
+    Few(Arc<[Blob]>),
+    Many(imbl::OrdSet<Blob>),
+}
+
+impl Values {
+    /// The most values kept as a slice.
+    pub const FEW: usize = 16;
+
+    /// The values, in byte order.
+    pub fn iter(&self) -> impl Iterator<Item = &Blob> + '_ {
+        let (few, many) = match self {
+            Values::Few(v) => (Some(v.iter()), None),
+            Values::Many(s) => (None, Some(s.iter())),
+        };
+        few.into_iter().flatten().chain(many.into_iter().flatten())
+    }
+
+    /// The smallest value.
+    pub fn first(&self) -> Option<&Blob> {
+        match self {
+            Values::Few(v) => v.first(),
+            Values::Many(s) => s.get_min(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            Values::Few(v) => v.len(),
+            Values::Many(s) => s.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn insert(&mut self, value: &[u8]) {
+        match self {
+            Values::Few(v) => {
+                let Err(at) = v.binary_search_by(|b| (**b).cmp(value)) else { return };
+                if v.len() < Self::FEW {
+                    let mut next = Vec::with_capacity(v.len() + 1);
+                    next.extend_from_slice(&v[..at]);
+                    next.push(Blob::from(value));
+                    next.extend_from_slice(&v[at..]);
+                    *v = next.into();
+                } else {
+                    let mut set: imbl::OrdSet<Blob> = v.iter().cloned().collect();
+                    set.insert(Blob::from(value));
+                    *self = Values::Many(set);
+                }
+            }
+            Values::Many(s) => {
+                s.insert(Blob::from(value));
+            }
+        }
+    }
+
+    fn remove(&mut self, value: &[u8]) {
+        match self {
+            Values::Few(v) => {
+                if let Ok(at) = v.binary_search_by(|b| (**b).cmp(value)) {
+                    let next: Vec<Blob> = v.iter().enumerate().filter(|(i, _)| *i != at).map(|(_, b)| b.clone()).collect();
+                    *v = next.into();
+                }
+            }
+            Values::Many(s) => {
+                s.remove(value);
+                if s.len() <= Self::FEW / 2 {
+                    *self = Values::Few(s.iter().cloned().collect::<Vec<_>>().into());
+                }
+            }
         }
     }
 }
@@ -293,5 +387,35 @@ mod tests {
         w.tables[1].delete_object(b"k", b"a");
         w.tables[1].delete_object(b"k", b"b");
         assert!(!w.tables[1].contains(b"k"), "empty bag key removed");
+    }
+
+    /// A bag key's values stay a sorted set without duplicates whether kept as a slice or,
+    /// past `Values::FEW`, as an ordered set, and move back when they shrink.
+    #[test]
+    fn bag_values_behave_as_a_set_across_both_representations() {
+        let cat = Catalog::new(vec![TableDef::replicated("b", Kind::Bag, crate::engine::Storage::Ram)]).unwrap();
+        let mut w = MemState::empty(&cat);
+        let mut model = std::collections::BTreeSet::new();
+        // A fixed pseudo-random walk of inserts and deletes over 40 values.
+        let mut x = 7u64;
+        let mut peak = 0;
+        for step in 0..2000 {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let v = format!("v{:02}", (x >> 33) % 40);
+            if step % 3 == 2 {
+                w.tables[0].delete_object(b"k", v.as_bytes());
+                model.remove(&v);
+            } else {
+                w.tables[0].put(b"k", v.as_bytes());
+                model.insert(v);
+            }
+            let got: Vec<String> =
+                w.tables[0].get(b"k").iter().map(|b| String::from_utf8(b.to_vec()).unwrap()).collect();
+            assert_eq!(got, model.iter().cloned().collect::<Vec<_>>(), "step {step}");
+            assert_eq!(w.tables[0].len(), model.len());
+            assert_eq!(w.tables[0].contains(b"k"), !model.is_empty());
+            peak = peak.max(model.len());
+        }
+        assert!(peak > Values::FEW, "the walk never left the slice representation");
     }
 }
