@@ -234,6 +234,9 @@ pub enum Requests {
     Merged(Vec<Part>),
 }
 
+/// One proposer's request id and the range of a [`Batch`]'s transactions it brought.
+pub type PartRange = (Option<RequestId>, std::ops::Range<usize>);
+
 /// One proposer's transactions within a merged [`Batch`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Part {
@@ -253,7 +256,7 @@ impl Batch {
 
     /// Each proposer's request id and range of transactions, in order. An error (the
     /// reason) where the parts do not cover the transactions exactly: a damaged entry.
-    pub fn parts(&self) -> std::result::Result<Vec<(Option<RequestId>, std::ops::Range<usize>)>, String> {
+    pub fn parts(&self) -> std::result::Result<Vec<PartRange>, String> {
         let n = self.txns.len();
         match &self.requests {
             Requests::None => Ok(vec![(None, 0..n)]),
