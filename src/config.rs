@@ -473,6 +473,8 @@ impl Default for RaftSection {
 
 /// The checked form of a config: what the node actually runs with.
 #[derive(Clone, Debug)]
+// The runtime reads them; the fuzzing build (without `server`) has no runtime.
+#[cfg_attr(not(feature = "server"), allow(dead_code))]
 #[non_exhaustive]
 pub struct Validated {
     pub(crate) name: NodeName,
@@ -497,6 +499,8 @@ pub struct Validated {
 
 /// The `etcd` strategy as a node runs it.
 #[derive(Clone, Debug)]
+// The runtime reads them; the fuzzing build (without `server`) has no runtime.
+#[cfg_attr(not(feature = "server"), allow(dead_code))]
 #[doc(hidden)]
 pub struct EtcdConfig {
     pub(crate) endpoints: Vec<String>,
@@ -509,6 +513,8 @@ pub struct EtcdConfig {
 }
 
 #[derive(Clone, Debug)]
+// The runtime reads them; the fuzzing build (without `server`) has no runtime.
+#[cfg_attr(not(feature = "server"), allow(dead_code))]
 #[doc(hidden)]
 pub struct EtcdTlsFiles {
     pub(crate) ca: Vec<u8>,

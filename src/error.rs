@@ -363,6 +363,7 @@ impl Error {
         Error::IsReplicant { node: node.to_string(), action: action.to_string() }
     }
 
+    #[cfg_attr(not(feature = "server"), allow(dead_code))]
     pub(crate) fn transport(peer: &str, kind: TransportKind, reason: impl std::fmt::Display) -> Self {
         Error::Transport { peer: peer.to_string(), kind, reason: reason.to_string() }
     }
