@@ -12,7 +12,8 @@
 //! Writes: a closed loop per writer, 1 / 64 / 256 writers, distinct 8-byte keys, 256-byte
 //! values, each cell `MNEMA_PEERS_SECS` seconds; writers spread over the three nodes, then
 //! all on the leader (etcd, mnema) or on one node (Mnesia). Then point reads, session
-//! open and take-over, route match on 1M routes, and memory per route and per session
+//! open and take-over, route match on 1M routes, a replicant's bootstrap and a core's
+//! restart with those routes and 100k sessions, and memory per route and per session
 //! (RSS growth of a fresh process holding one mnema core, `mnesia:table_info(T, memory)`).
 //!
 //! Output: a table on stdout and `<target>/mnema-peers.json`.
@@ -641,6 +642,64 @@ async fn route_match(s: &Settings) -> Vec<Cell> {
     for c in &cells {
         eprintln!("{}", line(c));
     }
+    cells.extend(restart_and_bootstrap(s, cluster).await);
+    cells
+}
+
+/// With the routes loaded, 100,000 sessions more; then the time a replicant takes from
+/// start to streaming (`normal`), and a follower from restart to ready (it knows the
+/// leader and has applied the leader's commit index).
+async fn restart_and_bootstrap(s: &Settings, mut cluster: common::Bench) -> Vec<Cell> {
+    let leader = cluster.leader();
+    let per = s.sessions.div_ceil(256);
+    let opens: Vec<_> = (0..256u64)
+        .map(|w| {
+            let node = cluster.nodes[leader].clone();
+            tokio::spawn(async move {
+                for i in w * per..(w + 1) * per {
+                    sessions::open(&node, &format!("client-{i}"), node.name(), 7200, 1).await.expect("open");
+                }
+            })
+        })
+        .collect();
+    for t in opens {
+        t.await.expect("session task");
+    }
+    let records = format!("{} routes + {} sessions", s.routes, per * 256);
+    let mut cells = Vec::new();
+    let t0 = Instant::now();
+    let replicant = cluster.replicant(4).await;
+    common::wait_normal(&replicant).await;
+    cells.push(Cell {
+        system: "mnema in process".into(),
+        bench: format!("replicant bootstrap, {records}"),
+        secs: t0.elapsed().as_secs_f64(),
+        ..Default::default()
+    });
+    drop(replicant.shutdown().await);
+    let f = cluster.follower();
+    let node = cluster.nodes.remove(f);
+    let i = mnema::testing::number_of(node.name()).expect("a harness node name");
+    node.shutdown().await.expect("shutdown");
+    let target = cluster.nodes.iter().map(|n| n.status().committed).max().unwrap_or(0);
+    let t0 = Instant::now();
+    let mut config = mnema::testing::config(cluster.dir.path(), cluster.base, i, 3);
+    common::settings(&mut config);
+    let node = mnema::Node::start(config, common::tables()).await.expect("restart");
+    mnema::testing::wait_until("the restarted core to be ready", Duration::from_secs(120), || async {
+        node.status().leader.is_some() && node.applied_index() >= target
+    })
+    .await;
+    cells.push(Cell {
+        system: "mnema in process".into(),
+        bench: format!("core restart to ready, {records}"),
+        secs: t0.elapsed().as_secs_f64(),
+        ..Default::default()
+    });
+    cluster.nodes.push(node);
+    for c in &cells {
+        eprintln!("{:<18} {:<60} {:>8.2} s", c.system, c.bench, c.secs);
+    }
     drop(cluster.shutdown().await);
     cells
 }
@@ -804,7 +863,7 @@ fn report(cells: &[Cell]) {
         "\n| system | bench | placement | writers | ops/s | p50 µs | p99 µs | max µs | durability | × etcd | × Mnesia |"
     );
     println!("|---|---|---|---:|---:|---:|---:|---:|---|---:|---:|");
-    for c in cells.iter().filter(|c| c.bytes_per_record == 0.0) {
+    for c in cells.iter().filter(|c| c.bytes_per_record == 0.0 && c.ops > 0) {
         let ratio = |p: Option<f64>| match p {
             Some(p) if c.system.starts_with("mnema") && p > 0.0 => format!("{:.2}", c.ops_per_s / p),
             _ => String::new(),
@@ -823,6 +882,14 @@ fn report(cells: &[Cell]) {
             ratio(peer_of(c, "etcd")),
             ratio(peer_of(c, "Mnesia")),
         );
+    }
+    let times: Vec<_> = cells.iter().filter(|c| c.ops == 0 && c.secs > 0.0 && c.bytes_per_record == 0.0).collect();
+    if !times.is_empty() {
+        println!("\n| system | time to | seconds |");
+        println!("|---|---|---:|");
+        for c in times {
+            println!("| {} | {} | {:.2} |", c.system, c.bench, c.secs);
+        }
     }
     let mem: Vec<_> = cells.iter().filter(|c| c.bytes_per_record > 0.0).collect();
     if !mem.is_empty() {

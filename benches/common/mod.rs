@@ -19,10 +19,12 @@ pub type Bench = Cluster;
 /// fast tests; a bench measures what a deployment runs) and rare snapshots (a bench
 /// measures writes, not compaction), and waits for a leader.
 pub async fn cluster(n: u16) -> Bench {
-    Cluster::start_with(n, |c| {
-        c.raft = mnema::config::RaftSection { snapshot_after_entries: 100_000, ..Default::default() };
-    })
-    .await
+    Cluster::start_with(n, settings).await
+}
+
+/// The benches' settings on top of the harness's config (see [`cluster`]).
+pub fn settings(c: &mut mnema::NodeConfig) {
+    c.raft = mnema::config::RaftSection { snapshot_after_entries: 100_000, ..Default::default() };
 }
 
 /// Waits (bounded) until a replicant streams in state `normal`.
