@@ -23,7 +23,8 @@
 //! (comma-separated subset of `inproc,grpc,etcd,mnesia,routes,sessions,memory`),
 //! `MNEMA_PEERS_KEEP` (set: keep the data dirs and the nodes' logs, and print where),
 //! `MNEMA_PEERS_LOG` (a `tracing` filter for the in-process nodes' log and the harness's
-//! own warnings about operations slower than 500 ms).
+//! own warnings about operations slower than 500 ms), `MNEMA_PEERS_STACKS` (a file: when no
+//! operation finishes for 400 ms, every thread's stack is appended to it, via gdb).
 
 mod common;
 
@@ -99,6 +100,7 @@ fn main() {
     }
     // `cargo bench` passes `--bench`; a filter argument is not supported.
     let s = Settings::from_env();
+    stall_watchdog();
     if let Ok(filter) = std::env::var("MNEMA_PEERS_LOG") {
         tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
@@ -167,6 +169,42 @@ impl Lats {
     }
 }
 
+/// Operations finished by every closed loop so far (the stall watchdog reads it).
+static DONE: AtomicU64 = AtomicU64::new(0);
+
+/// With `MNEMA_PEERS_STACKS=<file>`: a thread that, when no closed-loop operation has
+/// finished for 400 ms while some run, appends every thread's stack (gdb) to the file,
+/// once per stall.
+fn stall_watchdog() {
+    let Some(file) = std::env::var_os("MNEMA_PEERS_STACKS") else { return };
+    std::thread::spawn(move || {
+        let pid = std::process::id().to_string();
+        let (mut last, mut since, mut dumped) = (0, Instant::now(), false);
+        loop {
+            std::thread::sleep(Duration::from_millis(50));
+            let now = DONE.load(Ordering::Relaxed);
+            if now != last || RUNNING.load(Ordering::Relaxed) == 0 {
+                (last, since, dumped) = (now, Instant::now(), false);
+                continue;
+            }
+            if !dumped && since.elapsed() > Duration::from_millis(400) {
+                dumped = true;
+                let out = Command::new("gdb").args(["-batch", "-p", &pid, "-ex", "thread apply all bt 30"]).output();
+                if let Ok(out) = out {
+                    use std::io::Write;
+                    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(&file) {
+                        let _ = writeln!(f, "==== no operation finished for {:?}", since.elapsed());
+                        let _ = f.write_all(&out.stdout);
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Closed loops running now.
+static RUNNING: AtomicU64 = AtomicU64::new(0);
+
 /// Runs `writers` closed loops of `op(writer)` for `secs` and gathers every latency.
 async fn closed_loop<F, Fut>(writers: usize, secs: f64, op: F) -> Lats
 where
@@ -175,6 +213,7 @@ where
 {
     let start = Instant::now();
     let deadline = start + Duration::from_secs_f64(secs);
+    RUNNING.fetch_add(1, Ordering::Relaxed);
     let tasks: Vec<_> = (0..writers)
         .map(|w| {
             let op = op.clone();
@@ -196,6 +235,7 @@ where
                         );
                     }
                     us.push(took.as_micros().min(u128::from(u32::MAX)) as u32);
+                    DONE.fetch_add(1, Ordering::Relaxed);
                 }
                 us
             })
@@ -205,6 +245,7 @@ where
     for t in tasks {
         us.extend(t.await.expect("writer task"));
     }
+    RUNNING.fetch_sub(1, Ordering::Relaxed);
     Lats { us, elapsed: start.elapsed() }
 }
 
