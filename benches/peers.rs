@@ -20,7 +20,7 @@
 //!
 //! Settings (environment): `MNEMA_PEERS_SECS` (5), `MNEMA_PEERS_WRITERS` (`1,64,256`),
 //! `MNEMA_PEERS_ROUTES` (1000000), `MNEMA_PEERS_SESSIONS` (100000), `MNEMA_PEERS_ONLY`
-//! (comma-separated subset of `inproc,grpc,etcd,mnesia,routes,sessions,memory`),
+//! (comma-separated subset of `floor,inproc,grpc,etcd,mnesia,routes,sessions,memory`),
 //! `MNEMA_PEERS_KEEP` (set: keep the data dirs and the nodes' logs, and print where),
 //! `MNEMA_PEERS_LOG` (a `tracing` filter for the in-process nodes' log and the harness's
 //! own warnings about operations slower than 500 ms), `MNEMA_PEERS_STACKS` (a file: when no
@@ -110,6 +110,9 @@ fn main() {
     let work = tempfile::Builder::new().prefix("mnema-peers").tempdir().expect("temp dir");
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     let mut cells = Vec::new();
+    if s.runs("floor") {
+        cells.extend(rt.block_on(floor(work.path())));
+    }
     if s.runs("inproc") {
         cells.extend(rt.block_on(inproc(&s)));
     }
@@ -278,6 +281,67 @@ fn rate_cell(system: &str, bench: &str, ops: u64, elapsed: Duration) -> Cell {
         ops_per_s: ops as f64 / elapsed.as_secs_f64(),
         ..Default::default()
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// The floor: what one durable write cannot go below on this machine
+
+/// A 4 KiB write + `fdatasync` of one file in the work dir, and a 64-byte round trip over
+/// loopback TCP, each 2,000 times in a row: the 1-writer target is 2 × (fsync p50 + RTT p50).
+async fn floor(work: &Path) -> Vec<Cell> {
+    let path = work.join("fsync-probe");
+    let fsync = tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&path).expect("probe file");
+        let block = vec![0x5au8; 4096];
+        let mut us = Vec::with_capacity(2000);
+        let start = Instant::now();
+        for _ in 0..2000 {
+            let t0 = Instant::now();
+            f.write_all(&block).expect("write");
+            f.sync_data().expect("fdatasync");
+            us.push(t0.elapsed().as_micros() as u32);
+        }
+        Lats { us, elapsed: start.elapsed() }
+    })
+    .await
+    .expect("fsync probe");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        if let Ok((mut s, _)) = listener.accept().await {
+            let mut buf = [0u8; 64];
+            while s.read_exact(&mut buf).await.is_ok() {
+                if s.write_all(&buf).await.is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    let rtt = {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut c = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        c.set_nodelay(true).expect("nodelay");
+        let mut buf = [0u8; 64];
+        let mut us = Vec::with_capacity(2000);
+        let start = Instant::now();
+        for _ in 0..2000 {
+            let t0 = Instant::now();
+            c.write_all(&buf).await.expect("send");
+            c.read_exact(&mut buf).await.expect("receive");
+            us.push(t0.elapsed().as_micros() as u32);
+        }
+        Lats { us, elapsed: start.elapsed() }
+    };
+    let cells = vec![
+        fsync.cell("this machine", "4 KiB write + fdatasync", "", "", 1),
+        rtt.cell("this machine", "loopback TCP round trip", "", "", 1),
+    ];
+    for c in &cells {
+        eprintln!("{}", line(c));
+    }
+    cells
 }
 
 // ---------------------------------------------------------------------------------------

@@ -158,35 +158,51 @@ impl LogStore {
     ) -> crate::error::Result<Self> {
         let (sync, pending) = std::sync::mpsc::channel::<LogFlushed<TypeConfig>>();
         let sync_db = db.clone();
-        let sync_mark = mark.clone();
         let epoch = mark.epoch();
+        // The mark has its own thread: its write (a file, its fsync, a rename and the
+        // directory's fsync) is never on a write's path. On ext4 a directory fsync commits
+        // the journal and can wait for other files' dirty data (a memtable flush), for a
+        // second or more on a busy disk; the WAL syncs that acknowledge writes go on
+        // meanwhile. A mark written late is only a lower bound.
+        let (durable, durable_rx) = std::sync::mpsc::channel::<u64>();
+        let mark_writer = mark.clone();
+        std::thread::Builder::new()
+            .name("mnema-raft-mark".into())
+            .spawn(move || {
+                loop {
+                    match durable_rx.recv_timeout(std::time::Duration::from_secs(1)) {
+                        Ok(first) => {
+                            let applied = durable_rx.try_iter().fold(first, u64::max);
+                            if let Err(e) = mark_writer.durable_applied(epoch, applied) {
+                                tracing::warn!(error = %e, "could not update RAFT_MARK");
+                            }
+                        }
+                        // Idle: write what the mark's rate limit held back.
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                            if let Err(e) = mark_writer.flush(epoch) {
+                                tracing::warn!(error = %e, "could not update RAFT_MARK");
+                            }
+                        }
+                        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+                    }
+                }
+            })
+            .map_err(|e| crate::error::Error::io("RAFT_MARK thread", e))?;
         std::thread::Builder::new()
             .name("mnema-log-sync".into())
             .spawn(move || {
-                loop {
-                    let first = match pending.recv_timeout(std::time::Duration::from_secs(1)) {
-                        Ok(first) => first,
-                        // Idle: write what the mark's rate limit held back.
-                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                            if let Err(e) = sync_mark.flush(epoch) {
-                                tracing::warn!(error = %e, "could not update RAFT_MARK");
-                            }
-                            continue;
-                        }
-                        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
-                    };
+                while let Ok(first) = pending.recv() {
                     let mut done = vec![first];
                     done.extend(pending.try_iter());
                     // Applied before the sync began: its state's write is in the WAL the sync covers.
                     let applied = *applied.borrow();
                     let res = sync_db.sync_wal().map_err(|e| e.to_string());
-                    if res.is_ok()
-                        && let Err(e) = sync_mark.durable_applied(epoch, applied)
-                    {
-                        tracing::warn!(error = %e, "could not update RAFT_MARK");
-                    }
+                    let synced = res.is_ok();
                     for callback in done {
                         callback.log_io_completed(res.clone().map_err(std::io::Error::other));
+                    }
+                    if synced {
+                        let _ = durable.send(applied);
                     }
                 }
             })
