@@ -10,7 +10,8 @@
 //!
 //! - the **vote**, written (and fsynced) each time Raft saves one, after RocksDB has it;
 //! - a **durable applied index**: an applied index whose state RocksDB had synced, written
-//!   at most once a second by the log's sync thread (it lags, never leads).
+//!   at most once a second by a thread of the log store's, after the log's sync thread
+//!   reports it synced (it lags, never leads).
 //!
 //! At open, [`check`] compares them with what RocksDB holds: a vote or applied index that
 //! went back means lost synced data, and the node refuses to start
@@ -119,7 +120,7 @@ pub fn check(data_dir: &Path, db_dir: &Path, vote: Option<&Vote>, applied: u64) 
 /// Keeps the mark of one data dir up to date: one per node, shared by its log stores.
 ///
 /// [`reset`](Self::reset) starts a new epoch; writes made for an older epoch (a log store of
-/// a Raft instance that was wiped, whose sync thread may still run) are ignored, so a wiped
+/// a Raft instance that was wiped, whose threads may still run) are ignored, so a wiped
 /// state is never marked with the progress of the state before it.
 #[derive(Debug)]
 pub struct MarkWriter {
@@ -176,8 +177,8 @@ impl MarkWriter {
         Self::write_pending(&self.data_dir, &mut st)
     }
 
-    /// Writes a durable applied index held back by the rate limit (the log's sync thread
-    /// calls it when idle, so the mark does not stay behind after the last write).
+    /// Writes a durable applied index held back by the rate limit (the mark's thread calls
+    /// it when idle, so the mark does not stay behind after the last write).
     pub fn flush(&self, epoch: u64) -> Result<()> {
         let mut st = self.state.lock().map_err(|_| Error::Shutdown)?;
         if st.epoch != epoch {
