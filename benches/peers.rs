@@ -21,7 +21,8 @@
 //! Settings (environment): `MNEMA_PEERS_SECS` (5), `MNEMA_PEERS_WRITERS` (`1,64,256`),
 //! `MNEMA_PEERS_ROUTES` (1000000), `MNEMA_PEERS_SESSIONS` (100000), `MNEMA_PEERS_ONLY`
 //! (comma-separated subset of `floor,inproc,grpc,etcd,mnesia,routes,sessions,memory`),
-//! `MNEMA_PEERS_KEEP` (set: keep the data dirs and the nodes' logs, and print where),
+//! `MNEMA_PEERS_SCALE` (off; e.g. `1000000,5000000,10000000`: the scale curve, see
+//! [`scale`]), `MNEMA_PEERS_KEEP` (set: keep the data dirs and the nodes' logs, and print where),
 //! `MNEMA_PEERS_LOG` (a `tracing` filter for the in-process nodes' log and the harness's
 //! own warnings about operations slower than 500 ms), `MNEMA_PEERS_STACKS` (a file: when no
 //! operation finishes for 400 ms, every thread's stack is appended to it, via gdb).
@@ -133,6 +134,10 @@ fn main() {
     }
     if s.runs("memory") {
         cells.extend(memory(&s));
+    }
+    if let Some(points) = std::env::var("MNEMA_PEERS_SCALE").ok().filter(|v| !v.is_empty()) {
+        let points: Vec<u64> = points.split(',').filter_map(|p| p.trim().parse().ok()).collect();
+        cells.extend(rt.block_on(scale(&s, &points)));
     }
     report(&cells);
     if std::env::var_os("MNEMA_PEERS_KEEP").is_some() {
@@ -844,6 +849,84 @@ async fn session_load(s: &Settings) -> Vec<Cell> {
         Ok(c) => drop(c.shutdown().await),
         Err(_) => eprintln!("cluster still shared at the end; left to drop"),
     }
+    cells
+}
+
+// ---------------------------------------------------------------------------------------
+// Scale: how writes, reads, memory and restart grow with the records held
+
+/// 3 in-process cores; `kv` grows to each of `points` records (8-byte keys, 32-byte values,
+/// 5,000 per transaction); at each: 256 writers spread (new keys), point reads on a
+/// follower (random held keys, through a handle), the process's RSS, and a follower's
+/// restart to ready (it replays the log since its last snapshot).
+async fn scale(s: &Settings, points: &[u64]) -> Vec<Cell> {
+    let mut cluster = common::cluster(3).await;
+    let mut held = 0u64;
+    let mut cells = Vec::new();
+    let written = Arc::new(AtomicU64::new(1 << 40));
+    for &target in points {
+        let leader = cluster.nodes[cluster.leader()].clone();
+        let t0 = Instant::now();
+        while held < target {
+            let mut txn = Txn::new();
+            for k in held..(held + 5000).min(target) {
+                txn = txn.put("kv", k.to_be_bytes(), [0x5au8; 32]);
+            }
+            held = (held + 5000).min(target);
+            leader.transact(txn).await.expect("load");
+        }
+        eprintln!("scale: {target} records held (loaded in {:.1} s)", t0.elapsed().as_secs_f64());
+        let nodes = Arc::new(cluster.nodes.clone());
+        let (n2, w2) = (nodes.clone(), written.clone());
+        let lats = closed_loop(256, s.secs, move |w| {
+            let (n, k) = (n2.clone(), key(&w2));
+            async move {
+                n[w % 3].transact(Txn::new().put("kv", k, [0x5au8; 32])).await.expect("write");
+            }
+        })
+        .await;
+        // The clones must go before a node can shut down.
+        drop((nodes, leader));
+        cells.push(lats.cell("mnema in process", &format!("scale {target}: write"), "spread", "majority fsync", 256));
+        let f = cluster.follower();
+        let kv = cluster.nodes[f].table("kv").expect("kv");
+        let (n, el) = read_rate(s.secs, |i| {
+            let k = ((i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 11) % target).to_be_bytes();
+            assert!(kv.with_one(&k, |v| v.is_some()).expect("read"), "a held key was not found");
+        });
+        cells.push(rate_cell("mnema in process", &format!("scale {target}: point_read"), n, el));
+        cells.push(Cell {
+            system: "mnema in process".into(),
+            bench: format!("scale {target}: process RSS, 3 cores (bytes/record)"),
+            ops: target,
+            bytes_per_record: rss_bytes() as f64 / target as f64,
+            ..Default::default()
+        });
+        let node = cluster.nodes.remove(f);
+        let i = mnema::testing::number_of(node.name()).expect("a harness node name");
+        node.shutdown().await.expect("shutdown");
+        let committed = cluster.nodes.iter().map(|n| n.status().committed).max().unwrap_or(0);
+        let t0 = Instant::now();
+        let mut config = mnema::testing::config(cluster.dir.path(), cluster.base, i, 3);
+        common::settings(&mut config);
+        let node = mnema::Node::start(config, common::tables()).await.expect("restart");
+        mnema::testing::wait_until("the restarted core to be ready", Duration::from_secs(600), || async {
+            node.status().leader.is_some() && node.applied_index() >= committed
+        })
+        .await;
+        cells.push(Cell {
+            system: "mnema in process".into(),
+            bench: format!("scale {target}: core restart to ready"),
+            secs: t0.elapsed().as_secs_f64(),
+            ..Default::default()
+        });
+        cluster.nodes.push(node);
+        cluster.wait_leader().await;
+        for c in &cells[cells.len() - 4..] {
+            eprintln!("{} | {:.0}/s | {:.0} B/record | {:.2} s", c.bench, c.ops_per_s, c.bytes_per_record, c.secs);
+        }
+    }
+    drop(cluster.shutdown().await);
     cells
 }
 
