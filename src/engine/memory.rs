@@ -256,10 +256,8 @@ impl Values {
             Values::Few(v) => {
                 let Err(at) = v.binary_search_by(|b| (**b).cmp(value)) else { return };
                 if v.len() < Self::FEW {
-                    let mut next = Vec::with_capacity(v.len() + 1);
-                    next.extend_from_slice(&v[..at]);
-                    next.push(Blob::from(value));
-                    next.extend_from_slice(&v[at..]);
+                    let mut next = v.to_vec();
+                    next.insert(at, Blob::from(value));
                     *v = next.into();
                 } else {
                     let mut set: imbl::OrdSet<Blob> = v.iter().cloned().collect();
@@ -277,7 +275,8 @@ impl Values {
         match self {
             Values::Few(v) => {
                 if let Ok(at) = v.binary_search_by(|b| (**b).cmp(value)) {
-                    let next: Vec<Blob> = v.iter().enumerate().filter(|(i, _)| *i != at).map(|(_, b)| b.clone()).collect();
+                    let mut next = v.to_vec();
+                    next.remove(at);
                     *v = next.into();
                 }
             }

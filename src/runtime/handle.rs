@@ -72,27 +72,18 @@ impl TableHandle {
     /// The value under `key` (a set or ordered set; a bag is refused with
     /// [`Error::InvalidTxn`]: it may hold many values under one key).
     pub fn get_one(&self, key: &[u8]) -> Result<Option<Blob>> {
-        self.refuse_bag()?;
+        refuse_bag(&self.def)?;
         match &self.source {
             Source::Memory(m) => Ok(m.load().table(self.ix).get_one(key).cloned()),
             Source::Disc(rt) => Ok(disc(rt, &self.def, key)?.pop()),
         }
     }
 
-    fn refuse_bag(&self) -> Result<()> {
-        if self.def.kind == Kind::Bag {
-            return Err(Error::InvalidTxn(format!(
-                "`{}` is a bag: it may hold many values under one key; use get",
-                self.def.name
-            )));
-        }
-        Ok(())
-    }
 
     /// Calls `f` with the value under `key`, borrowed from the node's copy (no copy, no
     /// reference count taken for in-memory tables). A bag is refused as in [`Self::get_one`].
     pub fn with_one<R>(&self, key: &[u8], f: impl FnOnce(Option<&[u8]>) -> R) -> Result<R> {
-        self.refuse_bag()?;
+        refuse_bag(&self.def)?;
         match &self.source {
             Source::Memory(m) => Ok(f(m.load().table(self.ix).get_one(key).map(|b| &b[..]))),
             Source::Disc(rt) => Ok(f(disc(rt, &self.def, key)?.first().map(|b| &b[..]))),
@@ -106,6 +97,15 @@ impl TableHandle {
             Source::Disc(rt) => disc(rt, &self.def, key),
         }
     }
+}
+
+/// Refuses a one-value read of a bag ([`Error::InvalidTxn`]): it may hold many values
+/// under one key.
+pub(crate) fn refuse_bag(def: &TableDef) -> Result<()> {
+    if def.kind == Kind::Bag {
+        return Err(Error::InvalidTxn(format!("`{}` is a bag: it may hold many values under one key; use get", def.name)));
+    }
+    Ok(())
 }
 
 /// A `disc_only` table's values under `key`, from RocksDB while the node runs.

@@ -585,9 +585,7 @@ impl Runtime {
     /// The value under `key` in a set or ordered set (a bag is refused), read locally.
     pub fn get_one(&self, table: &str, key: &[u8]) -> Result<Option<Blob>> {
         let ix = self.catalog.lookup(table)?;
-        if self.catalog.def(ix).kind == crate::engine::Kind::Bag {
-            return Err(Error::InvalidTxn(format!("`{table}` is a bag: it may hold many values under one key; use get")));
-        }
+        handle::refuse_bag(self.catalog.def(ix))?;
         Ok(self.get(table, key)?.pop())
     }
 

@@ -91,40 +91,33 @@ async fn submit(shared: &Runtime, pending: Vec<Pending>) {
         replies.insert(0, Reply::Txns(own));
     }
     let (batch, lens) = Batch::merge(batches);
-    let result = shared.write_batch(batch).await;
-    let pieces = match result {
-        Ok((index, outcome)) => match outcome.split(&lens) {
-            Some(pieces) => Ok((index, pieces)),
-            None => Err(Error::Raft(format!("the state machine's outcome does not fit the {} batches merged", lens.len()))),
-        },
+    let pieces = match shared.write_batch(batch).await {
+        Ok((index, outcome)) => outcome.split(&lens).map(|p| (index, p)).ok_or_else(|| {
+            Error::Raft(format!("the state machine's outcome does not fit the {} batches merged", lens.len()))
+        }),
         Err(e) => Err(e),
     };
     match pieces {
-        Ok((index, pieces)) => {
-            for (reply, piece) in replies.into_iter().zip(pieces) {
-                match reply {
-                    Reply::Txns(rs) => {
-                        for (r, o) in rs.into_iter().zip(piece.outcomes) {
-                            let _ = r.send(Ok((index, o)));
-                        }
-                    }
-                    Reply::Forwarded(r) => {
-                        let _ = r.send(Ok((index, piece)));
-                    }
+        Ok((index, pieces)) => replies.into_iter().zip(pieces).for_each(|(r, piece)| r.send(Ok((index, piece)))),
+        Err(e) => replies.into_iter().for_each(|r| r.send(Err(e.clone()))),
+    }
+}
+
+impl Reply {
+    /// Answers this input's callers with their piece of the outcome, or the error.
+    fn send(self, result: Result<(u64, BatchOutcome)>) {
+        match (self, result) {
+            (Reply::Forwarded(tx), r) => {
+                let _ = tx.send(r);
+            }
+            (Reply::Txns(txs), Ok((index, piece))) => {
+                for (tx, o) in txs.into_iter().zip(piece.outcomes) {
+                    let _ = tx.send(Ok((index, o)));
                 }
             }
-        }
-        Err(e) => {
-            for reply in replies {
-                match reply {
-                    Reply::Txns(rs) => {
-                        for r in rs {
-                            let _ = r.send(Err(e.clone()));
-                        }
-                    }
-                    Reply::Forwarded(r) => {
-                        let _ = r.send(Err(e.clone()));
-                    }
+            (Reply::Txns(txs), Err(e)) => {
+                for tx in txs {
+                    let _ = tx.send(Err(e.clone()));
                 }
             }
         }
