@@ -29,7 +29,7 @@
 
 mod common;
 
-use mnema::schema::routes::{self, Dest};
+use mnema::schema::routes;
 use mnema::schema::sessions;
 use mnema::{Client, Txn};
 use serde::Serialize;
@@ -257,6 +257,42 @@ where
     Lats { us, elapsed: start.elapsed() }
 }
 
+/// The write cells of one system: spread over its three nodes, then all on `leader`, at
+/// each writer count. `write(node, key)` writes one new key through node `node`; `term`
+/// reports the Raft term where it is known, to flag a cell an election ran through.
+/// Returns the cells and how many keys were written (keys `0..n`, big-endian).
+async fn write_cells<F, Fut>(
+    s: &Settings,
+    system: &str,
+    leader: usize,
+    term: impl Fn() -> Option<u64>,
+    write: F,
+) -> (Vec<Cell>, u64)
+where
+    F: Fn(usize, [u8; 8]) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    let seq = Arc::new(AtomicU64::new(0));
+    let mut cells = Vec::new();
+    for placement in ["spread", "leader"] {
+        for &writers in &s.writers {
+            let (write, seq) = (write.clone(), seq.clone());
+            let before = term();
+            let lats = closed_loop(writers, s.secs, move |w| {
+                write(if placement == "leader" { leader } else { w % 3 }, key(&seq))
+            })
+            .await;
+            if term() != before {
+                eprintln!("an election happened during this cell (term {before:?} -> {:?})", term());
+            }
+            let cell = lats.cell(system, "write", placement, "majority fsync", writers);
+            eprintln!("{}", line(&cell));
+            cells.push(cell);
+        }
+    }
+    (cells, seq.load(Ordering::Relaxed))
+}
+
 fn key(seq: &AtomicU64) -> [u8; 8] {
     seq.fetch_add(1, Ordering::Relaxed).to_be_bytes()
 }
@@ -355,30 +391,15 @@ async fn floor(work: &Path) -> Vec<Cell> {
 async fn inproc(s: &Settings) -> Vec<Cell> {
     let cluster = Arc::new(common::cluster(3).await);
     let leader = cluster.leader();
-    let seq = Arc::new(AtomicU64::new(0));
-    let mut cells = Vec::new();
-    let term =
-        |c: &common::Bench| c.nodes.iter().filter_map(|n| n.runtime().metrics().ok()).map(|m| m.current_term).max();
-    for placement in ["spread", "leader"] {
-        for &writers in &s.writers {
-            let (c, seq) = (cluster.clone(), seq.clone());
-            let before = term(&cluster);
-            let lats = closed_loop(writers, s.secs, move |w| {
-                let (c, k) = (c.clone(), key(&seq));
-                async move {
-                    let node = if placement == "leader" { leader } else { w % 3 };
-                    c.nodes[node].transact(Txn::new().put(WRITE_TABLE, k, vec![0xab; VALUE])).await.expect("write");
-                }
-            })
-            .await;
-            if term(&cluster) != before {
-                eprintln!("an election happened during this cell (term {before:?} -> {:?})", term(&cluster));
-            }
-            let cell = lats.cell("mnema in process", "write", placement, "majority fsync", writers);
-            eprintln!("{}", line(&cell));
-            cells.push(cell);
+    let term = || cluster.nodes.iter().filter_map(|n| n.runtime().metrics().ok()).map(|m| m.current_term).max();
+    let c = cluster.clone();
+    let (mut cells, _) = write_cells(s, "mnema in process", leader, term, move |node, k| {
+        let c = c.clone();
+        async move {
+            c.nodes[node].transact(Txn::new().put(WRITE_TABLE, k, vec![0xab; VALUE])).await.expect("write");
         }
-    }
+    })
+    .await;
     // Point reads from the local copy of a follower: `kv` (set, on disc and in memory).
     let node = &cluster.nodes[cluster.follower()];
     let mut txn = Txn::new();
@@ -496,26 +517,23 @@ async fn grpc(s: &Settings, work: &Path) -> Vec<Cell> {
     }
     let leader = leader.unwrap_or_default();
     let clients = Arc::new(clients);
-    let seq = Arc::new(AtomicU64::new(0));
-    let mut cells = Vec::new();
-    for placement in ["spread", "leader"] {
-        for &writers in &s.writers {
-            let (c, seq) = (clients.clone(), seq.clone());
-            let lats = closed_loop(writers, s.secs, move |w| {
-                let (mut client, k) = (c[if placement == "leader" { leader } else { w % 3 }].clone(), key(&seq));
-                async move {
-                    client.transact(&Txn::new().put(WRITE_TABLE, k, vec![0xab; VALUE])).await.expect("write");
-                }
-            })
-            .await;
-            let cell = lats.cell("mnema over gRPC", "write", placement, "majority fsync", writers);
-            eprintln!("{}", line(&cell));
-            cells.push(cell);
-        }
-    }
+    let c = clients.clone();
+    let (mut cells, written) = write_cells(
+        s,
+        "mnema over gRPC",
+        leader,
+        || None,
+        move |node, k| {
+            let mut client = c[node].clone();
+            async move {
+                client.transact(&Txn::new().put(WRITE_TABLE, k, vec![0xab; VALUE])).await.expect("write");
+            }
+        },
+    )
+    .await;
     // Point reads over gRPC from one follower (keys written above, read from its store).
     let follower = clients[(leader + 1) % 3].clone();
-    let written = seq.load(Ordering::Relaxed).max(1);
+    let written = written.max(1);
     let lats = closed_loop(1, s.secs, move |_| {
         let mut c = follower.clone();
         let k = (rand_below(written)).to_be_bytes();
@@ -587,25 +605,22 @@ async fn etcd(s: &Settings, work: &Path) -> Vec<Cell> {
         }
     }
     let kvs: Arc<Vec<etcd_client::KvClient>> = Arc::new(clients.iter().map(|c| c.kv_client()).collect());
-    let seq = Arc::new(AtomicU64::new(0));
-    let mut cells = Vec::new();
-    for placement in ["spread", "leader"] {
-        for &writers in &s.writers {
-            let (kvs, seq) = (kvs.clone(), seq.clone());
-            let lats = closed_loop(writers, s.secs, move |w| {
-                let (mut kv, k) = (kvs[if placement == "leader" { leader } else { w % 3 }].clone(), key(&seq));
-                async move {
-                    kv.put(k.to_vec(), vec![0xab; VALUE], None).await.expect("etcd put");
-                }
-            })
-            .await;
-            let cell = lats.cell("etcd", "write", placement, "majority fsync", writers);
-            eprintln!("{}", line(&cell));
-            cells.push(cell);
-        }
-    }
+    let k2 = kvs.clone();
+    let (mut cells, written) = write_cells(
+        s,
+        "etcd",
+        leader,
+        || None,
+        move |node, k| {
+            let mut kv = k2[node].clone();
+            async move {
+                kv.put(k.to_vec(), vec![0xab; VALUE], None).await.expect("etcd put");
+            }
+        },
+    )
+    .await;
     let kv = kvs[(leader + 1) % 3].clone();
-    let written = seq.load(Ordering::Relaxed).max(1);
+    let written = written.max(1);
     let lats = closed_loop(1, s.secs, move |_| {
         let mut kv = kv.clone();
         let k = rand_below(written).to_be_bytes().to_vec();
@@ -685,54 +700,15 @@ fn mnesia(s: &Settings, work: &Path) -> Vec<Cell> {
 // ---------------------------------------------------------------------------------------
 // Routes and sessions on mnema
 
-async fn load_routes(node: &mnema::Node, total: u64) {
-    let exact = total * 9 / 10;
-    let dests: Vec<Dest> = (0..3).map(|n| Dest::Node(format!("b{n}@127.0.0.1"))).collect();
-    let mut txn = Txn::new();
-    let mut last = 0;
-    for i in 0..total {
-        let filter = if i < exact {
-            format!("d/{i}/t")
-        } else if i % 2 == 0 {
-            format!("w/{}/+/x", i - exact)
-        } else {
-            format!("w/{}/#", i - exact - 1)
-        };
-        txn = routes::add(txn, &filter, &dests[(i % 3) as usize]).expect("route");
-        if txn.ops.len() == 2000 {
-            last = node.transact(std::mem::take(&mut txn)).await.expect("load routes").index;
-        }
-    }
-    if !txn.ops.is_empty() {
-        last = node.transact(txn).await.expect("load routes").index;
-    }
-    node.wait_applied(last, Duration::from_secs(120)).await.expect("applied");
-}
-
-/// The topics `benches/routes.rs` and the escript match: alternately an exact filter's
-/// topic and one that two wildcard filters match.
-fn topics(total: u64) -> Vec<String> {
-    let (exact, wild) = (total * 9 / 10, total - total * 9 / 10);
-    (0..4096u64)
-        .map(|i| {
-            if i % 2 == 0 {
-                format!("d/{}/t", (i * 104_729) % exact)
-            } else {
-                format!("w/{}/y/x", ((i * 7919) % (wild / 2)) * 2)
-            }
-        })
-        .collect()
-}
-
 async fn route_match(s: &Settings) -> Vec<Cell> {
     let cluster = common::cluster(3).await;
     let leader = &cluster.nodes[cluster.leader()];
     let t0 = Instant::now();
-    load_routes(leader, s.routes).await;
+    common::load_routes(leader, s.routes).await;
     eprintln!("loaded {} routes in {:.1} s", s.routes, t0.elapsed().as_secs_f64());
     let node = &cluster.nodes[cluster.follower()];
     node.wait_applied(leader.applied_index(), Duration::from_secs(120)).await.expect("applied");
-    let topics = topics(s.routes);
+    let topics = common::route_topics(s.routes);
     let ix = node.runtime().table_ix(mnema::schema::ROUTES).expect("routes");
     let mut cells = Vec::new();
     {
@@ -754,6 +730,27 @@ async fn route_match(s: &Settings) -> Vec<Cell> {
     }
     cells.extend(restart_and_bootstrap(s, cluster).await);
     cells
+}
+
+/// Shuts a follower down and starts it again on its data dir; returns the time from its
+/// `Node::start` until it knows the leader and has applied the cluster's commit index
+/// (bounded by `limit`).
+async fn restart_follower(cluster: &mut common::Bench, limit: Duration) -> Duration {
+    let node = cluster.nodes.remove(cluster.follower());
+    let i = mnema::testing::number_of(node.name()).expect("a harness node name");
+    node.shutdown().await.expect("shutdown");
+    let committed = cluster.nodes.iter().map(|n| n.status().committed).max().unwrap_or(0);
+    let t0 = Instant::now();
+    let mut config = mnema::testing::config(cluster.dir.path(), cluster.base, i, 3);
+    common::settings(&mut config);
+    let node = mnema::Node::start(config, common::tables()).await.expect("restart");
+    mnema::testing::wait_until("the restarted core to be ready", limit, || async {
+        node.status().leader.is_some() && node.applied_index() >= committed
+    })
+    .await;
+    let took = t0.elapsed();
+    cluster.nodes.push(node);
+    took
 }
 
 /// With the routes loaded, 100,000 sessions more; then the time a replicant takes from
@@ -787,26 +784,12 @@ async fn restart_and_bootstrap(s: &Settings, mut cluster: common::Bench) -> Vec<
         ..Default::default()
     });
     drop(replicant.shutdown().await);
-    let f = cluster.follower();
-    let node = cluster.nodes.remove(f);
-    let i = mnema::testing::number_of(node.name()).expect("a harness node name");
-    node.shutdown().await.expect("shutdown");
-    let target = cluster.nodes.iter().map(|n| n.status().committed).max().unwrap_or(0);
-    let t0 = Instant::now();
-    let mut config = mnema::testing::config(cluster.dir.path(), cluster.base, i, 3);
-    common::settings(&mut config);
-    let node = mnema::Node::start(config, common::tables()).await.expect("restart");
-    mnema::testing::wait_until("the restarted core to be ready", Duration::from_secs(120), || async {
-        node.status().leader.is_some() && node.applied_index() >= target
-    })
-    .await;
     cells.push(Cell {
         system: "mnema in process".into(),
         bench: format!("core restart to ready, {records}"),
-        secs: t0.elapsed().as_secs_f64(),
+        secs: restart_follower(&mut cluster, Duration::from_secs(120)).await.as_secs_f64(),
         ..Default::default()
     });
-    cluster.nodes.push(node);
     for c in &cells {
         eprintln!("{:<18} {:<60} {:>8.2} s", c.system, c.bench, c.secs);
     }
@@ -902,25 +885,12 @@ async fn scale(s: &Settings, points: &[u64]) -> Vec<Cell> {
             bytes_per_record: rss_bytes() as f64 / target as f64,
             ..Default::default()
         });
-        let node = cluster.nodes.remove(f);
-        let i = mnema::testing::number_of(node.name()).expect("a harness node name");
-        node.shutdown().await.expect("shutdown");
-        let committed = cluster.nodes.iter().map(|n| n.status().committed).max().unwrap_or(0);
-        let t0 = Instant::now();
-        let mut config = mnema::testing::config(cluster.dir.path(), cluster.base, i, 3);
-        common::settings(&mut config);
-        let node = mnema::Node::start(config, common::tables()).await.expect("restart");
-        mnema::testing::wait_until("the restarted core to be ready", Duration::from_secs(600), || async {
-            node.status().leader.is_some() && node.applied_index() >= committed
-        })
-        .await;
         cells.push(Cell {
             system: "mnema in process".into(),
             bench: format!("scale {target}: core restart to ready"),
-            secs: t0.elapsed().as_secs_f64(),
+            secs: restart_follower(&mut cluster, Duration::from_secs(600)).await.as_secs_f64(),
             ..Default::default()
         });
-        cluster.nodes.push(node);
         cluster.wait_leader().await;
         for c in &cells[cells.len() - 4..] {
             eprintln!("{} | {:.0}/s | {:.0} B/record | {:.2} s", c.bench, c.ops_per_s, c.bytes_per_record, c.secs);
@@ -974,7 +944,9 @@ fn memory_probe(args: &[String]) {
                     t.await.expect("task");
                 }
             }
-            _ => load_routes(node, n).await,
+            _ => {
+                common::load_routes(node, n).await;
+            }
         }
         let after = rss_bytes();
         println!("{{\"what\":\"{what}\",\"records\":{n},\"rss_before\":{before},\"rss_after\":{after}}}");

@@ -13,7 +13,6 @@
 mod common;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use mnema::Txn;
 use mnema::schema::routes::{self, Dest};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,38 +25,14 @@ fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     let cluster = Arc::new(rt.block_on(common::cluster(3)));
     rt.block_on(async {
-        let leader = &cluster.nodes[cluster.leader()];
-        let dests: Vec<Dest> = (0..3).map(|n| Dest::Node(format!("b{n}@127.0.0.1"))).collect();
-        let mut txn = Txn::new();
-        for i in 0..EXACT + WILD {
-            let filter = if i < EXACT {
-                format!("d/{i}/t")
-            } else if i % 2 == 0 {
-                format!("w/{}/+/x", i - EXACT)
-            } else {
-                format!("w/{}/#", i - EXACT - 1)
-            };
-            txn = routes::add(txn, &filter, &dests[(i % 3) as usize]).expect("route");
-            if txn.ops.len() == 2000 {
-                leader.transact(std::mem::take(&mut txn)).await.expect("load routes");
-            }
-        }
-        if !txn.ops.is_empty() {
-            leader.transact(txn).await.expect("load routes");
-        }
-        let last = leader.applied_index();
+        let last = common::load_routes(&cluster.nodes[cluster.leader()], EXACT + WILD).await;
         for n in &cluster.nodes {
             n.wait_applied(last, Duration::from_secs(120)).await.expect("apply");
         }
     });
     let node = cluster.nodes.iter().find(|n| !n.is_leader()).expect("a follower");
     let ix = node.runtime().table_ix(mnema::schema::ROUTES).expect("routes");
-    let topics: Vec<String> = (0..4096u64)
-        .map(|i| {
-            let j = (i * 7919) % (WILD / 2);
-            if i % 2 == 0 { format!("d/{}/t", (i * 104_729) % EXACT) } else { format!("w/{}/y/x", j * 2) }
-        })
-        .collect();
+    let topics = common::route_topics(EXACT + WILD);
     // Every topic matches: exact ones one route, wildcard ones two (`+/x` and `#`).
     let total: usize = topics.iter().take(2).map(|t| node.routes().match_routes(t).expect("match").len()).sum();
     assert_eq!(total, 3, "the topics do not match the routes as intended");
