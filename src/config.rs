@@ -177,6 +177,16 @@ pub enum Role {
     Replicant,
 }
 
+impl Role {
+    /// `core` or `replicant`, as the config writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Core => "core",
+            Role::Replicant => "replicant",
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 /// `[cluster]`.

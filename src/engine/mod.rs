@@ -26,4 +26,4 @@ pub type KeyHasher = foldhash::fast::RandomState;
 pub use access::Tables;
 pub use catalog::{Catalog, TableIx};
 pub use table::{Index, Kind, Scope, Storage, TableDef, ValueRule};
-pub use txn::{Batch, BatchOutcome, Committed, Op, OpResult, Part, RequestId, Requests, ShardId, Txn, TxnOutcome};
+pub use txn::{Batch, BatchOutcome, Committed, Op, OpResult, RequestId, ShardId, Txn, TxnOutcome};

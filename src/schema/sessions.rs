@@ -121,6 +121,26 @@ pub async fn close(node: &impl Tables, client: &str, now_ms: u64) -> Result<Sess
     .await
 }
 
+/// Discards `client`'s session (a clean start): its subscriptions go with it. Returns
+/// whether there was one.
+pub async fn remove(node: &impl Tables, client: &str) -> Result<bool> {
+    let existed = get(node, client).await?.is_some();
+    if existed {
+        node.transact(TABLE.delete(crate::engine::Txn::new(), &client.to_string())).await?;
+    }
+    Ok(existed)
+}
+
+/// Every session whose owner is `owner` (connected or not), in client id order: what a
+/// broker restores when it restarts, and whom messages routed to a node that is down are
+/// queued for.
+pub async fn owned_by(node: &impl Tables, owner: &str) -> Result<Vec<Session>> {
+    let mut out: Vec<Session> =
+        TABLE.records(&node.dump(SESSIONS).await?)?.into_iter().map(|(_, s)| s).filter(|s| s.owner == owner).collect();
+    out.sort_by(|a, b| a.client_id.cmp(&b.client_id));
+    Ok(out)
+}
+
 /// The session of `client`.
 pub async fn get(node: &impl Tables, client: &str) -> Result<Option<Session>> {
     Ok(TABLE.values(&node.get(SESSIONS, client.as_bytes()).await?)?.pop())

@@ -1,0 +1,143 @@
+//! # mnema-broker
+//!
+//! A small MQTT 3.1.1 and 5.0 broker built on mnema, one mnema node per broker node: the
+//! routes, persistent sessions, offline QoS 1 messages, retained messages and client
+//! status live in mnema's replicated tables; publishes reach subscribers on other nodes
+//! through this crate's forwarding service. It exists to show (and test, with real MQTT
+//! clients) that mnema's public API carries a broker's work; see `docs/broker.md`.
+//!
+//! ```no_run
+//! # async fn demo() -> mnema::Result<()> {
+//! use mnema_broker::{BrokerConfig, start};
+//! let node = mnema::NodeConfig::new("b1@127.0.0.1", "/tmp/b1");
+//! let running = start(BrokerConfig::new(node, "127.0.0.1:1883", "127.0.0.1:5370")).await?;
+//! println!("MQTT on {}", running.mqtt_addr());
+//! running.shutdown().await
+//! # }
+//! ```
+
+mod broker;
+mod conn;
+mod forward;
+mod mqtt;
+
+pub use broker::RouteReads;
+
+use mnema::{Error, Node, NodeConfig, Result};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// How to run one broker node.
+#[derive(Clone, Debug)]
+pub struct BrokerConfig {
+    /// The mnema node under it (name, data dir, cluster).
+    pub node: NodeConfig,
+    /// Where MQTT clients connect.
+    pub mqtt_listen: String,
+    /// Where other broker nodes forward publishes to.
+    pub forward_listen: String,
+    /// The forwarding address other nodes use (default: `forward_listen`).
+    pub forward_advertise: Option<String>,
+    /// How publishes read the routes table.
+    pub route_reads: RouteReads,
+    /// How long to wait for the cluster to have a leader before serving.
+    pub form_timeout: Duration,
+}
+
+impl BrokerConfig {
+    /// A node with MQTT on `mqtt_listen` and forwarding on `forward_listen`.
+    pub fn new(node: NodeConfig, mqtt_listen: &str, forward_listen: &str) -> BrokerConfig {
+        BrokerConfig {
+            node,
+            mqtt_listen: mqtt_listen.into(),
+            forward_listen: forward_listen.into(),
+            forward_advertise: None,
+            route_reads: RouteReads::Linearizable,
+            form_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A broker node serving.
+pub struct Running {
+    node: Node,
+    mqtt: SocketAddr,
+    forward: SocketAddr,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl Running {
+    /// Where MQTT clients connect.
+    pub fn mqtt_addr(&self) -> SocketAddr {
+        self.mqtt
+    }
+
+    /// Where other broker nodes forward to.
+    pub fn forward_addr(&self) -> SocketAddr {
+        self.forward
+    }
+
+    /// The mnema node.
+    pub fn node(&self) -> &Node {
+        &self.node
+    }
+
+    /// Stops serving MQTT and forwarding, then the mnema node.
+    pub async fn shutdown(self) -> Result<()> {
+        let _ = self.stop.send(true);
+        for t in &self.tasks {
+            t.abort();
+        }
+        self.node.shutdown().await
+    }
+}
+
+async fn bind(what: &str, addr: &str) -> Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await.map_err(|e| Error::io(format!("{what} listener on {addr}"), e))
+}
+
+/// Starts the mnema node, waits (bounded) until its cluster has a leader, records the
+/// forwarding address, restores the persistent sessions this node owns, then serves.
+pub async fn start(cfg: BrokerConfig) -> Result<Running> {
+    let mqtt = bind("MQTT", &cfg.mqtt_listen).await?;
+    let forward = bind("forwarding", &cfg.forward_listen).await?;
+    let (mqtt_addr, forward_addr) = (
+        mqtt.local_addr().map_err(|e| Error::io("MQTT listener", e))?,
+        forward.local_addr().map_err(|e| Error::io("forwarding listener", e))?,
+    );
+    let node = Node::start(cfg.node.clone(), mnema::schema::broker_tables()).await?;
+    let deadline = Instant::now() + cfg.form_timeout;
+    while let Err(e) = node.barrier().await {
+        if Instant::now() > deadline {
+            return Err(Error::Timeout {
+                what: format!("a leader for {} ({e})", node.name()),
+                ms: cfg.form_timeout.as_millis() as u64,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let advertise = cfg.forward_advertise.clone().unwrap_or_else(|| forward_addr.to_string());
+    forward::register(&node, &advertise).await?;
+    let b = broker::Broker::new(node.clone(), forward::Peers::default(), cfg.route_reads);
+    let restored = b.restore().await?;
+    if restored > 0 {
+        tracing::info!(sessions = restored, "persistent sessions restored");
+    }
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let tasks = vec![
+        tokio::spawn(conn::accept(b.clone(), mqtt)),
+        tokio::spawn({
+            let b = b.clone();
+            async move {
+                let until = async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                };
+                if let Err(e) = forward::serve(b, forward, until).await {
+                    tracing::error!(error = %e, "forwarding service stopped");
+                }
+            }
+        }),
+    ];
+    Ok(Running { node, mqtt: mqtt_addr, forward: forward_addr, tasks, stop })
+}
