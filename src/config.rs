@@ -121,6 +121,48 @@ pub struct NodeConfig {
     pub raft: RaftSection,
     /// `[replicant]`: how a replicant streams (ignored by cores).
     pub replicant: ReplicantSection,
+    /// `[http]`: the operator's endpoint (`/metrics`, `/health`, `/ready`).
+    pub http: HttpSection,
+    /// `[log]`: what `mnema start` logs, and how (a broker linking the crate installs its
+    /// own `tracing` subscriber and may read these).
+    pub log: LogSection,
+}
+
+/// The operator's HTTP endpoint: Prometheus metrics at `/metrics`, `/health` (the process
+/// serves) and `/ready` (a core knows a leader and has applied the commit index; a
+/// replicant streams in state `normal`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSection {
+    /// `host:port` to serve on (e.g. `0.0.0.0:8081`); unset: no endpoint.
+    pub listen: Option<String>,
+}
+
+/// Log output of `mnema start` (to stderr).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSection {
+    /// `error`, `warn`, `info`, `debug` or `trace`, or a `tracing` filter
+    /// (`info,openraft=warn`). `RUST_LOG`, when set, wins.
+    pub level: String,
+    /// `text` (one line per event) or `json` (one JSON object per line).
+    pub formatter: LogFormat,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        LogSection { level: "info,openraft=warn".into(), formatter: LogFormat::Text }
+    }
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line (for log shippers).
+    Json,
 }
 
 /// How a replicant streams its copy (ignored by cores).
@@ -672,6 +714,11 @@ impl NodeConfig {
         let node = self.node.validate()?;
         let cluster = self.cluster.validate(&node.name, self.node.base_port)?;
         self.raft.validate()?;
+        if let Some(l) = &self.http.listen
+            && l.parse::<std::net::SocketAddr>().is_err()
+        {
+            return Err(Error::config("http.listen", format!("`{l}` is not host:port (an IP address and a port)")));
+        }
         let cores = self.replicant.validate(&self.node, &self.cluster, &node.name)?;
         Ok(Validated {
             node_id: node.name.node_id(),

@@ -59,6 +59,8 @@ internal! {
     #[cfg(feature = "server")]
     mod node;
     #[cfg(feature = "server")]
+    mod observe;
+    #[cfg(feature = "server")]
     mod rpc;
     #[cfg(feature = "server")]
     mod runtime;

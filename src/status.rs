@@ -19,6 +19,10 @@ pub enum ReplicantState {
 }
 
 impl ReplicantState {
+    /// Every state, in the order a replicant passes through them.
+    pub const ALL: [ReplicantState; 4] =
+        [ReplicantState::Connecting, ReplicantState::Bootstrap, ReplicantState::LocalReplay, ReplicantState::Normal];
+
     /// The state as `mnema ctl status` prints it.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -124,6 +124,7 @@ async fn dev_cluster(
         c.cluster.discovery_strategy = DiscoveryStrategy::Static;
         c.cluster.static_.seeds = names.clone();
         let i = i as u16;
+        c.http.listen = Some(format!("127.0.0.1:{}", base_port + 1000 + i + 1));
         start(BrokerConfig::new(c, &format!("127.0.0.1:{}", mqtt_port + i), &format!("127.0.0.1:{}", forward_port + i)))
     });
     // Together: each waits for a leader, which needs a majority started.

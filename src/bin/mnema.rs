@@ -56,8 +56,9 @@ enum Cmd {
         cmd: OfflineDataCmd,
     },
     /// Start a pseudo-distributed cluster on loopback (cores, then replicants streaming
-    /// from them), print its status, serve until Ctrl-C. A second run on the same dir
-    /// recovers the same data.
+    /// from them), print its status and each node's /metrics, /health and /ready address
+    /// (port base + 1000 + i), serve until Ctrl-C. A second run on the same dir recovers
+    /// the same data.
     DevCluster {
         #[arg(long, default_value = "./data")]
         dir: PathBuf,
@@ -170,18 +171,18 @@ enum TableCmd {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let default_level = match cli.cmd {
-        Cmd::Start { .. } => "info",
-        _ => "warn",
+    // `start` logs as its config says (`[log]`); the other commands log warnings only.
+    let log = match &cli.cmd {
+        Cmd::Start { config } => match NodeConfig::load(config.as_deref()) {
+            Ok(c) => c.log,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        _ => mnema::config::LogSection { level: "warn".into(), ..Default::default() },
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    init_logging(&log);
     let res = match cli.cmd {
         Cmd::Start { config } => start(config).await,
         Cmd::Ctl { node, cookie, base_port, tls_certfile, tls_keyfile, tls_cacertfile, cmd } => {
@@ -201,6 +202,18 @@ async fn main() -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Installs the `tracing` subscriber: `RUST_LOG` if set, else `[log] level`; text or JSON
+/// lines on stderr.
+fn init_logging(log: &mnema::config::LogSection) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&log.level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match log.formatter {
+        mnema::config::LogFormat::Json => builder.json().init(),
+        mnema::config::LogFormat::Text => builder.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init(),
     }
 }
 
@@ -464,9 +477,15 @@ async fn dev_cluster(dir: PathBuf, cores: u16, replicants: u16, base_port: u16, 
         return Err(Error::config("--cores", "must be at least 1"));
     }
     let names: Vec<String> = (1..=cores).map(|i| format!("mnema{i}@127.0.0.1")).collect();
+    // Node i's /metrics, /health and /ready on base_port + 1000 + i.
+    let http_port = |name: &str| {
+        let digits: String = name.split('@').next().unwrap_or(name).chars().filter(char::is_ascii_digit).collect();
+        base_port.saturating_add(1000).saturating_add(digits.parse().unwrap_or(0))
+    };
     let config = |name: &str| {
         let mut c = NodeConfig::new(name, dir.join(name.split('@').next().unwrap_or(name)));
         c.node.base_port = base_port;
+        c.http.listen = Some(format!("127.0.0.1:{}", http_port(name)));
         c.cluster.discovery_strategy = DiscoveryStrategy::Static;
         c.cluster.static_.seeds = names.clone();
         c
@@ -485,6 +504,9 @@ async fn dev_cluster(dir: PathBuf, cores: u16, replicants: u16, base_port: u16, 
     let status = wait_until_formed(&nodes[0], replicants as usize).await?;
     out!("pseudo-distributed cluster of {cores} cores and {replicants} replicants under {}", dir.display());
     print_status(&status, false);
+    for n in &nodes {
+        out!("{:<24} http://127.0.0.1:{}/metrics  /health  /ready", n.name(), http_port(n.name()));
+    }
     out!("try: mnema ctl --node mnema1@127.0.0.1 table put rules r1 '{{\"sql\":\"SELECT * FROM t\"}}'");
     if !once {
         out!("serving; Ctrl-C to stop");

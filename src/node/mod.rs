@@ -48,9 +48,20 @@ impl Node {
         let listener = tokio::net::TcpListener::bind(&cfg.listen)
             .await
             .map_err(|e| Error::config("node.listen", format!("cannot listen on {}: {e}", cfg.listen)))?;
+        let http = match &cfg.config.http.listen {
+            Some(addr) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| Error::config("http.listen", format!("cannot listen on {addr}: {e}")))?,
+            ),
+            None => None,
+        };
         let rt = Runtime::open(cfg, catalog).await?;
         let node = Node { shared: rt.clone() };
         rt.spawn(server::serve(rt.clone(), listener));
+        if let Some(http) = http {
+            rt.spawn(crate::observe::serve(Arc::downgrade(&rt), http, rt.stop_token()));
+        }
         // etcd discovery: registered for as long as the node runs, whatever its role.
         let etcd_lease = match rt.cfg.etcd.clone() {
             Some(etcd) => {

@@ -56,6 +56,8 @@ pub(crate) async fn serve(shared: Arc<Runtime>, listener: tokio::net::TcpListene
     };
     let res = builder
         .tcp_nodelay(true)
+        // A span per RPC: its service and method, e.g. `/mnema.Raft/AppendEntries`.
+        .trace_fn(|req| tracing::debug_span!("rpc", path = %req.uri().path()))
         .add_service(raft)
         .add_service(cluster)
         .add_service(replication)

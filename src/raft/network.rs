@@ -113,6 +113,16 @@ impl RaftNetwork<TypeConfig> for Connection {
 
     async fn vote(&mut self, rpc: wire::VoteReq, option: RPCOption) -> Result<VoteResponse<NodeId>, RpcErr> {
         let data = wire::encode(&rpc).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        self.call(Method::Vote, data, option.hard_ttl()).await
+        match self.call(Method::Vote, data, option.hard_ttl()).await {
+            // A peer nothing reached (not up yet, or gone) casts no vote: answered as a refusal
+            // carrying the candidate's own vote, which openraft counts as a "no" and ignores
+            // otherwise (a refusal cannot elect anyone). Returned as an error, openraft would
+            // log every election round of a cluster still forming as an ERROR.
+            Err(RPCError::Unreachable(e)) => {
+                tracing::debug!(peer = %self.node.name, error = %e, "vote request not delivered; counted as refused");
+                Ok(VoteResponse { vote: rpc.vote, vote_granted: false, last_log_id: None })
+            }
+            other => other,
+        }
     }
 }

@@ -166,6 +166,8 @@ async fn follow(shared: &Runtime, link: &Link, core: &Peer, cluster: Option<&str
     let mut learned: VecDeque<(u64, Instant)> = VecDeque::new();
     let stall = shared.cfg.stall_timeout();
     let mut leaderless_since: Option<Instant> = None;
+    // When the snapshot of a bootstrap began (until its state is published).
+    let mut bootstrap_since: Option<Instant> = None;
     loop {
         let next = tokio::select! {
             m = tokio::time::timeout(stall, stream.message()) => m,
@@ -181,6 +183,7 @@ async fn follow(shared: &Runtime, link: &Link, core: &Peer, cluster: Option<&str
         let msg = stream::decode(&payload.data)?;
         match &msg {
             StreamMsg::Start { mode: stream::StartMode::Snapshot, .. } => {
+                bootstrap_since = Some(Instant::now());
                 link.status.send_modify(|s| s.bootstraps += 1)
             }
             StreamMsg::Start { .. } => link.status.send_modify(|s| s.resumes += 1),
@@ -203,6 +206,11 @@ async fn follow(shared: &Runtime, link: &Link, core: &Peer, cluster: Option<&str
                 }
             }
             applied = state.applied;
+            if let Some(since) = bootstrap_since.take() {
+                let ins = &shared.instruments;
+                ins.bootstrap_seconds.set(since.elapsed().as_secs_f64());
+                ins.bootstrap_records.set(state.tables.iter().map(|t| t.len() as i64).sum());
+            }
             shared.mem.publish(state);
             published = true;
         }

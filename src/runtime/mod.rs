@@ -75,6 +75,8 @@ pub struct Runtime {
     request_seq: AtomicU64,
     /// Writes sent again after an unknown outcome (for status and tests).
     pub(crate) write_retries: AtomicU64,
+    /// Counters and histograms for `/metrics`.
+    pub(crate) instruments: crate::observe::Instruments,
     /// Bumped each time this node's Raft state is wiped (join, leave).
     pub(crate) generation: AtomicU64,
     /// The node list this node proposes to form a cluster with (dns, k8s discovery), shown
@@ -153,6 +155,7 @@ impl Runtime {
             request_client: crate::config::random_u64(),
             request_seq: AtomicU64::new(1),
             write_retries: AtomicU64::new(0),
+            instruments: Default::default(),
             generation: AtomicU64::new(0),
             forming_with: Mutex::new(Vec::new()),
             failure: watch::channel(None).0,
@@ -188,6 +191,11 @@ impl Runtime {
         R: Send + 'static,
     {
         self.tasks.spawn_blocking(work)
+    }
+
+    /// Why this core's Raft stopped by itself, if it did.
+    pub(crate) fn failure_reason(&self) -> Option<String> {
+        self.failure.borrow().clone()
     }
 
     /// Resolves when this core's Raft stopped by itself (see `Node::failed`).
@@ -401,7 +409,11 @@ impl Runtime {
                     Err(e) => Attempt::Unknown(Error::Raft(e.to_string())),
                 }
             }
-            Some((_, leader)) => match self.forward(&leader, batch).await {
+            Some((_, leader)) => match {
+                self.instruments.forwarded_batches.inc();
+                self.instruments.forwarded_txns.inc_by(batch.txns.len() as u64);
+                self.forward(&leader, batch).await
+            } {
                 Ok(done) => Attempt::Done(done),
                 // The peer is no longer the leader, or the call never left: nothing proposed.
                 Err(Error::NotLeader { .. }) => Attempt::NotSent,
@@ -465,6 +477,16 @@ impl Runtime {
 
     /// Writes a transaction of replicated tables; returns once committed and applied here.
     pub async fn transact(&self, txn: Txn) -> Result<Committed> {
+        let started = Instant::now();
+        let out = tracing::Instrument::instrument(self.transact_inner(txn), tracing::debug_span!("transact")).await;
+        self.instruments.write_seconds.observe(started.elapsed().as_secs_f64());
+        if out.is_err() {
+            self.instruments.write_errors.inc();
+        }
+        out
+    }
+
+    async fn transact_inner(&self, txn: Txn) -> Result<Committed> {
         self.catalog.check(&txn, Scope::Replicated)?;
         let (tx, rx) = oneshot::channel();
         self.proposer.send(proposer::Pending::Txn { txn, reply: tx }).await.map_err(|_| Error::Shutdown)?;

@@ -91,6 +91,7 @@ async fn submit(shared: &Runtime, pending: Vec<Pending>) {
         replies.insert(0, Reply::Txns(own));
     }
     let (batch, lens) = Batch::merge(batches);
+    shared.instruments.batch_txns.observe(batch.txns.len() as f64);
     let pieces = match shared.write_batch(batch).await {
         Ok((index, outcome)) => outcome.split(&lens).map(|p| (index, p)).ok_or_else(|| {
             Error::Raft(format!("the state machine's outcome does not fit the {} batches merged", lens.len()))

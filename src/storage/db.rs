@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, DB, Options, WriteOptions};
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 pub const CF_LOG: &str = "log";
 pub const CF_META: &str = "meta";
@@ -32,7 +33,61 @@ struct Inner {
     // Fields drop in order: the DB is closed before the closing signal goes out.
     db: DB,
     closed: tokio::sync::watch::Sender<()>,
+    events: Events,
 }
+
+/// Counts of the store's maintenance events, for metrics.
+#[derive(Default)]
+pub struct Events {
+    snapshots_built: AtomicU64,
+    snapshots_installed: AtomicU64,
+    purges: AtomicU64,
+    purged_upto: AtomicU64,
+}
+
+impl Events {
+    pub(crate) fn snapshot_built(&self) {
+        self.snapshots_built.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn snapshot_installed(&self) {
+        self.snapshots_installed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn purged(&self, upto: u64) {
+        self.purges.fetch_add(1, Ordering::Relaxed);
+        self.purged_upto.fetch_max(upto, Ordering::Relaxed);
+    }
+
+    pub fn snapshots_built(&self) -> u64 {
+        self.snapshots_built.load(Ordering::Relaxed)
+    }
+
+    pub fn snapshots_installed(&self) -> u64 {
+        self.snapshots_installed.load(Ordering::Relaxed)
+    }
+
+    pub fn purges(&self) -> u64 {
+        self.purges.load(Ordering::Relaxed)
+    }
+
+    pub fn purged_upto(&self) -> u64 {
+        self.purged_upto.load(Ordering::Relaxed)
+    }
+}
+
+/// RocksDB's integer properties reported as metrics (`rocksdb.<name>`).
+const INT_PROPERTIES: [&str; 9] = [
+    "estimate-num-keys",
+    "estimate-live-data-size",
+    "total-sst-files-size",
+    "cur-size-all-mem-tables",
+    "num-running-compactions",
+    "num-running-flushes",
+    "background-errors",
+    "estimate-pending-compaction-bytes",
+    "actual-delayed-write-rate",
+];
 
 /// Resolves once RocksDB is closed (every [`Db`] handle dropped).
 pub struct Closed(tokio::sync::watch::Receiver<()>);
@@ -83,12 +138,33 @@ impl Db {
             rocksdb::ErrorKind::Corruption => Error::DamagedState { file: path.to_path_buf(), reason: e.to_string() },
             _ => storage_err(&format!("open {}", path.display()), e),
         })?;
-        Ok(Db { inner: Arc::new(Inner { db, closed: tokio::sync::watch::channel(()).0 }) })
+        Ok(Db { inner: Arc::new(Inner { db, closed: tokio::sync::watch::channel(()).0, events: Events::default() }) })
     }
 
     /// A signal that resolves once the DB is closed; it does not keep the DB open.
     pub fn closed(&self) -> Closed {
         Closed(self.inner.closed.subscribe())
+    }
+
+    /// Snapshot and purge counts since the DB was opened.
+    pub fn events(&self) -> &Events {
+        &self.inner.events
+    }
+
+    /// RocksDB's integer properties, each summed over the column families.
+    pub fn int_properties(&self) -> Vec<(&'static str, u64)> {
+        INT_PROPERTIES
+            .iter()
+            .map(|p| {
+                let name = format!("rocksdb.{p}");
+                let sum = CFS
+                    .iter()
+                    .filter_map(|cf| self.inner.db.cf_handle(cf))
+                    .filter_map(|cf| self.inner.db.property_int_value_cf(&cf, name.as_str()).ok().flatten())
+                    .sum();
+                (*p, sum)
+            })
+            .collect()
     }
 
     pub fn raw(&self) -> &DB {

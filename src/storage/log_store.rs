@@ -345,6 +345,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.db.sync_wal().map_err(|e| logs_err(ErrorVerb::Delete, e))?;
         self.put_meta(MetaKey::LastPurged, &log_id, true)?;
         // Entries between the pinned bound and `log_id` stay until a later purge.
-        self.pins.clone().purge_with(log_id.index, |upto| self.delete_range(0, Some(upto.saturating_add(1))))
+        let out =
+            self.pins.clone().purge_with(log_id.index, |upto| self.delete_range(0, Some(upto.saturating_add(1))));
+        if out.is_ok() {
+            self.db.events().purged(log_id.index);
+        }
+        out
     }
 }

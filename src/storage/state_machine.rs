@@ -219,6 +219,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         let path = self.snapshot_dir.join(&pointer.file);
         let file = tokio::fs::File::open(&path).await.map_err(|e| snap_err(ErrorVerb::Read, e))?;
         tracing::info!(id = %pointer.meta.snapshot_id, "built snapshot");
+        self.db.events().snapshot_built();
         Ok(Snapshot { meta: pointer.meta, snapshot: Box::new(file) })
     }
 }
@@ -294,6 +295,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let index = state.applied;
         self.mem.publish(state);
         self.applied_tx.send_replace(index);
+        self.db.events().snapshot_installed();
         Ok(())
     }
 

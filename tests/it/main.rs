@@ -10,6 +10,7 @@ mod engine_ops;
 mod integrity;
 mod layering;
 mod membership;
+mod observe;
 mod processes;
 mod replicants;
 mod tables;
