@@ -60,6 +60,16 @@ impl std::fmt::Display for Interval {
     }
 }
 
+impl schemars::JsonSchema for Interval {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Interval".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": "string", "format": "duration" })
+    }
+}
+
 impl Serialize for Interval {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         s.collect_str(self)
@@ -109,7 +119,7 @@ mod switch {
     }
 }
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 /// A node's whole configuration, by section as in `emqx.conf`.
 pub struct NodeConfig {
@@ -131,7 +141,7 @@ pub struct NodeConfig {
 /// The operator's HTTP endpoint: Prometheus metrics at `/metrics`, `/health` (the process
 /// serves) and `/ready` (a core knows a leader and has applied the commit index; a
 /// replicant streams in state `normal`).
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpSection {
     /// `host:port` to serve on (e.g. `0.0.0.0:8081`); unset: no endpoint.
@@ -139,7 +149,7 @@ pub struct HttpSection {
 }
 
 /// Log output of `mnema start` (to stderr).
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogSection {
     /// `error`, `warn`, `info`, `debug` or `trace`, or a `tracing` filter
@@ -156,7 +166,7 @@ impl Default for LogSection {
 }
 
 /// How log lines are written.
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, schemars::JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// Human-readable lines.
@@ -166,7 +176,7 @@ pub enum LogFormat {
 }
 
 /// How a replicant streams its copy (ignored by cores).
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ReplicantSection {
     /// Cores to stream from (`name@host[:port]`); empty: `cluster.static.seeds`. With the
@@ -186,7 +196,7 @@ impl Default for ReplicantSection {
     }
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 /// `[node]`.
 pub struct NodeSection {
@@ -209,7 +219,7 @@ pub struct NodeSection {
     pub expiry_sweep_interval: Interval,
 }
 
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, schemars::JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 /// A node's role.
 pub enum Role {
@@ -229,7 +239,7 @@ impl Role {
     }
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 /// `[cluster]`.
 pub struct ClusterSection {
@@ -243,6 +253,7 @@ pub struct ClusterSection {
     /// A member unreachable for this long is removed by the leader and its routes purged;
     /// `off` disables it.
     #[serde(with = "switch")]
+    #[schemars(with = "String")]
     pub autoclean: Switch,
     /// EMQX's partition autoheal. Raft heals by itself: after a partition the minority
     /// side catches up from the leader with no restart, so only `true` is accepted.
@@ -259,7 +270,7 @@ pub struct ClusterSection {
     pub etcd: EtcdSection,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 /// `[cluster.dns]`.
 pub struct DnsSection {
@@ -280,7 +291,7 @@ impl Default for DnsSection {
 
 /// `a`/`aaaa`: each address is a node `{app}@{address}` on the port the name rule gives;
 /// `srv`: each record is a node `{app}@{target}` at the record's port.
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, schemars::JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum DnsRecordType {
     /// IPv4 addresses.
@@ -291,7 +302,7 @@ pub enum DnsRecordType {
     Srv,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 /// `[cluster.etcd]`.
 pub struct EtcdSection {
@@ -318,7 +329,7 @@ impl Default for EtcdSection {
     }
 }
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 /// `[cluster.etcd.ssl_options]`: PEM files.
 pub struct EtcdTlsSection {
@@ -330,7 +341,7 @@ pub struct EtcdTlsSection {
     pub keyfile: Option<PathBuf>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 /// `[cluster.k8s]`.
 pub struct K8sSection {
@@ -359,7 +370,7 @@ impl Default for K8sSection {
 }
 
 /// How a pod address becomes a node's host.
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, schemars::JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum K8sAddressType {
     /// The pod's IP address.
@@ -370,7 +381,7 @@ pub enum K8sAddressType {
     Hostname,
 }
 
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, schemars::JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 /// Transport between nodes.
 pub enum ProtoDist {
@@ -382,7 +393,7 @@ pub enum ProtoDist {
     InetTls,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 /// `[cluster.tls]`: PEM files for `inet_tls`.
 pub struct TlsSection {
@@ -426,7 +437,7 @@ fn read_pem(key: &str, path: &Option<PathBuf>, required_with: &str) -> Result<Ve
 
 const INET_TLS: &str = "cluster.proto_dist = \"inet_tls\"";
 
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, schemars::JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 /// How nodes find each other (`cluster.discovery_strategy`).
 pub enum DiscoveryStrategy {
@@ -442,7 +453,7 @@ pub enum DiscoveryStrategy {
     K8s,
 }
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 /// `[cluster.static]`.
 pub struct StaticSection {
@@ -452,7 +463,7 @@ pub struct StaticSection {
 }
 
 /// Raft and write-path tuning. Durations are written `150ms`, `2s`, `5m`.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct RaftSection {
     /// How often the leader sends heartbeats.
@@ -1139,6 +1150,154 @@ mod tests {
         assert_eq!(parse_duration("k", "5m").unwrap(), Duration::from_secs(300));
         for bad in ["", "5", "ms", "0s", "5 days", "-1s"] {
             assert!(parse_duration("k", bad).is_err(), "{bad}");
+        }
+    }
+}
+
+/// The configuration reference, generated from these types: every key with its type, its
+/// default and its environment variable, described by the key's doc comment, one table per
+/// section. `docs/config.md` is this text (a test keeps the two equal).
+pub fn reference() -> String {
+    use serde_json::Value;
+    let schema = serde_json::to_value(schemars::schema_for!(NodeConfig)).unwrap_or(Value::Null);
+    let defaults = serde_json::to_value(NodeConfig::default()).unwrap_or(Value::Null);
+    let mut out = String::from(
+        "# Configuration reference\n\n\
+         <!-- Generated from src/config.rs by `mnema::config::reference()`; do not edit.\n     \
+         Regenerate: MNEMA_BLESS=1 cargo test --test it config_reference -->\n\n\
+         A node reads defaults, then the TOML file given to `mnema start --config`, then the\n\
+         environment: `MNEMA_<SECTION>__<KEY>` (sections and keys upper-cased, dots as `__`).\n\
+         Durations are written `250ms`, `5s`, `5m` or `1h`; lists may also be given as one\n\
+         comma-separated string (handy in the environment). `NodeConfig::validate` checks every\n\
+         key before anything is opened and names the key it refuses.\n",
+    );
+    let mut sections = Vec::new();
+    collect(&schema, &schema, &defaults, "", &mut sections);
+    for (name, doc, rows) in sections {
+        if rows.is_empty() {
+            continue;
+        }
+        out.push_str(&format!("\n## `[{name}]`\n\n"));
+        if !doc.is_empty() {
+            out.push_str(&format!("{doc}\n\n"));
+        }
+        out.push_str("| Key | Type | Default | Environment | Description |\n|---|---|---|---|---|\n");
+        for r in rows {
+            out.push_str(&r);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+type Section = (String, String, Vec<String>);
+
+fn resolve<'a>(root: &'a serde_json::Value, s: &'a serde_json::Value) -> &'a serde_json::Value {
+    let target = s
+        .get("$ref")
+        .or_else(|| s.get("allOf").and_then(|a| a.get(0)).and_then(|x| x.get("$ref")))
+        .and_then(|r| r.as_str())
+        .and_then(|r| r.strip_prefix("#/$defs/"))
+        .and_then(|name| root.get("$defs").and_then(|d| d.get(name)));
+    target.unwrap_or(s)
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ").replace('|', "\\|")
+}
+
+fn type_of(root: &serde_json::Value, s: &serde_json::Value) -> String {
+    let s = resolve(root, s);
+    let consts: Vec<String> = s
+        .get("oneOf")
+        .or_else(|| s.get("anyOf"))
+        .and_then(|o| o.as_array())
+        .map(|alts| {
+            alts.iter()
+                .filter_map(|a| a.get("const").or_else(|| a.get("enum").and_then(|e| e.get(0))))
+                .map(|c| format!("`{}`", c.as_str().unwrap_or_default()))
+                .collect()
+        })
+        .unwrap_or_default();
+    if !consts.is_empty() {
+        return consts.join(" \\| ");
+    }
+    if let Some(e) = s.get("enum").and_then(|e| e.as_array()) {
+        return e.iter().map(|c| format!("`{}`", c.as_str().unwrap_or_default())).collect::<Vec<_>>().join(" \\| ");
+    }
+    if s.get("format").and_then(|f| f.as_str()) == Some("duration") {
+        return "duration".into();
+    }
+    let types: Vec<&str> = match s.get("type") {
+        Some(serde_json::Value::String(t)) => vec![t.as_str()],
+        Some(serde_json::Value::Array(ts)) => ts.iter().filter_map(|t| t.as_str()).collect(),
+        _ => Vec::new(),
+    };
+    let optional = types.contains(&"null");
+    let main = types.iter().find(|t| **t != "null").copied().unwrap_or("");
+    let shown = match main {
+        "array" => format!("list of {}", s.get("items").map(|i| type_of(root, i)).unwrap_or_else(|| "values".into())),
+        "integer" => "integer".into(),
+        "" => match s.get("anyOf").and_then(|a| a.as_array()) {
+            Some(alts) => alts
+                .iter()
+                .filter(|a| a.get("type").and_then(|t| t.as_str()) != Some("null"))
+                .map(|a| type_of(root, a))
+                .collect::<Vec<_>>()
+                .join(" or "),
+            None => "value".into(),
+        },
+        other => other.into(),
+    };
+    if optional || s.get("anyOf").is_some_and(|a| a.to_string().contains("\"null\"")) {
+        format!("{shown} (optional)")
+    } else {
+        shown
+    }
+}
+
+fn default_shown(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Null => "unset".into(),
+        serde_json::Value::String(s) => format!("`\"{s}\"`"),
+        other => format!("`{other}`"),
+    }
+}
+
+fn collect(
+    root: &serde_json::Value,
+    s: &serde_json::Value,
+    defaults: &serde_json::Value,
+    path: &str,
+    out: &mut Vec<Section>,
+) {
+    let s = resolve(root, s);
+    let Some(props) = s.get("properties").and_then(|p| p.as_object()) else { return };
+    let doc = one_line(s.get("description").and_then(|d| d.as_str()).unwrap_or(""));
+    // A doc comment that only names the section says nothing the heading does not.
+    let doc = if path.is_empty() || doc.trim_end_matches('.') == format!("`[{path}]`") { String::new() } else { doc };
+    let at = out.len();
+    if !path.is_empty() {
+        out.push((path.to_string(), doc, Vec::new()));
+    }
+    for (key, prop) in props {
+        let full = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+        let target = resolve(root, prop);
+        let default = defaults.get(key).unwrap_or(&serde_json::Value::Null);
+        if target.get("properties").is_some() {
+            collect(root, target, default, &full, out);
+            continue;
+        }
+        let desc = prop.get("description").or_else(|| target.get("description")).and_then(|d| d.as_str()).unwrap_or("");
+        let env = format!("MNEMA_{}", full.to_ascii_uppercase().replace('.', "__"));
+        let row = format!(
+            "| `{key}` | {} | {} | `{env}` | {} |",
+            type_of(root, prop),
+            default_shown(default),
+            one_line(desc)
+        );
+        if let Some(sec) = out.get_mut(at).filter(|_| !path.is_empty()) {
+            sec.2.push(row);
         }
     }
 }

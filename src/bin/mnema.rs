@@ -213,7 +213,9 @@ fn init_logging(log: &mnema::config::LogSection) {
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match log.formatter {
         mnema::config::LogFormat::Json => builder.json().init(),
-        mnema::config::LogFormat::Text => builder.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init(),
+        mnema::config::LogFormat::Text => {
+            builder.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init()
+        }
     }
 }
 

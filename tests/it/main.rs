@@ -6,6 +6,7 @@ mod harness;
 mod backup;
 mod cluster;
 mod discovery;
+mod docs;
 mod engine_ops;
 mod integrity;
 mod layering;

@@ -129,9 +129,8 @@ async fn ready_only_with_a_leader_known_and_the_commit_applied_and_a_replicant_o
         cfg
     };
     // One core of three, and a replicant: neither can be ready.
-    let first = Node::start(with_http(mnema::testing::config(dir.path(), base, 1, 3), 1), test_tables())
-        .await
-        .expect("core 1");
+    let first =
+        Node::start(with_http(mnema::testing::config(dir.path(), base, 1, 3), 1), test_tables()).await.expect("core 1");
     let rep = Node::start(with_http(mnema::testing::replicant_config(dir.path(), base, 4, 3), 4), test_tables())
         .await
         .expect("replicant");
