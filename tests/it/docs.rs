@@ -74,3 +74,73 @@ fn the_kubernetes_config_and_variables_are_keys_the_node_accepts() {
         }
     }
 }
+
+/// Shell words of `line` (single and double quotes, backslash escapes in double quotes).
+fn shell_words(line: &str) -> Vec<String> {
+    let (mut words, mut cur, mut any) = (Vec::new(), String::new(), false);
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                any = true;
+                for c in chars.by_ref() {
+                    if c == '\'' {
+                        break;
+                    }
+                    cur.push(c);
+                }
+            }
+            '"' => {
+                any = true;
+                while let Some(c) = chars.next() {
+                    match c {
+                        '"' => break,
+                        '\\' => cur.extend(chars.next()),
+                        c => cur.push(c),
+                    }
+                }
+            }
+            c if c.is_whitespace() => {
+                if any || !cur.is_empty() {
+                    words.push(std::mem::take(&mut cur));
+                    any = false;
+                }
+            }
+            c => cur.push(c),
+        }
+    }
+    if any || !cur.is_empty() {
+        words.push(cur);
+    }
+    words
+}
+
+#[test]
+fn every_mnema_ctl_command_in_the_operations_guide_parses() {
+    let text = std::fs::read_to_string(repo("docs/operations.md")).expect("operations.md");
+    let mut in_block = false;
+    let mut checked = 0;
+    for line in text.lines() {
+        if line.trim_start().starts_with("```") {
+            in_block = !in_block;
+            continue;
+        }
+        let Some(at) = line.find("mnema ctl ").filter(|_| in_block) else { continue };
+        // Drop a trailing comment (two spaces, then `#`).
+        let cmd = line[at..].split("  #").next().unwrap_or("").trim();
+        let mut args = shell_words(cmd).split_off(1);
+        // Point every command at a port nobody listens on: only the CLI's parsing is judged.
+        if let Some(i) = args.iter().position(|a| a == "--node") {
+            args[i + 1] = "127.0.0.1:1".into();
+        }
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_mnema"))
+            .args(&args)
+            .env("MNEMA_NODE__COOKIE", "docs-test")
+            .output()
+            .expect("run mnema");
+        // clap exits 2 on a usage error; a command it accepts fails to reach the node (1).
+        assert_ne!(out.status.code(), Some(2), "`{cmd}`: {}", String::from_utf8_lossy(&out.stderr));
+        checked += 1;
+    }
+    assert!(checked >= 12, "only {checked} commands found");
+}
