@@ -12,6 +12,8 @@ pub mod link;
 pub use handle::TableHandle;
 pub mod proposer;
 mod raft_setup;
+mod instruments;
+pub use instruments::Instruments;
 pub mod subscribers;
 
 use crate::config::{DiscoveryStrategy, Role, Validated};
@@ -76,7 +78,7 @@ pub struct Runtime {
     /// Writes sent again after an unknown outcome (for status and tests).
     pub(crate) write_retries: AtomicU64,
     /// Counters and histograms for `/metrics`.
-    pub(crate) instruments: crate::observe::Instruments,
+    pub(crate) instruments: Instruments,
     /// Bumped each time this node's Raft state is wiped (join, leave).
     pub(crate) generation: AtomicU64,
     /// The node list this node proposes to form a cluster with (dns, k8s discovery), shown

@@ -14,7 +14,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("pure", &["error", "codec", "name", "config", "status", "engine"]),
     ("adapters", &["raft", "storage", "rpc", "discovery"]),
     ("runtime", &["runtime"]),
-    ("features", &["schema", "backup", "replication", "cluster", "client"]),
+    ("features", &["schema", "backup", "replication", "cluster", "client", "observe"]),
     ("composition", &["node", "testing"]),
 ];
 
