@@ -1,10 +1,12 @@
 //! Load through the broker on mnema, with a Rust MQTT client (rumqttc), loopback only:
 //! `cargo bench --profile perf -p mnema-broker --bench broker_load`.
 //!
-//! Three broker nodes in this process (one mnema core each). 12 publishers and 12
-//! subscribers, 4 of each per node; publisher j sends QoS 1 messages to the topic of
-//! subscriber j+1, which is always on another node, so every message is routed across
-//! nodes. Each payload carries its send time; subscribers record the end-to-end latency.
+//! Three broker nodes in this process (one mnema core each, default Raft timings). 12
+//! subscribers, 4 per node; publisher j (on node j mod 3) sends QoS 1 messages to the
+//! topic of subscriber j+1, which is always on another node, so every message is routed
+//! across nodes. Two shapes: 12 publishers with 64 messages in flight each (throughput),
+//! and 1 publisher with 1 in flight (latency without queueing). Each payload carries its
+//! send time; subscribers record the end-to-end latency.
 //! Runs once with `--route-reads linearizable` (the default) and once with `local`, then,
 //! if Debian's `mosquitto` broker is installed, against one mosquitto process as the peer
 //! (a single node: nothing to route), with the same clients.
@@ -21,6 +23,9 @@ use std::time::{Duration, Instant};
 const CLIENTS: usize = 12;
 const NODES: usize = 3;
 const PAYLOAD: usize = 64;
+/// Load shapes: every publisher with 64 QoS 1 messages in flight (throughput), and one
+/// publisher with one in flight (latency without queueing).
+const SHAPES: [(&str, usize, u16); 2] = [("12 publishers x 64 in flight", 12, 64), ("1 publisher x 1 in flight", 1, 1)];
 
 fn setting(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -30,7 +35,7 @@ struct Outcome {
     acked: u64,
     delivered: u64,
     secs: f64,
-    latencies_us: Vec<u64>,
+    latencies_ns: Vec<u64>,
 }
 
 fn pct(sorted: &[u64], p: f64) -> f64 {
@@ -38,11 +43,12 @@ fn pct(sorted: &[u64], p: f64) -> f64 {
         return 0.0;
     }
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i] as f64 / 1000.0
+    sorted[i] as f64 / 1e6
 }
 
-/// Runs the load against `ports` (subscriber k and publisher k on `ports[k % len]`).
-async fn load(ports: &[u16], secs: u64, max: u64) -> Outcome {
+/// Runs the load against `ports` (subscriber k and publisher k on `ports[k % len]`):
+/// `publishers` of the 12 publish, each with up to `inflight` messages unacknowledged.
+async fn load(ports: &[u16], publishers: usize, inflight: u16, secs: u64, max: u64) -> Outcome {
     let epoch = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
     let delivered = Arc::new(AtomicU64::new(0));
@@ -88,10 +94,10 @@ async fn load(ports: &[u16], secs: u64, max: u64) -> Outcome {
         tokio::time::timeout(Duration::from_secs(30), rx).await.expect("SUBACK within 30 s").expect("SUBACK");
     }
     let started = Instant::now();
-    for j in 0..CLIENTS {
+    for j in 0..publishers {
         let mut o = MqttOptions::new(format!("pub-{j}"), "127.0.0.1", ports[j % ports.len()]);
-        o.set_keep_alive(Duration::from_secs(30)).set_inflight(64);
-        let (client, mut events) = AsyncClient::new(o, 64);
+        o.set_keep_alive(Duration::from_secs(30)).set_inflight(inflight);
+        let (client, mut events) = AsyncClient::new(o, usize::from(inflight));
         let (stop_e, acked) = (stop.clone(), acked.clone());
         tasks.push(tokio::spawn(async move {
             while !stop_e.load(Ordering::Relaxed) {
@@ -111,7 +117,7 @@ async fn load(ports: &[u16], secs: u64, max: u64) -> Outcome {
             while sent < max && !stop.load(Ordering::Relaxed) {
                 let mut payload = vec![0u8; PAYLOAD];
                 payload[..8].copy_from_slice(&(epoch.elapsed().as_nanos() as u64).to_le_bytes());
-                // Waits while 64 messages are in flight: a closed loop per publisher.
+                // Waits while `inflight` messages are unacknowledged: a closed loop.
                 if client.publish(&topic, QoS::AtLeastOnce, false, payload).await.is_err() {
                     break;
                 }
@@ -126,9 +132,9 @@ async fn load(ports: &[u16], secs: u64, max: u64) -> Outcome {
     for t in tasks {
         let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
     }
-    let mut latencies_us = std::mem::take(&mut *lat.lock().expect("latencies"));
-    latencies_us.sort_unstable();
-    Outcome { acked: a, delivered: d, secs, latencies_us }
+    let mut latencies_ns = std::mem::take(&mut *lat.lock().expect("latencies"));
+    latencies_ns.sort_unstable();
+    Outcome { acked: a, delivered: d, secs, latencies_ns }
 }
 
 async fn mnema_cluster(reads: RouteReads) -> (Vec<Running>, tempfile::TempDir) {
@@ -156,9 +162,9 @@ fn row(name: &str, o: &Outcome) -> String {
         "| {name} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} |",
         o.acked as f64 / o.secs,
         o.delivered as f64 / o.secs,
-        pct(&o.latencies_us, 0.5),
-        pct(&o.latencies_us, 0.99),
-        o.latencies_us.last().copied().unwrap_or(0) as f64 / 1000.0,
+        pct(&o.latencies_ns, 0.5),
+        pct(&o.latencies_ns, 0.99),
+        o.latencies_ns.last().copied().unwrap_or(0) as f64 / 1e6,
     )
 }
 
@@ -174,9 +180,11 @@ async fn main() {
     ] {
         let (nodes, _dir) = mnema_cluster(reads).await;
         let ports: Vec<u16> = nodes.iter().map(|n| n.mqtt_addr().port()).collect();
-        let o = load(&ports, secs, max).await;
-        eprintln!("{label}: {} acked, {} delivered in {:.1} s", o.acked, o.delivered, o.secs);
-        rows.push((label.to_string(), o));
+        for (shape, publishers, inflight) in SHAPES {
+            let o = load(&ports, publishers, inflight, secs, max).await;
+            eprintln!("{label}, {shape}: {} acked, {} delivered in {:.1} s", o.acked, o.delivered, o.secs);
+            rows.push((format!("{label}, {shape}"), o));
+        }
         for n in nodes {
             n.shutdown().await.expect("shutdown");
         }
@@ -194,10 +202,12 @@ async fn main() {
             assert!(Instant::now() < deadline, "mosquitto did not listen");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let o = load(&[port], secs, max).await;
+        for (shape, publishers, inflight) in SHAPES {
+            let o = load(&[port], publishers, inflight, secs, max).await;
+            rows.push((format!("mosquitto 2.0, one node (peer; no routing, no replication), {shape}"), o));
+        }
         let _ = child.kill();
         let _ = child.wait();
-        rows.push(("mosquitto 2.0, one node (peer; no routing, no replication)".into(), o));
     } else {
         eprintln!("mosquitto not installed (apt-get install mosquitto): no peer row");
     }
@@ -206,8 +216,22 @@ async fn main() {
     for (label, o) in &rows {
         println!("{}", row(label, o));
     }
-    if let (Some((_, m)), Some((_, p))) = (rows.first(), rows.iter().find(|(l, _)| l.starts_with("mosquitto"))) {
-        let rate = |o: &Outcome| o.delivered as f64 / o.secs;
-        println!("\nmnema-broker (linearizable) / mosquitto, delivered/s: {:.2}", rate(m) / rate(p));
+    let rate = |o: &Outcome| o.delivered as f64 / o.secs;
+    for (shape, _, _) in SHAPES {
+        let of = |prefix: &str| rows.iter().find(|(l, _)| l.starts_with(prefix) && l.ends_with(shape)).map(|(_, o)| o);
+        if let Some(p) = of("mosquitto") {
+            for (label, _) in [
+                ("mnema-broker, 3 nodes, route reads linearizable", 0),
+                ("mnema-broker, 3 nodes, route reads local", 0),
+            ] {
+                if let Some(m) = of(label) {
+                    println!(
+                        "{label} / mosquitto, {shape}: delivered/s {:.2}, e2e p50 {:.2}",
+                        rate(m) / rate(p),
+                        pct(&m.latencies_ns, 0.5) / pct(&p.latencies_ns, 0.5).max(f64::MIN_POSITIVE)
+                    );
+                }
+            }
+        }
     }
 }

@@ -15,13 +15,19 @@ use tokio::sync::mpsc;
 /// How long a new connection may take to send its CONNECT.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Accepts MQTT connections until the listener fails.
+/// Accepts MQTT connections until this task is dropped (aborted), which ends every
+/// connection it accepted.
 pub async fn accept(broker: Arc<Broker>, listener: tokio::net::TcpListener) {
+    let mut conns = tokio::task::JoinSet::new();
     loop {
-        match listener.accept().await {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            Some(_) = conns.join_next() => continue,
+        };
+        match accepted {
             Ok((sock, _)) => {
                 let _ = sock.set_nodelay(true);
-                tokio::spawn(run(broker.clone(), sock));
+                conns.spawn(run(broker.clone(), sock));
             }
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");

@@ -105,9 +105,10 @@ pub async fn register(node: &Node, addr: &str) -> Result<()> {
     cluster_nodes::register(node, &rec).await.map(|_| ())
 }
 
-/// The service other brokers forward to.
+/// The service other brokers forward to. It holds the broker weakly: a connection another
+/// node keeps open never holds this node's store open past its shutdown.
 pub struct Service {
-    pub broker: Arc<Broker>,
+    pub broker: std::sync::Weak<Broker>,
 }
 
 #[tonic::async_trait]
@@ -119,10 +120,11 @@ impl pb::forward_server::Forward for Service {
         let d = req.into_inner();
         let qos = u8::try_from(d.qos).ok().filter(|q| *q <= 2).ok_or_else(|| tonic::Status::invalid_argument("qos"))?;
         let msg = Msg { id: d.id, from: d.from, topic: d.topic, payload: d.payload.into(), qos, retain: d.retain };
+        let broker = self.broker.upgrade().ok_or_else(|| tonic::Status::unavailable("broker node stopping"))?;
         let n = if d.shared_group.is_empty() {
-            self.broker.deliver_local(&msg).await
+            broker.deliver_local(&msg).await
         } else {
-            self.broker.deliver_shared(&d.shared_group, &d.shared_filter, &msg).await
+            broker.deliver_shared(&d.shared_group, &d.shared_filter, &msg).await
         }
         .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
         Ok(tonic::Response::new(pb::Delivered { receivers: n as u32 }))
@@ -136,9 +138,11 @@ pub async fn serve(
     stop: impl std::future::Future<Output = ()> + Send,
 ) -> std::result::Result<(), tonic::transport::Error> {
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let service = pb::forward_server::ForwardServer::new(Service { broker: Arc::downgrade(&broker) });
+    drop(broker);
     tonic::transport::Server::builder()
         .tcp_nodelay(true)
-        .add_service(pb::forward_server::ForwardServer::new(Service { broker }))
+        .add_service(service)
         .serve_with_incoming_shutdown(incoming, stop)
         .await
 }
