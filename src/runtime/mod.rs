@@ -411,11 +411,7 @@ impl Runtime {
                     Err(e) => Attempt::Unknown(Error::Raft(e.to_string())),
                 }
             }
-            Some((_, leader)) => match {
-                self.instruments.forwarded_batches.inc();
-                self.instruments.forwarded_txns.inc_by(batch.txns.len() as u64);
-                self.forward(&leader, batch).await
-            } {
+            Some((_, leader)) => match self.forward_counted(&leader, batch).await {
                 Ok(done) => Attempt::Done(done),
                 // The peer is no longer the leader, or the call never left: nothing proposed.
                 Err(Error::NotLeader { .. }) => Attempt::NotSent,
@@ -428,6 +424,13 @@ impl Runtime {
             },
             None => Attempt::NotSent,
         }
+    }
+
+    /// Forwards `batch` to `leader`, counted for `/metrics`.
+    async fn forward_counted(&self, leader: &NodeInfo, batch: &Batch) -> Result<(u64, BatchOutcome)> {
+        self.instruments.forwarded_batches.inc();
+        self.instruments.forwarded_txns.inc_by(batch.txns.len() as u64);
+        self.forward(leader, batch).await
     }
 
     /// Returns once this node knows a leader other than `from`: that leader's id.
