@@ -43,6 +43,14 @@ fn counter(v: u64) -> Counter {
     c
 }
 
+/// The process's resident set (`VmRSS` of `/proc/self/status`), where there is one.
+fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 /// Renders every metric of `rt` now. Reads each table once (record counts and bytes are
 /// summed over its records), so a scrape costs time in proportion to the data held.
 pub(crate) fn render(rt: &Runtime) -> String {
@@ -124,6 +132,9 @@ pub(crate) fn render(rt: &Runtime) -> String {
         bytes.get_or_create(&label).set(b as i64);
     }
     reg.register("table_records", "Records held in memory, by table (disc_only tables: 0 on cores)", records);
+    if let Some(rss) = resident_bytes() {
+        reg.register("process_resident_bytes", "Resident memory of the whole process (Linux: VmRSS)", gauge(rss));
+    }
     reg.register("table_bytes", "Bytes of keys and values held in memory, by table (without index overhead)", bytes);
 
     let mut out = String::new();

@@ -75,6 +75,7 @@ async fn metrics_show_every_family_with_real_values_on_cores_and_replicants() {
     assert!(value(&leader, "mnema_rocksdb{property=\"estimate-num-keys\"}") > 0.0);
     assert!(leader.contains_key("mnema_write_retries_total"));
     assert!(leader.contains_key("mnema_write_errors_total"));
+    assert!(value(&leader, "mnema_process_resident_bytes") > 1e6);
 
     let follower = scrape(port(&c.nodes[f])).await;
     assert!(value(&follower, "mnema_forwarded_batches_total") >= 1.0);
