@@ -158,6 +158,18 @@ async fn messages_for_an_offline_persistent_client_follow_its_session_to_another
         assert_eq!(messages::missed(n, "sub1", "pubsub/t").await.expect("missed"), sent_topic[2..].to_vec());
         assert_eq!(messages::queued(n, "sub1").await.expect("queued"), sent_queue[2..].to_vec(), "acked ones are gone");
     }
+    // The session is n2's now, not n1's: what a broker restarting on n1 would restore.
+    sessions::open(a, "other", "n1@127.0.0.1", 60, now + 3).await.expect("session");
+    let owners = |owner: &'static str| async move {
+        sessions::owned_by(b, owner).await.expect("owned_by").into_iter().map(|s| s.client_id).collect::<Vec<_>>()
+    };
+    c.wait_applied(a.applied_index()).await;
+    assert_eq!(owners("n2@127.0.0.1").await, vec!["sub1".to_string()]);
+    assert_eq!(owners("n1@127.0.0.1").await, vec!["other".to_string()]);
+    // A clean start discards the session; discarding nothing says so.
+    assert!(sessions::remove(b, "sub1").await.expect("remove"));
+    assert!(!sessions::remove(b, "sub1").await.expect("remove again"));
+    assert!(sessions::get(b, "sub1").await.expect("get").is_none());
     c.shutdown().await;
 }
 
