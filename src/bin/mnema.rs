@@ -481,8 +481,8 @@ async fn dev_cluster(dir: PathBuf, cores: u16, replicants: u16, base_port: u16, 
     let names: Vec<String> = (1..=cores).map(|i| format!("mnema{i}@127.0.0.1")).collect();
     // Node i's /metrics, /health and /ready on base_port + 1000 + i.
     let http_port = |name: &str| {
-        let digits: String = name.split('@').next().unwrap_or(name).chars().filter(char::is_ascii_digit).collect();
-        base_port.saturating_add(1000).saturating_add(digits.parse().unwrap_or(0))
+        let ordinal = mnema::NodeName::parse("node.name", name).map(|n| n.ordinal()).unwrap_or(0);
+        base_port.saturating_add(1000).saturating_add(ordinal)
     };
     let config = |name: &str| {
         let mut c = NodeConfig::new(name, dir.join(name.split('@').next().unwrap_or(name)));
