@@ -75,6 +75,16 @@ pub enum ToClient {
     Message { msg: Msg, qos: u8, retain: bool, queued: Option<u64> },
 }
 
+impl ToClient {
+    /// A message read back from mnema (a retained one, or one queued for the client), at
+    /// the QoS it was stored with.
+    pub fn stored(m: Message, retain: bool, queued: Option<u64>) -> ToClient {
+        let qos = m.qos;
+        let msg = Msg { id: m.id, from: m.from, topic: m.topic, payload: Bytes::from(m.payload), qos, retain };
+        ToClient::Message { msg, qos, retain, queued }
+    }
+}
+
 struct Client {
     conn: u64,
     tx: UnboundedSender<ToClient>,
@@ -232,16 +242,8 @@ impl Broker {
             }
         }
         for m in messages::queued(&self.node, client).await? {
-            let msg = Msg {
-                id: m.id,
-                from: m.from,
-                topic: m.topic,
-                payload: Bytes::from(m.payload),
-                qos: m.qos,
-                retain: false,
-            };
-            let qos = msg.qos;
-            let _ = tx.send(ToClient::Message { msg, qos, retain: false, queued: Some(m.id) });
+            let id = m.id;
+            let _ = tx.send(ToClient::stored(m, false, Some(id)));
         }
         Ok((conn, present))
     }

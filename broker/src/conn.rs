@@ -143,7 +143,7 @@ async fn read_loop(
             },
         };
         match packet {
-            In::Publish { topic, payload, qos, retain, pkid } => {
+            In::Publish(mqtt::Publish { topic, payload, qos, retain, pkid }) => {
                 let msg =
                     Msg { id: mnema::schema::messages::new_id(), from: client.into(), topic, payload, qos, retain };
                 broker.publish(msg).await?;
@@ -165,10 +165,7 @@ async fn read_loop(
                 let (granted, retained) = broker.subscribe(client, persistent, filters).await?;
                 send(Out::SubAck { pkid, granted });
                 for m in retained {
-                    let qos = m.qos;
-                    let msg =
-                        Msg { id: m.id, from: m.from, topic: m.topic, payload: m.payload.into(), qos, retain: true };
-                    let _ = tx.send(ToClient::Message { msg, qos, retain: true, queued: None });
+                    let _ = tx.send(ToClient::stored(m, true, None));
                 }
             }
             In::Unsubscribe { pkid, filters } => {
@@ -204,7 +201,7 @@ async fn write_loop(
                         inflight.lock().unwrap_or_else(|p| p.into_inner()).insert(next_id, queued);
                         next_id
                     };
-                    Out::Publish { topic: msg.topic, payload: msg.payload, qos, retain, pkid }
+                    Out::Publish(mqtt::Publish { topic: msg.topic, payload: msg.payload, qos, retain, pkid })
                 }
             };
             if let Err(e) = mqtt::write(version, packet, &mut out) {

@@ -31,16 +31,21 @@ pub struct Connect {
     pub session_expiry_s: Option<u32>,
 }
 
+/// A PUBLISH, either way: a client's to the broker, or the broker's to a client.
+#[derive(Debug)]
+pub struct Publish {
+    pub topic: String,
+    pub payload: Bytes,
+    pub qos: u8,
+    pub retain: bool,
+    /// 0 for QoS 0.
+    pub pkid: u16,
+}
+
 /// What a client sent after CONNECT.
 #[derive(Debug)]
 pub enum In {
-    Publish {
-        topic: String,
-        payload: Bytes,
-        qos: u8,
-        retain: bool,
-        pkid: u16,
-    },
+    Publish(Publish),
     PubAck(u16),
     /// Only for QoS 2 messages, which this broker never sends: ignored.
     PubRec,
@@ -68,13 +73,7 @@ pub enum Out {
     ConnAck {
         session_present: bool,
     },
-    Publish {
-        topic: String,
-        payload: Bytes,
-        qos: u8,
-        retain: bool,
-        pkid: u16,
-    },
+    Publish(Publish),
     PubAck(u16),
     PubRec(u16),
     PubComp(u16),
@@ -175,9 +174,13 @@ pub fn read(version: Version, buf: &mut BytesMut) -> Result<Option<In>, WireErro
             Err(rumqttc::mqttbytes::Error::InsufficientBytes(_)) => Ok(None),
             Err(e) => Err(WireError::V311(e)),
             Ok(p) => Ok(Some(match p {
-                v4::Packet::Publish(p) => {
-                    In::Publish { topic: p.topic, payload: p.payload, qos: qos4(p.qos), retain: p.retain, pkid: p.pkid }
-                }
+                v4::Packet::Publish(p) => In::Publish(Publish {
+                    topic: p.topic,
+                    payload: p.payload,
+                    qos: qos4(p.qos),
+                    retain: p.retain,
+                    pkid: p.pkid,
+                }),
                 v4::Packet::PubAck(a) => In::PubAck(a.pkid),
                 v4::Packet::PubRec(_) => In::PubRec,
                 v4::Packet::PubRel(a) => In::PubRel(a.pkid),
@@ -201,13 +204,13 @@ pub fn read(version: Version, buf: &mut BytesMut) -> Result<Option<In>, WireErro
             Err(rumqttc::v5::mqttbytes::Error::PayloadRequired) => Ok(Some(In::Disconnect)),
             Err(e) => Err(WireError::V5(e)),
             Ok(p) => Ok(Some(match p {
-                v5::Packet::Publish(p) => In::Publish {
+                v5::Packet::Publish(p) => In::Publish(Publish {
                     topic: String::from_utf8_lossy(&p.topic).into_owned(),
                     payload: p.payload,
                     qos: qos5(p.qos),
                     retain: p.retain,
                     pkid: p.pkid,
-                },
+                }),
                 v5::Packet::PubAck(a) => In::PubAck(a.pkid),
                 v5::Packet::PubRec(_) => In::PubRec,
                 v5::Packet::PubRel(a) => In::PubRel(a.pkid),
@@ -234,7 +237,7 @@ pub fn write(version: Version, out: Out, buf: &mut BytesMut) -> Result<(), WireE
                 Out::ConnAck { session_present } => {
                     v4::Packet::ConnAck(v4::ConnAck::new(v4::ConnectReturnCode::Success, session_present))
                 }
-                Out::Publish { topic, payload, qos, retain, pkid } => {
+                Out::Publish(Publish { topic, payload, qos, retain, pkid }) => {
                     let mut p = v4::Publish::from_bytes(topic, to_qos4(qos), payload);
                     p.retain = retain;
                     p.pkid = pkid;
@@ -265,7 +268,7 @@ pub fn write(version: Version, out: Out, buf: &mut BytesMut) -> Result<(), WireE
                     code: v5::ConnectReturnCode::Success,
                     properties: None,
                 }),
-                Out::Publish { topic, payload, qos, retain, pkid } => {
+                Out::Publish(Publish { topic, payload, qos, retain, pkid }) => {
                     let mut p = v5::Publish::new(topic, to_qos5(qos), payload, None);
                     p.retain = retain;
                     p.pkid = pkid;
@@ -352,7 +355,13 @@ mod tests {
             write(v, Out::SubAck { pkid: 7, granted: vec![Some(1), None] }, &mut buf).unwrap();
             write(
                 v,
-                Out::Publish { topic: "a/b".into(), payload: Bytes::from_static(b"x"), qos: 1, retain: true, pkid: 3 },
+                Out::Publish(Publish {
+                    topic: "a/b".into(),
+                    payload: Bytes::from_static(b"x"),
+                    qos: 1,
+                    retain: true,
+                    pkid: 3,
+                }),
                 &mut buf,
             )
             .unwrap();
