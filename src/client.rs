@@ -1,7 +1,7 @@
 //! A client for a running node, as `mnema ctl` and black-box tests use it.
 
 use crate::backup::BackupInfo;
-use crate::engine::{Committed, Txn};
+use crate::engine::{Committed, IndexHit, IndexRange, Txn};
 use crate::error::{Error, Result};
 use crate::rpc::client::{Cluster, Peers, status_error};
 use crate::rpc::convert;
@@ -135,6 +135,14 @@ impl Client {
         self.inner.read(req).await.map(|r| r.into_inner().into()).map_err(|s| self.err(s))
     }
 
+    /// The records `range` selects through `table`'s secondary index `index`, read on the
+    /// node (the node reads its index; nothing else of the table is sent).
+    pub async fn index(&mut self, table: &str, index: &str, range: &IndexRange) -> Result<Vec<IndexHit>> {
+        let req = convert::index_read_to_pb(table, index, range);
+        let reply = self.inner.index_read(req).await.map_err(|s| self.err(s))?.into_inner();
+        Ok(convert::hits_from_pb(reply.hits))
+    }
+
     /// Streams the node's export document into `out`; returns the bytes written.
     pub async fn export(
         &mut self,
@@ -200,5 +208,9 @@ impl crate::engine::Tables for Client {
     async fn dump(&self, table: &str) -> Result<Vec<(crate::engine::Blob, crate::engine::Blob)>> {
         let r = self.clone().read(table, None, 0).await?.records;
         Ok(r.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
+    }
+
+    async fn index(&self, table: &str, index: &str, range: IndexRange) -> Result<Vec<IndexHit>> {
+        Client::index(&mut self.clone(), table, index, &range).await
     }
 }

@@ -311,6 +311,29 @@ pub enum Error {
         /// What is wrong, in words.
         reason: String,
     },
+
+    /// A transaction says it belongs to shard `claimed`, but its tables are in `shard`
+    /// (`table` is the first op's): a transaction's shard comes from its tables, never from
+    /// the caller, so it is refused before it is proposed and, identically on every node,
+    /// when it is applied. Nothing was applied.
+    #[error("transaction claims shard {claimed}, but table `{table}` is in shard {shard}")]
+    ShardMismatch {
+        /// The table concerned.
+        table: String,
+        /// The shard the table is in.
+        shard: u16,
+        /// The shard the transaction claimed.
+        claimed: u16,
+    },
+
+    /// A read names an index its table does not have. Nothing was read.
+    #[error("table `{table}` has no index `{index}`")]
+    UnknownIndex {
+        /// The table concerned.
+        table: String,
+        /// The index asked for.
+        index: String,
+    },
 }
 
 /// How a call to a peer failed in transport: the only thing a retry decides on.

@@ -76,7 +76,10 @@ mod status;
 mod client;
 
 pub use config::{NodeConfig, Role};
-pub use engine::{Blob, Committed, Index, Kind, Op, OpResult, Scope, Storage, TableDef, Tables, Txn, ValueRule};
+pub use engine::{
+    Blob, Committed, Extractor, Index, IndexDef, IndexHit, IndexKeys, IndexRange, Kind, Op, OpResult, Scope, Storage,
+    TableDef, Tables, Txn, ValueRule,
+};
 pub use error::{Error, Result, TransportKind};
 pub use name::{NodeName, Peer};
 pub use status::{ClusterStatus, MemberStatus, NodeStatus, RaftRole, ReplicantState, ReplicantStatus, Subscriber};

@@ -162,4 +162,19 @@ impl Cluster for ClusterService {
             applied_index: self.node.applied_index(),
         }))
     }
+
+    async fn index_read(&self, req: Request<pb::IndexReadRequest>) -> Result<Response<pb::IndexReadReply>, Status> {
+        let mut r = req.into_inner();
+        let range = crate::rpc::convert::index_range_from_pb(&mut r).map_err(|e| to_status(&e))?;
+        let index = if r.linearizable { self.node.read_index().await.map_err(|e| to_status(&e))? } else { 0 };
+        let wait = r.min_applied.max(index);
+        if wait > 0 {
+            self.node.wait_applied(wait, Duration::from_secs(10)).await.map_err(|e| to_status(&e))?;
+        }
+        let hits = self.node.index(&r.table, &r.index, &range).map_err(|e| to_status(&e))?;
+        Ok(Response::new(pb::IndexReadReply {
+            hits: crate::rpc::convert::hits_to_pb(hits),
+            applied_index: self.node.applied_index(),
+        }))
+    }
 }

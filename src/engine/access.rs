@@ -2,7 +2,7 @@
 //! whatever implements it: a core or a replicant (`Node`), a remote node over gRPC
 //! (`Client`), or the runtime inside the crate.
 
-use super::{Blob, Committed, OpResult, Txn};
+use super::{Blob, Committed, IndexHit, IndexRange, OpResult, Txn};
 use crate::error::Result;
 use std::future::Future;
 
@@ -31,4 +31,9 @@ pub trait Tables {
 
     /// Every record of `table`.
     fn dump(&self, table: &str) -> impl Future<Output = Result<Vec<(Blob, Blob)>>> + Send;
+
+    /// The records `range` selects through `table`'s secondary index `index`, in index
+    /// order ([`Error::UnknownIndex`](crate::Error::UnknownIndex) if it has none of that name).
+    fn index(&self, table: &str, index: &str, range: IndexRange)
+    -> impl Future<Output = Result<Vec<IndexHit>>> + Send;
 }

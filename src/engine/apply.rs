@@ -6,7 +6,7 @@
 
 use super::catalog::Catalog;
 use super::keys::{split_record, split_table};
-use super::memory::{MemState, MemTable};
+use super::memory::MemState;
 use super::requests::{self, Change, Seen};
 use super::table::{Scope, TableDef};
 use super::txn::{Batch, BatchOutcome, Op, OpResult, Txn, TxnOutcome};
@@ -62,10 +62,9 @@ pub fn apply_txn<S: Sink>(
     for (op, ix) in txn.ops.iter().zip(&tables) {
         if let Op::Require { key, value, .. } = op {
             let def = catalog.def(*ix);
-            let current: Option<Vec<u8>> = match &mem.tables[*ix] {
-                MemTable::None => sink.value(def, key)?,
-                t => t.get_one(key).map(|v| v.to_vec()),
-            };
+            let t = &mem.tables[*ix];
+            let current: Option<Vec<u8>> =
+                if t.is_held() { t.get_one(key).map(|v| v.to_vec()) } else { sink.value(def, key)? };
             if current.as_deref() != value.as_deref() {
                 let want = if value.is_some() { "the expected value" } else { "absent" };
                 return Ok(TxnOutcome::Conflict(format!(
@@ -112,10 +111,7 @@ pub fn apply_txn<S: Sink>(
             }
             Op::Require { .. } => OpResult::Done,
             Op::PutIfAbsent { key, value, .. } => {
-                let exists = match &*table {
-                    MemTable::None => sink.contains(def, key)?,
-                    t => t.contains(key),
-                };
+                let exists = if table.is_held() { table.contains(key) } else { sink.contains(def, key)? };
                 if exists {
                     OpResult::Exists
                 } else {
@@ -211,7 +207,7 @@ pub fn load_record<'k>(
     }
     let Ok(ix) = catalog.lookup(name) else { return Ok(Some(name)) };
     let def = catalog.def(ix);
-    if !matches!(state.tables[ix], MemTable::None) {
+    if state.tables[ix].is_held() {
         let (key, value) = split_record(def.kind, rest, value)?;
         state.tables[ix].put(key, value);
     }

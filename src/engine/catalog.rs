@@ -2,7 +2,7 @@
 //! transaction must pass before it is proposed and again when it is applied.
 
 use super::table::{Kind, Scope, TableDef};
-use super::txn::{Op, Txn};
+use super::txn::{DEFAULT_SHARD, Op, Txn};
 use crate::error::{Error, Result};
 use std::collections::HashMap;
 
@@ -31,6 +31,23 @@ impl Catalog {
             }
             if d.index == super::table::Index::Topic && (d.kind != Kind::Bag || !d.in_memory()) {
                 return Err(Error::InvalidTxn(format!("table `{}`: a topic index needs an in-memory bag", d.name)));
+            }
+            if !d.indexes.is_empty() && !d.in_memory() {
+                return Err(Error::InvalidTxn(format!(
+                    "table `{}`: secondary indexes need a table held in memory, not disc_only",
+                    d.name
+                )));
+            }
+            for (i, index) in d.indexes.iter().enumerate() {
+                if index.name.is_empty() || index.name.len() > 200 {
+                    return Err(Error::InvalidTxn(format!(
+                        "table `{}`: index name `{}` must be 1..=200 bytes",
+                        d.name, index.name
+                    )));
+                }
+                if d.indexes[..i].iter().any(|o| o.name == index.name) {
+                    return Err(Error::InvalidTxn(format!("table `{}`: index `{}` declared twice", d.name, index.name)));
+                }
             }
             if by_name.insert(d.name.clone(), ix).is_some() {
                 return Err(Error::InvalidTxn(format!("table `{}` declared twice", d.name)));
@@ -65,6 +82,16 @@ impl Catalog {
     pub fn check(&self, txn: &Txn, scope: Scope) -> Result<Vec<TableIx>> {
         if txn.ops.is_empty() {
             return Err(Error::InvalidTxn("a transaction needs at least one op".into()));
+        }
+        // The shard comes from the tables, never from the caller: every table is in the
+        // default shard, so a transaction claiming another is refused (a replicant
+        // following a subset of shards would skip what every core applies).
+        if txn.shard != DEFAULT_SHARD {
+            return Err(Error::ShardMismatch {
+                table: txn.ops[0].table().to_string(),
+                shard: DEFAULT_SHARD,
+                claimed: txn.shard,
+            });
         }
         txn.ops
             .iter()

@@ -6,6 +6,7 @@
 //! never blocks the writer, and never takes a lock: [`MemStore::load`] is a pointer load.
 
 use super::catalog::{Catalog, TableIx};
+use super::index::SecondaryIndex;
 use super::requests::Requests;
 use super::table::{Index, Kind, TableDef};
 use super::topic_trie::{TopicTrie, is_wildcard};
@@ -17,9 +18,16 @@ pub use super::Blob;
 pub use super::KeyHasher;
 type HashMap<K, V> = imbl::GenericHashMap<K, V, KeyHasher, imbl::shared_ptr::DefaultSharedPtr>;
 
-/// One table's records.
+/// One table's records, and the secondary indexes kept with them.
 #[derive(Clone, Debug)]
-pub enum MemTable {
+pub struct MemTable {
+    records: Records,
+    indexes: Vec<SecondaryIndex>,
+}
+
+/// The records of one table, by kind.
+#[derive(Clone, Debug)]
+pub enum Records {
     Set(HashMap<Blob, Blob>),
     Ordered(imbl::OrdMap<Blob, Blob>),
     Bag(HashMap<Blob, Values>),
@@ -31,61 +39,102 @@ pub enum MemTable {
 
 impl MemTable {
     fn empty(def: &TableDef, in_memory: bool) -> Self {
-        match (in_memory, def.kind, def.index) {
-            (false, _, _) => MemTable::None,
-            (true, Kind::Bag, Index::Topic) => MemTable::TopicBag(Default::default(), TopicTrie::default()),
-            (true, Kind::Set, _) => MemTable::Set(Default::default()),
-            (true, Kind::OrderedSet, _) => MemTable::Ordered(Default::default()),
-            (true, Kind::Bag, _) => MemTable::Bag(Default::default()),
+        let records = match (in_memory, def.kind, def.index) {
+            (false, _, _) => Records::None,
+            (true, Kind::Bag, Index::Topic) => Records::TopicBag(Default::default(), TopicTrie::default()),
+            (true, Kind::Set, _) => Records::Set(Default::default()),
+            (true, Kind::OrderedSet, _) => Records::Ordered(Default::default()),
+            (true, Kind::Bag, _) => Records::Bag(Default::default()),
+        };
+        let indexes =
+            if in_memory { def.indexes.iter().map(|i| SecondaryIndex::new(&i.name, i.extractor)).collect() } else { Vec::new() };
+        MemTable { records, indexes }
+    }
+
+    /// The records, by kind.
+    pub fn records(&self) -> &Records {
+        &self.records
+    }
+
+    /// Whether the records are held here (not a `disc_only` table on a core).
+    pub fn is_held(&self) -> bool {
+        !matches!(self.records, Records::None)
+    }
+
+    /// Whether this is an ordered set held here.
+    pub fn is_ordered(&self) -> bool {
+        matches!(self.records, Records::Ordered(_))
+    }
+
+    /// The secondary index at `position` of the table's declaration.
+    pub fn index(&self, position: usize) -> Option<&SecondaryIndex> {
+        self.indexes.get(position)
+    }
+
+    /// The secondary index named `name`.
+    pub fn index_named(&self, name: &str) -> Option<&SecondaryIndex> {
+        self.indexes.iter().find(|i| i.name() == name)
+    }
+
+    /// The hits `range` selects in the secondary index at `position` (none if there is
+    /// no such index).
+    pub fn index_hits(&self, position: usize, range: &super::index::IndexRange) -> Vec<super::index::IndexHit> {
+        let mut out = Vec::new();
+        if let Some(ix) = self.indexes.get(position) {
+            ix.range(range, |i, k, v| {
+                out.push(super::index::IndexHit { index_key: i.clone(), key: k.clone(), value: v.clone() });
+                true
+            });
         }
+        out
     }
 
     /// The wildcard index of a topic-keyed table.
     pub fn topic_trie(&self) -> Option<&TopicTrie> {
-        match self {
-            MemTable::TopicBag(_, t) => Some(t),
+        match &self.records {
+            Records::TopicBag(_, t) => Some(t),
             _ => None,
         }
     }
 
     /// The values stored under `key` (at most one for sets).
     pub fn get(&self, key: &[u8]) -> Vec<Blob> {
-        match self {
-            MemTable::Set(m) => m.get(key).cloned().into_iter().collect(),
-            MemTable::Ordered(m) => m.get(key).cloned().into_iter().collect(),
-            MemTable::Bag(m) | MemTable::TopicBag(m, _) => {
+        match &self.records {
+            Records::Set(m) => m.get(key).cloned().into_iter().collect(),
+            Records::Ordered(m) => m.get(key).cloned().into_iter().collect(),
+            Records::Bag(m) | Records::TopicBag(m, _) => {
                 m.get(key).map(|s| s.iter().cloned().collect()).unwrap_or_default()
             }
-            MemTable::None => Vec::new(),
+            Records::None => Vec::new(),
         }
     }
 
     /// The one value of a set key, without allocating.
     pub fn get_one(&self, key: &[u8]) -> Option<&Blob> {
-        match self {
-            MemTable::Set(m) => m.get(key),
-            MemTable::Ordered(m) => m.get(key),
-            MemTable::Bag(m) | MemTable::TopicBag(m, _) => m.get(key).and_then(|s| s.first()),
-            MemTable::None => None,
+        match &self.records {
+            Records::Set(m) => m.get(key),
+            Records::Ordered(m) => m.get(key),
+            Records::Bag(m) | Records::TopicBag(m, _) => m.get(key).and_then(|s| s.first()),
+            Records::None => None,
         }
     }
 
     pub fn contains(&self, key: &[u8]) -> bool {
-        match self {
-            MemTable::Set(m) => m.contains_key(key),
-            MemTable::Ordered(m) => m.contains_key(key),
-            MemTable::Bag(m) | MemTable::TopicBag(m, _) => m.contains_key(key),
-            MemTable::None => false,
+        match &self.records {
+            Records::Set(m) => m.contains_key(key),
+            Records::Ordered(m) => m.contains_key(key),
+            Records::Bag(m) | Records::TopicBag(m, _) => m.contains_key(key),
+            Records::None => false,
         }
     }
 
     /// Number of records (bag: key-value pairs).
     pub fn len(&self) -> usize {
-        match self {
-            MemTable::Set(m) => m.len(),
-            MemTable::Ordered(m) => m.len(),
-            MemTable::Bag(m) | MemTable::TopicBag(m, _) => m.values().map(|s| s.len()).sum(),
-            MemTable::None => 0,
+        match &self.records {
+            Records::Set(m) => m.len(),
+            Records::Ordered(m) => m.len(),
+            Records::Bag(m) | Records::TopicBag(m, _) => m.values().map(|s| s.len()).sum(),
+            Records::None => 0,
         }
     }
 
@@ -95,24 +144,29 @@ impl MemTable {
 
     /// Every record; ordered tables in key order, others in an unspecified order.
     pub fn for_each(&self, mut f: impl FnMut(&Blob, &Blob)) {
-        match self {
-            MemTable::Set(m) => m.iter().for_each(|(k, v)| f(k, v)),
-            MemTable::Ordered(m) => m.iter().for_each(|(k, v)| f(k, v)),
-            MemTable::Bag(m) | MemTable::TopicBag(m, _) => m.iter().for_each(|(k, s)| s.iter().for_each(|v| f(k, v))),
-            MemTable::None => {}
+        match &self.records {
+            Records::Set(m) => m.iter().for_each(|(k, v)| f(k, v)),
+            Records::Ordered(m) => m.iter().for_each(|(k, v)| f(k, v)),
+            Records::Bag(m) | Records::TopicBag(m, _) => m.iter().for_each(|(k, s)| s.iter().for_each(|v| f(k, v))),
+            Records::None => {}
         }
     }
 
     /// Records of an ordered table with keys in `[from, to)` (`to = None`: to the end).
     pub fn range(&self, from: &[u8], to: Option<&[u8]>) -> Vec<(Blob, Blob)> {
         use std::ops::Bound;
-        match self {
-            MemTable::Ordered(m) => {
+        match &self.records {
+            Records::Ordered(m) => {
                 let from: Blob = Arc::from(from);
                 let hi = match to {
                     Some(t) => Bound::Excluded(Arc::from(t)),
                     None => Bound::Unbounded,
                 };
+                if let Bound::Excluded(hi) = &hi
+                    && *hi <= from
+                {
+                    return Vec::new();
+                }
                 m.range((Bound::Included(from), hi)).map(|(k, v)| (k.clone(), v.clone())).collect()
             }
             _ => Vec::new(),
@@ -120,58 +174,64 @@ impl MemTable {
     }
 
     pub fn put(&mut self, key: &[u8], value: &[u8]) {
-        match self {
-            MemTable::Set(m) => {
-                m.insert(Arc::from(key), Arc::from(value));
-            }
-            MemTable::Ordered(m) => {
-                m.insert(Arc::from(key), Arc::from(value));
-            }
-            MemTable::Bag(m) => {
-                bag_put(m, key, value);
-            }
-            MemTable::TopicBag(m, trie) => {
-                if !m.contains_key(key) && is_wildcard(key) {
-                    trie.insert(key);
+        let (key, value): (Blob, Blob) = (Arc::from(key), Arc::from(value));
+        let (old, added) = match &mut self.records {
+            Records::Set(m) => (m.insert(key.clone(), value.clone()), true),
+            Records::Ordered(m) => (m.insert(key.clone(), value.clone()), true),
+            Records::Bag(m) => (None, bag_put(m, &key, &value)),
+            Records::TopicBag(m, trie) => {
+                if !m.contains_key(&key) && is_wildcard(&key) {
+                    trie.insert(&key);
                 }
-                bag_put(m, key, value);
+                (None, bag_put(m, &key, &value))
             }
-            MemTable::None => {}
+            Records::None => return,
+        };
+        for ix in &mut self.indexes {
+            if let Some(old) = &old {
+                ix.remove(&key, old);
+            }
+            if added {
+                ix.insert(&key, &value);
+            }
         }
     }
 
     pub fn delete(&mut self, key: &[u8]) {
-        match self {
-            MemTable::Set(m) => {
-                m.remove(key);
-            }
-            MemTable::Ordered(m) => {
-                m.remove(key);
-            }
-            MemTable::Bag(m) => {
-                m.remove(key);
-            }
-            MemTable::TopicBag(m, trie) => {
-                if m.remove(key).is_some() && is_wildcard(key) {
-                    trie.remove(key);
+        let gone: Vec<Blob> = match &mut self.records {
+            Records::Set(m) => m.remove(key).into_iter().collect(),
+            Records::Ordered(m) => m.remove(key).into_iter().collect(),
+            Records::Bag(m) => m.remove(key).map(|s| s.iter().cloned().collect()).unwrap_or_default(),
+            Records::TopicBag(m, trie) => match m.remove(key) {
+                Some(s) => {
+                    if is_wildcard(key) {
+                        trie.remove(key);
+                    }
+                    s.iter().cloned().collect()
                 }
+                None => Vec::new(),
+            },
+            Records::None => return,
+        };
+        for ix in &mut self.indexes {
+            for v in &gone {
+                ix.remove(key, v);
             }
-            MemTable::None => {}
         }
     }
 
     pub fn delete_object(&mut self, key: &[u8], value: &[u8]) {
-        let (m, trie) = match self {
-            MemTable::Bag(m) => (m, None),
-            MemTable::TopicBag(m, t) => (m, Some(t)),
+        let (m, trie) = match &mut self.records {
+            Records::Bag(m) => (m, None),
+            Records::TopicBag(m, t) => (m, Some(t)),
             _ => return,
         };
-        let now_empty = match m.get_mut(key) {
+        let (removed, now_empty) = match m.get_mut(key) {
             Some(set) => {
-                set.remove(value);
-                set.is_empty()
+                let removed = set.remove(value);
+                (removed, set.is_empty())
             }
-            None => false,
+            None => (false, false),
         };
         if now_empty {
             m.remove(key);
@@ -181,27 +241,35 @@ impl MemTable {
                 t.remove(key);
             }
         }
+        if removed {
+            for ix in &mut self.indexes {
+                ix.remove(key, value);
+            }
+        }
     }
 
     pub fn clear(&mut self) {
-        match self {
-            MemTable::Set(m) => m.clear(),
-            MemTable::Ordered(m) => m.clear(),
-            MemTable::Bag(m) => m.clear(),
-            MemTable::TopicBag(m, t) => {
+        match &mut self.records {
+            Records::Set(m) => m.clear(),
+            Records::Ordered(m) => m.clear(),
+            Records::Bag(m) => m.clear(),
+            Records::TopicBag(m, t) => {
                 m.clear();
                 t.clear();
             }
-            MemTable::None => {}
+            Records::None => {}
         }
+        self.indexes.iter_mut().for_each(SecondaryIndex::clear);
     }
 }
 
-fn bag_put(m: &mut HashMap<Blob, Values>, key: &[u8], value: &[u8]) {
-    match m.get_mut(key) {
+/// Adds `value` under `key`; returns whether it was new.
+fn bag_put(m: &mut HashMap<Blob, Values>, key: &Blob, value: &Blob) -> bool {
+    match m.get_mut(&key[..]) {
         Some(values) => values.insert(value),
         None => {
-            m.insert(Arc::from(key), Values::Few(Arc::from([Blob::from(value)])));
+            m.insert(key.clone(), Values::Few(Arc::from([value.clone()])));
+            true
         }
     }
 }
@@ -251,40 +319,44 @@ impl Values {
         self.len() == 0
     }
 
-    fn insert(&mut self, value: &[u8]) {
+    /// Adds `value`; returns whether it was new.
+    fn insert(&mut self, value: &Blob) -> bool {
         match self {
             Values::Few(v) => {
-                let Err(at) = v.binary_search_by(|b| (**b).cmp(value)) else { return };
+                let Err(at) = v.binary_search_by(|b| (**b).cmp(&**value)) else { return false };
                 if v.len() < Self::FEW {
                     let mut next = v.to_vec();
-                    next.insert(at, Blob::from(value));
+                    next.insert(at, value.clone());
                     *v = next.into();
                 } else {
                     let mut set: imbl::OrdSet<Blob> = v.iter().cloned().collect();
-                    set.insert(Blob::from(value));
+                    set.insert(value.clone());
                     *self = Values::Many(set);
                 }
+                true
             }
-            Values::Many(s) => {
-                s.insert(Blob::from(value));
-            }
+            Values::Many(s) => s.insert(value.clone()).is_none(),
         }
     }
 
-    fn remove(&mut self, value: &[u8]) {
+    /// Removes `value`; returns whether it was there.
+    fn remove(&mut self, value: &[u8]) -> bool {
         match self {
-            Values::Few(v) => {
-                if let Ok(at) = v.binary_search_by(|b| (**b).cmp(value)) {
+            Values::Few(v) => match v.binary_search_by(|b| (**b).cmp(value)) {
+                Ok(at) => {
                     let mut next = v.to_vec();
                     next.remove(at);
                     *v = next.into();
+                    true
                 }
-            }
+                Err(_) => false,
+            },
             Values::Many(s) => {
-                s.remove(value);
+                let removed = s.remove(value).is_some();
                 if s.len() <= Self::FEW / 2 {
                     *self = Values::Few(s.iter().cloned().collect::<Vec<_>>().into());
                 }
+                removed
             }
         }
     }

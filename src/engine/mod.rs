@@ -6,6 +6,7 @@ pub mod access;
 pub mod apply;
 pub mod catalog;
 pub mod declaration;
+pub mod index;
 pub mod keys;
 pub mod snapshot_format;
 pub mod table;
@@ -25,5 +26,6 @@ pub type KeyHasher = foldhash::fast::RandomState;
 
 pub use access::Tables;
 pub use catalog::{Catalog, TableIx};
-pub use table::{Index, Kind, Scope, Storage, TableDef, ValueRule};
+pub use index::{IndexHit, IndexRange};
+pub use table::{Extractor, Index, IndexDef, IndexKeys, Kind, Scope, Storage, TableDef, ValueRule};
 pub use txn::{Batch, BatchOutcome, Committed, Op, OpResult, RequestId, ShardId, Txn, TxnOutcome};

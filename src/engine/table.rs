@@ -66,42 +66,177 @@ pub enum Index {
 /// assert!(def.check_record(b"k", "text".as_bytes()).is_ok());
 /// assert!(def.check_record(b"k", &[0xff]).is_err());
 /// ```
+///
+/// A rule is code, named and versioned: nodes compare rules by name and version, so a
+/// build whose rule of some name checks differently must give it a new version
+/// ([`ValueRule::version`]); a node announcing another version of a rule than its
+/// cluster's is refused instead of applying the same log differently.
 #[derive(Clone, Copy)]
 pub struct ValueRule {
     name: &'static str,
+    version: u32,
     check: fn(&[u8], &[u8]) -> Result<(), String>,
 }
 
 impl ValueRule {
-    /// A rule named `name` (shown in `Debug` and compared by name) that `check`s a record's
-    /// key and value, returning why it is refused.
+    /// A rule named `name` (shown in `Debug` and compared by name and version), version 1,
+    /// that `check`s a record's key and value, returning why it is refused.
     pub const fn new(name: &'static str, check: fn(&[u8], &[u8]) -> Result<(), String>) -> Self {
-        ValueRule { name, check }
+        ValueRule { name, version: 1, check }
+    }
+
+    /// The same rule under version `version`: bump it whenever the rule starts to check
+    /// differently.
+    pub const fn version(mut self, version: u32) -> Self {
+        self.version = version;
+        self
     }
 
     /// The rule's name.
     pub fn name(&self) -> &'static str {
         self.name
     }
+
+    /// The rule's version.
+    pub fn version_number(&self) -> u32 {
+        self.version
+    }
+
+    /// Whether `key` → `value` passes the rule (the reason it does not, else).
+    pub fn check(&self, key: &[u8], value: &[u8]) -> Result<(), String> {
+        (self.check)(key, value)
+    }
 }
 
 impl std::fmt::Debug for ValueRule {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ValueRule({})", self.name)
+        write!(f, "ValueRule({} v{})", self.name, self.version)
     }
 }
 
-// By name: function pointers have no stable identity across codegen units.
+// By name and version: function pointers have no stable identity across codegen units.
 impl PartialEq for ValueRule {
     fn eq(&self, other: &Self) -> bool {
-        self.name == other.name
+        (self.name, self.version) == (other.name, other.version)
     }
 }
 impl Eq for ValueRule {}
 impl std::hash::Hash for ValueRule {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.name.hash(state)
+        (self.name, self.version).hash(state)
     }
+}
+
+/// The index keys an [`Extractor`] finds in one record.
+#[derive(Debug, Default)]
+pub struct IndexKeys(Vec<Vec<u8>>);
+
+impl IndexKeys {
+    /// Adds `key` (a key given twice counts once).
+    pub fn push(&mut self, key: impl Into<Vec<u8>>) {
+        self.0.push(key.into());
+    }
+
+    /// The keys, sorted, each once.
+    pub(crate) fn into_sorted(mut self) -> Vec<Vec<u8>> {
+        self.0.sort_unstable();
+        self.0.dedup();
+        self.0
+    }
+}
+
+/// The code of a secondary index: the index keys of a record (zero or more), computed from
+/// its key and value alone.
+///
+/// Like a [`ValueRule`], an extractor is named and versioned code that every node runs on
+/// every record it applies, so it must be deterministic (a pure function of the bytes);
+/// a build whose extractor of some name computes other keys must give it a new version.
+/// An error refuses the record: the write is [`Error::InvalidValue`](crate::Error::InvalidValue)
+/// before it is proposed, and rejected identically on every node if it gets that far.
+///
+/// ```
+/// use mnema::{Extractor, IndexKeys, IndexRange, Kind, Storage, TableDef};
+/// // Users by the domain of their e-mail address (the value).
+/// fn domain(_key: &[u8], value: &[u8], out: &mut IndexKeys) -> Result<(), String> {
+///     let at = value.iter().position(|b| *b == b'@').ok_or("no @ in the address")?;
+///     out.push(&value[at + 1..]);
+///     Ok(())
+/// }
+/// let def = TableDef::replicated("users", Kind::Set, Storage::Disc)
+///     .with_index("domain", Extractor::new("users.domain", domain));
+/// assert_eq!(def.indexes[0].name, "domain");
+/// let page = IndexRange::exact("example.com").limit(100);
+/// assert_eq!(page.limit, Some(100));
+/// ```
+#[derive(Clone, Copy)]
+pub struct Extractor {
+    name: &'static str,
+    version: u32,
+    extract: ExtractFn,
+}
+
+/// An extractor's code: a record's key and value in, its index keys out (or why the
+/// record is refused).
+pub type ExtractFn = fn(&[u8], &[u8], &mut IndexKeys) -> Result<(), String>;
+
+impl Extractor {
+    /// An extractor named `name`, version 1.
+    pub const fn new(name: &'static str, extract: ExtractFn) -> Self {
+        Extractor { name, version: 1, extract }
+    }
+
+    /// The same extractor under version `version`: bump it whenever it starts to compute
+    /// other keys.
+    pub const fn version(mut self, version: u32) -> Self {
+        self.version = version;
+        self
+    }
+
+    /// The extractor's name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The extractor's version.
+    pub fn version_number(&self) -> u32 {
+        self.version
+    }
+
+    /// The index keys of `key` → `value`, sorted, each once.
+    pub fn keys(&self, key: &[u8], value: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+        let mut out = IndexKeys::default();
+        (self.extract)(key, value, &mut out)?;
+        Ok(out.into_sorted())
+    }
+}
+
+impl std::fmt::Debug for Extractor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Extractor({} v{})", self.name, self.version)
+    }
+}
+
+impl PartialEq for Extractor {
+    fn eq(&self, other: &Self) -> bool {
+        (self.name, self.version) == (other.name, other.version)
+    }
+}
+impl Eq for Extractor {}
+impl std::hash::Hash for Extractor {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (self.name, self.version).hash(state)
+    }
+}
+
+/// A named secondary index of a table: ordered by the keys its [`Extractor`] computes,
+/// kept in memory with the table, changed in the same apply, published with it and
+/// rebuilt from the records on load (nothing of it is on disc).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct IndexDef {
+    /// Unique among the table's indexes.
+    pub name: String,
+    /// Its code.
+    pub extractor: Extractor,
 }
 
 /// A table declaration. Every node of a cluster must declare the same replicated tables.
@@ -121,12 +256,15 @@ pub struct TableDef {
     /// The rule every stored record follows; `None`: any bytes.
     #[serde(skip)]
     pub rule: Option<ValueRule>,
+    /// Its secondary indexes (tables held in memory only).
+    #[serde(skip)]
+    pub indexes: Vec<IndexDef>,
 }
 
 impl TableDef {
     /// A table named `name`; [`TableDef::replicated`] and [`TableDef::local`] say the scope.
     pub fn new(name: &str, kind: Kind, scope: Scope, storage: Storage) -> Self {
-        TableDef { name: name.to_string(), kind, scope, storage, index: Index::None, rule: None }
+        TableDef { name: name.to_string(), kind, scope, storage, index: Index::None, rule: None, indexes: Vec::new() }
     }
 
     /// Every record put into the table must pass `rule` (see [`ValueRule`]).
@@ -135,12 +273,27 @@ impl TableDef {
         self
     }
 
-    /// Whether `key` → `value` may be stored in this table: its [`ValueRule`], if any.
+    /// A secondary index named `name` whose keys `extractor` computes (see [`Extractor`]).
+    pub fn with_index(mut self, name: &str, extractor: Extractor) -> Self {
+        self.indexes.push(IndexDef { name: name.to_string(), extractor });
+        self
+    }
+
+    /// Whether `key` → `value` may be stored in this table: its [`ValueRule`], if any, and
+    /// every index's [`Extractor`].
     pub fn check_record(&self, key: &[u8], value: &[u8]) -> Result<(), String> {
-        match &self.rule {
-            Some(rule) => (rule.check)(key, value),
-            None => Ok(()),
+        if let Some(rule) = &self.rule {
+            rule.check(key, value)?;
         }
+        for ix in &self.indexes {
+            ix.extractor.keys(key, value).map_err(|e| format!("index `{}`: {e}", ix.name))?;
+        }
+        Ok(())
+    }
+
+    /// The position of index `name` among [`TableDef::indexes`].
+    pub fn index_position(&self, name: &str) -> Option<usize> {
+        self.indexes.iter().position(|i| i.name == name)
     }
 
     /// Index the keys as topic filters (an in-memory bag such as `routes`).

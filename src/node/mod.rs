@@ -42,6 +42,7 @@ impl Node {
     pub async fn start(config: NodeConfig, tables: Vec<TableDef>) -> Result<Node> {
         let cfg = config.validate()?;
         let catalog = Catalog::new(tables)?;
+        followed_shards_hold_every_table(&cfg, &catalog)?;
         // Everything that can be refused without touching the data dir is checked first:
         // the TLS files, and the listen address (a port in use stops the node here).
         server::builder(&cfg)?;
@@ -148,6 +149,29 @@ impl Node {
     /// ([`Error::UnknownTable`](crate::Error::UnknownTable) if it is not declared), not on every read.
     pub fn table(&self, table: &str) -> Result<crate::runtime::TableHandle> {
         crate::runtime::TableHandle::new(&self.shared, table)
+    }
+
+    /// The records `range` selects through `table`'s secondary index `index`, read
+    /// locally, in index order: the index keys within its bounds, then by record key and
+    /// value ([`Error::UnknownIndex`] if the table has no such index).
+    ///
+    /// ```no_run
+    /// # fn f(node: mnema::Node) -> mnema::Result<()> {
+    /// use mnema::{IndexRange, schema};
+    /// // The sessions a node owns, 100 at a time.
+    /// let mut page = IndexRange::exact("mnema1@host").limit(100);
+    /// loop {
+    ///     let hits = node.index(schema::SESSIONS, schema::sessions::BY_OWNER, &page)?;
+    ///     for hit in &hits { /* hit.key: the client id; hit.value: the session */ }
+    ///     match hits.last() {
+    ///         Some(last) if hits.len() == 100 => page = page.after(last),
+    ///         _ => break,
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn index(&self, table: &str, index: &str, range: &crate::engine::IndexRange) -> Result<Vec<crate::engine::IndexHit>> {
+        self.shared.index(table, index, range)
     }
 
     /// Every record of `table`, read locally (ordered sets in key order).
@@ -323,6 +347,33 @@ impl crate::engine::Tables for Node {
 
     fn dump(&self, table: &str) -> impl std::future::Future<Output = Result<Vec<(Blob, Blob)>>> + Send {
         std::future::ready(self.shared.dump(table))
+    }
+
+    fn index(
+        &self,
+        table: &str,
+        index: &str,
+        range: crate::engine::IndexRange,
+    ) -> impl std::future::Future<Output = Result<Vec<crate::engine::IndexHit>>> + Send {
+        std::future::ready(self.shared.index(table, index, &range))
+    }
+}
+
+/// A replicant's `replicant.shards` must not leave out a shard that holds tables: every
+/// table is in the default shard, which a replicant following a subset would skip while
+/// every core applies it.
+fn followed_shards_hold_every_table(cfg: &crate::config::Validated, catalog: &Catalog) -> Result<()> {
+    let shards = &cfg.config.replicant.shards;
+    if cfg.role != Role::Replicant || shards.is_empty() {
+        return Ok(());
+    }
+    let shard = crate::engine::txn::DEFAULT_SHARD;
+    match catalog.defs().iter().find(|d| d.scope == crate::engine::Scope::Replicated) {
+        Some(def) if !shards.contains(&shard) => Err(Error::config(
+            "replicant.shards",
+            format!("{shards:?} leaves out shard {shard}, which holds table `{}`", def.name),
+        )),
+        _ => Ok(()),
     }
 }
 

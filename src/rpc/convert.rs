@@ -4,6 +4,7 @@
 use super::pb;
 use crate::config::Role;
 use crate::engine::declaration::Declaration;
+use crate::engine::{IndexHit, IndexRange};
 use crate::error::{Error, Result};
 use crate::status::{ClusterStatus, MemberStatus, NodeStatus, RaftRole, ReplicantState, ReplicantStatus, Subscriber};
 
@@ -142,6 +143,64 @@ pub fn decode_tables(bytes: &[u8]) -> Result<Vec<Declaration>> {
         return Ok(Vec::new());
     }
     crate::codec::decode_versioned("table declarations", crate::codec::WIRE_VERSION, bytes)
+}
+
+fn bound_to_pb(b: &std::ops::Bound<Vec<u8>>) -> Option<pb::KeyBound> {
+    use std::ops::Bound;
+    match b {
+        Bound::Unbounded => None,
+        Bound::Included(k) => Some(pb::KeyBound { kind: pb::BoundKind::Included as i32, key: k.clone() }),
+        Bound::Excluded(k) => Some(pb::KeyBound { kind: pb::BoundKind::Excluded as i32, key: k.clone() }),
+    }
+}
+
+fn bound_from_pb(b: Option<pb::KeyBound>) -> Result<std::ops::Bound<Vec<u8>>> {
+    use std::ops::Bound;
+    let Some(b) = b else { return Ok(Bound::Unbounded) };
+    match pb::BoundKind::try_from(b.kind) {
+        Ok(pb::BoundKind::Unbounded) => Ok(Bound::Unbounded),
+        Ok(pb::BoundKind::Included) => Ok(Bound::Included(b.key)),
+        Ok(pb::BoundKind::Excluded) => Ok(Bound::Excluded(b.key)),
+        Err(_) => Err(bad("key bound kind", b.kind)),
+    }
+}
+
+/// An index read of `table`'s `index` for the wire.
+pub fn index_read_to_pb(table: &str, index: &str, range: &IndexRange) -> pb::IndexReadRequest {
+    pb::IndexReadRequest {
+        table: table.to_string(),
+        index: index.to_string(),
+        start: bound_to_pb(&range.start),
+        end: bound_to_pb(&range.end),
+        limit: range.limit.map(|n| n as u64),
+        after: range.after.as_ref().map(|(i, k, v)| pb::IndexHit { index_key: i.clone(), key: k.clone(), value: v.clone() }),
+        min_applied: 0,
+        linearizable: false,
+    }
+}
+
+/// The range of an index read from the wire.
+pub fn index_range_from_pb(r: &mut pb::IndexReadRequest) -> Result<IndexRange> {
+    Ok(IndexRange {
+        start: bound_from_pb(r.start.take())?,
+        end: bound_from_pb(r.end.take())?,
+        limit: r.limit.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+        after: r.after.take().map(|h| (h.index_key, h.key, h.value)),
+    })
+}
+
+/// Index hits for the wire.
+pub fn hits_to_pb(hits: Vec<IndexHit>) -> Vec<pb::IndexHit> {
+    hits.into_iter()
+        .map(|h| pb::IndexHit { index_key: h.index_key.to_vec(), key: h.key.to_vec(), value: h.value.to_vec() })
+        .collect()
+}
+
+/// Index hits from the wire.
+pub fn hits_from_pb(hits: Vec<pb::IndexHit>) -> Vec<IndexHit> {
+    hits.into_iter()
+        .map(|h| IndexHit { index_key: h.index_key.into(), key: h.key.into(), value: h.value.into() })
+        .collect()
 }
 
 /// A node's status from the wire.

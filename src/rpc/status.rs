@@ -18,8 +18,11 @@ pub fn to_status(err: &Error) -> Status {
         | Error::InvalidTxn(_)
         | Error::InvalidTopic { .. }
         | Error::InvalidValue { .. }
+        | Error::ShardMismatch { .. }
         | Error::BadExport { .. } => Code::InvalidArgument,
-        Error::UnknownTable(_) | Error::NotFound { .. } | Error::NotAMember { .. } => Code::NotFound,
+        Error::UnknownTable(_) | Error::UnknownIndex { .. } | Error::NotFound { .. } | Error::NotAMember { .. } => {
+            Code::NotFound
+        }
         Error::Conflict(_) => Code::Aborted,
         Error::CookieMismatch { .. } => Code::Unauthenticated,
         Error::ForeignCluster { .. } | Error::SchemaMismatch { .. } => Code::PermissionDenied,
@@ -128,6 +131,8 @@ mod tests {
             Error::NodeFailed { reason: s() },
             Error::Shutdown,
             Error::SchemaMismatch { peer: "p@h".into(), table: "routes".into(), reason: s() },
+            Error::ShardMismatch { table: "routes".into(), shard: 0, claimed: 7 },
+            Error::UnknownIndex { table: "sessions".into(), index: "by_color".into() },
         ];
         for e in &all {
             match e {
@@ -163,7 +168,9 @@ mod tests {
                 | Error::Timeout { .. }
                 | Error::NodeFailed { .. }
                 | Error::Shutdown
-                | Error::SchemaMismatch { .. } => {}
+                | Error::SchemaMismatch { .. }
+                | Error::ShardMismatch { .. }
+                | Error::UnknownIndex { .. } => {}
             }
         }
         all

@@ -2,7 +2,7 @@
 
 use super::Runtime;
 use crate::engine::memory::MemStore;
-use crate::engine::{Blob, Kind, TableDef, TableIx};
+use crate::engine::{Blob, IndexHit, IndexRange, Kind, TableDef, TableIx};
 use crate::error::{Error, Result};
 use crate::storage::records;
 use std::sync::{Arc, Weak};
@@ -90,6 +90,17 @@ impl TableHandle {
         }
     }
 
+    /// The records `range` selects through the table's index `index`, in index order
+    /// ([`Error::UnknownIndex`] if the table has no such index).
+    pub fn index(&self, index: &str, range: &IndexRange) -> Result<Vec<IndexHit>> {
+        let position = index_position(&self.def, index)?;
+        match &self.source {
+            Source::Memory(m) => Ok(m.load().table(self.ix).index_hits(position, range)),
+            // Indexes are refused on tables not held in memory.
+            Source::Disc(_) => Ok(Vec::new()),
+        }
+    }
+
     /// Every value under `key`: at most one for a set or ordered set, all of a bag's.
     pub fn get(&self, key: &[u8]) -> Result<Vec<Blob>> {
         match &self.source {
@@ -106,6 +117,12 @@ pub(crate) fn refuse_bag(def: &TableDef) -> Result<()> {
         return Err(Error::InvalidTxn(format!("`{}` is a bag: it may hold many values under one key; use get", def.name)));
     }
     Ok(())
+}
+
+/// The position of `index` among `def`'s indexes ([`Error::UnknownIndex`] if it has none
+/// of that name).
+pub(crate) fn index_position(def: &TableDef, index: &str) -> Result<usize> {
+    def.index_position(index).ok_or_else(|| Error::UnknownIndex { table: def.name.clone(), index: index.to_string() })
 }
 
 /// A `disc_only` table's values under `key`, from RocksDB while the node runs.

@@ -19,7 +19,8 @@ pub mod subscribers;
 use crate::config::{DiscoveryStrategy, Role, Validated};
 use crate::engine::memory::{Blob, MemState, MemStore};
 use crate::engine::{
-    Batch, BatchOutcome, Catalog, Committed, OpResult, RequestId, Scope, TableDef, TableIx, Txn, TxnOutcome,
+    Batch, BatchOutcome, Catalog, Committed, IndexHit, IndexRange, OpResult, RequestId, Scope, TableDef, TableIx, Txn,
+    TxnOutcome,
 };
 use crate::error::{Error, Result};
 use crate::raft::slot::RaftSlot;
@@ -627,7 +628,7 @@ impl Runtime {
         if self.in_memory_here(def) {
             let view = self.memory(def.scope).load();
             let t = view.table(ix);
-            if let crate::engine::memory::MemTable::Ordered(_) = t {
+            if t.is_ordered() {
                 let end = crate::engine::keys::prefix_end(prefix);
                 return Ok(t.range(prefix, end.as_deref()));
             }
@@ -640,6 +641,15 @@ impl Runtime {
             return Ok(out);
         }
         records::prefix(&self.db, def, prefix)
+    }
+
+    /// The records `range` selects through `table`'s secondary index `index`, read
+    /// locally, in index order.
+    pub fn index(&self, table: &str, index: &str, range: &IndexRange) -> Result<Vec<IndexHit>> {
+        let ix = self.catalog.lookup(table)?;
+        let def = self.catalog.def(ix);
+        let position = handle::index_position(def, index)?;
+        Ok(self.memory(def.scope).load().table(ix).index_hits(position, range))
     }
 
     /// Every record of `table`, read locally (ordered tables in key order).
@@ -780,6 +790,15 @@ impl crate::engine::Tables for Runtime {
 
     fn dump(&self, table: &str) -> impl std::future::Future<Output = Result<Vec<(Blob, Blob)>>> + Send {
         std::future::ready(Runtime::dump(self, table))
+    }
+
+    fn index(
+        &self,
+        table: &str,
+        index: &str,
+        range: IndexRange,
+    ) -> impl std::future::Future<Output = Result<Vec<IndexHit>>> + Send {
+        std::future::ready(Runtime::index(self, table, index, &range))
     }
 }
 

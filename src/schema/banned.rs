@@ -36,6 +36,9 @@ pub struct Ban {
     pub until_ms: Option<u64>,
 }
 
+/// The index of bans that end, by when (index key: 8 bytes, big-endian ms since the epoch).
+pub const BY_EXPIRY: &str = "by_expiry";
+
 impl Ban {
     /// Whether the ban has ended at `now_ms`.
     pub fn ended(&self, now_ms: u64) -> bool {

@@ -4,7 +4,7 @@
 use super::CLIENT_STATUS;
 use crate::engine::Tables;
 use crate::engine::typed::Typed;
-use crate::engine::{Committed, Txn};
+use crate::engine::{Committed, IndexRange, Txn};
 use crate::error::Result;
 use serde::{Deserialize, Serialize};
 
@@ -52,14 +52,13 @@ pub async fn get(node: &impl Tables, client: &str) -> Result<Option<ClientStatus
     Ok(TABLE.values(&node.get(CLIENT_STATUS, client.as_bytes()).await?)?.pop())
 }
 
-/// Client ids online on `on_node` (the seed's per-node client list), sorted.
+/// The index of online clients by the node they are connected to (index key: the node's
+/// name; offline clients are not in it).
+pub const ONLINE_BY_NODE: &str = "online_by_node";
+
+/// Client ids online on `on_node` (the seed's per-node client list), sorted; read through
+/// the [`ONLINE_BY_NODE`] index.
 pub async fn online_on(node: &impl Tables, on_node: &str) -> Result<Vec<String>> {
-    let mut out: Vec<String> = TABLE
-        .records(&node.dump(CLIENT_STATUS).await?)?
-        .into_iter()
-        .filter(|(_, s)| s.online && s.node == on_node)
-        .map(|(c, _)| c)
-        .collect();
-    out.sort();
-    Ok(out)
+    let hits = node.index(CLIENT_STATUS, ONLINE_BY_NODE, IndexRange::exact(on_node)).await?;
+    hits.iter().map(|h| <String as crate::engine::typed::TableKey>::decode_key(&h.key)).collect()
 }

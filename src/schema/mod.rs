@@ -95,9 +95,12 @@ pub fn broker_tables() -> Vec<TableDef> {
     ];
     tables
         .into_iter()
-        .map(|t| match record_rules::rule_of(&t.name) {
-            Some(rule) => t.with_rule(rule),
-            None => t,
+        .map(|t| {
+            let t = match record_rules::rule_of(&t.name) {
+                Some(rule) => t.with_rule(rule),
+                None => t,
+            };
+            record_rules::indexes_of(&t.name).into_iter().fold(t, |t, (name, extractor)| t.with_index(name, extractor))
         })
         .collect()
 }
@@ -105,7 +108,7 @@ pub fn broker_tables() -> Vec<TableDef> {
 /// The record rules of the broker's tables.
 mod record_rules {
     use super::*;
-    use crate::engine::ValueRule;
+    use crate::engine::{Extractor, IndexKeys, ValueRule};
 
     /// The rule of broker table `table`, if it has one.
     pub(super) fn rule_of(table: &str) -> Option<ValueRule> {
@@ -136,6 +139,88 @@ mod record_rules {
             // `subscriptions` is local.
             _ => return None,
         })
+    }
+
+    /// The secondary indexes of broker table `table`: what the broker looks records up by
+    /// other than their key (a node's sessions, routes and clients; what expires when).
+    pub(super) fn indexes_of(table: &str) -> Vec<(&'static str, Extractor)> {
+        match table {
+            ROUTES => vec![(routes::BY_NODE, Extractor::new("routes.node", route_node))],
+            #[cfg(feature = "server")]
+            SESSIONS => vec![
+                (sessions::BY_OWNER, Extractor::new("sessions.owner", session_owner)),
+                (sessions::BY_EXPIRY, Extractor::new("sessions.expiry", session_expiry)),
+            ],
+            #[cfg(feature = "server")]
+            CLIENT_STATUS => {
+                vec![(client_status::ONLINE_BY_NODE, Extractor::new("client_status.online_node", online_node))]
+            }
+            #[cfg(feature = "server")]
+            RETAINED => vec![(retained::BY_EXPIRY, Extractor::new("retained.expiry", retained_expiry))],
+            #[cfg(feature = "server")]
+            BANNED => vec![(banned::BY_EXPIRY, Extractor::new("banned.expiry", ban_expiry))],
+            _ => Vec::new(),
+        }
+    }
+
+    /// A route's destination node.
+    fn route_node(_key: &[u8], value: &[u8], out: &mut IndexKeys) -> std::result::Result<(), String> {
+        out.push(routes::decode_dest(value).map_err(|e| e.to_string())?.node());
+        Ok(())
+    }
+
+    /// A record's value as its table's type: the typed encoding, or JSON of that shape
+    /// (what `mnema ctl table put` stores).
+    #[cfg(feature = "server")]
+    fn decoded<V: serde::Serialize + serde::de::DeserializeOwned>(v: &[u8]) -> std::result::Result<V, String> {
+        match crate::engine::typed::Typed::<Vec<u8>, V>::decode_value(v) {
+            Ok(value) => Ok(value),
+            Err(e) => serde_json::from_slice(v).map_err(|j| format!("neither {e} nor JSON of its shape ({j})")),
+        }
+    }
+
+    /// A session's owner node.
+    #[cfg(feature = "server")]
+    fn session_owner(_key: &[u8], v: &[u8], out: &mut IndexKeys) -> std::result::Result<(), String> {
+        out.push(decoded::<sessions::Session>(v)?.owner);
+        Ok(())
+    }
+
+    /// When a disconnected session expires (8 bytes, big-endian ms; none while connected).
+    #[cfg(feature = "server")]
+    fn session_expiry(_key: &[u8], v: &[u8], out: &mut IndexKeys) -> std::result::Result<(), String> {
+        if let Some(at) = decoded::<sessions::Session>(v)?.expires_at_ms() {
+            out.push(at.to_be_bytes());
+        }
+        Ok(())
+    }
+
+    /// The node an online client is connected to (none while offline).
+    #[cfg(feature = "server")]
+    fn online_node(_key: &[u8], v: &[u8], out: &mut IndexKeys) -> std::result::Result<(), String> {
+        let s = decoded::<client_status::ClientStatus>(v)?;
+        if s.online {
+            out.push(s.node);
+        }
+        Ok(())
+    }
+
+    /// When a retained message expires (8 bytes, big-endian ms; none if it does not).
+    #[cfg(feature = "server")]
+    fn retained_expiry(_key: &[u8], v: &[u8], out: &mut IndexKeys) -> std::result::Result<(), String> {
+        if let Some(at) = decoded::<retained::Retained>(v)?.expires_at_ms {
+            out.push(at.to_be_bytes());
+        }
+        Ok(())
+    }
+
+    /// When a ban ends (8 bytes, big-endian ms; none if it lasts until lifted).
+    #[cfg(feature = "server")]
+    fn ban_expiry(_key: &[u8], v: &[u8], out: &mut IndexKeys) -> std::result::Result<(), String> {
+        if let Some(at) = decoded::<banned::Ban>(v)?.until_ms {
+            out.push(at.to_be_bytes());
+        }
+        Ok(())
     }
 
     /// A route: the key a valid MQTT topic filter, the value an encoded destination.

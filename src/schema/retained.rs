@@ -24,6 +24,10 @@ pub struct Retained {
 
 const TABLE: Typed<String, Retained> = Typed::new(RETAINED);
 
+/// The index of retained messages that expire, by when (index key: 8 bytes, big-endian ms
+/// since the epoch).
+pub const BY_EXPIRY: &str = "by_expiry";
+
 /// Retains `msg` for its topic, replacing what was there; an empty payload deletes it.
 pub async fn retain(node: &impl Tables, msg: &Message, expires_at_ms: Option<u64>) -> Result<Committed> {
     validate_name(&msg.topic).map_err(|e| Error::InvalidTopic { topic: msg.topic.clone(), reason: e.to_string() })?;

@@ -12,7 +12,7 @@
 use super::ROUTES;
 use super::topic::{validate_filter, validate_name};
 use crate::codec;
-use crate::engine::memory::{MemState, MemTable};
+use crate::engine::memory::{MemState, MemTable, Records};
 use crate::engine::{Blob, TableIx, Txn};
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -80,8 +80,8 @@ pub fn delete(txn: Txn, filter: &str, dest: &Dest) -> Result<Txn> {
 
 fn table(view: &MemState, ix: TableIx) -> Result<&MemTable> {
     let t = view.table(ix);
-    match t {
-        MemTable::TopicBag(..) => Ok(t),
+    match t.records() {
+        Records::TopicBag(..) => Ok(t),
         _ => Err(Error::InvalidTxn(format!("table {ix} is not a topic-indexed bag"))),
     }
 }
@@ -90,7 +90,7 @@ fn table(view: &MemState, ix: TableIx) -> Result<&MemTable> {
 pub fn for_each_match(view: &MemState, ix: TableIx, topic: &str, mut found: impl FnMut(&Blob, &Blob)) -> Result<()> {
     validate_name(topic).map_err(|e| invalid(topic, e))?;
     let t = table(view, ix)?;
-    if let MemTable::TopicBag(bag, trie) = t {
+    if let Records::TopicBag(bag, trie) = t.records() {
         if let Some((filter, dests)) = bag.get_key_value(topic.as_bytes()) {
             dests.iter().for_each(|d| found(filter, d));
         }
@@ -118,19 +118,21 @@ pub fn match_routes(view: &MemState, ix: TableIx, topic: &str) -> Result<Vec<Rou
     Ok(out)
 }
 
-/// The routes leading to `node` (its own and its shared-subscription members).
+/// The index of routes by the node they lead to (index key: the node's name).
+pub const BY_NODE: &str = "by_node";
+
+/// The routes leading to `node` (its own and its shared-subscription members), read
+/// through the [`BY_NODE`] index: as many as lead there, whatever the table's size.
 pub fn routes_of_node(view: &MemState, ix: TableIx, node: &str) -> Result<Vec<(Blob, Blob)>> {
+    let index = table(view, ix)?
+        .index_named(BY_NODE)
+        .ok_or_else(|| Error::UnknownIndex { table: ROUTES.into(), index: BY_NODE.into() })?;
     let mut out = Vec::new();
-    let mut bad = None;
-    table(view, ix)?.for_each(|f, d| match decode_dest(d) {
-        Ok(dest) if dest.node() == node => out.push((f.clone(), d.clone())),
-        Ok(_) => {}
-        Err(e) => bad = Some(e),
+    index.range(&crate::engine::IndexRange::exact(node), |_, f, d| {
+        out.push((f.clone(), d.clone()));
+        true
     });
-    match bad {
-        Some(e) => Err(e),
-        None => Ok(out),
-    }
+    Ok(out)
 }
 
 #[cfg(feature = "server")]

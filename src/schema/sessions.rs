@@ -8,8 +8,8 @@
 use super::SESSIONS;
 use super::topic::validate_filter;
 use super::update::update;
-use crate::engine::Tables;
 use crate::engine::typed::Typed;
+use crate::engine::{IndexRange, Tables};
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -34,11 +34,23 @@ pub struct Session {
 }
 
 impl Session {
+    /// When the session expires: its expiry interval after it last changed, once its
+    /// client is disconnected (`None` while connected).
+    pub fn expires_at_ms(&self) -> Option<u64> {
+        (!self.connected).then(|| self.updated_at_ms.saturating_add(self.expiry_interval_s.saturating_mul(1000)))
+    }
+
     /// Whether the session has expired at `now_ms` (only a disconnected one can).
     pub fn expired(&self, now_ms: u64) -> bool {
-        !self.connected && self.updated_at_ms.saturating_add(self.expiry_interval_s.saturating_mul(1000)) <= now_ms
+        self.expires_at_ms().is_some_and(|at| at <= now_ms)
     }
 }
+
+/// The index of sessions by owner node (index key: the owner's name).
+pub const BY_OWNER: &str = "by_owner";
+/// The index of disconnected sessions by when they expire (index key: 8 bytes, big-endian
+/// ms since the epoch).
+pub const BY_EXPIRY: &str = "by_expiry";
 
 pub(crate) const TABLE: Typed<String, Session> = Typed::new(SESSIONS);
 
@@ -134,11 +146,20 @@ pub async fn remove(node: &impl Tables, client: &str) -> Result<bool> {
 /// Every session whose owner is `owner` (connected or not), in client id order: what a
 /// broker restores when it restarts, and whom messages routed to a node that is down are
 /// queued for.
+///
+/// Read through the [`BY_OWNER`] index: as many records as the owner has, whatever the
+/// table's size.
 pub async fn owned_by(node: &impl Tables, owner: &str) -> Result<Vec<Session>> {
-    let mut out: Vec<Session> =
-        TABLE.records(&node.dump(SESSIONS).await?)?.into_iter().map(|(_, s)| s).filter(|s| s.owner == owner).collect();
-    out.sort_by(|a, b| a.client_id.cmp(&b.client_id));
-    Ok(out)
+    let hits = node.index(SESSIONS, BY_OWNER, IndexRange::exact(owner)).await?;
+    hits.iter().map(|h| decode(&h.value)).collect()
+}
+
+/// A stored session: the typed encoding, or JSON of its shape.
+fn decode(value: &[u8]) -> Result<Session> {
+    match Typed::<String, Session>::decode_value(value) {
+        Ok(s) => Ok(s),
+        Err(e) => serde_json::from_slice(value).map_err(|_| e),
+    }
 }
 
 /// The session of `client`.

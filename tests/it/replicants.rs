@@ -377,6 +377,9 @@ mod rogue {
         async fn read_index(&self, _: Request<pb::Empty>) -> Result<Response<pb::ReadIndexReply>, Status> {
             Err(Status::unimplemented("rogue"))
         }
+        async fn index_read(&self, _: Request<pb::IndexReadRequest>) -> Result<Response<pb::IndexReadReply>, Status> {
+            Err(Status::unimplemented("rogue"))
+        }
     }
 
     /// Serves `rogue` on a free loopback port; returns its address.
