@@ -1,7 +1,7 @@
 //! A client for a running node, as `mnema ctl` and black-box tests use it.
 
 use crate::backup::BackupInfo;
-use crate::engine::{Committed, IndexHit, IndexRange, Txn};
+use crate::engine::{Committed, Declaration, IndexHit, IndexRange, Op, Txn};
 use crate::error::{Error, Result};
 use crate::rpc::client::{Cluster, Peers, status_error};
 use crate::rpc::convert;
@@ -66,7 +66,7 @@ impl Client {
     /// Asks the node to join the cluster of `peer` (`name@host` or `name@host:port`);
     /// returns the leader that admitted it, if it said.
     pub async fn join(&mut self, peer: &str) -> Result<Option<String>> {
-        let req = pb::JoinRequest { name: peer.to_string(), addr: String::new(), tables: Vec::new() };
+        let req = pb::JoinRequest { name: peer.to_string(), addr: String::new(), schema: Vec::new() };
         self.inner.join_other(req).await.map(|r| leader(r.into_inner())).map_err(|s| self.err(s))
     }
 
@@ -96,6 +96,24 @@ impl Client {
         let req = pb::WriteRequest { batch: crate::codec::encode_versioned(crate::codec::WIRE_VERSION, txn)? };
         let reply = self.inner.transact(req).await.map_err(|s| self.err(s))?.into_inner();
         crate::codec::decode_versioned("transact reply", crate::codec::WIRE_VERSION, &reply.reply)
+    }
+
+    /// Creates the replicated table `declaration` through the node's cluster (see
+    /// [`Node::create_table`](crate::Node::create_table)): its rule and extractors are named
+    /// by name and version and must be code every node registered.
+    pub async fn create_table(&mut self, declaration: &Declaration) -> Result<Committed> {
+        self.transact(&Txn { shard: 0, ops: vec![Op::CreateTable { declaration: declaration.clone() }] }).await
+    }
+
+    /// Drops the replicated table `name` and every record of it, through the node's cluster.
+    pub async fn drop_table(&mut self, name: &str) -> Result<Committed> {
+        self.transact(&Txn::new().drop_table(name)).await
+    }
+
+    /// The node's tables (see [`Node::tables`](crate::Node::tables)).
+    pub async fn tables(&mut self) -> Result<Vec<crate::TableInfo>> {
+        let reply = self.inner.tables(pb::Empty {}).await.map_err(|s| self.err(s))?.into_inner();
+        convert::tables_from_pb(reply)
     }
 
     /// The read index of the node, which must be the leader: its commit index, confirmed by

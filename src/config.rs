@@ -186,7 +186,10 @@ pub struct ReplicantSection {
     /// `dns`, `etcd` and `k8s` strategies, the cores discovery finds are added.
     #[serde(deserialize_with = "string_list")]
     pub cores: Vec<String>,
-    /// Shards to replicate; empty: all.
+    /// The shards this replicant follows: it holds and serves the tables of those only
+    /// (a read of another shard's table is refused, never answered empty); its writes to
+    /// any shard are forwarded as usual. Empty: every shard. Each listed shard must hold a
+    /// table the node declares.
     pub shards: Vec<u16>,
     /// With no message (entries or heartbeat) from its core for this long, a replicant
     /// moves to another core.

@@ -334,6 +334,84 @@ pub enum Error {
         /// The index asked for.
         index: String,
     },
+
+    /// A transaction's tables are in two shards (`first` in `first_shard`, `second` in
+    /// `second_shard`): a replicant following one of them would apply half of it, so it is
+    /// refused before it is proposed and rejected at apply. Nothing was applied.
+    #[error("a transaction spans two shards: `{first}` is in shard {first_shard}, `{second}` in shard {second_shard}")]
+    CrossShard {
+        /// The first table of the transaction.
+        first: String,
+        /// Its shard.
+        first_shard: u16,
+        /// The first table in another shard.
+        second: String,
+        /// Its shard.
+        second_shard: u16,
+    },
+
+    /// `node` is a replicant that does not follow `shard`, where `table` lives: it holds
+    /// none of its records (`replicant.shards`). Read it on a core or a replicant that
+    /// follows the shard; writes to it are forwarded as any.
+    #[error("{node} does not follow shard {shard}, which holds `{table}` (replicant.shards)")]
+    ShardNotFollowed {
+        /// The node that answered.
+        node: String,
+        /// The table concerned.
+        table: String,
+        /// The shard it is in.
+        shard: u16,
+    },
+
+    /// A table declaration names a record rule or index extractor (`kind`, `name`,
+    /// `version`) that `node` has not registered: a node cannot apply what it has no code
+    /// for, so the table is not created (or, for a table already in the log, the node
+    /// refuses to start or to go on rather than apply it differently).
+    #[error("{node} has no {kind} `{name}` version {version} registered; every node must run code that registers it")]
+    Unregistered {
+        /// The node concerned.
+        node: String,
+        /// A rule or an extractor.
+        kind: CodeKind,
+        /// The code's name.
+        name: String,
+        /// The version asked for.
+        version: u32,
+    },
+
+    /// `peer` registers the rule or extractor `name` under another version than this node:
+    /// the two builds would check or index records differently. Nothing was done.
+    #[error("{peer} registers {kind} `{name}` as version {theirs}; this node as version {ours}")]
+    CodeMismatch {
+        /// The node called (or calling).
+        peer: String,
+        /// A rule or an extractor.
+        kind: CodeKind,
+        /// The code's name.
+        name: String,
+        /// This node's version.
+        ours: u32,
+        /// The peer's version.
+        theirs: u32,
+    },
+}
+
+/// What kind of named, versioned code a table declaration refers to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+pub enum CodeKind {
+    /// A [`ValueRule`](crate::ValueRule).
+    Rule,
+    /// An index [`Extractor`](crate::Extractor).
+    Extractor,
+}
+
+impl std::fmt::Display for CodeKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CodeKind::Rule => "rule",
+            CodeKind::Extractor => "extractor",
+        })
+    }
 }
 
 /// How a call to a peer failed in transport: the only thing a retry decides on.

@@ -77,12 +77,15 @@ mod client;
 
 pub use config::{NodeConfig, Role};
 pub use engine::{
-    Blob, Committed, Extractor, Index, IndexDef, IndexHit, IndexKeys, IndexRange, Kind, Op, OpResult, Scope, Storage,
-    TableDef, Tables, Txn, ValueRule,
+    Blob, CodeRef, Committed, DEFAULT_SHARD, Declaration, Declared, Extractor, Index, IndexDecl, IndexDef, IndexHit,
+    IndexKeys, IndexRange, Kind, Op, OpResult, Scope, ShardId, Storage, TableDef, Tables, Txn, ValueRule,
 };
-pub use error::{Error, Result, TransportKind};
+pub use error::{CodeKind, Error, Result, TransportKind};
 pub use name::{NodeName, Peer};
-pub use status::{ClusterStatus, MemberStatus, NodeStatus, RaftRole, ReplicantState, ReplicantStatus, Subscriber};
+pub use status::{
+    ClusterStatus, MemberStatus, NodeStatus, RaftRole, ReplicantState, ReplicantStatus, ShardStatus, Subscriber,
+    TableInfo,
+};
 
 #[cfg(feature = "server")]
 pub use client::{Client, Records};

@@ -95,8 +95,8 @@ pub struct NodeStatus {
     pub write_retries: u64,
     /// While forming a cluster from `dns`/`k8s` discovery: the node list it proposes.
     pub forming_with: Vec<String>,
-    /// Its replicated table declarations (empty: it did not say).
-    pub(crate) tables: Vec<crate::engine::declaration::Declaration>,
+    /// The replicated tables it declared and the code it registered (empty: it did not say).
+    pub(crate) schema: crate::engine::declaration::SchemaInfo,
 }
 
 /// A replicant's link to the cores.
@@ -119,6 +119,35 @@ pub struct ReplicantStatus {
     pub transitions: Vec<String>,
     /// Why the last stream failed, or a core was passed over, since it was last normal.
     pub last_error: Option<crate::Error>,
+    /// The shards it holds (`replicant.shards`, or every shard of the catalog), each with
+    /// its tables and records. One stream carries every shard it follows, so they share
+    /// the lag above.
+    pub shards: Vec<ShardStatus>,
+}
+
+/// One shard as a replicant holds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShardStatus {
+    /// The shard.
+    pub shard: u16,
+    /// Its tables, by name.
+    pub tables: Vec<String>,
+    /// Their records held.
+    pub records: u64,
+    /// Commit index known minus applied: the stream's lag.
+    pub lag_entries: u64,
+}
+
+/// A table of a node, as [`Node::tables`](crate::Node::tables) lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TableInfo {
+    /// Its declaration (a local table's too).
+    pub declaration: crate::engine::declaration::Declaration,
+    /// Replicated through the log, or local to the node.
+    pub scope: crate::engine::Scope,
+    /// Its records, where the node holds them in memory (`None`: read from disc, or not
+    /// held: a replicant's shard it does not follow).
+    pub records: Option<u64>,
 }
 
 /// A replicant streaming from a core.

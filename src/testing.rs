@@ -115,6 +115,16 @@ where
     }
 }
 
+/// Waits (20 s at most) until `node` has every replicated table of `tables` (the log
+/// creates the tables nodes declare once they have a leader).
+pub async fn wait_for_tables(node: &Node, tables: &[TableDef]) {
+    wait_until(&format!("{} to have its declared tables", node.name()), Duration::from_secs(20), || async {
+        let have: Vec<String> = node.tables().into_iter().map(|t| t.declaration.name).collect();
+        tables.iter().filter(|t| t.scope == crate::Scope::Replicated).all(|t| have.contains(&t.name))
+    })
+    .await;
+}
+
 /// Cores in this process, in a temporary directory.
 pub struct Cluster {
     /// Where the nodes' data dirs are (removed when dropped).
@@ -145,7 +155,16 @@ impl Cluster {
         }
         let c = Cluster { dir, base, nodes };
         c.wait_leader().await;
+        c.wait_tables().await;
         c
+    }
+
+    /// Waits (20 s at most) until every node has every replicated table of
+    /// [`test_tables`]: the log creates what the nodes declare once they have a leader.
+    pub async fn wait_tables(&self) {
+        for n in &self.nodes {
+            wait_for_tables(n, &test_tables()).await;
+        }
     }
 
     /// Waits (20 s at most) for a leader that every node knows.

@@ -1,22 +1,27 @@
 //! A replication stream as a replicant receives it: a sequence of messages from a core,
 //! each decoded and then checked and applied. Neither step may panic; bad input is an error.
 #![no_main]
-use mnema::engine::memory::MemState;
-use mnema::engine::{Catalog, Kind, Storage, TableDef};
+use mnema::engine::memory::{Holding, MemState};
+use mnema::engine::{Declared, Kind, NodeSchema, Storage, TableDef};
 use mnema::replication::applier::Applier;
 use std::sync::Arc;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    let catalog = Arc::new(
-        Catalog::new(vec![
-            TableDef::replicated("s", Kind::Set, Storage::Disc),
-            TableDef::replicated("b", Kind::Bag, Storage::Ram),
-            TableDef::replicated("o", Kind::OrderedSet, Storage::DiscOnly),
-        ])
-        .expect("catalog"),
+    // The code of three tables; the stream's catalog records and entries create them.
+    let schema = Arc::new(
+        NodeSchema::new(
+            Declared::new(vec![
+                TableDef::replicated("s", Kind::Set, Storage::Disc),
+                TableDef::replicated("b", Kind::Bag, Storage::Ram),
+                TableDef::replicated("o", Kind::OrderedSet, Storage::DiscOnly),
+            ]),
+            "fuzz@h",
+        )
+        .expect("schema"),
     );
-    let mut state = MemState::empty_all_in_memory(&catalog);
-    let mut applier = Applier::new(catalog);
+    let holding = Holding::replicant(&[0]);
+    let mut state = MemState::with_holding(Arc::new(schema.empty_catalog()), holding.clone());
+    let mut applier = Applier::new(schema, holding);
     // Messages are framed as a u16 LE length then that many bytes.
     let mut rest = data;
     while rest.len() >= 2 {

@@ -3,7 +3,7 @@
 
 use super::format::{DocWriter, Header};
 use super::progress::Progress;
-use crate::engine::keys::{split_record, split_table};
+use crate::engine::keys::{split_record, split_table, table_prefix};
 use crate::error::{Error, Result};
 use crate::runtime::Runtime;
 use crate::storage::data_snapshot::DataSnapshot;
@@ -26,34 +26,18 @@ pub fn export_to<W: Write>(node: &Runtime, out: W, progress: &mut Progress) -> R
     };
     let werr = |e: std::io::Error| Error::Storage(format!("write export: {e}"));
     let mut w = DocWriter::new(out, &header).map_err(werr)?;
-    let mut current: Option<String> = None;
-    let mut skip = false;
-    snap.for_each_record(|k, v| {
-        let (name, rest) = split_table(k)?;
-        if current.as_deref() != Some(name) {
-            current = Some(name.to_string());
-            skip = match node.catalog.lookup(name) {
-                Ok(ix) => {
-                    w.table(name, node.catalog.def(ix).kind).map_err(werr)?;
-                    false
-                }
-                Err(_) => {
-                    if name != crate::engine::requests::TABLE {
-                        tracing::warn!(table = name, "records of an undeclared table are not exported");
-                    }
-                    true
-                }
-            };
-        }
-        if skip {
-            return Ok(true);
-        }
-        let kind = node.catalog.def(node.catalog.lookup(name)?).kind;
-        let (key, value) = split_record(kind, rest, v)?;
-        w.record(key, value).map_err(werr)?;
-        progress.add(1, (key.len() + value.len()) as u64);
-        Ok(true)
-    })?;
+    // Every table of the catalog at the snapshot's index, empty ones too (an import
+    // creates them), each read as its own key range.
+    for decl in snap.catalog()?.values() {
+        w.table(decl).map_err(werr)?;
+        snap.for_each_with_prefix(&table_prefix(&decl.name), |k, v| {
+            let (_, rest) = split_table(k)?;
+            let (key, value) = split_record(decl.kind, rest, v)?;
+            w.record(key, value).map_err(werr)?;
+            progress.add(1, (key.len() + value.len()) as u64);
+            Ok(true)
+        })?;
+    }
     let (out, n) = w.finish().map_err(werr)?;
     progress.finish();
     Ok((out, header, n))

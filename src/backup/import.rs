@@ -3,11 +3,13 @@
 //! `merge` puts every record of the file (a set key takes the file's value, a bag gains
 //! the file's values) and keeps everything else; `replace` first clears each table the
 //! file has (in the same transaction as that table's first batch). Tables not in the file
-//! are never touched. Nothing is written unless the whole file checks.
+//! are never touched. A table of the file the target lacks is created through its log
+//! first (a version 2 file declares its tables). Nothing is written unless the whole file
+//! checks.
 
 use super::format::{self, Event, Summary};
 use super::progress::Progress;
-use crate::engine::{Catalog, Txn};
+use crate::engine::{Catalog, Declaration, Op, Txn};
 use crate::error::{Error, Result};
 use std::path::Path;
 use std::sync::Arc;
@@ -40,6 +42,11 @@ const BATCH_BYTES: usize = 1 << 20;
 pub trait Submit {
     /// Writes one transaction of imported records.
     fn submit(&mut self, txn: Txn) -> impl std::future::Future<Output = Result<()>>;
+
+    /// Creates a table the file has and the target lacks, through the target's log.
+    fn create(&mut self, declaration: Declaration) -> impl std::future::Future<Output = Result<()>> {
+        self.submit(Txn { shard: 0, ops: vec![Op::CreateTable { declaration }] })
+    }
 }
 
 impl Submit for &crate::runtime::Runtime {
@@ -49,6 +56,12 @@ impl Submit for &crate::runtime::Runtime {
         }
         self.transact(txn).await.map(|_| ())
     }
+}
+
+/// What the file reader hands the writer.
+enum Job {
+    Create(Declaration),
+    Write(Txn, u64, u64),
 }
 
 /// Reads and checks all of `path` against `catalog`; writes nothing.
@@ -71,17 +84,17 @@ pub async fn import_file<S: Submit>(
         .map_err(|e| Error::Storage(format!("check task: {e}")))??;
     progress.total_records = Some(summary.records);
     progress.total_bytes = std::fs::metadata(path).ok().map(|m| m.len());
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<(Txn, u64, u64)>(4);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Job>(4);
     let p = path.to_path_buf();
     let reader = tokio::task::spawn_blocking(move || -> Result<()> {
         let f = std::fs::File::open(&p).map_err(|e| Error::io(&p, e))?;
         let mut txn = Txn::new();
         let (mut bytes, mut records) = (0usize, 0u64);
         let mut table = String::new();
+        let gone = |_| "import stopped".to_string();
         let send = |txn: &mut Txn, bytes: &mut usize, records: &mut u64| -> std::result::Result<(), String> {
             if !txn.ops.is_empty() {
-                tx.blocking_send((std::mem::take(txn), *records, *bytes as u64))
-                    .map_err(|_| "import stopped".to_string())?;
+                tx.blocking_send(Job::Write(std::mem::take(txn), *records, *bytes as u64)).map_err(gone)?;
             }
             *bytes = 0;
             *records = 0;
@@ -89,14 +102,17 @@ pub async fn import_file<S: Submit>(
         };
         format::read(std::io::BufReader::with_capacity(1 << 20, f), &catalog, &mut |e| {
             match e {
-                Event::Table { name, .. } => {
+                Event::Table { name, create } => {
                     send(&mut txn, &mut bytes, &mut records)?;
                     table = name.to_string();
+                    if let Some(decl) = create {
+                        tx.blocking_send(Job::Create(decl)).map_err(gone)?;
+                    }
                     if mode == Mode::Replace {
                         txn = Txn::new().clear(&table);
                     }
                 }
-                Event::Record { key, value, .. } => {
+                Event::Record { key, value } => {
                     bytes += key.len() + value.len();
                     records += 1;
                     txn.ops.push(crate::engine::Op::Put { table: table.clone(), key, value });
@@ -110,9 +126,14 @@ pub async fn import_file<S: Submit>(
         send(&mut txn, &mut bytes, &mut records).map_err(Error::Storage)?;
         Ok(())
     });
-    while let Some((txn, records, bytes)) = rx.recv().await {
-        to.submit(txn).await?;
-        progress.add(records, bytes);
+    while let Some(job) = rx.recv().await {
+        match job {
+            Job::Create(decl) => to.create(decl).await?,
+            Job::Write(txn, records, bytes) => {
+                to.submit(txn).await?;
+                progress.add(records, bytes);
+            }
+        }
     }
     reader.await.map_err(|e| Error::Storage(format!("import task: {e}")))??;
     progress.finish();

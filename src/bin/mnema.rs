@@ -48,7 +48,7 @@ enum Cmd {
         #[arg(long)]
         tls_cacertfile: Option<PathBuf>,
         #[command(subcommand)]
-        cmd: CtlCmd,
+        cmd: Box<CtlCmd>,
     },
     /// Work on a stopped node's data dir.
     Data {
@@ -76,11 +76,12 @@ enum Cmd {
 
 #[derive(Subcommand)]
 enum CtlCmd {
+    /// Cluster membership: status, join, leave, force-leave.
     Cluster {
         #[command(subcommand)]
         cmd: ClusterCmd,
     },
-    /// Read and write records; values are JSON.
+    /// Read and write records (values are JSON); create, drop and list tables.
     Table {
         #[command(subcommand)]
         cmd: TableCmd,
@@ -146,11 +147,9 @@ enum ClusterCmd {
 
 #[derive(Subcommand)]
 enum TableCmd {
-    Put {
-        table: String,
-        key: String,
-        value: String,
-    },
+    /// Write the record KEY → VALUE (JSON) to TABLE, through the leader.
+    Put { table: String, key: String, value: String },
+    /// Print the values under KEY in TABLE, read on the node.
     Get {
         table: String,
         key: String,
@@ -159,13 +158,63 @@ enum TableCmd {
         #[arg(long)]
         linearizable: bool,
     },
-    Delete {
-        table: String,
-        key: String,
+    /// Delete KEY (with all its values) from TABLE, through the leader.
+    Delete { table: String, key: String },
+    /// Print every record of TABLE as JSON, read on the node.
+    Dump { table: String },
+    /// Create a replicated table through the log: one entry, applied on every node.
+    Create {
+        name: String,
+        /// set, bag or ordered_set.
+        #[arg(long, default_value = "set")]
+        kind: String,
+        /// ram, disc or disc_only.
+        #[arg(long, default_value = "disc")]
+        storage: String,
+        /// The shard the table belongs to.
+        #[arg(long, default_value_t = 0)]
+        shard: u16,
+        /// Keys are MQTT topic filters, indexed for wildcard matching (an in-memory bag).
+        #[arg(long)]
+        topic_index: bool,
+        /// The record rule, NAME or NAME@VERSION (default version 1): code every node
+        /// registered.
+        #[arg(long)]
+        rule: Option<String>,
+        /// A secondary index, INDEX=EXTRACTOR or INDEX=EXTRACTOR@VERSION; repeatable.
+        #[arg(long = "index")]
+        indexes: Vec<String>,
     },
-    Dump {
-        table: String,
+    /// Drop a replicated table and every record of it, through the log. (`table delete`
+    /// deletes one key.)
+    Drop { name: String },
+    /// The node's tables: scope, kind, storage, shard, rule, indexes, records.
+    List {
+        #[arg(long)]
+        json: bool,
     },
+}
+
+/// `NAME` or `NAME@VERSION` (version 1 when not given).
+fn code_ref(arg: &str, what: &str) -> Result<mnema::CodeRef> {
+    let (name, version) = match arg.rsplit_once('@') {
+        Some((name, v)) => {
+            let version =
+                v.parse().map_err(|_| Error::config(what, format!("`{arg}`: the version after @ is a number")))?;
+            (name, version)
+        }
+        None => (arg, 1),
+    };
+    if name.is_empty() {
+        return Err(Error::config(what, format!("`{arg}`: a name is needed")));
+    }
+    Ok(mnema::CodeRef { name: name.to_string(), version })
+}
+
+/// A word of a declaration (`set`, `disc`, …) as its type.
+fn word<T: serde::de::DeserializeOwned>(value: &str, what: &str, allowed: &str) -> Result<T> {
+    serde_json::from_value(serde_json::Value::String(value.to_string()))
+        .map_err(|_| Error::config(what, format!("`{value}`: use {allowed}")))
 }
 
 #[tokio::main]
@@ -187,7 +236,7 @@ async fn main() -> ExitCode {
         Cmd::Start { config } => start(config).await,
         Cmd::Ctl { node, cookie, base_port, tls_certfile, tls_keyfile, tls_cacertfile, cmd } => {
             match ctl_tls(tls_certfile, tls_keyfile, tls_cacertfile) {
-                Ok(tls) => ctl(&node, &cookie, base_port, tls.as_ref(), cmd).await,
+                Ok(tls) => ctl(&node, &cookie, base_port, tls.as_ref(), *cmd).await,
                 Err(e) => Err(e),
             }
         }
@@ -389,6 +438,56 @@ async fn table_cmd(client: &mut Client, cmd: TableCmd) -> Result<()> {
             }
             for (_, value) in r.records {
                 out!("{}", value_json(&value));
+            }
+        }
+        TableCmd::Create { name, kind, storage, shard, topic_index, rule, indexes } => {
+            let indexes = indexes
+                .iter()
+                .map(|i| {
+                    let (index, extractor) = i
+                        .split_once('=')
+                        .ok_or_else(|| Error::config("--index", format!("`{i}`: use INDEX=EXTRACTOR")))?;
+                    Ok(mnema::IndexDecl { name: index.to_string(), extractor: code_ref(extractor, "--index")? })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let declaration = mnema::Declaration {
+                name,
+                kind: word(&kind, "--kind", "set, bag or ordered_set")?,
+                storage: word(&storage, "--storage", "ram, disc or disc_only")?,
+                index: if topic_index { mnema::Index::Topic } else { mnema::Index::None },
+                rule: rule.as_deref().map(|r| code_ref(r, "--rule")).transpose()?,
+                indexes,
+                shard,
+            };
+            let c = client.create_table(&declaration).await?;
+            let what = if c.results.first() == Some(&mnema::OpResult::Exists) { "exists" } else { "created" };
+            out!("{what} (index {})", c.index);
+        }
+        TableCmd::Drop { name } => {
+            let c = client.drop_table(&name).await?;
+            out!("dropped (index {})", c.index);
+        }
+        TableCmd::List { json } => {
+            let tables = client.tables().await?;
+            if json {
+                let rows: Vec<serde_json::Value> = tables
+                    .iter()
+                    .map(|t| {
+                        serde_json::json!({
+                            "name": t.declaration.name,
+                            "scope": if t.scope == mnema::Scope::Local { "local" } else { "replicated" },
+                            "declaration": t.declaration,
+                            "records": t.records,
+                        })
+                    })
+                    .collect();
+                out!("{}", serde_json::Value::Array(rows));
+            } else {
+                for t in tables {
+                    let scope = if t.scope == mnema::Scope::Local { "local" } else { "replicated" };
+                    let records = t.records.map(|n| n.to_string()).unwrap_or_else(|| "on disc".into());
+                    out!("{}\t{scope}\t{}\trecords {records}", t.declaration.name, t.declaration.shown());
+                }
             }
         }
         TableCmd::Dump { table } => {

@@ -108,7 +108,7 @@ async fn check_same_cluster(shared: &Arc<Runtime>) -> Result<()> {
         .collect();
     // The same tables as every member that answers, or no start.
     for (name, s) in &answers {
-        shared.check_tables(name, &s.tables)?;
+        shared.check_schema(name, &s.schema)?;
     }
     let ids: Vec<(String, String)> = answers.into_iter().map(|(n, s)| (n, s.cluster_id)).collect();
     let ours = shared.cluster_id();
@@ -134,7 +134,7 @@ async fn same_tables_as_running(shared: &Runtime, peers: &[Peer]) -> Result<()> 
     let asks = others.iter().map(|p| shared.peers.node_info(p.name.as_str(), &p.addr, PROBE));
     for (r, p) in futures::future::join_all(asks).await.into_iter().zip(others) {
         if let Ok(s) = r {
-            shared.check_tables(p.name.as_str(), &s.tables)?;
+            shared.check_schema(p.name.as_str(), &s.schema)?;
         }
     }
     Ok(())

@@ -36,7 +36,8 @@ pub async fn join(shared: &Arc<Runtime>, target: &Peer) -> Result<()> {
         return Err(Error::Refused(format!("{} answers as `{}`, not `{}`", target.addr, their.name, target.name)));
     }
     // Before anything of this node's data is discarded: the same tables, or no join.
-    shared.check_tables(target.name.as_str(), &their.tables)?;
+    shared.check_schema(target.name.as_str(), &their.schema)?;
+    shared.check_can_follow(&their.schema)?;
     if their.role == crate::config::Role::Replicant {
         return Err(Error::is_replicant(target.name.as_str(), "being joined (join a core of its cluster)"));
     }
@@ -62,7 +63,7 @@ pub async fn join(shared: &Arc<Runtime>, target: &Peer) -> Result<()> {
     let req = pb::JoinRequest {
         name: shared.cfg.name.to_string(),
         addr: shared.cfg.advertise.clone(),
-        tables: crate::rpc::convert::encode_tables(&shared.catalog.declarations()),
+        schema: crate::rpc::convert::encode_schema(&shared.schema.info()),
     };
     let mut req = tonic::Request::new(req);
     req.set_timeout(JOIN_TIMEOUT);
@@ -73,9 +74,12 @@ pub async fn join(shared: &Arc<Runtime>, target: &Peer) -> Result<()> {
 }
 
 /// Admits `name` at `addr` into this node's cluster (forwarded to the leader if need be).
-pub async fn admit(shared: &Arc<Runtime>, name: &str, addr: &str, tables: &[u8]) -> Result<pb::JoinReply> {
+pub async fn admit(shared: &Arc<Runtime>, name: &str, addr: &str, schema: &[u8]) -> Result<pb::JoinReply> {
     let node_name = NodeName::parse("join.name", name)?;
-    shared.check_tables(name, &crate::rpc::convert::decode_tables(tables)?)?;
+    let theirs = crate::rpc::convert::decode_schema(schema)?;
+    shared.check_schema(name, &theirs)?;
+    // A joiner without the code of a table in the log could not apply it.
+    shared.check_peer_has_code(name, &theirs)?;
     let id = node_name.node_id();
     let raft = shared.raft()?;
     let Some((leader_id, leader)) = shared.leader()? else {
@@ -83,7 +87,7 @@ pub async fn admit(shared: &Arc<Runtime>, name: &str, addr: &str, tables: &[u8])
     };
     if leader_id != shared.cfg.node_id {
         let mut client = shared.peers.cluster(&leader.addr)?;
-        let mut req = tonic::Request::new(pb::JoinRequest { name: name.into(), addr: addr.into(), tables: tables.to_vec() });
+        let mut req = tonic::Request::new(pb::JoinRequest { name: name.into(), addr: addr.into(), schema: schema.to_vec() });
         req.set_timeout(JOIN_TIMEOUT);
         return client.join(req).await.map(|r| r.into_inner()).map_err(|s| status_error(&leader.name, s));
     }

@@ -70,7 +70,7 @@ async fn step(shared: &Runtime, via: &Peer) -> Result<bool> {
     let mut req = tonic::Request::new(pb::JoinRequest {
         name: me.to_string(),
         addr: shared.cfg.advertise.clone(),
-        tables: crate::rpc::convert::encode_tables(&shared.catalog.declarations()),
+        schema: crate::rpc::convert::encode_schema(&shared.schema.info()),
     });
     req.set_timeout(ADMIT_TIMEOUT);
     client.join(req).await.map_err(err)?;

@@ -89,7 +89,7 @@ impl Cluster for ClusterService {
 
     async fn join(&self, req: Request<pb::JoinRequest>) -> Result<Response<pb::JoinReply>, Status> {
         let r = req.into_inner();
-        super::membership::admit(&self.node, &r.name, &r.addr, &r.tables).await.map(Response::new).map_err(|e| to_status(&e))
+        super::membership::admit(&self.node, &r.name, &r.addr, &r.schema).await.map(Response::new).map_err(|e| to_status(&e))
     }
 
     async fn join_other(&self, req: Request<pb::JoinRequest>) -> Result<Response<pb::JoinReply>, Status> {
@@ -161,6 +161,10 @@ impl Cluster for ClusterService {
             records: records.into_iter().map(|(k, v)| pb::Record { key: k.to_vec(), value: v.to_vec() }).collect(),
             applied_index: self.node.applied_index(),
         }))
+    }
+
+    async fn tables(&self, _: Request<pb::Empty>) -> Result<Response<pb::TablesReply>, Status> {
+        crate::rpc::convert::tables_to_pb(&self.node.tables()).map(Response::new).map_err(|e| to_status(&e))
     }
 
     async fn index_read(&self, req: Request<pb::IndexReadRequest>) -> Result<Response<pb::IndexReadReply>, Status> {

@@ -4,7 +4,8 @@
 //! replicants pass [`MemoryOnly`], since they hold every table in memory and persist
 //! nothing. Both run this same code, so both make the same decision for every entry.
 
-use super::catalog::Catalog;
+use super::catalog;
+use super::declaration::Declaration;
 use super::keys::{split_record, split_table};
 use super::memory::MemState;
 use super::requests::{self, Change, Seen};
@@ -22,8 +23,9 @@ pub trait Sink {
     fn contains(&self, def: &TableDef, key: &[u8]) -> Result<bool>;
     /// The value of a set key of a table not held in memory, counting pending writes.
     fn value(&self, def: &TableDef, key: &[u8]) -> Result<Option<Vec<u8>>>;
-    /// Changes to the applied-request records.
-    fn requests(&mut self, changes: Vec<Change>);
+    /// Changes to records the engine keeps beside the tables (applied requests, the
+    /// catalog), in the same write as the tables'.
+    fn raw(&mut self, changes: Vec<Change>);
 }
 
 /// The sink of a node that keeps everything in memory only (a replicant).
@@ -40,20 +42,23 @@ impl Sink for MemoryOnly {
     fn value(&self, _: &TableDef, _: &[u8]) -> Result<Option<Vec<u8>>> {
         Ok(None)
     }
-    fn requests(&mut self, _: Vec<Change>) {}
+    fn raw(&mut self, _: Vec<Change>) {}
 }
 
-/// Applies `txn` to `mem` and `sink`.
+/// Applies `txn` to `mem` and `sink`, under the catalog of `mem`.
 ///
 /// A transaction that fails the catalog check is rejected whole, identically on every node.
-/// An `Err` is a storage failure, not a property of the transaction.
-pub fn apply_txn<S: Sink>(
-    catalog: &Catalog,
-    scope: Scope,
-    mem: &mut MemState,
-    sink: &mut S,
-    txn: &Txn,
-) -> Result<TxnOutcome> {
+/// An `Err` is a storage failure, or a table created with code this node does not have
+/// ([`Error::Unregistered`](crate::Error::Unregistered)): not a property of the
+/// transaction, and this node cannot go on applying the log.
+pub fn apply_txn<S: Sink>(scope: Scope, mem: &mut MemState, sink: &mut S, txn: &Txn) -> Result<TxnOutcome> {
+    if txn.changes_catalog() {
+        if scope != Scope::Replicated {
+            return Ok(TxnOutcome::Rejected("tables are created and dropped through the log only".into()));
+        }
+        return apply_catalog_change(mem, sink, txn);
+    }
+    let catalog = mem.catalog.clone();
     let tables = match catalog.check(txn, scope) {
         Ok(t) => t,
         Err(e) => return Ok(TxnOutcome::Rejected(e.to_string())),
@@ -109,7 +114,9 @@ pub fn apply_txn<S: Sink>(
                 }
                 OpResult::Done
             }
-            Op::Require { .. } => OpResult::Done,
+            // Catalog changes never get here: the check above refuses them in a transaction
+            // of records.
+            Op::Require { .. } | Op::CreateTable { .. } | Op::DropTable { .. } => OpResult::Done,
             Op::PutIfAbsent { key, value, .. } => {
                 let exists = if table.is_held() { table.contains(key) } else { sink.contains(def, key)? };
                 if exists {
@@ -128,17 +135,55 @@ pub fn apply_txn<S: Sink>(
     Ok(TxnOutcome::Applied(results))
 }
 
+/// Creates or drops one table: the catalog in `mem` changes, and the `$catalog` record
+/// with it in the same write (a drop deletes the table's records too).
+fn apply_catalog_change<S: Sink>(mem: &mut MemState, sink: &mut S, txn: &Txn) -> Result<TxnOutcome> {
+    let [op] = txn.ops.as_slice() else {
+        return Ok(TxnOutcome::Rejected("a table is created or dropped by a transaction of that op alone".into()));
+    };
+    match op {
+        Op::CreateTable { declaration } => {
+            if let Err(e) = declaration.validate() {
+                return Ok(TxnOutcome::Rejected(e.to_string()));
+            }
+            if let Ok(ix) = mem.catalog.lookup(&declaration.name) {
+                let have = Declaration::of(mem.catalog.def(ix));
+                if have == *declaration {
+                    return Ok(TxnOutcome::Applied(vec![OpResult::Exists]));
+                }
+                return Ok(TxnOutcome::Rejected(format!(
+                    "table `{}` exists as {}, not {}",
+                    declaration.name,
+                    have.shown(),
+                    declaration.shown()
+                )));
+            }
+            let def = mem.catalog.registry().resolve(declaration)?;
+            sink.raw(vec![Change::Put(catalog::record_key(&def.name), catalog::encode_record(declaration)?)]);
+            mem.add_table(def);
+            Ok(TxnOutcome::Applied(vec![OpResult::Inserted]))
+        }
+        Op::DropTable { table } => {
+            let Ok(ix) = mem.catalog.lookup(table) else {
+                return Ok(TxnOutcome::Rejected(format!("unknown table `{table}`")));
+            };
+            let def = mem.catalog.def(ix).clone();
+            if def.on_disc() {
+                sink.clear(&def);
+            }
+            sink.raw(vec![Change::Delete(catalog::record_key(table))]);
+            mem.drop_table(ix);
+            Ok(TxnOutcome::Applied(vec![OpResult::Done]))
+        }
+        _ => Ok(TxnOutcome::Rejected("a table is created or dropped by a transaction of that op alone".into())),
+    }
+}
+
 /// Applies the batch of log entry `index`: each proposer's transactions in order, unless
 /// that proposer's request id was applied before (then its stored outcome is the answer
 /// and nothing changes). A batch whose parts do not cover its transactions (a damaged
 /// entry) changes nothing: every transaction is `Rejected`, the same on every node.
-pub fn apply_batch<S: Sink>(
-    catalog: &Catalog,
-    mem: &mut MemState,
-    sink: &mut S,
-    batch: &Batch,
-    index: u64,
-) -> Result<BatchOutcome> {
+pub fn apply_batch<S: Sink>(mem: &mut MemState, sink: &mut S, batch: &Batch, index: u64) -> Result<BatchOutcome> {
     let parts = match batch.parts() {
         Ok(p) => p,
         Err(reason) => {
@@ -180,35 +225,47 @@ pub fn apply_batch<S: Sink>(
         }
         let mut part = BatchOutcome { outcomes: Vec::with_capacity(txns.len()) };
         for txn in txns {
-            part.outcomes.push(apply_txn(catalog, Scope::Replicated, mem, sink, txn)?);
+            part.outcomes.push(apply_txn(Scope::Replicated, mem, sink, txn)?);
         }
         if let Some(id) = request {
             let mut changes = Vec::new();
             mem.requests.record(id, index, &part, &mut changes)?;
-            sink.requests(changes);
+            sink.raw(changes);
         }
         outcome.outcomes.extend(part.outcomes);
     }
     Ok(outcome)
 }
 
-/// Loads one stored record (RocksDB key and value, as in `engine::keys`) into `state`.
-/// Returns the name of a table `catalog` does not declare instead of loading it.
-pub fn load_record<'k>(
-    catalog: &Catalog,
-    state: &mut MemState,
-    raw_key: &'k [u8],
-    value: &[u8],
-) -> Result<Option<&'k str>> {
+/// Loads one stored record (RocksDB key and value, as in `engine::keys`) into `state`: a
+/// catalog record adds its table (resolved with the catalog's code), a table's record goes
+/// into that table. Returns the name of a table `state`'s catalog lacks instead of
+/// loading its record. Catalog records must come before their tables' records.
+pub fn load_record<'k>(state: &mut MemState, raw_key: &'k [u8], value: &[u8]) -> Result<Option<&'k str>> {
     let (name, rest) = split_table(raw_key)?;
     if name == requests::TABLE {
         state.requests.load(rest, value)?;
         return Ok(None);
     }
-    let Ok(ix) = catalog.lookup(name) else { return Ok(Some(name)) };
-    let def = catalog.def(ix);
+    if name == catalog::TABLE {
+        let decl = catalog::decode_record(value)?;
+        if decl.name.as_bytes() != rest {
+            return Err(crate::error::Error::corrupt("catalog record", "key and declared name differ"));
+        }
+        match state.catalog.lookup(&decl.name) {
+            Ok(ix) if Declaration::of(state.catalog.def(ix)) == decl => {}
+            Ok(_) => return Err(crate::error::Error::corrupt("catalog record", format!("`{}` twice", decl.name))),
+            Err(_) => {
+                let def = state.catalog.registry().resolve(&decl)?;
+                state.add_table(def);
+            }
+        }
+        return Ok(None);
+    }
+    let Ok(ix) = state.catalog.lookup(name) else { return Ok(Some(name)) };
+    let kind = state.catalog.def(ix).kind;
     if state.tables[ix].is_held() {
-        let (key, value) = split_record(def.kind, rest, value)?;
+        let (key, value) = split_record(kind, rest, value)?;
         state.tables[ix].put(key, value);
     }
     Ok(None)
@@ -217,14 +274,14 @@ pub fn load_record<'k>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{Kind, Storage};
+    use crate::engine::{Catalog, Kind, Storage};
 
     #[test]
     fn a_failed_condition_changes_nothing() {
         let cat = Catalog::new(vec![TableDef::replicated("s", Kind::Set, Storage::Ram)]).unwrap();
         let mut mem = MemState::empty(&cat);
         let run =
-            |mem: &mut MemState, txn: Txn| apply_txn(&cat, Scope::Replicated, mem, &mut MemoryOnly, &txn).unwrap();
+            |mem: &mut MemState, txn: Txn| apply_txn(Scope::Replicated, mem, &mut MemoryOnly, &txn).unwrap();
         let first = Txn::new().require_absent("s", "id1").put("s", "id1", "a").put("s", "other", "x");
         assert!(matches!(run(&mut mem, first.clone()), TxnOutcome::Applied(_)));
         // The condition sits first, but is checked before any op: nothing of it applies.
@@ -245,12 +302,12 @@ mod tests {
         let mut mem = MemState::empty(&cat);
         let id = |seq| Some(RequestId { client: 7, seq });
         let first = Batch::new(vec![Txn::new().put_if_absent("s", "a", "1")], id(1));
-        let out = apply_batch(&cat, &mut mem, &mut MemoryOnly, &first, 1).unwrap();
+        let out = apply_batch(&mut mem, &mut MemoryOnly, &first, 1).unwrap();
         assert_eq!(out.outcomes, vec![TxnOutcome::Applied(vec![OpResult::Inserted])]);
         // The same request again, merged with a new one from another proposer.
         let other = Batch::new(vec![Txn::new().put_if_absent("s", "a", "2"), Txn::new().put("s", "b", "x")], id(2));
         let (merged, lens) = Batch::merge(vec![first, other]);
-        let out = apply_batch(&cat, &mut mem, &mut MemoryOnly, &merged, 2).unwrap();
+        let out = apply_batch(&mut mem, &mut MemoryOnly, &merged, 2).unwrap();
         let pieces = out.split(&lens).unwrap();
         assert_eq!(pieces[0].outcomes, vec![TxnOutcome::Applied(vec![OpResult::Inserted])], "answered, not applied again");
         assert_eq!(
@@ -261,7 +318,51 @@ mod tests {
         // Parts that do not cover the transactions: nothing applies, on any node.
         let mut damaged = merged.clone();
         damaged.txns.pop();
-        let out = apply_batch(&cat, &mut mem, &mut MemoryOnly, &damaged, 3).unwrap();
+        let out = apply_batch(&mut mem, &mut MemoryOnly, &damaged, 3).unwrap();
         assert!(out.outcomes.iter().all(|o| matches!(o, TxnOutcome::Rejected(_))));
+    }
+
+    /// A table is created and dropped by log entries applied the same way on every node:
+    /// an identical create again is a no-op, a different one is rejected, a drop takes the
+    /// records with it, and a declaration naming code this node lacks stops the apply.
+    #[test]
+    fn tables_are_created_and_dropped_by_transactions_of_their_own() {
+        use crate::engine::{Extractor, IndexKeys, ValueRule};
+        fn digits(_: &[u8], v: &[u8]) -> std::result::Result<(), String> {
+            if v.iter().all(u8::is_ascii_digit) { Ok(()) } else { Err("not digits".into()) }
+        }
+        fn first(_: &[u8], v: &[u8], out: &mut IndexKeys) -> std::result::Result<(), String> {
+            out.push(&v[..v.len().min(1)]);
+            Ok(())
+        }
+        let ruled = TableDef::replicated("n", Kind::Set, Storage::Disc)
+            .with_rule(ValueRule::new("digits", digits))
+            .with_index("first", Extractor::new("first", first));
+        let registry = std::sync::Arc::new(crate::engine::registry::Registry::of_tables(std::slice::from_ref(&ruled)).unwrap());
+        let mut mem = MemState::empty(&Catalog::empty(registry));
+        let run = |mem: &mut MemState, txn: Txn| apply_txn(Scope::Replicated, mem, &mut MemoryOnly, &txn);
+        let created = run(&mut mem, Txn::new().create_table(&ruled)).unwrap();
+        assert_eq!(created, TxnOutcome::Applied(vec![OpResult::Inserted]));
+        assert_eq!(run(&mut mem, Txn::new().create_table(&ruled)).unwrap(), TxnOutcome::Applied(vec![OpResult::Exists]));
+        let other = TableDef::replicated("n", Kind::Bag, Storage::Disc);
+        assert!(matches!(run(&mut mem, Txn::new().create_table(&other)).unwrap(), TxnOutcome::Rejected(_)));
+        // The created table checks and indexes records with the registered code.
+        assert!(matches!(run(&mut mem, Txn::new().put("n", "k", "x1")).unwrap(), TxnOutcome::Rejected(_)));
+        assert!(matches!(run(&mut mem, Txn::new().put("n", "k", "12")).unwrap(), TxnOutcome::Applied(_)));
+        assert_eq!(mem.tables[0].index_hits(0, &crate::engine::IndexRange::exact("1")).len(), 1);
+        let mixed = Txn::new().create_table(&TableDef::replicated("m", Kind::Set, Storage::Ram)).put("n", "k", "1");
+        assert!(matches!(run(&mut mem, mixed).unwrap(), TxnOutcome::Rejected(_)), "catalog ops go alone");
+        assert_eq!(run(&mut mem, Txn::new().drop_table("n")).unwrap(), TxnOutcome::Applied(vec![OpResult::Done]));
+        assert!(mem.catalog.is_empty() && mem.tables.is_empty());
+        assert!(matches!(run(&mut mem, Txn::new().drop_table("n")).unwrap(), TxnOutcome::Rejected(_)));
+        assert!(matches!(run(&mut mem, Txn::new().put("n", "k", "12")).unwrap(), TxnOutcome::Rejected(_)));
+        // Code this node does not have: not a rejection (other nodes may have it) but an
+        // error that stops this node's apply.
+        let unknown = TableDef::replicated("u", Kind::Set, Storage::Disc).with_rule(ValueRule::new("other", digits));
+        assert!(matches!(
+            run(&mut mem, Txn::new().create_table(&unknown)),
+            Err(crate::error::Error::Unregistered { .. })
+        ));
+        assert!(mem.catalog.lookup("u").is_err(), "nothing of it was applied");
     }
 }

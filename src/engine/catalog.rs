@@ -1,63 +1,83 @@
-//! The catalog: the tables a node declared, looked up by name, and the checks a
-//! transaction must pass before it is proposed and again when it is applied.
+//! The catalog: a node's tables looked up by name, the code that checks and indexes their
+//! records, and the checks a transaction must pass before it is proposed and again when it
+//! is applied.
+//!
+//! A node has two: its local tables, fixed at start, and its replicated tables, which live
+//! in the log: created and dropped by log entries (`Op::CreateTable`, `Op::DropTable`),
+//! kept in the in-memory state beside the tables (`MemState::catalog`), persisted as the
+//! reserved table [`TABLE`] in the apply's write batch (so snapshots, replicant bootstraps
+//! and a restart carry it), identical on every node at every index.
 
-use super::table::{Kind, Scope, TableDef};
-use super::txn::{DEFAULT_SHARD, Op, Txn};
+use super::declaration::{Declaration, validate_table};
+use super::registry::Registry;
+use super::table::{Kind, Scope, ShardId, TableDef};
+use super::txn::{Op, Txn};
 use crate::error::{Error, Result};
 use std::collections::HashMap;
+use std::sync::Arc;
 
-/// Index of a table in its catalog; stable for the life of the process.
+/// Index of a table in its catalog (positions change when a table is dropped).
 pub type TableIx = usize;
+
+/// Reserved table name of the catalog's records: key the table's name, value its
+/// [`Declaration`] (versioned bincode).
+pub const TABLE: &str = "$catalog";
+const RECORD_VERSION: u8 = 1;
+
+/// A catalog record's value.
+pub fn encode_record(decl: &Declaration) -> Result<Vec<u8>> {
+    crate::codec::encode_versioned(RECORD_VERSION, decl)
+}
+
+/// A catalog record's value, read back.
+pub fn decode_record(bytes: &[u8]) -> Result<Declaration> {
+    crate::codec::decode_versioned("catalog record", RECORD_VERSION, bytes)
+}
+
+/// The RocksDB key of table `name`'s catalog record.
+pub fn record_key(name: &str) -> Vec<u8> {
+    super::keys::record_key(TABLE, Kind::Set, name.as_bytes(), b"")
+}
 
 #[derive(Clone, Debug, Default)]
 pub struct Catalog {
     defs: Vec<TableDef>,
     by_name: HashMap<String, TableIx>,
+    registry: Arc<Registry>,
 }
 
 impl Catalog {
-    /// Builds a catalog; names must be unique, 1..=200 bytes, and not start with `$`.
+    /// Builds a catalog of `defs` with their own code; names must be unique, 1..=200 bytes,
+    /// and not start with `$`.
     pub fn new(defs: Vec<TableDef>) -> Result<Self> {
+        let registry = Arc::new(Registry::of_tables(&defs)?);
+        Self::with_registry(defs, registry)
+    }
+
+    /// Builds a catalog of `defs` that resolves declarations with `registry`.
+    pub fn with_registry(defs: Vec<TableDef>, registry: Arc<Registry>) -> Result<Self> {
         let mut by_name = HashMap::new();
         for (ix, d) in defs.iter().enumerate() {
-            if d.name.is_empty() || d.name.len() > 200 {
-                return Err(Error::InvalidTxn(format!("table name `{}` must be 1..=200 bytes", d.name)));
-            }
-            if d.name.starts_with('$') {
-                return Err(Error::InvalidTxn(format!(
-                    "table name `{}`: names starting with `$` are reserved",
-                    d.name
-                )));
-            }
-            if d.index == super::table::Index::Topic && (d.kind != Kind::Bag || !d.in_memory()) {
-                return Err(Error::InvalidTxn(format!("table `{}`: a topic index needs an in-memory bag", d.name)));
-            }
-            if !d.indexes.is_empty() && !d.in_memory() {
-                return Err(Error::InvalidTxn(format!(
-                    "table `{}`: secondary indexes need a table held in memory, not disc_only",
-                    d.name
-                )));
-            }
-            for (i, index) in d.indexes.iter().enumerate() {
-                if index.name.is_empty() || index.name.len() > 200 {
-                    return Err(Error::InvalidTxn(format!(
-                        "table `{}`: index name `{}` must be 1..=200 bytes",
-                        d.name, index.name
-                    )));
-                }
-                if d.indexes[..i].iter().any(|o| o.name == index.name) {
-                    return Err(Error::InvalidTxn(format!("table `{}`: index `{}` declared twice", d.name, index.name)));
-                }
-            }
+            validate_table(&d.name, d.kind, d.storage, d.index, d.indexes.iter().map(|i| i.name.as_str()))?;
             if by_name.insert(d.name.clone(), ix).is_some() {
                 return Err(Error::InvalidTxn(format!("table `{}` declared twice", d.name)));
             }
         }
-        Ok(Catalog { defs, by_name })
+        Ok(Catalog { defs, by_name, registry })
+    }
+
+    /// An empty catalog that resolves declarations with `registry`.
+    pub fn empty(registry: Arc<Registry>) -> Self {
+        Catalog { defs: Vec::new(), by_name: HashMap::new(), registry }
+    }
+
+    /// The code this catalog resolves declarations with.
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
     }
 
     /// What this catalog declares of its replicated tables, for comparison with other nodes.
-    pub fn declarations(&self) -> Vec<super::declaration::Declaration> {
+    pub fn declarations(&self) -> Vec<Declaration> {
         super::declaration::declarations(&self.defs)
     }
 
@@ -69,31 +89,78 @@ impl Catalog {
         &self.defs[ix]
     }
 
+    pub fn len(&self) -> usize {
+        self.defs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.defs.is_empty()
+    }
+
     pub fn lookup(&self, name: &str) -> Result<TableIx> {
         self.by_name.get(name).copied().ok_or_else(|| Error::UnknownTable(name.to_string()))
     }
 
+    /// This catalog with `def` added last (its name must be new).
+    pub fn created(&self, def: TableDef) -> Catalog {
+        let mut next = self.clone();
+        next.by_name.insert(def.name.clone(), next.defs.len());
+        next.defs.push(def);
+        next
+    }
+
+    /// This catalog without the table at `ix`.
+    pub fn dropped(&self, ix: TableIx) -> Catalog {
+        let mut defs = self.defs.clone();
+        defs.remove(ix);
+        let by_name = defs.iter().enumerate().map(|(i, d)| (d.name.clone(), i)).collect();
+        Catalog { defs, by_name, registry: self.registry.clone() }
+    }
+
+    /// The shard of `txn`: its tables' shard ([`Error::CrossShard`] if they are in two).
+    /// Catalog changes, and transactions naming a table this catalog lacks, say nothing
+    /// here ([`Catalog::check`] refuses what must be refused).
+    pub fn shard_of(&self, txn: &Txn) -> Result<Option<ShardId>> {
+        let mut first: Option<&TableDef> = None;
+        for op in &txn.ops {
+            if op.changes_catalog() {
+                return Ok(None);
+            }
+            let Ok(ix) = self.lookup(op.table()) else { return Ok(None) };
+            let def = &self.defs[ix];
+            match first {
+                None => first = Some(def),
+                Some(f) if f.shard != def.shard => {
+                    return Err(Error::CrossShard {
+                        first: f.name.clone(),
+                        first_shard: f.shard,
+                        second: def.name.clone(),
+                        second_shard: def.shard,
+                    });
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(first.map(|d| d.shard))
+    }
+
     /// Checks every op of `txn` against `scope` and every record it puts against its
-    /// table's [`ValueRule`](super::ValueRule); returns the table of each op.
+    /// table's [`ValueRule`](super::ValueRule) and index extractors; checks that its tables
+    /// are in one shard, the one it says; returns the table of each op. Catalog changes
+    /// are not for this check (see `engine::apply`).
     ///
     /// Run by the proposer (to fail fast) and by every node at apply time (where a failure
     /// rejects the whole transaction the same way everywhere), so no write path can store
-    /// what a table's rule refuses.
+    /// what a table's rule refuses, nor put a transaction in a shard its tables are not in.
     pub fn check(&self, txn: &Txn, scope: Scope) -> Result<Vec<TableIx>> {
         if txn.ops.is_empty() {
             return Err(Error::InvalidTxn("a transaction needs at least one op".into()));
         }
-        // The shard comes from the tables, never from the caller: every table is in the
-        // default shard, so a transaction claiming another is refused (a replicant
-        // following a subset of shards would skip what every core applies).
-        if txn.shard != DEFAULT_SHARD {
-            return Err(Error::ShardMismatch {
-                table: txn.ops[0].table().to_string(),
-                shard: DEFAULT_SHARD,
-                claimed: txn.shard,
-            });
+        if txn.changes_catalog() {
+            return Err(Error::InvalidTxn("a table is created or dropped by a transaction of that op alone".into()));
         }
-        txn.ops
+        let tables = txn
+            .ops
             .iter()
             .map(|op| {
                 let ix = self.lookup(op.table())?;
@@ -121,7 +188,14 @@ impl Catalog {
                     _ => Ok(ix),
                 }
             })
-            .collect()
+            .collect::<Result<Vec<_>>>()?;
+        // The shard comes from the tables, never from the caller: a transaction claiming
+        // another would be skipped by a replicant following a subset of shards.
+        let shard = self.shard_of(txn)?.unwrap_or(txn.shard);
+        if txn.shard != shard {
+            return Err(Error::ShardMismatch { table: txn.ops[0].table().to_string(), shard, claimed: txn.shard });
+        }
+        Ok(tables)
     }
 }
 
@@ -165,15 +239,31 @@ mod tests {
         let c = catalog();
         let mut mem = crate::engine::memory::MemState::empty_all_in_memory(&c);
         let txn = Txn::new().put("any", "k", "x").put("n", "k", "nope");
-        let out = crate::engine::apply::apply_txn(
-            &c,
-            Scope::Replicated,
-            &mut mem,
-            &mut crate::engine::apply::MemoryOnly,
-            &txn,
-        )
-        .unwrap();
+        let out =
+            crate::engine::apply::apply_txn(Scope::Replicated, &mut mem, &mut crate::engine::apply::MemoryOnly, &txn)
+                .unwrap();
         assert!(matches!(out, crate::engine::TxnOutcome::Rejected(_)), "{out:?}");
         assert!(mem.tables[c.lookup("any").unwrap()].get_one(b"k").is_none(), "part of a rejected txn was applied");
+    }
+
+    #[test]
+    fn a_transaction_stays_in_its_tables_shard() {
+        let c = Catalog::new(vec![
+            TableDef::replicated("a", Kind::Set, Storage::Disc).with_shard(1),
+            TableDef::replicated("b", Kind::Set, Storage::Disc).with_shard(1),
+            TableDef::replicated("c", Kind::Set, Storage::Disc).with_shard(2),
+        ])
+        .unwrap();
+        let both = Txn::new().put("a", "k", "v").put("b", "k", "v");
+        assert_eq!(c.shard_of(&both).unwrap(), Some(1));
+        assert!(matches!(c.check(&both, Scope::Replicated), Err(Error::ShardMismatch { shard: 1, claimed: 0, .. })));
+        assert!(c.check(&Txn { shard: 1, ..both }, Scope::Replicated).is_ok());
+        let across = Txn { shard: 1, ..Txn::new().put("a", "k", "v").delete("c", "k") };
+        match c.check(&across, Scope::Replicated) {
+            Err(Error::CrossShard { first, first_shard: 1, second, second_shard: 2 }) => {
+                assert_eq!((first.as_str(), second.as_str()), ("a", "c"))
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

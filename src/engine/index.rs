@@ -420,7 +420,7 @@ mod tests {
                 let cat = catalog();
                 let mut state = MemState::empty(&cat);
                 for s in &steps {
-                    apply_txn(&cat, Scope::Replicated, &mut state, &mut MemoryOnly, &txn(s)).unwrap();
+                    apply_txn(Scope::Replicated, &mut state, &mut MemoryOnly, &txn(s)).unwrap();
                     for (t, name) in TABLES.iter().enumerate() {
                         for (pos, extract) in [(0, parts as crate::engine::table::ExtractFn), (1, mixed)] {
                             let want = scanned(&state, t, extract);

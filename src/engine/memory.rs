@@ -8,7 +8,7 @@
 use super::catalog::{Catalog, TableIx};
 use super::index::SecondaryIndex;
 use super::requests::Requests;
-use super::table::{Index, Kind, TableDef};
+use super::table::{Index, Kind, ShardId, TableDef};
 use super::topic_trie::{TopicTrie, is_wildcard};
 use arc_swap::ArcSwap;
 use std::sync::Arc;
@@ -362,37 +362,83 @@ impl Values {
     }
 }
 
-/// All in-memory tables at one applied index.
+/// Which tables a node holds in memory: a core, those not `disc_only` (the others are
+/// read from RocksDB); a replicant, every table of the shards it follows (it has no disc
+/// copy) and nothing of the others.
+#[derive(Clone, Debug, Default)]
+pub struct Holding {
+    all_in_memory: bool,
+    /// `None`: every shard.
+    shards: Option<Arc<[ShardId]>>,
+}
+
+impl Holding {
+    /// A core's.
+    pub fn core() -> Self {
+        Holding::default()
+    }
+
+    /// A replicant's following `shards` (empty: all).
+    pub fn replicant(shards: &[ShardId]) -> Self {
+        Holding { all_in_memory: true, shards: (!shards.is_empty()).then(|| shards.into()) }
+    }
+
+    /// Whether the node follows `shard`.
+    pub fn follows(&self, shard: ShardId) -> bool {
+        self.shards.as_ref().is_none_or(|s| s.contains(&shard))
+    }
+
+    /// Whether `def`'s records are held in memory here.
+    pub fn in_memory(&self, def: &TableDef) -> bool {
+        if self.all_in_memory { self.follows(def.shard) } else { def.in_memory() }
+    }
+}
+
+/// All in-memory tables at one applied index, with the catalog they were applied under.
 #[derive(Clone, Debug)]
 pub struct MemState {
     /// The last Raft log index whose effects this state includes (0: none).
     pub applied: u64,
+    /// The tables, in the positions of `tables`.
+    pub catalog: Arc<Catalog>,
     pub tables: Vec<MemTable>,
     /// Request ids applied (replicated tables only): see `engine::requests`.
     pub requests: Requests,
+    /// Which tables this node holds.
+    pub holding: Holding,
 }
 
 impl MemState {
+    /// `catalog`'s tables, empty, held as `holding` says.
+    pub fn with_holding(catalog: Arc<Catalog>, holding: Holding) -> Self {
+        let tables = catalog.defs().iter().map(|d| MemTable::empty(d, holding.in_memory(d))).collect();
+        MemState { applied: 0, catalog, tables, requests: Requests::default(), holding }
+    }
+
     /// Tables as a core holds them: `disc_only` tables are not in memory.
     pub fn empty(catalog: &Catalog) -> Self {
-        MemState {
-            applied: 0,
-            tables: catalog.defs().iter().map(|d| MemTable::empty(d, d.in_memory())).collect(),
-            requests: Requests::default(),
-        }
+        Self::with_holding(Arc::new(catalog.clone()), Holding::core())
     }
 
     /// Every table in memory, `disc_only` ones included (a replicant has no disc).
     pub fn empty_all_in_memory(catalog: &Catalog) -> Self {
-        MemState {
-            applied: 0,
-            tables: catalog.defs().iter().map(|d| MemTable::empty(d, true)).collect(),
-            requests: Requests::default(),
-        }
+        Self::with_holding(Arc::new(catalog.clone()), Holding::replicant(&[]))
     }
 
     pub fn table(&self, ix: TableIx) -> &MemTable {
         &self.tables[ix]
+    }
+
+    /// Adds table `def` (its name must be new), empty.
+    pub fn add_table(&mut self, def: TableDef) {
+        self.tables.push(MemTable::empty(&def, self.holding.in_memory(&def)));
+        self.catalog = Arc::new(self.catalog.created(def));
+    }
+
+    /// Removes the table at `ix` with its records.
+    pub fn drop_table(&mut self, ix: TableIx) {
+        self.tables.remove(ix);
+        self.catalog = Arc::new(self.catalog.dropped(ix));
     }
 }
 

@@ -6,6 +6,7 @@ pub mod access;
 pub mod apply;
 pub mod catalog;
 pub mod declaration;
+pub mod declared;
 pub mod index;
 pub mod keys;
 pub mod snapshot_format;
@@ -15,6 +16,7 @@ pub mod txn;
 pub mod typed;
 
 pub mod memory;
+pub mod registry;
 pub mod requests;
 
 /// Keys and values as the engine hands them out: shared, cheap to clone.
@@ -26,6 +28,10 @@ pub type KeyHasher = foldhash::fast::RandomState;
 
 pub use access::Tables;
 pub use catalog::{Catalog, TableIx};
+pub use declaration::{CodeRef, Declaration, IndexDecl};
+pub use declared::{Declared, NodeSchema};
 pub use index::{IndexHit, IndexRange};
-pub use table::{Extractor, Index, IndexDef, IndexKeys, Kind, Scope, Storage, TableDef, ValueRule};
-pub use txn::{Batch, BatchOutcome, Committed, Op, OpResult, RequestId, ShardId, Txn, TxnOutcome};
+pub use table::{
+    DEFAULT_SHARD, Extractor, Index, IndexDef, IndexKeys, Kind, Scope, ShardId, Storage, TableDef, ValueRule,
+};
+pub use txn::{Batch, BatchOutcome, Committed, Op, OpResult, RequestId, Txn, TxnOutcome};

@@ -2,6 +2,13 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Shards group replicated tables: a transaction stays within one, each log entry's
+/// transactions name theirs, and a replicant may follow a subset (`replicant.shards`).
+pub type ShardId = u16;
+
+/// The default shard.
+pub const DEFAULT_SHARD: ShardId = 0;
+
 /// How records with the same key relate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -259,17 +266,36 @@ pub struct TableDef {
     /// Its secondary indexes (tables held in memory only).
     #[serde(skip)]
     pub indexes: Vec<IndexDef>,
+    /// The shard it belongs to: a transaction stays within one shard, and a replicant may
+    /// follow a subset of shards (`replicant.shards`).
+    #[serde(default)]
+    pub shard: ShardId,
 }
 
 impl TableDef {
     /// A table named `name`; [`TableDef::replicated`] and [`TableDef::local`] say the scope.
     pub fn new(name: &str, kind: Kind, scope: Scope, storage: Storage) -> Self {
-        TableDef { name: name.to_string(), kind, scope, storage, index: Index::None, rule: None, indexes: Vec::new() }
+        TableDef {
+            name: name.to_string(),
+            kind,
+            scope,
+            storage,
+            index: Index::None,
+            rule: None,
+            indexes: Vec::new(),
+            shard: DEFAULT_SHARD,
+        }
     }
 
     /// Every record put into the table must pass `rule` (see [`ValueRule`]).
     pub fn with_rule(mut self, rule: ValueRule) -> Self {
         self.rule = Some(rule);
+        self
+    }
+
+    /// The table belongs to shard `shard` (the default shard is 0).
+    pub fn with_shard(mut self, shard: ShardId) -> Self {
+        self.shard = shard;
         self
     }
 

@@ -6,12 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Shards group replicated tables; each log entry names its shard so replicants can
-/// subscribe per shard and the design can move to one Raft group per shard.
-pub type ShardId = u16;
-
-/// The default shard, where every replicated table lives today.
-pub const DEFAULT_SHARD: ShardId = 0;
+pub use super::table::{DEFAULT_SHARD, ShardId};
 
 /// One change to one table. Keys and values are bytes; the typed layer encodes them.
 /// (`serde_bytes`: encoded as one run of bytes, not byte by byte; the same bincode bytes.)
@@ -76,6 +71,18 @@ pub enum Op {
         /// `None`: the key must be absent; `Some(v)`: present with value `v`.
         value: Option<Vec<u8>>,
     },
+    /// Creates a replicated table (alone in its transaction). Applied at one log index on
+    /// every node; an identical table already there makes it a no-op (`Exists`), a table of
+    /// that name declared otherwise rejects it.
+    CreateTable {
+        /// The table, its code named by name and version.
+        declaration: super::declaration::Declaration,
+    },
+    /// Drops a replicated table and every record of it (alone in its transaction).
+    DropTable {
+        /// The table.
+        table: String,
+    },
 }
 
 impl Op {
@@ -87,8 +94,15 @@ impl Op {
             | Op::DeleteObject { table, .. }
             | Op::Clear { table }
             | Op::PutIfAbsent { table, .. }
-            | Op::Require { table, .. } => table,
+            | Op::Require { table, .. }
+            | Op::DropTable { table } => table,
+            Op::CreateTable { declaration } => &declaration.name,
         }
+    }
+
+    /// Whether the op creates or drops a table.
+    pub fn changes_catalog(&self) -> bool {
+        matches!(self, Op::CreateTable { .. } | Op::DropTable { .. })
     }
 }
 
@@ -132,7 +146,9 @@ pub enum OpResult {
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Txn {
-    /// The shard the transaction belongs to (all tables are in shard 0 today).
+    /// The shard the transaction belongs to: its tables' shard. A node fills it in from the
+    /// tables when it is left at [`DEFAULT_SHARD`]; a transaction whose shard is not its
+    /// tables' is refused ([`Error::ShardMismatch`](crate::Error::ShardMismatch)).
     pub shard: ShardId,
     /// The ops, applied in order, all or none.
     pub ops: Vec<Op>,
@@ -184,6 +200,25 @@ impl Txn {
     pub fn require_value(mut self, table: &str, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> Self {
         self.ops.push(Op::Require { table: table.into(), key: key.into(), value: Some(value.into()) });
         self
+    }
+}
+
+impl Txn {
+    /// Adds a [`Op::CreateTable`] of `def` (replicated; alone in its transaction).
+    pub fn create_table(mut self, def: &super::TableDef) -> Self {
+        self.ops.push(Op::CreateTable { declaration: super::declaration::Declaration::of(def) });
+        self
+    }
+
+    /// Adds a [`Op::DropTable`] (alone in its transaction).
+    pub fn drop_table(mut self, table: &str) -> Self {
+        self.ops.push(Op::DropTable { table: table.into() });
+        self
+    }
+
+    /// Whether the transaction creates or drops a table.
+    pub fn changes_catalog(&self) -> bool {
+        self.ops.iter().any(Op::changes_catalog)
     }
 }
 

@@ -6,7 +6,7 @@
 mod server;
 
 use crate::config::{NodeConfig, Role};
-use crate::engine::{Blob, Catalog, Committed, OpResult, TableDef, Txn};
+use crate::engine::{Blob, Committed, Declared, NodeSchema, OpResult, TableDef, Txn};
 use crate::error::{Error, Result};
 use crate::name::Peer;
 use crate::status::{ClusterStatus, NodeStatus, ReplicantStatus};
@@ -39,10 +39,16 @@ impl Node {
     /// Opens the data dir, starts serving, and joins or forms the cluster as configured.
     ///
     /// `tables` must be the same list on every node of the cluster.
-    pub async fn start(config: NodeConfig, tables: Vec<TableDef>) -> Result<Node> {
+    ///
+    /// `tables` are the tables this node declares (a `Vec<TableDef>`, or a [`Declared`]
+    /// that also registers code for tables created at runtime). Its local tables are its
+    /// own; its replicated tables are created through the log when the cluster lacks them
+    /// (a rolling upgrade may add tables), and a table the cluster has must be declared the
+    /// same ([`Error::SchemaMismatch`]).
+    pub async fn start(config: NodeConfig, tables: impl Into<Declared>) -> Result<Node> {
         let cfg = config.validate()?;
-        let catalog = Catalog::new(tables)?;
-        followed_shards_hold_every_table(&cfg, &catalog)?;
+        let schema = NodeSchema::new(tables.into(), cfg.name.as_str())?;
+        followed_shards_hold_tables(&cfg, &schema)?;
         // Everything that can be refused without touching the data dir is checked first:
         // the TLS files, and the listen address (a port in use stops the node here).
         server::builder(&cfg)?;
@@ -57,8 +63,13 @@ impl Node {
             ),
             None => None,
         };
-        let rt = Runtime::open(cfg, catalog).await?;
+        let rt = Runtime::open(cfg, schema).await?;
         let node = Node { shared: rt.clone() };
+        // A table this node declares otherwise than the log it holds has it: no start.
+        if let Err(e) = rt.schema.check_against(&rt.view().catalog) {
+            let _ = node.shutdown().await;
+            return Err(e);
+        }
         rt.spawn(server::serve(rt.clone(), listener));
         if let Some(http) = http {
             rt.spawn(crate::observe::serve(Arc::downgrade(&rt), http, rt.stop_token()));
@@ -93,6 +104,7 @@ impl Node {
                 }
             }
         }
+        rt.spawn(crate::runtime::keep_declared_tables(rt.clone()));
         tracing::info!(name = %rt.cfg.name, addr = %rt.cfg.advertise, "node started");
         Ok(node)
     }
@@ -174,6 +186,37 @@ impl Node {
         self.shared.index(table, index, range)
     }
 
+    /// Creates the replicated table `def` through the log: one entry, applied at the same
+    /// index on every core and replicant, kept across restarts, in snapshots and exports.
+    /// Creating an identical table again is a no-op ([`OpResult::Exists`]); a table of that
+    /// name declared otherwise is [`Error::SchemaMismatch`]. Its rule and extractors must
+    /// be code every node registered ([`Declared::rule`], [`Declared::extractor`], or a
+    /// table it declares): else [`Error::Unregistered`] names a node that lacks it.
+    ///
+    /// ```no_run
+    /// # async fn f(node: mnema::Node) -> mnema::Result<()> {
+    /// use mnema::{Kind, Storage, TableDef, Txn};
+    /// node.create_table(&TableDef::replicated("audit", Kind::OrderedSet, Storage::Disc)).await?;
+    /// node.transact(Txn::new().put("audit", "0001", "created")).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn create_table(&self, def: &TableDef) -> Result<Committed> {
+        self.shared.create_table(def).await
+    }
+
+    /// Drops the replicated table `name` and every record of it, through the log (on disc
+    /// too). A table this node declares is created again, empty, by the next node that
+    /// declares it and starts, or writes to it.
+    pub async fn drop_table(&self, name: &str) -> Result<Committed> {
+        self.shared.drop_table(name).await
+    }
+
+    /// The tables of this node: the replicated ones the log has created (as of what this
+    /// node applied), then its local ones.
+    pub fn tables(&self) -> Vec<crate::status::TableInfo> {
+        self.shared.tables()
+    }
+
     /// Every record of `table`, read locally (ordered sets in key order).
     pub fn dump(&self, table: &str) -> Result<Vec<(Blob, Blob)>> {
         self.shared.dump(table)
@@ -220,7 +263,7 @@ impl Node {
 
     /// A replicant's state, upstream core and lag (`None` on a core).
     pub fn replicant_status(&self) -> Option<ReplicantStatus> {
-        self.shared.link.as_ref().map(|l| l.report(self.shared.applied_index()))
+        self.shared.replicant_status()
     }
 
     /// The cluster as this node sees it: every member asked for its status.
@@ -274,7 +317,8 @@ impl Node {
     pub async fn import(&self, path: &std::path::Path, mode: crate::backup::Mode) -> Result<crate::backup::Summary> {
         let mut progress = crate::backup::Progress::silent("import");
         let mut to = &*self.shared;
-        crate::backup::import_catalog(path, self.shared.catalog.clone(), mode, &mut to, &mut progress).await
+        let catalog = Arc::new(self.shared.catalog_with_declared());
+        crate::backup::import_catalog(path, catalog, mode, &mut to, &mut progress).await
     }
 
     /// An online copy of this core's data dir in the new directory `dir` (RocksDB
@@ -359,21 +403,19 @@ impl crate::engine::Tables for Node {
     }
 }
 
-/// A replicant's `replicant.shards` must not leave out a shard that holds tables: every
-/// table is in the default shard, which a replicant following a subset would skip while
-/// every core applies it.
-fn followed_shards_hold_every_table(cfg: &crate::config::Validated, catalog: &Catalog) -> Result<()> {
-    let shards = &cfg.config.replicant.shards;
-    if cfg.role != Role::Replicant || shards.is_empty() {
+/// Each shard a replicant's `replicant.shards` lists must hold a table it declares: a
+/// shard holding none is a mistake in the list (checked before the data dir is touched).
+fn followed_shards_hold_tables(cfg: &crate::config::Validated, schema: &NodeSchema) -> Result<()> {
+    if cfg.role != Role::Replicant {
         return Ok(());
     }
-    let shard = crate::engine::txn::DEFAULT_SHARD;
-    match catalog.defs().iter().find(|d| d.scope == crate::engine::Scope::Replicated) {
-        Some(def) if !shards.contains(&shard) => Err(Error::config(
+    let shards = &cfg.config.replicant.shards;
+    match shards.iter().find(|s| !schema.replicated.iter().any(|d| d.shard == **s)) {
+        Some(empty) => Err(Error::config(
             "replicant.shards",
-            format!("{shards:?} leaves out shard {shard}, which holds table `{}`", def.name),
+            format!("shard {empty} holds none of this node's replicated tables (listed: {shards:?})"),
         )),
-        _ => Ok(()),
+        None => Ok(()),
     }
 }
 

@@ -18,20 +18,27 @@ fn reply(status: StatusCode, content_type: &str, body: String) -> Reply {
     r
 }
 
-/// Whether the node should receive traffic, and why not.
+/// Whether the node should receive traffic, and why not: a core knows a leader and has
+/// applied the commit index it knows, a replicant streams (`normal`); and the tables it
+/// declares are in the log.
 pub(crate) fn readiness(rt: &Runtime) -> Result<(), String> {
     let s = rt.node_status();
     if let Some(r) = &s.replicant {
-        return match r.state {
-            crate::ReplicantState::Normal => Ok(()),
-            other => Err(format!("replicant state {}", other.as_str())),
-        };
+        if r.state != crate::ReplicantState::Normal {
+            return Err(format!("replicant state {}", r.state.as_str()));
+        }
+    } else {
+        if s.leader.is_none() {
+            return Err("no leader known".into());
+        }
+        if s.applied_index < s.committed {
+            return Err(format!("applied {} of {} committed", s.applied_index, s.committed));
+        }
     }
-    if s.leader.is_none() {
-        return Err("no leader known".into());
-    }
-    if s.applied_index < s.committed {
-        return Err(format!("applied {} of {} committed", s.applied_index, s.committed));
+    let missing = rt.missing_declared();
+    if !missing.is_empty() {
+        let names: Vec<&str> = missing.iter().map(|d| d.name.as_str()).collect();
+        return Err(format!("declared tables not created yet: {}", names.join(", ")));
     }
     Ok(())
 }

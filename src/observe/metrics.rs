@@ -121,7 +121,7 @@ pub(crate) fn render(rt: &Runtime) -> String {
     let records = Family::<TableLabel, Gauge>::default();
     let bytes = Family::<TableLabel, Gauge>::default();
     let view = rt.view();
-    for (def, table) in rt.catalog.defs().iter().zip(view.tables.iter()) {
+    for (def, table) in view.catalog.defs().iter().zip(view.tables.iter()) {
         let (mut n, mut b) = (0u64, 0u64);
         table.for_each(|k, v| {
             n += 1;

@@ -7,9 +7,9 @@
 //! state it had published (which is always a state some core had at that index).
 
 use super::stream::{Heartbeat, StartMode, StreamMsg, crc_record};
-use crate::engine::Catalog;
+use crate::engine::NodeSchema;
 use crate::engine::apply::{MemoryOnly, apply_batch, load_record};
-use crate::engine::memory::MemState;
+use crate::engine::memory::{Holding, MemState};
 use crate::error::{Error, Result};
 use crate::status::ReplicantState;
 use std::collections::BTreeSet;
@@ -31,7 +31,8 @@ pub struct Output {
 
 /// Checks and applies one stream, from its `Start` on.
 pub struct Applier {
-    catalog: Arc<Catalog>,
+    schema: Arc<NodeSchema>,
+    holding: Holding,
     phase: Phase,
     /// Tables in a snapshot that the local catalog does not declare (skipped).
     pub unknown_tables: BTreeSet<String>,
@@ -42,8 +43,9 @@ fn bad(reason: impl std::fmt::Display) -> Error {
 }
 
 impl Applier {
-    pub fn new(catalog: Arc<Catalog>) -> Self {
-        Applier { catalog, phase: Phase::AwaitStart, unknown_tables: BTreeSet::new() }
+    /// An applier for a replicant with `schema`'s code, holding the tables `holding` says.
+    pub fn new(schema: Arc<NodeSchema>, holding: Holding) -> Self {
+        Applier { schema, holding, phase: Phase::AwaitStart, unknown_tables: BTreeSet::new() }
     }
 
     /// The state this stream puts the replicant in, given what it has applied.
@@ -61,8 +63,10 @@ impl Applier {
         let mut out = Output::default();
         match (msg, &mut self.phase) {
             (StreamMsg::Start { mode: StartMode::Snapshot, core_applied, .. }, Phase::AwaitStart) => {
+                // A snapshot starts from nothing: its catalog records come first and create
+                // the tables the records that follow go into.
                 self.phase = Phase::Bootstrap {
-                    work: MemState::empty_all_in_memory(&self.catalog),
+                    work: MemState::with_holding(Arc::new(self.schema.empty_catalog()), self.holding.clone()),
                     next_seq: 0,
                     records: 0,
                     crc: crc32fast::Hasher::new(),
@@ -85,7 +89,7 @@ impl Applier {
                 for (k, v) in &records {
                     crc_record(crc, k, v);
                     *n += 1;
-                    if let Some(name) = load_record(&self.catalog, work, k, v)? {
+                    if let Some(name) = load_record(work, k, v)? {
                         self.unknown_tables.insert(name.to_string());
                     }
                 }
@@ -128,7 +132,7 @@ impl Applier {
                         return Err(bad(format!("entry {} where {} was due", e.index, work.applied + 1)));
                     }
                     if let Some(batch) = &e.batch {
-                        apply_batch(&self.catalog, &mut work, &mut MemoryOnly, batch, e.index)?;
+                        apply_batch(&mut work, &mut MemoryOnly, batch, e.index)?;
                     }
                     work.applied = e.index;
                 }
@@ -146,11 +150,28 @@ impl Applier {
 mod tests {
     use super::*;
     use crate::engine::keys::record_key;
-    use crate::engine::{Batch, Kind, Storage, TableDef, Txn};
+    use crate::engine::{Batch, Declared, Kind, Storage, TableDef, Txn};
     use crate::replication::stream::StreamEntry;
 
-    fn catalog() -> Arc<Catalog> {
-        Arc::new(Catalog::new(vec![TableDef::replicated("t", Kind::Set, Storage::DiscOnly)]).unwrap())
+    fn table() -> TableDef {
+        TableDef::replicated("t", Kind::Set, Storage::DiscOnly)
+    }
+
+    fn schema() -> Arc<NodeSchema> {
+        Arc::new(NodeSchema::new(Declared::new(vec![table()]), "r@h").unwrap())
+    }
+
+    /// A replicant's state holding table `t`.
+    fn state() -> MemState {
+        let mut s = MemState::with_holding(Arc::new(schema().empty_catalog()), Holding::replicant(&[]));
+        s.add_table(table());
+        s
+    }
+
+    /// The catalog record of table `t`, as a core's snapshot sends it first.
+    fn catalog_record() -> (Vec<u8>, Vec<u8>) {
+        let decl = crate::engine::Declaration::of(&table());
+        (crate::engine::catalog::record_key("t"), crate::engine::catalog::encode_record(&decl).unwrap())
     }
 
     fn entry(index: u64, key: &str) -> StreamEntry {
@@ -158,9 +179,8 @@ mod tests {
     }
 
     fn snapshot(records: &[(&str, &str)], index: u64) -> Vec<StreamMsg> {
-        let recs: Vec<(Vec<u8>, Vec<u8>)> = records
-            .iter()
-            .map(|(k, v)| (record_key("t", Kind::Set, k.as_bytes(), b""), v.as_bytes().to_vec()))
+        let recs: Vec<(Vec<u8>, Vec<u8>)> = std::iter::once(catalog_record())
+            .chain(records.iter().map(|(k, v)| (record_key("t", Kind::Set, k.as_bytes(), b""), v.as_bytes().to_vec())))
             .collect();
         let mut crc = crc32fast::Hasher::new();
         recs.iter().for_each(|(k, v)| crc_record(&mut crc, k, v));
@@ -173,9 +193,8 @@ mod tests {
 
     /// Feeds messages, publishing as a replicant would; returns the state and the first error.
     fn run(msgs: Vec<StreamMsg>) -> (MemState, Option<Error>, Applier) {
-        let cat = catalog();
-        let mut state = MemState::empty_all_in_memory(&cat);
-        let mut a = Applier::new(cat);
+        let mut state = state();
+        let mut a = Applier::new(schema(), Holding::replicant(&[]));
         for m in msgs {
             match a.handle(m, &state) {
                 Ok(out) => {
@@ -212,7 +231,7 @@ mod tests {
         repeated.insert(2, repeated[1].clone());
         let mut altered = snapshot(&[("a", "1")], 5);
         if let StreamMsg::SnapshotChunk { records, .. } = &mut altered[1] {
-            records[0].1 = b"evil".to_vec();
+            records[1].1 = b"evil".to_vec();
         }
         for (what, msgs) in [("crc", bad_crc), ("lost", lost_chunk), ("repeated", repeated), ("altered", altered)] {
             let (s, err, _) = run(msgs);
@@ -259,10 +278,9 @@ mod tests {
 
     #[test]
     fn resume_goes_through_local_replay() {
-        let cat = catalog();
-        let mut state = MemState::empty_all_in_memory(&cat);
+        let mut state = state();
         state.applied = 4;
-        let mut a = Applier::new(cat);
+        let mut a = Applier::new(schema(), Holding::replicant(&[]));
         a.handle(StreamMsg::Start { core: "c".into(), mode: StartMode::Entries { from: 5 }, core_applied: 6 }, &state)
             .unwrap();
         assert_eq!(a.state(state.applied), ReplicantState::LocalReplay);

@@ -12,7 +12,6 @@ use super::stream::{
     CHUNK_BYTES, CHUNK_RECORDS, Heartbeat, MAX_ENTRIES, StartMode, StreamEntry, StreamMsg, crc_record,
 };
 use crate::config::Role;
-use crate::engine::txn::DEFAULT_SHARD;
 use crate::engine::{Batch, ShardId};
 use crate::error::{Error, Result};
 use crate::rpc::pb::{self, replication_server::Replication};
@@ -42,9 +41,10 @@ impl Shards {
         self.0.as_ref().is_none_or(|s| s.contains(&shard))
     }
 
-    /// The transactions of `batch` in the wanted shards, each proposer's part kept apart
-    /// (with its request id); `None` if none is wanted. A damaged batch goes whole: the
-    /// replicant's apply refuses it as every core's did.
+    /// The transactions of `batch` in the wanted shards, and every catalog change (a
+    /// replicant knows every table, holding those of its shards), each proposer's part
+    /// kept apart (with its request id); `None` if none is wanted. A damaged batch goes
+    /// whole: the replicant's apply refuses it as every core's did.
     fn filter(&self, batch: &Batch) -> Option<Batch> {
         if self.0.is_none() {
             return Some(batch.clone());
@@ -53,7 +53,11 @@ impl Shards {
         let kept: Vec<Batch> = parts
             .into_iter()
             .map(|(request, range)| {
-                let txns = batch.txns[range].iter().filter(|t| self.wants(t.shard)).cloned().collect();
+                let txns = batch.txns[range]
+                    .iter()
+                    .filter(|t| self.wants(t.shard) || t.changes_catalog())
+                    .cloned()
+                    .collect();
                 Batch::new(txns, request)
             })
             .filter(|b| !b.txns.is_empty())
@@ -77,9 +81,13 @@ impl Replication for ReplicationService {
             )));
         }
         let r = req.into_inner();
-        // A replicant declaring other tables would apply this core's entries differently.
-        crate::rpc::convert::decode_tables(&r.tables)
-            .and_then(|theirs| self.node.check_tables(&r.replicant, &theirs))
+        // A replicant declaring tables otherwise, or without the code of a table in the log,
+        // would apply this core's entries differently.
+        crate::rpc::convert::decode_schema(&r.schema)
+            .and_then(|theirs| {
+                self.node.check_schema(&r.replicant, &theirs)?;
+                self.node.check_peer_has_code(&r.replicant, &theirs)
+            })
             .map_err(|e| to_status(&e))?;
         let shards = if r.shards.is_empty() {
             Shards(None)
@@ -164,29 +172,45 @@ fn send_snapshot(node: &Runtime, shards: &Shards, tx: &Tx) -> Result<Option<(Pin
     }
     let (mut seq, mut count, mut crc) = (0u32, 0u64, crc32fast::Hasher::new());
     let (mut chunk, mut bytes) = (Vec::new(), 0usize);
-    let wants_all = shards.wants(DEFAULT_SHARD);
-    let mut gone = false;
-    snap.for_each_record(|k, v| {
-        // Every table is in the default shard today; request records go to everyone.
-        let (table, _) = crate::engine::keys::split_table(k)?;
-        if !wants_all && table != crate::engine::requests::TABLE {
-            return Ok(true);
-        }
+    let gone = std::cell::Cell::new(false);
+    let mut add = |k: &[u8], v: &[u8]| -> Result<bool> {
         crc_record(&mut crc, k, v);
         count += 1;
         bytes += k.len() + v.len();
         chunk.push((k.to_vec(), v.to_vec()));
         if chunk.len() >= CHUNK_RECORDS || bytes >= CHUNK_BYTES {
             if !blocking_send(&StreamMsg::SnapshotChunk { seq, records: std::mem::take(&mut chunk) })? {
-                gone = true;
+                gone.set(true);
                 return Ok(false);
             }
             seq += 1;
             bytes = 0;
         }
         Ok(true)
+    };
+    // The catalog first: the replicant creates the tables the records after it go into.
+    let catalog = snap.catalog()?;
+    let catalog_prefix = crate::engine::keys::table_prefix(crate::engine::catalog::TABLE);
+    snap.for_each_with_prefix(&catalog_prefix, &mut add)?;
+    // Then the records of the tables in the wanted shards; request records go to everyone.
+    snap.for_each_record(|k, v| {
+        if gone.get() {
+            return Ok(false);
+        }
+        let (table, _) = crate::engine::keys::split_table(k)?;
+        let wanted = if table == crate::engine::catalog::TABLE {
+            false
+        } else if table == crate::engine::requests::TABLE {
+            true
+        } else {
+            catalog.get(table).is_some_and(|d| shards.wants(d.shard))
+        };
+        if !wanted {
+            return Ok(true);
+        }
+        add(k, v)
     })?;
-    if gone {
+    if gone.get() {
         return Ok(None);
     }
     if !chunk.is_empty() && !blocking_send(&StreamMsg::SnapshotChunk { seq, records: chunk })? {

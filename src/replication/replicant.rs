@@ -122,7 +122,12 @@ async fn rank(shared: &Runtime, link: &Link, cores: &[Peer]) -> Vec<(Peer, Optio
         .filter_map(|(p, res)| {
             let hash = spread_rank(&me, p.name.as_str());
             match res {
-                Ok(s) if s.role == Role::Core && let Err(e) = shared.check_tables(p.name.as_str(), &s.tables) => {
+                Ok(s)
+                    if s.role == Role::Core
+                        && let Err(e) = shared
+                            .check_schema(p.name.as_str(), &s.schema)
+                            .and_then(|()| shared.check_can_follow(&s.schema)) =>
+                {
                     tracing::error!(core = %p.name, error = %e, "core declares other tables; not following it");
                     link.set_error(&e);
                     None
@@ -158,10 +163,10 @@ async fn follow(shared: &Runtime, link: &Link, core: &Peer, cluster: Option<&str
         addr: shared.cfg.advertise.clone(),
         shards: shared.cfg.config.replicant.shards.iter().map(|s| u32::from(*s)).collect(),
         applied: shared.applied_index(),
-        tables: crate::rpc::convert::encode_tables(&shared.catalog.declarations()),
+        schema: crate::rpc::convert::encode_schema(&shared.schema.info()),
     };
     let mut stream = client.subscribe(req).await.map_err(|s| status_error(core.name.as_str(), s))?.into_inner();
-    let mut applier = Applier::new(shared.catalog.clone());
+    let mut applier = Applier::new(shared.schema.clone(), shared.view().holding.clone());
     // Commit indexes learned and when, to report lag in time.
     let mut learned: VecDeque<(u64, Instant)> = VecDeque::new();
     let stall = shared.cfg.stall_timeout();

@@ -3,10 +3,13 @@
 
 use super::pb;
 use crate::config::Role;
-use crate::engine::declaration::Declaration;
-use crate::engine::{IndexHit, IndexRange};
+use crate::engine::declaration::{Declaration, SchemaInfo};
+use crate::engine::{IndexHit, IndexRange, Scope};
 use crate::error::{Error, Result};
-use crate::status::{ClusterStatus, MemberStatus, NodeStatus, RaftRole, ReplicantState, ReplicantStatus, Subscriber};
+use crate::status::{
+    ClusterStatus, MemberStatus, NodeStatus, RaftRole, ReplicantState, ReplicantStatus, ShardStatus, Subscriber,
+    TableInfo,
+};
 
 fn bad(what: &str, v: i32) -> Error {
     Error::corrupt("status", format!("{what} {v} is not a known value"))
@@ -87,6 +90,16 @@ pub fn replicant_to_pb(s: &ReplicantStatus) -> pb::ReplicantStatus {
             .as_ref()
             .and_then(|e| crate::codec::encode_versioned(crate::codec::WIRE_VERSION, e).ok())
             .unwrap_or_default(),
+        shards: s
+            .shards
+            .iter()
+            .map(|x| pb::ShardStatus {
+                shard: u32::from(x.shard),
+                tables: x.tables.clone(),
+                records: x.records,
+                lag_entries: x.lag_entries,
+            })
+            .collect(),
     }
 }
 
@@ -105,6 +118,18 @@ pub fn replicant_from_pb(s: pb::ReplicantStatus) -> Result<ReplicantStatus> {
         } else {
             Some(crate::codec::decode_versioned("replicant error", crate::codec::WIRE_VERSION, &s.last_error)?)
         },
+        shards: s
+            .shards
+            .into_iter()
+            .map(|x| {
+                Ok(ShardStatus {
+                    shard: u16::try_from(x.shard).map_err(|_| Error::corrupt("status", format!("shard {}", x.shard)))?,
+                    tables: x.tables,
+                    records: x.records,
+                    lag_entries: x.lag_entries,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?,
     })
 }
 
@@ -125,24 +150,60 @@ pub fn node_to_pb(s: &NodeStatus) -> pb::NodeStatus {
         committed: s.committed,
         write_retries: s.write_retries,
         forming_with: s.forming_with.clone(),
-        tables: encode_tables(&s.tables),
+        schema: encode_schema(&s.schema),
     }
 }
 
-/// Table declarations for the wire (empty stays empty: "not said").
-pub fn encode_tables(tables: &[Declaration]) -> Vec<u8> {
-    if tables.is_empty() {
+/// A node's schema for the wire (empty stays empty: "not said").
+pub fn encode_schema(schema: &SchemaInfo) -> Vec<u8> {
+    if schema.is_empty() {
         return Vec::new();
     }
-    crate::codec::encode_versioned(crate::codec::WIRE_VERSION, tables).unwrap_or_default()
+    crate::codec::encode_versioned(crate::codec::WIRE_VERSION, schema).unwrap_or_default()
 }
 
-/// Table declarations from the wire.
-pub fn decode_tables(bytes: &[u8]) -> Result<Vec<Declaration>> {
+/// A node's schema from the wire.
+pub fn decode_schema(bytes: &[u8]) -> Result<SchemaInfo> {
     if bytes.is_empty() {
-        return Ok(Vec::new());
+        return Ok(SchemaInfo::default());
     }
-    crate::codec::decode_versioned("table declarations", crate::codec::WIRE_VERSION, bytes)
+    crate::codec::decode_versioned("schema", crate::codec::WIRE_VERSION, bytes)
+}
+
+/// A node's tables for the wire.
+pub fn tables_to_pb(tables: &[TableInfo]) -> Result<pb::TablesReply> {
+    let tables = tables
+        .iter()
+        .map(|t| {
+            Ok(pb::TableInfo {
+                declaration: crate::codec::encode_versioned(crate::codec::WIRE_VERSION, &t.declaration)?,
+                scope: match t.scope {
+                    Scope::Replicated => pb::TableScope::Replicated,
+                    Scope::Local => pb::TableScope::Local,
+                } as i32,
+                records: t.records,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(pb::TablesReply { tables })
+}
+
+/// A node's tables from the wire.
+pub fn tables_from_pb(reply: pb::TablesReply) -> Result<Vec<TableInfo>> {
+    reply
+        .tables
+        .into_iter()
+        .map(|t| {
+            let declaration: Declaration =
+                crate::codec::decode_versioned("table declaration", crate::codec::WIRE_VERSION, &t.declaration)?;
+            let scope = match pb::TableScope::try_from(t.scope) {
+                Ok(pb::TableScope::Replicated) => Scope::Replicated,
+                Ok(pb::TableScope::Local) => Scope::Local,
+                _ => return Err(bad("table scope", t.scope)),
+            };
+            Ok(TableInfo { declaration, scope, records: t.records })
+        })
+        .collect()
 }
 
 fn bound_to_pb(b: &std::ops::Bound<Vec<u8>>) -> Option<pb::KeyBound> {
@@ -220,7 +281,7 @@ pub fn node_from_pb(s: pb::NodeStatus) -> Result<NodeStatus> {
         committed: s.committed,
         write_retries: s.write_retries,
         forming_with: s.forming_with,
-        tables: decode_tables(&s.tables)?,
+        schema: decode_schema(&s.schema)?,
     })
 }
 
@@ -288,12 +349,17 @@ mod tests {
                 resumes: 4,
                 transitions: vec!["bootstrap@b@h".into()],
                 last_error: Some(Error::NotRetained { from: 3 }),
+                shards: vec![ShardStatus { shard: 1, tables: vec!["routes".into()], records: 5, lag_entries: 1 }],
             }),
             subscribers: vec![],
             committed: 10,
             write_retries: 0,
             forming_with: vec![],
-            tables: vec![],
+            schema: SchemaInfo {
+                declared: crate::engine::declaration::declarations(&crate::schema::broker_tables()),
+                registry: crate::engine::registry::Registry::of_tables(&crate::schema::broker_tables()).expect("code").registered(),
+                uses: vec![],
+            },
         };
         let core = NodeStatus { role: Role::Core, raft_role: Some(RaftRole::Learner), replicant: None, ..node.clone() };
         let s = ClusterStatus {
@@ -325,6 +391,19 @@ mod tests {
     }
 
     #[test]
+    fn a_nodes_tables_round_trip_and_an_unknown_scope_is_refused() {
+        let tables: Vec<TableInfo> = crate::schema::broker_tables()
+            .iter()
+            .map(|d| TableInfo { declaration: Declaration::of(d), scope: d.scope, records: Some(3) })
+            .collect();
+        let wire = tables_to_pb(&tables).expect("encodes");
+        assert_eq!(tables_from_pb(wire.clone()).expect("decodes"), tables);
+        let mut bad = wire;
+        bad.tables[0].scope = 9;
+        assert!(matches!(tables_from_pb(bad), Err(Error::Corrupt { .. })));
+    }
+
+    #[test]
     fn an_unknown_role_from_a_peer_is_refused() {
         let mut wire = node_to_pb(&NodeStatus {
             name: "a@h".into(),
@@ -341,7 +420,7 @@ mod tests {
             committed: 0,
             write_retries: 0,
             forming_with: vec![],
-            tables: vec![],
+            schema: SchemaInfo::default(),
         });
         wire.role = 99;
         assert!(matches!(node_from_pb(wire), Err(Error::Corrupt { .. })));

@@ -19,19 +19,24 @@ pub fn to_status(err: &Error) -> Status {
         | Error::InvalidTopic { .. }
         | Error::InvalidValue { .. }
         | Error::ShardMismatch { .. }
+        | Error::CrossShard { .. }
         | Error::BadExport { .. } => Code::InvalidArgument,
         Error::UnknownTable(_) | Error::UnknownIndex { .. } | Error::NotFound { .. } | Error::NotAMember { .. } => {
             Code::NotFound
         }
         Error::Conflict(_) => Code::Aborted,
         Error::CookieMismatch { .. } => Code::Unauthenticated,
-        Error::ForeignCluster { .. } | Error::SchemaMismatch { .. } => Code::PermissionDenied,
+        Error::ForeignCluster { .. } | Error::SchemaMismatch { .. } | Error::CodeMismatch { .. } => {
+            Code::PermissionDenied
+        }
         Error::NoLeader(_) | Error::Shutdown | Error::Transport { .. } | Error::NodeFailed { .. } => Code::Unavailable,
         Error::Timeout { .. } | Error::NotYetApplied { .. } => Code::DeadlineExceeded,
         Error::NotLeader { .. }
         | Error::IsReplicant { .. }
         | Error::NotRetained { .. }
         | Error::MajorityAtRisk { .. }
+        | Error::ShardNotFollowed { .. }
+        | Error::Unregistered { .. }
         | Error::Refused(_) => Code::FailedPrecondition,
         _ => Code::Internal,
     };
@@ -85,7 +90,7 @@ fn could_not_connect(s: &Status) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::TransportKind;
+    use crate::error::{CodeKind, TransportKind};
     use std::path::PathBuf;
 
     /// One value of every variant: adding a variant without adding it here fails to compile
@@ -133,6 +138,10 @@ mod tests {
             Error::SchemaMismatch { peer: "p@h".into(), table: "routes".into(), reason: s() },
             Error::ShardMismatch { table: "routes".into(), shard: 0, claimed: 7 },
             Error::UnknownIndex { table: "sessions".into(), index: "by_color".into() },
+            Error::CrossShard { first: "routes".into(), first_shard: 1, second: "sessions".into(), second_shard: 2 },
+            Error::ShardNotFollowed { node: "r@h".into(), table: "routes".into(), shard: 1 },
+            Error::Unregistered { node: "a@h".into(), kind: CodeKind::Rule, name: "json".into(), version: 2 },
+            Error::CodeMismatch { peer: "p@h".into(), kind: CodeKind::Extractor, name: "x".into(), ours: 1, theirs: 2 },
         ];
         for e in &all {
             match e {
@@ -170,7 +179,11 @@ mod tests {
                 | Error::Shutdown
                 | Error::SchemaMismatch { .. }
                 | Error::ShardMismatch { .. }
-                | Error::UnknownIndex { .. } => {}
+                | Error::UnknownIndex { .. }
+                | Error::CrossShard { .. }
+                | Error::ShardNotFollowed { .. }
+                | Error::Unregistered { .. }
+                | Error::CodeMismatch { .. } => {}
             }
         }
         all

@@ -1,8 +1,8 @@
 //! [`TableHandle`]: a table resolved once, for readers on the hot path.
 
 use super::Runtime;
-use crate::engine::memory::MemStore;
-use crate::engine::{Blob, IndexHit, IndexRange, Kind, TableDef, TableIx};
+use crate::engine::memory::{MemStore, MemTable};
+use crate::engine::{Blob, Catalog, IndexHit, IndexRange, Kind, Scope, TableDef, TableIx};
 use crate::error::{Error, Result};
 use crate::storage::records;
 use std::sync::{Arc, Weak};
@@ -29,15 +29,16 @@ use std::sync::{Arc, Weak};
 /// ```
 #[derive(Clone)]
 pub struct TableHandle {
-    source: Source,
-    ix: TableIx,
     def: TableDef,
+    source: Source,
 }
 
 #[derive(Clone)]
 enum Source {
-    /// The node's in-memory copy of the table's scope.
-    Memory(Arc<MemStore>),
+    /// A table held in memory: the node's copy of its scope, and its position under the
+    /// catalog it was found in (a replicated table is found again by name once tables were
+    /// created or dropped since).
+    Memory { mem: Arc<MemStore>, catalog: Arc<Catalog>, ix: Option<TableIx> },
     /// RocksDB, reached through the node while it runs.
     Disc(Weak<Runtime>),
 }
@@ -50,13 +51,18 @@ impl std::fmt::Debug for TableHandle {
 
 impl TableHandle {
     pub(crate) fn new(rt: &Arc<Runtime>, table: &str) -> Result<TableHandle> {
-        let ix = rt.catalog.lookup(table)?;
-        let def = rt.catalog.def(ix).clone();
-        let source = match rt.in_memory_here(&def) {
-            true => Source::Memory(rt.memory(def.scope).clone()),
-            false => Source::Disc(Arc::downgrade(rt)),
+        let (def, source) = match rt.place(table)? {
+            super::Place::Memory(view, ix) => {
+                let mem = if view.catalog.def(ix).scope == Scope::Local { rt.local.clone() } else { rt.mem.clone() };
+                (view.catalog.def(ix).clone(), Source::Memory { mem, catalog: view.catalog.clone(), ix: Some(ix) })
+            }
+            super::Place::Disc(def) => (def, Source::Disc(Arc::downgrade(rt))),
+            super::Place::Pending(def) => {
+                let source = Source::Memory { mem: rt.mem.clone(), catalog: rt.mem.load().catalog.clone(), ix: None };
+                (def.clone(), source)
+            }
         };
-        Ok(TableHandle { source, ix, def })
+        Ok(TableHandle { def, source })
     }
 
     /// The table's name.
@@ -69,23 +75,47 @@ impl TableHandle {
         &self.def
     }
 
+    /// Calls `read` with the table in the node's current copy (`None`: not created yet, or
+    /// dropped since; a dropped table this node does not declare is
+    /// [`Error::UnknownTable`]).
+    fn with_memory<R>(
+        &self,
+        mem: &MemStore,
+        catalog: &Arc<Catalog>,
+        ix: Option<TableIx>,
+        read: impl FnOnce(Option<&MemTable>) -> R,
+    ) -> Result<R> {
+        let view = mem.load();
+        if Arc::ptr_eq(&view.catalog, catalog) {
+            return Ok(read(ix.map(|ix| view.table(ix))));
+        }
+        match view.catalog.lookup(&self.def.name) {
+            Ok(ix) => Ok(read(Some(view.table(ix)))),
+            Err(_) if ix.is_none() => Ok(read(None)),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The value under `key` (a set or ordered set; a bag is refused with
     /// [`Error::InvalidTxn`]: it may hold many values under one key).
     pub fn get_one(&self, key: &[u8]) -> Result<Option<Blob>> {
         refuse_bag(&self.def)?;
         match &self.source {
-            Source::Memory(m) => Ok(m.load().table(self.ix).get_one(key).cloned()),
+            Source::Memory { mem, catalog, ix } => {
+                self.with_memory(mem, catalog, *ix, |t| t.and_then(|t| t.get_one(key).cloned()))
+            }
             Source::Disc(rt) => Ok(disc(rt, &self.def, key)?.pop()),
         }
     }
-
 
     /// Calls `f` with the value under `key`, borrowed from the node's copy (no copy, no
     /// reference count taken for in-memory tables). A bag is refused as in [`Self::get_one`].
     pub fn with_one<R>(&self, key: &[u8], f: impl FnOnce(Option<&[u8]>) -> R) -> Result<R> {
         refuse_bag(&self.def)?;
         match &self.source {
-            Source::Memory(m) => Ok(f(m.load().table(self.ix).get_one(key).map(|b| &b[..]))),
+            Source::Memory { mem, catalog, ix } => {
+                self.with_memory(mem, catalog, *ix, |t| f(t.and_then(|t| t.get_one(key)).map(|b| &b[..])))
+            }
             Source::Disc(rt) => Ok(f(disc(rt, &self.def, key)?.first().map(|b| &b[..]))),
         }
     }
@@ -95,7 +125,9 @@ impl TableHandle {
     pub fn index(&self, index: &str, range: &IndexRange) -> Result<Vec<IndexHit>> {
         let position = index_position(&self.def, index)?;
         match &self.source {
-            Source::Memory(m) => Ok(m.load().table(self.ix).index_hits(position, range)),
+            Source::Memory { mem, catalog, ix } => self.with_memory(mem, catalog, *ix, |t| {
+                t.map(|t| t.index_hits(position, range)).unwrap_or_default()
+            }),
             // Indexes are refused on tables not held in memory.
             Source::Disc(_) => Ok(Vec::new()),
         }
@@ -104,7 +136,9 @@ impl TableHandle {
     /// Every value under `key`: at most one for a set or ordered set, all of a bag's.
     pub fn get(&self, key: &[u8]) -> Result<Vec<Blob>> {
         match &self.source {
-            Source::Memory(m) => Ok(m.load().table(self.ix).get(key)),
+            Source::Memory { mem, catalog, ix } => {
+                self.with_memory(mem, catalog, *ix, |t| t.map(|t| t.get(key)).unwrap_or_default())
+            }
             Source::Disc(rt) => disc(rt, &self.def, key),
         }
     }

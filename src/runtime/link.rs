@@ -77,6 +77,7 @@ impl Link {
             resumes: s.resumes,
             transitions: s.transitions.iter().cloned().collect(),
             last_error: s.last_error.clone(),
+            shards: Vec::new(),
         }
     }
 

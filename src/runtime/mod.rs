@@ -7,8 +7,12 @@
 //! [`proposer`] to the leader (forwarded over gRPC from a follower), and return once this
 //! node has applied them, so a read after a write on the same node sees it.
 
+mod catalog;
 mod handle;
 pub mod link;
+mod read;
+pub(crate) use catalog::keep_declared_tables;
+pub(crate) use read::Place;
 pub use handle::TableHandle;
 pub mod proposer;
 mod raft_setup;
@@ -17,10 +21,11 @@ pub use instruments::Instruments;
 pub mod subscribers;
 
 use crate::config::{DiscoveryStrategy, Role, Validated};
-use crate::engine::memory::{Blob, MemState, MemStore};
+use crate::engine::declaration::{SchemaInfo, code_mismatch, first_difference};
+use crate::engine::memory::{Blob, Holding, MemState, MemStore};
+use crate::engine::txn::DEFAULT_SHARD;
 use crate::engine::{
-    Batch, BatchOutcome, Catalog, Committed, IndexHit, IndexRange, OpResult, RequestId, Scope, TableDef, TableIx, Txn,
-    TxnOutcome,
+    Batch, BatchOutcome, Committed, IndexHit, IndexRange, NodeSchema, OpResult, RequestId, Scope, Txn, TxnOutcome,
 };
 use crate::error::{Error, Result};
 use crate::raft::slot::RaftSlot;
@@ -30,7 +35,6 @@ use crate::rpc::pb;
 use crate::status::{NodeStatus, RaftRole};
 use crate::storage::db::Db;
 use crate::storage::log_store::RetentionPins;
-use crate::storage::records;
 use crate::storage::{identity, layout};
 use link::Link;
 use std::path::PathBuf;
@@ -47,8 +51,9 @@ pub struct Runtime {
     pub(crate) cfg: Validated,
     pub(crate) data_dir: PathBuf,
     pub(crate) db: Db,
-    pub(crate) catalog: Arc<Catalog>,
-    /// Replicated tables.
+    /// The tables it declared and the code it registered.
+    pub(crate) schema: Arc<NodeSchema>,
+    /// Replicated tables, with the catalog they were applied under.
     pub(crate) mem: Arc<MemStore>,
     /// Local tables; writers serialise on `local_writer`.
     pub(crate) local: Arc<MemStore>,
@@ -109,23 +114,22 @@ impl Runtime {
     /// Opens the data dir (IDENTITY, then RocksDB and `RAFT_MARK`), loads the local tables
     /// and, on a core, starts Raft over the store after checking it against the mark. The
     /// proposer runs from here on; nothing else is started.
-    pub(crate) async fn open(cfg: Validated, catalog: Catalog) -> Result<Arc<Runtime>> {
+    pub(crate) async fn open(cfg: Validated, schema: NodeSchema) -> Result<Arc<Runtime>> {
         let config = cfg.config.clone();
         let replicant = cfg.role == Role::Replicant;
         let data_dir = config.node.data_dir.clone();
-        let catalog = Arc::new(catalog);
+        let schema = Arc::new(schema);
         let initial = cfg.initial_cluster_id(&config.cluster.name, config.cluster.discovery_strategy);
         let (ident, created) = identity::open_or_create(&data_dir, cfg.name.as_str(), cfg.node_id, &initial)?;
         let cluster_id: crate::rpc::auth::ClusterId = Arc::new(RwLock::new(ident.cluster_id));
         let db = Db::open(&layout::db(&data_dir))?;
         let mark = Arc::new(crate::storage::raft_mark::MarkWriter::open(&data_dir)?);
-        let local = Arc::new(MemStore::new(crate::storage::apply::load_local(&db, &catalog)?));
-        // A replicant holds every replicated table in memory and starts empty each time.
-        let mem = Arc::new(MemStore::new(if replicant {
-            MemState::empty_all_in_memory(&catalog)
-        } else {
-            MemState::empty(&catalog)
-        }));
+        let local = Arc::new(MemStore::new(crate::storage::apply::load_local(&db, &schema.local)?));
+        // A replicant holds the tables of the shards it follows in memory and starts empty
+        // each time; a core loads its state when Raft starts.
+        let holding =
+            if replicant { Holding::replicant(&config.replicant.shards) } else { Holding::core() };
+        let mem = Arc::new(MemStore::new(MemState::with_holding(Arc::new(schema.empty_catalog()), holding)));
         let peers = Peers::new(
             &config.node.cookie,
             Some(cluster_id.clone()),
@@ -139,7 +143,7 @@ impl Runtime {
             cfg,
             data_dir,
             db,
-            catalog,
+            schema,
             mem,
             local,
             local_writer: Mutex::new(()),
@@ -288,10 +292,6 @@ impl Runtime {
 
     pub fn name(&self) -> &str {
         self.cfg.name.as_str()
-    }
-
-    pub fn table_ix(&self, table: &str) -> Result<TableIx> {
-        self.catalog.lookup(table)
     }
 
     /// Whether this node is a leader that no majority has acknowledged for two election
@@ -492,8 +492,20 @@ impl Runtime {
         out
     }
 
-    async fn transact_inner(&self, txn: Txn) -> Result<Committed> {
-        self.catalog.check(&txn, Scope::Replicated)?;
+    async fn transact_inner(&self, mut txn: Txn) -> Result<Committed> {
+        if txn.changes_catalog() {
+            if let Some(done) = self.prepare_catalog_change(&txn).await? {
+                return Ok(done);
+            }
+        } else {
+            self.check_write(&mut txn).await?;
+        }
+        self.propose_checked(txn).await
+    }
+
+    /// Proposes `txn`, checked already, through this node's proposer; returns once this
+    /// node applied it.
+    async fn propose_checked(&self, txn: Txn) -> Result<Committed> {
         let (tx, rx) = oneshot::channel();
         self.proposer.send(proposer::Pending::Txn { txn, reply: tx }).await.map_err(|_| Error::Shutdown)?;
         let (index, outcome) = rx.await.map_err(|_| Error::Shutdown)??;
@@ -567,12 +579,58 @@ impl Runtime {
         self.wait_applied(index, self.cfg.write_timeout()).await
     }
 
+    /// Checks a transaction of replicated tables before it is proposed, under the catalog
+    /// this node has applied: its shard is set from its tables when left at the default.
+    /// A table this node declares but the log has not created yet is waited for (the node
+    /// creates it: `runtime::catalog`), at most `raft.write_timeout`.
+    async fn check_write(&self, txn: &mut Txn) -> Result<()> {
+        // A table another node created may not have reached this node yet: before calling
+        // a table unknown, catch up with what the cluster has committed (once).
+        let mut caught_up = false;
+        loop {
+            let view = self.mem.load();
+            if txn.shard == DEFAULT_SHARD
+                && let Some(shard) = view.catalog.shard_of(txn)?
+            {
+                txn.shard = shard;
+            }
+            match view.catalog.check(txn, Scope::Replicated) {
+                Ok(_) => return Ok(()),
+                Err(Error::UnknownTable(name)) => {
+                    if let Ok(ix) = self.schema.local.lookup(&name) {
+                        return Err(Error::InvalidTxn(format!(
+                            "table `{}` is local, not replicated: local and replicated writes do not mix",
+                            self.schema.local.def(ix).name
+                        )));
+                    }
+                    drop(view);
+                    if self.schema.declares(&name).is_some() {
+                        self.wait_created(&name).await?;
+                    } else if !caught_up {
+                        caught_up = true;
+                        self.barrier().await?;
+                    } else {
+                        return Err(Error::UnknownTable(name));
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// Writes a transaction of local tables, on this node only.
     pub fn transact_local(&self, txn: &Txn) -> Result<Vec<OpResult>> {
-        self.catalog.check(txn, Scope::Local)?;
+        if let Err(Error::UnknownTable(name)) = self.schema.local.check(txn, Scope::Local)
+            && self.mem.load().catalog.lookup(&name).is_ok()
+        {
+            return Err(Error::InvalidTxn(format!(
+                "table `{name}` is replicated, not local: local and replicated writes do not mix"
+            )));
+        }
+        self.schema.local.check(txn, Scope::Local)?;
         let _guard = self.local_writer.lock().map_err(|_| Error::Storage("local writer poisoned".into()))?;
         let mut work: MemState = (*self.local.snapshot()).clone();
-        let outcome = crate::storage::apply::apply_local(&self.db, &self.catalog, &mut work, txn)?;
+        let outcome = crate::storage::apply::apply_local(&self.db, &mut work, txn)?;
         self.local.publish(work);
         match outcome {
             TxnOutcome::Applied(r) => Ok(r),
@@ -581,87 +639,27 @@ impl Runtime {
         }
     }
 
-    /// Whether `def`'s records are read from memory on this node: tables held in memory,
-    /// and every replicated table on a replicant (it has no disc copy).
-    pub(crate) fn in_memory_here(&self, def: &TableDef) -> bool {
-        def.in_memory() || (self.is_replicant() && def.scope == Scope::Replicated)
-    }
-
-    /// The in-memory copy that holds tables of `scope`.
-    pub(crate) fn memory(&self, scope: Scope) -> &Arc<MemStore> {
-        match scope {
-            Scope::Local => &self.local,
-            Scope::Replicated => &self.mem,
-        }
-    }
-
-    /// A consistent, lock-free view of every in-memory replicated table at one index.
-    pub fn view(&self) -> arc_swap::Guard<Arc<MemState>> {
-        self.mem.load()
-    }
-
-    /// The values under `key` in `table` (at most one for sets), read locally.
-    pub fn get(&self, table: &str, key: &[u8]) -> Result<Vec<Blob>> {
-        let ix = self.catalog.lookup(table)?;
-        let def = self.catalog.def(ix);
-        if self.in_memory_here(def) {
-            return Ok(self.memory(def.scope).load().table(ix).get(key));
-        }
-        records::get(&self.db, def, key)
-    }
-
-    /// The value under `key` in a set or ordered set (a bag is refused), read locally.
-    pub fn get_one(&self, table: &str, key: &[u8]) -> Result<Option<Blob>> {
-        let ix = self.catalog.lookup(table)?;
-        handle::refuse_bag(self.catalog.def(ix))?;
-        Ok(self.get(table, key)?.pop())
-    }
-
-    /// Records of a set or ordered set whose keys start with `prefix`, read locally, in key
-    /// order for ordered tables.
-    pub fn prefix(&self, table: &str, prefix: &[u8]) -> Result<Vec<(Blob, Blob)>> {
-        let ix = self.catalog.lookup(table)?;
-        let def = self.catalog.def(ix);
-        if def.kind == crate::engine::Kind::Bag {
-            return Err(Error::InvalidTxn(format!("prefix reads need a set; `{table}` is a bag")));
-        }
-        if self.in_memory_here(def) {
-            let view = self.memory(def.scope).load();
-            let t = view.table(ix);
-            if t.is_ordered() {
-                let end = crate::engine::keys::prefix_end(prefix);
-                return Ok(t.range(prefix, end.as_deref()));
+    /// A replicant's state, upstream core, lag and shards (`None` on a core).
+    pub fn replicant_status(&self) -> Option<crate::status::ReplicantStatus> {
+        let link = self.link.as_ref()?;
+        let mut report = link.report(self.applied_index());
+        let view = self.mem.load();
+        let mut shards: std::collections::BTreeMap<u16, crate::status::ShardStatus> = Default::default();
+        for (def, t) in view.catalog.defs().iter().zip(&view.tables) {
+            if !view.holding.follows(def.shard) {
+                continue;
             }
-            let mut out = Vec::new();
-            t.for_each(|k, v| {
-                if k.starts_with(prefix) {
-                    out.push((k.clone(), v.clone()));
-                }
+            let s = shards.entry(def.shard).or_insert_with(|| crate::status::ShardStatus {
+                shard: def.shard,
+                tables: Vec::new(),
+                records: 0,
+                lag_entries: report.lag_entries,
             });
-            return Ok(out);
+            s.tables.push(def.name.clone());
+            s.records += t.len() as u64;
         }
-        records::prefix(&self.db, def, prefix)
-    }
-
-    /// The records `range` selects through `table`'s secondary index `index`, read
-    /// locally, in index order.
-    pub fn index(&self, table: &str, index: &str, range: &IndexRange) -> Result<Vec<IndexHit>> {
-        let ix = self.catalog.lookup(table)?;
-        let def = self.catalog.def(ix);
-        let position = handle::index_position(def, index)?;
-        Ok(self.memory(def.scope).load().table(ix).index_hits(position, range))
-    }
-
-    /// Every record of `table`, read locally (ordered tables in key order).
-    pub fn dump(&self, table: &str) -> Result<Vec<(Blob, Blob)>> {
-        let ix = self.catalog.lookup(table)?;
-        let def = self.catalog.def(ix);
-        if self.in_memory_here(def) {
-            let mut out = Vec::new();
-            self.memory(def.scope).load().table(ix).for_each(|k, v| out.push((k.clone(), v.clone())));
-            return Ok(out);
-        }
-        records::dump(&self.db, def)
+        report.shards = shards.into_values().collect();
+        Some(report)
     }
 
     /// This node's status.
@@ -681,11 +679,11 @@ impl Runtime {
             committed: self.committed_index(),
             write_retries: self.write_retries.load(Ordering::Relaxed),
             forming_with: Vec::new(),
-            tables: self.catalog.declarations(),
+            schema: self.schema_info(),
         };
         if let Some(link) = &self.link {
             status.leader = link.leader().map(|l| l.0);
-            status.replicant = Some(link.report(status.applied_index));
+            status.replicant = self.replicant_status();
             return status;
         }
         match self.metrics() {
@@ -709,16 +707,52 @@ impl Runtime {
         status
     }
 
-    /// [`Error::SchemaMismatch`] when `peer` declares its replicated tables differently
-    /// from this node (a peer that did not say is taken at its word).
-    pub(crate) fn check_tables(&self, peer: &str, theirs: &[crate::engine::declaration::Declaration]) -> Result<()> {
+    /// [`Error::SchemaMismatch`] when `peer` declares a replicated table this node declares
+    /// too, but differently; [`Error::CodeMismatch`] when it registers a rule or extractor
+    /// under another version (a peer that said nothing is taken at its word). Tables one
+    /// side declares and the other does not are no conflict: the log creates them.
+    pub(crate) fn check_schema(&self, peer: &str, theirs: &SchemaInfo) -> Result<()> {
         if theirs.is_empty() {
             return Ok(());
         }
-        match crate::engine::declaration::first_difference(&self.catalog.declarations(), theirs) {
-            None => Ok(()),
-            Some((table, reason)) => Err(Error::SchemaMismatch { peer: peer.to_string(), table, reason }),
+        let ours = self.schema.info();
+        if let Some((table, reason)) = first_difference(&ours.declared, &theirs.declared) {
+            return Err(Error::SchemaMismatch { peer: peer.to_string(), table, reason });
         }
+        if let Some((kind, name, ours, theirs)) = code_mismatch(&ours.registry, &theirs.registry) {
+            return Err(Error::CodeMismatch { peer: peer.to_string(), kind, name, ours, theirs });
+        }
+        Ok(())
+    }
+
+    /// What this node says of its schema: its declarations, its code, and the code of the
+    /// tables in the catalog it applied.
+    pub(crate) fn schema_info(&self) -> SchemaInfo {
+        let mut info = self.schema.info();
+        info.uses = SchemaInfo::code_of(&self.mem.load().catalog.declarations());
+        info
+    }
+
+    /// [`Error::Unregistered`] naming `peer` when it lacks code that a table of this node's
+    /// catalog names: it could not apply the log (a joiner, a subscribing replicant).
+    pub(crate) fn check_peer_has_code(&self, peer: &str, theirs: &SchemaInfo) -> Result<()> {
+        if theirs.is_empty() {
+            return Ok(());
+        }
+        theirs.must_have_code_of(peer, &self.schema_info())
+    }
+
+    /// [`Error::Unregistered`] naming this node when it lacks code that the tables of
+    /// `peer`'s catalog name: it could not apply that cluster's log (checked before a join
+    /// discards anything, and before a replicant follows a core).
+    pub(crate) fn check_can_follow(&self, theirs: &SchemaInfo) -> Result<()> {
+        self.schema_info().must_have_code_of(self.name(), theirs)
+    }
+
+    /// The node's RocksDB, for the crate's tests (a look at what is stored).
+    #[cfg(any(test, feature = "test-util"))]
+    pub fn store(&self) -> &Db {
+        &self.db
     }
 
     /// Writes sent again after an unknown outcome since start.

@@ -44,7 +44,7 @@ fn log_store(shared: &Runtime) -> Result<LogStore> {
 pub(crate) async fn start_raft(shared: &Arc<Runtime>) -> Result<()> {
     let sm = StateMachine::open(
         shared.db.clone(),
-        shared.catalog.clone(),
+        shared.schema.clone(),
         layout::snapshots(&shared.data_dir),
         shared.mem.clone(),
         shared.applied_sender(),

@@ -71,6 +71,24 @@ pub const BANNED: &str = "banned";
 /// `cluster_nodes`: the nodes that joined, by name.
 pub const CLUSTER_NODES: &str = "cluster_nodes";
 
+/// The shards of the broker's tables, grouped as EMQX groups its Mria shards: a
+/// transaction stays within one, and a replicant may follow a subset
+/// (`replicant.shards`), say the routes only.
+pub mod shards {
+    use crate::engine::ShardId;
+    /// Cluster-wide configuration and administration: `configs`, `config_log`, `alarms`,
+    /// `dashboard_users`, `rules`, `banned`, `cluster_nodes`.
+    pub const COMMON: ShardId = 0;
+    /// `routes`.
+    pub const ROUTES: ShardId = 1;
+    /// Sessions and where clients are: `sessions`, `client_status`, `proxy_subscriptions`.
+    pub const SESSIONS: ShardId = 2;
+    /// Offline messages: `messages`.
+    pub const MESSAGES: ShardId = 3;
+    /// Retained messages: `retained`.
+    pub const RETAINED: ShardId = 4;
+}
+
 /// Every table the broker uses, each with the [`ValueRule`](crate::engine::ValueRule) its
 /// records follow (checked by the catalog on every write and by import on every record); with the `server` feature off (the fuzz build) only `routes` and
 /// `retained`, whose rules need no typed module, carry one.
@@ -78,13 +96,13 @@ pub fn broker_tables() -> Vec<TableDef> {
     use Kind::*;
     use Storage::*;
     let tables = vec![
-        TableDef::replicated(ROUTES, Bag, Ram).with_topic_index(),
+        TableDef::replicated(ROUTES, Bag, Ram).with_topic_index().with_shard(shards::ROUTES),
         TableDef::local(SUBSCRIPTIONS, Bag, Ram),
-        TableDef::replicated(SESSIONS, Set, Disc),
-        TableDef::replicated(MESSAGES, OrderedSet, DiscOnly),
-        TableDef::replicated(RETAINED, OrderedSet, Disc),
-        TableDef::replicated(CLIENT_STATUS, Set, Disc),
-        TableDef::replicated(PROXY_SUBSCRIPTIONS, Bag, Disc),
+        TableDef::replicated(SESSIONS, Set, Disc).with_shard(shards::SESSIONS),
+        TableDef::replicated(MESSAGES, OrderedSet, DiscOnly).with_shard(shards::MESSAGES),
+        TableDef::replicated(RETAINED, OrderedSet, Disc).with_shard(shards::RETAINED),
+        TableDef::replicated(CLIENT_STATUS, Set, Disc).with_shard(shards::SESSIONS),
+        TableDef::replicated(PROXY_SUBSCRIPTIONS, Bag, Disc).with_shard(shards::SESSIONS),
         TableDef::replicated(CONFIGS, Set, Disc),
         TableDef::replicated(CONFIG_LOG, OrderedSet, Disc),
         TableDef::replicated(ALARMS, OrderedSet, Disc),

@@ -153,10 +153,6 @@ mod api {
     }
 
     impl Routes<'_> {
-        fn ix(&self) -> Result<TableIx> {
-            self.node.table_ix(ROUTES)
-        }
-
         /// Adds the route `filter` → `dest`.
         pub async fn add(&self, filter: &str, dest: &Dest) -> Result<Committed> {
             self.node.transact(add(Txn::new(), filter, dest)?).await
@@ -174,7 +170,16 @@ mod api {
 
         /// Every route matching `topic`, read locally.
         pub fn match_routes(&self, topic: &str) -> Result<Vec<Route>> {
-            match_routes(&self.node.view(), self.ix()?, topic)
+            let view = self.node.view();
+            match view.catalog.lookup(ROUTES) {
+                Ok(ix) => match_routes(&view, ix, topic),
+                // Declared, not created through the log yet: no routes.
+                Err(_) if self.node.schema.declares(ROUTES).is_some() => {
+                    validate_name(topic).map_err(|e| invalid(topic, e))?;
+                    Ok(Vec::new())
+                }
+                Err(e) => Err(e),
+            }
         }
     }
 }
@@ -188,7 +193,9 @@ pub use api::Routes;
 /// adds after the read stays (purge a node that is down).
 #[cfg(feature = "server")]
 pub(crate) async fn purge_node(shared: &crate::runtime::Runtime, node: &str) -> Result<usize> {
-    let found = routes_of_node(&shared.view(), shared.table_ix(ROUTES)?, node)?;
+    let view = shared.view();
+    let found = routes_of_node(&view, view.catalog.lookup(ROUTES)?, node)?;
+    drop(view);
     if found.is_empty() {
         return Ok(0);
     }
@@ -218,8 +225,10 @@ mod tests {
         ]
     }
 
-    fn apply(cat: &Catalog, state: &mut MemState, txn: Txn) {
-        let out = apply_txn(cat, Scope::Replicated, state, &mut MemoryOnly, &txn).unwrap();
+    /// Applies `txn` as a node would propose it: in its tables' shard.
+    fn apply(state: &mut MemState, mut txn: Txn) {
+        txn.shard = state.catalog.shard_of(&txn).unwrap().unwrap_or_default();
+        let out = apply_txn(Scope::Replicated, state, &mut MemoryOnly, &txn).unwrap();
         assert!(matches!(out, crate::engine::TxnOutcome::Applied(_)), "{out:?}");
     }
 
@@ -236,13 +245,13 @@ mod tests {
             let mut state = MemState::empty(&cat);
             let mut held: BTreeSet<(String, Dest)> = BTreeSet::new();
             for (f, d) in &adds {
-                apply(&cat, &mut state, add(Txn::new(), f, d).unwrap());
+                apply(&mut state, add(Txn::new(), f, d).unwrap());
                 held.insert((f.clone(), d.clone()));
             }
             for i in deletes {
                 if held.is_empty() { break; }
                 let (f, d) = held.iter().nth(i.index(held.len())).cloned().unwrap();
-                apply(&cat, &mut state, delete(Txn::new(), &f, &d).unwrap());
+                apply(&mut state, delete(Txn::new(), &f, &d).unwrap());
                 held.remove(&(f, d));
             }
             if let Some(n) = purge {
@@ -253,7 +262,7 @@ mod tests {
                     for (f, d) in found {
                         txn = txn.delete_object(ROUTES, f.to_vec(), d.to_vec());
                     }
-                    apply(&cat, &mut state, txn);
+                    apply(&mut state, txn);
                 }
                 held.retain(|(_, d)| d.node() != node);
             }

@@ -7,12 +7,13 @@
 use super::db::{Db, storage_err};
 use crate::engine::apply::{Sink, load_record};
 use crate::engine::keys::{bag_key_prefix, prefix_end, record_key, table_prefix};
-use crate::engine::memory::MemState;
+use crate::engine::memory::{Holding, MemState};
 use crate::engine::requests::Change;
 use crate::engine::{Catalog, Kind, TableDef};
 use crate::error::Result;
 use rocksdb::{ColumnFamily, WriteBatch};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 /// Pending RocksDB writes of one apply call, readable for `put_if_absent` on `disc_only` tables.
 pub struct DiscWriter<'a> {
@@ -89,7 +90,7 @@ impl Sink for DiscWriter<'_> {
         self.db.raw().get_cf(self.cf, &k).map_err(|e| storage_err("read record", e))
     }
 
-    fn requests(&mut self, changes: Vec<Change>) {
+    fn raw(&mut self, changes: Vec<Change>) {
         for c in changes {
             match c {
                 Change::Put(k, v) => self.batch.put_cf(self.cf, k, v),
@@ -100,38 +101,65 @@ impl Sink for DiscWriter<'_> {
     }
 }
 
-/// Loads every in-memory table of `catalog` from the records in `cf`.
-pub fn load_memory(db: &Db, cf: &ColumnFamily, catalog: &Catalog, applied: u64) -> Result<MemState> {
-    let mut state = MemState::empty(catalog);
+/// What [`load_memory`] loaded.
+pub struct Loaded {
+    pub state: MemState,
+    /// Tables with records but not in the catalog (left on disc, not loaded).
+    pub unknown: BTreeSet<String>,
+}
+
+/// Loads the tables held in memory from the records in `cf`: first the catalog records
+/// (each adds its table to `catalog`, resolved with its code), then every table's.
+pub fn load_memory(db: &Db, cf: &ColumnFamily, catalog: Arc<Catalog>, holding: Holding, applied: u64) -> Result<Loaded> {
+    let mut state = MemState::with_holding(catalog, holding);
     state.applied = applied;
-    let mut unknown: HashSet<String> = HashSet::new();
+    let catalog_prefix = table_prefix(crate::engine::catalog::TABLE);
+    for item in db.raw().prefix_iterator_cf(cf, &catalog_prefix) {
+        let (k, v) = item.map_err(|e| storage_err("scan catalog", e))?;
+        if !k.starts_with(&catalog_prefix) {
+            break;
+        }
+        load_record(&mut state, &k, &v)?;
+    }
+    let mut unknown: BTreeSet<String> = BTreeSet::new();
     for item in db.raw().iterator_cf(cf, rocksdb::IteratorMode::Start) {
         let (k, v) = item.map_err(|e| storage_err("scan records", e))?;
-        if let Some(name) = load_record(catalog, &mut state, &k, &v)?
+        if k.starts_with(&catalog_prefix) {
+            continue;
+        }
+        if let Some(name) = load_record(&mut state, &k, &v)?
             && unknown.insert(name.to_string())
         {
-            tracing::warn!(table = name, "records of a table this node does not declare; left on disk, not loaded");
+            tracing::warn!(table = name, "records of a table not in the catalog; left on disk, not loaded");
         }
     }
-    Ok(state)
+    Ok(Loaded { state, unknown })
 }
 
 /// The local tables as stored (`local` column family).
-pub fn load_local(db: &Db, catalog: &Catalog) -> Result<MemState> {
-    load_memory(db, db.cf(super::db::CF_LOCAL)?, catalog, 0)
+pub fn load_local(db: &Db, catalog: &Arc<Catalog>) -> Result<MemState> {
+    Ok(load_memory(db, db.cf(super::db::CF_LOCAL)?, catalog.clone(), Holding::core(), 0)?.state)
+}
+
+/// Writes the catalog records of `defs` (synced): a store written before the catalog was
+/// in the log holds its tables' records but no catalog; its tables were the ones every
+/// node declared, which become its catalog.
+pub fn adopt_declared(db: &Db, defs: &[TableDef]) -> Result<()> {
+    let cf = db.cf(super::db::CF_DATA)?;
+    let mut wb = WriteBatch::default();
+    for def in defs {
+        let decl = crate::engine::Declaration::of(def);
+        wb.put_cf(cf, crate::engine::catalog::record_key(&def.name), crate::engine::catalog::encode_record(&decl)?);
+    }
+    db.raw().write_opt(wb, &Db::sync_opts()).map_err(|e| storage_err("adopt the declared tables", e))
 }
 
 /// Applies `txn` of local tables to `work` and writes its disc side, synced: the one
 /// write path of local tables.
-pub fn apply_local(
-    db: &Db,
-    catalog: &Catalog,
-    work: &mut MemState,
-    txn: &crate::engine::Txn,
-) -> Result<crate::engine::TxnOutcome> {
+pub fn apply_local(db: &Db, work: &mut MemState, txn: &crate::engine::Txn) -> Result<crate::engine::TxnOutcome> {
     let cf = db.cf(super::db::CF_LOCAL)?;
     let mut disc = DiscWriter::new(db, cf);
-    let outcome = crate::engine::apply::apply_txn(catalog, crate::engine::Scope::Local, work, &mut disc, txn)?;
+    let outcome = crate::engine::apply::apply_txn(crate::engine::Scope::Local, work, &mut disc, txn)?;
     if !disc.batch.is_empty() {
         db.raw().write_opt(disc.batch, &Db::sync_opts()).map_err(|e| storage_err("local write", e))?;
     }

@@ -35,6 +35,30 @@ impl<'a> DataSnapshot<'a> {
         Ok(meta::get_at(self.db, &self.snap, MetaKey::Membership)?.unwrap_or_default())
     }
 
+    /// Calls `each` with the stored key and value of every record whose key starts with
+    /// `prefix`, in key order, until it returns `Ok(false)` or an error.
+    pub fn for_each_with_prefix(&self, prefix: &[u8], mut each: impl FnMut(&[u8], &[u8]) -> Result<bool>) -> Result<()> {
+        let mode = rocksdb::IteratorMode::From(prefix, rocksdb::Direction::Forward);
+        for item in self.snap.iterator_cf(self.db.cf(CF_DATA)?, mode) {
+            let (k, v) = item.map_err(|e| storage_err("scan records", e))?;
+            if !k.starts_with(prefix) || !each(&k, &v)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// The catalog at this snapshot's index: every replicated table's declaration, by name.
+    pub fn catalog(&self) -> Result<std::collections::BTreeMap<String, crate::engine::Declaration>> {
+        let mut out = std::collections::BTreeMap::new();
+        self.for_each_with_prefix(&crate::engine::keys::table_prefix(crate::engine::catalog::TABLE), |_, v| {
+            let decl = crate::engine::catalog::decode_record(v)?;
+            out.insert(decl.name.clone(), decl);
+            Ok(true)
+        })?;
+        Ok(out)
+    }
+
     /// Calls `each` with every record's stored key and value (layout in `engine::keys`),
     /// in key order, until it returns `Ok(false)` or an error.
     pub fn for_each_record(&self, mut each: impl FnMut(&[u8], &[u8]) -> Result<bool>) -> Result<()> {

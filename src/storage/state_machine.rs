@@ -9,12 +9,12 @@
 //! Installing a snapshot is crash-safe: the file is verified whole first, then an
 //! `installing` marker is written; a restart that finds the marker redoes the install.
 
-use super::apply::{DiscWriter, load_memory};
+use super::apply::{DiscWriter, adopt_declared, load_memory};
 use super::db::{CF_DATA, Db, storage_err};
 use crate::engine::apply::apply_batch;
-use crate::engine::memory::{MemState, MemStore};
+use crate::engine::memory::{Holding, MemState, MemStore};
 use crate::engine::snapshot_format::{SnapshotReader, SnapshotWriter};
-use crate::engine::{BatchOutcome, Catalog};
+use crate::engine::{BatchOutcome, NodeSchema};
 use crate::error::{Error, Result};
 use crate::raft::types::{Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
 use openraft::storage::RaftStateMachine;
@@ -45,7 +45,7 @@ use super::meta::{self, MetaKey};
 
 pub struct StateMachine {
     db: Db,
-    catalog: Arc<Catalog>,
+    schema: Arc<NodeSchema>,
     mem: Arc<MemStore>,
     applied_tx: Arc<watch::Sender<u64>>,
     last_applied: Option<LogId>,
@@ -59,7 +59,7 @@ impl StateMachine {
     /// loading the in-memory tables. `mem` and `applied_tx` are shared with the node.
     pub fn open(
         db: Db,
-        catalog: Arc<Catalog>,
+        schema: Arc<NodeSchema>,
         snapshot_dir: PathBuf,
         mem: Arc<MemStore>,
         applied_tx: Arc<watch::Sender<u64>>,
@@ -72,10 +72,10 @@ impl StateMachine {
         let last_applied: Option<LogId> = meta::get(&db, MetaKey::Applied)?.flatten();
         let membership: StoredMembership = meta::get(&db, MetaKey::Membership)?.unwrap_or_default();
         let index = last_applied.map(|l| l.index).unwrap_or(0);
-        let state = load_memory(&db, db.cf(CF_DATA)?, &catalog, index)?;
+        let state = load_state(&db, &schema, index)?;
         mem.publish(state);
         applied_tx.send_replace(index);
-        Ok(StateMachine { db, catalog, mem, applied_tx, last_applied, membership, snapshot_dir, receiving: None })
+        Ok(StateMachine { db, schema, mem, applied_tx, last_applied, membership, snapshot_dir, receiving: None })
     }
 
     /// The index of the last entry applied.
@@ -109,7 +109,7 @@ impl StateMachine {
             match &entry.payload {
                 EntryPayload::Blank => {}
                 EntryPayload::Normal(batch) => {
-                    reply = apply_batch(&self.catalog, &mut work, &mut disc, batch, entry.log_id.index)?;
+                    reply = apply_batch(&mut work, &mut disc, batch, entry.log_id.index)?;
                 }
                 EntryPayload::Membership(m) => {
                     self.membership = StoredMembership::new(Some(entry.log_id), m.clone());
@@ -132,6 +132,23 @@ impl StateMachine {
     fn current_pointer(&self) -> Result<Option<SnapshotPointer>> {
         meta::get(&self.db, MetaKey::Snapshot)
     }
+}
+
+/// The replicated tables in memory at applied index `index`, from the records (the catalog
+/// records first). A store written before the catalog was in the log (table records, no
+/// catalog record) adopts the node's declared tables as its catalog once, on disc too.
+fn load_state(db: &Db, schema: &NodeSchema, index: u64) -> Result<MemState> {
+    let catalog = Arc::new(schema.empty_catalog());
+    let loaded = load_memory(db, db.cf(CF_DATA)?, catalog.clone(), Holding::core(), index)?;
+    if !loaded.state.catalog.is_empty() || loaded.unknown.is_empty() {
+        return Ok(loaded.state);
+    }
+    tracing::warn!(
+        tables = ?loaded.unknown,
+        "a store without a catalog: its tables become the declared ones (an upgrade from a build before tables were created through the log)"
+    );
+    adopt_declared(db, &schema.replicated)?;
+    Ok(load_memory(db, db.cf(CF_DATA)?, catalog, Holding::core(), index)?.state)
 }
 
 /// Replaces every replicated record with the snapshot's, then records the snapshot's
@@ -269,7 +286,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         snapshot.sync_all().await.map_err(|e| snap_err(ErrorVerb::Write, e))?;
         drop(snapshot);
         let incoming = self.receiving.take().ok_or_else(|| snap_err(ErrorVerb::Write, "no snapshot being received"))?;
-        let (db, dir, catalog) = (self.db.clone(), self.snapshot_dir.clone(), self.catalog.clone());
+        let (db, dir, schema) = (self.db.clone(), self.snapshot_dir.clone(), self.schema.clone());
         let pointer = SnapshotPointer { meta: meta.clone(), file: format!("{}.snap", meta.snapshot_id) };
         let state = tokio::task::spawn_blocking(move || -> Result<MemState> {
             // Verify the whole file before touching anything: a bad transfer changes nothing.
@@ -285,7 +302,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             remove_other_snapshots(&dir, &pointer.file);
             tracing::info!(id = %pointer.meta.snapshot_id, records = count, "installed snapshot");
             let index = pointer.meta.last_log_id.map(|l| l.index).unwrap_or(0);
-            load_memory(&db, db.cf(CF_DATA)?, &catalog, index)
+            load_state(&db, &schema, index)
         })
         .await
         .map_err(|e| snap_err(ErrorVerb::Write, e))?

@@ -23,9 +23,13 @@ fn file_records(path: &Path) -> (format::Summary, Records) {
     let cat = catalog();
     let mut out = Records::new();
     let f = std::fs::File::open(path).expect("open export");
+    let mut table = String::new();
     let summary = format::read(f, &cat, &mut |e| {
-        if let Event::Record { ix, key, value } = e {
-            out.entry(cat.def(ix).name.clone()).or_default().insert((key, value));
+        match e {
+            Event::Table { name, .. } => table = name.to_string(),
+            Event::Record { key, value } => {
+                out.entry(table.clone()).or_default().insert((key, value));
+            }
         }
         Ok(())
     })
@@ -143,9 +147,21 @@ async fn a_bad_file_is_rejected_with_its_position_and_changes_nothing() {
     let before: Vec<_> = c.nodes.iter().map(|n| (n.applied_index(), node_records(n))).collect();
     let cases = [
         ("truncated", good[..good.len() * 2 / 3].to_string(), "EOF"),
-        ("wrong version", good.replace("\"version\":1", "\"version\":2"), "version 2"),
+        ("wrong version", good.replacen("\"version\":2", "\"version\":9", 1), "version 9"),
         ("bad JSON", good.replacen("\"tables\":[", "\"tables\":[}", 1), "expected"),
-        ("unknown table", good.replace("\"name\":\"ordered\"", "\"name\":\"nosuch\""), "unknown table `nosuch`"),
+        (
+            "renamed table",
+            good.replace("\n{\"name\":\"ordered\"", "\n{\"name\":\"nosuch\""),
+            "its declaration names another table",
+        ),
+        (
+            "declared otherwise",
+            good.replace(
+                "\"name\":\"ordered\",\"kind\":\"ordered_set\",\"storage\":\"ram\"",
+                "\"name\":\"ordered\",\"kind\":\"ordered_set\",\"storage\":\"disc\"",
+            ),
+            "declared here as",
+        ),
         (
             "wrong kind",
             good.replace("\"name\":\"bag\",\"kind\":\"bag\"", "\"name\":\"bag\",\"kind\":\"set\""),

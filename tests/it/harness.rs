@@ -211,3 +211,17 @@ pub fn issue(ca: &Ca, dir: &Path, name: &str) -> (std::path::PathBuf, std::path:
     std::fs::write(&a, ca.cert.pem()).expect("write");
     (c, k, a)
 }
+
+/// Two static-seed cores under `dir` that snapshot every 50 entries (so that a few thousand
+/// writes purge their logs), and the index of the leader once they have one.
+pub async fn start_snapshotting_pair(dir: &Path, base: u16) -> (Vec<mnema::Node>, usize) {
+    let mut nodes = Vec::new();
+    for i in 1..=2 {
+        let mut cfg = config(dir, base, i, 2);
+        cfg.raft.snapshot_after_entries = 50;
+        nodes.push(mnema::Node::start(cfg, test_tables()).await.expect("start"));
+    }
+    wait_until("leader", Duration::from_secs(20), || async { nodes.iter().any(|n| n.is_leader()) }).await;
+    let l = nodes.iter().position(|n| n.is_leader()).expect("a leader");
+    (nodes, l)
+}

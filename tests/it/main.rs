@@ -4,6 +4,7 @@
 mod harness;
 
 mod backup;
+mod catalog;
 mod cluster;
 mod discovery;
 mod docs;

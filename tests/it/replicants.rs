@@ -380,6 +380,9 @@ mod rogue {
         async fn index_read(&self, _: Request<pb::IndexReadRequest>) -> Result<Response<pb::IndexReadReply>, Status> {
             Err(Status::unimplemented("rogue"))
         }
+        async fn tables(&self, _: Request<pb::Empty>) -> Result<Response<pb::TablesReply>, Status> {
+            Err(Status::unimplemented("rogue"))
+        }
     }
 
     /// Serves `rogue` on a free loopback port; returns its address.

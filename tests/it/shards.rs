@@ -64,11 +64,11 @@ async fn a_transaction_claiming_another_shard_is_refused_and_every_node_stays_id
 }
 
 #[tokio::test]
-async fn a_replicant_leaving_out_the_shard_that_holds_the_tables_is_a_config_error() {
+async fn a_replicant_following_a_shard_that_holds_no_table_is_a_config_error() {
     let dir = tempfile::tempdir().expect("tempdir");
     let base = free_base(4);
     let mut cfg = replicant_config(dir.path(), base, 4, 3);
-    cfg.replicant.shards = vec![3];
+    cfg.replicant.shards = vec![mnema::schema::shards::ROUTES, 9];
     let data_dir = cfg.node.data_dir.clone();
     match Node::start(cfg, test_tables()).await {
         Err(Error::Config { key, .. }) => assert_eq!(key, "replicant.shards"),
@@ -76,4 +76,86 @@ async fn a_replicant_leaving_out_the_shard_that_holds_the_tables_is_a_config_err
         Ok(_) => panic!("a replicant skipping every table started"),
     }
     assert!(!data_dir.exists(), "the data dir was touched");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replicant_following_one_shard_holds_exactly_its_tables_and_refuses_the_others() {
+    use mnema::schema::{self, routes::Dest, shards};
+    let c = Cluster::start(3).await;
+    // Records in several shards before and after the replicant bootstraps.
+    c.nodes[0].routes().add("a/+", &Dest::Node("n1".into())).await.expect("route");
+    c.nodes[1].transact(Txn::new().put("kv", "k", "v")).await.expect("kv");
+    mnema::schema::sessions::open(&c.nodes[2], "c1", "n1", 60, 1).await.expect("session");
+    let r = replicant_following(&c, 4, vec![shards::ROUTES]).await;
+    c.nodes[0].routes().add("b/#", &Dest::Node("n2".into())).await.expect("route");
+    // Its writes go to the leader whatever the shard.
+    mnema::schema::client_status::connected(&r, "c2", "n2", 2).await.expect("a write of another shard");
+    // A read-modify-write of another shard reads it first: refused, never an empty read.
+    assert!(matches!(mnema::schema::sessions::open(&r, "c2", "n2", 60, 2).await, Err(Error::ShardNotFollowed { .. })));
+    let last = r.transact(Txn::new().put("kv", "through-replicant", "v")).await.expect("kv").index;
+    c.wait_applied(last).await;
+    r.wait_applied(last, Duration::from_secs(20)).await.expect("replicant");
+    assert_eq!(r.routes().match_routes("a/x").expect("match").len(), 1);
+    assert_eq!(r.routes().match_routes("b/x/y").expect("match").len(), 1);
+    for table in ["kv", schema::SESSIONS, schema::CLIENT_STATUS, schema::RULES] {
+        match r.get(table, b"k") {
+            Err(Error::ShardNotFollowed { table: t, node, .. }) => {
+                assert_eq!((t.as_str(), node.as_str()), (table, r.name()))
+            }
+            other => panic!("{table}: {other:?}"),
+        }
+        assert!(matches!(r.dump(table), Err(Error::ShardNotFollowed { .. })), "{table}");
+        assert!(matches!(r.table(table), Err(Error::ShardNotFollowed { .. })), "{table}");
+    }
+    // It knows every table (the catalog goes to every replicant) and holds its shard's only.
+    let held: Vec<String> = r
+        .tables()
+        .into_iter()
+        .filter(|t| t.records.is_some() && t.scope == mnema::Scope::Replicated)
+        .map(|t| t.declaration.name)
+        .collect();
+    assert_eq!(held, vec![schema::ROUTES.to_string()]);
+    let s = r.replicant_status().expect("a replicant");
+    assert_eq!(s.shards.len(), 1, "{s:?}");
+    assert_eq!(
+        (s.shards[0].shard, s.shards[0].tables.clone(), s.shards[0].records),
+        (shards::ROUTES, vec!["routes".to_string()], 2)
+    );
+    // The cores hold everything.
+    assert_eq!(c.nodes[0].get("kv", b"through-replicant").expect("get").len(), 1);
+    // A table created later in another shard: known, not held.
+    c.nodes[0]
+        .create_table(&mnema::TableDef::replicated("later", mnema::Kind::Set, mnema::Storage::Ram).with_shard(7))
+        .await
+        .expect("create");
+    let last = c.nodes[0].transact(Txn::new().put("later", "k", "v")).await.expect("write").index;
+    r.wait_applied(last, Duration::from_secs(20)).await.expect("replicant");
+    assert!(matches!(r.get("later", b"k"), Err(Error::ShardNotFollowed { shard: 7, .. })));
+    r.shutdown().await.expect("shutdown");
+    c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_transaction_across_two_shards_is_refused_everywhere() {
+    use mnema::schema::{self, shards};
+    let c = Cluster::start(3).await;
+    let across = || Txn::new().put("kv", "k", "v").delete(schema::SESSIONS, "c1");
+    match c.nodes[c.follower()].transact(across()).await {
+        Err(Error::CrossShard { first, first_shard, second, second_shard }) => {
+            assert_eq!((first.as_str(), first_shard), ("kv", shards::COMMON));
+            assert_eq!((second.as_str(), second_shard), (schema::SESSIONS, shards::SESSIONS));
+        }
+        other => panic!("{other:?}"),
+    }
+    let mut client = Client::new(c.nodes[0].addr(), COOKIE).expect("client");
+    assert!(matches!(client.transact(&across()).await, Err(Error::CrossShard { .. })));
+    // Past every proposer's check, it is rejected when applied, on every node.
+    let leader = &c.nodes[c.leader()];
+    let (index, outcome) = leader.runtime().serve_forwarded(Batch::new(vec![across()], None)).await.expect("committed");
+    assert!(matches!(outcome.outcomes[0], TxnOutcome::Rejected(_)), "{outcome:?}");
+    c.wait_applied(index).await;
+    for n in &c.nodes {
+        assert!(n.get("kv", b"k").expect("get").is_empty(), "{}", n.name());
+    }
+    c.shutdown().await;
 }
