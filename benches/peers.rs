@@ -15,12 +15,16 @@
 //! open and take-over, route match on 1M routes, a replicant's bootstrap and a core's
 //! restart with those routes and 100k sessions, and memory per route and per session
 //! (RSS growth of a fresh process holding one mnema core, `mnesia:table_info(T, memory)`).
+//! Then the broker's lookups through secondary indexes against scans of the same tables
+//! (`indexes`), sessions with and without their indexes, and a replicant following the
+//! routes shard only against one following every shard (`shards`).
 //!
 //! Output: a table on stdout and `<target>/mnema-peers.json`.
 //!
 //! Settings (environment): `MNEMA_PEERS_SECS` (5), `MNEMA_PEERS_WRITERS` (`1,64,256`),
 //! `MNEMA_PEERS_ROUTES` (1000000), `MNEMA_PEERS_SESSIONS` (100000), `MNEMA_PEERS_ONLY`
-//! (comma-separated subset of `floor,inproc,grpc,etcd,mnesia,routes,sessions,memory`),
+//! (comma-separated subset of
+//! `floor,inproc,grpc,etcd,mnesia,routes,sessions,memory,indexes,shards`),
 //! `MNEMA_PEERS_SCALE` (off; e.g. `1000000,5000000,10000000`: the scale curve, see
 //! [`scale`]), `MNEMA_PEERS_KEEP` (set: keep the data dirs and the nodes' logs, and print where),
 //! `MNEMA_PEERS_LOG` (a `tracing` filter for the in-process nodes' log and the harness's
@@ -99,6 +103,10 @@ fn main() {
         memory_probe(&args[i + 1..]);
         return;
     }
+    if let Some(i) = args.iter().position(|a| a == "--replicant-probe") {
+        replicant_probe(&args[i + 1..]);
+        return;
+    }
     // `cargo bench` passes `--bench`; a filter argument is not supported.
     let s = Settings::from_env();
     stall_watchdog();
@@ -134,6 +142,12 @@ fn main() {
     }
     if s.runs("memory") {
         cells.extend(memory(&s));
+    }
+    if s.runs("indexes") {
+        cells.extend(rt.block_on(indexes(&s)));
+    }
+    if s.runs("shards") {
+        cells.extend(rt.block_on(shards(&s)));
     }
     if let Some(points) = std::env::var("MNEMA_PEERS_SCALE").ok().filter(|v| !v.is_empty()) {
         let points: Vec<u64> = points.split(',').filter_map(|p| p.trim().parse().ok()).collect();
@@ -310,6 +324,18 @@ fn read_rate(secs: f64, mut read: impl FnMut(u64)) -> (u64, Duration) {
             return (n, start.elapsed());
         }
     }
+}
+
+/// As [`read_rate`] for operations of milliseconds or more: at least 3 calls, then until
+/// `secs` have passed.
+fn slow_rate(secs: f64, mut op: impl FnMut(u64)) -> (u64, Duration) {
+    let start = Instant::now();
+    let mut n = 0u64;
+    while n < 3 || start.elapsed().as_secs_f64() < secs {
+        op(n);
+        n += 1;
+    }
+    (n, start.elapsed())
 }
 
 fn rate_cell(system: &str, bench: &str, ops: u64, elapsed: Duration) -> Cell {
@@ -798,7 +824,30 @@ async fn restart_and_bootstrap(s: &Settings, mut cluster: common::Bench) -> Vec<
 }
 
 async fn session_load(s: &Settings) -> Vec<Cell> {
-    let cluster = Arc::new(common::cluster(3).await);
+    // Unindexed first, indexed second, then unindexed again: what runs later in the
+    // process meets a warmer allocator, so the indexed rounds sit between two of them.
+    let mut cells = session_rounds(s, unindexed_tables(), "mnema, sessions unindexed").await;
+    cells.extend(session_rounds(s, common::tables(), "mnema in process").await);
+    cells.extend(session_rounds(s, unindexed_tables(), "mnema, sessions unindexed (again)").await);
+    cells
+}
+
+/// The test tables with `sessions` and `client_status` stripped of their secondary
+/// indexes: what the session cells cost without them.
+fn unindexed_tables() -> Vec<mnema::TableDef> {
+    common::tables()
+        .into_iter()
+        .map(|mut t| {
+            if t.name == mnema::schema::SESSIONS || t.name == mnema::schema::CLIENT_STATUS {
+                t.indexes.clear();
+            }
+            t
+        })
+        .collect()
+}
+
+async fn session_rounds(s: &Settings, tables: Vec<mnema::TableDef>, system: &str) -> Vec<Cell> {
+    let cluster = Arc::new(mnema::testing::Cluster::start_declaring(3, tables, common::settings).await);
     let workers = 256u64;
     let per = s.sessions / workers;
     let mut cells = Vec::new();
@@ -823,8 +872,7 @@ async fn session_load(s: &Settings) -> Vec<Cell> {
         for t in tasks {
             us.extend(t.await.expect("session task"));
         }
-        let cell =
-            Lats { us, elapsed: start.elapsed() }.cell("mnema in process", what, "spread", "majority fsync", 256);
+        let cell = Lats { us, elapsed: start.elapsed() }.cell(system, what, "spread", "majority fsync", 256);
         eprintln!("{}", line(&cell));
         cells.push(cell);
     }
@@ -919,7 +967,8 @@ fn memory_probe(args: &[String]) {
     let n: u64 = args.get(1).and_then(|v| v.parse().ok()).unwrap_or(100_000);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     rt.block_on(async {
-        let cluster = common::cluster(1).await;
+        let tables = if what == "sessions-unindexed" { unindexed_tables() } else { common::tables() };
+        let cluster = mnema::testing::Cluster::start_declaring(1, tables, common::settings).await;
         let node = &cluster.nodes[0];
         // Warm the write path so its buffers are in the baseline.
         for i in 0..100u64 {
@@ -927,7 +976,7 @@ fn memory_probe(args: &[String]) {
         }
         let before = rss_bytes();
         match what {
-            "sessions" => {
+            "sessions" | "sessions-unindexed" => {
                 let tasks: Vec<_> = (0..64u64)
                     .map(|w| {
                         let node = node.clone();
@@ -956,7 +1005,7 @@ fn memory_probe(args: &[String]) {
 
 fn memory(s: &Settings) -> Vec<Cell> {
     let mut cells = Vec::new();
-    for (what, n) in [("routes", s.routes), ("sessions", s.sessions)] {
+    for (what, n) in [("routes", s.routes), ("sessions", s.sessions), ("sessions-unindexed", s.sessions)] {
         let out = Command::new(std::env::current_exe().expect("this bench's path"))
             .args(["--memory-probe", what, &n.to_string()])
             .stderr(Stdio::inherit())
@@ -972,7 +1021,10 @@ fn memory(s: &Settings) -> Vec<Cell> {
         let get = |k: &str| v.get(k).and_then(|x| x.as_f64()).unwrap_or(0.0);
         let cell = Cell {
             system: "mnema, one core".into(),
-            bench: format!("memory per {}", what.trim_end_matches('s')),
+            bench: match what {
+                "sessions-unindexed" => "memory per session, unindexed".into(),
+                _ => format!("memory per {}", what.trim_end_matches('s')),
+            },
             ops: n,
             bytes_per_record: (get("rss_after") - get("rss_before")) / n as f64,
             ..Default::default()
@@ -980,6 +1032,234 @@ fn memory(s: &Settings) -> Vec<Cell> {
         eprintln!("{}", line(&cell));
         cells.push(cell);
     }
+    cells
+}
+
+// ---------------------------------------------------------------------------------------
+// Secondary indexes: the broker's lookups through an index against a scan of the table
+
+const SESSIONS_T: mnema::engine::typed::Typed<String, sessions::Session> =
+    mnema::engine::typed::Typed::new(mnema::schema::SESSIONS);
+
+/// Puts `n` sessions `<prefix>-<i>` through `node`, 2,000 per transaction, each owned by
+/// `owner-<i % owners>`; `expired_per_100` of every 100 disconnected and expired at `now`,
+/// the others connected. Returns the last index.
+async fn load_sessions(node: &mnema::Node, prefix: &str, n: u64, owners: u64, expired_per_100: u64, now: u64) -> u64 {
+    let mut txn = Txn::new();
+    let mut last = 0;
+    for i in 0..n {
+        let expired = i % 100 < expired_per_100;
+        let client = format!("{prefix}-{i}");
+        let s = sessions::Session {
+            client_id: client.clone(),
+            subscriptions: [("t/#".to_string(), 1u8)].into_iter().collect(),
+            expiry_interval_s: if expired { 10 } else { 7200 },
+            owner: format!("owner-{}", i % owners),
+            connected: !expired,
+            created_at_ms: now - 3_600_000,
+            updated_at_ms: now - 60_000,
+        };
+        txn = SESSIONS_T.put(txn, &client, &s).expect("session");
+        if txn.ops.len() == 2000 {
+            last = node.transact(std::mem::take(&mut txn)).await.expect("load sessions").index;
+        }
+    }
+    if !txn.ops.is_empty() {
+        last = node.transact(txn).await.expect("load sessions").index;
+    }
+    last
+}
+
+/// A one-shot timing cell.
+fn time_cell(system: &str, bench: &str, secs: f64) -> Cell {
+    Cell { system: system.into(), bench: bench.into(), secs, ..Default::default() }
+}
+
+/// `owned_by` (100k sessions over 1k owners), the routes of one node among 1M (what
+/// `purge_node` reads) and the expired sessions among 1M (1% expired; what a sweep reads):
+/// each through its index and by scanning the table, on one core's copy.
+async fn indexes(s: &Settings) -> Vec<Cell> {
+    use mnema::IndexRange;
+    const SYS: &str = "mnema in process";
+    // No expiry sweep while the expired sessions are counted.
+    let cluster = mnema::testing::Cluster::start_declaring(3, common::tables(), |c| {
+        common::settings(c);
+        c.node.expiry_sweep_interval = mnema::config::Interval::from_millis(3_600_000).expect("positive");
+    })
+    .await;
+    let leader = cluster.nodes[cluster.leader()].clone();
+    let node = cluster.nodes[cluster.follower()].clone();
+    let now = mnema::schema::time::now_ms();
+    let mut cells = Vec::new();
+
+    let last = load_sessions(&leader, "owned", 100_000, 1_000, 0, now).await;
+    node.wait_applied(last, Duration::from_secs(300)).await.expect("applied");
+    let owner = |i: u64| format!("owner-{}", i.wrapping_mul(7919) % 1_000);
+    let (n, el) = read_rate(s.secs, |i| {
+        let owned = futures::executor::block_on(sessions::owned_by(&node, &owner(i))).expect("owned_by");
+        assert_eq!(owned.len(), 100);
+    });
+    cells.push(rate_cell(SYS, "owned_by, 100k sessions / 1k owners: index", n, el));
+    let (n, el) = slow_rate(s.secs.min(2.0), |i| {
+        let all = SESSIONS_T.records(&node.dump(mnema::schema::SESSIONS).expect("dump")).expect("decode");
+        let owned = all.into_iter().filter(|(_, s)| s.owner == owner(i)).count();
+        assert_eq!(owned, 100);
+    });
+    cells.push(rate_cell(SYS, "owned_by, 100k sessions / 1k owners: scan", n, el));
+    eprintln!("{}\n{}", line(&cells[0]), line(&cells[1]));
+
+    // 1M routes to three nodes, and 1,000 to the node that goes away.
+    common::load_routes(&leader, s.routes).await;
+    let gone = routes::Dest::Node("gone@127.0.0.1".into());
+    let mut txn = Txn::new();
+    for i in 0..1_000 {
+        txn = routes::add(txn, &format!("gone/{i}/+"), &gone).expect("route");
+    }
+    let last = leader.transact(txn).await.expect("routes").index;
+    node.wait_applied(last, Duration::from_secs(300)).await.expect("applied");
+    let view = node.runtime().view();
+    let ix = view.catalog.lookup(mnema::schema::ROUTES).expect("routes");
+    let (n, el) = slow_rate(s.secs, |_| {
+        assert_eq!(routes::routes_of_node(&view, ix, "gone@127.0.0.1").expect("routes").len(), 1_000);
+    });
+    cells.push(rate_cell(SYS, &format!("routes of a node, {} routes: index", s.routes), n, el));
+    let (n, el) = slow_rate(s.secs.min(2.0), |_| {
+        let mut found = 0;
+        view.table(ix).for_each(|_, d| {
+            if routes::decode_dest(d).is_ok_and(|d| d.node() == "gone@127.0.0.1") {
+                found += 1;
+            }
+        });
+        assert_eq!(found, 1_000);
+    });
+    cells.push(rate_cell(SYS, &format!("routes of a node, {} routes: scan", s.routes), n, el));
+    drop(view);
+    let t0 = Instant::now();
+    assert_eq!(node.routes().purge_node("gone@127.0.0.1").await.expect("purge"), 1_000);
+    cells.push(time_cell(
+        SYS,
+        &format!("purge_node of 1,000 among {} routes (read + delete)", s.routes),
+        t0.elapsed().as_secs_f64(),
+    ));
+
+    // 1M sessions, 1% expired: what one sweep must find.
+    let total = 1_000_000u64;
+    let t0 = Instant::now();
+    let last = load_sessions(&leader, "sweep", total, 1_000, 1, now).await;
+    node.wait_applied(last, Duration::from_secs(600)).await.expect("applied");
+    eprintln!("loaded {total} sessions in {:.1} s", t0.elapsed().as_secs_f64());
+    let due = IndexRange::up_to(now.to_be_bytes());
+    let (n, el) = slow_rate(s.secs.min(2.0), |_| {
+        let hits = node.index(mnema::schema::SESSIONS, sessions::BY_EXPIRY, &due).expect("index");
+        assert_eq!(hits.len() as u64, total / 100);
+    });
+    cells.push(rate_cell(SYS, "expired sessions, 1.1M held / 1% expired: index", n, el));
+    let t0 = Instant::now();
+    let all = SESSIONS_T.records(&node.dump(mnema::schema::SESSIONS).expect("dump")).expect("decode");
+    assert_eq!(all.iter().filter(|(_, s)| s.expired(now)).count() as u64, total / 100);
+    cells.push(rate_cell(SYS, "expired sessions, 1.1M held / 1% expired: scan", 1, t0.elapsed()));
+    drop(all);
+    for c in &cells {
+        eprintln!("{} | {:.1}/s | {:.3} s", c.bench, c.ops_per_s, c.secs);
+    }
+    drop((leader, node));
+    drop(cluster.shutdown().await);
+    cells
+}
+
+// ---------------------------------------------------------------------------------------
+// Shards: a replicant following the routes shard only, against one following all
+
+/// `--replicant-probe DIR BASE I SHARDS`: starts replicant `I` of the 3 cores at `BASE`
+/// (data dir under `DIR`) following `SHARDS` (comma-separated, `all` for every shard),
+/// waits until it streams, and prints the time that took and the process's RSS growth.
+fn replicant_probe(args: &[String]) {
+    let dir = PathBuf::from(&args[0]);
+    let base: u16 = args[1].parse().expect("base");
+    let i: u16 = args[2].parse().expect("node number");
+    let shards: Vec<u16> = match args[3].as_str() {
+        "all" => Vec::new(),
+        list => list.split(',').map(|s| s.parse().expect("shard")).collect(),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let before = rss_bytes();
+        let mut cfg = mnema::testing::replicant_config(&dir, base, i, 3);
+        common::settings(&mut cfg);
+        cfg.replicant.shards = shards;
+        let t0 = Instant::now();
+        let node = mnema::Node::start(cfg, common::tables()).await.expect("replicant");
+        common::wait_normal(&node).await;
+        let secs = t0.elapsed().as_secs_f64();
+        let records: u64 = node.tables().iter().filter_map(|t| t.records).sum();
+        println!("{{\"secs\":{secs},\"rss_before\":{before},\"rss_after\":{},\"records\":{records}}}", rss_bytes());
+        node.shutdown().await.expect("shutdown");
+    });
+}
+
+/// 1M offline messages (256 bytes) and 100k routes on 3 cores; then a replicant in a
+/// process of its own, following every shard, then one following the routes shard only:
+/// each one's bootstrap time and RSS growth.
+async fn shards(s: &Settings) -> Vec<Cell> {
+    let cluster = common::cluster(3).await;
+    let leader = cluster.nodes[cluster.leader()].clone();
+    let messages = 1_000_000u64;
+    let t0 = Instant::now();
+    let mut txn = Txn::new();
+    for i in 0..messages {
+        txn = txn.put(mnema::schema::MESSAGES, i.to_be_bytes(), [0x6du8; 256]);
+        if txn.ops.len() == 2000 {
+            leader.transact(std::mem::take(&mut txn)).await.expect("messages");
+        }
+    }
+    common::load_routes(&leader, s.routes / 10).await;
+    eprintln!("loaded {messages} messages and {} routes in {:.1} s", s.routes / 10, t0.elapsed().as_secs_f64());
+    let mut cells = Vec::new();
+    for (i, (label, shards)) in
+        [("every shard", "all".to_string()), ("routes shard only", mnema::schema::shards::ROUTES.to_string())]
+            .into_iter()
+            .enumerate()
+    {
+        let out = Command::new(std::env::current_exe().expect("this bench's path"))
+            .args([
+                "--replicant-probe",
+                &cluster.dir.path().display().to_string(),
+                &cluster.base.to_string(),
+                &(4 + i).to_string(),
+                &shards,
+            ])
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("replicant probe");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let Some(v) =
+            text.lines().find(|l| l.starts_with('{')).and_then(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        else {
+            eprintln!("the replicant probe printed nothing ({})", out.status);
+            continue;
+        };
+        let get = |k: &str| v.get(k).and_then(|x| x.as_f64()).unwrap_or(0.0);
+        let what = format!("replicant, {label}: {messages} messages + {} routes", s.routes / 10);
+        cells.push(Cell {
+            system: "mnema, replicant process".into(),
+            bench: format!("{what}: bootstrap"),
+            secs: get("secs"),
+            ops: get("records") as u64,
+            ..Default::default()
+        });
+        cells.push(Cell {
+            system: "mnema, replicant process".into(),
+            bench: format!("{what}: RSS growth (bytes)"),
+            ops: get("records") as u64,
+            bytes_per_record: get("rss_after") - get("rss_before"),
+            ..Default::default()
+        });
+    }
+    for c in &cells {
+        eprintln!("{} | {:.2} s | {} records | {:.0}", c.bench, c.secs, c.ops, c.bytes_per_record);
+    }
+    drop(leader);
+    drop(cluster.shutdown().await);
     cells
 }
 

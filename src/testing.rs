@@ -144,6 +144,11 @@ impl Cluster {
 
     /// As [`Cluster::start`], each node's config changed by `tweak` first.
     pub async fn start_with(n: u16, tweak: impl Fn(&mut NodeConfig)) -> Cluster {
+        Self::start_declaring(n, test_tables(), tweak).await
+    }
+
+    /// As [`Cluster::start_with`], every node declaring `tables` instead of [`test_tables`].
+    pub async fn start_declaring(n: u16, tables: Vec<TableDef>, tweak: impl Fn(&mut NodeConfig)) -> Cluster {
         let dir = tempfile::tempdir().expect("tempdir");
         // Room for replicants numbered after the cores.
         let base = free_base(n + 3);
@@ -151,11 +156,13 @@ impl Cluster {
         for i in 1..=n {
             let mut c = config(dir.path(), base, i, n);
             tweak(&mut c);
-            nodes.push(Node::start(c, test_tables()).await.expect("start node"));
+            nodes.push(Node::start(c, tables.clone()).await.expect("start node"));
         }
         let c = Cluster { dir, base, nodes };
         c.wait_leader().await;
-        c.wait_tables().await;
+        for n in &c.nodes {
+            wait_for_tables(n, &tables).await;
+        }
         c
     }
 

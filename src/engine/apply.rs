@@ -4,7 +4,7 @@
 //! replicants pass [`MemoryOnly`], since they hold every table in memory and persist
 //! nothing. Both run this same code, so both make the same decision for every entry.
 
-use super::catalog;
+use super::catalog::{self, TableIx};
 use super::declaration::Declaration;
 use super::keys::{split_record, split_table};
 use super::memory::MemState;
@@ -59,10 +59,11 @@ pub fn apply_txn<S: Sink>(scope: Scope, mem: &mut MemState, sink: &mut S, txn: &
         return apply_catalog_change(mem, sink, txn);
     }
     let catalog = mem.catalog.clone();
-    let tables = match catalog.check(txn, scope) {
+    let mut checked = match catalog.check_keyed(txn, scope) {
         Ok(t) => t,
         Err(e) => return Ok(TxnOutcome::Rejected(e.to_string())),
     };
+    let tables: Vec<TableIx> = checked.iter().map(|(ix, _)| *ix).collect();
     // Conditions first: a transaction whose condition fails changes nothing.
     for (op, ix) in txn.ops.iter().zip(&tables) {
         if let Op::Require { key, value, .. } = op {
@@ -81,13 +82,13 @@ pub fn apply_txn<S: Sink>(scope: Scope, mem: &mut MemState, sink: &mut S, txn: &
         }
     }
     let mut results = Vec::with_capacity(txn.ops.len());
-    for (op, ix) in txn.ops.iter().zip(tables) {
+    for (op, (ix, keys)) in txn.ops.iter().zip(checked.drain(..)) {
         let def = catalog.def(ix);
         let on_disc = def.on_disc();
         let table = &mut mem.tables[ix];
         let result = match op {
             Op::Put { key, value, .. } => {
-                table.put(key, value);
+                table.put_keyed(key, value, keys);
                 if on_disc {
                     sink.put(def, key, value);
                 }
@@ -122,7 +123,7 @@ pub fn apply_txn<S: Sink>(scope: Scope, mem: &mut MemState, sink: &mut S, txn: &
                 if exists {
                     OpResult::Exists
                 } else {
-                    table.put(key, value);
+                    table.put_keyed(key, value, keys);
                     if on_disc {
                         sink.put(def, key, value);
                     }

@@ -19,6 +19,9 @@ use std::sync::Arc;
 /// Index of a table in its catalog (positions change when a table is dropped).
 pub type TableIx = usize;
 
+/// A put's index keys, as its table's extractors computed them: one sorted list per index.
+pub type NewKeys = Vec<Vec<Vec<u8>>>;
+
 /// Reserved table name of the catalog's records: key the table's name, value its
 /// [`Declaration`] (versioned bincode).
 pub const TABLE: &str = "$catalog";
@@ -153,6 +156,13 @@ impl Catalog {
     /// rejects the whole transaction the same way everywhere), so no write path can store
     /// what a table's rule refuses, nor put a transaction in a shard its tables are not in.
     pub fn check(&self, txn: &Txn, scope: Scope) -> Result<Vec<TableIx>> {
+        Ok(self.check_keyed(txn, scope)?.into_iter().map(|(ix, _)| ix).collect())
+    }
+
+    /// [`Catalog::check`], which also returns, for each op that puts a record in a table
+    /// with secondary indexes, the index keys its extractors computed (one list per index),
+    /// so that the apply that follows does not compute them again.
+    pub fn check_keyed(&self, txn: &Txn, scope: Scope) -> Result<Vec<(TableIx, Option<NewKeys>)>> {
         if txn.ops.is_empty() {
             return Err(Error::InvalidTxn("a transaction needs at least one op".into()));
         }
@@ -182,10 +192,22 @@ impl Catalog {
                         Err(Error::InvalidTxn(format!("require needs a set; `{}` is a bag", def.name)))
                     }
                     Op::Put { key, value, .. } | Op::PutIfAbsent { key, value, .. } => {
-                        def.check_record(key, value).map_err(|reason| Error::invalid_value(&def.name, key, reason))?;
-                        Ok(ix)
+                        let refused = |reason| Error::invalid_value(&def.name, key, reason);
+                        if let Some(rule) = &def.rule {
+                            rule.check(key, value).map_err(refused)?;
+                        }
+                        if def.indexes.is_empty() {
+                            return Ok((ix, None));
+                        }
+                        let keys = def
+                            .indexes
+                            .iter()
+                            .map(|i| i.extractor.keys(key, value).map_err(|e| format!("index `{}`: {e}", i.name)))
+                            .collect::<std::result::Result<Vec<_>, String>>()
+                            .map_err(refused)?;
+                        Ok((ix, Some(keys)))
                     }
-                    _ => Ok(ix),
+                    _ => Ok((ix, None)),
                 }
             })
             .collect::<Result<Vec<_>>>()?;

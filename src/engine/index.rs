@@ -91,27 +91,81 @@ impl IndexRange {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct Entry {
-    ikey: Blob,
-    key: Blob,
-    value: Blob,
+/// One index entry, as one byte string that sorts as the tuple `(index key, record key,
+/// value)` does: the index key with each 0 byte escaped as `00 FF` and ended by `00 00`,
+/// then, for a set, the record key as it is; for a bag, the record key escaped and ended
+/// the same way, then the value. A set's entries leave the value out (it is read from the
+/// table when a hit is made), so an update whose index keys did not change leaves the index
+/// alone; a bag's carry it, which tells a key's values apart. One allocation and one
+/// reference count per entry keep the index's nodes small to copy when an apply changes
+/// them.
+type Entry = Blob;
+
+/// Appends `bytes` escaped and terminated (see [`Entry`]).
+fn escape_into(out: &mut Vec<u8>, bytes: &[u8]) {
+    for &b in bytes {
+        out.push(b);
+        if b == 0 {
+            out.push(0xFF);
+        }
+    }
+    out.extend_from_slice(&[0, 0]);
 }
 
-impl Entry {
-    /// The smallest entry whose index key is `ikey`.
-    fn first_of(ikey: &[u8]) -> Entry {
-        let empty: Blob = Blob::from(&[][..]);
-        Entry { ikey: Blob::from(ikey), key: empty.clone(), value: empty }
+/// The entry of `(ikey, key, value)`; `value` only for a bag's.
+fn entry(ikey: &[u8], key: &[u8], value: Option<&[u8]>) -> Entry {
+    let mut out = Vec::with_capacity(ikey.len() + key.len() + 4 + value.map_or(0, <[u8]>::len));
+    escape_into(&mut out, ikey);
+    match value {
+        None => out.extend_from_slice(key),
+        Some(v) => {
+            escape_into(&mut out, key);
+            out.extend_from_slice(v);
+        }
     }
+    Entry::from(out)
+}
 
-    /// The smallest entry whose index key is greater than `ikey` (`ikey` followed by a 0
-    /// byte is the smallest byte string greater than it).
-    fn first_after(ikey: &[u8]) -> Entry {
-        let mut next = Vec::with_capacity(ikey.len() + 1);
-        next.extend_from_slice(ikey);
-        next.push(0);
-        Self::first_of(&next)
+/// The prefix of every entry whose index key is `ikey`, and (`after`) the smallest byte
+/// string above all of them (and below every entry of a greater index key).
+fn ikey_bound(ikey: &[u8], after: bool) -> Entry {
+    let mut out = Vec::with_capacity(ikey.len() + 2);
+    escape_into(&mut out, ikey);
+    if after {
+        // `00 00` ends this index key's entries; `00 01` is above them all, and below the
+        // next index key (`00 FF` escapes a 0 byte, any other byte sorts above `00`).
+        let last = out.len() - 1;
+        out[last] = 1;
+    }
+    Entry::from(out)
+}
+
+/// Splits an escaped, terminated part off the front of `bytes`: (its bytes, the rest).
+fn unescape(bytes: &[u8]) -> Option<(std::borrow::Cow<'_, [u8]>, &[u8])> {
+    let mut i = 0;
+    let mut owned: Option<Vec<u8>> = None;
+    loop {
+        match (bytes.get(i), bytes.get(i + 1)) {
+            (Some(0), Some(0)) => {
+                let part = match owned {
+                    Some(v) => std::borrow::Cow::Owned(v),
+                    None => std::borrow::Cow::Borrowed(&bytes[..i]),
+                };
+                return Some((part, &bytes[i + 2..]));
+            }
+            (Some(0), Some(0xFF)) => {
+                let v = owned.get_or_insert_with(|| bytes[..i].to_vec());
+                v.push(0);
+                i += 2;
+            }
+            (Some(&b), _) if b != 0 => {
+                if let Some(v) = owned.as_mut() {
+                    v.push(b);
+                }
+                i += 1;
+            }
+            _ => return None,
+        }
     }
 }
 
@@ -120,6 +174,8 @@ impl Entry {
 pub struct SecondaryIndex {
     name: std::sync::Arc<str>,
     extractor: Extractor,
+    /// Whether entries carry the value (a bag's).
+    values: bool,
     entries: imbl::OrdSet<Entry>,
 }
 
@@ -130,9 +186,10 @@ impl std::fmt::Debug for SecondaryIndex {
 }
 
 impl SecondaryIndex {
-    /// An empty index named `name`, computed by `extractor`.
-    pub fn new(name: &str, extractor: Extractor) -> Self {
-        SecondaryIndex { name: name.into(), extractor, entries: imbl::OrdSet::new() }
+    /// An empty index named `name`, computed by `extractor`, of a bag (`values`: entries
+    /// carry the value) or a set.
+    pub fn new(name: &str, extractor: Extractor, values: bool) -> Self {
+        SecondaryIndex { name: name.into(), extractor, values, entries: imbl::OrdSet::new() }
     }
 
     /// The index's name.
@@ -149,22 +206,54 @@ impl SecondaryIndex {
         self.entries.is_empty()
     }
 
-    /// Adds the entries of the record `key` → `value`. A record the extractor refuses gets
-    /// none (the catalog refuses such writes before they are applied; this covers records
-    /// stored before the index existed).
-    pub fn insert(&mut self, key: &Blob, value: &Blob) {
-        if let Ok(ikeys) = self.extractor.keys(key, value) {
-            for ikey in ikeys {
-                self.entries.insert(Entry { ikey: Blob::from(ikey), key: key.clone(), value: value.clone() });
-            }
+    /// The index keys of a record (none for one the extractor refuses: the catalog
+    /// refuses such writes before they are applied; this covers records stored before the
+    /// index existed).
+    fn keys(&self, key: &[u8], value: &[u8]) -> Vec<Vec<u8>> {
+        self.extractor.keys(key, value).unwrap_or_default()
+    }
+
+    fn entry(&self, ikey: &[u8], key: &[u8], value: &[u8]) -> Entry {
+        entry(ikey, key, self.values.then_some(value))
+    }
+
+    /// Adds the entries of the record `key` → `value` (its index keys `ikeys` when
+    /// computed already).
+    pub fn insert(&mut self, key: &Blob, value: &Blob, ikeys: Option<Vec<Vec<u8>>>) {
+        for ikey in ikeys.unwrap_or_else(|| self.keys(key, value)) {
+            let e = self.entry(&ikey, key, value);
+            self.entries.insert(e);
         }
     }
 
     /// Removes the entries of the record `key` → `value`.
-    pub fn remove(&mut self, key: &[u8], value: &[u8]) {
-        if let Ok(ikeys) = self.extractor.keys(key, value) {
-            for ikey in ikeys {
-                self.entries.remove(&Entry { ikey: Blob::from(ikey), key: Blob::from(key), value: Blob::from(value) });
+    pub fn remove(&mut self, key: &Blob, value: &Blob) {
+        for ikey in self.keys(key, value) {
+            let e = self.entry(&ikey, key, value);
+            self.entries.remove(&e);
+        }
+    }
+
+    /// A set's record `key` changes from `old` to `new` (whose index keys are `ikeys` when
+    /// computed already): only the index keys that differ change the index.
+    pub fn replace(&mut self, key: &Blob, old: Option<&Blob>, new: &Blob, ikeys: Option<Vec<Vec<u8>>>) {
+        let before = old.map(|o| self.keys(key, o)).unwrap_or_default();
+        let after = ikeys.unwrap_or_else(|| self.keys(key, new));
+        // Both sorted: walk them together.
+        let (mut i, mut j) = (0, 0);
+        while i < before.len() || j < after.len() {
+            let (b, a) = (before.get(i), after.get(j));
+            if b.is_some() && b == a {
+                i += 1;
+                j += 1;
+            } else if let Some(b) = b.filter(|b| a.is_none_or(|a| *b < a)) {
+                let e = self.entry(b, key, new);
+                self.entries.remove(&e);
+                i += 1;
+            } else if let Some(a) = a {
+                let e = self.entry(a, key, new);
+                self.entries.insert(e);
+                j += 1;
             }
         }
     }
@@ -174,23 +263,19 @@ impl SecondaryIndex {
     }
 
     /// Calls `found` with every entry `range` selects, in order, until it returns `false`
-    /// or `range.limit` entries were given.
-    pub fn range(&self, range: &IndexRange, mut found: impl FnMut(&Blob, &Blob, &Blob) -> bool) {
+    /// or `range.limit` entries were given: its index key, record key, and (a bag's) value.
+    pub fn range(&self, range: &IndexRange, mut found: impl FnMut(&[u8], &[u8], Option<&[u8]>) -> bool) {
         let lower = match &range.start {
             Bound::Unbounded => None,
-            Bound::Included(k) => Some(Entry::first_of(k)),
-            Bound::Excluded(k) => Some(Entry::first_after(k)),
+            Bound::Included(k) => Some(ikey_bound(k, false)),
+            Bound::Excluded(k) => Some(ikey_bound(k, true)),
         };
         let upper = match &range.end {
             Bound::Unbounded => None,
-            Bound::Included(k) => Some(Entry::first_after(k)),
-            Bound::Excluded(k) => Some(Entry::first_of(k)),
+            Bound::Included(k) => Some(ikey_bound(k, true)),
+            Bound::Excluded(k) => Some(ikey_bound(k, false)),
         };
-        let after = range.after.as_ref().map(|(i, k, v)| Entry {
-            ikey: Blob::from(&i[..]),
-            key: Blob::from(&k[..]),
-            value: Blob::from(&v[..]),
-        });
+        let after = range.after.as_ref().map(|(i, k, v)| self.entry(i, k, v));
         // Entries from `lo` on (exclusive when the cursor is the lower bound), below `hi`.
         let (lo, exclusive) = match (lower, after) {
             (Some(l), Some(a)) if a >= l => (Some(a), true),
@@ -218,7 +303,15 @@ impl SecondaryIndex {
         }
         let mut given = 0usize;
         for e in self.entries.range((start, end)) {
-            if !found(&e.ikey, &e.key, &e.value) {
+            // Entries are written here only; one that does not parse is passed over.
+            let Some((ikey, rest)) = unescape(e) else { continue };
+            let (key, value) = if self.values {
+                let Some((key, value)) = unescape(rest) else { continue };
+                (key, Some(value))
+            } else {
+                (std::borrow::Cow::Borrowed(rest), None)
+            };
+            if !found(&ikey, &key, value) {
                 return;
             }
             given += 1;
@@ -254,9 +347,9 @@ mod tests {
 
     #[test]
     fn bounds_limits_and_cursors_select_exactly_their_entries() {
-        let mut ix = SecondaryIndex::new("parts", Extractor::new("parts", parts));
+        let mut ix = SecondaryIndex::new("parts", Extractor::new("parts", parts), true);
         for (k, v) in [("r1", "a,b"), ("r2", "b"), ("r3", "c,a"), ("r4", "bad"), ("r5", "")] {
-            ix.insert(&Blob::from(k.as_bytes()), &Blob::from(v.as_bytes()));
+            ix.insert(&Blob::from(k.as_bytes()), &Blob::from(v.as_bytes()), None);
         }
         assert_eq!(ix.len(), 5, "a refused record and an empty one have no entries");
         let s = |x: &str| x.to_string();
@@ -273,7 +366,7 @@ mod tests {
         loop {
             let mut got: Vec<IndexHit> = Vec::new();
             ix.range(&page, |i, k, v| {
-                got.push(IndexHit { index_key: i.clone(), key: k.clone(), value: v.clone() });
+                got.push(IndexHit { index_key: i.into(), key: k.into(), value: v.unwrap_or_default().into() });
                 true
             });
             all.extend(got.iter().map(|h| h.key.to_vec()));
@@ -283,8 +376,46 @@ mod tests {
             }
         }
         assert_eq!(all, [b"r1", b"r3", b"r1", b"r2", b"r3"].map(|k| k.to_vec()));
-        ix.remove(b"r1", b"a,b");
+        ix.remove(&Blob::from(&b"r1"[..]), &Blob::from(&b"a,b"[..]));
         assert_eq!(hits(&ix, &IndexRange::all()).len(), 3);
+    }
+
+    mod encoding {
+        use super::super::{entry, ikey_bound, unescape};
+        use proptest::prelude::*;
+
+        fn bytes() -> impl Strategy<Value = Vec<u8>> {
+            prop::collection::vec(prop_oneof![Just(0u8), Just(0xFFu8), Just(1u8), any::<u8>()], 0..6)
+        }
+
+        proptest! {
+            /// Entries sort as their tuples do, parse back, and the index-key bounds take
+            /// exactly the entries of that index key.
+            #[test]
+            fn entries_sort_as_their_tuples_and_bounds_take_exactly_one_index_key(
+                a in (bytes(), bytes(), bytes()),
+                b in (bytes(), bytes(), bytes()),
+                bag in any::<bool>(),
+            ) {
+                let enc = |(i, k, v): &(Vec<u8>, Vec<u8>, Vec<u8>)| entry(i, k, bag.then_some(v.as_slice()));
+                let tuple = |(i, k, v): &(Vec<u8>, Vec<u8>, Vec<u8>)| (i.clone(), k.clone(), if bag { v.clone() } else { vec![] });
+                prop_assert_eq!(enc(&a).cmp(&enc(&b)), tuple(&a).cmp(&tuple(&b)));
+                let e = enc(&a);
+                let (ikey, rest) = unescape(&e).expect("parses");
+                prop_assert_eq!(&ikey[..], &a.0[..]);
+                if bag {
+                    let (key, value) = unescape(rest).expect("parses");
+                    prop_assert_eq!((&key[..], value), (&a.1[..], &a.2[..]));
+                } else {
+                    prop_assert_eq!(rest, &a.1[..]);
+                }
+                let (lo, hi) = (ikey_bound(&b.0, false), ikey_bound(&b.0, true));
+                let within = lo <= e && e < hi;
+                prop_assert_eq!(within, a.0 == b.0, "{:?} within the bounds of {:?}", a.0, b.0);
+                if a.0 < b.0 { prop_assert!(e < lo); }
+                if a.0 > b.0 { prop_assert!(e >= hi); }
+            }
+        }
     }
 
     mod against_a_scan {

@@ -47,7 +47,7 @@ impl MemTable {
             (true, Kind::Bag, _) => Records::Bag(Default::default()),
         };
         let indexes =
-            if in_memory { def.indexes.iter().map(|i| SecondaryIndex::new(&i.name, i.extractor)).collect() } else { Vec::new() };
+            if in_memory { def.indexes.iter().map(|i| SecondaryIndex::new(&i.name, i.extractor, def.kind == Kind::Bag)).collect() } else { Vec::new() };
         MemTable { records, indexes }
     }
 
@@ -82,7 +82,14 @@ impl MemTable {
         let mut out = Vec::new();
         if let Some(ix) = self.indexes.get(position) {
             ix.range(range, |i, k, v| {
-                out.push(super::index::IndexHit { index_key: i.clone(), key: k.clone(), value: v.clone() });
+                // A set's entry leaves the value to the table (always there: one state).
+                let value = match v {
+                    Some(v) => Some(Blob::from(v)),
+                    None => self.get_one(k).cloned(),
+                };
+                if let Some(value) = value {
+                    out.push(super::index::IndexHit { index_key: i.into(), key: k.into(), value });
+                }
                 true
             });
         }
@@ -174,6 +181,12 @@ impl MemTable {
     }
 
     pub fn put(&mut self, key: &[u8], value: &[u8]) {
+        self.put_keyed(key, value, None)
+    }
+
+    /// [`MemTable::put`], with the new record's index keys when the caller computed them
+    /// already (one list per index, as [`Catalog::check_keyed`](super::Catalog::check_keyed) does).
+    pub fn put_keyed(&mut self, key: &[u8], value: &[u8], keys: Option<super::catalog::NewKeys>) {
         let (key, value): (Blob, Blob) = (Arc::from(key), Arc::from(value));
         let (old, added) = match &mut self.records {
             Records::Set(m) => (m.insert(key.clone(), value.clone()), true),
@@ -187,12 +200,13 @@ impl MemTable {
             }
             Records::None => return,
         };
+        let mut keys = keys.filter(|k| k.len() == self.indexes.len()).map(Vec::into_iter);
         for ix in &mut self.indexes {
-            if let Some(old) = &old {
-                ix.remove(&key, old);
-            }
-            if added {
-                ix.insert(&key, &value);
+            let new_keys = keys.as_mut().and_then(Iterator::next);
+            match &self.records {
+                Records::Set(_) | Records::Ordered(_) => ix.replace(&key, old.as_ref(), &value, new_keys),
+                _ if added => ix.insert(&key, &value, new_keys),
+                _ => {}
             }
         }
     }
@@ -213,9 +227,10 @@ impl MemTable {
             },
             Records::None => return,
         };
+        let key = Blob::from(key);
         for ix in &mut self.indexes {
             for v in &gone {
-                ix.remove(key, v);
+                ix.remove(&key, v);
             }
         }
     }
@@ -242,8 +257,9 @@ impl MemTable {
             }
         }
         if removed {
+            let (key, value) = (Blob::from(key), Blob::from(value));
             for ix in &mut self.indexes {
-                ix.remove(key, value);
+                ix.remove(&key, &value);
             }
         }
     }

@@ -128,8 +128,9 @@ pub fn routes_of_node(view: &MemState, ix: TableIx, node: &str) -> Result<Vec<(B
         .index_named(BY_NODE)
         .ok_or_else(|| Error::UnknownIndex { table: ROUTES.into(), index: BY_NODE.into() })?;
     let mut out = Vec::new();
+    // A bag's entries carry the value.
     index.range(&crate::engine::IndexRange::exact(node), |_, f, d| {
-        out.push((f.clone(), d.clone()));
+        out.extend(d.map(|d| (Blob::from(f), Blob::from(d))));
         true
     });
     Ok(out)
