@@ -1003,22 +1003,26 @@ fn memory_probe(args: &[String]) {
     });
 }
 
+/// Runs this bench's executable with `args` (a probe) and reads the JSON line it prints:
+/// a getter of its numbers (0 where absent), or `None` if it printed none.
+fn probe(args: &[&str]) -> Option<impl Fn(&str) -> f64 + use<>> {
+    let out = Command::new(std::env::current_exe().expect("this bench's path"))
+        .args(args)
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("a probe");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v = text.lines().find(|l| l.starts_with('{')).and_then(|l| serde_json::from_str::<serde_json::Value>(l).ok());
+    if v.is_none() {
+        eprintln!("the probe {args:?} printed nothing ({})", out.status);
+    }
+    v.map(|v| move |k: &str| v.get(k).and_then(|x| x.as_f64()).unwrap_or(0.0))
+}
+
 fn memory(s: &Settings) -> Vec<Cell> {
     let mut cells = Vec::new();
     for (what, n) in [("routes", s.routes), ("sessions", s.sessions), ("sessions-unindexed", s.sessions)] {
-        let out = Command::new(std::env::current_exe().expect("this bench's path"))
-            .args(["--memory-probe", what, &n.to_string()])
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("memory probe");
-        let text = String::from_utf8_lossy(&out.stdout);
-        let Some(v) =
-            text.lines().find(|l| l.starts_with('{')).and_then(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        else {
-            eprintln!("the {what} memory probe printed nothing ({})", out.status);
-            continue;
-        };
-        let get = |k: &str| v.get(k).and_then(|x| x.as_f64()).unwrap_or(0.0);
+        let Some(get) = probe(&["--memory-probe", what, &n.to_string()]) else { continue };
         let cell = Cell {
             system: "mnema, one core".into(),
             bench: match what {
@@ -1220,25 +1224,9 @@ async fn shards(s: &Settings) -> Vec<Cell> {
             .into_iter()
             .enumerate()
     {
-        let out = Command::new(std::env::current_exe().expect("this bench's path"))
-            .args([
-                "--replicant-probe",
-                &cluster.dir.path().display().to_string(),
-                &cluster.base.to_string(),
-                &(4 + i).to_string(),
-                &shards,
-            ])
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("replicant probe");
-        let text = String::from_utf8_lossy(&out.stdout);
-        let Some(v) =
-            text.lines().find(|l| l.starts_with('{')).and_then(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        else {
-            eprintln!("the replicant probe printed nothing ({})", out.status);
-            continue;
-        };
-        let get = |k: &str| v.get(k).and_then(|x| x.as_f64()).unwrap_or(0.0);
+        let dir = cluster.dir.path().display().to_string();
+        let args = ["--replicant-probe", &dir, &cluster.base.to_string(), &(4 + i).to_string(), &shards];
+        let Some(get) = probe(&args) else { continue };
         let what = format!("replicant, {label}: {messages} messages + {} routes", s.routes / 10);
         cells.push(Cell {
             system: "mnema, replicant process".into(),
