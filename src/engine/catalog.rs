@@ -13,8 +13,10 @@ use super::registry::Registry;
 use super::table::{Kind, Scope, ShardId, TableDef};
 use super::txn::{Op, Txn};
 use crate::error::{Error, Result};
-use std::collections::HashMap;
 use std::sync::Arc;
+
+/// Table names to positions; foldhash: looked up on every read by name.
+type ByName = std::collections::HashMap<String, TableIx, super::KeyHasher>;
 
 /// Index of a table in its catalog (positions change when a table is dropped).
 pub type TableIx = usize;
@@ -45,7 +47,7 @@ pub fn record_key(name: &str) -> Vec<u8> {
 #[derive(Clone, Debug, Default)]
 pub struct Catalog {
     defs: Vec<TableDef>,
-    by_name: HashMap<String, TableIx>,
+    by_name: ByName,
     registry: Arc<Registry>,
 }
 
@@ -59,7 +61,7 @@ impl Catalog {
 
     /// Builds a catalog of `defs` that resolves declarations with `registry`.
     pub fn with_registry(defs: Vec<TableDef>, registry: Arc<Registry>) -> Result<Self> {
-        let mut by_name = HashMap::new();
+        let mut by_name = ByName::default();
         for (ix, d) in defs.iter().enumerate() {
             validate_table(&d.name, d.kind, d.storage, d.index, d.indexes.iter().map(|i| i.name.as_str()))?;
             if by_name.insert(d.name.clone(), ix).is_some() {
@@ -71,7 +73,7 @@ impl Catalog {
 
     /// An empty catalog that resolves declarations with `registry`.
     pub fn empty(registry: Arc<Registry>) -> Self {
-        Catalog { defs: Vec::new(), by_name: HashMap::new(), registry }
+        Catalog { defs: Vec::new(), by_name: ByName::default(), registry }
     }
 
     /// The code this catalog resolves declarations with.

@@ -246,7 +246,9 @@ pub struct IndexDef {
     pub extractor: Extractor,
 }
 
-/// A table declaration. Every node of a cluster must declare the same replicated tables.
+/// A table declaration. A replicated table is created in the cluster's log from it (its
+/// [`Declaration`](crate::Declaration)); a node that declares a table the cluster has must
+/// declare it the same.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct TableDef {
     /// The table's name, unique in a catalog.

@@ -38,8 +38,6 @@ pub struct Node {
 impl Node {
     /// Opens the data dir, starts serving, and joins or forms the cluster as configured.
     ///
-    /// `tables` must be the same list on every node of the cluster.
-    ///
     /// `tables` are the tables this node declares (a `Vec<TableDef>`, or a [`Declared`]
     /// that also registers code for tables created at runtime). Its local tables are its
     /// own; its replicated tables are created through the log when the cluster lacks them

@@ -1,8 +1,9 @@
 //! The broker's tables (DESIGN.md's table list): their declarations, and one small typed
 //! module per table on the generic engine.
 //!
-//! Every node of a cluster declares the same list; `mnema start` and `mnema dev-cluster`
-//! use [`broker_tables`]. The modules take `&Runtime` (a `&Node` coerces) and times in
+//! `mnema start` and `mnema dev-cluster` declare [`broker_tables`]; a node declaring a
+//! table otherwise than its cluster has it is refused, one declaring more creates the rest
+//! through the log. The modules take `&Runtime` (a `&Node` coerces) and times in
 //! milliseconds since the epoch from the caller ([`time::now_ms`]), so a transaction
 //! carries the same time to every node. Read-modify-write goes through conditional
 //! transactions (`require_value`) and is retried on conflict, never blindly overwritten.
