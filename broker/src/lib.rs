@@ -25,7 +25,7 @@ pub use broker::RouteReads;
 
 use mnema::{Error, Node, NodeConfig, Result};
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How to run one broker node.
 #[derive(Clone, Debug)]
@@ -97,7 +97,7 @@ async fn bind(what: &str, addr: &str) -> Result<tokio::net::TcpListener> {
     tokio::net::TcpListener::bind(addr).await.map_err(|e| Error::io(format!("{what} listener on {addr}"), e))
 }
 
-/// Starts the mnema node, waits (bounded) until its cluster has a leader, records the
+/// Starts the mnema node, waits (bounded) until it is ready, records the
 /// forwarding address, restores the persistent sessions this node owns, then serves.
 pub async fn start(cfg: BrokerConfig) -> Result<Running> {
     let mqtt = bind("MQTT", &cfg.mqtt_listen).await?;
@@ -107,16 +107,8 @@ pub async fn start(cfg: BrokerConfig) -> Result<Running> {
         forward.local_addr().map_err(|e| Error::io("forwarding listener", e))?,
     );
     let node = Node::start(cfg.node.clone(), mnema::schema::broker_tables()).await?;
-    let deadline = Instant::now() + cfg.form_timeout;
-    while let Err(e) = node.barrier().await {
-        if Instant::now() > deadline {
-            return Err(Error::Timeout {
-                what: format!("a leader for {} ({e})", node.name()),
-                ms: cfg.form_timeout.as_millis() as u64,
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    // A leader known, what it committed applied here, the broker's tables in the log.
+    node.wait_ready(cfg.form_timeout).await?;
     let advertise = cfg.forward_advertise.clone().unwrap_or_else(|| forward_addr.to_string());
     forward::register(&node, &advertise).await?;
     let b = broker::Broker::new(node.clone(), forward::Peers::default(), cfg.route_reads);

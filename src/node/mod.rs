@@ -233,6 +233,14 @@ impl Node {
         self.shared.get(table, key)
     }
 
+    /// Waits until this node is ready, at most `timeout`: a core knows a leader and has
+    /// applied the commit index it knows, a replicant streams (`normal`), and the tables
+    /// the node declares are in the log (Mria's `wait_for_tables`). The HTTP `/ready`
+    /// answers by the same rule. [`Error::Timeout`] says why it is not.
+    pub async fn wait_ready(&self, timeout: Duration) -> Result<()> {
+        self.shared.wait_ready(timeout).await
+    }
+
     /// Waits until this node has applied every write committed before the call.
     pub async fn barrier(&self) -> Result<()> {
         self.shared.barrier().await

@@ -18,31 +18,6 @@ fn reply(status: StatusCode, content_type: &str, body: String) -> Reply {
     r
 }
 
-/// Whether the node should receive traffic, and why not: a core knows a leader and has
-/// applied the commit index it knows, a replicant streams (`normal`); and the tables it
-/// declares are in the log.
-pub(crate) fn readiness(rt: &Runtime) -> Result<(), String> {
-    let s = rt.node_status();
-    if let Some(r) = &s.replicant {
-        if r.state != crate::ReplicantState::Normal {
-            return Err(format!("replicant state {}", r.state.as_str()));
-        }
-    } else {
-        if s.leader.is_none() {
-            return Err("no leader known".into());
-        }
-        if s.applied_index < s.committed {
-            return Err(format!("applied {} of {} committed", s.applied_index, s.committed));
-        }
-    }
-    let missing = rt.missing_declared();
-    if !missing.is_empty() {
-        let names: Vec<&str> = missing.iter().map(|d| d.name.as_str()).collect();
-        return Err(format!("declared tables not created yet: {}", names.join(", ")));
-    }
-    Ok(())
-}
-
 async fn route(rt: &Weak<Runtime>, req: Request<hyper::body::Incoming>) -> Reply {
     let Some(rt) = rt.upgrade() else {
         return reply(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "shutting down\n".into());
@@ -63,7 +38,7 @@ async fn route(rt: &Weak<Runtime>, req: Request<hyper::body::Incoming>) -> Reply
             None => reply(StatusCode::OK, "text/plain", "ok\n".into()),
             Some(why) => reply(StatusCode::SERVICE_UNAVAILABLE, "text/plain", format!("failed: {why}\n")),
         },
-        "/ready" => match readiness(&rt) {
+        "/ready" => match rt.readiness() {
             Ok(()) => reply(StatusCode::OK, "text/plain", "ready\n".into()),
             Err(why) => reply(StatusCode::SERVICE_UNAVAILABLE, "text/plain", format!("not ready: {why}\n")),
         },

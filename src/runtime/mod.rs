@@ -11,6 +11,7 @@ mod catalog;
 mod handle;
 pub mod link;
 mod read;
+mod ready;
 pub(crate) use catalog::keep_declared_tables;
 pub(crate) use read::Place;
 pub use handle::TableHandle;

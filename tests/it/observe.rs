@@ -142,6 +142,20 @@ async fn ready_only_with_a_leader_known_and_the_commit_applied_and_a_replicant_o
     let (code, _) = get(http + 4, "/ready").await.expect("ready");
     assert_eq!(code, 503);
     assert_eq!(get(http + 1, "/nope").await.expect("404").0, 404);
+    // `wait_ready` goes by the same rule, and says why it gave up.
+    for node in [&first, &rep] {
+        match node.wait_ready(Duration::from_millis(200)).await {
+            Err(mnema::Error::Timeout { what, .. }) => assert!(what.contains(node.name()), "{what}"),
+            other => panic!("{}: {other:?}", node.name()),
+        }
+    }
+    let waiting = {
+        let (first, rep) = (first.clone(), rep.clone());
+        tokio::spawn(async move {
+            first.wait_ready(Duration::from_secs(30)).await?;
+            rep.wait_ready(Duration::from_secs(30)).await
+        })
+    };
 
     let mut rest = Vec::new();
     for i in 2..=3 {
@@ -162,6 +176,7 @@ async fn ready_only_with_a_leader_known_and_the_commit_applied_and_a_replicant_o
         let s = n.status();
         assert!(s.applied_index >= s.committed && s.leader.is_some());
     }
+    waiting.await.expect("waiter").expect("wait_ready returns once the cluster formed");
     rep.shutdown().await.expect("shutdown");
     for n in rest {
         n.shutdown().await.expect("shutdown");
