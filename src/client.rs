@@ -1,7 +1,7 @@
 //! A client for a running node, as `mnema ctl` and black-box tests use it.
 
 use crate::backup::BackupInfo;
-use crate::engine::{Committed, Declaration, IndexHit, IndexRange, Op, Txn};
+use crate::engine::{Blob, Committed, Declaration, IndexHit, IndexRange, KeyRange, Op, Txn};
 use crate::error::{Error, Result};
 use crate::rpc::client::{Cluster, Peers, status_error};
 use crate::rpc::convert;
@@ -153,6 +153,41 @@ impl Client {
         self.inner.read(req).await.map(|r| r.into_inner().into()).map_err(|s| self.err(s))
     }
 
+    /// The page of `table`'s records `range` selects, read on the node, in its order (see
+    /// [`KeyRange`]). Without a limit, the whole range, fetched in pages of
+    /// [`Client::PAGE`] records (the node never answers with a whole table at once).
+    pub async fn range(&mut self, table: &str, range: &KeyRange) -> Result<Vec<(Blob, Blob)>> {
+        if range.limit.is_none() {
+            let mut out = Vec::new();
+            let mut page = range.clone().limit(Self::PAGE);
+            loop {
+                let got = self.range_page(table, &page).await?;
+                let full = got.len() == Self::PAGE;
+                out.extend(got);
+                match out.last() {
+                    Some(last) if full => page = page.after(last),
+                    _ => return Ok(out),
+                }
+            }
+        }
+        self.range_page(table, range).await
+    }
+
+    /// Records per call when a range read has no limit of its own.
+    pub const PAGE: usize = 1000;
+
+    async fn range_page(&mut self, table: &str, range: &KeyRange) -> Result<Vec<(Blob, Blob)>> {
+        let req = convert::range_read_to_pb(table, range);
+        let reply = self.inner.range_read(req).await.map_err(|s| self.err(s))?.into_inner();
+        Ok(reply.records.into_iter().map(|r| (r.key.into(), r.value.into())).collect())
+    }
+
+    /// How many records `table` holds on the node.
+    pub async fn count(&mut self, table: &str) -> Result<u64> {
+        let req = pb::CountRequest { table: table.to_string() };
+        self.inner.count(req).await.map(|r| r.into_inner().count).map_err(|s| self.err(s))
+    }
+
     /// The records `range` selects through `table`'s secondary index `index`, read on the
     /// node (the node reads its index; nothing else of the table is sent).
     pub async fn index(&mut self, table: &str, index: &str, range: &IndexRange) -> Result<Vec<IndexHit>> {
@@ -193,7 +228,7 @@ impl crate::backup::Submit for Client {
 }
 
 /// The typed table modules (`schema`) over gRPC: reads are made on the node this client
-/// talks to (`prefix` reads the table and filters), writes go through its leader. Local
+/// talks to (a prefix is a range read, paged), writes go through its leader. Local
 /// tables are written on their own node only, so `transact_local` is refused.
 impl crate::engine::Tables for Client {
     fn node_name(&self) -> &str {
@@ -211,19 +246,24 @@ impl crate::engine::Tables for Client {
         )))
     }
 
-    async fn get(&self, table: &str, key: &[u8]) -> Result<Vec<crate::engine::Blob>> {
+    async fn get(&self, table: &str, key: &[u8]) -> Result<Vec<Blob>> {
         let r = self.clone().read(table, Some(key), 0).await?;
         Ok(r.records.into_iter().map(|(_, v)| v.into()).collect())
     }
 
-    async fn prefix(&self, table: &str, prefix: &[u8]) -> Result<Vec<(crate::engine::Blob, crate::engine::Blob)>> {
-        let mut r = self.clone().read(table, None, 0).await?.records;
-        r.retain(|(k, _)| k.starts_with(prefix));
-        r.sort();
-        Ok(r.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
+    async fn prefix(&self, table: &str, prefix: &[u8]) -> Result<Vec<(Blob, Blob)>> {
+        Client::range(&mut self.clone(), table, &KeyRange::prefix(prefix)).await
     }
 
-    async fn dump(&self, table: &str) -> Result<Vec<(crate::engine::Blob, crate::engine::Blob)>> {
+    async fn range(&self, table: &str, range: KeyRange) -> Result<Vec<(Blob, Blob)>> {
+        Client::range(&mut self.clone(), table, &range).await
+    }
+
+    async fn count(&self, table: &str) -> Result<u64> {
+        Client::count(&mut self.clone(), table).await
+    }
+
+    async fn dump(&self, table: &str) -> Result<Vec<(Blob, Blob)>> {
         let r = self.clone().read(table, None, 0).await?.records;
         Ok(r.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
     }

@@ -78,7 +78,7 @@ mod client;
 pub use config::{NodeConfig, Role};
 pub use engine::{
     Blob, CodeRef, Committed, DEFAULT_SHARD, Declaration, Declared, Extractor, Index, IndexDecl, IndexDef, IndexHit,
-    IndexKeys, IndexRange, Kind, Op, OpResult, Scope, ShardId, Storage, TableDef, Tables, Txn, ValueRule,
+    IndexKeys, IndexRange, KeyRange, Kind, Op, OpResult, Scope, ShardId, Storage, TableDef, Tables, Txn, ValueRule,
 };
 pub use error::{CodeKind, Error, Result, TransportKind};
 pub use name::{NodeName, Peer};

@@ -491,13 +491,23 @@ async fn table_cmd(client: &mut Client, cmd: TableCmd) -> Result<()> {
             }
         }
         TableCmd::Dump { table } => {
-            let r = client.read(&table, None, 0).await?;
-            let rows: Vec<serde_json::Value> = r
-                .records
-                .iter()
-                .map(|(k, v)| serde_json::json!({ "key": String::from_utf8_lossy(k), "value": value_json(v) }))
-                .collect();
-            out!("{}", serde_json::Value::Array(rows));
+            // Page by page: the node never sends a whole table in one reply.
+            let mut page = mnema::KeyRange::all().limit(Client::PAGE);
+            let mut first = true;
+            out!("[");
+            loop {
+                let records = client.range(&table, &page).await?;
+                for (k, v) in &records {
+                    let row = serde_json::json!({ "key": String::from_utf8_lossy(k), "value": value_json(v) });
+                    out!("{}{row}", if first { "" } else { "," });
+                    first = false;
+                }
+                match records.last() {
+                    Some(last) if records.len() == Client::PAGE => page = page.after(last),
+                    _ => break,
+                }
+            }
+            out!("]");
         }
     }
     Ok(())

@@ -167,6 +167,26 @@ impl Cluster for ClusterService {
         crate::rpc::convert::tables_to_pb(&self.node.tables()).map(Response::new).map_err(|e| to_status(&e))
     }
 
+    async fn range_read(&self, req: Request<pb::RangeReadRequest>) -> Result<Response<pb::ReadReply>, Status> {
+        let mut r = req.into_inner();
+        let range = crate::rpc::convert::key_range_from_pb(&mut r).map_err(|e| to_status(&e))?;
+        let index = if r.linearizable { self.node.read_index().await.map_err(|e| to_status(&e))? } else { 0 };
+        let wait = r.min_applied.max(index);
+        if wait > 0 {
+            self.node.wait_applied(wait, Duration::from_secs(10)).await.map_err(|e| to_status(&e))?;
+        }
+        let records = self.node.range(&r.table, &range).map_err(|e| to_status(&e))?;
+        Ok(Response::new(pb::ReadReply {
+            records: records.into_iter().map(|(k, v)| pb::Record { key: k.to_vec(), value: v.to_vec() }).collect(),
+            applied_index: self.node.applied_index(),
+        }))
+    }
+
+    async fn count(&self, req: Request<pb::CountRequest>) -> Result<Response<pb::CountReply>, Status> {
+        let count = self.node.count(&req.into_inner().table).map_err(|e| to_status(&e))?;
+        Ok(Response::new(pb::CountReply { count, applied_index: self.node.applied_index() }))
+    }
+
     async fn index_read(&self, req: Request<pb::IndexReadRequest>) -> Result<Response<pb::IndexReadReply>, Status> {
         let mut r = req.into_inner();
         let range = crate::rpc::convert::index_range_from_pb(&mut r).map_err(|e| to_status(&e))?;

@@ -2,7 +2,7 @@
 //! whatever implements it: a core or a replicant (`Node`), a remote node over gRPC
 //! (`Client`), or the runtime inside the crate.
 
-use super::{Blob, Committed, IndexHit, IndexRange, OpResult, Txn};
+use super::{Blob, Committed, IndexHit, IndexRange, KeyRange, OpResult, Txn};
 use crate::error::Result;
 use std::future::Future;
 
@@ -28,6 +28,12 @@ pub trait Tables {
 
     /// Records of a set or ordered set whose keys start with `prefix`, in key order.
     fn prefix(&self, table: &str, prefix: &[u8]) -> impl Future<Output = Result<Vec<(Blob, Blob)>>> + Send;
+
+    /// The page of `table`'s records `range` selects, in its order (see [`KeyRange`]).
+    fn range(&self, table: &str, range: KeyRange) -> impl Future<Output = Result<Vec<(Blob, Blob)>>> + Send;
+
+    /// How many records `table` holds (a bag: key-value pairs).
+    fn count(&self, table: &str) -> impl Future<Output = Result<u64>> + Send;
 
     /// Every record of `table`.
     fn dump(&self, table: &str) -> impl Future<Output = Result<Vec<(Blob, Blob)>>> + Send;

@@ -16,6 +16,7 @@ pub mod txn;
 pub mod typed;
 
 pub mod memory;
+pub mod range;
 pub mod registry;
 pub mod requests;
 
@@ -31,6 +32,7 @@ pub use catalog::{Catalog, TableIx};
 pub use declaration::{CodeRef, Declaration, IndexDecl};
 pub use declared::{Declared, NodeSchema};
 pub use index::{IndexHit, IndexRange};
+pub use range::KeyRange;
 pub use table::{
     DEFAULT_SHARD, Extractor, Index, IndexDef, IndexKeys, Kind, Scope, ShardId, Storage, TableDef, ValueRule,
 };

@@ -215,6 +215,44 @@ impl Node {
         self.shared.tables()
     }
 
+    /// The page of `table`'s records `range` selects, read locally: keys within its
+    /// bounds, in key order (or reversed), after its cursor, at most its limit (see
+    /// [`KeyRange`](crate::KeyRange); an ordered set reads its range directly, a set or bag
+    /// selects the page from a pass over its records).
+    ///
+    /// ```no_run
+    /// # fn f(node: mnema::Node) -> mnema::Result<()> {
+    /// use mnema::KeyRange;
+    /// let mut page = KeyRange::prefix("client-").limit(500);
+    /// loop {
+    ///     let records = node.range(mnema::schema::SESSIONS, &page)?;
+    ///     // … show them …
+    ///     match records.last() {
+    ///         Some(last) if records.len() == 500 => page = page.after(last),
+    ///         _ => break,
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn range(&self, table: &str, range: &crate::KeyRange) -> Result<Vec<(Blob, Blob)>> {
+        self.shared.range(table, range)
+    }
+
+    /// The record with the lowest key of `table` (a bag: its lowest value), read locally.
+    pub fn first(&self, table: &str) -> Result<Option<(Blob, Blob)>> {
+        Ok(self.shared.range(table, &crate::KeyRange::all().limit(1))?.pop())
+    }
+
+    /// The record with the highest key of `table` (a bag: its highest value), read locally.
+    pub fn last(&self, table: &str) -> Result<Option<(Blob, Blob)>> {
+        Ok(self.shared.range(table, &crate::KeyRange::all().reverse().limit(1))?.pop())
+    }
+
+    /// How many records `table` holds here (a bag: key-value pairs).
+    pub fn count(&self, table: &str) -> Result<u64> {
+        self.shared.count(table)
+    }
+
     /// Every record of `table`, read locally (ordered sets in key order).
     pub fn dump(&self, table: &str) -> Result<Vec<(Blob, Blob)>> {
         self.shared.dump(table)
@@ -397,6 +435,18 @@ impl crate::engine::Tables for Node {
 
     fn dump(&self, table: &str) -> impl std::future::Future<Output = Result<Vec<(Blob, Blob)>>> + Send {
         std::future::ready(self.shared.dump(table))
+    }
+
+    fn range(
+        &self,
+        table: &str,
+        range: crate::engine::KeyRange,
+    ) -> impl std::future::Future<Output = Result<Vec<(Blob, Blob)>>> + Send {
+        std::future::ready(self.shared.range(table, &range))
+    }
+
+    fn count(&self, table: &str) -> impl std::future::Future<Output = Result<u64>> + Send {
+        std::future::ready(self.shared.count(table))
     }
 
     fn index(

@@ -4,7 +4,7 @@
 use super::pb;
 use crate::config::Role;
 use crate::engine::declaration::{Declaration, SchemaInfo};
-use crate::engine::{IndexHit, IndexRange, Scope};
+use crate::engine::{IndexHit, IndexRange, KeyRange, Scope};
 use crate::error::{Error, Result};
 use crate::status::{
     ClusterStatus, MemberStatus, NodeStatus, RaftRole, ReplicantState, ReplicantStatus, ShardStatus, Subscriber,
@@ -247,6 +247,31 @@ pub fn index_range_from_pb(r: &mut pb::IndexReadRequest) -> Result<IndexRange> {
         end: bound_from_pb(r.end.take())?,
         limit: r.limit.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
         after: r.after.take().map(|h| (h.index_key, h.key, h.value)),
+    })
+}
+
+/// A range read of `table` for the wire.
+pub fn range_read_to_pb(table: &str, range: &KeyRange) -> pb::RangeReadRequest {
+    pb::RangeReadRequest {
+        table: table.to_string(),
+        start: bound_to_pb(&range.start),
+        end: bound_to_pb(&range.end),
+        limit: range.limit.map(|n| n as u64),
+        reverse: range.reverse,
+        after: range.after.as_ref().map(|(k, v)| pb::Record { key: k.clone(), value: v.clone() }),
+        min_applied: 0,
+        linearizable: false,
+    }
+}
+
+/// The range of a range read from the wire.
+pub fn key_range_from_pb(r: &mut pb::RangeReadRequest) -> Result<KeyRange> {
+    Ok(KeyRange {
+        start: bound_from_pb(r.start.take())?,
+        end: bound_from_pb(r.end.take())?,
+        limit: r.limit.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+        reverse: r.reverse,
+        after: r.after.take().map(|rec| (rec.key, rec.value)),
     })
 }
 

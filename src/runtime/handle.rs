@@ -2,7 +2,7 @@
 
 use super::Runtime;
 use crate::engine::memory::{MemStore, MemTable};
-use crate::engine::{Blob, Catalog, IndexHit, IndexRange, Kind, Scope, TableDef, TableIx};
+use crate::engine::{Blob, Catalog, IndexHit, IndexRange, KeyRange, Kind, Scope, TableDef, TableIx};
 use crate::error::{Error, Result};
 use crate::storage::records;
 use std::sync::{Arc, Weak};
@@ -130,6 +130,27 @@ impl TableHandle {
             }),
             // Indexes are refused on tables not held in memory.
             Source::Disc(_) => Ok(Vec::new()),
+        }
+    }
+
+    /// The page of the table's records `range` selects, in its order (see
+    /// [`KeyRange`]).
+    pub fn range(&self, range: &KeyRange) -> Result<Vec<(Blob, Blob)>> {
+        match &self.source {
+            Source::Memory { mem, catalog, ix } => {
+                self.with_memory(mem, catalog, *ix, |t| t.map(|t| t.range_read(range)).unwrap_or_default())
+            }
+            Source::Disc(rt) => rt.upgrade().ok_or(Error::Shutdown)?.range(&self.def.name, range),
+        }
+    }
+
+    /// How many records the table holds (a bag: key-value pairs).
+    pub fn count(&self) -> Result<u64> {
+        match &self.source {
+            Source::Memory { mem, catalog, ix } => {
+                self.with_memory(mem, catalog, *ix, |t| t.map(|t| t.len() as u64).unwrap_or(0))
+            }
+            Source::Disc(rt) => rt.upgrade().ok_or(Error::Shutdown)?.count(&self.def.name),
         }
     }
 

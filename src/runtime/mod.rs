@@ -827,6 +827,18 @@ impl crate::engine::Tables for Runtime {
         std::future::ready(Runtime::dump(self, table))
     }
 
+    fn range(
+        &self,
+        table: &str,
+        range: crate::engine::KeyRange,
+    ) -> impl std::future::Future<Output = Result<Vec<(Blob, Blob)>>> + Send {
+        std::future::ready(Runtime::range(self, table, &range))
+    }
+
+    fn count(&self, table: &str) -> impl std::future::Future<Output = Result<u64>> + Send {
+        std::future::ready(Runtime::count(self, table))
+    }
+
     fn index(
         &self,
         table: &str,

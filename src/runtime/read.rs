@@ -8,7 +8,7 @@
 
 use super::Runtime;
 use crate::engine::memory::MemState;
-use crate::engine::{Blob, IndexHit, IndexRange, TableDef, TableIx};
+use crate::engine::{Blob, IndexHit, IndexRange, KeyRange, TableDef, TableIx};
 use crate::error::{Error, Result};
 use crate::storage::records;
 use std::sync::Arc;
@@ -121,6 +121,26 @@ impl Runtime {
             Place::Memory(view, ix) => Ok(view.table(ix).index_hits(position, range)),
             // Indexes are refused on tables not held in memory.
             Place::Disc(_) | Place::Pending(_) => Ok(Vec::new()),
+        }
+    }
+
+    /// The page of `table`'s records `range` selects, read locally, in its order (see
+    /// [`KeyRange`]).
+    pub fn range(&self, table: &str, range: &KeyRange) -> Result<Vec<(Blob, Blob)>> {
+        match self.place(table)? {
+            Place::Memory(view, ix) => Ok(view.table(ix).range_read(range)),
+            Place::Disc(def) => records::range(&self.db, &def, range),
+            Place::Pending(_) => Ok(Vec::new()),
+        }
+    }
+
+    /// How many records `table` holds here (a bag: key-value pairs). A `disc_only` table
+    /// on a core is counted by a pass over its keys.
+    pub fn count(&self, table: &str) -> Result<u64> {
+        match self.place(table)? {
+            Place::Memory(view, ix) => Ok(view.table(ix).len() as u64),
+            Place::Disc(def) => records::count(&self.db, &def),
+            Place::Pending(_) => Ok(0),
         }
     }
 

@@ -15,6 +15,7 @@ mod layering;
 mod membership;
 mod observe;
 mod processes;
+mod reads;
 mod replicants;
 mod shards;
 mod tables;

@@ -383,6 +383,12 @@ mod rogue {
         async fn tables(&self, _: Request<pb::Empty>) -> Result<Response<pb::TablesReply>, Status> {
             Err(Status::unimplemented("rogue"))
         }
+        async fn range_read(&self, _: Request<pb::RangeReadRequest>) -> Result<Response<pb::ReadReply>, Status> {
+            Err(Status::unimplemented("rogue"))
+        }
+        async fn count(&self, _: Request<pb::CountRequest>) -> Result<Response<pb::CountReply>, Status> {
+            Err(Status::unimplemented("rogue"))
+        }
     }
 
     /// Serves `rogue` on a free loopback port; returns its address.
