@@ -1,11 +1,12 @@
 //! A client for a running node, as `mnema ctl` and black-box tests use it.
 
 use crate::backup::BackupInfo;
-use crate::engine::{Blob, Committed, Declaration, IndexHit, IndexRange, KeyRange, Op, Txn};
+use crate::engine::{Blob, Committed, Declaration, IndexHit, IndexRange, KeyRange, Op, Txn, WatchSpec};
 use crate::error::{Error, Result};
 use crate::rpc::client::{Cluster, Peers, status_error};
 use crate::rpc::convert;
 use crate::rpc::pb;
+use crate::runtime::{Watch, WatchSnapshot};
 use crate::status::{ClusterStatus, NodeStatus};
 
 /// Records read on a node, and the index it had applied when it read them.
@@ -194,6 +195,88 @@ impl Client {
         let req = convert::index_read_to_pb(table, index, range);
         let reply = self.inner.index_read(req).await.map_err(|s| self.err(s))?.into_inner();
         Ok(convert::hits_from_pb(reply.hits))
+    }
+
+    /// Watches `spec`'s tables on the node (see [`Node::watch`](crate::Node::watch)): its
+    /// change feed, streamed. A failure of the connection ends the watch with a
+    /// [`Error::Transport`]; watch again from the index after the last event seen.
+    pub async fn watch(&mut self, spec: &WatchSpec) -> Result<Watch> {
+        let (stream, snapshot) = self.open_watch(spec, false).await?;
+        debug_assert!(snapshot.is_none());
+        Ok(stream)
+    }
+
+    /// The records of `spec`'s tables at one index on the node, and a watch from the next
+    /// one (see [`Node::snapshot_and_watch`](crate::Node::snapshot_and_watch)).
+    pub async fn snapshot_and_watch(&mut self, spec: &WatchSpec) -> Result<(WatchSnapshot, Watch)> {
+        let (stream, snapshot) = self.open_watch(spec, true).await?;
+        let snapshot = snapshot.ok_or_else(|| Error::corrupt("watch stream", "no snapshot before the events"))?;
+        Ok((snapshot, stream))
+    }
+
+    async fn open_watch(&mut self, spec: &WatchSpec, snapshot: bool) -> Result<(Watch, Option<WatchSnapshot>)> {
+        use crate::engine::feed::wire::{self, WatchMsg};
+        let req = pb::WatchRequest {
+            tables: spec.tables.clone(),
+            prefix: spec.prefix.clone(),
+            from_index: spec.from_index,
+            snapshot,
+        };
+        let mut stream = self.inner.watch(req).await.map_err(|s| self.err(s))?.into_inner();
+        let addr = self.addr.clone();
+        let next = move |m: std::result::Result<Option<pb::Payload>, tonic::Status>| -> Result<Option<WatchMsg>> {
+            match m {
+                Ok(Some(p)) => wire::decode(&p.data).map(Some),
+                Ok(None) => Ok(None),
+                Err(s) => Err(status_error(&addr, s)),
+            }
+        };
+        let addr = self.addr.clone();
+        // The snapshot first, whole, when asked for.
+        let mut taken = None;
+        if snapshot {
+            let mut records = Vec::new();
+            loop {
+                match next(stream.message().await)? {
+                    Some(WatchMsg::Records(r)) => records.extend(
+                        r.into_iter()
+                            .map(|r| (std::sync::Arc::from(r.table.as_str()), Blob::from(r.key), Blob::from(r.value))),
+                    ),
+                    Some(WatchMsg::SnapshotEnd { index }) => {
+                        taken = Some(WatchSnapshot { index, records });
+                        break;
+                    }
+                    Some(WatchMsg::End(e)) => return Err(e),
+                    Some(WatchMsg::Event { .. }) | None => {
+                        return Err(Error::corrupt("watch stream", "the snapshot did not end before the events"));
+                    }
+                }
+            }
+        }
+        let (tx, watch) = Watch::channel();
+        tokio::spawn(async move {
+            loop {
+                let item = tokio::select! {
+                    m = stream.message() => m,
+                    _ = tx.closed() => return,
+                };
+                let out = match next(item) {
+                    Ok(Some(WatchMsg::Event { index, changes })) => Ok(wire::event_from_wire(index, changes)),
+                    Ok(Some(WatchMsg::End(e))) => Err(e),
+                    Ok(Some(_)) => Err(Error::corrupt("watch stream", "snapshot records after the events began")),
+                    // The node closed the stream without saying why: it stopped.
+                    Ok(None) => {
+                        Err(Error::transport(&addr, crate::error::TransportKind::NoAnswer, "the watch stream ended"))
+                    }
+                    Err(e) => Err(e),
+                };
+                let end = out.is_err();
+                if tx.send(out).await.is_err() || end {
+                    return;
+                }
+            }
+        });
+        Ok((watch, taken))
     }
 
     /// Streams the node's export document into `out`; returns the bytes written.

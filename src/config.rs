@@ -139,6 +139,26 @@ pub struct NodeConfig {
     /// `[log]`: what `mnema start` logs, and how (a broker linking the crate installs its
     /// own `tracing` subscriber and may read these).
     pub log: LogSection,
+    /// `[feed]`: the change feed watchers read (`Node::watch`, `mnema ctl table watch`).
+    pub feed: FeedSection,
+}
+
+/// The change feed: every node keeps the changes of its recently applied log entries in a
+/// ring, for watchers to read and to resume from. A watcher that falls behind the ring, or
+/// resumes before it, is told `Compacted` and starts again from a snapshot.
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct FeedSection {
+    /// Log entries with changes the ring keeps, at most.
+    pub ring_entries: usize,
+    /// Bytes of keys and values the ring keeps, at most.
+    pub ring_bytes: usize,
+}
+
+impl Default for FeedSection {
+    fn default() -> Self {
+        FeedSection { ring_entries: 100_000, ring_bytes: 64 << 20 }
+    }
 }
 
 /// The operator's HTTP endpoint: Prometheus metrics at `/metrics`, `/health` (the process
@@ -737,6 +757,12 @@ impl NodeConfig {
             return Err(Error::config("http.listen", format!("`{l}` is not host:port (an IP address and a port)")));
         }
         let cores = self.replicant.validate(&self.node, &self.cluster, &node.name)?;
+        if self.feed.ring_entries == 0 {
+            return Err(Error::config("feed.ring_entries", "must be at least 1"));
+        }
+        if self.feed.ring_bytes < 1024 {
+            return Err(Error::config("feed.ring_bytes", "must be at least 1024"));
+        }
         Ok(Validated {
             node_id: node.name.node_id(),
             name: node.name,

@@ -394,6 +394,34 @@ pub enum Error {
         /// The peer's version.
         theirs: u32,
     },
+
+    /// A watch cannot go on from `from`: this node's change feed holds changes from
+    /// `oldest` on only (the entries before were dropped from its ring, or a snapshot or a
+    /// replicant's bootstrap replaced its state). Read a snapshot and watch again from
+    /// after it (`snapshot_and_watch`).
+    #[error(
+        "changes from index {from} on are no longer held (the feed starts at {oldest}); read a snapshot and watch again"
+    )]
+    Compacted {
+        /// The first index asked for.
+        from: u64,
+        /// The first index the feed holds.
+        oldest: u64,
+    },
+
+    /// `table` is local to each node: `action` needs a replicated table. Nothing was done.
+    #[error("table `{table}` is local to each node: {action} needs a replicated table")]
+    LocalTable {
+        /// The table concerned.
+        table: String,
+        /// What was asked of it.
+        action: String,
+    },
+
+    /// Something this build relies on does not hold (a bug, not a property of the input):
+    /// the operation stopped rather than go on from a wrong state.
+    #[error("internal invariant broken: {0}")]
+    Invariant(String),
 }
 
 /// What kind of named, versioned code a table declaration refers to.

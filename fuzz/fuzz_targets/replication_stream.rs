@@ -1,5 +1,6 @@
 //! A replication stream as a replicant receives it: a sequence of messages from a core,
-//! each decoded and then checked and applied. Neither step may panic; bad input is an error.
+//! each decoded and then checked and applied; and each frame decoded as a message of the
+//! watch stream a client reads. No step may panic; bad input is an error.
 #![no_main]
 use mnema::engine::memory::{Holding, MemState};
 use mnema::engine::{Declared, Kind, NodeSchema, Storage, TableDef};
@@ -29,6 +30,10 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         let body = &rest[2..];
         let (msg, tail) = body.split_at(len.min(body.len()));
         rest = tail;
+        // The watch stream a client reads is decoded the same way (one message per frame).
+        if let Ok(mnema::engine::feed::wire::WatchMsg::Event { index, changes }) = mnema::engine::feed::wire::decode(msg) {
+            let _ = mnema::engine::feed::wire::event_from_wire(index, changes);
+        }
         let Ok(msg) = mnema::replication::stream::decode(msg) else { return };
         match applier.handle(msg, &state) {
             Ok(out) => {

@@ -188,6 +188,20 @@ enum TableCmd {
     /// Drop a replicated table and every record of it, through the log. (`table delete`
     /// deletes one key.)
     Drop { name: String },
+    /// Print TABLE's changes as the node applies them, one JSON line per change, until
+    /// interrupted; exits non-zero when the node's feed no longer holds what it must send.
+    Watch {
+        table: String,
+        /// Only keys starting with this.
+        #[arg(long)]
+        prefix: Option<String>,
+        /// Start at this log index (to resume: the last index printed + 1).
+        #[arg(long)]
+        from_index: Option<u64>,
+        /// First every record at one index (`"op":"record"`), then the changes after it.
+        #[arg(long)]
+        snapshot: bool,
+    },
     /// The node's tables: scope, kind, storage, shard, rule, indexes, records.
     List {
         #[arg(long)]
@@ -462,6 +476,39 @@ async fn table_cmd(client: &mut Client, cmd: TableCmd) -> Result<()> {
             let c = client.create_table(&declaration).await?;
             let what = if c.results.first() == Some(&mnema::OpResult::Exists) { "exists" } else { "created" };
             out!("{what} (index {})", c.index);
+        }
+        TableCmd::Watch { table, prefix, from_index, snapshot } => {
+            let mut spec = mnema::WatchSpec::table(&table);
+            spec.prefix = prefix.map(String::into_bytes);
+            spec.from_index = from_index;
+            let line = |index: u64, table: &str, key: &[u8], op: &str, value: Option<&[u8]>| {
+                let mut l = serde_json::json!({
+                    "index": index, "table": table, "key": String::from_utf8_lossy(key), "op": op,
+                });
+                if let Some(v) = value {
+                    l["value"] = value_json(v);
+                }
+                out!("{l}");
+            };
+            let mut watch = if snapshot {
+                let (snap, watch) = client.snapshot_and_watch(&spec).await?;
+                for (t, k, v) in &snap.records {
+                    line(snap.index, t, k, "record", Some(v));
+                }
+                watch
+            } else {
+                client.watch(&spec).await?
+            };
+            while let Some(event) = watch.next().await {
+                let event = event?;
+                for c in &event.changes {
+                    let value = match &c.op {
+                        mnema::ChangeOp::Put(v) | mnema::ChangeOp::DeleteObject(v) => Some(&v[..]),
+                        _ => None,
+                    };
+                    line(event.index, &c.table, &c.key, c.op.as_str(), value);
+                }
+            }
         }
         TableCmd::Drop { name } => {
             let c = client.drop_table(&name).await?;

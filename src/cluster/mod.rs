@@ -10,3 +10,4 @@ pub mod membership;
 pub mod rebuild;
 pub mod service;
 pub mod status;
+pub mod watch;

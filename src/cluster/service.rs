@@ -42,6 +42,11 @@ impl std::io::Write for ChunkWriter {
 #[tonic::async_trait]
 impl Cluster for ClusterService {
     type ExportStream = tokio_stream::wrappers::ReceiverStream<Result<pb::Payload, Status>>;
+    type WatchStream = tokio_stream::wrappers::ReceiverStream<Result<pb::Payload, Status>>;
+
+    async fn watch(&self, req: Request<pb::WatchRequest>) -> Result<Response<Self::WatchStream>, Status> {
+        super::watch::serve(&self.node, req.into_inner()).map(Response::new).map_err(|e| to_status(&e))
+    }
 
     async fn export(&self, _: Request<pb::Empty>) -> Result<Response<Self::ExportStream>, Status> {
         if self.node.is_replicant() {

@@ -6,12 +6,15 @@
 
 use super::catalog::{self, TableIx};
 use super::declaration::Declaration;
+use super::feed::{Change as FeedChange, ChangeOp};
 use super::keys::{split_record, split_table};
 use super::memory::MemState;
 use super::requests::{self, Change, Seen};
 use super::table::{Scope, TableDef};
 use super::txn::{Batch, BatchOutcome, Op, OpResult, Txn, TxnOutcome};
+use super::Blob;
 use crate::error::Result;
+use std::sync::Arc;
 
 /// Where the changes of tables stored on disc go, in the order they are made.
 pub trait Sink {
@@ -52,11 +55,23 @@ impl Sink for MemoryOnly {
 /// ([`Error::Unregistered`](crate::Error::Unregistered)): not a property of the
 /// transaction, and this node cannot go on applying the log.
 pub fn apply_txn<S: Sink>(scope: Scope, mem: &mut MemState, sink: &mut S, txn: &Txn) -> Result<TxnOutcome> {
+    apply_txn_fed(scope, mem, sink, txn, &mut Vec::new())
+}
+
+/// [`apply_txn`], which also appends what the transaction changed to `feed` (nothing if it
+/// was not applied): the change feed's input, from the keys and values it stores anyway.
+pub fn apply_txn_fed<S: Sink>(
+    scope: Scope,
+    mem: &mut MemState,
+    sink: &mut S,
+    txn: &Txn,
+    feed: &mut Vec<FeedChange>,
+) -> Result<TxnOutcome> {
     if txn.changes_catalog() {
         if scope != Scope::Replicated {
             return Ok(TxnOutcome::Rejected("tables are created and dropped through the log only".into()));
         }
-        return apply_catalog_change(mem, sink, txn);
+        return apply_catalog_change(mem, sink, txn, feed);
     }
     let catalog = mem.catalog.clone();
     let mut checked = match catalog.check_keyed(txn, scope) {
@@ -86,12 +101,14 @@ pub fn apply_txn<S: Sink>(scope: Scope, mem: &mut MemState, sink: &mut S, txn: &
         let def = catalog.def(ix);
         let on_disc = def.on_disc();
         let table = &mut mem.tables[ix];
+        let change = |key: Blob, op: ChangeOp| FeedChange { table: catalog.name_arc(ix), key, op };
         let result = match op {
             Op::Put { key, value, .. } => {
-                table.put_keyed(key, value, keys);
+                let (k, v) = stored(table.put_keyed(key, value, keys), key, value);
                 if on_disc {
                     sink.put(def, key, value);
                 }
+                feed.push(change(k, ChangeOp::Put(v)));
                 OpResult::Done
             }
             Op::Delete { key, .. } => {
@@ -99,6 +116,7 @@ pub fn apply_txn<S: Sink>(scope: Scope, mem: &mut MemState, sink: &mut S, txn: &
                 if on_disc {
                     sink.delete(def, key);
                 }
+                feed.push(change(Blob::from(&key[..]), ChangeOp::Delete));
                 OpResult::Done
             }
             Op::DeleteObject { key, value, .. } => {
@@ -106,6 +124,7 @@ pub fn apply_txn<S: Sink>(scope: Scope, mem: &mut MemState, sink: &mut S, txn: &
                 if on_disc {
                     sink.delete_object(def, key, value);
                 }
+                feed.push(change(Blob::from(&key[..]), ChangeOp::DeleteObject(Blob::from(&value[..]))));
                 OpResult::Done
             }
             Op::Clear { .. } => {
@@ -113,6 +132,7 @@ pub fn apply_txn<S: Sink>(scope: Scope, mem: &mut MemState, sink: &mut S, txn: &
                 if on_disc {
                     sink.clear(def);
                 }
+                feed.push(change(Blob::from(&[][..]), ChangeOp::Clear));
                 OpResult::Done
             }
             // Catalog changes never get here: the check above refuses them in a transaction
@@ -123,10 +143,11 @@ pub fn apply_txn<S: Sink>(scope: Scope, mem: &mut MemState, sink: &mut S, txn: &
                 if exists {
                     OpResult::Exists
                 } else {
-                    table.put_keyed(key, value, keys);
+                    let (k, v) = stored(table.put_keyed(key, value, keys), key, value);
                     if on_disc {
                         sink.put(def, key, value);
                     }
+                    feed.push(change(k, ChangeOp::Put(v)));
                     OpResult::Inserted
                 }
             }
@@ -136,9 +157,21 @@ pub fn apply_txn<S: Sink>(scope: Scope, mem: &mut MemState, sink: &mut S, txn: &
     Ok(TxnOutcome::Applied(results))
 }
 
+/// The key and value a put stored in memory, shared with the feed (made here for a table
+/// not held in memory).
+fn stored(held: Option<(Blob, Blob)>, key: &[u8], value: &[u8]) -> (Blob, Blob) {
+    held.unwrap_or_else(|| (Blob::from(key), Blob::from(value)))
+}
+
 /// Creates or drops one table: the catalog in `mem` changes, and the `$catalog` record
 /// with it in the same write (a drop deletes the table's records too).
-fn apply_catalog_change<S: Sink>(mem: &mut MemState, sink: &mut S, txn: &Txn) -> Result<TxnOutcome> {
+fn apply_catalog_change<S: Sink>(
+    mem: &mut MemState,
+    sink: &mut S,
+    txn: &Txn,
+    feed: &mut Vec<FeedChange>,
+) -> Result<TxnOutcome> {
+    let table_change = |name: &str, op| FeedChange { table: Arc::from(name), key: Blob::from(&[][..]), op };
     let [op] = txn.ops.as_slice() else {
         return Ok(TxnOutcome::Rejected("a table is created or dropped by a transaction of that op alone".into()));
     };
@@ -161,6 +194,7 @@ fn apply_catalog_change<S: Sink>(mem: &mut MemState, sink: &mut S, txn: &Txn) ->
             }
             let def = mem.catalog.registry().resolve(declaration)?;
             sink.raw(vec![Change::Put(catalog::record_key(&def.name), catalog::encode_record(declaration)?)]);
+            feed.push(table_change(&def.name, ChangeOp::Created));
             mem.add_table(def);
             Ok(TxnOutcome::Applied(vec![OpResult::Inserted]))
         }
@@ -173,6 +207,7 @@ fn apply_catalog_change<S: Sink>(mem: &mut MemState, sink: &mut S, txn: &Txn) ->
                 sink.clear(&def);
             }
             sink.raw(vec![Change::Delete(catalog::record_key(table))]);
+            feed.push(table_change(table, ChangeOp::Dropped));
             mem.drop_table(ix);
             Ok(TxnOutcome::Applied(vec![OpResult::Done]))
         }
@@ -184,7 +219,15 @@ fn apply_catalog_change<S: Sink>(mem: &mut MemState, sink: &mut S, txn: &Txn) ->
 /// that proposer's request id was applied before (then its stored outcome is the answer
 /// and nothing changes). A batch whose parts do not cover its transactions (a damaged
 /// entry) changes nothing: every transaction is `Rejected`, the same on every node.
-pub fn apply_batch<S: Sink>(mem: &mut MemState, sink: &mut S, batch: &Batch, index: u64) -> Result<BatchOutcome> {
+///
+/// What the applied transactions changed is appended to `feed`.
+pub fn apply_batch<S: Sink>(
+    mem: &mut MemState,
+    sink: &mut S,
+    batch: &Batch,
+    index: u64,
+    feed: &mut Vec<FeedChange>,
+) -> Result<BatchOutcome> {
     let parts = match batch.parts() {
         Ok(p) => p,
         Err(reason) => {
@@ -226,7 +269,7 @@ pub fn apply_batch<S: Sink>(mem: &mut MemState, sink: &mut S, batch: &Batch, ind
         }
         let mut part = BatchOutcome { outcomes: Vec::with_capacity(txns.len()) };
         for txn in txns {
-            part.outcomes.push(apply_txn(Scope::Replicated, mem, sink, txn)?);
+            part.outcomes.push(apply_txn_fed(Scope::Replicated, mem, sink, txn, feed)?);
         }
         if let Some(id) = request {
             let mut changes = Vec::new();
@@ -303,12 +346,12 @@ mod tests {
         let mut mem = MemState::empty(&cat);
         let id = |seq| Some(RequestId { client: 7, seq });
         let first = Batch::new(vec![Txn::new().put_if_absent("s", "a", "1")], id(1));
-        let out = apply_batch(&mut mem, &mut MemoryOnly, &first, 1).unwrap();
+        let out = apply_batch(&mut mem, &mut MemoryOnly, &first, 1, &mut Vec::new()).unwrap();
         assert_eq!(out.outcomes, vec![TxnOutcome::Applied(vec![OpResult::Inserted])]);
         // The same request again, merged with a new one from another proposer.
         let other = Batch::new(vec![Txn::new().put_if_absent("s", "a", "2"), Txn::new().put("s", "b", "x")], id(2));
         let (merged, lens) = Batch::merge(vec![first, other]);
-        let out = apply_batch(&mut mem, &mut MemoryOnly, &merged, 2).unwrap();
+        let out = apply_batch(&mut mem, &mut MemoryOnly, &merged, 2, &mut Vec::new()).unwrap();
         let pieces = out.split(&lens).unwrap();
         assert_eq!(pieces[0].outcomes, vec![TxnOutcome::Applied(vec![OpResult::Inserted])], "answered, not applied again");
         assert_eq!(
@@ -319,7 +362,7 @@ mod tests {
         // Parts that do not cover the transactions: nothing applies, on any node.
         let mut damaged = merged.clone();
         damaged.txns.pop();
-        let out = apply_batch(&mut mem, &mut MemoryOnly, &damaged, 3).unwrap();
+        let out = apply_batch(&mut mem, &mut MemoryOnly, &damaged, 3, &mut Vec::new()).unwrap();
         assert!(out.outcomes.iter().all(|o| matches!(o, TxnOutcome::Rejected(_))));
     }
 

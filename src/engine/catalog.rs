@@ -47,6 +47,8 @@ pub fn record_key(name: &str) -> Vec<u8> {
 #[derive(Clone, Debug, Default)]
 pub struct Catalog {
     defs: Vec<TableDef>,
+    /// The tables' names, shared (each change in the feed names its table).
+    names: Vec<Arc<str>>,
     by_name: ByName,
     registry: Arc<Registry>,
 }
@@ -68,12 +70,13 @@ impl Catalog {
                 return Err(Error::InvalidTxn(format!("table `{}` declared twice", d.name)));
             }
         }
-        Ok(Catalog { defs, by_name, registry })
+        let names = defs.iter().map(|d| Arc::from(d.name.as_str())).collect();
+        Ok(Catalog { defs, names, by_name, registry })
     }
 
     /// An empty catalog that resolves declarations with `registry`.
     pub fn empty(registry: Arc<Registry>) -> Self {
-        Catalog { defs: Vec::new(), by_name: ByName::default(), registry }
+        Catalog { defs: Vec::new(), names: Vec::new(), by_name: ByName::default(), registry }
     }
 
     /// The code this catalog resolves declarations with.
@@ -102,6 +105,11 @@ impl Catalog {
         self.defs.is_empty()
     }
 
+    /// The name of the table at `ix`, shared.
+    pub fn name_arc(&self, ix: TableIx) -> Arc<str> {
+        self.names[ix].clone()
+    }
+
     pub fn lookup(&self, name: &str) -> Result<TableIx> {
         self.by_name.get(name).copied().ok_or_else(|| Error::UnknownTable(name.to_string()))
     }
@@ -110,6 +118,7 @@ impl Catalog {
     pub fn created(&self, def: TableDef) -> Catalog {
         let mut next = self.clone();
         next.by_name.insert(def.name.clone(), next.defs.len());
+        next.names.push(Arc::from(def.name.as_str()));
         next.defs.push(def);
         next
     }
@@ -118,8 +127,10 @@ impl Catalog {
     pub fn dropped(&self, ix: TableIx) -> Catalog {
         let mut defs = self.defs.clone();
         defs.remove(ix);
+        let mut names = self.names.clone();
+        names.remove(ix);
         let by_name = defs.iter().enumerate().map(|(i, d)| (d.name.clone(), i)).collect();
-        Catalog { defs, by_name, registry: self.registry.clone() }
+        Catalog { defs, names, by_name, registry: self.registry.clone() }
     }
 
     /// The shard of `txn`: its tables' shard ([`Error::CrossShard`] if they are in two).

@@ -245,12 +245,14 @@ impl MemTable {
     }
 
     pub fn put(&mut self, key: &[u8], value: &[u8]) {
-        self.put_keyed(key, value, None)
+        self.put_keyed(key, value, None);
     }
 
     /// [`MemTable::put`], with the new record's index keys when the caller computed them
     /// already (one list per index, as [`Catalog::check_keyed`](super::Catalog::check_keyed) does).
-    pub fn put_keyed(&mut self, key: &[u8], value: &[u8], keys: Option<super::catalog::NewKeys>) {
+    /// Returns the key and value as stored (shared, not copied, by whoever keeps them
+    /// too), or `None` for a table not held here.
+    pub fn put_keyed(&mut self, key: &[u8], value: &[u8], keys: Option<super::catalog::NewKeys>) -> Option<(Blob, Blob)> {
         let (key, value): (Blob, Blob) = (Arc::from(key), Arc::from(value));
         let (old, added) = match &mut self.records {
             Records::Set(m) => (m.insert(key.clone(), value.clone()), true),
@@ -262,7 +264,7 @@ impl MemTable {
                 }
                 (None, bag_put(m, &key, &value))
             }
-            Records::None => return,
+            Records::None => return None,
         };
         let mut keys = keys.filter(|k| k.len() == self.indexes.len()).map(Vec::into_iter);
         for ix in &mut self.indexes {
@@ -273,6 +275,7 @@ impl MemTable {
                 _ => {}
             }
         }
+        Some((key, value))
     }
 
     pub fn delete(&mut self, key: &[u8]) {

@@ -7,6 +7,7 @@ pub mod apply;
 pub mod catalog;
 pub mod declaration;
 pub mod declared;
+pub mod feed;
 pub mod index;
 pub mod keys;
 pub mod snapshot_format;
@@ -31,6 +32,7 @@ pub use access::Tables;
 pub use catalog::{Catalog, TableIx};
 pub use declaration::{CodeRef, Declaration, IndexDecl};
 pub use declared::{Declared, NodeSchema};
+pub use feed::{Change, ChangeOp, WatchEvent, WatchSpec};
 pub use index::{IndexHit, IndexRange};
 pub use range::KeyRange;
 pub use table::{

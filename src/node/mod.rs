@@ -184,6 +184,40 @@ impl Node {
         self.shared.index(table, index, range)
     }
 
+    /// Watches `spec`'s tables: one [`WatchEvent`](crate::WatchEvent) per committed log
+    /// entry that changed them, in log order, with the changes of the transactions that
+    /// applied (a rejected transaction, a failed condition, a `put_if_absent` that found
+    /// its key change nothing), the same sequence on every node. From `spec.from_index`
+    /// (an index not applied yet is waited for), or the next entry this node applies.
+    /// [`Error::Compacted`] when this node's feed no longer holds that index (it keeps the
+    /// last `feed.ring_entries` entries with changes), or later when the watcher falls that
+    /// far behind: read a snapshot and watch again ([`Node::snapshot_and_watch`]).
+    /// [`Error::UnknownTable`], [`Error::LocalTable`], or [`Error::ShardNotFollowed`] on a
+    /// replicant, for a table it cannot watch.
+    ///
+    /// ```no_run
+    /// # async fn f(node: mnema::Node) -> mnema::Result<()> {
+    /// use mnema::{ChangeOp, WatchSpec, schema};
+    /// let mut configs = node.watch(WatchSpec::table(schema::CONFIGS))?;
+    /// while let Some(event) = configs.next().await {
+    ///     for change in event?.changes {
+    ///         if let ChangeOp::Put(value) = &change.op {
+    ///             println!("{:?} = {} bytes", change.key, value.len());
+    ///         }
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn watch(&self, spec: crate::WatchSpec) -> Result<crate::Watch> {
+        self.shared.watch(spec)
+    }
+
+    /// The records of `spec`'s tables at one applied index, and a watch from the next one:
+    /// nothing lost between them, nothing seen twice (see [`Node::watch`]).
+    pub fn snapshot_and_watch(&self, spec: crate::WatchSpec) -> Result<(crate::WatchSnapshot, crate::Watch)> {
+        self.shared.snapshot_and_watch(spec)
+    }
+
     /// Creates the replicated table `def` through the log: one entry, applied at the same
     /// index on every core and replicant, kept across restarts, in snapshots and exports.
     /// Creating an identical table again is a no-op ([`OpResult::Exists`]); a table of that

@@ -26,6 +26,10 @@ enum Phase {
 pub struct Output {
     /// A new state to publish (after a snapshot, or after entries).
     pub publish: Option<MemState>,
+    /// Whether that state is a snapshot's (the change feed starts again after it).
+    pub bootstrapped: bool,
+    /// What each applied entry changed, for the change feed.
+    pub feed: Vec<(u64, Vec<crate::engine::feed::Change>)>,
     pub heartbeat: Option<Heartbeat>,
 }
 
@@ -117,6 +121,7 @@ impl Applier {
                 };
                 work.applied = index;
                 out.publish = Some(work);
+                out.bootstrapped = true;
             }
             (StreamMsg::SnapshotChunk { .. } | StreamMsg::SnapshotEnd { .. }, Phase::Tail { .. }) => {
                 return Err(bad("snapshot data outside a snapshot"));
@@ -132,7 +137,9 @@ impl Applier {
                         return Err(bad(format!("entry {} where {} was due", e.index, work.applied + 1)));
                     }
                     if let Some(batch) = &e.batch {
-                        apply_batch(&mut work, &mut MemoryOnly, batch, e.index)?;
+                        let mut changes = Vec::new();
+                        apply_batch(&mut work, &mut MemoryOnly, batch, e.index, &mut changes)?;
+                        out.feed.push((e.index, changes));
                     }
                     work.applied = e.index;
                 }

@@ -217,6 +217,12 @@ async fn follow(shared: &Runtime, link: &Link, core: &Peer, cluster: Option<&str
                 ins.bootstrap_records.set(state.tables.iter().map(|t| t.len() as i64).sum());
             }
             shared.mem.publish(state);
+            if out.bootstrapped {
+                // A snapshot replaced the state: no change before it can be told.
+                shared.feed.reset(applied);
+            } else {
+                shared.feed.push(out.feed, applied);
+            }
             published = true;
         }
         if let Some(hb) = out.heartbeat {

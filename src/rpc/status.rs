@@ -37,6 +37,8 @@ pub fn to_status(err: &Error) -> Status {
         | Error::MajorityAtRisk { .. }
         | Error::ShardNotFollowed { .. }
         | Error::Unregistered { .. }
+        | Error::Compacted { .. }
+        | Error::LocalTable { .. }
         | Error::Refused(_) => Code::FailedPrecondition,
         _ => Code::Internal,
     };
@@ -142,6 +144,9 @@ mod tests {
             Error::ShardNotFollowed { node: "r@h".into(), table: "routes".into(), shard: 1 },
             Error::Unregistered { node: "a@h".into(), kind: CodeKind::Rule, name: "json".into(), version: 2 },
             Error::CodeMismatch { peer: "p@h".into(), kind: CodeKind::Extractor, name: "x".into(), ours: 1, theirs: 2 },
+            Error::Compacted { from: 3, oldest: 90 },
+            Error::LocalTable { table: "subscriptions".into(), action: "watching".into() },
+            Error::Invariant(s()),
         ];
         for e in &all {
             match e {
@@ -183,7 +188,10 @@ mod tests {
                 | Error::CrossShard { .. }
                 | Error::ShardNotFollowed { .. }
                 | Error::Unregistered { .. }
-                | Error::CodeMismatch { .. } => {}
+                | Error::CodeMismatch { .. }
+                | Error::Compacted { .. }
+                | Error::LocalTable { .. }
+                | Error::Invariant(_) => {}
             }
         }
         all

@@ -12,6 +12,8 @@ mod handle;
 pub mod link;
 mod read;
 mod ready;
+mod watcher;
+pub use watcher::{Watch, WatchSnapshot};
 pub(crate) use catalog::keep_declared_tables;
 pub(crate) use read::Place;
 pub use handle::TableHandle;
@@ -23,6 +25,7 @@ pub mod subscribers;
 
 use crate::config::{DiscoveryStrategy, Role, Validated};
 use crate::engine::declaration::{SchemaInfo, code_mismatch, first_difference};
+use crate::engine::feed::{FeedRing, RingLimits};
 use crate::engine::memory::{Blob, Holding, MemState, MemStore};
 use crate::engine::txn::DEFAULT_SHARD;
 use crate::engine::{
@@ -56,6 +59,8 @@ pub struct Runtime {
     pub(crate) schema: Arc<NodeSchema>,
     /// Replicated tables, with the catalog they were applied under.
     pub(crate) mem: Arc<MemStore>,
+    /// The change feed: what each applied entry changed (see `engine::feed`).
+    pub(crate) feed: Arc<FeedRing>,
     /// Local tables; writers serialise on `local_writer`.
     pub(crate) local: Arc<MemStore>,
     local_writer: Mutex<()>,
@@ -146,6 +151,10 @@ impl Runtime {
             db,
             schema,
             mem,
+            feed: Arc::new(FeedRing::new(
+                RingLimits { entries: config.feed.ring_entries, bytes: config.feed.ring_bytes },
+                0,
+            )),
             local,
             local_writer: Mutex::new(()),
             applied_tx: Arc::new(watch::channel(0u64).0),

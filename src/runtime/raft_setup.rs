@@ -47,6 +47,7 @@ pub(crate) async fn start_raft(shared: &Arc<Runtime>) -> Result<()> {
         shared.schema.clone(),
         layout::snapshots(&shared.data_dir),
         shared.mem.clone(),
+        shared.feed.clone(),
         shared.applied_sender(),
     )?;
     let vote = LogStore::stored_vote(&shared.db)?;

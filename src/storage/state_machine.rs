@@ -14,6 +14,7 @@ use super::db::{CF_DATA, Db, storage_err};
 use crate::engine::apply::apply_batch;
 use crate::engine::memory::{Holding, MemState, MemStore};
 use crate::engine::snapshot_format::{SnapshotReader, SnapshotWriter};
+use crate::engine::feed::FeedRing;
 use crate::engine::{BatchOutcome, NodeSchema};
 use crate::error::{Error, Result};
 use crate::raft::types::{Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
@@ -47,6 +48,8 @@ pub struct StateMachine {
     db: Db,
     schema: Arc<NodeSchema>,
     mem: Arc<MemStore>,
+    /// The change feed: what each applied entry changed, for watchers.
+    feed: Arc<FeedRing>,
     applied_tx: Arc<watch::Sender<u64>>,
     last_applied: Option<LogId>,
     membership: StoredMembership,
@@ -62,6 +65,7 @@ impl StateMachine {
         schema: Arc<NodeSchema>,
         snapshot_dir: PathBuf,
         mem: Arc<MemStore>,
+        feed: Arc<FeedRing>,
         applied_tx: Arc<watch::Sender<u64>>,
     ) -> Result<Self> {
         std::fs::create_dir_all(&snapshot_dir).map_err(|e| Error::io(&snapshot_dir, e))?;
@@ -74,8 +78,10 @@ impl StateMachine {
         let index = last_applied.map(|l| l.index).unwrap_or(0);
         let state = load_state(&db, &schema, index)?;
         mem.publish(state);
+        // What was applied before this start is not known change by change.
+        feed.reset(index);
         applied_tx.send_replace(index);
-        Ok(StateMachine { db, schema, mem, applied_tx, last_applied, membership, snapshot_dir, receiving: None })
+        Ok(StateMachine { db, schema, mem, feed, applied_tx, last_applied, membership, snapshot_dir, receiving: None })
     }
 
     /// The index of the last entry applied.
@@ -104,12 +110,15 @@ impl StateMachine {
         let cf = self.db.cf(CF_DATA)?;
         let mut disc = DiscWriter::new(&self.db, cf);
         let mut replies = Vec::with_capacity(entries.len());
+        let mut fed = Vec::with_capacity(entries.len());
         for entry in entries {
             let mut reply = BatchOutcome::default();
             match &entry.payload {
                 EntryPayload::Blank => {}
                 EntryPayload::Normal(batch) => {
-                    reply = apply_batch(&mut work, &mut disc, batch, entry.log_id.index)?;
+                    let mut changes = Vec::new();
+                    reply = apply_batch(&mut work, &mut disc, batch, entry.log_id.index, &mut changes)?;
+                    fed.push((entry.log_id.index, changes));
                 }
                 EntryPayload::Membership(m) => {
                     self.membership = StoredMembership::new(Some(entry.log_id), m.clone());
@@ -125,6 +134,8 @@ impl StateMachine {
         self.db.raw().write_opt(wb, &Db::lazy_opts()).map_err(|e| storage_err("apply", e))?;
         let index = work.applied;
         self.mem.publish(work);
+        // After the state: a watcher that sees an event can read the state it made.
+        self.feed.push(fed, index);
         self.applied_tx.send_replace(index);
         Ok(replies)
     }
@@ -311,6 +322,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.membership = meta.last_membership.clone();
         let index = state.applied;
         self.mem.publish(state);
+        // The state was replaced: no change before the snapshot can be told.
+        self.feed.reset(index);
         self.applied_tx.send_replace(index);
         self.db.events().snapshot_installed();
         Ok(())

@@ -9,6 +9,7 @@ mod cluster;
 mod discovery;
 mod docs;
 mod engine_ops;
+mod feeds;
 mod indexes;
 mod integrity;
 mod layering;

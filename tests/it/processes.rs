@@ -600,3 +600,70 @@ async fn a_linearizable_read_through_any_node_sees_what_was_acknowledged_elsewhe
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "\"v\"", "on n{i}");
     }
 }
+
+/// A watch of a replicant over gRPC: its events go on, in order and whole, while the core
+/// it streams from is SIGKILLed, then the leader; the snapshot and the events rebuild the
+/// table the cores end with.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replicants_watch_goes_on_across_sigkill_of_its_core_and_of_the_leader() {
+    use mnema::{ChangeOp, WatchSpec};
+    let dir = tempfile::tempdir().unwrap();
+    let base = free_base(4);
+    let mut procs = start_three(dir.path(), base).await;
+    for k in 0..10 {
+        put(base, 1 + (k % 3) as u16, &format!("before{k}"), "\"1\"").await;
+    }
+    let _replicant = spawn_replicant(dir.path(), base, 4, 3);
+    let first = eventually("the replicant in state normal", Duration::from_secs(30), || async {
+        replicant_status(base, 4).await.filter(|s| s.state == mnema::ReplicantState::Normal)
+    })
+    .await;
+    let (snap, mut watch) = client(base, 4).snapshot_and_watch(&WatchSpec::table("rules")).await.expect("watch");
+    // Its core goes.
+    let upstream: u16 = first.upstream.as_deref().and_then(number_of).expect("n<i>");
+    drop(procs.remove(&upstream));
+    let alive: Vec<u16> = (1..=3).filter(|i| *i != upstream).collect();
+    agreed_leader(base, &alive).await;
+    for k in 0..20 {
+        put(base, alive[k % 2], &format!("after_core{k}"), "\"2\"").await;
+    }
+    // It comes back; then the leader goes.
+    procs.insert(upstream, spawn_node(dir.path(), base, upstream, 3));
+    wait_serving(base, upstream).await;
+    let leader = agreed_leader(base, &[1, 2, 3]).await;
+    drop(procs.remove(&leader));
+    let alive: Vec<u16> = (1..=3).filter(|i| *i != leader).collect();
+    agreed_leader(base, &alive).await;
+    let mut last = 0;
+    for k in 0..20 {
+        last = put(base, alive[k % 2], &format!("after_leader{k}"), "\"3\"").await;
+    }
+    // Every event up to `last`, in order; nothing ended the watch.
+    let mut model: BTreeMap<Vec<u8>, Vec<u8>> = snap.records.iter().map(|(_, k, v)| (k.to_vec(), v.to_vec())).collect();
+    let mut seen = snap.index;
+    while seen < last {
+        let event = tokio::time::timeout(Duration::from_secs(30), watch.next())
+            .await
+            .expect("an event within 30 s")
+            .expect("the watch goes on")
+            .expect("no error across the failovers");
+        assert!(event.index > seen, "event {} after {seen}", event.index);
+        seen = event.index;
+        for c in event.changes {
+            match c.op {
+                ChangeOp::Put(v) => {
+                    model.insert(c.key.to_vec(), v.to_vec());
+                }
+                ChangeOp::Delete => {
+                    model.remove(&c.key[..]);
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+    let cores = client(base, alive[0]).read("rules", None, last).await.expect("read");
+    let theirs: BTreeMap<Vec<u8>, Vec<u8>> = cores.records.into_iter().collect();
+    assert_eq!(model, theirs, "snapshot + events differ from the cores' table");
+    let now = replicant_status(base, 4).await.expect("status");
+    assert_eq!(now.bootstraps, 1, "the replicant resumed, never bootstrapped again: {now:?}");
+}

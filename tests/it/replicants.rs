@@ -332,7 +332,11 @@ mod rogue {
     #[tonic::async_trait]
     impl Cluster for Rogue {
         type ExportStream = tokio_stream::wrappers::ReceiverStream<Result<pb::Payload, Status>>;
+        type WatchStream = tokio_stream::wrappers::ReceiverStream<Result<pb::Payload, Status>>;
         async fn export(&self, _: Request<pb::Empty>) -> Result<Response<Self::ExportStream>, Status> {
+            Err(Status::unimplemented("rogue"))
+        }
+        async fn watch(&self, _: Request<pb::WatchRequest>) -> Result<Response<Self::WatchStream>, Status> {
             Err(Status::unimplemented("rogue"))
         }
         async fn backup(&self, _: Request<pb::BackupRequest>) -> Result<Response<pb::BackupReply>, Status> {
