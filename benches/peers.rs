@@ -24,7 +24,7 @@
 //! Settings (environment): `MNEMA_PEERS_SECS` (5), `MNEMA_PEERS_WRITERS` (`1,64,256`),
 //! `MNEMA_PEERS_ROUTES` (1000000), `MNEMA_PEERS_SESSIONS` (100000), `MNEMA_PEERS_ONLY`
 //! (comma-separated subset of
-//! `floor,inproc,grpc,etcd,mnesia,routes,sessions,memory,indexes,shards`),
+//! `floor,inproc,grpc,etcd,mnesia,routes,sessions,memory,indexes,shards,watch`),
 //! `MNEMA_PEERS_SCALE` (off; e.g. `1000000,5000000,10000000`: the scale curve, see
 //! [`scale`]), `MNEMA_PEERS_KEEP` (set: keep the data dirs and the nodes' logs, and print where),
 //! `MNEMA_PEERS_LOG` (a `tracing` filter for the in-process nodes' log and the harness's
@@ -130,6 +130,10 @@ fn main() {
     }
     if s.runs("etcd") {
         cells.extend(rt.block_on(etcd(&s, work.path())));
+    }
+    if s.runs("watch") {
+        cells.extend(rt.block_on(watches(&s)));
+        cells.extend(rt.block_on(etcd_watches(&s, work.path())));
     }
     if s.runs("mnesia") {
         cells.extend(mnesia(&s, work.path()));
@@ -583,16 +587,234 @@ fn rand_below(n: u64) -> u64 {
 }
 
 // ---------------------------------------------------------------------------------------
+// Change feeds
+
+/// Writers of the watch cells, spread over the three cores (the "full load").
+const WATCH_WRITERS: usize = 64;
+/// Watcher counts of the watch cells.
+const WATCHERS: [usize; 4] = [0, 1, 10, 100];
+
+/// Watches of `messages` while 64 writers write to it, spread: write ops/s and p99 with 0,
+/// 1, 10 and 100 watchers (spread over the three cores), and the changes delivered to them
+/// per second, in process and over gRPC; then, at half the writers, the time from a write's
+/// acknowledgement to its event on a follower core and on a replicant; and the ring's size.
+async fn watches(s: &Settings) -> Vec<Cell> {
+    let cluster = Arc::new(common::cluster(3).await);
+    let mut cells = Vec::new();
+    for over_grpc in [false, true] {
+        let system = if over_grpc { "mnema watch over gRPC" } else { "mnema watch in process" };
+        for &n in &WATCHERS {
+            if over_grpc && n == 0 {
+                continue;
+            }
+            let delivered = Arc::new(AtomicU64::new(0));
+            let mut tasks = Vec::new();
+            for w in 0..n {
+                let (node, delivered) = (w % 3, delivered.clone());
+                let spec = mnema::WatchSpec::table(WRITE_TABLE);
+                let mut watch = if over_grpc {
+                    let addr = format!("127.0.0.1:{}", cluster.base + node as u16 + 1);
+                    let mut c = Client::new(&addr, "test-cookie").expect("client");
+                    c.watch(&spec).await.expect("watch over gRPC")
+                } else {
+                    cluster.nodes[node].watch(spec).expect("watch")
+                };
+                tasks.push(tokio::spawn(async move {
+                    while let Some(e) = watch.next().await {
+                        match e {
+                            Ok(e) => delivered.fetch_add(e.changes.len() as u64, Ordering::Relaxed),
+                            Err(e) => {
+                                eprintln!("a watcher ended: {e}");
+                                return;
+                            }
+                        };
+                    }
+                }));
+            }
+            let c = cluster.clone();
+            let seq = Arc::new(AtomicU64::new(u64::MAX / 2));
+            let t0 = Instant::now();
+            let lats = closed_loop(WATCH_WRITERS, s.secs, move |w| {
+                let (c, k) = (c.clone(), key(&seq));
+                async move {
+                    c.nodes[w % 3].transact(Txn::new().put(WRITE_TABLE, k, vec![0xab; VALUE])).await.expect("write");
+                }
+            })
+            .await;
+            let written = lats.us.len() as u64;
+            // The last events reach the watchers (bounded).
+            let wait = Instant::now();
+            while delivered.load(Ordering::Relaxed) < written * n as u64 && wait.elapsed() < Duration::from_secs(10) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            let elapsed = t0.elapsed();
+            let mut cell =
+                lats.cell(system, &format!("write with {n} watchers"), "spread", "majority fsync", WATCH_WRITERS);
+            cell.writers = WATCH_WRITERS;
+            eprintln!("{}", line(&cell));
+            cells.push(cell);
+            if n > 0 {
+                let got = delivered.load(Ordering::Relaxed);
+                if got < written * n as u64 {
+                    eprintln!("{system}: {got} of {} changes delivered in time", written * n as u64);
+                }
+                let cell = rate_cell(system, &format!("events delivered, {n} watchers"), got, elapsed);
+                eprintln!("{}", line(&cell));
+                cells.push(cell);
+            }
+            tasks.iter().for_each(|t| t.abort());
+        }
+    }
+    cells.extend(commit_to_event(s, &cluster).await);
+    let (entries, bytes) = cluster.nodes[0].runtime().feed_size();
+    eprintln!("feed ring after the watch cells: {entries} entries, {bytes} bytes");
+    cells.push(Cell {
+        system: "mnema in process".into(),
+        bench: format!("feed ring bytes ({entries} entries)"),
+        ops: bytes as u64,
+        bytes_per_record: bytes as f64 / entries.max(1) as f64,
+        ..Default::default()
+    });
+    match Arc::try_unwrap(cluster) {
+        Ok(c) => keep_or_drop(c.shutdown().await),
+        Err(_) => eprintln!("cluster still shared at the end; left to drop"),
+    }
+    cells
+}
+
+/// Keys and when their event arrived.
+type Arrivals = Vec<([u8; 8], Instant)>;
+
+/// At half the watch cells' writers: from a write's acknowledgement to its event, on a
+/// follower core and on a replicant (an event that arrives first counts as 0).
+async fn commit_to_event(s: &Settings, cluster: &Arc<common::Bench>) -> Vec<Cell> {
+    let replicant = cluster.replicant(4).await;
+    common::wait_normal(&replicant).await;
+    let acked: Arc<std::sync::Mutex<std::collections::HashMap<[u8; 8], Instant>>> = Arc::default();
+    let mut seen = Vec::new();
+    let mut tasks = Vec::new();
+    for node in [&cluster.nodes[cluster.follower()], &replicant] {
+        let mut watch = node.watch(mnema::WatchSpec::table(WRITE_TABLE)).expect("watch");
+        let got: Arc<std::sync::Mutex<Arrivals>> = Arc::default();
+        seen.push(got.clone());
+        tasks.push(tokio::spawn(async move {
+            while let Some(Ok(e)) = watch.next().await {
+                let now = Instant::now();
+                let mut g = got.lock().expect("lock");
+                g.extend(e.changes.iter().filter_map(|c| <[u8; 8]>::try_from(c.key.as_ref()).ok()).map(|k| (k, now)));
+            }
+        }));
+    }
+    let (c, a) = (cluster.clone(), acked.clone());
+    let seq = Arc::new(AtomicU64::new(u64::MAX / 4));
+    let leader = cluster.leader();
+    let lats = closed_loop(WATCH_WRITERS / 2, s.secs, move |w| {
+        let (c, a, k) = (c.clone(), a.clone(), key(&seq));
+        // Through the leader and its followers alike.
+        let node = if w % 2 == 0 { leader } else { w % 3 };
+        async move {
+            c.nodes[node].transact(Txn::new().put(WRITE_TABLE, k, vec![0xab; VALUE])).await.expect("write");
+            a.lock().expect("lock").insert(k, Instant::now());
+        }
+    })
+    .await;
+    let written = lats.us.len();
+    let wait = Instant::now();
+    while seen.iter().any(|g| g.lock().expect("lock").len() < written) && wait.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tasks.iter().for_each(|t| t.abort());
+    let acked = std::mem::take(&mut *acked.lock().expect("lock"));
+    let mut cells = Vec::new();
+    for (place, got) in ["core", "replicant"].into_iter().zip(&seen) {
+        let us: Vec<u32> = got
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter_map(|(k, at)| acked.get(k).map(|a| at.saturating_duration_since(*a).as_micros() as u32))
+            .collect();
+        let mut cell = Lats { us, elapsed: Duration::from_secs_f64(s.secs) }.cell(
+            "mnema watch in process",
+            "ack to event",
+            place,
+            "",
+            WATCH_WRITERS / 2,
+        );
+        cell.ops_per_s = 0.0;
+        eprintln!("{}", line(&cell));
+        cells.push(cell);
+    }
+    drop(replicant.shutdown().await);
+    cells
+}
+
+/// etcd's watch in the same shape: 64 writers spread, 1, 10 and 100 watchers of every key
+/// (spread over the three members), write ops/s and p99 with them, and events delivered.
+async fn etcd_watches(s: &Settings, work: &Path) -> Vec<Cell> {
+    let (procs, clients, _) = start_etcd(&work.join("etcd-watch")).await;
+    let kvs: Arc<Vec<etcd_client::KvClient>> = Arc::new(clients.iter().map(|c| c.kv_client()).collect());
+    let mut cells = Vec::new();
+    for &n in &WATCHERS {
+        let delivered = Arc::new(AtomicU64::new(0));
+        let mut tasks = Vec::new();
+        for w in 0..n {
+            let mut wc = clients[w % 3].watch_client();
+            let mut stream =
+                wc.watch(vec![0u8], Some(etcd_client::WatchOptions::new().with_from_key())).await.expect("etcd watch");
+            let delivered = delivered.clone();
+            tasks.push(tokio::spawn(async move {
+                let _keep = wc;
+                while let Ok(Some(r)) = stream.message().await {
+                    delivered.fetch_add(r.events().len() as u64, Ordering::Relaxed);
+                }
+            }));
+        }
+        let k2 = kvs.clone();
+        let seq = Arc::new(AtomicU64::new(0));
+        let t0 = Instant::now();
+        let lats = closed_loop(WATCH_WRITERS, s.secs, move |w| {
+            let mut kv = k2[w % 3].clone();
+            let k = key(&seq);
+            async move {
+                kv.put(k.to_vec(), vec![0xab; VALUE], None).await.expect("etcd put");
+            }
+        })
+        .await;
+        let written = lats.us.len() as u64;
+        let wait = Instant::now();
+        while delivered.load(Ordering::Relaxed) < written * n as u64 && wait.elapsed() < Duration::from_secs(10) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let elapsed = t0.elapsed();
+        let cell =
+            lats.cell("etcd watch", &format!("write with {n} watchers"), "spread", "majority fsync", WATCH_WRITERS);
+        eprintln!("{}", line(&cell));
+        cells.push(cell);
+        if n > 0 {
+            let got = delivered.load(Ordering::Relaxed);
+            let cell = rate_cell("etcd watch", &format!("events delivered, {n} watchers"), got, elapsed);
+            eprintln!("{}", line(&cell));
+            cells.push(cell);
+        }
+        tasks.iter().for_each(|t| t.abort());
+    }
+    drop(procs);
+    cells
+}
+
+// ---------------------------------------------------------------------------------------
 // etcd
 
-async fn etcd(s: &Settings, work: &Path) -> Vec<Cell> {
-    let dir = work.join("etcd");
+/// Starts a three-member etcd cluster under `dir`; its processes (killed when dropped),
+/// a client of each member, and the leader's position among them.
+async fn start_etcd(dir: &Path) -> (Vec<Killed>, Vec<etcd_client::Client>, usize) {
+    let dir = dir.to_path_buf();
     std::fs::create_dir_all(&dir).expect("dir");
     let base = mnema::testing::free_base(6);
     let client_url = |i: u16| format!("http://127.0.0.1:{}", base + i);
     let peer_url = |i: u16| format!("http://127.0.0.1:{}", base + 3 + i);
     let initial: Vec<String> = (1..=3).map(|i| format!("e{i}={}", peer_url(i))).collect();
-    let _procs: Vec<Killed> = (1..=3u16)
+    let procs: Vec<Killed> = (1..=3u16)
         .map(|i| {
             let (out, err) = log_file(&dir.join(format!("e{i}.log")));
             let child = Command::new("etcd")
@@ -630,6 +852,11 @@ async fn etcd(s: &Settings, work: &Path) -> Vec<Cell> {
             leader = i;
         }
     }
+    (procs, clients, leader)
+}
+
+async fn etcd(s: &Settings, work: &Path) -> Vec<Cell> {
+    let (_procs, clients, leader) = start_etcd(&work.join("etcd")).await;
     let kvs: Arc<Vec<etcd_client::KvClient>> = Arc::new(clients.iter().map(|c| c.kv_client()).collect());
     let k2 = kvs.clone();
     let (mut cells, written) = write_cells(

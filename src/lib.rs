@@ -78,8 +78,8 @@ mod client;
 pub use config::{NodeConfig, Role};
 pub use engine::{
     Blob, Change, ChangeOp, CodeRef, Committed, DEFAULT_SHARD, Declaration, Declared, Extractor, Index, IndexDecl,
-    IndexDef, IndexHit, IndexKeys, IndexRange, KeyRange, Kind, Op, OpResult, Scope, ShardId, Storage, TableDef, Tables,
-    Txn, ValueRule, WatchEvent, WatchSpec,
+    IndexDef, IndexHit, IndexKeys, IndexRange, KeyRange, Kind, MemberEvent, Op, OpResult, Scope, ShardId, Storage,
+    TableDef, Tables, Txn, ValueRule, WatchEvent, WatchSpec,
 };
 pub use error::{CodeKind, Error, Result, TransportKind};
 pub use name::{NodeName, Peer};
@@ -93,7 +93,7 @@ pub use client::{Client, Records};
 #[cfg(feature = "server")]
 pub use node::{Node, rebuild_data_dir};
 #[cfg(feature = "server")]
-pub use runtime::{TableHandle, Watch, WatchSnapshot};
+pub use runtime::{MemberWatch, TableHandle, Watch, WatchSnapshot};
 
 #[cfg(feature = "test-util")]
 pub mod testing;

@@ -20,7 +20,7 @@ use mnema::schema::messages::{self, Message};
 use mnema::schema::routes::Dest;
 use mnema::schema::topic::{matches, validate_filter, validate_name};
 use mnema::schema::{client_status, retained, sessions};
-use mnema::{Node, Result};
+use mnema::{Error, MemberEvent, Node, Result};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -171,6 +171,50 @@ impl Broker {
             next_conn: AtomicU64::new(1),
             barrier: Barrier::default(),
         })
+    }
+
+    /// Follows the other brokers' forwarding addresses (`cluster_nodes`) through a watch,
+    /// until the node stops.
+    pub async fn follow_peers(self: Arc<Self>) {
+        self.peers.follow(&self.node).await
+    }
+
+    /// Until the node stops: when a core goes down or leaves the cluster (a membership
+    /// event), the leader marks offline every client the status table has online there
+    /// (EMQX cleans a dead node's channels on `nodedown`). Down is the leader's view: a node
+    /// cut off from the leader only has its clients marked offline too; they are marked
+    /// online again when they next connect. A client that reconnected elsewhere meanwhile
+    /// is left alone (the write is conditional).
+    pub async fn clean_dead_nodes(self: Arc<Self>) {
+        let mut members = self.node.watch_members();
+        while let Some(event) = members.next().await {
+            let gone = match event {
+                MemberEvent::Down { name } | MemberEvent::Removed { name, .. } => name,
+                _ => continue,
+            };
+            if gone == self.me || !self.node.is_leader() {
+                continue;
+            }
+            match self.mark_offline(&gone).await {
+                Ok(n) => tracing::info!(node = %gone, clients = n, "clients of a node that went down marked offline"),
+                Err(e) => tracing::warn!(node = %gone, error = %e, "could not mark a dead node's clients offline"),
+            }
+        }
+    }
+
+    /// Marks offline the clients the status table has online on `node`; returns how many.
+    pub async fn mark_offline(&self, node: &str) -> Result<usize> {
+        let now = mnema::schema::time::now_ms();
+        let mut marked = 0;
+        for client in client_status::online_on(&self.node, node).await? {
+            match client_status::disconnected(&self.node, &client, now).await {
+                Ok(_) => marked += 1,
+                // It connected again (elsewhere) since the read: its new record stands.
+                Err(Error::Conflict(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(marked)
     }
 
     /// After a restart: the persistent sessions this node owns get their subscriptions

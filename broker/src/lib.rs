@@ -118,6 +118,8 @@ pub async fn start(cfg: BrokerConfig) -> Result<Running> {
     }
     let (stop, mut stopped) = tokio::sync::watch::channel(false);
     let tasks = vec![
+        tokio::spawn(b.clone().follow_peers()),
+        tokio::spawn(b.clone().clean_dead_nodes()),
         tokio::spawn(conn::accept(b.clone(), mqtt)),
         tokio::spawn({
             let b = b.clone();

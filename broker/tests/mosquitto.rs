@@ -29,6 +29,8 @@ impl Drop for BrokerProc {
 
 struct Cluster {
     nodes: Vec<Option<BrokerProc>>,
+    /// The mnema cores' base port: core `i` serves gRPC on `base + i`.
+    base: u16,
     _dir: tempfile::TempDir,
 }
 
@@ -48,12 +50,17 @@ impl Cluster {
             pending.push(spawn(&file, mqtt_base + i, fwd_base + i));
         }
         let nodes = pending.into_iter().map(|(p, ready)| Some(wait_ready(p, ready))).collect();
-        Cluster { nodes, _dir: dir }
+        Cluster { nodes, base, _dir: dir }
     }
 
     /// Node `i`'s MQTT port (1-based).
     fn port(&self, i: usize) -> u16 {
         self.nodes[i - 1].as_ref().expect("node running").mqtt
+    }
+
+    /// A mnema client of node `i`'s core (its store, over gRPC).
+    fn store(&self, i: u16) -> mnema::Client {
+        mnema::Client::new(&format!("127.0.0.1:{}", self.base + i), "test-cookie").expect("client")
     }
 
     /// SIGKILL node `i`.
@@ -292,4 +299,38 @@ fn a_shared_subscription_delivers_each_message_to_one_member() {
     let mut want: Vec<String> = (0..n).map(|i| format!("jobs/{i} {i}")).collect();
     want.sort();
     assert_eq!(got, want, "each job exactly once across the group");
+}
+
+/// `client`'s status as node `i`'s store has it, once `want` accepts it (30 s at most).
+fn status_until(
+    c: &Cluster,
+    i: u16,
+    client: &str,
+    what: &str,
+    want: impl Fn(&mnema::schema::client_status::ClientStatus) -> bool,
+) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let store = rt.block_on(async { c.store(i) });
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let s = rt.block_on(mnema::schema::client_status::get(&store, client));
+        if let Ok(Some(s)) = &s
+            && want(s)
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: not in {WAIT:?}; last status {s:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_killed_nodes_clients_are_marked_offline_by_the_cluster() {
+    let mut c = Cluster::start();
+    let _sub = Sub::start(c.port(3), &["-q", "1", "-i", "on-node-3", "-t", "dead/+"]);
+    let on3 = mnema::testing::name(3);
+    status_until(&c, 1, "on-node-3", "online on node 3", |s| s.online && s.node == on3);
+    c.kill(3);
+    // Node 3 went down without a word: the leader's membership events mark its clients offline.
+    status_until(&c, 1, "on-node-3", "marked offline", |s| !s.online && s.node == on3);
 }

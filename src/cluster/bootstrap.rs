@@ -32,9 +32,20 @@ use tokio::sync::watch;
 /// strategy registers before forming).
 pub async fn form(shared: &Arc<Runtime>, etcd_lease: Option<watch::Receiver<Option<i64>>>) -> Result<()> {
     let raft = shared.raft()?;
-    if raft.is_initialized().await.map_err(|e| Error::Raft(e.to_string()))? {
+    let initialized = raft.is_initialized().await.map_err(|e| Error::Raft(e.to_string()))?;
+    // `refuses_votes`: this start found no Raft state of its own.
+    if initialized && !shared.refuses_votes() {
         check_same_cluster(shared).await?;
         tracing::info!("restarting with this data dir's cluster membership");
+        return Ok(());
+    }
+    if initialized && !shared.had_identity {
+        // A new data dir that the leader reached between the start of its Raft and this
+        // look (a seed started after the others formed the cluster): a member now, that
+        // never voted nor acknowledged anything before. Its votes are its own; refusing
+        // them for ever would leave the cluster one voter short at the next election.
+        shared.set_refuse_votes(false);
+        tracing::info!("the cluster's leader reached this new node first: catching up from it");
         return Ok(());
     }
     match shared.strategy() {

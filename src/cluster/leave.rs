@@ -113,5 +113,6 @@ pub async fn leave(shared: &Arc<Runtime>, force: bool) -> Result<()> {
     let me = std::collections::BTreeMap::from([(shared.cfg.node_id, shared.me())]);
     shared.raft()?.initialize(me).await.map_err(|e| Error::Raft(format!("initialize after leave: {e}")))?;
     tracing::info!("left the cluster; now a cluster of one");
+    shared.members.send(crate::engine::MemberEvent::Left { name: shared.name().to_string() });
     Ok(())
 }

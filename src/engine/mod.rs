@@ -16,6 +16,7 @@ pub mod topic_trie;
 pub mod txn;
 pub mod typed;
 
+pub mod members;
 pub mod memory;
 pub mod range;
 pub mod registry;
@@ -33,6 +34,7 @@ pub use catalog::{Catalog, TableIx};
 pub use declaration::{CodeRef, Declaration, IndexDecl};
 pub use declared::{Declared, NodeSchema};
 pub use feed::{Change, ChangeOp, WatchEvent, WatchSpec};
+pub use members::MemberEvent;
 pub use index::{IndexHit, IndexRange};
 pub use range::KeyRange;
 pub use table::{

@@ -103,6 +103,7 @@ impl Node {
             }
         }
         rt.spawn(crate::runtime::keep_declared_tables(rt.clone()));
+        rt.spawn(crate::runtime::watch_peers(rt.clone()));
         tracing::info!(name = %rt.cfg.name, addr = %rt.cfg.advertise, "node started");
         Ok(node)
     }
@@ -216,6 +217,27 @@ impl Node {
     /// nothing lost between them, nothing seen twice (see [`Node::watch`]).
     pub fn snapshot_and_watch(&self, spec: crate::WatchSpec) -> Result<(crate::WatchSnapshot, crate::Watch)> {
         self.shared.snapshot_and_watch(spec)
+    }
+
+    /// The membership events this node sees from now on ([`MemberEvent`](crate::MemberEvent)):
+    /// cores joining, promoted and removed, in log order, as every core and replicant
+    /// applies the membership changes; and, best-effort, this node leaving its cluster, the
+    /// cores it cannot reach and reaches again (probed every second), replicants
+    /// connecting to and leaving this core, and the leader it knows changing.
+    ///
+    /// ```no_run
+    /// # async fn f(node: mnema::Node) {
+    /// use mnema::MemberEvent;
+    /// let mut members = node.watch_members();
+    /// while let Some(event) = members.next().await {
+    ///     if let MemberEvent::Down { name } = event {
+    ///         println!("{name} is not answering: clean its clients' channels");
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    pub fn watch_members(&self) -> crate::MemberWatch {
+        self.shared.watch_members()
     }
 
     /// Creates the replicated table `def` through the log: one entry, applied at the same

@@ -78,6 +78,10 @@ pub(crate) fn render(rt: &Runtime) -> String {
     role.get_or_create(&StateLabel { state: status.role.as_str().into() }).set(1);
     reg.register("node_role", "core or replicant (always 1)", role);
 
+    let (ring_entries, ring_bytes) = rt.feed.size();
+    reg.register("feed_ring_entries", "Applied entries held in the change feed's ring", gauge(ring_entries as u64));
+    reg.register("feed_ring_bytes", "Bytes of changes held in the change feed's ring (estimated)", gauge(ring_bytes as u64));
+
     if rt.is_replicant() {
         if let Some(r) = &status.replicant {
             let state = Family::<StateLabel, Gauge>::default();

@@ -38,10 +38,14 @@ impl RaftRpc for RaftService {
     async fn vote(&self, req: Request<Payload>) -> Result<Response<Payload>, Status> {
         let rpc: wire::VoteReq = wire::decode("vote", &req.into_inner().data).map_err(bad_request)?;
         if self.raft.refuses_votes() {
-            // A core without its Raft state may have voted in a term it no longer knows.
-            return Err(Status::unavailable(
-                "this core is rebuilding its Raft state and gives no votes until it is a member again",
-            ));
+            // A core without Raft state of its own (a new data dir until it forms or joins,
+            // a rebuild until it is a member again) may have voted in a term it no longer
+            // knows: it answers, and does not grant. (An answer, not an error: the
+            // candidate counts it as a vote refused, as Raft expects, and logs no failure.)
+            tracing::debug!(vote = %rpc.vote, "vote refused: no Raft state of its own");
+            let refused: wire::VoteReply =
+                Ok(openraft::raft::VoteResponse { vote: rpc.vote, vote_granted: false, last_log_id: None });
+            return reply(&refused);
         }
         let res: wire::VoteReply = self.raft.get().map_err(|e| Status::unavailable(e.to_string()))?.vote(rpc).await;
         reply(&res)

@@ -44,3 +44,9 @@ pub type StorageError = openraft::StorageError<NodeId>;
 pub type RaftError<E = openraft::error::Infallible> = openraft::error::RaftError<NodeId, E>;
 pub type ClientWriteError = openraft::error::ClientWriteError<NodeId, NodeInfo>;
 pub type RaftMetrics = openraft::RaftMetrics<NodeId, NodeInfo>;
+
+/// `membership` as the membership events compare it: `(name, voter)` of every node.
+pub fn members_of(membership: &Membership) -> crate::engine::members::Members {
+    let voters: std::collections::BTreeSet<NodeId> = membership.voter_ids().collect();
+    membership.nodes().map(|(id, n)| (n.name.clone(), voters.contains(id))).collect()
+}

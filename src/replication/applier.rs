@@ -9,6 +9,7 @@
 use super::stream::{Heartbeat, StartMode, StreamMsg, crc_record};
 use crate::engine::NodeSchema;
 use crate::engine::apply::{MemoryOnly, apply_batch, load_record};
+use crate::engine::members::{MemberEvent, Members, membership_changes};
 use crate::engine::memory::{Holding, MemState};
 use crate::error::{Error, Result};
 use crate::status::ReplicantState;
@@ -30,6 +31,8 @@ pub struct Output {
     pub bootstrapped: bool,
     /// What each applied entry changed, for the change feed.
     pub feed: Vec<(u64, Vec<crate::engine::feed::Change>)>,
+    /// What membership changes among the entries did.
+    pub member_events: Vec<MemberEvent>,
     pub heartbeat: Option<Heartbeat>,
 }
 
@@ -38,6 +41,8 @@ pub struct Applier {
     schema: Arc<NodeSchema>,
     holding: Holding,
     phase: Phase,
+    /// The membership last seen in the stream (events need one to compare with).
+    members: Option<Members>,
     /// Tables in a snapshot that the local catalog does not declare (skipped).
     pub unknown_tables: BTreeSet<String>,
 }
@@ -47,10 +52,18 @@ fn bad(reason: impl std::fmt::Display) -> Error {
 }
 
 impl Applier {
-    /// An applier for a replicant with `schema`'s code, holding the tables `holding` says.
-    pub fn new(schema: Arc<NodeSchema>, holding: Holding) -> Self {
-        Applier { schema, holding, phase: Phase::AwaitStart, unknown_tables: BTreeSet::new() }
+    /// An applier for a replicant with `schema`'s code, holding the tables `holding` says;
+    /// `members` is the membership the replicant last knew (from an earlier stream).
+    pub fn new(schema: Arc<NodeSchema>, holding: Holding, members: Option<Members>) -> Self {
+        Applier { schema, holding, phase: Phase::AwaitStart, members, unknown_tables: BTreeSet::new() }
     }
+
+    /// The membership as of what this stream applied (or as the replicant knew it before).
+    pub fn members(&self) -> Option<&Members> {
+        self.members.as_ref()
+    }
+
+
 
     /// The state this stream puts the replicant in, given what it has applied.
     pub fn state(&self, applied: u64) -> ReplicantState {
@@ -148,9 +161,28 @@ impl Applier {
                 }
             }
             (StreamMsg::Heartbeat(hb), _) => out.heartbeat = Some(hb),
+            (StreamMsg::Members { index, members }, Phase::Tail { .. }) => {
+                // After the snapshot or the entries it describes, never ahead of them.
+                if index > current.applied {
+                    return Err(bad(format!("membership at {index}, entries applied to {}", current.applied)));
+                }
+                learn_members(&mut self.members, members, index, &mut out);
+            }
+            (StreamMsg::Members { .. }, Phase::Bootstrap { .. }) => {
+                return Err(bad("membership inside a snapshot"));
+            }
         }
         Ok(out)
     }
+}
+
+/// Takes the membership `known` to `after` (at `index`), telling `out` what changed
+/// (nothing when there is no earlier membership to compare with).
+fn learn_members(known: &mut Option<Members>, after: Members, index: u64, out: &mut Output) {
+    if let Some(before) = known {
+        out.member_events.extend(membership_changes(before, &after, index));
+    }
+    *known = Some(after);
 }
 
 #[cfg(test)]
@@ -201,7 +233,7 @@ mod tests {
     /// Feeds messages, publishing as a replicant would; returns the state and the first error.
     fn run(msgs: Vec<StreamMsg>) -> (MemState, Option<Error>, Applier) {
         let mut state = state();
-        let mut a = Applier::new(schema(), Holding::replicant(&[]));
+        let mut a = Applier::new(schema(), Holding::replicant(&[]), None);
         for m in msgs {
             match a.handle(m, &state) {
                 Ok(out) => {
@@ -269,6 +301,12 @@ mod tests {
                 "wrong resume point",
                 vec![StreamMsg::Start { core: "c".into(), mode: StartMode::Entries { from: 3 }, core_applied: 3 }],
             ),
+            ("membership ahead of the entries", {
+                let mut m = snapshot(&[], 5);
+                m.push(StreamMsg::Members { index: 6, members: vec![] });
+                m.push(StreamMsg::Entries { entries: vec![entry(6, "b")], heartbeat: Heartbeat::default() });
+                m
+            }),
             ("entries inside a snapshot", {
                 let mut m = snapshot(&[], 5);
                 m.insert(2, StreamMsg::Entries { entries: vec![entry(6, "a")], heartbeat: Heartbeat::default() });
@@ -284,10 +322,36 @@ mod tests {
     }
 
     #[test]
+    fn membership_messages_tell_what_changed_since_the_one_before() {
+        let m = |v: &[(&str, bool)]| v.iter().map(|(n, b)| (n.to_string(), *b)).collect::<Members>();
+        let mut state = state();
+        let mut a = Applier::new(schema(), Holding::replicant(&[]), None);
+        let mut events = Vec::new();
+        let mut msgs = snapshot(&[], 5);
+        msgs.push(StreamMsg::Members { index: 5, members: m(&[("a", true)]) });
+        msgs.push(StreamMsg::Entries { entries: vec![entry(6, "x")], heartbeat: Heartbeat::default() });
+        msgs.push(StreamMsg::Members { index: 6, members: m(&[("a", true), ("b", false)]) });
+        for msg in msgs {
+            let out = a.handle(msg, &state).unwrap();
+            if let Some(s) = out.publish {
+                state = s;
+            }
+            events.extend(out.member_events);
+        }
+        assert_eq!(events, vec![MemberEvent::Joined { name: "b".into(), voter: false, index: 6 }]);
+        // The next stream starts from what this one knew.
+        let mut next = Applier::new(schema(), Holding::replicant(&[]), a.members().cloned());
+        next.handle(StreamMsg::Start { core: "c".into(), mode: StartMode::Entries { from: 7 }, core_applied: 6 }, &state)
+            .unwrap();
+        let out = next.handle(StreamMsg::Members { index: 6, members: m(&[("a", true)]) }, &state).unwrap();
+        assert_eq!(out.member_events, vec![MemberEvent::Removed { name: "b".into(), index: 6 }]);
+    }
+
+    #[test]
     fn resume_goes_through_local_replay() {
         let mut state = state();
         state.applied = 4;
-        let mut a = Applier::new(schema(), Holding::replicant(&[]));
+        let mut a = Applier::new(schema(), Holding::replicant(&[]), None);
         a.handle(StreamMsg::Start { core: "c".into(), mode: StartMode::Entries { from: 5 }, core_applied: 6 }, &state)
             .unwrap();
         assert_eq!(a.state(state.applied), ReplicantState::LocalReplay);

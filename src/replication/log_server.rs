@@ -125,6 +125,7 @@ fn heartbeat(node: &Runtime) -> Heartbeat {
 }
 
 async fn serve(node: &Arc<Runtime>, req: &pb::SubscribeRequest, shards: Shards, tx: &Tx) -> Result<()> {
+    let members = req.features & super::stream::FEATURE_MEMBERS != 0;
     let applied = node.applied_index();
     let from = req.applied + 1;
     let resumable = if req.applied > 0 { node.pins.pin_if_retained(&node.db, from, applied)? } else { None };
@@ -142,7 +143,7 @@ async fn serve(node: &Arc<Runtime>, req: &pb::SubscribeRequest, shards: Shards, 
         }
         None => {
             let (node2, tx2, shards2) = (node.clone(), tx.clone(), shards.clone());
-            let res = node.spawn_blocking(move || send_snapshot(&node2, &shards2, &tx2))
+            let res = node.spawn_blocking(move || send_snapshot(&node2, &shards2, members, &tx2))
                 .await
                 .map_err(|e| Error::Storage(format!("snapshot task: {e}")))??;
             match res {
@@ -151,12 +152,12 @@ async fn serve(node: &Arc<Runtime>, req: &pb::SubscribeRequest, shards: Shards, 
             }
         }
     };
-    tail(node, shards, tx, pin, next).await
+    tail(node, shards, members, tx, pin, next).await
 }
 
 /// Streams a consistent snapshot; returns the pin on the entries after it and its index
 /// (`None`: the replicant went away).
-fn send_snapshot(node: &Runtime, shards: &Shards, tx: &Tx) -> Result<Option<(Pin, u64)>> {
+fn send_snapshot(node: &Runtime, shards: &Shards, members: bool, tx: &Tx) -> Result<Option<(Pin, u64)>> {
     let blocking_send = |msg: &StreamMsg| -> Result<bool> {
         let data = super::stream::encode(msg)?;
         Ok(tx.blocking_send(Ok(pb::Payload { data })).is_ok())
@@ -219,27 +220,41 @@ fn send_snapshot(node: &Runtime, shards: &Shards, tx: &Tx) -> Result<Option<(Pin
     if !blocking_send(&StreamMsg::SnapshotEnd { index, records: count, crc: crc.finalize() })? {
         return Ok(None);
     }
+    if members {
+        let members = crate::raft::types::members_of(snap.membership()?.membership());
+        if !blocking_send(&StreamMsg::Members { index, members })? {
+            return Ok(None);
+        }
+    }
     tracing::info!(index, records = count, "sent a snapshot to a replicant");
     Ok(Some((pin, index)))
 }
 
-/// Reads entries `from..=to` back from the log, each batch filtered to `shards`.
-fn read_entries(db: &Db, from: u64, to: u64, shards: &Shards) -> Result<Vec<StreamEntry>> {
+/// Reads entries `from..=to` back from the log, each batch filtered to `shards`; and the
+/// membership changes among them, as `Members` messages.
+fn read_entries(db: &Db, from: u64, to: u64, shards: &Shards) -> Result<(Vec<StreamEntry>, Vec<StreamMsg>)> {
     let entries = log_reader::read_range(db, from, to)?;
-    Ok(entries
+    let mut changes = Vec::new();
+    let entries = entries
         .into_iter()
         .map(|entry| {
+            let index = entry.log_id.index;
             let batch = match &entry.payload {
                 EntryPayload::Normal(b) => shards.filter(b),
-                EntryPayload::Blank | EntryPayload::Membership(_) => None,
+                EntryPayload::Membership(m) => {
+                    changes.push(StreamMsg::Members { index, members: crate::raft::types::members_of(m) });
+                    None
+                }
+                EntryPayload::Blank => None,
             };
-            StreamEntry { index: entry.log_id.index, batch }
+            StreamEntry { index, batch }
         })
-        .collect())
+        .collect();
+    Ok((entries, changes))
 }
 
 /// Follows this core's applied index from `next` on.
-async fn tail(node: &Arc<Runtime>, shards: Shards, tx: &Tx, pin: Pin, mut next: u64) -> Result<()> {
+async fn tail(node: &Arc<Runtime>, shards: Shards, members: bool, tx: &Tx, pin: Pin, mut next: u64) -> Result<()> {
     let mut applied_rx = node.applied_sender().subscribe();
     let idle = node.cfg.heartbeat();
     let generation = node.generation.load(std::sync::atomic::Ordering::SeqCst);
@@ -250,9 +265,14 @@ async fn tail(node: &Arc<Runtime>, shards: Shards, tx: &Tx, pin: Pin, mut next: 
         let applied = *applied_rx.borrow_and_update();
         if applied >= next {
             let to = applied.min(next + MAX_ENTRIES as u64 - 1);
-            let entries = read_entries(&node.db, next, to, &shards)?;
+            let (entries, changes) = read_entries(&node.db, next, to, &shards)?;
             if !send(tx, &StreamMsg::Entries { entries, heartbeat: heartbeat(node) }).await? {
                 return Ok(());
+            }
+            for change in changes.iter().filter(|_| members) {
+                if !send(tx, change).await? {
+                    return Ok(());
+                }
             }
             next = to + 1;
             pin.advance(next);

@@ -164,9 +164,11 @@ async fn follow(shared: &Runtime, link: &Link, core: &Peer, cluster: Option<&str
         shards: shared.cfg.config.replicant.shards.iter().map(|s| u32::from(*s)).collect(),
         applied: shared.applied_index(),
         schema: crate::rpc::convert::encode_schema(&shared.schema.info()),
+        features: stream::FEATURE_MEMBERS,
     };
     let mut stream = client.subscribe(req).await.map_err(|s| status_error(core.name.as_str(), s))?.into_inner();
-    let mut applier = Applier::new(shared.schema.clone(), shared.view().holding.clone());
+    let known = link.members.lock().ok().and_then(|m| m.clone());
+    let mut applier = Applier::new(shared.schema.clone(), shared.view().holding.clone(), known);
     // Commit indexes learned and when, to report lag in time.
     let mut learned: VecDeque<(u64, Instant)> = VecDeque::new();
     let stall = shared.cfg.stall_timeout();
@@ -225,6 +227,13 @@ async fn follow(shared: &Runtime, link: &Link, core: &Peer, cluster: Option<&str
             }
             published = true;
         }
+        // A `Members` message, after the entries it describes were published.
+        if let Ok(mut m) = link.members.lock()
+            && applier.members() != m.as_ref()
+        {
+            *m = applier.members().cloned();
+        }
+        out.member_events.into_iter().for_each(|e| shared.members.send(e));
         if let Some(hb) = out.heartbeat {
             // A core that knows no leader for a stall timeout is on the minority side of a
             // partition (or has lost its cluster): follow a core of the majority instead.

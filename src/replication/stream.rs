@@ -1,8 +1,12 @@
 //! The replication stream: what a core sends a subscribed replicant, message by message.
 //!
 //! ```text
-//! Start{Snapshot}  Chunk(0) Chunk(1) … SnapshotEnd{index, records, crc}  Entries… Heartbeat…
-//! Start{Entries{from}}                                                  Entries… Heartbeat…
+//! Start{Snapshot}  Chunk(0) Chunk(1) … SnapshotEnd{index, records, crc} [Members]  Entries… Heartbeat…
+//! Start{Entries{from}}                                                            Entries… Heartbeat…
+//! ```
+//! and, to a replicant that asks for it, `Members{index}` after the `Entries` holding a
+//! membership change.
+//! ```text
 //! ```
 //! Each message is one gRPC message holding versioned bincode. Entries carry their Raft
 //! index; the replicant requires them consecutive. Snapshot chunks carry a sequence
@@ -15,6 +19,10 @@ use crate::error::Result;
 use serde::{Deserialize, Serialize};
 
 pub const STREAM_VERSION: u8 = 1;
+
+/// `SubscribeRequest.features` bit: the replicant understands [`StreamMsg::Members`]
+/// (a replicant of an earlier build asks for none and is sent none).
+pub const FEATURE_MEMBERS: u32 = 1;
 
 /// Records per snapshot chunk at most (chunks are also cut at [`CHUNK_BYTES`]).
 pub const CHUNK_RECORDS: usize = 8192;
@@ -75,6 +83,11 @@ pub enum StreamMsg {
         heartbeat: Heartbeat,
     },
     Heartbeat(Heartbeat),
+    /// The membership as of `index`, `(name, voter)` of every core: after a snapshot's end
+    /// (its index) and after the entries holding a membership change (that entry's index).
+    /// Only to replicants that ask for it ([`FEATURE_MEMBERS`]); appended last, so the
+    /// messages before it keep their bytes.
+    Members { index: u64, members: crate::engine::members::Members },
 }
 
 /// Records as byte runs, not one serde visit per byte (the same bincode bytes).
@@ -128,6 +141,14 @@ mod encoding_tests {
         let bytes = encode(&msg).unwrap();
         let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(hex, "01010302016b0200ff000176");
+        assert_eq!(decode(&bytes).unwrap(), msg);
+    }
+
+    #[test]
+    fn a_membership_message_round_trips_and_is_the_last_variant() {
+        let msg = StreamMsg::Members { index: 7, members: vec![("n1".into(), true), ("n2".into(), false)] };
+        let bytes = encode(&msg).unwrap();
+        assert_eq!(&bytes[..2], &[STREAM_VERSION, 5], "variant 5: after every message of the first build");
         assert_eq!(decode(&bytes).unwrap(), msg);
     }
 }

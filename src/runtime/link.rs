@@ -52,11 +52,18 @@ pub struct Link {
     pub status: watch::Sender<LinkStatus>,
     /// The cluster id of the first core followed: cores of another cluster are ignored.
     pub(crate) cluster: std::sync::Mutex<Option<String>>,
+    /// The membership as of what this replicant applied, `(name, voter)`: the next stream
+    /// tells the watchers of the members what changed since.
+    pub(crate) members: std::sync::Mutex<Option<crate::engine::members::Members>>,
 }
 
 impl Default for Link {
     fn default() -> Self {
-        Link { status: watch::channel(LinkStatus::default()).0, cluster: std::sync::Mutex::new(None) }
+        Link {
+            status: watch::channel(LinkStatus::default()).0,
+            cluster: std::sync::Mutex::new(None),
+            members: std::sync::Mutex::new(None),
+        }
     }
 }
 

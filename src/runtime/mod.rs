@@ -11,10 +11,13 @@ mod catalog;
 mod handle;
 pub mod link;
 mod read;
+mod members;
 mod ready;
 mod watcher;
 pub use watcher::{Watch, WatchSnapshot};
 pub(crate) use catalog::keep_declared_tables;
+pub(crate) use members::watch_peers;
+pub use members::MemberWatch;
 pub(crate) use read::Place;
 pub use handle::TableHandle;
 pub mod proposer;
@@ -26,6 +29,7 @@ pub mod subscribers;
 use crate::config::{DiscoveryStrategy, Role, Validated};
 use crate::engine::declaration::{SchemaInfo, code_mismatch, first_difference};
 use crate::engine::feed::{FeedRing, RingLimits};
+use crate::engine::members::MemberFeed;
 use crate::engine::memory::{Blob, Holding, MemState, MemStore};
 use crate::engine::txn::DEFAULT_SHARD;
 use crate::engine::{
@@ -61,6 +65,8 @@ pub struct Runtime {
     pub(crate) mem: Arc<MemStore>,
     /// The change feed: what each applied entry changed (see `engine::feed`).
     pub(crate) feed: Arc<FeedRing>,
+    /// Membership events (see `engine::members`).
+    pub(crate) members: Arc<MemberFeed>,
     /// Local tables; writers serialise on `local_writer`.
     pub(crate) local: Arc<MemStore>,
     local_writer: Mutex<()>,
@@ -145,6 +151,7 @@ impl Runtime {
             tracing::warn!("node.cookie is the default; set a secret cookie in production");
         }
         let (ptx, prx) = mpsc::channel(config.raft.max_batch_txns * 4);
+        let members = Arc::new(MemberFeed::default());
         let rt = Arc::new(Runtime {
             cfg,
             data_dir,
@@ -155,6 +162,7 @@ impl Runtime {
                 RingLimits { entries: config.feed.ring_entries, bytes: config.feed.ring_bytes },
                 0,
             )),
+            members: members.clone(),
             local,
             local_writer: Mutex::new(()),
             applied_tx: Arc::new(watch::channel(0u64).0),
@@ -167,7 +175,7 @@ impl Runtime {
             tasks: TaskTracker::new(),
             pins: RetentionPins::default(),
             committed_tx: Arc::new(watch::channel(0u64).0),
-            subscribers: Subscribers::default(),
+            subscribers: Subscribers::new(members),
             link: replicant.then(|| Arc::new(Link::default())),
             request_client: crate::config::random_u64(),
             request_seq: AtomicU64::new(1),

@@ -48,6 +48,7 @@ pub(crate) async fn start_raft(shared: &Arc<Runtime>) -> Result<()> {
         layout::snapshots(&shared.data_dir),
         shared.mem.clone(),
         shared.feed.clone(),
+        shared.members.clone(),
         shared.applied_sender(),
     )?;
     let vote = LogStore::stored_vote(&shared.db)?;

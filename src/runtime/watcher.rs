@@ -89,6 +89,11 @@ pub struct WatchSnapshot {
 }
 
 impl Runtime {
+    /// Applied entries and (estimated) bytes the change feed's ring holds now.
+    pub fn feed_size(&self) -> (usize, usize) {
+        self.feed.size()
+    }
+
     /// Checks `spec` against this node: replicated tables it has (or declares), in shards
     /// it follows.
     fn check_watch(&self, spec: &WatchSpec) -> Result<()> {

@@ -7,8 +7,8 @@
 
 use super::{CONFIG_LOG, CONFIGS};
 use crate::engine::Tables;
-use crate::engine::Txn;
 use crate::engine::typed::Typed;
+use crate::engine::{Change, ChangeOp, KeyRange, Txn};
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 
@@ -89,9 +89,36 @@ pub async fn get(node: &impl Tables, key: &str) -> Result<Option<ConfigEntry>> {
     Ok(VALUES.values(&node.get(CONFIGS, key.as_bytes()).await?)?.pop())
 }
 
-/// Changes with an id above `after`, in id order (what a node that saw `after` missed).
+/// Records read per page by [`changes_since`].
+const PAGE: usize = 1024;
+
+/// Changes with an id above `after`, in id order (what a node that saw `after` missed):
+/// range reads from the key after `after`, a page at a time (never the whole log).
 pub async fn changes_since(node: &impl Tables, after: u64) -> Result<Vec<ConfigChange>> {
-    let raw: Vec<_> =
-        node.dump(CONFIG_LOG).await?.into_iter().filter(|(k, _)| k.as_ref() != COUNTER.to_be_bytes()).collect();
-    Ok(LOG.records(&raw)?.into_iter().map(|(_, c)| c).filter(|c| c.txn_id > after).collect())
+    use std::ops::Bound;
+    // Ids are big-endian keys; the counter (key 0) is below every id.
+    let mut range = KeyRange::between(Bound::Excluded(after.to_be_bytes().to_vec()), Bound::Unbounded).limit(PAGE);
+    let mut out = Vec::new();
+    loop {
+        let page = node.range(CONFIG_LOG, range.clone()).await?;
+        out.extend(LOG.records(&page)?.into_iter().map(|(_, c)| c));
+        match page.last() {
+            Some(last) if page.len() == PAGE => range = range.after(last),
+            _ => return Ok(out),
+        }
+    }
+}
+
+/// Decodes a change of the config log from a watch of [`CONFIG_LOG`]: the change it
+/// recorded (`None`: the id counter, another table's change, or not a put). Following the
+/// log this way replaces polling [`changes_since`]: read it once from the last id seen,
+/// then watch from the index after.
+pub fn change(c: &Change) -> Result<Option<ConfigChange>> {
+    if &*c.table != CONFIG_LOG || c.key.as_ref() == COUNTER.to_be_bytes() {
+        return Ok(None);
+    }
+    match &c.op {
+        ChangeOp::Put(v) => Typed::<u64, ConfigChange>::decode_value(v).map(Some),
+        _ => Ok(None),
+    }
 }

@@ -15,6 +15,8 @@ use crate::engine::apply::apply_batch;
 use crate::engine::memory::{Holding, MemState, MemStore};
 use crate::engine::snapshot_format::{SnapshotReader, SnapshotWriter};
 use crate::engine::feed::FeedRing;
+use crate::engine::members::{MemberFeed, membership_changes};
+use crate::raft::types::members_of;
 use crate::engine::{BatchOutcome, NodeSchema};
 use crate::error::{Error, Result};
 use crate::raft::types::{Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
@@ -50,6 +52,8 @@ pub struct StateMachine {
     mem: Arc<MemStore>,
     /// The change feed: what each applied entry changed, for watchers.
     feed: Arc<FeedRing>,
+    /// Membership events, for watchers of the members.
+    members: Arc<MemberFeed>,
     applied_tx: Arc<watch::Sender<u64>>,
     last_applied: Option<LogId>,
     membership: StoredMembership,
@@ -66,6 +70,7 @@ impl StateMachine {
         snapshot_dir: PathBuf,
         mem: Arc<MemStore>,
         feed: Arc<FeedRing>,
+        members: Arc<MemberFeed>,
         applied_tx: Arc<watch::Sender<u64>>,
     ) -> Result<Self> {
         std::fs::create_dir_all(&snapshot_dir).map_err(|e| Error::io(&snapshot_dir, e))?;
@@ -81,7 +86,18 @@ impl StateMachine {
         // What was applied before this start is not known change by change.
         feed.reset(index);
         applied_tx.send_replace(index);
-        Ok(StateMachine { db, schema, mem, feed, applied_tx, last_applied, membership, snapshot_dir, receiving: None })
+        Ok(StateMachine {
+            db,
+            schema,
+            mem,
+            feed,
+            members,
+            applied_tx,
+            last_applied,
+            membership,
+            snapshot_dir,
+            receiving: None,
+        })
     }
 
     /// The index of the last entry applied.
@@ -111,6 +127,7 @@ impl StateMachine {
         let mut disc = DiscWriter::new(&self.db, cf);
         let mut replies = Vec::with_capacity(entries.len());
         let mut fed = Vec::with_capacity(entries.len());
+        let mut member_events = Vec::new();
         for entry in entries {
             let mut reply = BatchOutcome::default();
             match &entry.payload {
@@ -121,6 +138,8 @@ impl StateMachine {
                     fed.push((entry.log_id.index, changes));
                 }
                 EntryPayload::Membership(m) => {
+                    let before = members_of(self.membership.membership());
+                    member_events.extend(membership_changes(&before, &members_of(m), entry.log_id.index));
                     self.membership = StoredMembership::new(Some(entry.log_id), m.clone());
                 }
             }
@@ -136,6 +155,7 @@ impl StateMachine {
         self.mem.publish(work);
         // After the state: a watcher that sees an event can read the state it made.
         self.feed.push(fed, index);
+        member_events.into_iter().for_each(|e| self.members.send(e));
         self.applied_tx.send_replace(index);
         Ok(replies)
     }

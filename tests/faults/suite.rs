@@ -9,7 +9,7 @@
 
 use crate::harness::*;
 use crate::linearizable::{self, Call, Op, Ret};
-use mnema::{Error, Txn};
+use mnema::{ChangeOp, Error, Txn, WatchSpec};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -21,6 +21,86 @@ const KEYS: u64 = 8;
 const TABLE: &str = "rules";
 /// An operation with no answer this long counts as unknown.
 const OP_TIMEOUT: Duration = Duration::from_secs(12);
+
+/// What a watcher of one node rebuilt: the table's records from its last snapshot and the
+/// events after it.
+#[derive(Default)]
+struct Replay {
+    /// The index the records are at.
+    index: u64,
+    records: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// Snapshots taken (the first, and one after each `Compacted`: a restarted node).
+    snapshots: u32,
+    events: u64,
+}
+
+/// Follows `TABLE` on node `i` over gRPC until `stop`: a snapshot, then events, resumed
+/// from the index after the last one seen when the stream breaks (a killed or stopped
+/// node), from a new snapshot when the node answers `Compacted` (it restarted).
+async fn watcher(base: u16, i: u16, replay: Arc<Mutex<Replay>>, stop: Arc<AtomicBool>) {
+    let spec = WatchSpec::table(TABLE);
+    while !stop.load(Ordering::Relaxed) {
+        let next = { replay.lock().unwrap().snapshots > 0 }.then(|| replay.lock().unwrap().index + 1);
+        let mut c = client(base, i);
+        let opened = match next {
+            Some(from) => match c.watch(&spec.clone().from_index(from)).await {
+                Err(Error::Compacted { .. }) => None,
+                other => Some(other),
+            },
+            None => None,
+        };
+        let mut watch = match opened {
+            Some(Ok(w)) => w,
+            Some(Err(_)) => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            None => match c.snapshot_and_watch(&spec).await {
+                Ok((snap, w)) => {
+                    let mut r = replay.lock().unwrap();
+                    r.records = snap.records.into_iter().map(|(_, k, v)| (k.to_vec(), v.to_vec())).collect();
+                    r.index = snap.index;
+                    r.snapshots += 1;
+                    w
+                }
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        loop {
+            let event = tokio::select! {
+                e = watch.next() => e,
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {
+                    if stop.load(Ordering::Relaxed) { return } else { continue }
+                }
+            };
+            let Some(Ok(event)) = event else { break };
+            let mut r = replay.lock().unwrap();
+            assert!(
+                event.index > r.index,
+                "n{i}: event {} after {}: out of log order or seen twice",
+                event.index,
+                r.index
+            );
+            for ch in &event.changes {
+                match &ch.op {
+                    ChangeOp::Put(v) => {
+                        r.records.insert(ch.key.to_vec(), v.to_vec());
+                    }
+                    ChangeOp::Delete | ChangeOp::DeleteObject(_) => {
+                        r.records.remove(ch.key.as_ref());
+                    }
+                    ChangeOp::Clear | ChangeOp::Dropped => r.records.clear(),
+                    ChangeOp::Created => {}
+                }
+            }
+            r.index = event.index;
+            r.events += 1;
+        }
+    }
+}
 
 fn key(k: u64) -> String {
     format!("reg{k}")
@@ -402,6 +482,13 @@ async fn histories_under_crashes_stalls_and_partitions_are_linearizable_and_ever
     for k in 0..KEYS {
         run.record(k, Op { call: Call::Write(0), ret: Ret::Done, invoked: 0, completed: Some(0) });
     }
+    // A watcher on every node, from before the first fault.
+    let watch_stop = Arc::new(AtomicBool::new(false));
+    let replays: Vec<Arc<Mutex<Replay>>> = (1..=CORES + REPLICANTS).map(|_| Arc::default()).collect();
+    let watchers: Vec<_> = (1..=CORES + REPLICANTS)
+        .zip(&replays)
+        .map(|(i, r)| tokio::spawn(watcher(base, i, r.clone(), watch_stop.clone())))
+        .collect();
     let workers: Vec<_> = (1..=CORES + REPLICANTS)
         .enumerate()
         .map(|(w, node)| tokio::spawn(worker(run.clone(), node, 0x5eed + w as u64 * 7919)))
@@ -435,6 +522,33 @@ async fn histories_under_crashes_stalls_and_partitions_are_linearizable_and_ever
     }
     for (i, d) in &dumps[1..] {
         assert!(*d == dumps[0].1, "n{i}'s records differ from n{}'s", dumps[0].0);
+    }
+    // Each watcher's snapshots and events replay to its node's final records (the watcher
+    // may still be catching up: compared until equal, 30 s at most).
+    for (i, replay) in (1..=CORES + REPLICANTS).zip(&replays) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let mut held = client(base, i).read(TABLE, None, index).await.unwrap().records;
+            held.sort();
+            let (rebuilt, at, events, snapshots) = {
+                let r = replay.lock().unwrap();
+                let rebuilt: Vec<(Vec<u8>, Vec<u8>)> = r.records.clone().into_iter().collect();
+                (rebuilt, r.index, r.events, r.snapshots)
+            };
+            if rebuilt == held {
+                eprintln!("n{i}'s watcher: {events} events, {snapshots} snapshots, at index {at}");
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "n{i}: the watcher's snapshots and events rebuild {rebuilt:?} (index {at}), the node holds {held:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    watch_stop.store(true, Ordering::Relaxed);
+    for w in watchers {
+        w.await.unwrap();
     }
 
     let history = run.history.lock().unwrap().clone();

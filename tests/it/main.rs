@@ -13,6 +13,7 @@ mod feeds;
 mod indexes;
 mod integrity;
 mod layering;
+mod members;
 mod membership;
 mod observe;
 mod processes;
