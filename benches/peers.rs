@@ -658,7 +658,8 @@ async fn watches(s: &Settings) -> Vec<Cell> {
                 if got < written * n as u64 {
                     eprintln!("{system}: {got} of {} changes delivered in time", written * n as u64);
                 }
-                let cell = rate_cell(system, &format!("events delivered, {n} watchers"), got, elapsed);
+                let mut cell = rate_cell(system, &format!("events delivered, {n} watchers"), got, elapsed);
+                cell.writers = WATCH_WRITERS;
                 eprintln!("{}", line(&cell));
                 cells.push(cell);
             }
@@ -792,7 +793,8 @@ async fn etcd_watches(s: &Settings, work: &Path) -> Vec<Cell> {
         cells.push(cell);
         if n > 0 {
             let got = delivered.load(Ordering::Relaxed);
-            let cell = rate_cell("etcd watch", &format!("events delivered, {n} watchers"), got, elapsed);
+            let mut cell = rate_cell("etcd watch", &format!("events delivered, {n} watchers"), got, elapsed);
+            cell.writers = WATCH_WRITERS;
             eprintln!("{}", line(&cell));
             cells.push(cell);
         }
@@ -919,8 +921,9 @@ fn mnesia(s: &Settings, work: &Path) -> Vec<Cell> {
         let f = |k: &str| v.get(k).and_then(|x| x.as_f64()).unwrap_or(0.0);
         let t = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_string();
         let bench = t("bench");
+        let watchers = f("watchers") as usize;
         let cell = Cell {
-            system: "Mnesia".into(),
+            system: if bench.starts_with("watch_") { "Mnesia subscribe" } else { "Mnesia" }.into(),
             placement: t("placement"),
             durability: match t("durability").as_str() {
                 "async" => "transaction, log not fsync'd".into(),
@@ -941,6 +944,8 @@ fn mnesia(s: &Settings, work: &Path) -> Vec<Cell> {
                 "point_read" => "point_read dirty_read".into(),
                 "route_memory" => "memory per route".into(),
                 "session_memory" => "memory per session".into(),
+                "watch_write" => format!("write with {watchers} watchers"),
+                "watch_delivered" => format!("events delivered, {watchers} watchers"),
                 _ => bench,
             },
         };
@@ -1502,6 +1507,12 @@ fn target_dir() -> PathBuf {
 fn report(cells: &[Cell]) {
     // mnema's ratio to each peer on the same bench, placement and writers.
     let peer_of = |c: &Cell, system: &str| {
+        // The watch cells' peers: etcd's watch and Mnesia's subscribe.
+        let system = match (c.bench.contains("watchers"), system) {
+            (true, "etcd") => "etcd watch",
+            (true, _) => "Mnesia subscribe",
+            (false, s) => s,
+        };
         cells
             .iter()
             .filter(|p| p.system == system && p.bench == c.bench && p.writers == c.writers)

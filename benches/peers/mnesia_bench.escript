@@ -17,6 +17,7 @@ main([Dir, Secs, Writers, Exact, Wild, Sessions]) ->
     Nodes = start_nodes(Dir),
     setup(Nodes),
     writes(Nodes, Micros, Levels),
+    watches(Nodes, Micros),
     reads(Nodes, Micros),
     sessions(Nodes, list_to_integer(Sessions)),
     routes(hd(Nodes), Micros, list_to_integer(Exact), list_to_integer(Wild)),
@@ -72,6 +73,45 @@ writes(Nodes = [N1 | _], Micros, Levels) ->
                     {writers, C} | stats(Lats, Elapsed)]),
               Id0 + C
       end, 1, Cells).
+
+%% `mnesia:subscribe({table, kv, simple})`, the peer of mnema's watch cells: 0, 1, 10 and
+%% 100 subscribers spread over the nodes while 64 writers spread write (`transaction`);
+%% the writes' latencies, and the events delivered per second.
+watches(Nodes, Micros) ->
+    Writers = 64,
+    lists:foreach(
+      fun(W) ->
+              Subs = [begin
+                          S = spawn(lists:nth(I rem 3 + 1, Nodes), mnesia_load, subscriber, [self()]),
+                          receive {subscribed, S} -> S after 10000 -> error({not_subscribed, S}) end
+                      end || I <- lists:seq(0, W - 1)],
+              T0 = erlang:monotonic_time(microsecond),
+              Pids = [spawn(lists:nth(I rem 3 + 1, Nodes), mnesia_load, write_worker,
+                            [self(), 5000000 + W * 1000 + I, Micros, async, Nodes])
+                      || I <- lists:seq(0, Writers - 1)],
+              Lats = collect(Pids, []),
+              Written = length(Lats),
+              Delivered = delivered(Subs, Written * W, erlang:monotonic_time(millisecond) + 10000),
+              Elapsed = erlang:monotonic_time(microsecond) - T0,
+              [S ! stop || S <- Subs],
+              emit([{bench, watch_write}, {watchers, W}, {durability, async}, {placement, spread},
+                    {writers, Writers} | stats(Lats, Elapsed)]),
+              W > 0 andalso
+                  emit([{bench, watch_delivered}, {watchers, W}, {writers, Writers}, {ops, Delivered},
+                        {secs, Elapsed / 1.0e6},
+                        {ops_per_s, Delivered * 1.0e6 / Elapsed}])
+      end, [0, 1, 10, 100]).
+
+%% Events the subscribers received, once they reach `Want` (or at `Until`, ms).
+delivered(Subs, Want, Until) ->
+    N = lists:sum([begin
+                       S ! {count, self()},
+                       receive {count, S, C} -> C after 10000 -> 0 end
+                   end || S <- Subs]),
+    case N >= Want orelse erlang:monotonic_time(millisecond) >= Until of
+        true -> N;
+        false -> timer:sleep(10), delivered(Subs, Want, Until)
+    end.
 
 reads([N1 | _], Micros) ->
     Keys = 100000,

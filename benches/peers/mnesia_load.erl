@@ -5,7 +5,7 @@
 %% Every function returns plain terms (integers, lists); the escript turns them into JSON.
 -module(mnesia_load).
 -export([write_worker/5, read_loop/2, fill/2, session_worker/5, routes_owner/3, match_loop/2,
-         match/1]).
+         match/1, subscriber/1]).
 
 -record(kv, {k, v}).
 -record(session, {client_id, subscriptions, expiry_interval_s, owner, connected,
@@ -41,6 +41,20 @@ write(sync, Rec, Nodes) ->
     {atomic, ok} = mnesia:sync_transaction(fun() -> mnesia:write(Rec) end),
     [ok = R || {ok, R} <- erpc:multicall(Nodes, mnesia, sync_log, [])],
     ok.
+
+%% A subscriber of `kv`'s simple table events: counts them; answers `{count, From}` (after
+%% the events queued before it) until `stop`.
+subscriber(Parent) ->
+    {ok, _} = mnesia:subscribe({table, kv, simple}),
+    Parent ! {subscribed, self()},
+    subscriber_loop(0).
+
+subscriber_loop(N) ->
+    receive
+        {mnesia_table_event, _} -> subscriber_loop(N + 1);
+        {count, From} -> From ! {count, self(), N}, subscriber_loop(N);
+        stop -> ok
+    end.
 
 %% Writes keys `0..Keys-1` (dirty, for the reads below).
 fill(Keys, _) ->

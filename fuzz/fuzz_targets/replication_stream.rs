@@ -22,7 +22,10 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     );
     let holding = Holding::replicant(&[0]);
     let mut state = MemState::with_holding(Arc::new(schema.empty_catalog()), holding.clone());
-    let mut applier = Applier::new(schema, holding);
+    // A replicant that knew a membership from an earlier stream: `Members` messages are
+    // compared with it.
+    let known = Some(vec![("a@h".to_string(), true), ("b@h".to_string(), false)]);
+    let mut applier = Applier::new(schema, holding, known);
     // Messages are framed as a u16 LE length then that many bytes.
     let mut rest = data;
     while rest.len() >= 2 {
