@@ -94,7 +94,8 @@ impl Client {
     }
 
     async fn transact_ref(&mut self, txn: &Txn) -> Result<Committed> {
-        let req = pb::WriteRequest { batch: crate::codec::encode_versioned(crate::codec::WIRE_VERSION, txn)? };
+        let req =
+            pb::WriteRequest { batch: crate::codec::encode_versioned(crate::codec::WIRE_VERSION, txn)?, relay: false };
         let reply = self.inner.transact(req).await.map_err(|s| self.err(s))?.into_inner();
         crate::codec::decode_versioned("transact reply", crate::codec::WIRE_VERSION, &reply.reply)
     }

@@ -494,8 +494,11 @@ pub struct StaticSection {
 pub struct RaftSection {
     /// How often the leader sends heartbeats.
     pub heartbeat_interval: Interval,
-    /// How long a follower waits for the leader before it campaigns (at least 3
-    /// heartbeats; openraft draws each timeout between this and twice this).
+    /// How long the leader's lease lasts: a follower that has not heard from the leader
+    /// for this long gives its vote, and campaigns itself between 1.5× and 2× this after
+    /// the leader's last heartbeat (each node draws its own point once). At least 3
+    /// heartbeats. The first write after a leader fails is acknowledged about 2× this
+    /// later at most (`docs/operations.md`, failover).
     pub election_timeout: Interval,
     /// Build a snapshot (and compact the log) after this many entries.
     pub snapshot_after_entries: u64,

@@ -119,10 +119,11 @@ impl Cluster for ClusterService {
     }
 
     async fn write(&self, req: Request<pb::WriteRequest>) -> Result<Response<pb::WriteReply>, Status> {
-        let batch: Batch =
-            crate::codec::decode_versioned("forwarded batch", crate::codec::WIRE_VERSION, &req.into_inner().batch)
-                .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let reply = self.node.serve_forwarded(batch).await.map_err(|e| to_status(&e))?;
+        let req = req.into_inner();
+        let batch: Batch = crate::codec::decode_versioned("forwarded batch", crate::codec::WIRE_VERSION, &req.batch)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let reply = if req.relay { self.node.serve_relayed(batch).await } else { self.node.serve_forwarded(batch).await }
+            .map_err(|e| to_status(&e))?;
         let bytes = crate::codec::encode_versioned(crate::codec::WIRE_VERSION, &reply)
             .map_err(|e| Status::internal(e.to_string()))?;
         Ok(Response::new(pb::WriteReply { reply: bytes }))

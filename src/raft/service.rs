@@ -32,6 +32,10 @@ impl RaftRpc for RaftService {
         let rpc: wire::AppendRequest = wire::decode("append entries", &req.into_inner().data).map_err(bad_request)?;
         let res: wire::AppendReply =
             self.raft.get().map_err(|e| Status::unavailable(e.to_string()))?.append_entries(rpc).await;
+        // Accepted from the leader of the vote this core holds (not refused for a higher one).
+        if matches!(&res, Ok(r) if !matches!(r, openraft::raft::AppendEntriesResponse::HigherVote(_))) {
+            self.raft.touch();
+        }
         reply(&res)
     }
 
@@ -55,6 +59,9 @@ impl RaftRpc for RaftService {
         let rpc: wire::SnapshotRequest = wire::decode("snapshot chunk", &req.into_inner().data).map_err(bad_request)?;
         let res: wire::SnapshotReply =
             self.raft.get().map_err(|e| Status::unavailable(e.to_string()))?.install_snapshot(rpc).await;
+        if res.is_ok() {
+            self.raft.touch();
+        }
         reply(&res)
     }
 }

@@ -5,14 +5,32 @@
 use super::types::Raft;
 use crate::error::{Error, Result};
 use std::sync::RwLock;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
-/// This core's current Raft instance (none before start and after shutdown), and whether it
-/// gives votes.
-#[derive(Default)]
+/// This core's current Raft instance (none before start and after shutdown), whether it
+/// gives votes, and when a leader last reached it.
 pub struct RaftSlot {
     raft: RwLock<Option<Raft>>,
     refuse_votes: AtomicBool,
+    /// Milliseconds after `epoch` when a leader's append or snapshot was last accepted (or
+    /// this node last led): what `runtime::campaign` measures silence by.
+    contact_ms: AtomicU64,
+    /// How many times [`RaftSlot::touch`] was called.
+    contacts: AtomicU64,
+    epoch: Instant,
+}
+
+impl Default for RaftSlot {
+    fn default() -> Self {
+        RaftSlot {
+            raft: RwLock::new(None),
+            refuse_votes: AtomicBool::new(false),
+            contact_ms: AtomicU64::new(0),
+            contacts: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }
+    }
 }
 
 impl RaftSlot {
@@ -25,6 +43,19 @@ impl RaftSlot {
     pub fn set(&self, raft: Option<Raft>) -> Result<Option<Raft>> {
         let mut slot = self.raft.write().map_err(|_| Error::Shutdown)?;
         Ok(std::mem::replace(&mut *slot, raft))
+    }
+
+    /// Records that a leader reached this core now (or that it leads).
+    pub fn touch(&self) {
+        self.contact_ms.store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+        self.contacts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// When [`RaftSlot::touch`] was last called (when the slot was made, if never), and how
+    /// many times it was.
+    pub fn last_contact(&self) -> (Instant, u64) {
+        let at = self.epoch + Duration::from_millis(self.contact_ms.load(Ordering::Relaxed));
+        (at, self.contacts.load(Ordering::Relaxed))
     }
 
     /// Whether this core refuses vote requests: it has no Raft state of its own and is not

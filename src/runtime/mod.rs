@@ -7,6 +7,7 @@
 //! [`proposer`] to the leader (forwarded over gRPC from a follower), and return once this
 //! node has applied them, so a read after a write on the same node sees it.
 
+mod campaign;
 mod catalog;
 mod handle;
 pub mod link;
@@ -115,8 +116,11 @@ pub struct Runtime {
 /// What became of one attempt to get a batch committed.
 enum Attempt {
     Done((u64, BatchOutcome)),
-    /// Certainly not proposed (no leader known, "not leader", connection refused).
+    /// Certainly not proposed (no leader known, "not leader").
     NotSent,
+    /// Certainly not proposed: the leader could not be reached (a refused or failed
+    /// connection). A replicant relays the next attempt through its upstream core.
+    Unreachable,
     /// Maybe proposed: only a batch with a request id may be sent again.
     Unknown(Error),
     Failed(Error),
@@ -194,6 +198,7 @@ impl Runtime {
             let initialized = rt.raft()?.is_initialized().await.map_err(|e| Error::Raft(e.to_string()))?;
             rt.set_refuse_votes(!initialized);
             rt.spawn(watch_raft(rt.clone()));
+            rt.spawn(campaign::campaign(rt.clone()));
         }
         let (max_batch, max_inflight) = (config.raft.max_batch_txns, config.raft.max_inflight_batches);
         rt.spawn(proposer::run(rt.clone(), prx, max_batch, max_inflight));
@@ -347,6 +352,9 @@ impl Runtime {
         let deadline = Instant::now() + self.cfg.write_timeout();
         let mut retries = 0u32;
         let mut backoff = self.cfg.write_retry_backoff();
+        // A replicant whose last attempt could not reach the leader sends the next one
+        // through its upstream core (see `relay_to`), and the one after to the leader again.
+        let mut relay = false;
         loop {
             let mut changes = self.leader_changes();
             let leader_now = self.leader().ok().flatten().map(|(id, _)| id);
@@ -355,7 +363,7 @@ impl Runtime {
             // is known, resending to that one under the same request id.
             let left = deadline.saturating_duration_since(Instant::now());
             let attempt = tokio::select! {
-                a = tokio::time::timeout(left, self.try_write(&batch)) => match a {
+                a = tokio::time::timeout(left, self.try_write(&batch, relay)) => match a {
                     Ok(a) => a,
                     Err(_) => Attempt::Unknown(Error::Timeout {
                         what: "the leader to commit the write".into(),
@@ -370,10 +378,17 @@ impl Runtime {
                     ))
                 }
             };
+            let failed_to_reach = matches!(
+                &attempt,
+                Attempt::Unreachable | Attempt::Unknown(Error::Transport { .. } | Error::Timeout { .. })
+            );
+            relay = !relay && failed_to_reach && self.relay_to().is_some();
             let pause = match attempt {
                 Attempt::Done(done) => return Ok(done),
                 Attempt::Failed(e) => return Err(e),
-                Attempt::NotSent => Duration::from_millis(100),
+                // The next attempt goes another way at once.
+                Attempt::Unreachable if relay => Duration::ZERO,
+                Attempt::NotSent | Attempt::Unreachable => Duration::from_millis(100),
                 Attempt::Unknown(e) => {
                     if !batch.retryable() {
                         return Err(e);
@@ -404,15 +419,20 @@ impl Runtime {
                 )));
             }
             // Wake on the next leader change, or retry a little later.
-            changes.wait(left.min(pause)).await;
+            if !pause.is_zero() {
+                changes.wait(left.min(pause)).await;
+            }
         }
     }
 
-    async fn try_write(&self, batch: &Batch) -> Attempt {
+    async fn try_write(&self, batch: &Batch, relay: bool) -> Attempt {
         let leader = match self.leader() {
             Ok(l) => l,
             Err(e) => return Attempt::Failed(e),
         };
+        if relay && let Some(core) = self.relay_to() {
+            return self.classify_forward(self.forward_bounded(&core, batch, true).await);
+        }
         match leader {
             Some((id, _)) if id == self.cfg.node_id && !self.is_replicant() => {
                 if self.cut_off() {
@@ -430,26 +450,56 @@ impl Runtime {
                     Err(e) => Attempt::Unknown(Error::Raft(e.to_string())),
                 }
             }
-            Some((_, leader)) => match self.forward_counted(&leader, batch).await {
-                Ok(done) => Attempt::Done(done),
-                // The peer is no longer the leader, or the call never left: nothing proposed.
-                Err(Error::NotLeader { .. }) => Attempt::NotSent,
-                Err(e) if e.never_sent() => Attempt::NotSent,
-                // Proposed maybe: the leader failed mid-call, or Raft failed after appending.
-                Err(e @ (Error::Transport { .. } | Error::Raft(_) | Error::Shutdown | Error::NoLeader(_))) => {
-                    Attempt::Unknown(e)
-                }
-                Err(e) => Attempt::Failed(e),
-            },
+            Some((_, leader)) => self.classify_forward(self.forward_bounded(&leader, batch, false).await),
             None => Attempt::NotSent,
         }
     }
 
-    /// Forwards `batch` to `leader`, counted for `/metrics`.
-    async fn forward_counted(&self, leader: &NodeInfo, batch: &Batch) -> Result<(u64, BatchOutcome)> {
+    /// What a forward's answer means for the write.
+    fn classify_forward(&self, answer: Result<(u64, BatchOutcome)>) -> Attempt {
+        match answer {
+            Ok(done) => Attempt::Done(done),
+            // The peer is no longer the leader: nothing proposed.
+            Err(Error::NotLeader { .. }) => Attempt::NotSent,
+            // The call never left: nothing proposed.
+            Err(e) if e.never_sent() => Attempt::Unreachable,
+            // Proposed maybe: the leader failed mid-call, or Raft failed after appending, or
+            // no answer came in time.
+            Err(
+                e @ (Error::Transport { .. }
+                | Error::Raft(_)
+                | Error::Shutdown
+                | Error::NoLeader(_)
+                | Error::Timeout { .. }),
+            ) => Attempt::Unknown(e),
+            Err(e) => Attempt::Failed(e),
+        }
+    }
+
+    /// Forwards `batch` to `to` (`relay`: to a core that forwards it on to the leader),
+    /// counted for `/metrics`. A batch that may be sent again (it has a request id) waits
+    /// for an answer no longer than the election timeout's maximum: a leader that has not
+    /// answered by then is stalled or cut off from this node, and the write goes again,
+    /// another way or to a new leader, under the same id.
+    async fn forward_bounded(&self, to: &NodeInfo, batch: &Batch, relay: bool) -> Result<(u64, BatchOutcome)> {
         self.instruments.forwarded_batches.inc();
         self.instruments.forwarded_txns.inc_by(batch.txns.len() as u64);
-        self.forward(leader, batch).await
+        if !batch.retryable() {
+            return self.forward(to, batch, relay).await;
+        }
+        let bound = self.cfg.election_timeout() * 2;
+        tokio::time::timeout(bound, self.forward(to, batch, relay)).await.unwrap_or_else(|_| {
+            Err(Error::Timeout { what: format!("{} to answer a forwarded write", to.name), ms: bound.as_millis() as u64 })
+        })
+    }
+
+    /// On a replicant: the core it streams from, when that is not the leader it knows (a
+    /// write it cannot get to the leader goes there, to be forwarded on).
+    fn relay_to(&self) -> Option<NodeInfo> {
+        let link = self.link.as_ref()?;
+        let s = link.status.borrow();
+        let (name, addr) = s.upstream.clone()?;
+        (s.leader.as_ref().map(|l| &l.0) != Some(&name)).then_some(NodeInfo { name, addr })
     }
 
     /// Returns once this node knows a leader other than `from`: that leader's id.
@@ -474,10 +524,10 @@ impl Runtime {
         }
     }
 
-    async fn forward(&self, leader: &NodeInfo, batch: &Batch) -> Result<(u64, BatchOutcome)> {
-        let mut client = self.peers.cluster(&leader.addr)?;
-        let req = pb::WriteRequest { batch: crate::codec::encode_versioned(crate::codec::WIRE_VERSION, batch)? };
-        let reply = client.write(req).await.map_err(|s| status_error(&leader.name, s))?.into_inner();
+    async fn forward(&self, to: &NodeInfo, batch: &Batch, relay: bool) -> Result<(u64, BatchOutcome)> {
+        let mut client = self.peers.cluster(&to.addr)?;
+        let req = pb::WriteRequest { batch: crate::codec::encode_versioned(crate::codec::WIRE_VERSION, batch)?, relay };
+        let reply = client.write(req).await.map_err(|s| status_error(&to.name, s))?.into_inner();
         crate::codec::decode_versioned("forward reply", crate::codec::WIRE_VERSION, &reply.reply)
     }
 
@@ -492,6 +542,20 @@ impl Runtime {
         let (tx, rx) = oneshot::channel();
         self.proposer.send(proposer::Pending::Forwarded { batch, reply: tx }).await.map_err(|_| Error::Shutdown)?;
         rx.await.map_err(|_| Error::Shutdown)?
+    }
+
+    /// Serves a batch a replicant relays because it cannot reach the leader: on the leader
+    /// as a forwarded batch; on another core, written through this core's own write path
+    /// (forwarded to the leader it knows, sent again under the batch's request id as any
+    /// of its writes: applied once however often it arrives). A replicant relays nothing.
+    pub async fn serve_relayed(&self, batch: Batch) -> Result<(u64, BatchOutcome)> {
+        if self.is_replicant() {
+            return Err(self.not_leader(None));
+        }
+        match self.leader()? {
+            Some((id, _)) if id == self.cfg.node_id => self.serve_forwarded(batch).await,
+            _ => self.write_batch(batch).await,
+        }
     }
 
     /// [`Error::NotLeader`] from this node, naming the leader it knows.

@@ -16,8 +16,15 @@ fn raft_config(shared: &Runtime) -> Result<Arc<Config>> {
     let c = Config {
         cluster_name: shared.cfg.config.cluster.name.clone(),
         heartbeat_interval: hb,
-        election_timeout_min: et,
-        election_timeout_max: et * 2,
+        // openraft 0.9: a follower that last heard from its leader at `t` gives no vote
+        // before `t + election_timeout_max` (the leader's lease) and campaigns at `t +
+        // election_timeout_max + d`, `d` drawn once per node in `[min, max)`. With `max`
+        // the configured timeout and `min` half of it, a follower campaigns between 1.5×
+        // and 2× `raft.election_timeout` after the leader's last heartbeat, and the other
+        // followers' leases have run out by then: the first write after the leader stops
+        // is acknowledged within 2× the timeout and a round of votes.
+        election_timeout_min: et / 2,
+        election_timeout_max: et,
         // Per snapshot chunk (1 MiB), not per snapshot.
         install_snapshot_timeout: 10_000,
         snapshot_policy: SnapshotPolicy::LogsSinceLast(shared.cfg.config.raft.snapshot_after_entries),

@@ -52,15 +52,34 @@ fn spawn_with(dir: &Path, base: u16, i: u16, n: u16, role: &str) -> Proc {
     spawn_as(dir, base, i, n, role, None)
 }
 
+/// Raft and replicant timings of a `mnema start` process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Timings {
+    /// The product's defaults (100 ms heartbeats, a 1 s election timeout, a replicant's 2 s
+    /// stall timeout): what a deployment runs.
+    Defaults,
+    /// Fast, for tests: 50 ms heartbeats, a 300 ms election timeout, a 1 s stall timeout.
+    Fast,
+}
+
 /// Like [`spawn_node`] / [`spawn_replicant`] (`role`), the process running with group id
 /// `gid` if given (as root): firewall rules can then match its connections by owner.
 pub fn spawn_as(dir: &Path, base: u16, i: u16, n: u16, role: &str, gid: Option<u32>) -> Proc {
+    spawn_timed(dir, base, i, n, role, gid, Timings::Fast)
+}
+
+/// Like [`spawn_as`], with `timings`.
+pub fn spawn_timed(dir: &Path, base: u16, i: u16, n: u16, role: &str, gid: Option<u32>, timings: Timings) -> Proc {
     let seeds: Vec<String> = (1..=n).map(|j| format!("\"{}\"", name(j))).collect();
+    let tuned = match timings {
+        Timings::Defaults => "",
+        Timings::Fast => {
+            "[raft]\nheartbeat_interval = \"50ms\"\nelection_timeout = \"300ms\"\n[replicant]\nstall_timeout = \"1s\"\n"
+        }
+    };
     let text = format!(
         "[node]\nname = \"{}\"\nrole = \"{role}\"\ncookie = \"test-cookie\"\ndata_dir = \"{}\"\nbase_port = {base}\n\
-         [cluster]\ndiscovery_strategy = \"static\"\nstatic.seeds = [{}]\n\
-         [raft]\nheartbeat_interval = \"50ms\"\nelection_timeout = \"300ms\"\n\
-         [replicant]\nstall_timeout = \"1s\"\n",
+         [cluster]\ndiscovery_strategy = \"static\"\nstatic.seeds = [{}]\n{tuned}",
         name(i),
         dir.join(format!("n{i}")).display(),
         seeds.join(", ")
