@@ -66,10 +66,13 @@ pub(crate) async fn watch_peers(rt: Arc<Runtime>) {
     let mut down: std::collections::BTreeSet<String> = Default::default();
     let mut probe = tokio::time::interval(PROBE_EVERY);
     probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The leader is looked at once a heartbeat interval, not on every change of the Raft
+    // metrics (they change with every append).
+    let mut look = tokio::time::interval(rt.cfg.heartbeat());
+    look.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let mut changes = rt.leader_changes();
         tokio::select! {
-            _ = changes.wait(Duration::from_millis(500)) => {}
+            _ = look.tick() => {}
             _ = probe.tick() => {
                 if !rt.is_replicant() {
                     probe_cores(&rt, &mut misses, &mut down).await;

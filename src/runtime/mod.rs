@@ -506,7 +506,9 @@ impl Runtime {
     async fn leader_moves_from(&self, from: Option<NodeId>) -> NodeId {
         let mut changes = self.leader_changes();
         loop {
-            if let Ok(Some((id, _))) = self.leader()
+            // Read in place: this runs beside every forwarded write, and the metrics change
+            // with every append.
+            if let Some(id) = changes.current()
                 && Some(id) != from
             {
                 return id;
@@ -518,8 +520,16 @@ impl Runtime {
     /// A way to wait for the leader to change, as this node learns of it.
     fn leader_changes(&self) -> LeaderChanges {
         match (&self.link, self.raft()) {
+            // A new subscriber has seen the value sent last.
             (Some(link), _) => LeaderChanges::Link(link.status.subscribe()),
-            (None, Ok(raft)) => LeaderChanges::Raft(raft.metrics()),
+            (None, Ok(raft)) => {
+                // A clone of openraft's receiver carries the version that one saw, which is
+                // never read: without marking the current metrics seen, `changed()` would
+                // answer at once, every time, and every waiter would spin.
+                let mut rx = raft.metrics();
+                rx.borrow_and_update();
+                LeaderChanges::Raft(rx)
+            }
             (None, Err(_)) => LeaderChanges::Never,
         }
     }
@@ -930,13 +940,27 @@ impl crate::engine::Tables for Runtime {
     }
 }
 
-enum LeaderChanges {
+pub(crate) enum LeaderChanges {
     Raft(watch::Receiver<RaftMetrics>),
     Link(watch::Receiver<link::LinkStatus>),
     Never,
 }
 
 impl LeaderChanges {
+    /// The leader's id as this node knows it now (none known: `None`), read in place.
+    fn current(&mut self) -> Option<NodeId> {
+        match self {
+            LeaderChanges::Raft(rx) => rx.borrow_and_update().current_leader,
+            LeaderChanges::Link(rx) => rx
+                .borrow_and_update()
+                .leader
+                .as_ref()
+                .and_then(|(name, _)| crate::name::NodeName::parse("leader", name).ok())
+                .map(|n| n.node_id()),
+            LeaderChanges::Never => None,
+        }
+    }
+
     /// Returns on the next change, or after `max`.
     async fn wait(&mut self, max: Duration) {
         match self {
