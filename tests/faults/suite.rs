@@ -9,7 +9,8 @@
 //! `MNEMA_FAULT_TIMINGS=fast` runs the test timings (50 ms, 300 ms) instead.
 //!
 //! Short in CI (`MNEMA_FAULT_SECS`, default 20 s); long by hand:
-//! `MNEMA_FAULT_SECS=600 cargo test --test faults -- --nocapture`.
+//! `MNEMA_FAULT_SECS=600 cargo test --test faults -- --nocapture` (`MNEMA_FAULT_KEEP=1`: keep
+//! the nodes' dirs and logs, and print where).
 
 use crate::harness::*;
 use crate::linearizable::{self, Call, Op, Ret};
@@ -354,7 +355,14 @@ async fn probe(base: u16, alive: &[u16], n: u64) -> Duration {
     let took = t.elapsed();
     // A slow recovery, told attempt by attempt (what the figures are made of).
     if took > Duration::from_millis(2500) {
-        eprintln!("probe {n}: {} ms; failed attempts: {:?}", took.as_millis(), tries.lock().unwrap());
+        let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default() - took;
+        eprintln!(
+            "probe {n}: {} ms from {}.{:03} s after the epoch; failed attempts: {:?}",
+            took.as_millis(),
+            since.as_secs(),
+            since.subsec_millis(),
+            tries.lock().unwrap()
+        );
     }
     took
 }
@@ -491,6 +499,10 @@ fn verdict_name(v: &linearizable::Verdict) -> &'static str {
 async fn histories_under_crashes_stalls_and_partitions_are_linearizable_and_every_node_ends_identical() {
     let secs: u64 = std::env::var("MNEMA_FAULT_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
     let dir = tempfile::tempdir().unwrap();
+    if std::env::var_os("MNEMA_FAULT_KEEP").is_some() {
+        // The nodes' data dirs and logs, kept for a look after the run.
+        eprintln!("fault suite: keeping the nodes' dirs and logs under {}", dir.path().display());
+    }
     let base = free_base(CORES + REPLICANTS);
     let fw = Firewall::new(base);
     if fw.is_none() {
@@ -640,4 +652,7 @@ async fn histories_under_crashes_stalls_and_partitions_are_linearizable_and_ever
     assert!(undecided.is_empty(), "the checker gave up on {undecided:?}");
     assert!(faults.injected.values().sum::<u32>() > 0, "no fault was injected");
     drop(procs);
+    if std::env::var_os("MNEMA_FAULT_KEEP").is_some() {
+        let _ = dir.keep();
+    }
 }
