@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 /// Events buffered for a watcher that has not read them yet.
 const BUFFERED: usize = 256;
@@ -27,7 +27,23 @@ const READ_AT_ONCE: usize = 256;
 /// dropping it stops the watcher.
 pub struct Watch {
     rx: mpsc::Receiver<Result<WatchEvent>>,
+    /// Why the watch ended, told apart from the events so that it never waits for room
+    /// among them: read once they are all read (a node's own watcher sets it).
+    end: Option<oneshot::Receiver<Error>>,
     ended: bool,
+}
+
+/// The sending side of a node's own watch: its events, and why it ended.
+pub(crate) struct WatchTx {
+    events: mpsc::Sender<Result<WatchEvent>>,
+    end: oneshot::Sender<Error>,
+}
+
+impl WatchTx {
+    /// Ends the watch with `e`: the reader gets it after every event sent before.
+    fn fail(self, e: Error) {
+        let _ = self.end.send(e);
+    }
 }
 
 impl std::fmt::Debug for Watch {
@@ -38,13 +54,27 @@ impl std::fmt::Debug for Watch {
 
 impl Watch {
     pub(crate) fn new(rx: mpsc::Receiver<Result<WatchEvent>>) -> Self {
-        Watch { rx, ended: false }
+        Watch { rx, end: None, ended: false }
     }
 
-    /// A watch and the sender that feeds it.
+    /// A watch and the sender that feeds it (a remote watch's: its error is one more
+    /// message).
     pub(crate) fn channel() -> (mpsc::Sender<Result<WatchEvent>>, Watch) {
         let (tx, rx) = mpsc::channel(BUFFERED);
         (tx, Watch::new(rx))
+    }
+
+    /// A node's own watch and what feeds it.
+    fn local() -> (WatchTx, Watch) {
+        let (events, rx) = mpsc::channel(BUFFERED);
+        let (end, end_rx) = oneshot::channel();
+        (WatchTx { events, end }, Watch { rx, end: Some(end_rx), ended: false })
+    }
+
+    /// What the channel's end means: the error set beside it, if any.
+    fn closed(&mut self) -> Option<Result<WatchEvent>> {
+        self.ended = true;
+        self.end.take().and_then(|mut end| end.try_recv().ok()).map(Err)
     }
 
     /// The next event; `None` once the watch ended (after an error, or its node stopped).
@@ -52,11 +82,14 @@ impl Watch {
         if self.ended {
             return None;
         }
-        let item = self.rx.recv().await;
-        if !matches!(item, Some(Ok(_))) {
-            self.ended = true;
+        match self.rx.recv().await {
+            Some(Ok(e)) => Some(Ok(e)),
+            Some(Err(e)) => {
+                self.ended = true;
+                Some(Err(e))
+            }
+            None => self.closed(),
         }
-        item
     }
 }
 
@@ -67,13 +100,15 @@ impl futures::Stream for Watch {
         if self.ended {
             return Poll::Ready(None);
         }
-        let item = self.rx.poll_recv(cx);
-        if let Poll::Ready(i) = &item
-            && !matches!(i, Some(Ok(_)))
-        {
-            self.ended = true;
+        match self.rx.poll_recv(cx) {
+            Poll::Ready(Some(Ok(e))) => Poll::Ready(Some(Ok(e))),
+            Poll::Ready(Some(Err(e))) => {
+                self.ended = true;
+                Poll::Ready(Some(Err(e)))
+            }
+            Poll::Ready(None) => Poll::Ready(self.closed()),
+            Poll::Pending => Poll::Pending,
         }
-        item
     }
 }
 
@@ -119,7 +154,7 @@ impl Runtime {
         if from < oldest {
             return Err(Error::Compacted { from, oldest });
         }
-        let (tx, watch) = Watch::channel();
+        let (tx, watch) = Watch::local();
         let rt = self.clone();
         self.spawn(async move { rt.run_watcher(spec, from, tx).await });
         Ok(watch)
@@ -181,25 +216,19 @@ impl Runtime {
     }
 
     /// A watcher's task: from `next` on, the ring's entries through `spec`, into `tx`.
-    async fn run_watcher(&self, spec: WatchSpec, mut next: u64, tx: mpsc::Sender<Result<WatchEvent>>) {
+    async fn run_watcher(&self, spec: WatchSpec, mut next: u64, tx: WatchTx) {
         let mut pushed = self.feed.subscribe();
         loop {
             pushed.borrow_and_update();
             let entries = match self.feed.read_from(next, READ_AT_ONCE) {
                 Ok(e) => e,
-                Err(e) => {
-                    let _ = tx.try_send(Err(e));
-                    return;
-                }
+                Err(e) => return tx.fail(e),
             };
             if entries.is_empty() {
                 tokio::select! {
                     changed = pushed.changed() => if changed.is_err() { return },
-                    _ = tx.closed() => return,
-                    _ = self.stopped() => {
-                        let _ = tx.try_send(Err(Error::Shutdown));
-                        return;
-                    }
+                    _ = tx.events.closed() => return,
+                    _ = self.stopped() => return tx.fail(Error::Shutdown),
                 }
                 continue;
             }
@@ -207,11 +236,8 @@ impl Runtime {
                 next = entry.index + 1;
                 let Some(event) = spec.event(entry.index, &entry.changes) else { continue };
                 tokio::select! {
-                    sent = tx.send(Ok(event)) => if sent.is_err() { return },
-                    _ = self.stopped() => {
-                        let _ = tx.try_send(Err(Error::Shutdown));
-                        return;
-                    }
+                    sent = tx.events.send(Ok(event)) => if sent.is_err() { return },
+                    _ = self.stopped() => return tx.fail(Error::Shutdown),
                 }
             }
         }

@@ -35,11 +35,21 @@ async fn assert_one_cluster(nodes: &[Node], key: &str) {
 
 /// Waits until replicant `r` streams from a core and serves `key` (written on the cores).
 async fn assert_replicant_follows(r: &Node, key: &str) {
-    wait_until(&format!("{} to serve `{key}`", r.name()), Duration::from_secs(20), || async {
+    let serving = || {
         r.replicant_status().is_some_and(|s| s.state == mnema::ReplicantState::Normal)
             && r.get("kv", key.as_bytes()).is_ok_and(|v| v.len() == 1)
-    })
-    .await;
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !serving() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} does not serve `{key}` after 20 s: {:?}, applied {}",
+            r.name(),
+            r.replicant_status(),
+            r.applied_index()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// Stops the last node, restarts it from its data dir with `config`, and checks that it
