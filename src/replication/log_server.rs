@@ -80,6 +80,17 @@ impl Replication for ReplicationService {
                 self.node.cfg.name
             )));
         }
+        if self.node.refuses_votes() {
+            // No Raft state of its own yet (a new core before it forms or joins its cluster,
+            // or one rebuilding): it holds no cluster's data. A replicant that bootstrapped
+            // from it would keep the id of a cluster this core leaves when it joins, and
+            // ignore every core of the real one.
+            let e = Error::NoLeader(format!(
+                "{} is not a member of a cluster yet: no data to stream",
+                self.node.cfg.name
+            ));
+            return Err(to_status(&e));
+        }
         let r = req.into_inner();
         // A replicant declaring tables otherwise, or without the code of a table in the log,
         // would apply this core's entries differently.
