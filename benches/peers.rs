@@ -642,15 +642,10 @@ async fn watches(s: &Settings) -> Vec<Cell> {
             })
             .await;
             let written = lats.us.len() as u64;
-            // The last events reach the watchers (bounded).
-            let wait = Instant::now();
-            while delivered.load(Ordering::Relaxed) < written * n as u64 && wait.elapsed() < Duration::from_secs(10) {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
+            drain(&delivered, written * n as u64).await;
             let elapsed = t0.elapsed();
-            let mut cell =
+            let cell =
                 lats.cell(system, &format!("write with {n} watchers"), "spread", "majority fsync", WATCH_WRITERS);
-            cell.writers = WATCH_WRITERS;
             eprintln!("{}", line(&cell));
             cells.push(cell);
             if n > 0 {
@@ -681,6 +676,15 @@ async fn watches(s: &Settings) -> Vec<Cell> {
         Err(_) => eprintln!("cluster still shared at the end; left to drop"),
     }
     cells
+}
+
+/// Waits (10 s at most) until the watchers counted `want` deliveries: the last events of
+/// a cell reach them after its writes end.
+async fn drain(delivered: &AtomicU64, want: u64) {
+    let wait = Instant::now();
+    while delivered.load(Ordering::Relaxed) < want && wait.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// Keys and when their event arrived.
@@ -782,10 +786,7 @@ async fn etcd_watches(s: &Settings, work: &Path) -> Vec<Cell> {
         })
         .await;
         let written = lats.us.len() as u64;
-        let wait = Instant::now();
-        while delivered.load(Ordering::Relaxed) < written * n as u64 && wait.elapsed() < Duration::from_secs(10) {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        drain(&delivered, written * n as u64).await;
         let elapsed = t0.elapsed();
         let cell =
             lats.cell("etcd watch", &format!("write with {n} watchers"), "spread", "majority fsync", WATCH_WRITERS);

@@ -628,8 +628,7 @@ mod tests {
         use std::ops::Bound;
 
         fn bound() -> impl Strategy<Value = Bound<Vec<u8>>> {
-            let key = (0u8..10).prop_map(|k| vec![b'a' + k]);
-            prop_oneof![Just(Bound::Unbounded), key.clone().prop_map(Bound::Included), key.prop_map(Bound::Excluded)]
+            crate::engine::range::tests::bound_over(10)
         }
 
         proptest! {

@@ -147,13 +147,18 @@ impl KeyRange {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn bound() -> impl Strategy<Value = Bound<Vec<u8>>> {
-        let key = (0u8..6).prop_map(|k| vec![b'a' + k]);
+    /// A bound of a range read over the one-letter keys `a`, `b`, … (`keys` of them).
+    pub(crate) fn bound_over(keys: u8) -> impl Strategy<Value = Bound<Vec<u8>>> {
+        let key = (0u8..keys).prop_map(|k| vec![b'a' + k]);
         prop_oneof![Just(Bound::Unbounded), key.clone().prop_map(Bound::Included), key.prop_map(Bound::Excluded)]
+    }
+
+    fn bound() -> impl Strategy<Value = Bound<Vec<u8>>> {
+        bound_over(6)
     }
 
     proptest! {

@@ -31,6 +31,14 @@ pub struct LinkStatus {
     pub last_error: Option<crate::error::Error>,
 }
 
+impl LinkStatus {
+    /// The id of the leader the upstream core last named (ids derive from node names).
+    pub fn leader_id(&self) -> Option<crate::raft::types::NodeId> {
+        let (name, _) = self.leader.as_ref()?;
+        Some(crate::name::NodeName::parse("leader", name).ok()?.node_id())
+    }
+}
+
 impl Default for LinkStatus {
     fn default() -> Self {
         LinkStatus {

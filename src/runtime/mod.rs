@@ -304,10 +304,8 @@ impl Runtime {
     /// The leader's id and address as this node knows them (a replicant: as its core said).
     pub fn leader(&self) -> Result<Option<(NodeId, NodeInfo)>> {
         if let Some(link) = &self.link {
-            return Ok(link.leader().and_then(|(name, addr)| {
-                let id = crate::name::NodeName::parse("leader", &name).ok()?.node_id();
-                Some((id, NodeInfo { name, addr }))
-            }));
+            let s = link.status.borrow();
+            return Ok(s.leader_id().zip(s.leader.clone()).map(|(id, (name, addr))| (id, NodeInfo { name, addr })));
         }
         let m = self.metrics()?;
         Ok(m.current_leader.and_then(|id| m.membership_config.membership().get_node(&id).map(|n| (id, n.clone()))))
@@ -951,12 +949,7 @@ impl LeaderChanges {
     fn current(&mut self) -> Option<NodeId> {
         match self {
             LeaderChanges::Raft(rx) => rx.borrow_and_update().current_leader,
-            LeaderChanges::Link(rx) => rx
-                .borrow_and_update()
-                .leader
-                .as_ref()
-                .and_then(|(name, _)| crate::name::NodeName::parse("leader", name).ok())
-                .map(|n| n.node_id()),
+            LeaderChanges::Link(rx) => rx.borrow_and_update().leader_id(),
             LeaderChanges::Never => None,
         }
     }

@@ -145,7 +145,7 @@ async fn a_restarted_replicant_bootstraps_again_and_cores_never_change() {
     c.shutdown().await;
 }
 
-// Once parked (#[ignore]) for writes through the replicant that made no progress for 60 s
+// Once parked (ignored) for writes through the replicant that made no progress for 60 s
 // after the leader stopped, under a loaded run: a seed core that its leader reached before
 // it looked never voted, so stopping the leader left no majority to elect one
 // (`cluster::bootstrap::form`, fixed).
