@@ -24,7 +24,7 @@
 //! Settings (environment): `MNEMA_PEERS_SECS` (5), `MNEMA_PEERS_WRITERS` (`1,64,256`),
 //! `MNEMA_PEERS_ROUTES` (1000000), `MNEMA_PEERS_SESSIONS` (100000), `MNEMA_PEERS_ONLY`
 //! (comma-separated subset of
-//! `floor,inproc,grpc,etcd,mnesia,routes,sessions,memory,indexes,shards,watch`),
+//! `floor,stages,inproc,grpc,etcd,mnesia,routes,sessions,memory,indexes,shards,watch`),
 //! `MNEMA_PEERS_SCALE` (off; e.g. `1000000,5000000,10000000`: the scale curve, see
 //! [`scale`]), `MNEMA_PEERS_KEEP` (set: keep the data dirs and the nodes' logs, and print where),
 //! `MNEMA_PEERS_LOG` (a `tracing` filter for the in-process nodes' log and the harness's
@@ -121,6 +121,9 @@ fn main() {
     let mut cells = Vec::new();
     if s.runs("floor") {
         cells.extend(rt.block_on(floor(work.path())));
+    }
+    if s.runs("stages") {
+        cells.extend(rt.block_on(stages(&s)));
     }
     if s.runs("inproc") {
         cells.extend(rt.block_on(inproc(&s)));
@@ -417,6 +420,59 @@ async fn floor(work: &Path) -> Vec<Cell> {
 
 // ---------------------------------------------------------------------------------------
 // mnema in process
+
+/// One write at a time on the leader of 3 in-process cores, each traced stage by stage
+/// (`mnema::stages`): one cell per stage with the time from the stage it follows
+/// (`Stage::after`; the leader's own sync runs beside the replication), then from the last
+/// stage to the caller's wake-up.
+async fn stages(s: &Settings) -> Vec<Cell> {
+    use mnema::stages::{self, STAGES};
+    let cluster = common::cluster(3).await;
+    let leader = &cluster.nodes[cluster.leader()];
+    let mut deltas: Vec<Vec<u32>> = vec![Vec::new(); STAGES.len() + 1];
+    let mut totals = Vec::new();
+    let mut missing = vec![0u64; STAGES.len()];
+    let start = Instant::now();
+    let mut i = 0u64;
+    while start.elapsed().as_secs_f64() < s.secs {
+        i += 1;
+        stages::begin();
+        leader.transact(Txn::new().put(WRITE_TABLE, i.to_be_bytes(), vec![0xab; VALUE])).await.expect("write");
+        let (at, total) = stages::end();
+        let at_of = |s: Option<stages::Stage>| s.map_or(Some(Duration::ZERO), |s| at[s as usize]);
+        for (k, stage) in STAGES.iter().enumerate() {
+            match (at[k], at_of(stage.after())) {
+                (Some(t), Some(from)) => deltas[k].push(t.saturating_sub(from).as_micros() as u32),
+                _ => missing[k] += 1,
+            }
+        }
+        if let Some(t) = at[STAGES.len() - 1] {
+            deltas[STAGES.len()].push(total.saturating_sub(t).as_micros() as u32);
+        }
+        totals.push(total.as_micros() as u32);
+    }
+    let elapsed = start.elapsed();
+    let mut cells = Vec::new();
+    let mut sum_p50 = 0.0;
+    for (k, us) in deltas.into_iter().enumerate() {
+        let name = STAGES.get(k).map_or("to the caller", |s| s.name());
+        if let Some(&m) = missing.get(k).filter(|&&m| m > 0) {
+            eprintln!("stage {name}: not reached in {m} of {i} writes");
+        }
+        let c = Lats { us, elapsed }.cell("mnema in process", &format!("stage: {name}"), "leader", "", 1);
+        if STAGES.get(k).is_none_or(|s| *s != stages::Stage::LeaderSynced) {
+            sum_p50 += c.p50_us;
+        }
+        eprintln!("{}", line(&c));
+        cells.push(c);
+    }
+    let whole = Lats { us: totals, elapsed }.cell("mnema in process", "stage: the whole write", "leader", "", 1);
+    eprintln!("{}", line(&whole));
+    eprintln!("{i} traced writes; the medians of the stages on the path add up to {sum_p50} µs");
+    cells.push(whole);
+    keep_or_drop(cluster.shutdown().await);
+    cells
+}
 
 async fn inproc(s: &Settings) -> Vec<Cell> {
     let cluster = Arc::new(common::cluster(3).await);

@@ -53,6 +53,7 @@ internal! {
     mod name;
     mod raft;
     mod replication;
+    mod stages;
     mod storage;
     #[cfg(feature = "server")]
     mod cluster;

@@ -2,12 +2,20 @@
 //!
 //! A snapshot is sent by openraft's chunked transport, one `InstallSnapshot` call per
 //! chunk (`raft.snapshot_max_chunk_size`), so no message holds a whole snapshot.
+//!
+//! An `AppendEntries` tells a follower a commit index no higher than what this core has
+//! synced of its own log ([`Unsynced`]): its log store reports its own appends to Raft
+//! before their sync, and Raft's commit index may count them. A message with no entries
+//! (the notice of a new commit index, a heartbeat) waits for that sync instead, at most
+//! half its timeout, so followers learn a commit as soon as it holds.
 
-use super::types::{NodeId, NodeInfo, TypeConfig};
+use super::types::{LogId, NodeId, NodeInfo, TypeConfig};
+use super::unsynced::Unsynced;
 use super::wire;
 use crate::error::{Error, TransportKind};
 use crate::rpc::client::{Peers, status_error};
 use crate::rpc::pb::Payload;
+use crate::stages::{self, Stage};
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{AppendEntriesResponse, InstallSnapshotResponse, VoteResponse};
@@ -16,13 +24,15 @@ use openraft::raft::{AppendEntriesResponse, InstallSnapshotResponse, VoteRespons
 #[derive(Clone)]
 pub struct Network {
     pub peers: Peers,
+    /// What the log store reported to Raft before syncing it.
+    pub unsynced: std::sync::Arc<Unsynced>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Connection;
 
     async fn new_client(&mut self, target: NodeId, node: &NodeInfo) -> Self::Network {
-        Connection { target, node: node.clone(), peers: self.peers.clone() }
+        Connection { target, node: node.clone(), peers: self.peers.clone(), unsynced: self.unsynced.clone() }
     }
 }
 
@@ -30,6 +40,36 @@ pub struct Connection {
     target: NodeId,
     node: NodeInfo,
     peers: Peers,
+    unsynced: std::sync::Arc<Unsynced>,
+}
+
+/// The highest log id `rpc` names (its previous entry or one of its entries) at or below
+/// `bound`: a commit index the follower can take, lower than the leader's.
+fn commit_within(rpc: &wire::AppendRequest, bound: u64) -> Option<LogId> {
+    let entries = rpc.entries.iter().map(|e| &e.log_id);
+    rpc.prev_log_id.iter().chain(entries).filter(|id| id.index <= bound).max_by_key(|id| id.index).copied()
+}
+
+/// `rpc`'s commit index lowered to what `unsynced` says is synced here; a message with no
+/// entries first waits for the sync, at most `wait`.
+async fn clamp_commit(
+    unsynced: &Unsynced,
+    mut rpc: wire::AppendRequest,
+    wait: std::time::Duration,
+) -> Result<wire::AppendRequest, Error> {
+    let Some(commit) = rpc.leader_commit else { return Ok(rpc) };
+    let failed = |e: String| Error::Storage(format!("the leader's log: {e}"));
+    let mut bound = unsynced.bound().map_err(failed)?;
+    if commit.index > bound && rpc.entries.is_empty() {
+        if let Ok(done) = tokio::time::timeout(wait, unsynced.wait(commit.index)).await {
+            done.map_err(failed)?;
+        }
+        bound = unsynced.bound().map_err(failed)?;
+    }
+    if commit.index > bound {
+        rpc.leader_commit = commit_within(&rpc, bound);
+    }
+    Ok(rpc)
 }
 
 type RpcErr<E = openraft::error::Infallible> = RPCError<NodeId, NodeInfo, RaftError<NodeId, E>>;
@@ -98,8 +138,15 @@ impl RaftNetwork<TypeConfig> for Connection {
         rpc: wire::AppendRequest,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RpcErr> {
+        let rpc = clamp_commit(&self.unsynced, rpc, option.hard_ttl() / 2)
+            .await
+            .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         let data = wire::encode(&rpc).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        self.call(Method::Append, data, option.hard_ttl()).await
+        let (first, last) = wire::span(&rpc);
+        stages::mark(Stage::Sent, first, last);
+        let res = self.call(Method::Append, data, option.hard_ttl()).await;
+        stages::mark(Stage::ReplyReceived, first, last);
+        res
     }
 
     async fn install_snapshot(

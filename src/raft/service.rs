@@ -3,6 +3,7 @@
 use super::slot::RaftSlot;
 use super::wire;
 use crate::rpc::pb::Payload;
+use crate::stages::{self, Stage};
 use crate::rpc::pb::raft_server::Raft as RaftRpc;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
@@ -30,8 +31,11 @@ fn reply<T: serde::Serialize>(value: &T) -> Result<Response<Payload>, Status> {
 impl RaftRpc for RaftService {
     async fn append_entries(&self, req: Request<Payload>) -> Result<Response<Payload>, Status> {
         let rpc: wire::AppendRequest = wire::decode("append entries", &req.into_inner().data).map_err(bad_request)?;
+        let (first, last) = wire::span(&rpc);
+        stages::mark(Stage::FollowerReceived, first, last);
         let res: wire::AppendReply =
             self.raft.get().map_err(|e| Status::unavailable(e.to_string()))?.append_entries(rpc).await;
+        stages::mark(Stage::FollowerReplied, first, last);
         // Accepted from the leader of the vote this core holds (not refused for a higher one).
         if matches!(&res, Ok(r) if !matches!(r, openraft::raft::AppendEntriesResponse::HigherVote(_))) {
             self.raft.touch();

@@ -32,6 +32,15 @@ pub fn decode<T: serde::de::DeserializeOwned>(what: &'static str, bytes: &[u8]) 
 }
 
 pub type AppendRequest = AppendEntriesRequest<TypeConfig>;
+
+/// The indexes of the entries `req` carries, first and last (`(1, 0)`, an empty range,
+/// for a heartbeat).
+pub fn span(req: &AppendRequest) -> (u64, u64) {
+    match (req.entries.first(), req.entries.last()) {
+        (Some(f), Some(l)) => (f.log_id.index, l.log_id.index),
+        _ => (1, 0),
+    }
+}
 pub type AppendReply = std::result::Result<AppendEntriesResponse<NodeId>, RaftError>;
 pub type VoteReq = VoteRequest<NodeId>;
 pub type VoteReply = std::result::Result<VoteResponse<NodeId>, RaftError>;

@@ -14,6 +14,7 @@
 use super::Runtime;
 use crate::engine::{Batch, BatchOutcome, Txn, TxnOutcome};
 use crate::error::{Error, Result};
+use crate::stages::Stage;
 use std::sync::Arc;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
@@ -92,7 +93,12 @@ async fn submit(shared: &Runtime, pending: Vec<Pending>) {
     }
     let (batch, lens) = Batch::merge(batches);
     shared.instruments.batch_txns.observe(batch.txns.len() as f64);
-    let pieces = match shared.write_batch(batch).await {
+    crate::stages::proposed(shared.cfg.node_id);
+    let written = shared.write_batch(batch).await;
+    if let Ok((index, _)) = &written {
+        crate::stages::mark_node(Stage::Returned, shared.cfg.node_id, *index, *index);
+    }
+    let pieces = match written {
         Ok((index, outcome)) => outcome.split(&lens).map(|p| (index, p)).ok_or_else(|| {
             Error::Raft(format!("the state machine's outcome does not fit the {} batches merged", lens.len()))
         }),

@@ -7,6 +7,7 @@ use crate::storage::layout;
 use crate::storage::log_store::LogStore;
 use crate::storage::raft_mark;
 use crate::storage::state_machine::StateMachine;
+use crate::raft::unsynced::Unsynced;
 use openraft::{Config, SnapshotPolicy};
 use std::sync::Arc;
 
@@ -36,9 +37,11 @@ fn raft_config(shared: &Runtime) -> Result<Arc<Config>> {
     Ok(Arc::new(c.validate().map_err(|e| Error::config("raft", e))?))
 }
 
-fn log_store(shared: &Runtime) -> Result<LogStore> {
+fn log_store(shared: &Runtime, unsynced: Arc<Unsynced>) -> Result<LogStore> {
     LogStore::new(
         shared.db.clone(),
+        shared.cfg.node_id,
+        unsynced,
         shared.pins.clone(),
         shared.committed_tx.clone(),
         shared.applied_sender(),
@@ -49,6 +52,8 @@ fn log_store(shared: &Runtime) -> Result<LogStore> {
 /// Opens the log store and state machine and starts Raft on them, once their state has
 /// been checked against `RAFT_MARK` (a vote or applied index that went back is refused).
 pub(crate) async fn start_raft(shared: &Arc<Runtime>) -> Result<()> {
+    // Shared by the log store (which writes it), the state machine and the network.
+    let unsynced = Arc::new(Unsynced::default());
     let sm = StateMachine::open(
         shared.db.clone(),
         shared.schema.clone(),
@@ -57,11 +62,12 @@ pub(crate) async fn start_raft(shared: &Arc<Runtime>) -> Result<()> {
         shared.feed.clone(),
         shared.members.clone(),
         shared.applied_sender(),
-    )?;
+    )?
+    .with_log(shared.cfg.node_id, unsynced.clone());
     let vote = LogStore::stored_vote(&shared.db)?;
     raft_mark::check(&shared.data_dir, &layout::db(&shared.data_dir), vote.as_ref(), sm.applied_index())?;
-    let log = log_store(shared)?;
-    let network = Network { peers: shared.peers.clone() };
+    let log = log_store(shared, unsynced.clone())?;
+    let network = Network { peers: shared.peers.clone(), unsynced };
     let raft = openraft::Raft::new(shared.cfg.node_id, raft_config(shared)?, network, log, sm)
         .await
         .map_err(|e| Error::Raft(e.to_string()))?;
@@ -79,7 +85,7 @@ pub(crate) async fn reset_raft(shared: &Arc<Runtime>) -> Result<()> {
         raft.shutdown().await.map_err(|e| Error::Raft(e.to_string()))?;
     }
     shared.set_raft(None)?;
-    log_store(shared)?.wipe()?;
+    log_store(shared, Arc::default())?.wipe()?;
     StateMachine::wipe(&shared.db, &layout::snapshots(&shared.data_dir))?;
     start_raft(shared).await
 }

@@ -4,8 +4,14 @@
 //! is index order). An append writes its entries in one `WriteBatch` without syncing, so
 //! they are readable at once (replication reads them), and hands openraft's flush callback
 //! to the sync thread. That thread syncs the WAL once for every callback queued meanwhile,
-//! then reports them all durable: openraft's core never waits on a disk, and appends that
-//! arrive during an fsync share the next one.
+//! then reports them all durable: appends that arrive during an fsync share the next one.
+//!
+//! The leader's own appends are reported at once, before their sync (openraft 0.9 runs an
+//! append to its end before it replicates, so a leader that waited for its fsync would
+//! send to the followers only after it, and their fsyncs would follow its own). The sync
+//! still runs, and [`Unsynced`] keeps everything of those entries invisible until it is
+//! done: see `storage::unsynced`. A follower's append, and any append holding a
+//! membership change, is reported only once synced.
 
 // openraft's trait methods return its `StorageError` by value; our helpers return it too
 // rather than convert at every call site.
@@ -14,6 +20,7 @@
 use super::db::{CF_LOG, Db};
 use super::meta::{self, MetaKey};
 use super::raft_mark::MarkWriter;
+use crate::raft::unsynced::Unsynced;
 use crate::raft::types::{Entry, LogId, NodeId, StorageError, TypeConfig, Vote};
 use crate::raft::wire::{decode_entry, encode_entry};
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
@@ -22,10 +29,24 @@ use rocksdb::{IteratorMode, WriteBatch};
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 
+/// What the sync thread reports once a WAL sync covers an append (its last index).
+enum SyncRequest {
+    /// Calls openraft's callback.
+    Flush(LogFlushed<TypeConfig>, u64),
+    /// Marks the leader's early append with this sequence synced in [`Unsynced`].
+    Early(u64, u64),
+}
+
 #[derive(Clone, Debug)]
 pub struct LogStore {
     db: Db,
-    sync: std::sync::mpsc::Sender<LogFlushed<TypeConfig>>,
+    sync: std::sync::mpsc::Sender<SyncRequest>,
+    /// This core's Raft id: the leader whose appends need no sync before they are reported.
+    node: u64,
+    /// The vote this store saved last: the leader it names, when committed, is this core's
+    /// Raft when that is `node`.
+    vote: Option<Vote>,
+    unsynced: std::sync::Arc<Unsynced>,
     pins: RetentionPins,
     committed: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
     /// The data dir's `RAFT_MARK` (see `raft_mark`): the vote and a durable applied index,
@@ -41,6 +62,38 @@ pub struct LogStore {
 /// from a snapshot can still read the entries after it. A pin more than
 /// [`RetentionPins::MAX_HOLD`] entries behind a purge stops holding: that stream fails
 /// and its replicant bootstraps again, rather than the log growing without bound.
+/// Test hook: holds the log syncs of chosen stores (their sync thread waits before each
+/// WAL sync) until released. Stores are named by their RocksDB directory, unique to a
+/// node in a test process (node ids repeat across the clusters of parallel tests).
+#[cfg(feature = "test-util")]
+pub mod sync_hold {
+    use std::collections::BTreeSet;
+    use std::path::{Path, PathBuf};
+    use std::sync::{Condvar, Mutex};
+
+    static HELD: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
+    static RELEASED: Condvar = Condvar::new();
+
+    /// Holds the log syncs of the store in `db` (`storage::layout::db` of a data dir)
+    /// until [`release`].
+    pub fn hold(db: &Path) {
+        HELD.lock().unwrap_or_else(|e| e.into_inner()).insert(db.to_path_buf());
+    }
+
+    /// Lets the log syncs of the store in `db` run again.
+    pub fn release(db: &Path) {
+        HELD.lock().unwrap_or_else(|e| e.into_inner()).remove(db);
+        RELEASED.notify_all();
+    }
+
+    pub(super) fn pass(db: &Path) {
+        let mut held = HELD.lock().unwrap_or_else(|e| e.into_inner());
+        while held.contains(db) {
+            held = RELEASED.wait(held).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct RetentionPins {
     inner: std::sync::Arc<std::sync::Mutex<Pins>>,
@@ -151,12 +204,16 @@ impl LogStore {
     /// applied indexes that a WAL sync made durable.
     pub fn new(
         db: Db,
+        node: u64,
+        unsynced: std::sync::Arc<Unsynced>,
         pins: RetentionPins,
         committed: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
         applied: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
         mark: std::sync::Arc<MarkWriter>,
     ) -> crate::error::Result<Self> {
-        let (sync, pending) = std::sync::mpsc::channel::<LogFlushed<TypeConfig>>();
+        let (sync, pending) = std::sync::mpsc::channel::<SyncRequest>();
+        let vote = Self::stored_vote(&db)?;
+        let sync_unsynced = unsynced.clone();
         let sync_db = db.clone();
         let epoch = mark.epoch();
         // The mark has its own thread: its write (a file, its fsync, a rename and the
@@ -194,20 +251,55 @@ impl LogStore {
                 while let Ok(first) = pending.recv() {
                     let mut done = vec![first];
                     done.extend(pending.try_iter());
+                    #[cfg(feature = "test-util")]
+                    sync_hold::pass(sync_db.raw().path());
                     // Applied before the sync began: its state's write is in the WAL the sync covers.
                     let applied = *applied.borrow();
                     let res = sync_db.sync_wal().map_err(|e| e.to_string());
                     let synced = res.is_ok();
-                    for callback in done {
-                        callback.log_io_completed(res.clone().map_err(std::io::Error::other));
+                    let (mut last, mut early) = (0, None);
+                    for request in done {
+                        match request {
+                            SyncRequest::Flush(callback, upto) => {
+                                last = last.max(upto);
+                                callback.log_io_completed(res.clone().map_err(std::io::Error::other));
+                            }
+                            SyncRequest::Early(seq, upto) => {
+                                last = last.max(upto);
+                                early = Some(seq);
+                            }
+                        }
+                    }
+                    match (&res, early) {
+                        (Ok(()), Some(seq)) => sync_unsynced.synced(seq),
+                        (Err(e), _) => sync_unsynced.failed(format!("log sync: {e}")),
+                        (Ok(()), None) => {}
+                    }
+                    if synced {
+                        crate::stages::synced(node, last);
                     }
                     if synced {
                         let _ = durable.send(applied);
                     }
                 }
+                sync_unsynced.failed("the log's sync thread ended".into());
             })
             .map_err(|e| crate::error::Error::io("log sync thread", e))?;
-        Ok(LogStore { db, sync, pins, committed, mark, epoch })
+        Ok(LogStore { db, sync, node, vote, unsynced, pins, committed, mark, epoch })
+    }
+
+    /// Whether `entries` are this core's own, appended as the leader of the vote it saved
+    /// (so reported to Raft before their sync): no follower ever appends entries of that
+    /// vote's leader, as it is the only one that makes them. A membership change is
+    /// reported only once synced, as openraft acts on it as soon as it commits.
+    fn leads(&self, entries: &[Entry]) -> bool {
+        let Some(vote) = &self.vote else { return false };
+        vote.committed
+            && vote.leader_id.node_id == self.node
+            && !entries.is_empty()
+            && entries.iter().all(|e| {
+                e.log_id.leader_id == vote.leader_id && !matches!(e.payload, openraft::EntryPayload::Membership(_))
+            })
     }
 
     /// The vote `db` holds (for the open-time check against `RAFT_MARK`, before any log
@@ -296,6 +388,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
         self.put_meta(MetaKey::Vote, vote, true)?;
+        self.vote = Some(*vote);
         // Recorded outside RocksDB too, once RocksDB has it: a vote that later went back is seen.
         self.mark.vote(self.epoch, vote).map_err(|e| io_err(ErrorSubject::Vote, ErrorVerb::Write, e))
     }
@@ -307,7 +400,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
         // Not synced: losing it only means re-applying from the state machine's own point.
         self.put_meta(MetaKey::Committed, &committed, false)?;
-        self.committed.send_replace(committed.map(|c| c.index).unwrap_or(0));
+        let index = committed.map(|c| c.index).unwrap_or(0);
+        crate::stages::mark_node(crate::stages::Stage::Committed, self.node, 0, index);
+        self.committed.send_replace(index);
         Ok(())
     }
 
@@ -321,9 +416,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: OptionalSend,
     {
         let cf = self.db.cf(CF_LOG).map_err(|e| logs_err(ErrorVerb::Write, e))?;
+        let entries: Vec<Entry> = entries.into_iter().collect();
+        let early = self.leads(&entries);
         let mut wb = WriteBatch::default();
-        for entry in entries {
-            let bytes = encode_entry(&entry).map_err(|e| logs_err(ErrorVerb::Write, e))?;
+        let (mut first, mut last) = (None, 0);
+        for entry in &entries {
+            first.get_or_insert(entry.log_id.index);
+            last = entry.log_id.index;
+            let bytes = encode_entry(entry).map_err(|e| logs_err(ErrorVerb::Write, e))?;
             wb.put_cf(cf, entry.log_id.index.to_be_bytes(), bytes);
         }
         if let Err(e) = self.db.raw().write_opt(wb, &Db::lazy_opts()) {
@@ -331,8 +431,18 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             callback.log_io_completed(Err(std::io::Error::other(e)));
             return Err(logs_err(ErrorVerb::Write, msg));
         }
+        let first = first.unwrap_or(1);
+        crate::stages::appended(self.node, first, last);
+        let gone = |_| logs_err(ErrorVerb::Write, "log sync thread is gone");
+        if early {
+            // Recorded before Raft hears of it: nothing shows it until the sync is done.
+            let seq = self.unsynced.appended(first);
+            self.sync.send(SyncRequest::Early(seq, last)).map_err(gone)?;
+            callback.log_io_completed(Ok(()));
+            return Ok(());
+        }
         // Durable (and reported so) once the sync thread's next WAL sync completes.
-        self.sync.send(callback).map_err(|_| logs_err(ErrorVerb::Write, "log sync thread is gone"))
+        self.sync.send(SyncRequest::Flush(callback, last)).map_err(gone).map_err(|_| logs_err(ErrorVerb::Write, "log sync thread is gone"))
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {

@@ -10,6 +10,7 @@
 //! `installing` marker is written; a restart that finds the marker redoes the install.
 
 use super::apply::{DiscWriter, adopt_declared, load_memory};
+use crate::raft::unsynced::Unsynced;
 use super::db::{CF_DATA, Db, storage_err};
 use crate::engine::apply::apply_batch;
 use crate::engine::memory::{Holding, MemState, MemStore};
@@ -25,6 +26,7 @@ use openraft::{EntryPayload, ErrorSubject, ErrorVerb, OptionalSend, RaftSnapshot
 use rocksdb::WriteBatch;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use crate::stages::{self, Stage};
 use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
@@ -59,6 +61,11 @@ pub struct StateMachine {
     membership: StoredMembership,
     snapshot_dir: PathBuf,
     receiving: Option<PathBuf>,
+    /// This core's Raft id, for the write path's stage trace (0 until set).
+    node: u64,
+    /// What of the log this core has not synced yet: entries are applied only once synced
+    /// here (see `storage::unsynced`).
+    unsynced: Arc<Unsynced>,
 }
 
 impl StateMachine {
@@ -97,7 +104,17 @@ impl StateMachine {
             membership,
             snapshot_dir,
             receiving: None,
+            node: 0,
+            unsynced: Arc::default(),
         })
+    }
+
+    /// Shares the record of `node`'s log store of what it has not synced yet, and names
+    /// the core in the write path's stage trace.
+    pub fn with_log(mut self, node: u64, unsynced: Arc<Unsynced>) -> Self {
+        self.node = node;
+        self.unsynced = unsynced;
+        self
     }
 
     /// The index of the last entry applied.
@@ -122,6 +139,11 @@ impl StateMachine {
     }
 
     fn apply_entries(&mut self, entries: Vec<Entry>) -> Result<Vec<BatchOutcome>> {
+        let span = match (entries.first(), entries.last()) {
+            (Some(f), Some(l)) => (f.log_id.index, l.log_id.index),
+            _ => (1, 0),
+        };
+        stages::mark_node(Stage::ApplyStart, self.node, span.0, span.1);
         let mut work: MemState = (*self.mem.snapshot()).clone();
         let cf = self.db.cf(CF_DATA)?;
         let mut disc = DiscWriter::new(&self.db, cf);
@@ -157,6 +179,7 @@ impl StateMachine {
         self.feed.push(fed, index);
         member_events.into_iter().for_each(|e| self.members.send(e));
         self.applied_tx.send_replace(index);
+        stages::mark_node(Stage::Applied, self.node, span.0, span.1);
         Ok(replies)
     }
 
@@ -285,6 +308,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I::IntoIter: OptionalSend,
     {
         let entries: Vec<Entry> = entries.into_iter().collect();
+        if let Some(last) = entries.last() {
+            // Raft may have counted this core's own entries before it synced them.
+            self.unsynced.wait(last.log_id.index).await.map_err(|e| sm_err(ErrorVerb::Write, e))?;
+        }
         self.apply_entries(entries).map_err(|e| sm_err(ErrorVerb::Write, e))
     }
 

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 /// The layers, lowest first; a module may import its own layer and those below.
 const LAYERS: &[(&str, &[&str])] = &[
-    ("pure", &["error", "codec", "name", "config", "status", "engine"]),
+    ("pure", &["error", "codec", "name", "config", "status", "engine", "stages"]),
     ("adapters", &["raft", "storage", "rpc", "discovery"]),
     ("runtime", &["runtime"]),
     ("features", &["schema", "backup", "replication", "cluster", "client", "observe"]),

@@ -8,6 +8,7 @@ mod catalog;
 mod cluster;
 mod discovery;
 mod docs;
+mod durability;
 mod engine_ops;
 mod feeds;
 mod indexes;
