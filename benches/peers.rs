@@ -617,6 +617,27 @@ async fn grpc(s: &Settings, work: &Path) -> Vec<Cell> {
         },
     )
     .await;
+    // The same writes through `Client::pipeline`: one stream per node, every writer's
+    // writes tagged on it, instead of a call each.
+    let mut pipelines = Vec::new();
+    for c in clients.iter() {
+        pipelines.push(c.pipeline().await.expect("write stream"));
+    }
+    let pipelines = Arc::new(pipelines);
+    let (piped, _) = write_cells(
+        s,
+        "mnema over gRPC, pipelined",
+        leader,
+        || None,
+        move |node, k| {
+            let p = pipelines.clone();
+            async move {
+                p[node].transact(&Txn::new().put(WRITE_TABLE, k, vec![0xab; VALUE])).await.expect("write");
+            }
+        },
+    )
+    .await;
+    cells.extend(piped);
     // Point reads over gRPC from one follower (keys written above, read from its store).
     let follower = clients[(leader + 1) % 3].clone();
     let written = written.max(1);

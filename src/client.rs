@@ -2,7 +2,7 @@
 
 use crate::backup::BackupInfo;
 use crate::engine::{Blob, Committed, Declaration, IndexHit, IndexRange, KeyRange, Op, Txn, WatchSpec};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, TransportKind};
 use crate::rpc::client::{Cluster, Peers, status_error};
 use crate::rpc::convert;
 use crate::rpc::pb;
@@ -26,6 +26,137 @@ impl From<pb::ReadReply> for Records {
 
 fn leader(r: pb::JoinReply) -> Option<String> {
     (!r.leader.is_empty()).then_some(r.leader)
+}
+
+/// Writes to one node over one stream (see [`Client::pipeline`]). Cheap to clone: clones
+/// share the stream. A stream that fails answers every write in flight with its error (a
+/// `Transport` error, outcome unknown: the write may have been applied) and is opened
+/// again by the next write.
+#[derive(Clone)]
+pub struct Pipeline {
+    addr: String,
+    submit: tokio::sync::mpsc::Sender<Submit>,
+}
+
+struct Submit {
+    txn: Vec<u8>,
+    reply: tokio::sync::oneshot::Sender<Result<Committed>>,
+}
+
+/// Writes one stream has in flight at most, client side (the server has its own bound).
+const PIPELINE_WINDOW: usize = 4096;
+
+impl Pipeline {
+    async fn open(addr: String, client: Cluster) -> Result<Self> {
+        let stream = Stream::open(&addr, client.clone()).await?;
+        let (submit, rx) = tokio::sync::mpsc::channel(PIPELINE_WINDOW);
+        tokio::spawn(drive(addr.clone(), client, stream, rx));
+        Ok(Pipeline { addr, submit })
+    }
+
+    /// Writes `txn` through the node; returns once the node applied it, as
+    /// [`Client::transact`] does, with the same errors.
+    pub async fn transact(&self, txn: &Txn) -> Result<Committed> {
+        let txn = crate::codec::encode_versioned(crate::codec::WIRE_VERSION, txn)?;
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        let gone = || Error::transport(&self.addr, TransportKind::NotConnected, "the write stream's task ended");
+        self.submit.send(Submit { txn, reply }).await.map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())?
+    }
+}
+
+/// One open `TransactStream` call.
+struct Stream {
+    out: tokio::sync::mpsc::Sender<pb::TaggedWrite>,
+    replies: tonic::Streaming<pb::TaggedReply>,
+}
+
+impl Stream {
+    async fn open(addr: &str, mut client: Cluster) -> Result<Self> {
+        let (out, rx) = tokio::sync::mpsc::channel(PIPELINE_WINDOW);
+        let replies = client
+            .transact_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+            .map_err(|s| status_error(addr, s))?
+            .into_inner();
+        Ok(Stream { out, replies })
+    }
+}
+
+/// Decodes a reply of the stream: the write's outcome, or why the reply is unreadable.
+pub(crate) fn decode_reply(bytes: &[u8]) -> Result<Committed> {
+    crate::codec::decode_versioned::<Result<Committed>>("transact reply", crate::codec::WIRE_VERSION, bytes)?
+}
+
+/// Sends the writes of `rx` over the stream and hands each reply to its writer; opens the
+/// stream again for the next write after it fails. Ends when every `Pipeline` is dropped
+/// and every write in flight is answered.
+async fn drive(addr: String, client: Cluster, stream: Stream, mut rx: tokio::sync::mpsc::Receiver<Submit>) {
+    let mut stream = Some(stream);
+    let mut pending: std::collections::HashMap<u64, tokio::sync::oneshot::Sender<Result<Committed>>> =
+        std::collections::HashMap::new();
+    let mut next_tag = 0u64;
+    let mut callers = true;
+    loop {
+        if !callers && pending.is_empty() {
+            return;
+        }
+        let Some(open) = stream.as_mut() else {
+            // Failed: open again for the next write.
+            let Some(first) = rx.recv().await else { return };
+            match Stream::open(&addr, client.clone()).await {
+                Ok(s) => stream = Some(s),
+                Err(e) => {
+                    let _ = first.reply.send(Err(e));
+                    continue;
+                }
+            }
+            let Some(open) = stream.as_mut() else { continue };
+            next_tag += 1;
+            pending.insert(next_tag, first.reply);
+            let _ = open.out.send(pb::TaggedWrite { tag: next_tag, txn: first.txn }).await;
+            continue;
+        };
+        tokio::select! {
+            sub = rx.recv(), if callers => match sub {
+                Some(s) => {
+                    next_tag += 1;
+                    pending.insert(next_tag, s.reply);
+                    // A closed stream shows as its reply side failing, below.
+                    let _ = open.out.send(pb::TaggedWrite { tag: next_tag, txn: s.txn }).await;
+                }
+                None => {
+                    callers = false;
+                    // Nothing more to send: the server ends the stream once it answered all.
+                    let (closed, _) = tokio::sync::mpsc::channel(1);
+                    open.out = closed;
+                }
+            },
+            reply = open.replies.message() => {
+                let failure = match reply {
+                    Ok(Some(r)) => {
+                        if let Some(tx) = pending.remove(&r.tag) {
+                            let _ = tx.send(decode_reply(&r.reply));
+                        }
+                        continue;
+                    }
+                    Ok(None) => Error::transport(&addr, TransportKind::NoAnswer, "the node ended the write stream"),
+                    Err(status) => status_error(&addr, status),
+                };
+                // Every write in flight has an unknown outcome.
+                let failure = match failure {
+                    Error::Transport { peer, kind: TransportKind::NotConnected, reason } => {
+                        Error::Transport { peer, kind: TransportKind::NoAnswer, reason }
+                    }
+                    other => other,
+                };
+                for (_, tx) in pending.drain() {
+                    let _ = tx.send(Err(failure.clone()));
+                }
+                stream = None;
+            }
+        }
+    }
 }
 
 /// A client of one node. Cheap to clone: clones share one connection (a tonic channel),
@@ -98,6 +229,14 @@ impl Client {
             pb::WriteRequest { batch: crate::codec::encode_versioned(crate::codec::WIRE_VERSION, txn)?, relay: false };
         let reply = self.inner.transact(req).await.map_err(|s| self.err(s))?.into_inner();
         crate::codec::decode_versioned("transact reply", crate::codec::WIRE_VERSION, &reply.reply)
+    }
+
+    /// Opens a stream of writes to the node: [`Pipeline::transact`] may be called by any
+    /// number of tasks at once, each write is sent at once over the stream and answered as
+    /// it completes, so writes share one HTTP/2 stream instead of costing a call each.
+    /// Fails (`Transport`, never sent) when the node cannot be reached.
+    pub async fn pipeline(&self) -> Result<Pipeline> {
+        Pipeline::open(self.addr.clone(), self.inner.clone()).await
     }
 
     /// Creates the replicated table `declaration` through the node's cluster (see

@@ -90,7 +90,7 @@ pub use status::{
 };
 
 #[cfg(feature = "server")]
-pub use client::{Client, Records};
+pub use client::{Client, Pipeline, Records};
 #[cfg(feature = "server")]
 pub use node::{Node, rebuild_data_dir};
 #[cfg(feature = "server")]

@@ -11,6 +11,10 @@
 //! Off (the default, and whenever no trace is open) a mark costs one relaxed atomic load.
 //! One trace at a time per process: the harness's writes are sequential.
 
+// Traces are opened and read by the harness only (feature `test-util`); the marks are
+// compiled in everywhere.
+#![cfg_attr(not(feature = "test-util"), allow(dead_code))]
+
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};

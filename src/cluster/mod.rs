@@ -7,6 +7,7 @@ pub mod autoclean;
 pub mod bootstrap;
 pub mod leave;
 pub mod membership;
+pub mod pipeline;
 pub mod rebuild;
 pub mod service;
 pub mod status;

@@ -43,6 +43,14 @@ impl std::io::Write for ChunkWriter {
 impl Cluster for ClusterService {
     type ExportStream = tokio_stream::wrappers::ReceiverStream<Result<pb::Payload, Status>>;
     type WatchStream = tokio_stream::wrappers::ReceiverStream<Result<pb::Payload, Status>>;
+    type TransactStreamStream = super::pipeline::ReplyStream;
+
+    async fn transact_stream(
+        &self,
+        req: Request<tonic::Streaming<pb::TaggedWrite>>,
+    ) -> Result<Response<Self::TransactStreamStream>, Status> {
+        Ok(Response::new(super::pipeline::serve(&self.node, req.into_inner())))
+    }
 
     async fn watch(&self, req: Request<pb::WatchRequest>) -> Result<Response<Self::WatchStream>, Status> {
         super::watch::serve(&self.node, req.into_inner()).map(Response::new).map_err(|e| to_status(&e))

@@ -372,6 +372,13 @@ mod rogue {
         async fn transact(&self, _: Request<pb::WriteRequest>) -> Result<Response<pb::WriteReply>, Status> {
             Err(Status::unimplemented("rogue"))
         }
+        type TransactStreamStream = tokio_stream::wrappers::ReceiverStream<Result<pb::TaggedReply, Status>>;
+        async fn transact_stream(
+            &self,
+            _: Request<tonic::Streaming<pb::TaggedWrite>>,
+        ) -> Result<Response<Self::TransactStreamStream>, Status> {
+            Err(Status::unimplemented("rogue"))
+        }
         async fn read(&self, _: Request<pb::ReadRequest>) -> Result<Response<pb::ReadReply>, Status> {
             Err(Status::unimplemented("rogue"))
         }

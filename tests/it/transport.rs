@@ -1,5 +1,6 @@
 //! Transport: TLS between nodes (mutual, certificates from config), refusals of an
-//! untrusted certificate and of a wrong cookie over TLS, and IPv6 loopback.
+//! untrusted certificate and of a wrong cookie over TLS, IPv6 loopback, and a client's
+//! writes pipelined over one stream.
 
 use crate::harness::*;
 use mnema::config::{DiscoveryStrategy, ProtoDist, TlsFiles};
@@ -107,4 +108,70 @@ async fn an_ipv6_loopback_cluster_works() {
     for n in nodes {
         n.shutdown().await.expect("stop");
     }
+}
+
+/// `Client::pipeline`: many tasks write at once over one stream to a follower; each hears
+/// its own outcome (an applied write its index, a refused one its error variant, a failed
+/// condition `Conflict`), whatever order the node answers in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipeline_answers_concurrent_writes_each_with_its_own_outcome() {
+    let c = Cluster::start(3).await;
+    let follower = &c.nodes[c.follower()];
+    let client = mnema::Client::new(follower.addr(), COOKIE).expect("client");
+    let pipeline = client.pipeline().await.expect("stream opened");
+    let tasks: Vec<_> = (0..300u32)
+        .map(|i| {
+            let p = pipeline.clone();
+            tokio::spawn(async move {
+                let txn = match i % 3 {
+                    0 => mnema::Txn::new().put("kv", format!("k{i}"), format!("v{i}")),
+                    // A route whose value is no destination: refused before proposing.
+                    1 => mnema::Txn::new().put(mnema::schema::ROUTES, "a/b", "not a destination"),
+                    // A condition that fails: the key was never written.
+                    _ => mnema::Txn::new().require_value("kv", format!("absent{i}"), "x").put("kv", "never", "x"),
+                };
+                (i, p.transact(&txn).await)
+            })
+        })
+        .collect();
+    let mut last = 0;
+    for t in tasks {
+        let (i, out) = t.await.expect("task");
+        match (i % 3, out) {
+            (0, Ok(done)) => last = last.max(done.index),
+            (1, Err(mnema::Error::InvalidValue { table, .. })) => assert_eq!(table, mnema::schema::ROUTES),
+            (2, Err(mnema::Error::Conflict(_))) => {}
+            (kind, other) => panic!("write {i} (kind {kind}): unexpected outcome {other:?}"),
+        }
+    }
+    c.wait_applied(last).await;
+    for n in &c.nodes {
+        for i in (0..300u32).step_by(3) {
+            assert_eq!(
+                n.get_one("kv", format!("k{i}").as_bytes()).unwrap().as_deref(),
+                Some(format!("v{i}").as_bytes())
+            );
+        }
+        assert!(n.get_one("kv", b"never").unwrap().is_none());
+    }
+    c.shutdown().await;
+}
+
+/// A pipeline to a node that stops: the write then fails with a `Transport` error (its
+/// outcome told apart by the kind), and a pipeline to an address nothing listens on is
+/// refused at open as never sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipeline_to_a_stopped_node_fails_with_a_transport_error() {
+    let mut c = Cluster::start(3).await;
+    let f = c.follower();
+    let client = mnema::Client::new(c.nodes[f].addr(), COOKIE).expect("client");
+    let pipeline = client.pipeline().await.expect("stream opened");
+    pipeline.transact(&mnema::Txn::new().put("kv", "before", "v")).await.expect("written");
+    let addr = c.nodes[f].addr().to_string();
+    c.nodes.remove(f).shutdown().await.expect("shutdown");
+    let err = pipeline.transact(&mnema::Txn::new().put("kv", "after", "v")).await.unwrap_err();
+    assert!(matches!(err, mnema::Error::Transport { .. }), "{err:?}");
+    let refused = mnema::Client::new(&addr, COOKIE).expect("client").pipeline().await.err().expect("refused");
+    assert!(refused.never_sent(), "{refused:?}");
+    c.shutdown().await;
 }
