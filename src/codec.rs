@@ -19,7 +19,7 @@ fn config() -> impl bincode::config::Config {
 pub fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<()> {
     bincode::serde::encode_into_std_write(value, out, config())
         .map(|_| ())
-        .map_err(|e| Error::Storage(format!("encode: {e}")))
+        .map_err(|e| Error::Encode { what: "a value".into(), reason: e.to_string() })
 }
 
 #[cfg(any(test, feature = "fuzzing"))]

@@ -422,6 +422,26 @@ pub enum Error {
     /// the operation stopped rather than go on from a wrong state.
     #[error("internal invariant broken: {0}")]
     Invariant(String),
+
+    /// A value could not be encoded (for the log, the network or a file). Nothing was sent
+    /// or written.
+    #[error("encode {what}: {reason}")]
+    Encode {
+        /// What was being encoded.
+        what: std::borrow::Cow<'static, str>,
+        /// What went wrong, in words.
+        reason: String,
+    },
+
+    /// A task the operation ran in the background ended without its result (it panicked
+    /// or was cancelled).
+    #[error("{task} task failed: {reason}")]
+    TaskFailed {
+        /// Which task.
+        task: String,
+        /// How it ended.
+        reason: String,
+    },
 }
 
 /// What kind of named, versioned code a table declaration refers to.
@@ -485,6 +505,11 @@ impl Error {
     /// An I/O failure on `path`.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io { path: path.into(), reason: source.to_string() }
+    }
+
+    /// [`Error::TaskFailed`] for `task`, ended by `e` (a join error).
+    pub(crate) fn task(task: &str, e: impl std::fmt::Display) -> Self {
+        Error::TaskFailed { task: task.to_string(), reason: e.to_string() }
     }
 
     /// [`Error::IsReplicant`] for `node`, asked `action`.

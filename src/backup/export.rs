@@ -22,7 +22,7 @@ pub fn export_to<W: Write>(node: &Runtime, out: W, progress: &mut Progress) -> R
         cluster: node.cfg.config.cluster.name.clone(),
         cluster_id: node.cluster_id(),
         exported_at_ms: crate::schema::time::now_ms(),
-        config: serde_json::to_value(&node.cfg.config.cluster).map_err(|e| Error::Storage(format!("config: {e}")))?,
+        config: serde_json::to_value(&node.cfg.config.cluster).map_err(|e| Error::Encode { what: "the cluster config".into(), reason: e.to_string() })?,
     };
     let werr = |e: std::io::Error| Error::Storage(format!("write export: {e}"));
     let mut w = DocWriter::new(out, &header).map_err(werr)?;

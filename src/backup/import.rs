@@ -81,7 +81,7 @@ pub async fn import_file<S: Submit>(
     let (p, c) = (path.to_path_buf(), catalog.clone());
     let summary = tokio::task::spawn_blocking(move || check_file(&p, &c))
         .await
-        .map_err(|e| Error::Storage(format!("check task: {e}")))??;
+        .map_err(|e| Error::task("import check", e))??;
     progress.total_records = Some(summary.records);
     progress.total_bytes = std::fs::metadata(path).ok().map(|m| m.len());
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Job>(4);
@@ -135,7 +135,7 @@ pub async fn import_file<S: Submit>(
             }
         }
     }
-    reader.await.map_err(|e| Error::Storage(format!("import task: {e}")))??;
+    reader.await.map_err(|e| Error::task("import", e))??;
     progress.finish();
     Ok(summary)
 }

@@ -58,10 +58,7 @@ impl Cluster for ClusterService {
 
     async fn export(&self, _: Request<pb::Empty>) -> Result<Response<Self::ExportStream>, Status> {
         if self.node.is_replicant() {
-            return Err(Status::failed_precondition(format!(
-                "{} is a replicant; export from a core",
-                self.node.name()
-            )));
+            return Err(to_status(&crate::error::Error::is_replicant(self.node.name(), "export")));
         }
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         let node = self.node.clone();
@@ -80,7 +77,7 @@ impl Cluster for ClusterService {
         let node = self.node.clone();
         let info = self.node.spawn_blocking(move || crate::backup::backup_data_dir(&node, &dir))
             .await
-            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(|e| to_status(&crate::error::Error::task("backup", e)))?
             .map_err(|e| to_status(&e))?;
         Ok(Response::new(pb::BackupReply {
             dir: info.dir.display().to_string(),
@@ -129,21 +126,21 @@ impl Cluster for ClusterService {
     async fn write(&self, req: Request<pb::WriteRequest>) -> Result<Response<pb::WriteReply>, Status> {
         let req = req.into_inner();
         let batch: Batch = crate::codec::decode_versioned("forwarded batch", crate::codec::WIRE_VERSION, &req.batch)
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+            .map_err(|e| to_status(&e))?;
         let reply = if req.relay { self.node.serve_relayed(batch).await } else { self.node.serve_forwarded(batch).await }
             .map_err(|e| to_status(&e))?;
         let bytes = crate::codec::encode_versioned(crate::codec::WIRE_VERSION, &reply)
-            .map_err(|e| Status::internal(e.to_string()))?;
+            .map_err(|e| to_status(&e))?;
         Ok(Response::new(pb::WriteReply { reply: bytes }))
     }
 
     async fn transact(&self, req: Request<pb::WriteRequest>) -> Result<Response<pb::WriteReply>, Status> {
         let txn: crate::engine::Txn =
             crate::codec::decode_versioned("transaction", crate::codec::WIRE_VERSION, &req.into_inner().batch)
-                .map_err(|e| Status::invalid_argument(e.to_string()))?;
+                .map_err(|e| to_status(&e))?;
         let reply = self.node.transact(txn).await.map_err(|e| to_status(&e))?;
         let bytes = crate::codec::encode_versioned(crate::codec::WIRE_VERSION, &reply)
-            .map_err(|e| Status::internal(e.to_string()))?;
+            .map_err(|e| to_status(&e))?;
         Ok(Response::new(pb::WriteReply { reply: bytes }))
     }
 

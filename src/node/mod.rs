@@ -409,7 +409,7 @@ impl Node {
         let mut progress = crate::backup::Progress::silent("export");
         let (header, n) = self.shared.spawn_blocking(move || crate::backup::export_file(&rt, &path, &mut progress))
             .await
-            .map_err(|e| Error::Storage(format!("export task: {e}")))??;
+            .map_err(|e| Error::task("export", e))??;
         Ok((header.applied_index, n))
     }
 
@@ -427,7 +427,7 @@ impl Node {
         let (rt, dir) = (self.shared.clone(), dir.to_path_buf());
         self.shared.spawn_blocking(move || crate::backup::backup_data_dir(&rt, &dir))
             .await
-            .map_err(|e| Error::Storage(format!("backup task: {e}")))?
+            .map_err(|e| Error::task("backup", e))?
     }
 
     /// Resolves when this core's Raft has stopped by itself: a storage failure (a full

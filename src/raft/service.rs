@@ -3,6 +3,7 @@
 use super::slot::RaftSlot;
 use super::wire;
 use crate::rpc::pb::Payload;
+use crate::rpc::status::to_status;
 use crate::stages::{self, Stage};
 use crate::rpc::pb::raft_server::Raft as RaftRpc;
 use std::sync::Arc;
@@ -19,22 +20,18 @@ impl RaftService {
     }
 }
 
-fn bad_request(e: crate::error::Error) -> Status {
-    Status::invalid_argument(e.to_string())
-}
-
 fn reply<T: serde::Serialize>(value: &T) -> Result<Response<Payload>, Status> {
-    wire::encode(value).map(|data| Response::new(Payload { data })).map_err(|e| Status::internal(e.to_string()))
+    wire::encode(value).map(|data| Response::new(Payload { data })).map_err(|e| to_status(&e))
 }
 
 #[tonic::async_trait]
 impl RaftRpc for RaftService {
     async fn append_entries(&self, req: Request<Payload>) -> Result<Response<Payload>, Status> {
-        let rpc: wire::AppendRequest = wire::decode("append entries", &req.into_inner().data).map_err(bad_request)?;
+        let rpc: wire::AppendRequest = wire::decode("append entries", &req.into_inner().data).map_err(|e| to_status(&e))?;
         let (first, last) = wire::span(&rpc);
         stages::mark(Stage::FollowerReceived, first, last);
         let res: wire::AppendReply =
-            self.raft.get().map_err(|e| Status::unavailable(e.to_string()))?.append_entries(rpc).await;
+            self.raft.get().map_err(|e| to_status(&e))?.append_entries(rpc).await;
         stages::mark(Stage::FollowerReplied, first, last);
         // Accepted from the leader of the vote this core holds (not refused for a higher one).
         if matches!(&res, Ok(r) if !matches!(r, openraft::raft::AppendEntriesResponse::HigherVote(_))) {
@@ -44,7 +41,7 @@ impl RaftRpc for RaftService {
     }
 
     async fn vote(&self, req: Request<Payload>) -> Result<Response<Payload>, Status> {
-        let rpc: wire::VoteReq = wire::decode("vote", &req.into_inner().data).map_err(bad_request)?;
+        let rpc: wire::VoteReq = wire::decode("vote", &req.into_inner().data).map_err(|e| to_status(&e))?;
         if self.raft.refuses_votes() {
             // A core without Raft state of its own (a new data dir until it forms or joins,
             // a rebuild until it is a member again) may have voted in a term it no longer
@@ -55,14 +52,14 @@ impl RaftRpc for RaftService {
                 Ok(openraft::raft::VoteResponse { vote: rpc.vote, vote_granted: false, last_log_id: None });
             return reply(&refused);
         }
-        let res: wire::VoteReply = self.raft.get().map_err(|e| Status::unavailable(e.to_string()))?.vote(rpc).await;
+        let res: wire::VoteReply = self.raft.get().map_err(|e| to_status(&e))?.vote(rpc).await;
         reply(&res)
     }
 
     async fn install_snapshot(&self, req: Request<Payload>) -> Result<Response<Payload>, Status> {
-        let rpc: wire::SnapshotRequest = wire::decode("snapshot chunk", &req.into_inner().data).map_err(bad_request)?;
+        let rpc: wire::SnapshotRequest = wire::decode("snapshot chunk", &req.into_inner().data).map_err(|e| to_status(&e))?;
         let res: wire::SnapshotReply =
-            self.raft.get().map_err(|e| Status::unavailable(e.to_string()))?.install_snapshot(rpc).await;
+            self.raft.get().map_err(|e| to_status(&e))?.install_snapshot(rpc).await;
         if res.is_ok() {
             self.raft.touch();
         }

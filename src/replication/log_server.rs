@@ -75,10 +75,7 @@ impl Replication for ReplicationService {
         req: Request<pb::SubscribeRequest>,
     ) -> std::result::Result<Response<Self::SubscribeStream>, Status> {
         if self.node.cfg.role != Role::Core {
-            return Err(Status::failed_precondition(format!(
-                "{} is a replicant; replicants stream from cores only",
-                self.node.cfg.name
-            )));
+            return Err(to_status(&Error::is_replicant(self.node.cfg.name.as_str(), "streaming to a replicant")));
         }
         if self.node.refuses_votes() {
             // No Raft state of its own yet (a new core before it forms or joins its cluster,
@@ -104,7 +101,8 @@ impl Replication for ReplicationService {
             Shards(None)
         } else {
             let s = r.shards.iter().map(|s| ShardId::try_from(*s)).collect::<std::result::Result<Vec<_>, _>>();
-            Shards(Some(s.map_err(|_| Status::invalid_argument("shard ids are 0..=65535"))?))
+            let bad = |_| Error::config("replicant.shards", "shard ids are 0..=65535");
+            Shards(Some(s.map_err(bad).map_err(|e| to_status(&e))?))
         };
         let (tx, rx) = mpsc::channel(8);
         let node = self.node.clone();
@@ -156,7 +154,7 @@ async fn serve(node: &Arc<Runtime>, req: &pb::SubscribeRequest, shards: Shards, 
             let (node2, tx2, shards2) = (node.clone(), tx.clone(), shards.clone());
             let res = node.spawn_blocking(move || send_snapshot(&node2, &shards2, members, &tx2))
                 .await
-                .map_err(|e| Error::Storage(format!("snapshot task: {e}")))??;
+                .map_err(|e| Error::task("snapshot", e))??;
             match res {
                 Some((pin, index)) => (pin, index + 1),
                 None => return Ok(()),

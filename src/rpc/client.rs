@@ -80,7 +80,7 @@ impl Peers {
         if self.cut.read().map(|c| c.contains(addr)).unwrap_or(false) {
             return Err(Error::transport(addr, crate::error::TransportKind::NotConnected, PARTITIONED));
         }
-        let mut map = self.channels.lock().map_err(|_| Error::Storage("peer table poisoned".into()))?;
+        let mut map = self.channels.lock().map_err(|_| Error::Invariant("the peer table's lock is poisoned".into()))?;
         if let Some(c) = map.get(addr) {
             return Ok(c.clone());
         }

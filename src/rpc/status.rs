@@ -147,6 +147,8 @@ mod tests {
             Error::Compacted { from: 3, oldest: 90 },
             Error::LocalTable { table: "subscriptions".into(), action: "watching".into() },
             Error::Invariant(s()),
+            Error::Encode { what: "a value".into(), reason: s() },
+            Error::task("export", "panicked"),
         ];
         for e in &all {
             match e {
@@ -191,7 +193,9 @@ mod tests {
                 | Error::CodeMismatch { .. }
                 | Error::Compacted { .. }
                 | Error::LocalTable { .. }
-                | Error::Invariant(_) => {}
+                | Error::Invariant(_)
+                | Error::Encode { .. }
+                | Error::TaskFailed { .. } => {}
             }
         }
         all

@@ -718,7 +718,7 @@ impl Runtime {
             )));
         }
         self.schema.local.check(txn, Scope::Local)?;
-        let _guard = self.local_writer.lock().map_err(|_| Error::Storage("local writer poisoned".into()))?;
+        let _guard = self.local_writer.lock().map_err(|_| Error::Invariant("the local tables' writer lock is poisoned".into()))?;
         let mut work: MemState = (*self.local.snapshot()).clone();
         let outcome = crate::storage::apply::apply_local(&self.db, &mut work, txn)?;
         self.local.publish(work);

@@ -43,7 +43,7 @@ pub async fn activate(node: &impl Tables, name: &str, message: &str, details: &s
         }))
     })
     .await?;
-    a.ok_or_else(|| Error::Storage("alarm update wrote nothing".into()))
+    a.ok_or_else(|| Error::Invariant("alarm update wrote nothing".into()))
 }
 
 /// Clears `name`; an unknown alarm is an error.
@@ -57,7 +57,7 @@ pub async fn deactivate(node: &impl Tables, name: &str, now_ms: u64) -> Result<A
         Ok(Some(a))
     })
     .await?;
-    a.ok_or_else(|| Error::Storage("alarm update wrote nothing".into()))
+    a.ok_or_else(|| Error::Invariant("alarm update wrote nothing".into()))
 }
 
 /// Alarms by name; only active ones if `active_only`.

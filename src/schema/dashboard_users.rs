@@ -37,7 +37,7 @@ fn hash(password: &str) -> Result<String> {
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
-        .map_err(|e| Error::Storage(format!("hash password: {e}")))
+        .map_err(|e| Error::Invariant(format!("hash password: {e}")))
 }
 
 /// Adds a user; an existing username is a conflict.

@@ -82,7 +82,7 @@ pub async fn open(
         Ok(Some(s))
     })
     .await?;
-    let s = s.ok_or_else(|| Error::Storage("session update wrote nothing".into()))?;
+    let s = s.ok_or_else(|| Error::Invariant("session update wrote nothing".into()))?;
     Ok((s, resumed))
 }
 
@@ -99,7 +99,7 @@ async fn change(
         Ok(Some(s))
     })
     .await?;
-    s.ok_or_else(|| Error::Storage("session update wrote nothing".into()))
+    s.ok_or_else(|| Error::Invariant("session update wrote nothing".into()))
 }
 
 /// Adds (or changes the QoS of) the subscription to `filter`.

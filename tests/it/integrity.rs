@@ -1,4 +1,5 @@
-//! Integrity kept in the core: what a table's rule refuses is never stored, by any path.
+//! Integrity kept in the core: what a table's rule refuses is never stored, by any path;
+//! what a node refuses over gRPC arrives as a typed error.
 
 use crate::harness::*;
 use mnema::Client;
@@ -377,6 +378,51 @@ async fn a_replicant_declaring_other_tables_is_refused_by_every_core() {
     let s = r.replicant_status().expect("replicant");
     assert_ne!(s.state, mnema::ReplicantState::Normal, "it follows no core");
     assert!(r.get("kv", b"anything").unwrap().is_empty());
+    r.shutdown().await.unwrap();
+    c.shutdown().await;
+}
+
+/// What a node refuses over gRPC arrives as the `Error` variant a local call returns:
+/// an export or a replication stream asked of a replicant is `IsReplicant`, and bytes a
+/// node cannot decode (a forwarded batch, a client's transaction, a Raft message) are
+/// `Corrupt`, a definite refusal that a forwarder does not send again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_over_grpc_arrive_as_their_error_variant() {
+    use mnema::rpc::client::Peers;
+    use mnema::rpc::pb;
+    use mnema::rpc::status::from_status;
+
+    let c = Cluster::start(3).await;
+    let r = c.replicant(4).await;
+    wait_until("the replicant to stream", Duration::from_secs(20), || async {
+        r.replicant_status().is_some_and(|s| s.state == mnema::ReplicantState::Normal)
+    })
+    .await;
+    let mut out = Vec::new();
+    let mut progress = mnema::backup::Progress::silent("export");
+    let err = Client::new(r.addr(), COOKIE).unwrap().export(&mut out, &mut progress).await.unwrap_err();
+    assert!(matches!(&err, Error::IsReplicant { action, .. } if action == "export"), "{err:?}");
+
+    let peers = Peers::new(COOKIE, None, None).unwrap();
+    let sub = pb::SubscribeRequest { replicant: "n9@127.0.0.1".into(), ..Default::default() };
+    let Err(status) = peers.replication(r.addr()).unwrap().subscribe(sub).await else {
+        panic!("a replicant streamed to another replicant")
+    };
+    assert!(matches!(from_status(r.addr(), status), Error::IsReplicant { .. }));
+
+    let leader = &c.nodes[c.leader()];
+    let garbage = vec![0xff, 0x13, 0x37];
+    let mut cluster = peers.cluster(leader.addr()).unwrap();
+    let status = cluster.write(pb::WriteRequest { batch: garbage.clone(), relay: false }).await.unwrap_err();
+    assert!(matches!(from_status(leader.addr(), status), Error::Corrupt { .. }), "a forwarded batch");
+    let status = cluster.transact(pb::WriteRequest { batch: garbage.clone(), relay: false }).await.unwrap_err();
+    assert!(matches!(from_status(leader.addr(), status), Error::Corrupt { .. }), "a client's transaction");
+    // Raft's service answers members of its own cluster only.
+    let id = std::sync::Arc::new(std::sync::RwLock::new(leader.status().cluster_id));
+    let members = Peers::new(COOKIE, Some(id), None).unwrap();
+    let status = members.raft(leader.addr()).unwrap().append_entries(pb::Payload { data: garbage }).await.unwrap_err();
+    let err = from_status(leader.addr(), status);
+    assert!(matches!(err, Error::Corrupt { .. }), "a Raft message: {err:?}");
     r.shutdown().await.unwrap();
     c.shutdown().await;
 }

@@ -325,3 +325,40 @@ fn the_checker_sees_an_import_cycle() {
     let reexports = root_reexports(&src_dir());
     assert_eq!(reexports.get("Node").map(String::as_str), Some("node"), "crate::Node is an import of node");
 }
+
+/// Every gRPC status a node answers with is made by `rpc/status.rs` from an `Error` (so a
+/// caller decodes the variant a local call returns), never built by hand beside it.
+#[test]
+fn no_status_is_built_outside_the_one_mapping() {
+    let src = src_dir();
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let constructors = [
+        "Status::new(",
+        "Status::with_details(",
+        "Status::invalid_argument(",
+        "Status::not_found(",
+        "Status::already_exists(",
+        "Status::permission_denied(",
+        "Status::failed_precondition(",
+        "Status::aborted(",
+        "Status::unavailable(",
+        "Status::internal(",
+        "Status::unimplemented(",
+        "Status::unknown(",
+        "Status::cancelled(",
+        "Status::deadline_exceeded(",
+        "Status::resource_exhausted(",
+        "Status::unauthenticated(",
+        "Status::out_of_range(",
+        "Status::data_loss(",
+    ];
+    let mut built = Vec::new();
+    for f in files.iter().filter(|f| !f.ends_with("rpc/status.rs")) {
+        let code = code_of(&std::fs::read_to_string(f).expect("read source"));
+        for c in constructors.iter().filter(|c| code.contains(*c)) {
+            built.push(format!("{}: {c}", f.display()));
+        }
+    }
+    assert!(built.is_empty(), "statuses built by hand outside rpc/status.rs:\n{}", built.join("\n"));
+}
