@@ -35,16 +35,20 @@ enum Cmd {
         /// The node: host:port, or name@host (port by the base-port rule).
         #[arg(long, default_value = "mnema@127.0.0.1", env = "MNEMA_CTL_NODE")]
         node: String,
+        /// The cluster's cookie (`node.cookie`).
         #[arg(long, env = "MNEMA_NODE__COOKIE", default_value = mnema::config::DEFAULT_COOKIE, hide_env_values = true)]
         cookie: String,
+        /// The base port of `--node name@host` (`node.base_port`).
         #[arg(long, default_value_t = 4370)]
         base_port: u16,
-        /// For a node running `inet_tls`: this client's certificate, key and the cluster's
-        /// CA (PEM files, as in `cluster.tls`).
+        /// For a node running `inet_tls`: this client's certificate (PEM, as in
+        /// `cluster.tls`); needs the two options below.
         #[arg(long, requires_all = ["tls_keyfile", "tls_cacertfile"])]
         tls_certfile: Option<PathBuf>,
+        /// For a node running `inet_tls`: this client's private key (PEM).
         #[arg(long)]
         tls_keyfile: Option<PathBuf>,
+        /// For a node running `inet_tls`: the cluster's CA certificate (PEM).
         #[arg(long)]
         tls_cacertfile: Option<PathBuf>,
         #[command(subcommand)]
@@ -60,12 +64,16 @@ enum Cmd {
     /// (port base + 1000 + i), serve until Ctrl-C. A second run on the same dir recovers
     /// the same data.
     DevCluster {
+        /// Where the nodes' data dirs go (one per node, named by the node).
         #[arg(long, default_value = "./data")]
         dir: PathBuf,
+        /// How many cores.
         #[arg(long, default_value_t = 3)]
         cores: u16,
+        /// How many replicants.
         #[arg(long, default_value_t = 2)]
         replicants: u16,
+        /// Node i serves on this port + i (its /metrics on this + 1000 + i).
         #[arg(long, default_value_t = 4370)]
         base_port: u16,
         /// Print the status once the cluster is up, then stop (for scripts and CI).
@@ -92,7 +100,10 @@ enum CtlCmd {
         cmd: DataCmd,
     },
     /// Copy the node's data dir, online, into DIR (a path on the node's machine).
-    Backup { dir: String },
+    Backup {
+        /// A directory on the node's machine (created; must not exist).
+        dir: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -110,9 +121,13 @@ enum OfflineDataCmd {
 #[derive(Subcommand)]
 enum DataCmd {
     /// Write every replicated table, at one applied index, to FILE (atomically).
-    Export { file: PathBuf },
+    Export {
+        /// The export file to write (JSON).
+        file: PathBuf,
+    },
     /// Check FILE completely, then write it through Raft (cores only).
     Import {
+        /// An export file (JSON).
         file: PathBuf,
         /// merge: keep records not in the file; replace: clear each table in the file first.
         #[arg(long, default_value = "merge")]
@@ -124,12 +139,16 @@ enum DataCmd {
 enum ClusterCmd {
     /// running_nodes / stopped_nodes, leader, roles, applied index of each node.
     Status {
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Make the node join the cluster of NODE (name@host or name@host:port); the node's
     /// replicated data is replaced by the cluster's.
-    Join { peer: String },
+    Join {
+        /// A member of the cluster to join: name@host or name@host:port.
+        peer: String,
+    },
     /// Make the node leave its cluster; it becomes a cluster of one, without the data.
     Leave {
         /// Even if the voters left would not have a majority running.
@@ -138,6 +157,7 @@ enum ClusterCmd {
     },
     /// Remove another member (e.g. a dead one) from the node's cluster.
     ForceLeave {
+        /// The member to remove: its node name.
         node: String,
         /// Even if the voters left would not have a majority running.
         #[arg(long)]
@@ -148,10 +168,19 @@ enum ClusterCmd {
 #[derive(Subcommand)]
 enum TableCmd {
     /// Write the record KEY → VALUE (JSON) to TABLE, through the leader.
-    Put { table: String, key: String, value: String },
+    Put {
+        /// The table.
+        table: String,
+        /// The record's key.
+        key: String,
+        /// The value (JSON).
+        value: String,
+    },
     /// Print the values under KEY in TABLE, read on the node.
     Get {
+        /// The table.
         table: String,
+        /// The record's key.
         key: String,
         /// Read after the leader's read index (from any node): sees every write
         /// acknowledged before the command began.
@@ -159,11 +188,20 @@ enum TableCmd {
         linearizable: bool,
     },
     /// Delete KEY (with all its values) from TABLE, through the leader.
-    Delete { table: String, key: String },
+    Delete {
+        /// The table.
+        table: String,
+        /// The key to delete.
+        key: String,
+    },
     /// Print every record of TABLE as JSON, read on the node.
-    Dump { table: String },
+    Dump {
+        /// The table.
+        table: String,
+    },
     /// Create a replicated table through the log: one entry, applied on every node.
     Create {
+        /// The new table's name.
         name: String,
         /// set, bag or ordered_set.
         #[arg(long, default_value = "set")]
@@ -187,10 +225,14 @@ enum TableCmd {
     },
     /// Drop a replicated table and every record of it, through the log. (`table delete`
     /// deletes one key.)
-    Drop { name: String },
+    Drop {
+        /// The table to drop.
+        name: String,
+    },
     /// Print TABLE's changes as the node applies them, one JSON line per change, until
     /// interrupted; exits non-zero when the node's feed no longer holds what it must send.
     Watch {
+        /// The table to watch.
         table: String,
         /// Only keys starting with this.
         #[arg(long)]
@@ -204,6 +246,7 @@ enum TableCmd {
     },
     /// The node's tables: scope, kind, storage, shard, rule, indexes, records.
     List {
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -699,5 +742,35 @@ async fn wait_until_formed(node: &Node, replicants: usize) -> Result<ClusterStat
             return Err(Error::Timeout { what: "the dev cluster to elect a leader".into(), ms: 30_000 });
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    /// Every subcommand, option and argument under `cmd` without a help line.
+    fn undocumented(cmd: &clap::Command, path: &str, out: &mut Vec<String>) {
+        for arg in cmd.get_arguments() {
+            let id = arg.get_id().as_str();
+            if id != "help" && id != "version" && arg.get_help().is_none() && arg.get_long_help().is_none() {
+                out.push(format!("{path} <{id}>"));
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            let path = format!("{path} {}", sub.get_name());
+            if sub.get_about().is_none() && sub.get_long_about().is_none() {
+                out.push(path.clone());
+            }
+            undocumented(sub, &path, out);
+        }
+    }
+
+    #[test]
+    fn every_command_option_and_argument_has_a_help_line() {
+        let mut missing = Vec::new();
+        undocumented(&Cli::command(), "mnema", &mut missing);
+        assert!(missing.is_empty(), "no help line:\n{}", missing.join("\n"));
     }
 }
