@@ -259,6 +259,12 @@ impl Runtime {
         let raft = self.raft().ok();
         if let Some(raft) = raft {
             raft.shutdown().await.map_err(|e| Error::Raft(e.to_string()))?;
+            // Nothing applies any more: sync what was applied and say so in the mark, so a
+            // WAL that loses any of it before the next start is refused there.
+            // (Best effort: a full disk fails the write, and the stop goes on.)
+            if let Err(e) = self.db.sync_wal().and_then(|()| self.mark.stopped_at(self.applied_index())) {
+                tracing::warn!(error = %e, "could not record the stop in RAFT_MARK");
+            }
         }
         self.set_raft(None)?;
         self.tasks.close();

@@ -11,7 +11,8 @@
 //! - the **vote**, written (and fsynced) each time Raft saves one, after RocksDB has it;
 //! - a **durable applied index**: an applied index whose state RocksDB had synced, written
 //!   at most once a second by a thread of the log store's, after the log's sync thread
-//!   reports it synced (it lags, never leads).
+//!   reports it synced (it lags, never leads), and at a clean stop, after a last WAL sync,
+//!   the last applied index (`MarkWriter::stopped_at`).
 //!
 //! At open, [`check`] compares them with what RocksDB holds: a vote or applied index that
 //! went back means lost synced data, and the node refuses to start
@@ -184,6 +185,15 @@ impl MarkWriter {
         if st.epoch != epoch {
             return Ok(());
         }
+        Self::write_pending(&self.data_dir, &mut st)
+    }
+
+    /// At a clean stop, once Raft has stopped and the WAL is synced: records `applied`, the
+    /// last applied index, at once (no rate limit), so that losing any of what the stop
+    /// left synced (a WAL cut short) is seen at the next open.
+    pub fn stopped_at(&self, applied: u64) -> Result<()> {
+        let mut st = self.state.lock().map_err(|_| Error::Shutdown)?;
+        st.pending = st.pending.max(applied);
         Self::write_pending(&self.data_dir, &mut st)
     }
 

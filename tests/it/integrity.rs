@@ -289,6 +289,34 @@ async fn flipped_bytes_inside_the_wal_are_refused_at_start() {
     }
 }
 
+/// A WAL cut short after a clean stop (its last records gone, as a torn write would
+/// leave it) is refused at start with the store named: the stop recorded in `RAFT_MARK`
+/// how far the synced state had come, so the entries the cut took are missed, not
+/// silently forgotten.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wal_cut_short_after_a_clean_stop_is_refused_at_start() {
+    let c = Cluster::start(1).await;
+    write_rules(&c.nodes[0], 0, 200).await;
+    let data = c.dir.path().join("n1");
+    let base = c.base;
+    let dir = c.shutdown().await;
+    let wal = std::fs::read_dir(data.join("db"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .max_by_key(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+        .expect("a WAL file");
+    let len = std::fs::metadata(&wal).unwrap().len();
+    assert!(len > 4096, "WAL of {len} bytes");
+    std::fs::OpenOptions::new().write(true).open(&wal).unwrap().set_len(len * 2 / 3).unwrap();
+    match mnema::Node::start(config(dir.path(), base, 1, 1), test_tables()).await {
+        Err(Error::DamagedState { file, .. }) => assert_eq!(file, data.join("db")),
+        Err(other) => panic!("expected DamagedState, got {other:?}"),
+        Ok(_) => panic!("started on a WAL cut short"),
+    }
+}
+
 /// A core whose IDENTITY records another cluster (a file copied from elsewhere) is refused
 /// at start with the file and both ids, instead of running isolated for ever.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
