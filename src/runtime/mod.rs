@@ -387,6 +387,10 @@ impl Runtime {
                 Attempt::Unreachable | Attempt::Unknown(Error::Transport { .. } | Error::Timeout { .. })
             );
             relay = !relay && failed_to_reach && self.relay_to().is_some();
+            // A leader that answered that its Raft stopped (it is shutting down, or failed)
+            // leads no more: the next attempt waits for another leader instead of sending it
+            // there again and spending the retries in a few backoffs.
+            let mut until_another_leader = None;
             let pause = match attempt {
                 Attempt::Done(done) => return Ok(done),
                 Attempt::Failed(e) => return Err(e),
@@ -397,12 +401,25 @@ impl Runtime {
                     if !batch.retryable() {
                         return Err(e);
                     }
-                    if retries >= self.cfg.config.raft.write_retries || deadline <= Instant::now() {
+                    // A node shutting down does not try again itself: a forwarded batch
+                    // goes back to its sender, which sends it to the next leader.
+                    if retries >= self.cfg.config.raft.write_retries
+                        || deadline <= Instant::now()
+                        || self.stop.is_cancelled()
+                    {
                         return Err(Error::WriteOutcomeUnknown { attempts: retries + 1, last: e.to_string() });
                     }
                     retries += 1;
                     self.write_retries.fetch_add(1, Ordering::Relaxed);
                     tracing::info!(error = %e, attempt = retries + 1, "write outcome unknown; sending it again under the same request id");
+                    if matches!(
+                        e,
+                        Error::Raft(_) | Error::Shutdown | Error::NodeFailed { .. } | Error::WriteOutcomeUnknown { .. }
+                    )
+                        && leader_now.is_some_and(|l| l != self.cfg.node_id)
+                    {
+                        until_another_leader = leader_now;
+                    }
                     let p = backoff;
                     backoff = (backoff * 2).min(Duration::from_secs(1));
                     p
@@ -422,8 +439,10 @@ impl Runtime {
                     self.cfg.write_timeout()
                 )));
             }
-            // Wake on the next leader change, or retry a little later.
-            if !pause.is_zero() {
+            if let Some(stopped) = until_another_leader {
+                let _ = tokio::time::timeout(left, self.leader_moves_from(Some(stopped))).await;
+            } else if !pause.is_zero() {
+                // Wake on the next leader change, or retry a little later.
                 changes.wait(left.min(pause)).await;
             }
         }
@@ -469,12 +488,15 @@ impl Runtime {
             Err(e) if e.never_sent() => Attempt::Unreachable,
             // Proposed maybe: the leader failed mid-call, or Raft failed after appending, or
             // no answer came in time.
+            // (`WriteOutcomeUnknown`: the leader gave up on it, shutting down or after its
+            // own retries; sent again under its request id, it applies once.)
             Err(
                 e @ (Error::Transport { .. }
                 | Error::Raft(_)
                 | Error::Shutdown
                 | Error::NoLeader(_)
-                | Error::Timeout { .. }),
+                | Error::Timeout { .. }
+                | Error::WriteOutcomeUnknown { .. }),
             ) => Attempt::Unknown(e),
             Err(e) => Attempt::Failed(e),
         }

@@ -42,8 +42,9 @@ async fn pages_of_a_range_read_concatenate_under_concurrent_writes_with_nothing_
     }
     // Meanwhile, records come and go between them, and the stable ones change value.
     let stop = Arc::new(AtomicBool::new(false));
+    let written = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let writer = {
-        let (c, stop) = (c.clone(), stop.clone());
+        let (c, stop, written) = (c.clone(), stop.clone(), written.clone());
         tokio::spawn(async move {
             let mut n = 0u64;
             while !stop.load(Ordering::Relaxed) {
@@ -62,6 +63,7 @@ async fn pages_of_a_range_read_concatenate_under_concurrent_writes_with_nothing_
                     c.nodes[(n % 3) as usize].transact(txn).await.expect("churn delete");
                 }
                 n += 1;
+                written.store(n, Ordering::Relaxed);
             }
             n
         })
@@ -72,6 +74,12 @@ async fn pages_of_a_range_read_concatenate_under_concurrent_writes_with_nothing_
     for table in ["kv", "ordered", "big", "bag"] {
         for reverse in [false, true] {
             for over_grpc in [false, true] {
+                // Each read runs while the writer is at work: it waits for one more write.
+                let seen = written.load(Ordering::Relaxed);
+                wait_until("the writer to write again", std::time::Duration::from_secs(20), || async {
+                    written.load(Ordering::Relaxed) > seen
+                })
+                .await;
                 let range = if reverse { KeyRange::prefix("s").reverse() } else { KeyRange::prefix("s") };
                 let got = paged(node, over_grpc.then_some(&client), table, range, 37).await;
                 let what = format!("{table} reverse={reverse} grpc={over_grpc}");
