@@ -94,6 +94,8 @@ pub use client::{Client, Pipeline, Records};
 #[cfg(feature = "server")]
 pub use node::{Node, rebuild_data_dir};
 #[cfg(feature = "server")]
+pub use observe::is_peer_failure_noise;
+#[cfg(feature = "server")]
 pub use runtime::{MemberWatch, TableHandle, Watch, WatchSnapshot};
 
 #[cfg(feature = "test-util")]

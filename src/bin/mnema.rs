@@ -312,15 +312,21 @@ async fn main() -> ExitCode {
 }
 
 /// Installs the `tracing` subscriber: `RUST_LOG` if set, else `[log] level`; text or JSON
-/// lines on stderr.
+/// lines on stderr; without openraft's ERROR lines about peers that do not answer, which
+/// mnema's Raft network logs itself (`mnema::is_peer_failure_noise`).
 fn init_logging(log: &mnema::config::LogSection) {
+    use tracing_subscriber::{filter::filter_fn, fmt, prelude::*};
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&log.level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let quiet = filter_fn(|m| !mnema::is_peer_failure_noise(m));
+    let layer = fmt::layer().with_writer(std::io::stderr);
     match log.formatter {
-        mnema::config::LogFormat::Json => builder.json().init(),
+        mnema::config::LogFormat::Json => {
+            tracing_subscriber::registry().with(layer.json().with_filter(filter).with_filter(quiet)).init()
+        }
         mnema::config::LogFormat::Text => {
-            builder.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init()
+            let layer = layer.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+            tracing_subscriber::registry().with(layer.with_filter(filter).with_filter(quiet)).init()
         }
     }
 }

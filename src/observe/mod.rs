@@ -7,6 +7,8 @@
 //! layer); only the composition root (`node`) imports it.
 
 mod http;
+mod log_filter;
 mod metrics;
 
 pub(crate) use http::serve;
+pub use log_filter::is_peer_failure_noise;

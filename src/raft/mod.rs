@@ -11,6 +11,8 @@ pub mod wire;
 #[cfg(feature = "server")]
 pub mod network;
 #[cfg(feature = "server")]
+pub mod peer_log;
+#[cfg(feature = "server")]
 pub mod service;
 #[cfg(feature = "server")]
 pub mod slot;

@@ -10,6 +10,7 @@
 //! half its timeout, so followers learn a commit as soon as it holds.
 
 use super::types::{LogId, NodeId, NodeInfo, TypeConfig};
+use super::peer_log::PeerLog;
 use super::unsynced::Unsynced;
 use super::wire;
 use crate::error::{Error, TransportKind};
@@ -26,13 +27,21 @@ pub struct Network {
     pub peers: Peers,
     /// What the log store reported to Raft before syncing it.
     pub unsynced: std::sync::Arc<Unsynced>,
+    /// Peers whose calls fail, for the log.
+    pub peer_log: std::sync::Arc<PeerLog>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Connection;
 
     async fn new_client(&mut self, target: NodeId, node: &NodeInfo) -> Self::Network {
-        Connection { target, node: node.clone(), peers: self.peers.clone(), unsynced: self.unsynced.clone() }
+        Connection {
+            target,
+            node: node.clone(),
+            peers: self.peers.clone(),
+            unsynced: self.unsynced.clone(),
+            peer_log: self.peer_log.clone(),
+        }
     }
 }
 
@@ -41,6 +50,7 @@ pub struct Connection {
     node: NodeInfo,
     peers: Peers,
     unsynced: std::sync::Arc<Unsynced>,
+    peer_log: std::sync::Arc<PeerLog>,
 }
 
 /// The highest log id `rpc` names (its previous entry or one of its entries) at or below
@@ -108,17 +118,21 @@ impl Connection {
         let reply = match tokio::time::timeout(ttl, fut).await {
             Err(_) => {
                 let reason = format!("no reply within {ttl:?}");
-                return Err(transport(Error::transport(&self.node.name, TransportKind::TimedOut, reason)));
+                let e = Error::transport(&self.node.name, TransportKind::TimedOut, reason);
+                self.peer_log.failed(self.target, &self.node.name, &e);
+                return Err(transport(e));
             }
             Ok(Err(status)) => {
                 let e = status_error(&self.node.name, status);
                 if matches!(e, Error::CookieMismatch { .. }) {
                     tracing::error!(peer = %self.node.name, "peer refused our cookie");
                 }
+                self.peer_log.failed(self.target, &self.node.name, &e);
                 return Err(transport(e));
             }
             Ok(Ok(r)) => r.into_inner(),
         };
+        self.peer_log.answered(self.target, &self.node.name);
         let res: Result<T, RaftError<NodeId, E>> =
             wire::decode("raft reply", &reply.data).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         res.map_err(|e| RPCError::RemoteError(RemoteError::new_with_node(self.target, self.node.clone(), e)))

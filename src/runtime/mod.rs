@@ -152,7 +152,13 @@ impl Runtime {
             cfg.tls.as_ref().map(crate::rpc::client::client_tls),
         )?;
         if config.node.cookie == crate::config::DEFAULT_COOKIE {
-            tracing::warn!("node.cookie is the default; set a secret cookie in production");
+            // Only loopback can reach a node listening there (a dev-cluster): no warning.
+            let loopback = cfg.listen.parse::<std::net::SocketAddr>().is_ok_and(|a| a.ip().is_loopback());
+            if loopback {
+                tracing::info!("node.cookie is the default (this node listens on loopback only)");
+            } else {
+                tracing::warn!("node.cookie is the default; set a secret cookie in production");
+            }
         }
         let (ptx, prx) = mpsc::channel(config.raft.max_batch_txns * 4);
         let members = Arc::new(MemberFeed::default());

@@ -67,7 +67,7 @@ pub(crate) async fn start_raft(shared: &Arc<Runtime>) -> Result<()> {
     let vote = LogStore::stored_vote(&shared.db)?;
     raft_mark::check(&shared.data_dir, &layout::db(&shared.data_dir), vote.as_ref(), sm.applied_index())?;
     let log = log_store(shared, unsynced.clone())?;
-    let network = Network { peers: shared.peers.clone(), unsynced };
+    let network = Network { peers: shared.peers.clone(), unsynced, peer_log: Default::default() };
     let raft = openraft::Raft::new(shared.cfg.node_id, raft_config(shared)?, network, log, sm)
         .await
         .map_err(|e| Error::Raft(e.to_string()))?;

@@ -136,17 +136,23 @@ async fn a_data_dir_refuses_another_node_name() {
     );
 }
 
+/// `mnema dev-cluster` (the README's first command) forms, shows its status, and logs no
+/// warning or error on the way: a normal start is quiet.
 #[test]
-fn dev_cluster_starts_and_shows_status() {
+fn dev_cluster_starts_shows_status_and_logs_no_warning() {
     let dir = tempfile::tempdir().unwrap();
     let base = free_base(5);
     let out = Command::new(bin())
         .args(["dev-cluster", "--once", "--base-port", &base.to_string(), "--dir"])
         .arg(dir.path())
+        .env_remove("RUST_LOG")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let noisy: Vec<&str> = stderr.lines().filter(|l| l.contains(" WARN ") || l.contains(" ERROR ")).collect();
+    assert!(noisy.is_empty(), "a normal dev-cluster start logged:\n{}", noisy.join("\n"));
     assert!(stdout.contains("running_nodes: [") && stdout.contains("mnema3@127.0.0.1"), "{stdout}");
     assert!(stdout.contains("stopped_nodes: []"), "{stdout}");
     assert!(stdout.contains("3 cores and 2 replicants"), "{stdout}");
@@ -563,6 +569,36 @@ async fn writes_through_followers_go_to_the_new_leader_while_the_old_one_is_stop
         for f in &followers {
             assert!(read_on(base, i, &format!("during{f}"), last).await.is_some(), "during{f} on n{i}");
         }
+    }
+}
+
+/// A paused follower (SIGSTOP) leaves no ERROR line in any node's log: the leader says at
+/// WARN that the peer does not answer and at INFO that it answers again once resumed,
+/// and writes go on meanwhile (openraft logs every call the peer missed at ERROR; `mnema
+/// start` leaves those out).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_peer_is_a_warning_in_the_log_not_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = free_base(3);
+    let procs = start_three(dir.path(), base).await;
+    let leader = agreed_leader(base, &[1, 2, 3]).await;
+    let paused = (1..=3).find(|&i| i != leader).expect("a follower");
+    put(base, leader, "before", "\"0\"").await;
+    let log = |i: u16| std::fs::read_to_string(&procs[&i].log).unwrap_or_default();
+    procs[&paused].signal("STOP");
+    wait_until("the leader to warn of the paused peer", Duration::from_secs(30), || async {
+        log(leader).contains("a Raft peer does not answer")
+    })
+    .await;
+    put(base, leader, "during", "\"1\"").await;
+    procs[&paused].signal("CONT");
+    let now = agreed_leader(base, &[1, 2, 3]).await;
+    let last = put(base, now, "after", "\"2\"").await;
+    assert!(read_on(base, paused, "during", last).await.is_some(), "the paused peer caught up");
+    for i in 1..=3 {
+        let text = log(i);
+        let errors: Vec<&str> = text.lines().filter(|l| l.contains(" ERROR ")).collect();
+        assert!(errors.is_empty(), "n{i} logged errors:\n{}", errors.join("\n"));
     }
 }
 
