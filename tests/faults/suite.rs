@@ -506,7 +506,7 @@ async fn histories_under_crashes_stalls_and_partitions_are_linearizable_and_ever
     let base = free_base(CORES + REPLICANTS);
     let fw = Firewall::new(base);
     if fw.is_none() {
-        eprintln!("fault suite: no iptables here (not root?): partitions left out");
+        cannot_run_here("the partitions need iptables, as root");
     }
     let with_fw = fw.is_some();
     let procs: BTreeMap<u16, Proc> =
