@@ -109,6 +109,27 @@ pub fn storage_err(context: &str, e: impl std::fmt::Display) -> Error {
     Error::Storage(format!("{context}: {e}"))
 }
 
+/// RocksDB writes an `OPTIONS-*` file beside the store and never reads it back when
+/// opened with explicit options: a damaged one would be replaced silently. It is part of
+/// the store, so it must parse (options this build does not know are allowed: a newer
+/// RocksDB may have written them).
+fn check_options_file(path: &Path) -> Result<()> {
+    let newest = std::fs::read_dir(path)
+        .ok()
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("OPTIONS-")))
+        .max();
+    let Some(file) = newest else { return Ok(()) };
+    let env = rocksdb::Env::new().map_err(|e| storage_err("RocksDB environment", e))?;
+    match Options::load_latest(path, env, true, rocksdb::Cache::new_lru_cache(1 << 20)) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(Error::DamagedState { file, reason: e.to_string() }),
+    }
+}
+
 impl Db {
     pub fn open(path: &Path) -> Result<Self> {
         let mut opts = Options::default();
@@ -134,6 +155,7 @@ impl Db {
             }
             ColumnFamilyDescriptor::new(*name, o)
         });
+        check_options_file(path)?;
         let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(|e| match e.kind() {
             rocksdb::ErrorKind::Corruption => Error::DamagedState { file: path.to_path_buf(), reason: e.to_string() },
             _ => storage_err(&format!("open {}", path.display()), e),

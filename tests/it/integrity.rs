@@ -454,3 +454,49 @@ async fn refusals_over_grpc_arrive_as_their_error_variant() {
     r.shutdown().await.unwrap();
     c.shutdown().await;
 }
+
+/// The newest file under `db` whose name starts with `prefix` or ends with `suffix`.
+fn store_file(db: &std::path::Path, pick: impl Fn(&str) -> bool) -> std::path::PathBuf {
+    std::fs::read_dir(db)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(&pick))
+        .max_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+        .unwrap_or_else(|| panic!("no such file under {}", db.display()))
+}
+
+/// Bytes flipped in a table file (SST), the MANIFEST or the OPTIONS file of a core's store
+/// refuse its start with `DamagedState` naming the store, never a RocksDB abort and never
+/// a start on what is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flipped_bytes_in_an_sst_the_manifest_or_options_are_refused_at_start() {
+    for (what, pick) in [
+        ("an SST", (|n: &str| n.ends_with(".sst")) as fn(&str) -> bool),
+        ("the MANIFEST", |n: &str| n.starts_with("MANIFEST-")),
+        ("the OPTIONS file", |n: &str| n.starts_with("OPTIONS-")),
+    ] {
+        let c = Cluster::start(1).await;
+        write_rules(&c.nodes[0], 0, 300).await;
+        let data = c.dir.path().join("n1");
+        let base = c.base;
+        let dir = c.shutdown().await;
+        // A start replays the WAL into table files.
+        let node = mnema::Node::start(config(dir.path(), base, 1, 1), test_tables()).await.unwrap();
+        node.shutdown().await.unwrap();
+        let file = store_file(&data.join("db"), pick);
+        let mut bytes = std::fs::read(&file).unwrap();
+        let (mid, end) = (bytes.len() / 2, (bytes.len() / 2 + 16).min(bytes.len()));
+        for b in &mut bytes[mid..end] {
+            *b ^= 0x5a;
+        }
+        std::fs::write(&file, &bytes).unwrap();
+        match mnema::Node::start(config(dir.path(), base, 1, 1), test_tables()).await {
+            Err(Error::DamagedState { file: named, .. }) => {
+                assert!(named.starts_with(data.join("db")), "{what}: {named:?}")
+            }
+            Err(other) => panic!("{what}: expected DamagedState, got {other:?}"),
+            Ok(_) => panic!("{what}: started on a damaged store"),
+        }
+    }
+}
