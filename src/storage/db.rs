@@ -105,8 +105,18 @@ impl std::fmt::Debug for Db {
     }
 }
 
+/// The error of a failed RocksDB call. Damage RocksDB finds on a read (a block whose
+/// checksum does not match) comes as a `Corruption` status, which names the file where it
+/// can: that is [`Error::DamagedState`], never a plain storage error to retry.
 pub fn storage_err(context: &str, e: impl std::fmt::Display) -> Error {
-    Error::Storage(format!("{context}: {e}"))
+    let text = e.to_string();
+    match text.strip_prefix("Corruption: ") {
+        Some(detail) => {
+            let file = detail.split(" in ").nth(1).and_then(|rest| rest.split(" offset").next()).unwrap_or_default();
+            Error::DamagedState { file: file.trim().into(), reason: format!("{context}: {text}") }
+        }
+        None => Error::Storage(format!("{context}: {text}")),
+    }
 }
 
 /// RocksDB writes an `OPTIONS-*` file beside the store and never reads it back when
@@ -217,5 +227,20 @@ impl Db {
     pub fn checkpoint(&self, dir: &Path) -> Result<()> {
         let cp = rocksdb::checkpoint::Checkpoint::new(&self.inner.db).map_err(|e| storage_err("checkpoint", e))?;
         cp.create_checkpoint(dir).map_err(|e| storage_err("checkpoint", e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_corruption_status_is_damaged_state_naming_its_file() {
+        let status = "Corruption: block checksum mismatch: stored = 1, computed = 2, type = 4  in /d/db/000010.sst offset 4086 size 4052";
+        match storage_err("scan catalog", status) {
+            Error::DamagedState { file, .. } => assert_eq!(file, std::path::PathBuf::from("/d/db/000010.sst")),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(storage_err("write", "IO error: No space left on device"), Error::Storage(_)));
     }
 }

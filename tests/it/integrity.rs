@@ -259,34 +259,59 @@ async fn a_core_whose_raft_state_went_back_refuses_to_start_and_a_rebuild_brings
     c.shutdown().await;
 }
 
-/// Bytes flipped inside a stopped core's WAL (synced data, not a torn tail) make its
-/// start fail with the store named, instead of opening on what came before the damage.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn flipped_bytes_inside_the_wal_are_refused_at_start() {
+/// What [`start_after`] returns: the start's result, the store, and the directory holding
+/// it (removed when dropped).
+type Restarted = (mnema::Result<mnema::Node>, std::path::PathBuf, tempfile::TempDir);
+
+/// Writes 200 records through a one-core cluster, stops it, lets `damage` change its store
+/// (`db/`), and starts the core on it again.
+async fn start_after(damage: impl FnOnce(&std::path::Path)) -> Restarted {
     let c = Cluster::start(1).await;
     write_rules(&c.nodes[0], 0, 200).await;
-    let data = c.dir.path().join("n1");
+    let db = c.dir.path().join("n1").join("db");
     let base = c.base;
     let dir = c.shutdown().await;
-    let wal = std::fs::read_dir(data.join("db"))
+    damage(&db);
+    let start = mnema::Node::start(config(dir.path(), base, 1, 1), test_tables()).await;
+    (start, db, dir)
+}
+
+/// The start was refused with `DamagedState` naming the store `db` (or a file in it).
+fn assert_refused_naming(start: mnema::Result<mnema::Node>, db: &std::path::Path, what: &str) {
+    match start {
+        Err(Error::DamagedState { file, .. }) => assert!(file.starts_with(db), "{what}: {file:?}"),
+        Err(other) => panic!("{what}: expected DamagedState, got {other:?}"),
+        Ok(_) => panic!("{what}: started on a damaged store"),
+    }
+}
+
+/// The largest WAL file of the store `db`.
+fn largest_wal(db: &std::path::Path) -> std::path::PathBuf {
+    std::fs::read_dir(db)
         .unwrap()
         .flatten()
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|x| x == "log"))
         .max_by_key(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
-        .expect("a WAL file");
-    let mut bytes = std::fs::read(&wal).unwrap();
-    assert!(bytes.len() > 4096, "WAL of {} bytes", bytes.len());
-    let mid = bytes.len() / 3;
-    for b in &mut bytes[mid..mid + 8] {
-        *b ^= 0x5a;
-    }
-    std::fs::write(&wal, &bytes).unwrap();
-    match mnema::Node::start(config(dir.path(), base, 1, 1), test_tables()).await {
-        Err(Error::DamagedState { file, .. }) => assert_eq!(file, data.join("db")),
-        Err(other) => panic!("expected DamagedState, got {other:?}"),
-        Ok(_) => panic!("started on a damaged WAL"),
-    }
+        .expect("a WAL file")
+}
+
+/// Bytes flipped inside a stopped core's WAL (synced data, not a torn tail) make its
+/// start fail with the store named, instead of opening on what came before the damage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flipped_bytes_inside_the_wal_are_refused_at_start() {
+    let (start, db, _dir) = start_after(|db| {
+        let wal = largest_wal(db);
+        let mut bytes = std::fs::read(&wal).unwrap();
+        assert!(bytes.len() > 4096, "WAL of {} bytes", bytes.len());
+        let mid = bytes.len() / 3;
+        for b in &mut bytes[mid..mid + 8] {
+            *b ^= 0x5a;
+        }
+        std::fs::write(&wal, &bytes).unwrap();
+    })
+    .await;
+    assert_refused_naming(start, &db, "flipped bytes in the WAL");
 }
 
 /// A WAL cut short after a clean stop (its last records gone, as a torn write would
@@ -295,26 +320,14 @@ async fn flipped_bytes_inside_the_wal_are_refused_at_start() {
 /// silently forgotten.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wal_cut_short_after_a_clean_stop_is_refused_at_start() {
-    let c = Cluster::start(1).await;
-    write_rules(&c.nodes[0], 0, 200).await;
-    let data = c.dir.path().join("n1");
-    let base = c.base;
-    let dir = c.shutdown().await;
-    let wal = std::fs::read_dir(data.join("db"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "log"))
-        .max_by_key(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
-        .expect("a WAL file");
-    let len = std::fs::metadata(&wal).unwrap().len();
-    assert!(len > 4096, "WAL of {len} bytes");
-    std::fs::OpenOptions::new().write(true).open(&wal).unwrap().set_len(len * 2 / 3).unwrap();
-    match mnema::Node::start(config(dir.path(), base, 1, 1), test_tables()).await {
-        Err(Error::DamagedState { file, .. }) => assert_eq!(file, data.join("db")),
-        Err(other) => panic!("expected DamagedState, got {other:?}"),
-        Ok(_) => panic!("started on a WAL cut short"),
-    }
+    let (start, db, _dir) = start_after(|db| {
+        let wal = largest_wal(db);
+        let len = std::fs::metadata(&wal).unwrap().len();
+        assert!(len > 4096, "WAL of {len} bytes");
+        std::fs::OpenOptions::new().write(true).open(&wal).unwrap().set_len(len * 2 / 3).unwrap();
+    })
+    .await;
+    assert_refused_naming(start, &db, "a WAL cut short");
 }
 
 /// A core whose IDENTITY records another cluster (a file copied from elsewhere) is refused
