@@ -8,6 +8,7 @@ use crate::rpc::convert;
 use crate::rpc::pb;
 use crate::runtime::{Watch, WatchSnapshot};
 use crate::status::{ClusterStatus, NodeStatus};
+use std::collections::HashMap;
 
 /// Records read on a node, and the index it had applied when it read them.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,7 +41,7 @@ pub struct Pipeline {
 
 struct Submit {
     txn: Vec<u8>,
-    reply: tokio::sync::oneshot::Sender<Result<Committed>>,
+    reply: Reply,
 }
 
 /// Writes one stream has in flight at most, client side (the server has its own bound).
@@ -81,7 +82,18 @@ impl Stream {
             .into_inner();
         Ok(Stream { out, replies })
     }
+
+    /// Sends `write` under the next tag, its writer waiting in `pending` for the reply.
+    async fn send(&mut self, write: Submit, pending: &mut HashMap<u64, Reply>, last_tag: &mut u64) {
+        *last_tag += 1;
+        pending.insert(*last_tag, write.reply);
+        // A closed stream shows as its reply side failing (in `drive`).
+        let _ = self.out.send(pb::TaggedWrite { tag: *last_tag, txn: write.txn }).await;
+    }
 }
+
+/// Where a write's outcome goes.
+type Reply = tokio::sync::oneshot::Sender<Result<Committed>>;
 
 /// Decodes a reply of the stream: the write's outcome, or why the reply is unreadable.
 pub(crate) fn decode_reply(bytes: &[u8]) -> Result<Committed> {
@@ -93,8 +105,7 @@ pub(crate) fn decode_reply(bytes: &[u8]) -> Result<Committed> {
 /// and every write in flight is answered.
 async fn drive(addr: String, client: Cluster, stream: Stream, mut rx: tokio::sync::mpsc::Receiver<Submit>) {
     let mut stream = Some(stream);
-    let mut pending: std::collections::HashMap<u64, tokio::sync::oneshot::Sender<Result<Committed>>> =
-        std::collections::HashMap::new();
+    let mut pending: HashMap<u64, Reply> = HashMap::new();
     let mut next_tag = 0u64;
     let mut callers = true;
     loop {
@@ -105,26 +116,16 @@ async fn drive(addr: String, client: Cluster, stream: Stream, mut rx: tokio::syn
             // Failed: open again for the next write.
             let Some(first) = rx.recv().await else { return };
             match Stream::open(&addr, client.clone()).await {
-                Ok(s) => stream = Some(s),
+                Ok(s) => stream.insert(s).send(first, &mut pending, &mut next_tag).await,
                 Err(e) => {
                     let _ = first.reply.send(Err(e));
-                    continue;
                 }
             }
-            let Some(open) = stream.as_mut() else { continue };
-            next_tag += 1;
-            pending.insert(next_tag, first.reply);
-            let _ = open.out.send(pb::TaggedWrite { tag: next_tag, txn: first.txn }).await;
             continue;
         };
         tokio::select! {
             sub = rx.recv(), if callers => match sub {
-                Some(s) => {
-                    next_tag += 1;
-                    pending.insert(next_tag, s.reply);
-                    // A closed stream shows as its reply side failing, below.
-                    let _ = open.out.send(pb::TaggedWrite { tag: next_tag, txn: s.txn }).await;
-                }
+                Some(s) => open.send(s, &mut pending, &mut next_tag).await,
                 None => {
                     callers = false;
                     // Nothing more to send: the server ends the stream once it answered all.

@@ -156,7 +156,7 @@ impl RaftNetwork<TypeConfig> for Connection {
             .await
             .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         let data = wire::encode(&rpc).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        let (first, last) = wire::span(&rpc);
+        let (first, last) = wire::span(&rpc.entries);
         stages::mark(Stage::Sent, first, last);
         let res = self.call(Method::Append, data, option.hard_ttl()).await;
         stages::mark(Stage::ReplyReceived, first, last);

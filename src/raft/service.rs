@@ -28,7 +28,7 @@ fn reply<T: serde::Serialize>(value: &T) -> Result<Response<Payload>, Status> {
 impl RaftRpc for RaftService {
     async fn append_entries(&self, req: Request<Payload>) -> Result<Response<Payload>, Status> {
         let rpc: wire::AppendRequest = wire::decode("append entries", &req.into_inner().data).map_err(|e| to_status(&e))?;
-        let (first, last) = wire::span(&rpc);
+        let (first, last) = wire::span(&rpc.entries);
         stages::mark(Stage::FollowerReceived, first, last);
         let res: wire::AppendReply =
             self.raft.get().map_err(|e| to_status(&e))?.append_entries(rpc).await;

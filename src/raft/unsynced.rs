@@ -61,7 +61,7 @@ impl Default for Unsynced {
 }
 
 impl Unsynced {
-    fn update(&self, f: impl FnOnce(&mut Pending) -> u64) -> u64 {
+    fn update<T>(&self, f: impl FnOnce(&mut Pending) -> T) -> T {
         let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         let out = f(&mut p);
         let bound = p.bound();
@@ -89,7 +89,6 @@ impl Unsynced {
             while p.appends.front().is_some_and(|&(s, _)| s <= seq) {
                 p.appends.pop_front();
             }
-            0
         });
     }
 
@@ -97,7 +96,6 @@ impl Unsynced {
     pub fn failed(&self, error: String) {
         self.update(|p| {
             p.failed.get_or_insert(error);
-            0
         });
     }
 
@@ -137,38 +135,32 @@ mod tests {
         assert_eq!(u.bound(), Ok(u64::MAX));
     }
 
-    #[test]
-    fn a_failed_sync_ends_every_wait_with_its_error() {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-        rt.block_on(async {
-            let u = std::sync::Arc::new(Unsynced::default());
-            let seq = u.appended(5);
-            assert_eq!(u.wait(4).await, Ok(()), "below the bound: no wait");
-            let waiter = tokio::spawn({
-                let u = u.clone();
-                async move { u.wait(5).await }
-            });
-            u.failed("disk gone".into());
-            assert_eq!(waiter.await.expect("join"), Err("disk gone".to_string()));
-            u.synced(seq);
-            assert!(u.bound().is_err(), "a failure is final");
+    #[tokio::test]
+    async fn a_failed_sync_ends_every_wait_with_its_error() {
+        let u = std::sync::Arc::new(Unsynced::default());
+        let seq = u.appended(5);
+        assert_eq!(u.wait(4).await, Ok(()), "below the bound: no wait");
+        let waiter = tokio::spawn({
+            let u = u.clone();
+            async move { u.wait(5).await }
         });
+        u.failed("disk gone".into());
+        assert_eq!(waiter.await.expect("join"), Err("disk gone".to_string()));
+        u.synced(seq);
+        assert!(u.bound().is_err(), "a failure is final");
     }
 
-    #[test]
-    fn a_wait_ends_when_the_sync_covering_it_does() {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-        rt.block_on(async {
-            let u = std::sync::Arc::new(Unsynced::default());
-            let seq = u.appended(7);
-            let waiter = tokio::spawn({
-                let u = u.clone();
-                async move { u.wait(8).await }
-            });
-            tokio::task::yield_now().await;
-            assert!(!waiter.is_finished());
-            u.synced(seq);
-            assert_eq!(waiter.await.expect("join"), Ok(()));
+    #[tokio::test]
+    async fn a_wait_ends_when_the_sync_covering_it_does() {
+        let u = std::sync::Arc::new(Unsynced::default());
+        let seq = u.appended(7);
+        let waiter = tokio::spawn({
+            let u = u.clone();
+            async move { u.wait(8).await }
         });
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        u.synced(seq);
+        assert_eq!(waiter.await.expect("join"), Ok(()));
     }
 }

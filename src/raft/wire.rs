@@ -33,10 +33,10 @@ pub fn decode<T: serde::de::DeserializeOwned>(what: &'static str, bytes: &[u8]) 
 
 pub type AppendRequest = AppendEntriesRequest<TypeConfig>;
 
-/// The indexes of the entries `req` carries, first and last (`(1, 0)`, an empty range,
-/// for a heartbeat).
-pub fn span(req: &AppendRequest) -> (u64, u64) {
-    match (req.entries.first(), req.entries.last()) {
+/// The indexes of the first and last of `entries` (`(1, 0)`, an empty range, for none:
+/// a heartbeat's).
+pub fn span(entries: &[Entry]) -> (u64, u64) {
+    match (entries.first(), entries.last()) {
         (Some(f), Some(l)) => (f.log_id.index, l.log_id.index),
         _ => (1, 0),
     }

@@ -10,7 +10,7 @@
 //! append to its end before it replicates, so a leader that waited for its fsync would
 //! send to the followers only after it, and their fsyncs would follow its own). The sync
 //! still runs, and [`Unsynced`] keeps everything of those entries invisible until it is
-//! done: see `storage::unsynced`. A follower's append, and any append holding a
+//! done: see `raft::unsynced`. A follower's append, and any append holding a
 //! membership change, is reported only once synced.
 
 // openraft's trait methods return its `StorageError` by value; our helpers return it too
@@ -22,7 +22,7 @@ use super::meta::{self, MetaKey};
 use super::raft_mark::MarkWriter;
 use crate::raft::unsynced::Unsynced;
 use crate::raft::types::{Entry, LogId, NodeId, StorageError, TypeConfig, Vote};
-use crate::raft::wire::{decode_entry, encode_entry};
+use crate::raft::wire::{decode_entry, encode_entry, span};
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{ErrorSubject, ErrorVerb, OptionalSend, RaftLogReader, StorageIOError};
 use rocksdb::{IteratorMode, WriteBatch};
@@ -55,13 +55,6 @@ pub struct LogStore {
     epoch: u64,
 }
 
-/// Entries a purge leaves in place for replication streams still reading them.
-///
-/// openraft decides what is purged (its `last_purged` moves as it says), but entries at or
-/// after the lowest pin stay on disk until the pin moves on, so a replicant bootstrapping
-/// from a snapshot can still read the entries after it. A pin more than
-/// [`RetentionPins::MAX_HOLD`] entries behind a purge stops holding: that stream fails
-/// and its replicant bootstraps again, rather than the log growing without bound.
 /// Test hook: holds the log syncs of chosen stores (their sync thread waits before each
 /// WAL sync) until released. Stores are named by their RocksDB directory, unique to a
 /// node in a test process (node ids repeat across the clusters of parallel tests).
@@ -94,6 +87,13 @@ pub mod sync_hold {
     }
 }
 
+/// Entries a purge leaves in place for replication streams still reading them.
+///
+/// openraft decides what is purged (its `last_purged` moves as it says), but entries at or
+/// after the lowest pin stay on disk until the pin moves on, so a replicant bootstrapping
+/// from a snapshot can still read the entries after it. A pin more than
+/// [`RetentionPins::MAX_HOLD`] entries behind a purge stops holding: that stream fails
+/// and its replicant bootstraps again, rather than the log growing without bound.
 #[derive(Clone, Debug, Default)]
 pub struct RetentionPins {
     inner: std::sync::Arc<std::sync::Mutex<Pins>>,
@@ -277,8 +277,6 @@ impl LogStore {
                     }
                     if synced {
                         crate::stages::synced(node, last);
-                    }
-                    if synced {
                         let _ = durable.send(applied);
                     }
                 }
@@ -418,11 +416,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let cf = self.db.cf(CF_LOG).map_err(|e| logs_err(ErrorVerb::Write, e))?;
         let entries: Vec<Entry> = entries.into_iter().collect();
         let early = self.leads(&entries);
+        let (first, last) = span(&entries);
         let mut wb = WriteBatch::default();
-        let (mut first, mut last) = (None, 0);
         for entry in &entries {
-            first.get_or_insert(entry.log_id.index);
-            last = entry.log_id.index;
             let bytes = encode_entry(entry).map_err(|e| logs_err(ErrorVerb::Write, e))?;
             wb.put_cf(cf, entry.log_id.index.to_be_bytes(), bytes);
         }
@@ -431,7 +427,6 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             callback.log_io_completed(Err(std::io::Error::other(e)));
             return Err(logs_err(ErrorVerb::Write, msg));
         }
-        let first = first.unwrap_or(1);
         crate::stages::appended(self.node, first, last);
         let gone = |_| logs_err(ErrorVerb::Write, "log sync thread is gone");
         if early {
@@ -442,7 +437,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             return Ok(());
         }
         // Durable (and reported so) once the sync thread's next WAL sync completes.
-        self.sync.send(SyncRequest::Flush(callback, last)).map_err(gone).map_err(|_| logs_err(ErrorVerb::Write, "log sync thread is gone"))
+        self.sync.send(SyncRequest::Flush(callback, last)).map_err(gone)
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {

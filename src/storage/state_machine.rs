@@ -10,7 +10,6 @@
 //! `installing` marker is written; a restart that finds the marker redoes the install.
 
 use super::apply::{DiscWriter, adopt_declared, load_memory};
-use crate::raft::unsynced::Unsynced;
 use super::db::{CF_DATA, Db, storage_err};
 use crate::engine::apply::apply_batch;
 use crate::engine::memory::{Holding, MemState, MemStore};
@@ -20,13 +19,14 @@ use crate::engine::members::{MemberFeed, membership_changes};
 use crate::raft::types::members_of;
 use crate::engine::{BatchOutcome, NodeSchema};
 use crate::error::{Error, Result};
+use crate::raft::unsynced::Unsynced;
+use crate::stages::{self, Stage};
 use crate::raft::types::{Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
 use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, ErrorSubject, ErrorVerb, OptionalSend, RaftSnapshotBuilder, StorageIOError};
 use rocksdb::WriteBatch;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use crate::stages::{self, Stage};
 use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
@@ -64,7 +64,7 @@ pub struct StateMachine {
     /// This core's Raft id, for the write path's stage trace (0 until set).
     node: u64,
     /// What of the log this core has not synced yet: entries are applied only once synced
-    /// here (see `storage::unsynced`).
+    /// here (see `raft::unsynced`).
     unsynced: Arc<Unsynced>,
 }
 
@@ -139,11 +139,8 @@ impl StateMachine {
     }
 
     fn apply_entries(&mut self, entries: Vec<Entry>) -> Result<Vec<BatchOutcome>> {
-        let span = match (entries.first(), entries.last()) {
-            (Some(f), Some(l)) => (f.log_id.index, l.log_id.index),
-            _ => (1, 0),
-        };
-        stages::mark_node(Stage::ApplyStart, self.node, span.0, span.1);
+        let (first, last) = crate::raft::wire::span(&entries);
+        stages::mark_node(Stage::ApplyStart, self.node, first, last);
         let mut work: MemState = (*self.mem.snapshot()).clone();
         let cf = self.db.cf(CF_DATA)?;
         let mut disc = DiscWriter::new(&self.db, cf);
@@ -179,7 +176,7 @@ impl StateMachine {
         self.feed.push(fed, index);
         member_events.into_iter().for_each(|e| self.members.send(e));
         self.applied_tx.send_replace(index);
-        stages::mark_node(Stage::Applied, self.node, span.0, span.1);
+        stages::mark_node(Stage::Applied, self.node, first, last);
         Ok(replies)
     }
 
