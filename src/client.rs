@@ -176,7 +176,7 @@ impl Client {
 
     /// A client of a node running `inet_tls`.
     pub fn with_tls(addr: &str, cookie: &str, tls: Option<&crate::config::TlsFiles>) -> Result<Self> {
-        let peers = Peers::new(cookie, None, tls.map(crate::rpc::client::client_tls))?;
+        let peers = Peers::new(cookie, None, crate::protocol::PROTOCOL, tls.map(crate::rpc::client::client_tls))?;
         Ok(Client { addr: addr.to_string(), inner: peers.cluster(addr)? })
     }
 

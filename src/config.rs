@@ -243,6 +243,11 @@ pub struct NodeSection {
     pub advertise: Option<String>,
     /// How often the leader deletes expired sessions, retained messages and bans.
     pub expiry_sweep_interval: Interval,
+    /// The protocol version this node announces, if not its build's own: at most one
+    /// version older. During a rolling upgrade, set it to the old version on each upgraded
+    /// node so that no kind of log entry the old build cannot read is written until every
+    /// node runs the new one (then remove it, one node at a time). See `mnema::protocol`.
+    pub protocol: Option<u32>,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, schemars::JsonSchema, PartialEq, Eq)]
@@ -527,6 +532,7 @@ impl Default for NodeSection {
             listen: None,
             advertise: None,
             expiry_sweep_interval: Interval(Duration::from_secs(10)),
+            protocol: None,
         }
     }
 }
@@ -813,6 +819,18 @@ impl NodeSection {
             Some(l) => host_port("node.listen", l)?,
             None => advertise.clone(),
         };
+        if let Some(v) = self.protocol
+            && !(crate::protocol::OLDEST..=crate::protocol::PROTOCOL).contains(&v)
+        {
+            return Err(Error::config(
+                "node.protocol",
+                format!(
+                    "{v} is not a version this build can announce: {} to {}",
+                    crate::protocol::OLDEST,
+                    crate::protocol::PROTOCOL
+                ),
+            ));
+        }
         Ok(NodeChecked { name, advertise, listen })
     }
 }
@@ -933,6 +951,11 @@ impl ReplicantSection {
 }
 
 impl Validated {
+    /// The protocol version this node announces (`node.protocol`, else its build's).
+    pub(crate) fn protocol(&self) -> u32 {
+        self.config.node.protocol.unwrap_or(crate::protocol::PROTOCOL)
+    }
+
     /// `raft.heartbeat_interval`.
     pub fn heartbeat(&self) -> Duration {
         self.config.raft.heartbeat_interval.get()

@@ -442,6 +442,37 @@ pub enum Error {
         /// How it ended.
         reason: String,
     },
+
+    /// A peer speaks a protocol version this build cannot talk to (more than one version
+    /// away: see [`crate::protocol`]). Nothing of the call was read. Upgrade one version
+    /// at a time.
+    #[error(
+        "{peer} speaks protocol version {theirs}, this node {ours}: nodes talk to peers one version older or newer only"
+    )]
+    VersionMismatch {
+        /// The peer (empty where the refusing side does not know its name).
+        peer: String,
+        /// The version this node speaks.
+        ours: u32,
+        /// The version the peer announced.
+        theirs: u32,
+    },
+
+    /// The transaction holds a kind of log entry some member cannot read yet: `node`
+    /// announces protocol version `announces`, older than the `needs` that introduced
+    /// `feature`. Nothing was written; it can be once every member runs (and announces) a
+    /// newer version (a rolling upgrade completed: see [`crate::protocol`]).
+    #[error("{feature} needs protocol version {needs} on every member, and {node} announces {announces}")]
+    FeatureNotEnabled {
+        /// The kind of entry.
+        feature: String,
+        /// The version that introduced it.
+        needs: u32,
+        /// The first member found that announces an older one.
+        node: String,
+        /// The version that member announces.
+        announces: u32,
+    },
 }
 
 /// What kind of named, versioned code a table declaration refers to.

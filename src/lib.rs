@@ -70,6 +70,9 @@ internal! {
 pub mod backup;
 pub mod config;
 mod error;
+#[cfg(all(test, feature = "server"))]
+mod golden;
+pub mod protocol;
 pub mod schema;
 mod status;
 

@@ -97,6 +97,8 @@ pub struct NodeStatus {
     pub forming_with: Vec<String>,
     /// The replicated tables it declared and the code it registered (empty: it did not say).
     pub(crate) schema: crate::engine::declaration::SchemaInfo,
+    /// The protocol version it announces (0: a build from before versions were announced).
+    pub protocol: u32,
 }
 
 /// A replicant's link to the cores.
@@ -157,6 +159,8 @@ pub struct Subscriber {
     pub name: String,
     /// The address it gave.
     pub addr: String,
+    /// The protocol version it announced when it subscribed.
+    pub protocol: u32,
 }
 
 /// One node of the cluster, as the node asked sees it.

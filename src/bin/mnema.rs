@@ -642,6 +642,7 @@ fn print_status(s: &ClusterStatus, json: bool) {
                     "error": m.error.as_deref().unwrap_or(""),
                     "committed": st.map(|s| s.committed).unwrap_or(0),
                     "write_retries": st.map(|s| s.write_retries).unwrap_or(0),
+                    "protocol": st.map(|s| s.protocol),
                 });
                 if let Some(r) = st.and_then(|s| s.replicant.as_ref()) {
                     node["replicant"] = serde_json::json!({
@@ -663,7 +664,16 @@ fn print_status(s: &ClusterStatus, json: bool) {
     out!("Cluster status: {} (id {})  leader: {leader}", s.cluster, s.cluster_id);
     out!("running_nodes: [{}]", running.join(", "));
     out!("stopped_nodes: [{}]", stopped.join(", "));
-    out!("{:<24} {:<15} {:<13} {:>9} {:<22} {:<24}", "NODE", "ROLE", "STATE", "APPLIED", "ADDR", "UPSTREAM (LAG)");
+    out!(
+        "{:<24} {:<15} {:<13} {:>9} {:>5} {:<22} {:<24}",
+        "NODE",
+        "ROLE",
+        "STATE",
+        "APPLIED",
+        "PROTO",
+        "ADDR",
+        "UPSTREAM (LAG)"
+    );
     for m in &s.members {
         let st = m.status.as_ref();
         let (state, upstream) = match (st.and_then(|s| s.replicant.as_ref()), m.running) {
@@ -675,7 +685,17 @@ fn print_status(s: &ClusterStatus, json: bool) {
             (None, true) => (st.and_then(|s| s.raft_role).map(|r| r.as_str()).unwrap_or(""), String::new()),
         };
         let applied = st.map(|s| s.applied_index).unwrap_or(0);
-        out!("{:<24} {:<15} {:<13} {:>9} {:<22} {:<24}", m.name, role_shown(m), state, applied, m.addr, upstream);
+        let protocol = st.map(|s| s.protocol.to_string()).unwrap_or_else(|| "-".into());
+        out!(
+            "{:<24} {:<15} {:<13} {:>9} {:>5} {:<22} {:<24}",
+            m.name,
+            role_shown(m),
+            state,
+            applied,
+            protocol,
+            m.addr,
+            upstream
+        );
     }
 }
 

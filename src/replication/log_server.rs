@@ -108,7 +108,11 @@ impl Replication for ReplicationService {
         let node = self.node.clone();
         self.node.spawn(async move {
             let _registered =
-                node.subscribers.register(crate::status::Subscriber { name: r.replicant.clone(), addr: r.addr.clone() });
+                node.subscribers.register(crate::status::Subscriber {
+                    name: r.replicant.clone(),
+                    addr: r.addr.clone(),
+                    protocol: r.protocol,
+                });
             tracing::info!(replicant = %r.replicant, applied = r.applied, "replicant subscribed");
             match serve(&node, &r, shards, &tx).await {
                 Ok(()) => tracing::info!(replicant = %r.replicant, "replication stream closed"),

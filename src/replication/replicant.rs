@@ -165,6 +165,7 @@ async fn follow(shared: &Runtime, link: &Link, core: &Peer, cluster: Option<&str
         applied: shared.applied_index(),
         schema: crate::rpc::convert::encode_schema(&shared.schema.info()),
         features: stream::FEATURE_MEMBERS,
+        protocol: shared.cfg.protocol(),
     };
     let mut stream = client.subscribe(req).await.map_err(|s| status_error(core.name.as_str(), s))?.into_inner();
     let known = link.members.lock().ok().and_then(|m| m.clone());

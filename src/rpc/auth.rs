@@ -1,6 +1,7 @@
-//! Who may call: every call carries the cluster cookie, checked in constant time; Raft
-//! calls also carry the caller's cluster id, and a node refuses Raft traffic from another
-//! cluster.
+//! Who may call: every call carries the cluster cookie, checked in constant time, and the
+//! caller's protocol version (`crate::protocol`), refused when more than one version away;
+//! Raft calls also carry the caller's cluster id, and a node refuses Raft traffic from
+//! another cluster.
 
 use crate::error::Error;
 use subtle::ConstantTimeEq;
@@ -45,6 +46,17 @@ impl tonic::service::Interceptor for CheckCookie {
             tracing::warn!(%peer, "refused a call with a wrong cookie");
             return Err(super::status::to_status(&Error::CookieMismatch { peer: String::new() }));
         }
+        // No header: a build from before versions were announced, version 0. A header
+        // that is not a number is no version this build knows.
+        let theirs = match req.metadata().get(crate::protocol::HEADER) {
+            None => 0,
+            Some(v) => v.to_str().ok().and_then(|v| v.parse().ok()).unwrap_or(u32::MAX),
+        };
+        if let Err(e) = crate::protocol::check("", theirs) {
+            let peer = req.remote_addr().map(|a| a.to_string()).unwrap_or_else(|| "unknown".into());
+            tracing::warn!(%peer, theirs, ours = crate::protocol::PROTOCOL, "refused a call of another protocol version");
+            return Err(super::status::to_status(&e));
+        }
         if let Some(ours) = &self.cluster {
             let ours = current(ours);
             let theirs = req.metadata().get(CLUSTER_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
@@ -61,24 +73,27 @@ impl tonic::service::Interceptor for CheckCookie {
     }
 }
 
-/// Client side: attaches our cookie (and cluster id, if we have one) to every call.
+/// Client side: attaches our cookie, the protocol version we announce (and cluster id, if
+/// we have one) to every call.
 #[derive(Clone)]
 pub struct AddCookie {
     value: MetadataValue<tonic::metadata::Ascii>,
+    protocol: MetadataValue<tonic::metadata::Ascii>,
     cluster: Option<ClusterId>,
 }
 
 impl AddCookie {
-    pub fn new(cookie: &str, cluster: Option<ClusterId>) -> crate::error::Result<Self> {
+    pub fn new(cookie: &str, cluster: Option<ClusterId>, protocol: u32) -> crate::error::Result<Self> {
         let value =
             cookie.parse().map_err(|_| crate::error::Error::config("node.cookie", "must be printable ASCII"))?;
-        Ok(AddCookie { value, cluster })
+        Ok(AddCookie { value, protocol: MetadataValue::from(protocol), cluster })
     }
 }
 
 impl tonic::service::Interceptor for AddCookie {
     fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
         req.metadata_mut().insert(COOKIE_HEADER, self.value.clone());
+        req.metadata_mut().insert(crate::protocol::HEADER, self.protocol.clone());
         if let Some(id) = &self.cluster
             && let Ok(v) = current(id).parse()
         {
@@ -95,7 +110,7 @@ mod tests {
 
     fn call(check: &mut CheckCookie, cookie: &str, cluster: Option<&str>) -> Result<(), Status> {
         let id: Option<ClusterId> = cluster.map(|c| std::sync::Arc::new(std::sync::RwLock::new(c.to_string())));
-        let mut add = AddCookie::new(cookie, id).unwrap();
+        let mut add = AddCookie::new(cookie, id, crate::protocol::PROTOCOL).unwrap();
         let req = add.call(Request::new(())).unwrap();
         check.call(req).map(|_| ())
     }
@@ -120,5 +135,36 @@ mod tests {
         assert!(call(&mut raft_calls, "secret", None).is_err(), "no cluster id is a foreign cluster");
         *ours.write().unwrap() = "c2".into();
         assert!(call(&mut raft_calls, "secret", Some("c2")).is_ok(), "follows a join");
+    }
+
+    fn call_as(check: &mut CheckCookie, protocol: Option<&str>) -> Result<(), Status> {
+        let mut req = AddCookie::new("secret", None, crate::protocol::PROTOCOL).unwrap().call(Request::new(())).unwrap();
+        match protocol {
+            Some(v) => req.metadata_mut().insert(crate::protocol::HEADER, v.parse().unwrap()),
+            None => req.metadata_mut().remove(crate::protocol::HEADER),
+        };
+        check.call(req).map(|_| ())
+    }
+
+    #[test]
+    fn a_caller_more_than_one_protocol_version_away_is_refused_naming_both() {
+        use crate::protocol::PROTOCOL;
+        let mut check = CheckCookie::new("secret");
+        for ok in [PROTOCOL - 1, PROTOCOL, PROTOCOL + 1] {
+            assert!(call_as(&mut check, Some(&ok.to_string())).is_ok(), "version {ok}");
+        }
+        assert!(call_as(&mut check, None).is_ok(), "no header: version 0, one before this build's");
+        let err = call_as(&mut check, Some(&(PROTOCOL + 2).to_string())).unwrap_err();
+        assert_eq!(err.code(), tonic::Code::FailedPrecondition);
+        match super::super::status::from_status("p@h", err) {
+            Error::VersionMismatch { peer, ours, theirs } => {
+                assert_eq!((peer.as_str(), ours, theirs), ("p@h", PROTOCOL, PROTOCOL + 2))
+            }
+            other => panic!("expected VersionMismatch, got {other:?}"),
+        }
+        match super::super::status::from_status("p@h", call_as(&mut check, Some("1.0")).unwrap_err()) {
+            Error::VersionMismatch { theirs, .. } => assert_eq!(theirs, u32::MAX),
+            other => panic!("expected VersionMismatch, got {other:?}"),
+        }
     }
 }

@@ -50,10 +50,11 @@ impl Peers {
     pub fn new(
         cookie: &str,
         cluster: Option<super::auth::ClusterId>,
+        protocol: u32,
         tls: Option<tonic::transport::ClientTlsConfig>,
     ) -> Result<Self> {
         Ok(Peers {
-            cookie: AddCookie::new(cookie, cluster)?,
+            cookie: AddCookie::new(cookie, cluster, protocol)?,
             channels: Default::default(),
             connect_timeout: Duration::from_secs(2),
             tls,
@@ -149,7 +150,7 @@ mod tests {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap().to_string();
         drop(l);
-        let peers = Peers::new("cookie", None, None).unwrap();
+        let peers = Peers::new("cookie", None, crate::protocol::PROTOCOL, None).unwrap();
         match peers.node_info("gone", &addr, Duration::from_secs(5)).await {
             Err(Error::Transport { kind: crate::error::TransportKind::NotConnected, .. }) => {}
             other => panic!("expected Unreachable, got {other:?}"),

@@ -146,11 +146,12 @@ pub fn node_to_pb(s: &NodeStatus) -> pb::NodeStatus {
         addr: s.addr.clone(),
         cluster_id: s.cluster_id.clone(),
         replicant: s.replicant.as_ref().map(replicant_to_pb),
-        subscribers: s.subscribers.iter().map(|x| pb::Subscriber { name: x.name.clone(), addr: x.addr.clone() }).collect(),
+        subscribers: s.subscribers.iter().map(|x| pb::Subscriber { name: x.name.clone(), addr: x.addr.clone(), protocol: x.protocol }).collect(),
         committed: s.committed,
         write_retries: s.write_retries,
         forming_with: s.forming_with.clone(),
         schema: encode_schema(&s.schema),
+        protocol: s.protocol,
     }
 }
 
@@ -302,11 +303,12 @@ pub fn node_from_pb(s: pb::NodeStatus) -> Result<NodeStatus> {
         addr: s.addr,
         cluster_id: s.cluster_id,
         replicant: s.replicant.map(replicant_from_pb).transpose()?,
-        subscribers: s.subscribers.into_iter().map(|x| Subscriber { name: x.name, addr: x.addr }).collect(),
+        subscribers: s.subscribers.into_iter().map(|x| Subscriber { name: x.name, addr: x.addr, protocol: x.protocol }).collect(),
         committed: s.committed,
         write_retries: s.write_retries,
         forming_with: s.forming_with,
         schema: decode_schema(&s.schema)?,
+        protocol: s.protocol,
     })
 }
 
@@ -376,7 +378,7 @@ mod tests {
                 last_error: Some(Error::NotRetained { from: 3 }),
                 shards: vec![ShardStatus { shard: 1, tables: vec!["routes".into()], records: 5, lag_entries: 1 }],
             }),
-            subscribers: vec![],
+            subscribers: vec![Subscriber { name: "r@h".into(), addr: "h:2".into(), protocol: 1 }],
             committed: 10,
             write_retries: 0,
             forming_with: vec![],
@@ -385,6 +387,7 @@ mod tests {
                 registry: crate::engine::registry::Registry::of_tables(&crate::schema::broker_tables()).expect("code").registered(),
                 uses: vec![],
             },
+            protocol: 1,
         };
         let core = NodeStatus { role: Role::Core, raft_role: Some(RaftRole::Learner), replicant: None, ..node.clone() };
         let s = ClusterStatus {
@@ -446,6 +449,7 @@ mod tests {
             write_retries: 0,
             forming_with: vec![],
             schema: SchemaInfo::default(),
+            protocol: 1,
         });
         wire.role = 99;
         assert!(matches!(node_from_pb(wire), Err(Error::Corrupt { .. })));

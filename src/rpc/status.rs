@@ -39,6 +39,8 @@ pub fn to_status(err: &Error) -> Status {
         | Error::Unregistered { .. }
         | Error::Compacted { .. }
         | Error::LocalTable { .. }
+        | Error::VersionMismatch { .. }
+        | Error::FeatureNotEnabled { .. }
         | Error::Refused(_) => Code::FailedPrecondition,
         _ => Code::Internal,
     };
@@ -59,6 +61,9 @@ pub fn from_status(peer: &str, status: Status) -> Error {
             Error::CookieMismatch { peer: p } if p.is_empty() => Error::CookieMismatch { peer: peer.into() },
             Error::ForeignCluster { peer: p, ours, reason } if p.is_empty() => {
                 Error::ForeignCluster { peer: peer.into(), ours, reason }
+            }
+            Error::VersionMismatch { peer: p, ours, theirs } if p.is_empty() => {
+                Error::VersionMismatch { peer: peer.into(), ours, theirs }
             }
             other => other,
         };
@@ -90,14 +95,14 @@ fn could_not_connect(s: &Status) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::error::{CodeKind, TransportKind};
     use std::path::PathBuf;
 
     /// One value of every variant: adding a variant without adding it here fails to compile
     /// (the match below is exhaustive inside the crate).
-    fn every_variant() -> Vec<Error> {
+    pub(crate) fn every_variant() -> Vec<Error> {
         let s = || "why".to_string();
         let all = vec![
             Error::Config { key: "node.name".into(), reason: s() },
@@ -149,6 +154,8 @@ mod tests {
             Error::Invariant(s()),
             Error::Encode { what: "a value".into(), reason: s() },
             Error::task("export", "panicked"),
+            Error::VersionMismatch { peer: "p@h".into(), ours: 1, theirs: 3 },
+            Error::FeatureNotEnabled { feature: "CreateTable".into(), needs: 1, node: "a@h".into(), announces: 0 },
         ];
         for e in &all {
             match e {
@@ -195,7 +202,9 @@ mod tests {
                 | Error::LocalTable { .. }
                 | Error::Invariant(_)
                 | Error::Encode { .. }
-                | Error::TaskFailed { .. } => {}
+                | Error::TaskFailed { .. }
+                | Error::VersionMismatch { .. }
+                | Error::FeatureNotEnabled { .. } => {}
             }
         }
         all

@@ -15,12 +15,21 @@ use crate::config::Role;
 use crate::engine::declaration::{Declaration, Registered, SchemaInfo};
 use crate::engine::{Committed, Op, Scope, TableDef, Txn};
 use crate::error::{Error, Result};
-use crate::status::TableInfo;
+use crate::status::{NodeStatus, TableInfo};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How long a member is given to say what code it registered.
 const ASK_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// What a member says of itself, for the checks before a catalog change.
+struct Said {
+    name: String,
+    /// The protocol version it announces.
+    protocol: u32,
+    /// Its declared tables and registered code; `None`: a replicant that did not answer.
+    schema: Option<SchemaInfo>,
+}
 
 impl Runtime {
     /// Creates the replicated table `def` through the log (see [`Runtime::create_declared`]).
@@ -131,24 +140,41 @@ impl Runtime {
     }
 
     /// [`Error::Unregistered`] naming the first node that lacks some of `code` (see
-    /// [`Runtime::member_schemas`]).
+    /// [`Runtime::members_say`]).
     async fn every_node_has(&self, code: &[Registered]) -> Result<()> {
         if code.is_empty() {
             return Ok(());
         }
         let wanted = SchemaInfo { uses: code.to_vec(), ..SchemaInfo::default() };
-        for (name, schema) in self.member_schemas().await? {
-            schema.must_have_code_of(&name, &wanted)?;
+        for said in self.members_say().await? {
+            if let Some(schema) = &said.schema {
+                schema.must_have_code_of(&said.name, &wanted)?;
+            }
         }
         Ok(())
     }
 
-    /// What every member says of its schema: every core of the membership must answer (an
-    /// error otherwise); replicants that cannot be reached are passed over (they hold
-    /// nothing they cannot rebuild, and one that lacks some code stops following rather
-    /// than apply the log differently).
-    async fn member_schemas(&self) -> Result<Vec<(String, SchemaInfo)>> {
-        let cores: Vec<(String, SchemaInfo, Vec<crate::status::Subscriber>)> = match self.cfg.role {
+    /// [`Error::FeatureNotEnabled`] if `txn` holds a kind of log entry that some member
+    /// (this node, every core, every replicant a core streams to) announces a protocol
+    /// version too old to read (see `crate::protocol`). Asks the members only when the
+    /// transaction needs more than the oldest version this build talks to.
+    pub(super) async fn every_member_reads(&self, txn: &Txn) -> Result<()> {
+        if crate::protocol::every_version_reads(txn) {
+            return Ok(());
+        }
+        crate::protocol::every_member_reads(txn, [(self.name(), self.cfg.protocol())])?;
+        let said = self.members_say().await?;
+        crate::protocol::every_member_reads(txn, said.iter().map(|s| (s.name.as_str(), s.protocol)))
+    }
+
+    /// What every member says of itself: every core of the membership must answer (an
+    /// error otherwise). Replicants are those the cores stream to, with the protocol
+    /// version each announced when it subscribed; their schema is asked of them, and
+    /// those that cannot be reached are passed over for it (they hold nothing they cannot
+    /// rebuild, and one that lacks some code stops following rather than apply the log
+    /// differently).
+    async fn members_say(&self) -> Result<Vec<Said>> {
+        let cores: Vec<(String, NodeStatus)> = match self.cfg.role {
             Role::Core => {
                 let members: Vec<(String, String)> = {
                     let m = self.metrics()?;
@@ -156,11 +182,10 @@ impl Runtime {
                 };
                 let asks = members.into_iter().map(|(name, addr)| async move {
                     if name == self.name() {
-                        let me = self.node_status();
-                        return Ok((name, me.schema, me.subscribers));
+                        return Ok((name, self.node_status()));
                     }
                     let s = self.peers.node_info(&name, &addr, ASK_TIMEOUT).await?;
-                    Ok((name, s.schema, s.subscribers))
+                    Ok((name, s))
                 });
                 futures::future::join_all(asks).await.into_iter().collect::<Result<Vec<_>>>()?
             }
@@ -182,20 +207,26 @@ impl Runtime {
                             m.error.unwrap_or_else(|| "not running".into()),
                         ));
                     };
-                    out.push((m.name, s.schema, s.subscribers));
+                    out.push((m.name, s));
                 }
                 out
             }
         };
-        let replicants: Vec<crate::status::Subscriber> = cores.iter().flat_map(|(_, _, subs)| subs.clone()).collect();
-        let mut out: Vec<(String, SchemaInfo)> = cores.into_iter().map(|(name, schema, _)| (name, schema)).collect();
-        let asks = replicants.iter().map(|r| async move {
-            if r.name == self.name() {
-                return Some((r.name.clone(), self.schema.info()));
-            }
-            self.peers.node_info(&r.name, &r.addr, ASK_TIMEOUT).await.ok().map(|s| (r.name.clone(), s.schema))
+        let replicants: Vec<crate::status::Subscriber> =
+            cores.iter().flat_map(|(_, s)| s.subscribers.clone()).collect();
+        let mut out: Vec<Said> = cores
+            .into_iter()
+            .map(|(name, s)| Said { name, protocol: s.protocol, schema: Some(s.schema) })
+            .collect();
+        let asks = replicants.into_iter().map(|r| async move {
+            let schema = if r.name == self.name() {
+                Some(self.schema.info())
+            } else {
+                self.peers.node_info(&r.name, &r.addr, ASK_TIMEOUT).await.ok().map(|s| s.schema)
+            };
+            Said { name: r.name, protocol: r.protocol, schema }
         });
-        out.extend(futures::future::join_all(asks).await.into_iter().flatten());
+        out.extend(futures::future::join_all(asks).await);
         Ok(out)
     }
 
@@ -215,8 +246,14 @@ impl Runtime {
         }
         self.barrier().await?;
         let missing = self.missing_declared();
-        let needs_code = missing.iter().any(|d| d.code().next().is_some());
-        let members = if needs_code { self.member_schemas().await? } else { Vec::new() };
+        // One round asking the members: for the version that reads a created table (see
+        // `crate::protocol`) and for the code the tables name.
+        let members = self.members_say().await?;
+        if let Some(first) = missing.first() {
+            let create = Txn { shard: 0, ops: vec![Op::CreateTable { declaration: first.clone() }] };
+            let announced = members.iter().map(|m| (m.name.as_str(), m.protocol));
+            crate::protocol::every_member_reads(&create, std::iter::once((self.name(), self.cfg.protocol())).chain(announced))?;
+        }
         // Each table whose code every node has; the first refusal is the answer for the
         // others, which wait (a rolling upgrade that brings their code).
         let mut refused = None;
@@ -226,7 +263,12 @@ impl Runtime {
             let check = self
                 .schema
                 .can_resolve(&decl)
-                .and_then(|()| members.iter().try_for_each(|(name, schema)| schema.must_have_code_of(name, &wanted)));
+                .and_then(|()| {
+                    members.iter().try_for_each(|m| match &m.schema {
+                        Some(schema) => schema.must_have_code_of(&m.name, &wanted),
+                        None => Ok(()),
+                    })
+                });
             match check {
                 Ok(()) => ready.push(decl),
                 Err(e) => refused = refused.or(Some(e)),

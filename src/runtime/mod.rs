@@ -149,6 +149,7 @@ impl Runtime {
         let peers = Peers::new(
             &config.node.cookie,
             Some(cluster_id.clone()),
+            cfg.protocol(),
             cfg.tls.as_ref().map(crate::rpc::client::client_tls),
         )?;
         if config.node.cookie == crate::config::DEFAULT_COOKIE {
@@ -624,6 +625,7 @@ impl Runtime {
         } else {
             self.check_write(&mut txn).await?;
         }
+        self.every_member_reads(&txn).await?;
         self.propose_checked(txn).await
     }
 
@@ -804,6 +806,7 @@ impl Runtime {
             write_retries: self.write_retries.load(Ordering::Relaxed),
             forming_with: Vec::new(),
             schema: self.schema_info(),
+            protocol: self.cfg.protocol(),
         };
         if let Some(link) = &self.link {
             status.leader = link.leader().map(|l| l.0);

@@ -25,6 +25,21 @@ impl Proc {
         let ok = Command::new("kill").arg(format!("-{sig}")).arg(self.child.id().to_string()).status();
         assert!(ok.is_ok_and(|s| s.success()), "kill -{sig} {}", self.name);
     }
+
+    /// Stops the node as an operator does (SIGTERM) and waits, 30 s at most, for it to
+    /// exit; panics unless it exits with success.
+    pub async fn stop(mut self) {
+        self.signal("TERM");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for mnema") {
+                assert!(status.success(), "{} exited with {status} after SIGTERM", self.name);
+                return;
+            }
+            assert!(Instant::now() < deadline, "{} still running 30 s after SIGTERM", self.name);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 }
 
 impl Drop for Proc {
@@ -79,6 +94,23 @@ pub fn spawn_as(dir: &Path, base: u16, i: u16, n: u16, role: &str, gid: Option<u
 
 /// Like [`spawn_as`], with `timings`.
 pub fn spawn_timed(dir: &Path, base: u16, i: u16, n: u16, role: &str, gid: Option<u32>, timings: Timings) -> Proc {
+    spawn_announcing(dir, base, i, n, role, gid, timings, None)
+}
+
+/// Like [`spawn_timed`], the node announcing protocol version `protocol` (`node.protocol`)
+/// when given.
+#[allow(clippy::too_many_arguments)]
+pub fn spawn_announcing(
+    dir: &Path,
+    base: u16,
+    i: u16,
+    n: u16,
+    role: &str,
+    gid: Option<u32>,
+    timings: Timings,
+    protocol: Option<u32>,
+) -> Proc {
+    let pin = protocol.map(|v| format!("protocol = {v}\n")).unwrap_or_default();
     let seeds: Vec<String> = (1..=n).map(|j| format!("\"{}\"", name(j))).collect();
     let tuned = match timings {
         Timings::Defaults => "",
@@ -87,7 +119,7 @@ pub fn spawn_timed(dir: &Path, base: u16, i: u16, n: u16, role: &str, gid: Optio
         }
     };
     let text = format!(
-        "[node]\nname = \"{}\"\nrole = \"{role}\"\ncookie = \"test-cookie\"\ndata_dir = \"{}\"\nbase_port = {base}\n\
+        "[node]\nname = \"{}\"\nrole = \"{role}\"\ncookie = \"test-cookie\"\ndata_dir = \"{}\"\nbase_port = {base}\n{pin}\
          [cluster]\ndiscovery_strategy = \"static\"\nstatic.seeds = [{}]\n{tuned}",
         name(i),
         dir.join(format!("n{i}")).display(),

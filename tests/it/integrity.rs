@@ -444,7 +444,7 @@ async fn refusals_over_grpc_arrive_as_their_error_variant() {
     let err = Client::new(r.addr(), COOKIE).unwrap().export(&mut out, &mut progress).await.unwrap_err();
     assert!(matches!(&err, Error::IsReplicant { action, .. } if action == "export"), "{err:?}");
 
-    let peers = Peers::new(COOKIE, None, None).unwrap();
+    let peers = Peers::new(COOKIE, None, mnema::protocol::PROTOCOL, None).unwrap();
     let sub = pb::SubscribeRequest { replicant: "n9@127.0.0.1".into(), ..Default::default() };
     let Err(status) = peers.replication(r.addr()).unwrap().subscribe(sub).await else {
         panic!("a replicant streamed to another replicant")
@@ -460,7 +460,7 @@ async fn refusals_over_grpc_arrive_as_their_error_variant() {
     assert!(matches!(from_status(leader.addr(), status), Error::Corrupt { .. }), "a client's transaction");
     // Raft's service answers members of its own cluster only.
     let id = std::sync::Arc::new(std::sync::RwLock::new(leader.status().cluster_id));
-    let members = Peers::new(COOKIE, Some(id), None).unwrap();
+    let members = Peers::new(COOKIE, Some(id), mnema::protocol::PROTOCOL, None).unwrap();
     let status = members.raft(leader.addr()).unwrap().append_entries(pb::Payload { data: garbage }).await.unwrap_err();
     let err = from_status(leader.addr(), status);
     assert!(matches!(err, Error::Corrupt { .. }), "a Raft message: {err:?}");

@@ -11,11 +11,11 @@ use std::path::{Path, PathBuf};
 
 /// The layers, lowest first; a module may import its own layer and those below.
 const LAYERS: &[(&str, &[&str])] = &[
-    ("pure", &["error", "codec", "name", "config", "status", "engine", "stages"]),
+    ("pure", &["error", "codec", "name", "config", "status", "engine", "stages", "protocol"]),
     ("adapters", &["raft", "storage", "rpc", "discovery"]),
     ("runtime", &["runtime"]),
     ("features", &["schema", "backup", "replication", "cluster", "client", "observe"]),
-    ("composition", &["node", "testing"]),
+    ("composition", &["node", "testing", "golden"]),
 ];
 
 fn layer_of(module: &str) -> Option<usize> {

@@ -23,3 +23,4 @@ mod replicants;
 mod shards;
 mod tables;
 mod transport;
+mod upgrade;
