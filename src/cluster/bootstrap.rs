@@ -12,7 +12,9 @@
 //!   aside, and rejoins as a new member (`rebuild.rs`).
 //! - `k8s`, `dns`: look up the nodes until this node is among them; join a running cluster
 //!   there, or form one with the whole list once every listed node answers and two lookups
-//!   agree (nodes that see the same list initialise the same membership).
+//!   agree (nodes that see the same list initialise the same membership). A node that had
+//!   an IDENTITY but no Raft state rejoins the running cluster as a new member
+//!   (`rebuild.rs`), under every strategy.
 //! - `etcd`: join a running cluster among the registered cores; otherwise one etcd
 //!   transaction decides which node forms the cluster (alone), and the others join it. The
 //!   transaction is what makes "exactly one cluster" hold while registrations still arrive.
@@ -49,6 +51,14 @@ pub async fn form(shared: &Arc<Runtime>, etcd_lease: Option<watch::Receiver<Opti
         return Ok(());
     }
     match shared.strategy() {
+        DiscoveryStrategy::Manual if super::rebuild::lost_its_state(shared) => {
+            // Its old self is a voter somewhere: a cluster of one under that cluster's id
+            // would be a second history. An operator's `cluster join` brings it back.
+            tracing::warn!(
+                "no Raft state here, but this node was a member (its IDENTITY is here): not forming a cluster of one; `mnema ctl cluster join <member>` brings it back as a new member"
+            );
+            Ok(())
+        }
         DiscoveryStrategy::Manual => initialize(shared, BTreeMap::from([(shared.cfg.node_id, shared.me())])).await,
         DiscoveryStrategy::Static => {
             let seeds = &shared.cfg.seeds;
@@ -179,6 +189,10 @@ async fn discover_and_form(shared: Arc<Runtime>, mut lookup: Lookup) {
                 if !peers.iter().any(|p| p.name == shared.cfg.name) {
                     tracing::info!(found = ?names, "this node is not among the discovered ones yet");
                 } else if let Some(p) = running_among(&shared, &peers, None).await {
+                    if super::rebuild::lost_its_state(&shared) {
+                        shared.spawn(super::rebuild::rejoin_as_new_member(shared.clone(), p));
+                        return;
+                    }
                     match crate::cluster::membership::join(&shared, &p).await {
                         Ok(()) => return,
                         Err(e) => {
@@ -231,7 +245,11 @@ async fn claim_and_form(shared: Arc<Runtime>, mut lease: watch::Receiver<Option<
             let id = (*lease.borrow()).ok_or_else(|| Error::Refused("not registered in etcd yet".into()))?;
             let cores = registry.cores().await?;
             if let Some(p) = running_among(&shared, &cores, None).await {
-                crate::cluster::membership::join(&shared, &p).await?;
+                if super::rebuild::lost_its_state(&shared) {
+                    shared.spawn(super::rebuild::rejoin_as_new_member(shared.clone(), p));
+                } else {
+                    crate::cluster::membership::join(&shared, &p).await?;
+                }
                 return Ok(true);
             }
             let holder = registry.claim_formation(&me, id).await?;

@@ -41,6 +41,10 @@ pub async fn join(shared: &Arc<Runtime>, target: &Peer) -> Result<()> {
     if their.role == crate::config::Role::Replicant {
         return Err(Error::is_replicant(target.name.as_str(), "being joined (join a core of its cluster)"));
     }
+    if super::rebuild::lost_its_state(shared) {
+        // Its old self is a voter of that cluster: back as a new member, nothing discarded.
+        return super::rebuild::rejoin_via(shared, target).await;
+    }
     let m = shared.metrics()?;
     let membership = m.membership_config.membership();
     if membership.get_node(&their.node_id).is_some() {
@@ -90,6 +94,17 @@ pub async fn admit(shared: &Arc<Runtime>, name: &str, addr: &str, schema: &[u8])
         let mut req = tonic::Request::new(pb::JoinRequest { name: name.into(), addr: addr.into(), schema: schema.to_vec() });
         req.set_timeout(JOIN_TIMEOUT);
         return client.join(req).await.map(|r| r.into_inner()).map_err(|s| status_error(&leader.name, s));
+    }
+    // A voter that asks to join has no Raft state: a node that has its state and is a
+    // member never asks (`join` answers "already in the same cluster" on its side). It
+    // lost its store, whichever way it found the cluster (seeds, dns, k8s, etcd, `cluster
+    // join`): its old self may have voted in a term it has forgotten, so it must not come
+    // back as that voter with an empty log. Its old voter is removed first (refused while
+    // that would leave the remaining voters without a running majority: the joiner asks
+    // again), then it is admitted as a new member below, as `rebuild.rs` does.
+    if shared.metrics()?.membership_config.membership().voter_ids().any(|v| v == id) {
+        tracing::warn!(node = name, "a voter asks to join: it lost its Raft state; removing its old incarnation first");
+        super::leave::remove_member(shared, name, false).await?;
     }
     let _guard = shared.membership_lock.lock().await;
     let m = shared.metrics()?;

@@ -14,6 +14,11 @@
 //!    and is kept.
 //! 3. It asks to be admitted: the leader adds it as a learner, catches it up (snapshot,
 //!    then entries) and promotes it to voter, as for any join.
+//!
+//! Whatever found the cluster (static seeds, dns, k8s, etcd, an operator's `cluster join`),
+//! a core that [lost its state](lost_its_state) comes back this way, never through a plain
+//! join: that would discard what the leader may already have replicated to it as its old
+//! voter, or, once that included the membership, take it back as that voter.
 
 use crate::error::Result;
 use crate::name::Peer;
@@ -21,7 +26,7 @@ use crate::rpc::client::status_error;
 use crate::rpc::pb;
 use crate::runtime::Runtime;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long one admission (catching up included) may take.
 const ADMIT_TIMEOUT: Duration = Duration::from_secs(300);
@@ -47,6 +52,34 @@ pub async fn rejoin_as_new_member(shared: Arc<Runtime>, via: Peer) {
         tokio::select! {
             _ = tokio::time::sleep(RETRY) => {}
             _ = shared.stopped() => {}
+        }
+    }
+}
+
+/// Whether this core lost its Raft state but not its IDENTITY (a lost store, or one set
+/// aside by `mnema data rebuild`): it was a member, and may have voted in a term it forgot.
+pub fn lost_its_state(shared: &Runtime) -> bool {
+    shared.had_identity && shared.refuses_votes()
+}
+
+/// The rebuild through `via` as one request (an operator's `cluster join`): done once this
+/// node is a member again; the last error if it is not within the admission timeout.
+pub async fn rejoin_via(shared: &Runtime, via: &Peer) -> Result<()> {
+    let deadline = Instant::now() + ADMIT_TIMEOUT;
+    loop {
+        match step(shared, via).await {
+            Ok(true) => {
+                shared.set_refuse_votes(false);
+                tracing::info!(via = %via.name, "rebuilt: a member again, caught up as a learner and promoted");
+                return Ok(());
+            }
+            Ok(false) => continue,
+            Err(e) if Instant::now() >= deadline => return Err(e),
+            Err(e) => tracing::info!(error = %e, "rebuild waits; asking again"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(RETRY) => {}
+            _ = shared.stopped() => return Err(crate::error::Error::Shutdown),
         }
     }
 }

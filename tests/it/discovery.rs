@@ -67,6 +67,27 @@ async fn restart_last_and_rejoin(mut nodes: Vec<Node>, config: NodeConfig, old_k
     }
 }
 
+/// Stops the last node, sets its Raft state aside as `mnema data rebuild` does (a lost
+/// store), restarts it with `config` (its discovery source still answering), and checks
+/// that it comes back as a new member: its old voter removed, then added back as a learner
+/// and promoted, never back as the same voter with an empty log; it then holds `old_key`.
+async fn rebuild_last_and_rejoin_as_new_member(mut nodes: Vec<Node>, config: NodeConfig, old_key: &str) {
+    let last = nodes.pop().expect("a node");
+    let name = last.name().to_string();
+    last.shutdown().await.expect("stop");
+    let mut events = nodes[0].watch_members();
+    mnema::rebuild_data_dir(&config).expect("set the store aside");
+    let again = Node::start(config, test_tables()).await.expect("restart with an empty store");
+    wait_rejoined_as_new_member(&mut events, &name).await;
+    let done = nodes[0].transact(Txn::new().put("kv", "after-rebuild", "v")).await.expect("write");
+    again.wait_applied(done.index, Duration::from_secs(20)).await.expect("caught up as a new member");
+    assert_eq!(again.get("kv", old_key.as_bytes()).expect("get").len(), 1);
+    nodes.push(again);
+    for n in nodes {
+        n.shutdown().await.expect("stop");
+    }
+}
+
 /// A stand-in for the Kubernetes API server: answers the Endpoints GET with the real JSON
 /// shape, or 404 once `gone` is set.
 async fn apiserver(ips: &[&str], port: u16, gone: Arc<AtomicBool>) -> String {
@@ -560,4 +581,58 @@ async fn dns_nodes_whose_lists_disagree_wait_until_they_agree() {
     for n in nodes {
         n.shutdown().await.expect("stop");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dns_discovered_core_that_lost_its_store_comes_back_as_a_new_member() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = port_on_loopbacks(3);
+    let ips = ["127.0.0.1", "127.0.0.2", "127.0.0.3"];
+    let records = ips.iter().map(|ip| dns::a("cluster.mnema.test.", ip.parse().expect("ip"))).collect();
+    let (server, _dns_server) = dns::serve(records).await;
+    let config = |ip: &str| {
+        let mut c = dns_config(dir.path(), &format!("mnema@{ip}"), server, "cluster.mnema.test", DnsRecordType::A);
+        c.node.base_port = port;
+        c
+    };
+    let (a, b, c) = tokio::join!(
+        Node::start(config(ips[0]), test_tables()),
+        Node::start(config(ips[1]), test_tables()),
+        Node::start(config(ips[2]), test_tables()),
+    );
+    let nodes = vec![a.expect("n1"), b.expect("n2"), c.expect("n3")];
+    assert_one_cluster(&nodes, "dns-lost").await;
+    rebuild_last_and_rejoin_as_new_member(nodes, config(ips[2]), "dns-lost").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_k8s_discovered_core_that_lost_its_store_comes_back_as_a_new_member() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = port_on_loopbacks(3);
+    let ips = ["127.0.0.1", "127.0.0.2", "127.0.0.3"];
+    let api = apiserver(&ips, port, Arc::new(AtomicBool::new(false))).await;
+    let (a, b, c) = tokio::join!(
+        Node::start(k8s_config(dir.path(), ips[0], port, &api), test_tables()),
+        Node::start(k8s_config(dir.path(), ips[1], port, &api), test_tables()),
+        Node::start(k8s_config(dir.path(), ips[2], port, &api), test_tables()),
+    );
+    let nodes = vec![a.expect("n1"), b.expect("n2"), c.expect("n3")];
+    assert_one_cluster(&nodes, "k8s-lost").await;
+    rebuild_last_and_rejoin_as_new_member(nodes, k8s_config(dir.path(), ips[2], port, &api), "k8s-lost").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_etcd_discovered_core_that_lost_its_store_comes_back_as_a_new_member() {
+    let etcd = Etcd::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base = free_base(4);
+    let config = |i| etcd_config(dir.path(), base, i, &etcd, "60s");
+    let (a, b, c) = tokio::join!(
+        Node::start(config(1), test_tables()),
+        Node::start(config(2), test_tables()),
+        Node::start(config(3), test_tables())
+    );
+    let nodes = vec![a.expect("n1"), b.expect("n2"), c.expect("n3")];
+    assert_one_cluster(&nodes, "etcd-lost").await;
+    rebuild_last_and_rejoin_as_new_member(nodes, config(3), "etcd-lost").await;
 }

@@ -285,3 +285,25 @@ pub async fn start_snapshotting_pair(dir: &Path, base: u16) -> (Vec<mnema::Node>
     let l = nodes.iter().position(|n| n.is_leader()).expect("a leader");
     (nodes, l)
 }
+
+/// Waits (60 s at most) until `events` (a member watch opened before the restart) show
+/// `name` removed, added back as a learner and promoted, in that order: a core that lost
+/// its store coming back as a new member, never as its old voter.
+pub async fn wait_rejoined_as_new_member(events: &mut mnema::MemberWatch, name: &str) {
+    use mnema::MemberEvent;
+    let step = |e: &MemberEvent| match e {
+        MemberEvent::Removed { name: n, .. } if n == name => Some("removed"),
+        MemberEvent::Joined { name: n, voter: false, .. } if n == name => Some("joined"),
+        MemberEvent::Promoted { name: n, .. } if n == name => Some("promoted"),
+        _ => None,
+    };
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while seen.len() < 3 {
+        let event = tokio::time::timeout_at(deadline, events.next()).await;
+        let event = event.unwrap_or_else(|_| panic!("{name} not removed and added back within 60 s: saw {seen:?}"));
+        let event = event.unwrap_or_else(|| panic!("the watching node stopped; saw {seen:?}"));
+        seen.extend(step(&event));
+    }
+    assert_eq!(seen, ["removed", "joined", "promoted"], "{name}");
+}

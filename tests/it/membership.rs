@@ -162,3 +162,29 @@ async fn a_partition_leaves_the_majority_writable_and_heals_by_itself() {
     r.shutdown().await.expect("replicant");
     c.shutdown().await;
 }
+
+/// A core of the manual strategy whose store was set aside comes back through `cluster
+/// join` as a new member (its old voter removed first), with the cluster's data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_manual_core_that_lost_its_store_rejoins_as_a_new_member_through_cluster_join() {
+    let mut c = Cluster::start(3).await;
+    let before = c.nodes[0].transact(Txn::new().put("kv", "before", "1")).await.expect("write").index;
+    c.wait_applied(before).await;
+    let pos = c.nodes.iter().position(|n| n.name() == name(3)).expect("n3");
+    c.nodes.remove(pos).shutdown().await.expect("stop n3");
+    let mut events = c.nodes[0].watch_members();
+    let mut cfg = config(c.dir.path(), c.base, 3, 3);
+    mnema::rebuild_data_dir(&cfg).expect("set the store aside");
+    cfg.cluster.discovery_strategy = mnema::config::DiscoveryStrategy::Manual;
+    cfg.cluster.static_.seeds.clear();
+    let n3 = mnema::Node::start(cfg, test_tables()).await.expect("start with an empty store");
+    let target = mnema::Peer::parse("join", &name(1), c.base).expect("peer");
+    n3.join(&target).await.expect("cluster join");
+    wait_rejoined_as_new_member(&mut events, &name(3)).await;
+    let after = c.nodes[0].transact(Txn::new().put("kv", "after", "2")).await.expect("write").index;
+    n3.wait_applied(after, Duration::from_secs(20)).await.expect("caught up");
+    assert_eq!(n3.get("kv", b"before").expect("read").len(), 1);
+    assert_eq!(member_names(&c.nodes[0]), [name(1), name(2), name(3)]);
+    n3.shutdown().await.expect("stop n3");
+    c.shutdown().await;
+}
