@@ -431,9 +431,12 @@ impl Node {
     }
 
     /// Resolves when this core's Raft has stopped by itself: a storage failure (a full
-    /// disk, an I/O error) that openraft cannot go on after. The node is then no member
-    /// any more: writes fail, it answers no Raft call, and only a restart (once the cause
-    /// is fixed) brings it back, with everything it had acknowledged. `mnema start` exits
+    /// disk, an I/O error) that openraft cannot go on after ([`Error::NodeFailed`]), or
+    /// damage found in its store while it runs, a table file whose checksum no longer
+    /// matches ([`Error::DamagedState`] naming the file: the node stops its Raft rather than
+    /// vote and acknowledge from a store it cannot read). The node is then no member any
+    /// more: writes fail, it answers no Raft call, and only a restart (once the cause is
+    /// fixed; after damage, `mnema data rebuild`) brings it back. `mnema start` exits
     /// non-zero on it so that a supervisor restarts the process; a broker should do the
     /// same. Never resolves on a replicant or on a clean shutdown.
     pub async fn failed(&self) -> Error {

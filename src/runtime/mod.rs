@@ -103,9 +103,10 @@ pub struct Runtime {
     /// The node list this node proposes to form a cluster with (dns, k8s discovery), shown
     /// in its status so that the others initialise only when every member proposes it.
     pub(crate) forming_with: Mutex<Vec<String>>,
-    /// Set when this core's Raft stopped by itself (a storage failure such as a full disk):
-    /// the node can no longer take part and must be restarted ([`Node::failed`]).
-    failure: watch::Sender<Option<String>>,
+    /// Set when this core's Raft stopped by itself (a storage failure such as a full disk:
+    /// `NodeFailed`), or was stopped on damage found in its store (`DamagedState`): the
+    /// node can no longer take part and must be restarted, or rebuilt ([`Node::failed`]).
+    failure: watch::Sender<Option<Error>>,
     /// This core's `RAFT_MARK` writer, one for every Raft instance it runs.
     pub(crate) mark: Arc<crate::storage::raft_mark::MarkWriter>,
     /// Whether the data dir had its IDENTITY before this start: a core with an identity but
@@ -205,6 +206,7 @@ impl Runtime {
             let initialized = rt.raft()?.is_initialized().await.map_err(|e| Error::Raft(e.to_string()))?;
             rt.set_refuse_votes(!initialized);
             rt.spawn(watch_raft(rt.clone()));
+            rt.spawn(stop_on_damage(rt.clone()));
             rt.spawn(campaign::campaign(rt.clone()));
         }
         let (max_batch, max_inflight) = (config.raft.max_batch_txns, config.raft.max_inflight_batches);
@@ -232,14 +234,14 @@ impl Runtime {
 
     /// Why this core's Raft stopped by itself, if it did.
     pub(crate) fn failure_reason(&self) -> Option<String> {
-        self.failure.borrow().clone()
+        self.failure.borrow().as_ref().map(|e| e.to_string())
     }
 
     /// Resolves when this core's Raft stopped by itself (see `Node::failed`).
     pub(crate) async fn failed(&self) -> Error {
         let mut rx = self.failure.subscribe();
         match rx.wait_for(|f| f.is_some()).await {
-            Ok(f) => Error::NodeFailed { reason: f.clone().unwrap_or_default() },
+            Ok(f) => f.clone().unwrap_or(Error::NodeFailed { reason: String::new() }),
             Err(_) => std::future::pending().await,
         }
     }
@@ -1005,6 +1007,27 @@ impl LeaderChanges {
     }
 }
 
+/// Stops this core's Raft when its store turns out damaged while it runs (a read or write
+/// that RocksDB answers with a `Corruption` status: `Db::err`): a member must not go on
+/// voting and acknowledging from a store it cannot read. The failure is that
+/// `DamagedState`, naming the file and the rebuild command; `Node::failed` resolves with
+/// it and `mnema start` exits with it.
+async fn stop_on_damage(shared: Arc<Runtime>) {
+    let mut damage = shared.db.damage();
+    let found = tokio::select! {
+        found = damage.wait_for(|d| d.is_some()) => found.ok().and_then(|d| d.clone()),
+        _ = shared.stopped() => None,
+    };
+    let Some(err) = found else { return };
+    tracing::error!(error = %err, "damage found in this core's store while running: stopping its Raft");
+    shared.failure.send_if_modified(|f| f.is_none() && f.replace(err).is_none());
+    if let Ok(raft) = shared.raft()
+        && let Err(e) = raft.shutdown().await
+    {
+        tracing::warn!(error = %e, "stopping Raft after damage");
+    }
+}
+
 /// Watches this core's Raft (the current instance, across join/leave resets) and records a
 /// failure when it stops by itself; a stop asked for (shutdown, reset) is not one.
 async fn watch_raft(shared: Arc<Runtime>) {
@@ -1025,7 +1048,10 @@ async fn watch_raft(shared: Arc<Runtime>) {
             if let Some(reason) = fatal {
                 if !shared.is_stopping() {
                     tracing::error!(%reason, "Raft stopped after a storage failure; this node must be restarted");
-                    shared.failure.send_replace(Some(reason));
+                    // A storage error that was damage in the store is named as such.
+                    let damage = shared.db.damage().borrow().clone();
+                    let failure = damage.unwrap_or(Error::NodeFailed { reason });
+                    shared.failure.send_if_modified(|f| f.is_none() && f.replace(failure).is_none());
                 }
                 return;
             }

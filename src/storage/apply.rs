@@ -4,7 +4,7 @@
 //! nothing is written to RocksDB until the caller writes the batch, so a transaction is
 //! all-or-nothing on disk as in memory.
 
-use super::db::{Db, storage_err};
+use super::db::Db;
 use crate::engine::apply::{Sink, load_record};
 use crate::engine::keys::{bag_key_prefix, prefix_end, record_key, table_prefix};
 use crate::engine::memory::{Holding, MemState};
@@ -87,7 +87,7 @@ impl Sink for DiscWriter<'_> {
         if self.cleared.contains(&def.name) {
             return Ok(None);
         }
-        self.db.raw().get_cf(self.cf, &k).map_err(|e| storage_err("read record", e))
+        self.db.raw().get_cf(self.cf, &k).map_err(|e| self.db.err("read record", e))
     }
 
     fn raw(&mut self, changes: Vec<Change>) {
@@ -115,7 +115,7 @@ pub fn load_memory(db: &Db, cf: &ColumnFamily, catalog: Arc<Catalog>, holding: H
     state.applied = applied;
     let catalog_prefix = table_prefix(crate::engine::catalog::TABLE);
     for item in db.raw().prefix_iterator_cf(cf, &catalog_prefix) {
-        let (k, v) = item.map_err(|e| storage_err("scan catalog", e))?;
+        let (k, v) = item.map_err(|e| db.err("scan catalog", e))?;
         if !k.starts_with(&catalog_prefix) {
             break;
         }
@@ -123,7 +123,7 @@ pub fn load_memory(db: &Db, cf: &ColumnFamily, catalog: Arc<Catalog>, holding: H
     }
     let mut unknown: BTreeSet<String> = BTreeSet::new();
     for item in db.raw().iterator_cf(cf, rocksdb::IteratorMode::Start) {
-        let (k, v) = item.map_err(|e| storage_err("scan records", e))?;
+        let (k, v) = item.map_err(|e| db.err("scan records", e))?;
         if k.starts_with(&catalog_prefix) {
             continue;
         }
@@ -151,7 +151,7 @@ pub fn adopt_declared(db: &Db, defs: &[TableDef]) -> Result<()> {
         let decl = crate::engine::Declaration::of(def);
         wb.put_cf(cf, crate::engine::catalog::record_key(&def.name), crate::engine::catalog::encode_record(&decl)?);
     }
-    db.raw().write_opt(wb, &Db::sync_opts()).map_err(|e| storage_err("adopt the declared tables", e))
+    db.raw().write_opt(wb, &Db::sync_opts()).map_err(|e| db.err("adopt the declared tables", e))
 }
 
 /// Applies `txn` of local tables to `work` and writes its disc side, synced: the one
@@ -161,7 +161,7 @@ pub fn apply_local(db: &Db, work: &mut MemState, txn: &crate::engine::Txn) -> Re
     let mut disc = DiscWriter::new(db, cf);
     let outcome = crate::engine::apply::apply_txn(crate::engine::Scope::Local, work, &mut disc, txn)?;
     if !disc.batch.is_empty() {
-        db.raw().write_opt(disc.batch, &Db::sync_opts()).map_err(|e| storage_err("local write", e))?;
+        db.raw().write_opt(disc.batch, &Db::sync_opts()).map_err(|e| db.err("local write", e))?;
     }
     Ok(outcome)
 }

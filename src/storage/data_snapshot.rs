@@ -3,7 +3,7 @@
 //! records are exactly the state at that index. Snapshot building (Raft), the replication
 //! stream's bootstrap and export all read through it, concurrently with applies.
 
-use super::db::{CF_DATA, Db, storage_err};
+use super::db::{CF_DATA, Db};
 use super::meta::{self, MetaKey};
 use crate::error::Result;
 use crate::raft::types::{LogId, StoredMembership};
@@ -40,7 +40,7 @@ impl<'a> DataSnapshot<'a> {
     pub fn for_each_with_prefix(&self, prefix: &[u8], mut each: impl FnMut(&[u8], &[u8]) -> Result<bool>) -> Result<()> {
         let mode = rocksdb::IteratorMode::From(prefix, rocksdb::Direction::Forward);
         for item in self.snap.iterator_cf(self.db.cf(CF_DATA)?, mode) {
-            let (k, v) = item.map_err(|e| storage_err("scan records", e))?;
+            let (k, v) = item.map_err(|e| self.db.err("scan records", e))?;
             if !k.starts_with(prefix) || !each(&k, &v)? {
                 break;
             }
@@ -63,7 +63,7 @@ impl<'a> DataSnapshot<'a> {
     /// in key order, until it returns `Ok(false)` or an error.
     pub fn for_each_record(&self, mut each: impl FnMut(&[u8], &[u8]) -> Result<bool>) -> Result<()> {
         for item in self.snap.iterator_cf(self.db.cf(CF_DATA)?, rocksdb::IteratorMode::Start) {
-            let (k, v) = item.map_err(|e| storage_err("scan records", e))?;
+            let (k, v) = item.map_err(|e| self.db.err("scan records", e))?;
             if !each(&k, &v)? {
                 break;
             }

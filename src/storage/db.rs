@@ -34,6 +34,10 @@ struct Inner {
     db: DB,
     closed: tokio::sync::watch::Sender<()>,
     events: Events,
+    /// Where the store is (named by a damage found without a file in RocksDB's words).
+    path: std::path::PathBuf,
+    /// The first damage a read or write of the open store found (see [`Db::err`]).
+    damage: tokio::sync::watch::Sender<Option<Error>>,
 }
 
 /// Counts of the store's maintenance events, for metrics.
@@ -170,7 +174,42 @@ impl Db {
             rocksdb::ErrorKind::Corruption => Error::DamagedState { file: path.to_path_buf(), reason: e.to_string() },
             _ => storage_err(&format!("open {}", path.display()), e),
         })?;
-        Ok(Db { inner: Arc::new(Inner { db, closed: tokio::sync::watch::channel(()).0, events: Events::default() }) })
+        Ok(Db {
+            inner: Arc::new(Inner {
+                db,
+                closed: tokio::sync::watch::channel(()).0,
+                events: Events::default(),
+                path: path.to_path_buf(),
+                damage: tokio::sync::watch::channel(None).0,
+            }),
+        })
+    }
+
+    /// The error of a failed RocksDB call on this store, as [`storage_err`] makes it, with
+    /// one more job: damage found while the store is open (a `Corruption` status: a block
+    /// whose checksum does not match) is recorded, so that the node stops its Raft on it
+    /// ([`Db::damage`]) instead of serving from a store it can no longer read. Every call
+    /// of the storage module on an open store maps its errors here.
+    pub fn err(&self, context: &str, e: rocksdb::Error) -> Error {
+        let err = match e.kind() {
+            rocksdb::ErrorKind::Corruption => match storage_err(context, &e) {
+                Error::DamagedState { file, reason } if file.as_os_str().is_empty() => {
+                    Error::DamagedState { file: self.inner.path.clone(), reason }
+                }
+                damaged @ Error::DamagedState { .. } => damaged,
+                other => Error::DamagedState { file: self.inner.path.clone(), reason: other.to_string() },
+            },
+            _ => storage_err(context, &e),
+        };
+        if matches!(err, Error::DamagedState { .. }) {
+            self.inner.damage.send_if_modified(|first| first.is_none() && first.replace(err.clone()).is_none());
+        }
+        err
+    }
+
+    /// The first damage found in this open store (`None` until then), as a watch.
+    pub fn damage(&self) -> tokio::sync::watch::Receiver<Option<Error>> {
+        self.inner.damage.subscribe()
     }
 
     /// A signal that resolves once the DB is closed; it does not keep the DB open.
@@ -220,13 +259,13 @@ impl Db {
     }
 
     pub fn sync_wal(&self) -> Result<()> {
-        self.inner.db.flush_wal(true).map_err(|e| storage_err("sync wal", e))
+        self.inner.db.flush_wal(true).map_err(|e| self.err("sync wal", e))
     }
 
     /// Online, consistent copy of the whole DB into `dir` (hard links where possible).
     pub fn checkpoint(&self, dir: &Path) -> Result<()> {
-        let cp = rocksdb::checkpoint::Checkpoint::new(&self.inner.db).map_err(|e| storage_err("checkpoint", e))?;
-        cp.create_checkpoint(dir).map_err(|e| storage_err("checkpoint", e))
+        let cp = rocksdb::checkpoint::Checkpoint::new(&self.inner.db).map_err(|e| self.err("checkpoint", e))?;
+        cp.create_checkpoint(dir).map_err(|e| self.err("checkpoint", e))
     }
 }
 

@@ -1,7 +1,7 @@
 //! Reading Raft log entries back from the `log` column family: openraft's log reader and
 //! the replication stream both use [`read`].
 
-use super::db::{CF_LOG, Db, storage_err};
+use super::db::{CF_LOG, Db};
 use crate::error::{Error, Result};
 use crate::raft::types::Entry;
 use crate::raft::wire::decode_entry;
@@ -19,7 +19,7 @@ pub fn read(db: &Db, from: u64, mut keep: impl FnMut(u64) -> bool) -> Result<Vec
     let mut out = Vec::new();
     let mut expected = from;
     for item in db.raw().iterator_cf(cf, rocksdb::IteratorMode::From(&key(from), rocksdb::Direction::Forward)) {
-        let (k, v) = item.map_err(|e| storage_err("read log", e))?;
+        let (k, v) = item.map_err(|e| db.err("read log", e))?;
         let index = u64::from_be_bytes(k.as_ref().try_into().map_err(|_| Error::corrupt("log key", "not 8 bytes"))?);
         if !keep(index) || index != expected {
             break;

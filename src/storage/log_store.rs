@@ -141,7 +141,7 @@ impl RetentionPins {
         let cf = db.cf(CF_LOG)?;
         let first = match db.raw().iterator_cf(cf, IteratorMode::Start).next() {
             Some(item) => {
-                let (k, _) = item.map_err(|e| super::db::storage_err("read log", e))?;
+                let (k, _) = item.map_err(|e| db.err("read log", e))?;
                 Some(u64::from_be_bytes(
                     k.as_ref().try_into().map_err(|_| crate::error::Error::corrupt("log key", "not 8 bytes"))?,
                 ))
@@ -315,7 +315,7 @@ impl LogStore {
         let mut wb = WriteBatch::default();
         meta::put(&self.db, &mut wb, key, value).map_err(|e| w(&e))?;
         let opts = if sync { Db::sync_opts() } else { Db::lazy_opts() };
-        self.db.raw().write_opt(wb, &opts).map_err(|e| w(&e))
+        self.db.raw().write_opt(wb, &opts).map_err(|e| w(&self.db.err("write meta", e)))
     }
 
     fn last_entry_id(&self) -> Result<Option<LogId>, StorageError> {
@@ -323,7 +323,7 @@ impl LogStore {
         match self.db.raw().iterator_cf(cf, IteratorMode::End).next() {
             None => Ok(None),
             Some(item) => {
-                let (_, v) = item.map_err(|e| logs_err(ErrorVerb::Read, e))?;
+                let (_, v) = item.map_err(|e| logs_err(ErrorVerb::Read, self.db.err("read log", e)))?;
                 Ok(Some(decode_entry(&v).map_err(|e| logs_err(ErrorVerb::Read, e))?.log_id))
             }
         }
@@ -340,7 +340,7 @@ impl LogStore {
                 wb.delete_cf(cf, u64::MAX.to_be_bytes());
             }
         }
-        self.db.raw().write_opt(wb, &Db::sync_opts()).map_err(|e| logs_err(ErrorVerb::Delete, e))
+        self.db.raw().write_opt(wb, &Db::sync_opts()).map_err(|e| logs_err(ErrorVerb::Delete, self.db.err("purge log", e)))
     }
 
     /// Removes every entry and the vote (used when a node leaves one cluster to join another).
@@ -352,7 +352,7 @@ impl LogStore {
         let cf = self.db.cf(CF_LOG)?;
         wb.delete_range_cf(cf, 0u64.to_be_bytes(), u64::MAX.to_be_bytes());
         wb.delete_cf(cf, u64::MAX.to_be_bytes());
-        self.db.raw().write_opt(wb, &Db::sync_opts()).map_err(|e| super::db::storage_err("wipe log", e))?;
+        self.db.raw().write_opt(wb, &Db::sync_opts()).map_err(|e| self.db.err("wipe log", e))?;
         self.mark.reset()
     }
 }
@@ -423,7 +423,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             wb.put_cf(cf, entry.log_id.index.to_be_bytes(), bytes);
         }
         if let Err(e) = self.db.raw().write_opt(wb, &Db::lazy_opts()) {
-            let msg = e.to_string();
+            let msg = self.db.err("append log", e.clone()).to_string();
             callback.log_io_completed(Err(std::io::Error::other(e)));
             return Err(logs_err(ErrorVerb::Write, msg));
         }

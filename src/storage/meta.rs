@@ -11,7 +11,7 @@
 //! | `snapshot`      | state machine         | the current snapshot file and its meta  |
 //! | `installing`    | state machine         | a snapshot install under way            |
 
-use super::db::{CF_META, Db, storage_err};
+use super::db::{CF_META, Db};
 use crate::codec;
 use crate::error::Result;
 use serde::Serialize;
@@ -64,13 +64,13 @@ pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
 
 /// Reads `key` now.
 pub fn get<T: DeserializeOwned>(db: &Db, key: MetaKey) -> Result<Option<T>> {
-    let raw = db.raw().get_cf(db.cf(CF_META)?, key.name()).map_err(|e| storage_err("read meta", e))?;
+    let raw = db.raw().get_cf(db.cf(CF_META)?, key.name()).map_err(|e| db.err("read meta", e))?;
     raw.map(|b| decode(&b)).transpose()
 }
 
 /// Reads `key` as it was in `snap`.
 pub fn get_at<T: DeserializeOwned>(db: &Db, snap: &rocksdb::Snapshot<'_>, key: MetaKey) -> Result<Option<T>> {
-    let raw = snap.get_cf(db.cf(CF_META)?, key.name()).map_err(|e| storage_err("read meta", e))?;
+    let raw = snap.get_cf(db.cf(CF_META)?, key.name()).map_err(|e| db.err("read meta", e))?;
     raw.map(|b| decode(&b)).transpose()
 }
 

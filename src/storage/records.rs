@@ -1,6 +1,6 @@
 //! Reading table records straight from RocksDB, for `disc_only` tables.
 
-use super::db::{CF_DATA, CF_LOCAL, Db, storage_err};
+use super::db::{CF_DATA, CF_LOCAL, Db};
 use crate::engine::keys::{bag_key_prefix, prefix_end, record_key, split_record, table_prefix};
 use crate::engine::{Blob, KeyRange, Kind, Scope, TableDef};
 use crate::error::Result;
@@ -15,7 +15,7 @@ fn cf_of(def: &TableDef) -> &'static str {
 /// Calls `f(rest of key, value)` for every record whose key starts with `prefix`.
 fn scan_prefix(db: &Db, def: &TableDef, prefix: &[u8], mut f: impl FnMut(&[u8], &[u8]) -> Result<()>) -> Result<()> {
     for item in db.raw().prefix_iterator_cf(db.cf(cf_of(def))?, prefix) {
-        let (k, v) = item.map_err(|e| storage_err("scan", e))?;
+        let (k, v) = item.map_err(|e| db.err("scan", e))?;
         if !k.starts_with(prefix) {
             break;
         }
@@ -37,7 +37,7 @@ pub fn get(db: &Db, def: &TableDef, key: &[u8]) -> Result<Vec<Blob>> {
     let v = db
         .raw()
         .get_cf(db.cf(cf_of(def))?, record_key(&def.name, def.kind, key, b""))
-        .map_err(|e| storage_err("read", e))?;
+        .map_err(|e| db.err("read", e))?;
     Ok(v.map(|v| Blob::from(v.as_slice())).into_iter().collect())
 }
 
@@ -117,7 +117,7 @@ pub fn range(db: &Db, def: &TableDef, r: &KeyRange) -> Result<Vec<(Blob, Blob)>>
     let limit = r.limit.unwrap_or(usize::MAX);
     let mut out = Vec::new();
     for item in db.raw().iterator_cf(db.cf(cf_of(def))?, mode) {
-        let (k, v) = item.map_err(|e| storage_err("range", e))?;
+        let (k, v) = item.map_err(|e| db.err("range", e))?;
         let Some(key) = k.strip_prefix(&prefix[..]) else { break };
         // Past the range in the read's direction: done; before it (an excluded bound): skip.
         let beyond = if r.reverse {

@@ -10,7 +10,7 @@
 //! `installing` marker is written; a restart that finds the marker redoes the install.
 
 use super::apply::{DiscWriter, adopt_declared, load_memory};
-use super::db::{CF_DATA, Db, storage_err};
+use super::db::{CF_DATA, Db};
 use crate::engine::apply::apply_batch;
 use crate::engine::memory::{Holding, MemState, MemStore};
 use crate::engine::snapshot_format::{SnapshotReader, SnapshotWriter};
@@ -131,7 +131,7 @@ impl StateMachine {
         for k in MetaKey::STATE {
             meta::delete(db, &mut wb, k)?;
         }
-        db.raw().write_opt(wb, &Db::sync_opts()).map_err(|e| storage_err("wipe state", e))?;
+        db.raw().write_opt(wb, &Db::sync_opts()).map_err(|e| db.err("wipe state", e))?;
         if snapshot_dir.exists() {
             std::fs::remove_dir_all(snapshot_dir).map_err(|e| Error::io(snapshot_dir, e))?;
         }
@@ -169,7 +169,7 @@ impl StateMachine {
         let mut wb = disc.batch;
         meta::put(&self.db, &mut wb, MetaKey::Applied, &self.last_applied)?;
         meta::put(&self.db, &mut wb, MetaKey::Membership, &self.membership)?;
-        self.db.raw().write_opt(wb, &Db::lazy_opts()).map_err(|e| storage_err("apply", e))?;
+        self.db.raw().write_opt(wb, &Db::lazy_opts()).map_err(|e| self.db.err("apply", e))?;
         let index = work.applied;
         self.mem.publish(work);
         // After the state: a watcher that sees an event can read the state it made.
@@ -215,14 +215,14 @@ fn load_snapshot_file(db: &Db, path: &Path, p: &SnapshotPointer) -> Result<()> {
         if wb.len() >= 10_000 {
             db.raw()
                 .write_opt(std::mem::take(&mut wb), &Db::lazy_opts())
-                .map_err(|e| storage_err("install snapshot", e))?;
+                .map_err(|e| db.err("install snapshot", e))?;
         }
     }
     meta::put(db, &mut wb, MetaKey::Applied, &p.meta.last_log_id)?;
     meta::put(db, &mut wb, MetaKey::Membership, &p.meta.last_membership)?;
     meta::put(db, &mut wb, MetaKey::Snapshot, p)?;
     meta::delete(db, &mut wb, MetaKey::Installing)?;
-    db.raw().write_opt(wb, &Db::sync_opts()).map_err(|e| storage_err("install snapshot", e))
+    db.raw().write_opt(wb, &Db::sync_opts()).map_err(|e| db.err("install snapshot", e))
 }
 
 /// Removes snapshot files other than `keep` (and unfinished ones).
@@ -277,7 +277,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             let p = build_snapshot_file(&db, &dir)?;
             let mut wb = WriteBatch::default();
             meta::put(&db, &mut wb, MetaKey::Snapshot, &p)?;
-            db.raw().write_opt(wb, &Db::sync_opts()).map_err(|e| storage_err("snapshot pointer", e))?;
+            db.raw().write_opt(wb, &Db::sync_opts()).map_err(|e| db.err("snapshot pointer", e))?;
             remove_other_snapshots(&dir, &p.file);
             Ok(p)
         })
@@ -352,7 +352,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             super::identity::sync_dir(&dir)?;
             let mut wb = WriteBatch::default();
             meta::put(&db, &mut wb, MetaKey::Installing, &pointer)?;
-            db.raw().write_opt(wb, &Db::sync_opts()).map_err(|e| storage_err("install marker", e))?;
+            db.raw().write_opt(wb, &Db::sync_opts()).map_err(|e| db.err("install marker", e))?;
             load_snapshot_file(&db, &target, &pointer)?;
             remove_other_snapshots(&dir, &pointer.file);
             tracing::info!(id = %pointer.meta.snapshot_id, records = count, "installed snapshot");

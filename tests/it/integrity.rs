@@ -513,3 +513,57 @@ async fn flipped_bytes_in_an_sst_the_manifest_or_options_are_refused_at_start() 
         }
     }
 }
+
+/// Damage RocksDB finds while a core runs (bytes of a table file flipped under it, found
+/// by a read of a disc-only table) stops the core's Raft with `DamagedState` naming the
+/// file: `Node::failed` resolves with it (what `mnema start` exits on), and the core takes
+/// no more writes, instead of serving on from a store it cannot read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damage_found_while_running_stops_the_core_with_damaged_state() {
+    let c = Cluster::start(1).await;
+    let node = &c.nodes[0];
+    let db = c.dir.path().join("n1").join("db");
+    // More than a memtable (64 MiB) of disc-only records: RocksDB flushes them to a table
+    // file while the core runs, and no read has brought its blocks into the cache.
+    let value = vec![b'v'; 4096];
+    let keys: Vec<String> = (0..20_000).map(|i| format!("k{i:06}")).collect();
+    for chunk in keys.chunks(500) {
+        let mut txn = Txn::new();
+        for k in chunk {
+            txn = txn.put("big", k.as_str(), value.clone());
+        }
+        node.transact(txn).await.expect("write");
+    }
+    // The records' table file and the Raft log's (both flushed): bytes flipped in both.
+    let big_ssts = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(&db)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "sst"))
+            .filter(|p| std::fs::metadata(p).is_ok_and(|m| m.len() > 16 << 20))
+            .collect()
+    };
+    wait_until("flushed table files", Duration::from_secs(60), || async { big_ssts().len() >= 2 }).await;
+    for sst in big_ssts() {
+        let mut bytes = std::fs::read(&sst).unwrap();
+        for at in (bytes.len() / 8..bytes.len() * 7 / 8).step_by(64 << 10) {
+            for b in &mut bytes[at..at + 16] {
+                *b ^= 0x5a;
+            }
+        }
+        std::fs::write(&sst, &bytes).unwrap();
+    }
+    let found = keys.iter().find_map(|k| node.get("big", k.as_bytes()).err());
+    match found {
+        Some(Error::DamagedState { file, .. }) => assert!(file.starts_with(&db), "{file:?}"),
+        other => panic!("a read of the damaged file: expected DamagedState, got {other:?}"),
+    }
+    match tokio::time::timeout(Duration::from_secs(10), node.failed()).await {
+        Ok(Error::DamagedState { file, .. }) => assert!(file.starts_with(&db), "{file:?}"),
+        Ok(other) => panic!("expected the core to stop with DamagedState, got {other:?}"),
+        Err(_) => panic!("the core still runs 10 s after its store was found damaged"),
+    }
+    assert!(node.transact(Txn::new().put("kv", "after", "1")).await.is_err(), "a write after the damage");
+    let _ = c.shutdown().await;
+}
