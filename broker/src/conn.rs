@@ -2,8 +2,10 @@
 //! that owns the socket's write half, the outgoing packet ids and the QoS 1 messages in
 //! flight.
 
-use crate::broker::{Broker, DEFAULT_SESSION_EXPIRY_S, Msg, ToClient};
+use crate::broker::Broker;
+use crate::message::{Msg, ToClient};
 use crate::mqtt::{self, In, Out, Version};
+use crate::sessions::DEFAULT_SESSION_EXPIRY_S;
 use bytes::BytesMut;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -11,18 +13,20 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 /// How long a new connection may take to send its CONNECT.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Accepts MQTT connections until this task is dropped (aborted), which ends every
-/// connection it accepted.
-pub async fn accept(broker: Arc<Broker>, listener: tokio::net::TcpListener) {
+/// Accepts MQTT connections until `stop` is cancelled; then every connection it accepted
+/// ends with it.
+pub async fn accept(broker: Arc<Broker>, listener: tokio::net::TcpListener, stop: CancellationToken) {
     let mut conns = tokio::task::JoinSet::new();
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
             Some(_) = conns.join_next() => continue,
+            _ = stop.cancelled() => return,
         };
         match accepted {
             Ok((sock, _)) => {
@@ -84,7 +88,7 @@ async fn run(broker: Arc<Broker>, sock: TcpStream) {
         s => Duration::from_millis(u64::from(s) * 1500),
     };
     // The broker sends the CONNACK, then the session's queued messages.
-    let conn = match broker.connect(&client, persistent, expiry, tx.clone()).await {
+    let conn = match broker.sessions.connect(&client, persistent, expiry, tx.clone()).await {
         Ok((conn, _present)) => conn,
         Err(e) => {
             tracing::warn!(client = %client, error = %e, "connect failed");
@@ -97,7 +101,7 @@ async fn run(broker: Arc<Broker>, sock: TcpStream) {
         tracing::debug!(client = %client, error = %e, "connection closed");
     }
     drop(tx);
-    if let Err(e) = broker.disconnect(&client, conn, persistent).await {
+    if let Err(e) = broker.sessions.disconnect(&client, conn, persistent).await {
         tracing::warn!(client = %client, error = %e, "disconnect bookkeeping failed");
     }
     writer.abort();
@@ -146,7 +150,7 @@ async fn read_loop(
             In::Publish(mqtt::Publish { topic, payload, qos, retain, pkid }) => {
                 let msg =
                     Msg { id: mnema::schema::messages::new_id(), from: client.into(), topic, payload, qos, retain };
-                broker.publish(msg).await?;
+                broker.router.publish(msg).await?;
                 match qos {
                     0 => {}
                     1 => send(Out::PubAck(pkid)),
@@ -157,19 +161,19 @@ async fn read_loop(
             In::PubAck(pkid) | In::PubComp(pkid) => {
                 let queued = inflight.lock().unwrap_or_else(|p| p.into_inner()).remove(&pkid).flatten();
                 if let Some(id) = queued {
-                    broker.ack_queued(client, id).await?;
+                    broker.sessions.ack_queued(client, id).await?;
                 }
             }
             In::PubRec => {}
             In::Subscribe { pkid, filters } => {
-                let (granted, retained) = broker.subscribe(client, persistent, filters).await?;
+                let (granted, retained) = broker.sessions.subscribe(client, persistent, filters).await?;
                 send(Out::SubAck { pkid, granted });
                 for m in retained {
                     let _ = tx.send(ToClient::stored(m, true, None));
                 }
             }
             In::Unsubscribe { pkid, filters } => {
-                broker.unsubscribe(client, persistent, &filters).await?;
+                broker.sessions.unsubscribe(client, persistent, &filters).await?;
                 send(Out::UnsubAck { pkid, filters: filters.len() });
             }
             In::PingReq => send(Out::PingResp),

@@ -16,16 +16,34 @@
 //! # }
 //! ```
 
+//!
+//! The parts, each in its own file, none importing one that imports it back:
+//! - `local`: this node's clients and subscriptions (indexed by a `topic_index`), and
+//!   delivery to them; `offline`: queues for persistent sessions whose client is away;
+//! - `sessions`: connect, subscribe, go away, restore after a restart, clients of a dead
+//!   node; `routing`: a publish to this node's subscribers and the other nodes';
+//! - `forward`: the forwarding service between broker nodes (`client` and `server`);
+//! - `broker`: the three put together, what a connection (`conn`, over `mqtt`) talks to.
+
 mod broker;
 mod conn;
+mod filter;
 mod forward;
+mod local;
+mod message;
 mod mqtt;
+mod offline;
+mod routing;
+mod sessions;
+mod topic_index;
 
-pub use broker::RouteReads;
+pub use routing::RouteReads;
 
 use mnema::{Error, Node, NodeConfig, Result};
 use std::net::SocketAddr;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// How to run one broker node.
 #[derive(Clone, Debug)]
@@ -63,9 +81,14 @@ pub struct Running {
     node: Node,
     mqtt: SocketAddr,
     forward: SocketAddr,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-    stop: tokio::sync::watch::Sender<bool>,
+    /// Every task the broker spawned, awaited by [`Running::shutdown`].
+    tasks: TaskTracker,
+    /// Cancelled at shutdown; every task ends on it.
+    stop: CancellationToken,
 }
+
+/// How long [`Running::shutdown`] waits for the broker's tasks to end.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Running {
     /// Where MQTT clients connect.
@@ -83,11 +106,16 @@ impl Running {
         &self.node
     }
 
-    /// Stops serving MQTT and forwarding, then the mnema node.
+    /// Stops serving MQTT and forwarding (every connection ends), waits for the broker's
+    /// tasks to end, then stops the mnema node.
     pub async fn shutdown(self) -> Result<()> {
-        let _ = self.stop.send(true);
-        for t in &self.tasks {
-            t.abort();
+        self.stop.cancel();
+        self.tasks.close();
+        if tokio::time::timeout(STOP_TIMEOUT, self.tasks.wait()).await.is_err() {
+            return Err(Error::Timeout {
+                what: "the broker's tasks to end".into(),
+                ms: STOP_TIMEOUT.as_millis() as u64,
+            });
         }
         self.node.shutdown().await
     }
@@ -112,26 +140,32 @@ pub async fn start(cfg: BrokerConfig) -> Result<Running> {
     let advertise = cfg.forward_advertise.clone().unwrap_or_else(|| forward_addr.to_string());
     forward::register(&node, &advertise).await?;
     let b = broker::Broker::new(node.clone(), forward::Peers::default(), cfg.route_reads);
-    let restored = b.restore().await?;
+    let restored = b.sessions.restore().await?;
     if restored > 0 {
         tracing::info!(sessions = restored, "persistent sessions restored");
     }
-    let (stop, mut stopped) = tokio::sync::watch::channel(false);
-    let tasks = vec![
-        tokio::spawn(b.clone().follow_peers()),
-        tokio::spawn(b.clone().clean_dead_nodes()),
-        tokio::spawn(conn::accept(b.clone(), mqtt)),
-        tokio::spawn({
-            let b = b.clone();
-            async move {
-                let until = async move {
-                    let _ = stopped.wait_for(|s| *s).await;
-                };
-                if let Err(e) = forward::serve(b, forward, until).await {
-                    tracing::error!(error = %e, "forwarding service stopped");
-                }
-            }
-        }),
-    ];
+    let (stop, tasks) = (CancellationToken::new(), TaskTracker::new());
+    let (b1, stop1) = (b.clone(), stop.clone());
+    tasks.spawn(async move {
+        tokio::select! {
+            () = b1.router.follow_peers() => {}
+            () = stop1.cancelled() => {}
+        }
+    });
+    let (b2, stop2) = (b.clone(), stop.clone());
+    tasks.spawn(async move {
+        tokio::select! {
+            () = b2.sessions.clean_dead_nodes() => {}
+            () = stop2.cancelled() => {}
+        }
+    });
+    tasks.spawn(conn::accept(b.clone(), mqtt, stop.clone()));
+    let local = b.local.clone();
+    let stopped = stop.clone();
+    tasks.spawn(async move {
+        if let Err(e) = forward::serve(local, forward, stopped.cancelled_owned()).await {
+            tracing::error!(error = %e, "forwarding service stopped");
+        }
+    });
     Ok(Running { node, mqtt: mqtt_addr, forward: forward_addr, tasks, stop })
 }

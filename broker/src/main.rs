@@ -30,8 +30,9 @@ enum Cmd {
         /// The forwarding address other nodes use (default: --forward).
         #[arg(long, env = "MNEMA_BROKER_FORWARD_ADVERTISE")]
         forward_advertise: Option<String>,
-        #[arg(long, value_enum, default_value_t = RouteReads::Linearizable)]
-        route_reads: RouteReads,
+        /// How publishes read the routes table.
+        #[arg(long, value_enum, default_value_t = RouteReadsArg::Linearizable)]
+        route_reads: RouteReadsArg,
     },
     /// Run NODES broker nodes on loopback (one mnema core each), print their MQTT ports,
     /// serve until Ctrl-C.
@@ -55,18 +56,40 @@ enum Cmd {
     },
 }
 
+/// `--route-reads`: the command line's names for [`RouteReads`].
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum RouteReadsArg {
+    /// Each publish waits for this node to have applied what was committed when it arrived.
+    Linearizable,
+    /// Read this node's copy as it is.
+    Local,
+}
+
+impl From<RouteReadsArg> for RouteReads {
+    fn from(arg: RouteReadsArg) -> RouteReads {
+        match arg {
+            RouteReadsArg::Linearizable => RouteReads::Linearizable,
+            RouteReadsArg::Local => RouteReads::Local,
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,mnema_broker=info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    {
+        // Without openraft's lines about peers that do not answer and stale messages
+        // (`mnema::is_peer_failure_noise`), as `mnema start` logs.
+        use tracing_subscriber::{filter::filter_fn, fmt, prelude::*};
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,mnema_broker=info"));
+        let quiet = filter_fn(|m| !mnema::is_peer_failure_noise(m));
+        tracing_subscriber::registry()
+            .with(fmt::layer().with_writer(std::io::stderr).with_filter(filter).with_filter(quiet))
+            .init();
+    }
     let res = match Cli::parse().cmd {
         Cmd::Start { config, mqtt, forward, forward_advertise, route_reads } => {
-            run_one(config, mqtt, forward, forward_advertise, route_reads).await
+            run_one(config, mqtt, forward, forward_advertise, route_reads.into()).await
         }
         Cmd::DevCluster { dir, nodes, base_port, mqtt_port, forward_port, once } => {
             dev_cluster(dir, nodes, base_port, mqtt_port, forward_port, once).await

@@ -10,7 +10,8 @@
 
 /// Whether `meta` is one of openraft's ERROR events about a peer that did not answer (a
 /// replication call, a vote request, a leadership check), which mnema's own network logs
-/// instead, or one of its core's WARN events about a stale message it ignores. `mnema
+/// instead, or one of its WARN events about a stale message its core ignores or a
+/// replication call that failed. `mnema
 /// start` drops them; a broker with its own subscriber can too:
 ///
 /// ```no_run
@@ -23,9 +24,12 @@ pub fn is_peer_failure_noise(meta: &tracing::Metadata<'_>) -> bool {
     if !meta.is_event() {
         return false;
     }
-    // Every WARN of openraft's core is about a stale message it ignores.
+    // Every WARN of openraft's core is about a stale message it ignores; replication's
+    // WARN repeats each failed call's error before its own handling: a higher vote seen
+    // (an election), a closed session, or the RPC and storage errors it then logs at ERROR
+    // (the storage ones stay, below).
     if *meta.level() == tracing::Level::WARN {
-        return meta.target() == "openraft::core::raft_core";
+        return matches!(meta.target(), "openraft::core::raft_core" | "openraft::replication");
     }
     if *meta.level() != tracing::Level::ERROR {
         return false;

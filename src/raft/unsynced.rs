@@ -32,7 +32,9 @@ pub type Bound = Result<u64, String>;
 #[derive(Debug)]
 pub struct Unsynced {
     pending: Mutex<Pending>,
-    bound: watch::Sender<Bound>,
+    /// The highest index synced, and why syncs stopped (once they did: what was synced
+    /// before stays applicable).
+    bound: watch::Sender<(u64, Option<String>)>,
 }
 
 #[derive(Debug, Default)]
@@ -45,18 +47,15 @@ struct Pending {
 }
 
 impl Pending {
-    fn bound(&self) -> Bound {
-        match (&self.failed, self.appends.front()) {
-            (Some(e), _) => Err(e.clone()),
-            (None, Some(&(_, first))) => Ok(first.saturating_sub(1)),
-            (None, None) => Ok(u64::MAX),
-        }
+    fn bound(&self) -> (u64, Option<String>) {
+        let synced = self.appends.front().map_or(u64::MAX, |&(_, first)| first.saturating_sub(1));
+        (synced, self.failed.clone())
     }
 }
 
 impl Default for Unsynced {
     fn default() -> Self {
-        Unsynced { pending: Mutex::new(Pending::default()), bound: watch::channel(Ok(u64::MAX)).0 }
+        Unsynced { pending: Mutex::new(Pending::default()), bound: watch::channel((u64::MAX, None)).0 }
     }
 }
 
@@ -86,7 +85,8 @@ impl Unsynced {
     /// A sync that began after the early append `seq` (and every earlier one) completed.
     pub fn synced(&self, seq: u64) {
         self.update(|p| {
-            while p.appends.front().is_some_and(|&(s, _)| s <= seq) {
+            // A failure is final: what was not synced before it never becomes visible.
+            while p.failed.is_none() && p.appends.front().is_some_and(|&(s, _)| s <= seq) {
                 p.appends.pop_front();
             }
         });
@@ -99,17 +99,24 @@ impl Unsynced {
         });
     }
 
-    /// The highest index everything of which this core has synced.
+    /// The highest index everything of which this core has synced; an error once syncs
+    /// stopped.
     pub fn bound(&self) -> Bound {
-        self.bound.borrow().clone()
+        match &*self.bound.borrow() {
+            (_, Some(e)) => Err(e.clone()),
+            (b, None) => Ok(*b),
+        }
     }
 
     /// Waits until everything up to `index` is synced here.
     pub async fn wait(&self, index: u64) -> Result<(), String> {
         let mut rx = self.bound.subscribe();
-        let seen = rx.wait_for(|b| b.as_ref().map_or(true, |&b| b >= index)).await;
+        let seen = rx.wait_for(|(b, failed)| *b >= index || failed.is_some()).await;
         match seen {
-            Ok(b) => b.clone().map(drop),
+            // Synced before syncs stopped (a sync thread that ended at a clean stop): it
+            // is on this core's disk, and applies.
+            Ok(state) if state.0 >= index => Ok(()),
+            Ok(state) => Err(state.1.clone().unwrap_or_default()),
             Err(_) => Err("the log's sync record is gone".into()),
         }
     }
@@ -148,6 +155,8 @@ mod tests {
         assert_eq!(waiter.await.expect("join"), Err("disk gone".to_string()));
         u.synced(seq);
         assert!(u.bound().is_err(), "a failure is final");
+        assert_eq!(u.wait(5).await, Err("disk gone".to_string()), "nothing unsynced becomes visible after it");
+        assert_eq!(u.wait(4).await, Ok(()), "what was synced before it stays applicable");
     }
 
     #[tokio::test]

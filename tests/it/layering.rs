@@ -306,6 +306,31 @@ fn no_import_cycle_between_files() {
     assert_eq!(cycle, None, "an import cycle between files");
 }
 
+/// The broker (`broker/`, a crate of the workspace) follows the same rule: no import
+/// cycle between its files, nor between its modules.
+#[test]
+fn no_import_cycle_in_the_broker() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("broker").join("src");
+    let graph = file_graph(&src);
+    assert!(graph.len() > 5, "the broker's files are read: {:?}", graph.keys().collect::<Vec<_>>());
+    let cycle = find_cycle(&graph).map(|c| {
+        c.iter().map(|f| f.strip_prefix(&src).unwrap_or(f).display().to_string()).collect::<Vec<_>>().join(" -> ")
+    });
+    assert_eq!(cycle, None, "an import cycle between the broker's files");
+    let mut modules: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (file, targets) in &graph {
+        let from = top_module(&src, file);
+        let entry = modules.entry(from.clone()).or_default();
+        for t in targets {
+            let to = top_module(&src, t);
+            if to != from && from != "lib" {
+                entry.insert(to);
+            }
+        }
+    }
+    assert_eq!(find_cycle(&modules), None, "an import cycle between the broker's modules");
+}
+
 #[test]
 fn the_checker_sees_an_import_cycle() {
     let mut g: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();

@@ -1,22 +1,16 @@
-//! Broker-to-broker forwarding: this crate's own gRPC service (`proto/forward.proto`).
-//! Each broker records its forwarding address in mnema's `cluster_nodes` table under its
-//! node name; a publishing node follows that table through a watch and keeps one channel
-//! per node.
+//! Forwarding, the publishing side: channels to the other broker nodes by node name, at
+//! the addresses `cluster_nodes` records (followed through a watch), and this node's own
+//! registration there.
 
-use crate::broker::{Broker, Msg};
+use super::pb::{self, Delivery};
+use crate::message::Msg;
 use mnema::schema::CLUSTER_NODES;
 use mnema::schema::cluster_nodes::{self, NodeChange, NodeRecord};
 use mnema::{Node, Result};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 use tonic::transport::{Channel, Endpoint};
-
-pub mod pb {
-    tonic::include_proto!("mnema_broker");
-}
-
-pub use pb::Delivery;
 
 impl Delivery {
     /// `msg`, for a node's subscribers, or for one member of a shared group.
@@ -184,46 +178,4 @@ pub async fn register(node: &Node, addr: &str) -> Result<()> {
         joined_at_ms: mnema::schema::time::now_ms(),
     };
     cluster_nodes::register(node, &rec).await.map(|_| ())
-}
-
-/// The service other brokers forward to. It holds the broker weakly: a connection another
-/// node keeps open never holds this node's store open past its shutdown.
-pub struct Service {
-    pub broker: std::sync::Weak<Broker>,
-}
-
-#[tonic::async_trait]
-impl pb::forward_server::Forward for Service {
-    async fn deliver(
-        &self,
-        req: tonic::Request<Delivery>,
-    ) -> std::result::Result<tonic::Response<pb::Delivered>, tonic::Status> {
-        let d = req.into_inner();
-        let qos = u8::try_from(d.qos).ok().filter(|q| *q <= 2).ok_or_else(|| tonic::Status::invalid_argument("qos"))?;
-        let msg = Msg { id: d.id, from: d.from, topic: d.topic, payload: d.payload.into(), qos, retain: d.retain };
-        let broker = self.broker.upgrade().ok_or_else(|| tonic::Status::unavailable("broker node stopping"))?;
-        let n = if d.shared_group.is_empty() {
-            broker.deliver_local(&msg).await
-        } else {
-            broker.deliver_shared(&d.shared_group, &d.shared_filter, &msg).await
-        }
-        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
-        Ok(tonic::Response::new(pb::Delivered { receivers: n as u32 }))
-    }
-}
-
-/// Serves forwarded deliveries on `listener` until `stop` resolves.
-pub async fn serve(
-    broker: Arc<Broker>,
-    listener: tokio::net::TcpListener,
-    stop: impl std::future::Future<Output = ()> + Send,
-) -> std::result::Result<(), tonic::transport::Error> {
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-    let service = pb::forward_server::ForwardServer::new(Service { broker: Arc::downgrade(&broker) });
-    drop(broker);
-    tonic::transport::Server::builder()
-        .tcp_nodelay(true)
-        .add_service(service)
-        .serve_with_incoming_shutdown(incoming, stop)
-        .await
 }
