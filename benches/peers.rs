@@ -1051,7 +1051,8 @@ async fn route_match(s: &Settings) -> Vec<Cell> {
         let view = node.runtime().view();
         let mut found = 0usize;
         let (n, el) = read_rate(s.secs, |i| {
-            routes::for_each_match(&view, ix, &topics[(i % 4096) as usize], |_, _| found += 1).expect("match");
+            mnema::testing::routes_raw::for_each_match(&view, ix, &topics[(i % 4096) as usize], |_, _| found += 1)
+                .expect("match");
         });
         assert!(found as u64 >= n, "topics matched no route");
         cells.push(rate_cell("mnema in process", "route_match raw", n, el));
@@ -1434,7 +1435,10 @@ async fn indexes(s: &Settings) -> Vec<Cell> {
     let view = node.runtime().view();
     let ix = view.catalog.lookup(mnema::schema::ROUTES).expect("routes");
     let (n, el) = slow_rate(s.secs, |_| {
-        assert_eq!(routes::routes_of_node(&view, ix, "gone@127.0.0.1").expect("routes").len(), 1_000);
+        assert_eq!(
+            mnema::testing::routes_raw::routes_of_node(&view, ix, "gone@127.0.0.1").expect("routes").len(),
+            1_000
+        );
     });
     cells.push(rate_cell(SYS, &format!("routes of a node, {} routes: index", s.routes), n, el));
     let (n, el) = slow_rate(s.secs.min(2.0), |_| {

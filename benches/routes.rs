@@ -3,7 +3,7 @@
 //!
 //! - `match_routes/decoded`: `node.routes().match_routes(topic)` (validates the topic,
 //!   looks up the exact filter, walks the wildcard trie, decodes each destination).
-//! - `match_routes/raw`: `routes::for_each_match` on a held view, destinations left
+//! - `match_routes/raw`: `for_each_match` (mnema::testing::routes_raw) on a held view, destinations left
 //!   encoded (what a broker's publish path needs).
 //!   Topics alternate between one that hits an exact filter and one that hits wildcard
 //!   filters (`w/<j>/+/x`, `w/<j>/#`).
@@ -13,7 +13,7 @@
 mod common;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use mnema::schema::routes::{self, Dest};
+use mnema::schema::routes::Dest;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -51,7 +51,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             i = (i + 1) % topics.len();
             let mut n = 0usize;
-            routes::for_each_match(&view, ix, &topics[i], |_, _| n += 1).expect("match");
+            mnema::testing::routes_raw::for_each_match(&view, ix, &topics[i], |_, _| n += 1).expect("match");
             n
         })
     });

@@ -216,3 +216,31 @@ impl Cluster {
         self.dir
     }
 }
+
+/// The routes table's matching on a held view, as the typed module runs it (for the
+/// benches: the functions themselves take crate-private types and are not public).
+pub mod routes_raw {
+    use crate::engine::memory::MemState;
+    use crate::engine::{Blob, TableIx};
+    use crate::schema::routes::Route;
+
+    /// Calls `found` with the filter and destination of every route matching `topic`.
+    pub fn for_each_match(
+        view: &MemState,
+        ix: TableIx,
+        topic: &str,
+        found: impl FnMut(&Blob, &Blob),
+    ) -> crate::Result<()> {
+        crate::schema::routes::for_each_match(view, ix, topic, found)
+    }
+
+    /// The routes matching `topic`, decoded.
+    pub fn match_routes(view: &MemState, ix: TableIx, topic: &str) -> crate::Result<Vec<Route>> {
+        crate::schema::routes::match_routes(view, ix, topic)
+    }
+
+    /// The routes to `node`, through the table's `by_node` index.
+    pub fn routes_of_node(view: &MemState, ix: TableIx, node: &str) -> crate::Result<Vec<(Blob, Blob)>> {
+        crate::schema::routes::routes_of_node(view, ix, node)
+    }
+}

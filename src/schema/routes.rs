@@ -2,7 +2,7 @@
 //!
 //! A replicated, in-memory bag from topic filter to [`Dest`] (a node, or a shared
 //! subscription group on a node), with the table's wildcard filters in a trie
-//! (`engine::topic_trie`). [`match_routes`] looks a topic up in both: one hash lookup for
+//! (`engine::topic_trie`). `Routes::match_routes` looks a topic up in both: one hash lookup for
 //! the exact filter, one trie walk for the wildcard ones; both read the same published
 //! state, so a match sees every route of one applied index and nothing of the next.
 //!
@@ -87,7 +87,12 @@ fn table(view: &MemState, ix: TableIx) -> Result<&MemTable> {
 }
 
 /// Calls `found(filter, stored dest)` for every route whose filter matches `topic`.
-pub fn for_each_match(view: &MemState, ix: TableIx, topic: &str, mut found: impl FnMut(&Blob, &Blob)) -> Result<()> {
+pub(crate) fn for_each_match(
+    view: &MemState,
+    ix: TableIx,
+    topic: &str,
+    mut found: impl FnMut(&Blob, &Blob),
+) -> Result<()> {
     validate_name(topic).map_err(|e| invalid(topic, e))?;
     let t = table(view, ix)?;
     if let Records::TopicBag(bag, trie) = t.records() {
@@ -104,7 +109,7 @@ pub fn for_each_match(view: &MemState, ix: TableIx, topic: &str, mut found: impl
 }
 
 /// Every route whose filter matches `topic`, sorted.
-pub fn match_routes(view: &MemState, ix: TableIx, topic: &str) -> Result<Vec<Route>> {
+pub(crate) fn match_routes(view: &MemState, ix: TableIx, topic: &str) -> Result<Vec<Route>> {
     let mut out = Vec::new();
     let mut bad = None;
     for_each_match(view, ix, topic, |f, d| match decode_dest(d) {
@@ -123,7 +128,7 @@ pub const BY_NODE: &str = "by_node";
 
 /// The routes leading to `node` (its own and its shared-subscription members), read
 /// through the [`BY_NODE`] index: as many as lead there, whatever the table's size.
-pub fn routes_of_node(view: &MemState, ix: TableIx, node: &str) -> Result<Vec<(Blob, Blob)>> {
+pub(crate) fn routes_of_node(view: &MemState, ix: TableIx, node: &str) -> Result<Vec<(Blob, Blob)>> {
     let index = table(view, ix)?
         .index_named(BY_NODE)
         .ok_or_else(|| Error::UnknownIndex { table: ROUTES.into(), index: BY_NODE.into() })?;
