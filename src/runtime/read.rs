@@ -6,6 +6,10 @@
 //! as empty; a table of a shard a replicant does not follow is refused
 //! ([`Error::ShardNotFollowed`]), never read as empty.
 
+use crate::raft::types::{NodeInfo, RaftError};
+use crate::rpc::client::status_error;
+use crate::rpc::pb;
+use std::time::{Duration, Instant};
 use super::Runtime;
 use crate::engine::memory::MemState;
 use crate::engine::{Blob, IndexHit, IndexRange, KeyRange, TableDef, TableIx};
@@ -166,5 +170,61 @@ impl Runtime {
     /// ([`Error::UnknownTable`] if the log has not created it).
     pub fn table_ix(&self, table: &str) -> Result<TableIx> {
         self.mem.load().catalog.lookup(table)
+    }
+}
+
+/// Linearizable reads: the leader's commit index confirmed by a quorum, and waiting for it.
+impl Runtime {
+    /// The index a linearizable read must wait for: the leader's commit index, confirmed
+    /// by a quorum (openraft's read index). Asked of the leader from any other node.
+    pub async fn read_index(&self) -> Result<u64> {
+        let deadline = Instant::now() + self.cfg.write_timeout();
+        loop {
+            let mut changes = self.leader_changes();
+            let res = match self.leader()? {
+                Some((id, _)) if id == self.cfg.node_id && !self.is_replicant() => self.read_index_as_leader().await,
+                Some((_, leader)) => self.ask_read_index(&leader).await,
+                None => Err(Error::NoLeader("no leader known".into())),
+            };
+            match res {
+                Ok(i) => return Ok(i),
+                Err(e @ (Error::NoLeader(_) | Error::Transport { .. } | Error::NotLeader { .. })) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(e);
+                    }
+                    changes.wait(left.min(Duration::from_millis(100))).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Read index on this node, which must be the leader.
+    pub async fn read_index_as_leader(&self) -> Result<u64> {
+        if self.is_replicant() {
+            return Err(Error::NotLeader { node: self.cfg.name.to_string(), leader: None });
+        }
+        match self.raft()?.get_read_log_id().await {
+            Ok((read, _)) => Ok(read.map(|l| l.index).unwrap_or(0)),
+            Err(RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(f))) => {
+                Err(self.not_leader(f.leader_node))
+            }
+            Err(RaftError::APIError(e)) => Err(Error::NoLeader(e.to_string())),
+            Err(e) => Err(Error::Raft(e.to_string())),
+        }
+    }
+
+    async fn ask_read_index(&self, leader: &NodeInfo) -> Result<u64> {
+        let mut client = self.peers.cluster(&leader.addr)?;
+        let reply = client.read_index(pb::Empty {}).await.map_err(|s| status_error(&leader.name, s))?;
+        Ok(reply.into_inner().index)
+    }
+
+    /// Waits until this node has applied every write committed before the call: a read
+    /// after it is linearizable.
+    pub async fn barrier(&self) -> Result<()> {
+        let index = self.read_index().await?;
+        self.wait_applied(index, self.cfg.write_timeout()).await
     }
 }
