@@ -197,7 +197,8 @@ async fn follow(shared: &Runtime, link: &Link, core: &Peer, cluster: Option<&str
             StreamMsg::Start { .. } => link.status.send_modify(|s| s.resumes += 1),
             _ => {}
         }
-        let current = shared.mem.snapshot();
+        // The state as published, held (not a guard) while the message is applied.
+        let current = std::sync::Arc::clone(&shared.view());
         let out = applier.handle(msg, &current)?;
         let mut applied = current.applied;
         let mut published = false;
@@ -219,13 +220,7 @@ async fn follow(shared: &Runtime, link: &Link, core: &Peer, cluster: Option<&str
                 ins.bootstrap_seconds.set(since.elapsed().as_secs_f64());
                 ins.bootstrap_records.set(state.tables.iter().map(|t| t.len() as i64).sum());
             }
-            shared.mem.publish(state);
-            if out.bootstrapped {
-                // A snapshot replaced the state: no change before it can be told.
-                shared.feed.reset(applied);
-            } else {
-                shared.feed.push(out.feed, applied);
-            }
+            shared.publish_replicated(state, (!out.bootstrapped).then_some(out.feed));
             published = true;
         }
         // A `Members` message, after the entries it describes were published.
@@ -234,7 +229,7 @@ async fn follow(shared: &Runtime, link: &Link, core: &Peer, cluster: Option<&str
         {
             *m = applier.members().cloned();
         }
-        out.member_events.into_iter().for_each(|e| shared.members.send(e));
+        shared.tell_members(out.member_events);
         if let Some(hb) = out.heartbeat {
             // A core that knows no leader for a stall timeout is on the minority side of a
             // partition (or has lost its cluster): follow a core of the majority instead.
@@ -261,7 +256,7 @@ async fn follow(shared: &Runtime, link: &Link, core: &Peer, cluster: Option<&str
         link.set_state(applier.state(applied), Some(&upstream));
         // Announced after the state, so a caller woken by the new index sees the state it put us in.
         if published {
-            shared.applied_sender().send_replace(applied);
+            shared.announce_applied(applied);
         }
     }
 }
