@@ -27,9 +27,13 @@ pub fn is_peer_failure_noise(meta: &tracing::Metadata<'_>) -> bool {
     // Every WARN of openraft's core is about a stale message it ignores; replication's
     // WARN repeats each failed call's error before its own handling: a higher vote seen
     // (an election), a closed session, or the RPC and storage errors it then logs at ERROR
-    // (the storage ones stay, below).
+    // (the storage ones stay, below); the replication handler's WARNs are a replication
+    // call or heartbeat to a peer that did not answer (a peer stopping or not started yet).
     if *meta.level() == tracing::Level::WARN {
-        return matches!(meta.target(), "openraft::core::raft_core" | "openraft::replication");
+        return matches!(
+            meta.target(),
+            "openraft::core::raft_core" | "openraft::replication" | "openraft::engine::handler::replication_handler"
+        );
     }
     if *meta.level() != tracing::Level::ERROR {
         return false;

@@ -43,6 +43,10 @@ impl Runtime {
     /// connection). Where the outcome is unknown (the leader failed mid-call), a batch with
     /// a request id is sent again up to `raft.write_retries` times with backoff: the state
     /// machine applies an id once, so the retry answers with the first outcome.
+    ///
+    /// A node that is shutting down stops trying at once (its gRPC server waits for the
+    /// calls in flight): `Shutdown` if nothing can have been proposed, else
+    /// `WriteOutcomeUnknown`, which a forwarding node or client sends again elsewhere.
     pub async fn write_batch(&self, batch: Batch) -> Result<(u64, BatchOutcome)> {
         let deadline = Instant::now() + self.cfg.write_timeout();
         let mut retries = 0u32;
@@ -51,6 +55,12 @@ impl Runtime {
         // through its upstream core (see `relay_to`), and the one after to the leader again.
         let mut relay = false;
         loop {
+            if self.stop.is_cancelled() {
+                return Err(match retries {
+                    0 => Error::Shutdown,
+                    _ => Error::WriteOutcomeUnknown { attempts: retries + 1, last: "this node is shutting down".into() },
+                });
+            }
             let mut changes = self.leader_changes();
             let leader_now = self.leader().ok().flatten().map(|(id, _)| id);
             // A leader cut off from its majority, or stalled (a long pause, a frozen VM),
@@ -65,6 +75,8 @@ impl Runtime {
                         ms: self.cfg.write_timeout().as_millis() as u64,
                     }),
                 },
+                // Given up as the node stops: it may have been sent.
+                () = self.stop.cancelled() => Attempt::Unknown(Error::Shutdown),
                 new = self.leader_moves_from(leader_now), if leader_now.is_some_and(|l| l != self.cfg.node_id) => {
                     Attempt::Unknown(Error::transport(
                         &format!("node {}", leader_now.unwrap_or_default()),
@@ -130,11 +142,18 @@ impl Runtime {
                     self.cfg.write_timeout()
                 )));
             }
+            // Either wait ends as the node stops (the loop's first check answers).
             if let Some(stopped) = until_another_leader {
-                let _ = tokio::time::timeout(left, self.leader_moves_from(Some(stopped))).await;
+                tokio::select! {
+                    _ = tokio::time::timeout(left, self.leader_moves_from(Some(stopped))) => {}
+                    () = self.stop.cancelled() => {}
+                }
             } else if !pause.is_zero() {
                 // Wake on the next leader change, or retry a little later.
-                changes.wait(left.min(pause)).await;
+                tokio::select! {
+                    () = changes.wait(left.min(pause)) => {}
+                    () = self.stop.cancelled() => {}
+                }
             }
         }
     }

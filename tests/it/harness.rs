@@ -26,6 +26,13 @@ impl Proc {
         assert!(ok.is_ok_and(|s| s.success()), "kill -{sig} {}", self.name);
     }
 
+    /// The last 40 lines of the node's log.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
     /// Stops the node as an operator does (SIGTERM) and waits, 30 s at most, for it to
     /// exit; panics unless it exits with success.
     pub async fn stop(mut self) {
@@ -33,7 +40,12 @@ impl Proc {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = self.child.try_wait().expect("wait for mnema") {
-                assert!(status.success(), "{} exited with {status} after SIGTERM", self.name);
+                assert!(
+                    status.success(),
+                    "{} exited with {status} after SIGTERM; its log ends:\n{}",
+                    self.name,
+                    self.log_tail()
+                );
                 return;
             }
             assert!(Instant::now() < deadline, "{} still running 30 s after SIGTERM", self.name);
