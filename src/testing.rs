@@ -208,6 +208,12 @@ impl Cluster {
             .expect("start replicant")
     }
 
+    /// Stops node `i` (named by [`name`]) and takes it out of [`Cluster::nodes`].
+    pub async fn stop_node(&mut self, i: u16) {
+        let pos = self.nodes.iter().position(|n| n.name() == name(i)).unwrap_or_else(|| panic!("n{i} is not running"));
+        self.nodes.remove(pos).shutdown().await.unwrap_or_else(|e| panic!("stopping n{i}: {e}"));
+    }
+
     /// Stops every node; returns the directory (kept until dropped) for a look inside.
     pub async fn shutdown(self) -> tempfile::TempDir {
         for n in self.nodes {

@@ -36,24 +36,8 @@ const RETRY: Duration = Duration::from_secs(1);
 /// a member again (or the node stops).
 pub async fn rejoin_as_new_member(shared: Arc<Runtime>, via: Peer) {
     tracing::warn!(via = %via.name, "no Raft state here while the cluster runs: rejoining as a new member (removed, then added back as a learner and promoted); refusing votes meanwhile");
-    loop {
-        if shared.is_stopping() {
-            return;
-        }
-        match step(&shared, &via).await {
-            Ok(true) => {
-                shared.set_refuse_votes(false);
-                tracing::info!("rebuilt: a member again, caught up as a learner and promoted");
-                return;
-            }
-            Ok(false) => continue,
-            Err(e) => tracing::info!(error = %e, "rebuild waits; asking again"),
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(RETRY) => {}
-            _ = shared.stopped() => {}
-        }
-    }
+    // Without a deadline it ends only as a member again, or with the node's stop.
+    let _ = rejoin(&shared, &via, None).await;
 }
 
 /// Whether this core lost its Raft state but not its IDENTITY (a lost store, or one set
@@ -65,8 +49,16 @@ pub fn lost_its_state(shared: &Runtime) -> bool {
 /// The rebuild through `via` as one request (an operator's `cluster join`): done once this
 /// node is a member again; the last error if it is not within the admission timeout.
 pub async fn rejoin_via(shared: &Runtime, via: &Peer) -> Result<()> {
-    let deadline = Instant::now() + ADMIT_TIMEOUT;
+    rejoin(shared, via, Some(Instant::now() + ADMIT_TIMEOUT)).await
+}
+
+/// Steps until this node is a member again, asking again after each failure until
+/// `deadline` (`None`: for as long as the node runs).
+async fn rejoin(shared: &Runtime, via: &Peer, deadline: Option<Instant>) -> Result<()> {
     loop {
+        if shared.is_stopping() {
+            return Err(crate::error::Error::Shutdown);
+        }
         match step(shared, via).await {
             Ok(true) => {
                 shared.set_refuse_votes(false);
@@ -74,12 +66,12 @@ pub async fn rejoin_via(shared: &Runtime, via: &Peer) -> Result<()> {
                 return Ok(());
             }
             Ok(false) => continue,
-            Err(e) if Instant::now() >= deadline => return Err(e),
+            Err(e) if deadline.is_some_and(|d| Instant::now() >= d) => return Err(e),
             Err(e) => tracing::info!(error = %e, "rebuild waits; asking again"),
         }
         tokio::select! {
             _ = tokio::time::sleep(RETRY) => {}
-            _ = shared.stopped() => return Err(crate::error::Error::Shutdown),
+            _ = shared.stopped() => {}
         }
     }
 }

@@ -121,8 +121,9 @@ impl Runtime {
                     return Ok(Some(Committed { index: view.applied, results: vec![crate::engine::OpResult::Exists] }));
                 }
                 drop(view);
+                // The members are asked for its code with their versions, once, on the way
+                // every write takes (`Runtime::members_can_apply`).
                 self.schema.can_resolve(declaration)?;
-                self.every_node_has(&SchemaInfo::code_of(std::slice::from_ref(declaration))).await?;
                 Ok(None)
             }
             Op::DropTable { table } => {
@@ -139,32 +140,30 @@ impl Runtime {
         }
     }
 
-    /// [`Error::Unregistered`] naming the first node that lacks some of `code` (see
-    /// [`Runtime::members_say`]).
-    async fn every_node_has(&self, code: &[Registered]) -> Result<()> {
+    /// Whether every member can apply `txn`, asked of them in one round when it needs
+    /// anything of them: [`Error::Unregistered`] naming the first node that lacks code the
+    /// tables it creates name, then [`Error::FeatureNotEnabled`] if it holds a kind of log
+    /// entry that some member (this node, every core, every replicant a core streams to)
+    /// announces a protocol version too old to read (see `crate::protocol`).
+    pub(super) async fn members_can_apply(&self, txn: &Txn) -> Result<()> {
+        let code = code_named(txn);
         if code.is_empty() {
-            return Ok(());
-        }
-        let wanted = SchemaInfo { uses: code.to_vec(), ..SchemaInfo::default() };
-        for said in self.members_say().await? {
-            if let Some(schema) = &said.schema {
-                schema.must_have_code_of(&said.name, &wanted)?;
+            if crate::protocol::every_version_reads(txn) {
+                return Ok(());
             }
+            // This node's own version is known without asking anyone.
+            self.versions_read(txn, &[])?;
         }
-        Ok(())
+        let said = self.members_say().await?;
+        have_code(&said, code)?;
+        self.versions_read(txn, &said)
     }
 
-    /// [`Error::FeatureNotEnabled`] if `txn` holds a kind of log entry that some member
-    /// (this node, every core, every replicant a core streams to) announces a protocol
-    /// version too old to read (see `crate::protocol`). Asks the members only when the
-    /// transaction needs more than the oldest version this build talks to.
-    pub(super) async fn every_member_reads(&self, txn: &Txn) -> Result<()> {
-        if crate::protocol::every_version_reads(txn) {
-            return Ok(());
-        }
-        crate::protocol::every_member_reads(txn, [(self.name(), self.cfg.protocol())])?;
-        let said = self.members_say().await?;
-        crate::protocol::every_member_reads(txn, said.iter().map(|s| (s.name.as_str(), s.protocol)))
+    /// [`Error::FeatureNotEnabled`] unless this node and every member of `said` announce a
+    /// version that reads `txn`.
+    fn versions_read(&self, txn: &Txn, said: &[Said]) -> Result<()> {
+        let me = std::iter::once((self.name(), self.cfg.protocol()));
+        crate::protocol::every_member_reads(txn, me.chain(said.iter().map(|s| (s.name.as_str(), s.protocol))))
     }
 
     /// What every member says of itself: every core of the membership must answer (an
@@ -250,25 +249,17 @@ impl Runtime {
         // `crate::protocol`) and for the code the tables name.
         let members = self.members_say().await?;
         if let Some(first) = missing.first() {
-            let create = Txn { shard: 0, ops: vec![Op::CreateTable { declaration: first.clone() }] };
-            let announced = members.iter().map(|m| (m.name.as_str(), m.protocol));
-            crate::protocol::every_member_reads(&create, std::iter::once((self.name(), self.cfg.protocol())).chain(announced))?;
+            self.versions_read(&Txn { shard: 0, ops: vec![Op::CreateTable { declaration: first.clone() }] }, &members)?;
         }
         // Each table whose code every node has; the first refusal is the answer for the
         // others, which wait (a rolling upgrade that brings their code).
         let mut refused = None;
         let mut ready = Vec::new();
         for decl in missing {
-            let wanted = SchemaInfo { uses: SchemaInfo::code_of(std::slice::from_ref(&decl)), ..SchemaInfo::default() };
             let check = self
                 .schema
                 .can_resolve(&decl)
-                .and_then(|()| {
-                    members.iter().try_for_each(|m| match &m.schema {
-                        Some(schema) => schema.must_have_code_of(&m.name, &wanted),
-                        None => Ok(()),
-                    })
-                });
+                .and_then(|()| have_code(&members, SchemaInfo::code_of(std::slice::from_ref(&decl))));
             match check {
                 Ok(()) => ready.push(decl),
                 Err(e) => refused = refused.or(Some(e)),
@@ -369,4 +360,30 @@ pub(crate) async fn keep_declared_tables(rt: Arc<Runtime>) {
             _ = rt.stopped() => return,
         }
     }
+}
+
+/// The code the tables `txn` creates name.
+fn code_named(txn: &Txn) -> Vec<Registered> {
+    let created: Vec<Declaration> = txn
+        .ops
+        .iter()
+        .filter_map(|op| match op {
+            Op::CreateTable { declaration } => Some(declaration.clone()),
+            _ => None,
+        })
+        .collect();
+    SchemaInfo::code_of(&created)
+}
+
+/// [`Error::Unregistered`] naming the first member of `said` that lacks some of `code`
+/// (a replicant that did not answer is passed over: see `Runtime::members_say`).
+fn have_code(said: &[Said], code: Vec<Registered>) -> Result<()> {
+    if code.is_empty() {
+        return Ok(());
+    }
+    let wanted = SchemaInfo { uses: code, ..SchemaInfo::default() };
+    said.iter().try_for_each(|m| match &m.schema {
+        Some(schema) => schema.must_have_code_of(&m.name, &wanted),
+        None => Ok(()),
+    })
 }

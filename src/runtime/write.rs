@@ -328,7 +328,7 @@ impl Runtime {
         } else {
             self.check_write(&mut txn).await?;
         }
-        self.every_member_reads(&txn).await?;
+        self.members_can_apply(&txn).await?;
         self.propose_checked(txn).await
     }
 

@@ -134,8 +134,7 @@ async fn a_rolling_restart_that_adds_tables_is_accepted_and_new_code_waits_for_e
     let mut numbers: Vec<u16> = c.nodes.iter().map(|n| mnema::testing::number_of(n.name()).expect("name")).collect();
     numbers.sort();
     for (step, i) in numbers.iter().enumerate() {
-        let pos = c.nodes.iter().position(|n| n.name() == name(*i)).expect("running");
-        c.nodes.remove(pos).shutdown().await.expect("shutdown");
+        c.stop_node(*i).await;
         let node =
             Node::start(config(c.dir.path(), c.base, *i, 3), newer()).await.expect("a node adding tables starts");
         c.nodes.push(node);

@@ -11,6 +11,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+/// Starts three nodes at the same moment (what discovery must turn into one cluster).
+async fn start_together(configs: [NodeConfig; 3]) -> Vec<Node> {
+    let [a, b, c] = configs;
+    let (a, b, c) =
+        tokio::join!(Node::start(a, test_tables()), Node::start(b, test_tables()), Node::start(c, test_tables()));
+    vec![a.expect("n1"), b.expect("n2"), c.expect("n3")]
+}
+
 /// Waits until `nodes` agree on one leader, three voters and one cluster id, then checks
 /// a write made on the last one is applied on all.
 async fn assert_one_cluster(nodes: &[Node], key: &str) {
@@ -161,12 +169,12 @@ async fn k8s_nodes_started_together_form_exactly_one_cluster() {
     let gone = Arc::new(AtomicBool::new(false));
     let ips = ["127.0.0.1", "127.0.0.2", "127.0.0.3"];
     let api = apiserver(&ips, port, gone.clone()).await;
-    let (a, b, c) = tokio::join!(
-        Node::start(k8s_config(dir.path(), ips[0], port, &api), test_tables()),
-        Node::start(k8s_config(dir.path(), ips[1], port, &api), test_tables()),
-        Node::start(k8s_config(dir.path(), ips[2], port, &api), test_tables()),
-    );
-    let nodes = vec![a.expect("n1"), b.expect("n2"), c.expect("n3")];
+    let nodes = start_together([
+        k8s_config(dir.path(), ips[0], port, &api),
+        k8s_config(dir.path(), ips[1], port, &api),
+        k8s_config(dir.path(), ips[2], port, &api),
+    ])
+    .await;
     assert_one_cluster(&nodes, "k8s").await;
     // A restarted node rejoins from its data dir: no discovery (the API now answers 404).
     gone.store(true, Ordering::SeqCst);
@@ -294,12 +302,7 @@ async fn dns_srv_records_place_nodes_of_one_host_on_their_ports() {
         c.node.advertise = Some(addr(base, i));
         c
     };
-    let (a, b, c) = tokio::join!(
-        Node::start(config(1), test_tables()),
-        Node::start(config(2), test_tables()),
-        Node::start(config(3), test_tables())
-    );
-    let nodes = vec![a.expect("n1"), b.expect("n2"), c.expect("n3")];
+    let nodes = start_together([config(1), config(2), config(3)]).await;
     assert_one_cluster(&nodes, "dns-srv").await;
     let members = nodes[0]
         .runtime()
@@ -423,12 +426,7 @@ async fn etcd_nodes_started_together_form_exactly_one_cluster() {
     let base = free_base(4);
     // A long TTL: a stopped node that disappears at once did revoke its lease.
     let config = |i| etcd_config(dir.path(), base, i, &etcd, "60s");
-    let (a, b, c) = tokio::join!(
-        Node::start(config(1), test_tables()),
-        Node::start(config(2), test_tables()),
-        Node::start(config(3), test_tables())
-    );
-    let nodes = vec![a.expect("n1"), b.expect("n2"), c.expect("n3")];
+    let nodes = start_together([config(1), config(2), config(3)]).await;
     assert_one_cluster(&nodes, "etcd").await;
     let mut client = etcd.client().await;
     let names: Vec<String> = registered(&mut client).await.into_iter().map(|(n, _)| n).collect();
@@ -553,12 +551,8 @@ async fn dns_nodes_whose_lists_disagree_wait_until_they_agree() {
         c.node.base_port = port;
         c
     };
-    let (n1, n2, n3) = tokio::join!(
-        Node::start(config(ips[0], old_server), test_tables()),
-        Node::start(config(ips[1], new_server), test_tables()),
-        Node::start(config(ips[2], new_server), test_tables()),
-    );
-    let nodes = vec![n1.expect("n1"), n2.expect("n2"), n3.expect("n3")];
+    let nodes =
+        start_together([config(ips[0], old_server), config(ips[1], new_server), config(ips[2], new_server)]).await;
     let names = |n: usize| ips[..n].iter().map(|ip| format!("mnema@{ip}")).collect::<Vec<_>>();
     wait_until("n1 to propose two nodes and n2, n3 three", Duration::from_secs(20), || async {
         let p: Vec<_> = nodes.iter().map(|n| n.runtime().node_status().forming_with).collect();
@@ -595,12 +589,7 @@ async fn a_dns_discovered_core_that_lost_its_store_comes_back_as_a_new_member() 
         c.node.base_port = port;
         c
     };
-    let (a, b, c) = tokio::join!(
-        Node::start(config(ips[0]), test_tables()),
-        Node::start(config(ips[1]), test_tables()),
-        Node::start(config(ips[2]), test_tables()),
-    );
-    let nodes = vec![a.expect("n1"), b.expect("n2"), c.expect("n3")];
+    let nodes = start_together([config(ips[0]), config(ips[1]), config(ips[2])]).await;
     assert_one_cluster(&nodes, "dns-lost").await;
     rebuild_last_and_rejoin_as_new_member(nodes, config(ips[2]), "dns-lost").await;
 }
@@ -611,12 +600,12 @@ async fn a_k8s_discovered_core_that_lost_its_store_comes_back_as_a_new_member() 
     let port = port_on_loopbacks(3);
     let ips = ["127.0.0.1", "127.0.0.2", "127.0.0.3"];
     let api = apiserver(&ips, port, Arc::new(AtomicBool::new(false))).await;
-    let (a, b, c) = tokio::join!(
-        Node::start(k8s_config(dir.path(), ips[0], port, &api), test_tables()),
-        Node::start(k8s_config(dir.path(), ips[1], port, &api), test_tables()),
-        Node::start(k8s_config(dir.path(), ips[2], port, &api), test_tables()),
-    );
-    let nodes = vec![a.expect("n1"), b.expect("n2"), c.expect("n3")];
+    let nodes = start_together([
+        k8s_config(dir.path(), ips[0], port, &api),
+        k8s_config(dir.path(), ips[1], port, &api),
+        k8s_config(dir.path(), ips[2], port, &api),
+    ])
+    .await;
     assert_one_cluster(&nodes, "k8s-lost").await;
     rebuild_last_and_rejoin_as_new_member(nodes, k8s_config(dir.path(), ips[2], port, &api), "k8s-lost").await;
 }
@@ -627,12 +616,7 @@ async fn an_etcd_discovered_core_that_lost_its_store_comes_back_as_a_new_member(
     let dir = tempfile::tempdir().expect("tempdir");
     let base = free_base(4);
     let config = |i| etcd_config(dir.path(), base, i, &etcd, "60s");
-    let (a, b, c) = tokio::join!(
-        Node::start(config(1), test_tables()),
-        Node::start(config(2), test_tables()),
-        Node::start(config(3), test_tables())
-    );
-    let nodes = vec![a.expect("n1"), b.expect("n2"), c.expect("n3")];
+    let nodes = start_together([config(1), config(2), config(3)]).await;
     assert_one_cluster(&nodes, "etcd-lost").await;
     rebuild_last_and_rejoin_as_new_member(nodes, config(3), "etcd-lost").await;
 }

@@ -170,8 +170,7 @@ async fn a_manual_core_that_lost_its_store_rejoins_as_a_new_member_through_clust
     let mut c = Cluster::start(3).await;
     let before = c.nodes[0].transact(Txn::new().put("kv", "before", "1")).await.expect("write").index;
     c.wait_applied(before).await;
-    let pos = c.nodes.iter().position(|n| n.name() == name(3)).expect("n3");
-    c.nodes.remove(pos).shutdown().await.expect("stop n3");
+    c.stop_node(3).await;
     let mut events = c.nodes[0].watch_members();
     let mut cfg = config(c.dir.path(), c.base, 3, 3);
     mnema::rebuild_data_dir(&cfg).expect("set the store aside");

@@ -60,8 +60,7 @@ async fn a_mixed_version_cluster_serves_and_refuses_new_entry_kinds_until_every_
     c.wait_applied(idx).await;
 
     // n2 goes back to the older version (a node not upgraded yet, or one pinned there).
-    let pos = c.nodes.iter().position(|n| n.name() == name(2)).expect("n2");
-    c.nodes.remove(pos).shutdown().await.expect("shutdown n2");
+    c.stop_node(2).await;
     let mut older = config(c.dir.path(), c.base, 2, 3);
     older.node.protocol = Some(protocol::OLDEST);
     c.nodes.push(Node::start(older, test_tables()).await.expect("n2 at the older version"));
@@ -98,8 +97,7 @@ async fn a_mixed_version_cluster_serves_and_refuses_new_entry_kinds_until_every_
     assert!(c.nodes.iter().all(|n| !n.tables().iter().any(|t| t.declaration.name == "added")));
 
     // A replicant pinned to the older version holds the gate closed as well.
-    let pos = c.nodes.iter().position(|n| n.name() == older_name).expect("n2");
-    c.nodes.remove(pos).shutdown().await.expect("shutdown n2");
+    c.stop_node(2).await;
     c.nodes.push(Node::start(config(c.dir.path(), c.base, 2, 3), test_tables()).await.expect("n2 upgraded"));
     c.wait_leader().await;
     let mut pinned = replicant_config(c.dir.path(), c.base, 5, 3);
