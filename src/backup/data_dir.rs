@@ -42,8 +42,8 @@ pub fn backup(node: &Runtime, dir: &Path) -> Result<BackupInfo> {
     }
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let applied_index = node.applied_index();
-    node.db.checkpoint(&layout::db(dir))?;
-    let ident = node.data_dir.join("IDENTITY");
+    node.db().checkpoint(&layout::db(dir))?;
+    let ident = node.data_dir().join("IDENTITY");
     std::fs::copy(&ident, dir.join("IDENTITY")).map_err(|e| Error::io(&ident, e))?;
     std::fs::create_dir_all(layout::snapshots(dir)).map_err(|e| Error::io(dir, e))?;
     crate::storage::identity::sync_dir(dir)?;

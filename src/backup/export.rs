@@ -15,14 +15,14 @@ pub fn export_to<W: Write>(node: &Runtime, out: W, progress: &mut Progress) -> R
     if node.is_replicant() {
         return Err(Error::is_replicant(node.name(), "export"));
     }
-    let snap = DataSnapshot::take(&node.db);
+    let snap = DataSnapshot::take(node.db());
     let header = Header {
         applied_index: snap.applied_index()?,
         node: node.name().to_string(),
-        cluster: node.cfg.config.cluster.name.clone(),
+        cluster: node.config().config.cluster.name.clone(),
         cluster_id: node.cluster_id(),
         exported_at_ms: crate::schema::time::now_ms(),
-        config: serde_json::to_value(&node.cfg.config.cluster).map_err(|e| Error::Encode { what: "the cluster config".into(), reason: e.to_string() })?,
+        config: serde_json::to_value(&node.config().config.cluster).map_err(|e| Error::Encode { what: "the cluster config".into(), reason: e.to_string() })?,
     };
     let werr = |e: std::io::Error| Error::Storage(format!("write export: {e}"));
     let mut w = DocWriter::new(out, &header).map_err(werr)?;

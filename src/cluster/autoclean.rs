@@ -6,13 +6,14 @@
 //! (with two of three cores down it removes nothing and waits).
 
 use super::leave::remove_member;
+use super::state::ClusterState;
 use crate::runtime::Runtime;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Watches the members until the node stops.
-pub async fn run(shared: Arc<Runtime>, after: Duration) {
+pub async fn run(shared: Arc<Runtime>, state: Arc<ClusterState>, after: Duration) {
     let every = (after / 5).clamp(Duration::from_millis(100), Duration::from_secs(5));
     let mut down_since: HashMap<u64, Instant> = HashMap::new();
     loop {
@@ -20,7 +21,7 @@ pub async fn run(shared: Arc<Runtime>, after: Duration) {
             _ = tokio::time::sleep(every) => {}
             _ = shared.stopped() => return,
         }
-        let leader = shared.leader().ok().flatten().is_some_and(|(id, _)| id == shared.cfg.node_id);
+        let leader = shared.leader().ok().flatten().is_some_and(|(id, _)| id == shared.config().node_id);
         let Ok(m) = shared.metrics() else { continue };
         if !leader {
             down_since.clear();
@@ -30,7 +31,7 @@ pub async fn run(shared: Arc<Runtime>, after: Duration) {
             .membership_config
             .membership()
             .nodes()
-            .filter(|(id, _)| **id != shared.cfg.node_id)
+            .filter(|(id, _)| **id != shared.config().node_id)
             .map(|(id, n)| (*id, n.name.clone(), n.addr.clone()))
             .collect();
         down_since.retain(|id, _| members.iter().any(|(m, _, _)| m == id));
@@ -43,7 +44,7 @@ pub async fn run(shared: Arc<Runtime>, after: Duration) {
             if since.elapsed() < after {
                 continue;
             }
-            match remove_member(&shared, &name, false).await {
+            match remove_member(&shared, &state, &name, false).await {
                 Ok(()) => {
                     down_since.remove(&id);
                     tracing::warn!(node = %name, down_for = ?since.elapsed(), "autoclean removed an unreachable member");
@@ -62,5 +63,5 @@ pub async fn run(shared: Arc<Runtime>, after: Duration) {
 }
 
 async fn answers(shared: &Runtime, name: &str, addr: &str, limit: Duration) -> bool {
-    shared.peers.node_info(name, addr, limit.min(Duration::from_secs(1))).await.is_ok()
+    shared.peers().node_info(name, addr, limit.min(Duration::from_secs(1))).await.is_ok()
 }

@@ -25,6 +25,7 @@ use crate::error::{Error, Result};
 use crate::name::Peer;
 use crate::raft::types::NodeInfo;
 use crate::runtime::Runtime;
+use super::state::ClusterState;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,7 +33,7 @@ use tokio::sync::watch;
 
 /// Brings a core into its cluster. `etcd_lease` follows this node's etcd lease (the `etcd`
 /// strategy registers before forming).
-pub async fn form(shared: &Arc<Runtime>, etcd_lease: Option<watch::Receiver<Option<i64>>>) -> Result<()> {
+pub async fn form(shared: &Arc<Runtime>, state: &Arc<ClusterState>, etcd_lease: Option<watch::Receiver<Option<i64>>>) -> Result<()> {
     let raft = shared.raft()?;
     let initialized = raft.is_initialized().await.map_err(|e| Error::Raft(e.to_string()))?;
     // `refuses_votes`: this start found no Raft state of its own.
@@ -41,7 +42,7 @@ pub async fn form(shared: &Arc<Runtime>, etcd_lease: Option<watch::Receiver<Opti
         tracing::info!("restarting with this data dir's cluster membership");
         return Ok(());
     }
-    if initialized && !shared.had_identity {
+    if initialized && !state.had_identity() {
         // A new data dir that the leader reached between the start of its Raft and this
         // look (a seed started after the others formed the cluster): a member now, that
         // never voted nor acknowledged anything before. Its votes are its own; refusing
@@ -51,7 +52,7 @@ pub async fn form(shared: &Arc<Runtime>, etcd_lease: Option<watch::Receiver<Opti
         return Ok(());
     }
     match shared.strategy() {
-        DiscoveryStrategy::Manual if super::rebuild::lost_its_state(shared) => {
+        DiscoveryStrategy::Manual if super::rebuild::lost_its_state(shared, state) => {
             // Its old self is a voter somewhere: a cluster of one under that cluster's id
             // would be a second history. An operator's `cluster join` brings it back.
             tracing::warn!(
@@ -59,13 +60,13 @@ pub async fn form(shared: &Arc<Runtime>, etcd_lease: Option<watch::Receiver<Opti
             );
             Ok(())
         }
-        DiscoveryStrategy::Manual => initialize(shared, BTreeMap::from([(shared.cfg.node_id, shared.me())])).await,
+        DiscoveryStrategy::Manual => initialize(shared, BTreeMap::from([(shared.config().node_id, shared.me())])).await,
         DiscoveryStrategy::Static => {
-            let seeds = &shared.cfg.seeds;
+            let seeds = &shared.config().seeds;
             same_tables_as_running(shared, seeds).await?;
-            if seeds.iter().any(|p| p.name == shared.cfg.name) {
+            if seeds.iter().any(|p| p.name == shared.config().name) {
                 if let Some(peer) = running_among(shared, seeds, Some(&shared.cluster_id())).await {
-                    if shared.had_identity {
+                    if state.had_identity() {
                         // A seed whose data dir knew it but has no Raft state: its store was
                         // lost or set aside (`mnema data rebuild`). It must not start a second
                         // history, nor vote as the member it was: it comes back as a new
@@ -86,20 +87,20 @@ pub async fn form(shared: &Arc<Runtime>, etcd_lease: Option<watch::Receiver<Opti
                     .collect();
                 initialize(shared, members).await
             } else {
-                shared.spawn(join_seeds(shared.clone()));
+                shared.spawn(join_seeds(shared.clone(), state.clone()));
                 Ok(())
             }
         }
         DiscoveryStrategy::K8s | DiscoveryStrategy::Dns => {
-            if let Some(lookup) = Lookup::new(&shared.cfg)? {
-                shared.spawn(discover_and_form(shared.clone(), lookup));
+            if let Some(lookup) = Lookup::new(shared.config())? {
+                shared.spawn(discover_and_form(shared.clone(), state.clone(), lookup));
             }
             Ok(())
         }
         DiscoveryStrategy::Etcd => {
             let lease =
                 etcd_lease.ok_or_else(|| Error::config("cluster.discovery_strategy", "etcd without a lease"))?;
-            shared.spawn(claim_and_form(shared.clone(), lease));
+            shared.spawn(claim_and_form(shared.clone(), state.clone(), lease));
             Ok(())
         }
     }
@@ -114,13 +115,13 @@ async fn check_same_cluster(shared: &Arc<Runtime>) -> Result<()> {
     let membership = m.membership_config.membership();
     let others: Vec<NodeInfo> = membership
         .voter_ids()
-        .filter(|id| *id != shared.cfg.node_id)
+        .filter(|id| *id != shared.config().node_id)
         .filter_map(|id| membership.get_node(&id).cloned())
         .collect();
     if others.is_empty() {
         return Ok(());
     }
-    let asks = others.iter().map(|n| shared.peers.node_info(&n.name, &n.addr, PROBE));
+    let asks = others.iter().map(|n| shared.peers().node_info(&n.name, &n.addr, PROBE));
     let answers: Vec<(String, crate::status::NodeStatus)> = futures::future::join_all(asks)
         .await
         .into_iter()
@@ -138,7 +139,7 @@ async fn check_same_cluster(shared: &Arc<Runtime>) -> Result<()> {
     if ids.len() >= majority && ids.iter().all(|(_, id)| id == theirs) && *theirs != ours {
         let names: Vec<&str> = ids.iter().map(|(n, _)| n.as_str()).collect();
         return Err(Error::ForeignIdentity {
-            file: crate::storage::identity::path(&shared.data_dir),
+            file: crate::storage::identity::path(shared.data_dir()),
             ours,
             theirs: theirs.clone(),
             members: names.join(", "),
@@ -151,8 +152,8 @@ async fn check_same_cluster(shared: &Arc<Runtime>) -> Result<()> {
 /// declares its replicated tables differently from this node. Peers that do not answer
 /// prove nothing (they are checked when they join or restart).
 async fn same_tables_as_running(shared: &Runtime, peers: &[Peer]) -> Result<()> {
-    let others: Vec<&Peer> = peers.iter().filter(|p| p.name != shared.cfg.name).collect();
-    let asks = others.iter().map(|p| shared.peers.node_info(p.name.as_str(), &p.addr, PROBE));
+    let others: Vec<&Peer> = peers.iter().filter(|p| p.name != shared.config().name).collect();
+    let asks = others.iter().map(|p| shared.peers().node_info(p.name.as_str(), &p.addr, PROBE));
     for (r, p) in futures::future::join_all(asks).await.into_iter().zip(others) {
         if let Ok(s) = r {
             shared.check_schema(p.name.as_str(), &s.schema)?;
@@ -176,31 +177,31 @@ async fn initialize(shared: &Arc<Runtime>, members: BTreeMap<u64, NodeInfo>) -> 
 /// cluster if one already runs there, else, once every member answers and two lookups in a
 /// row agree, form it with that member list: nodes that see the same list initialise the
 /// same membership and cluster id, so they form exactly one cluster.
-async fn discover_and_form(shared: Arc<Runtime>, mut lookup: Lookup) {
-    let cfg = &shared.cfg.config;
+async fn discover_and_form(shared: Arc<Runtime>, state: Arc<ClusterState>, mut lookup: Lookup) {
+    let cfg = &shared.config().config;
     let mut last: Option<Vec<String>> = None;
     loop {
         if shared.is_stopping() {
             return;
         }
-        match lookup.peers(&shared.cfg).await {
+        match lookup.peers(shared.config()).await {
             Ok(peers) => {
                 let names: Vec<String> = peers.iter().map(|p| p.name.to_string()).collect();
-                if !peers.iter().any(|p| p.name == shared.cfg.name) {
+                if !peers.iter().any(|p| p.name == shared.config().name) {
                     tracing::info!(found = ?names, "this node is not among the discovered ones yet");
                 } else if let Some(p) = running_among(&shared, &peers, None).await {
-                    if super::rebuild::lost_its_state(&shared) {
+                    if super::rebuild::lost_its_state(&shared, &state) {
                         shared.spawn(super::rebuild::rejoin_as_new_member(shared.clone(), p));
                         return;
                     }
-                    match crate::cluster::membership::join(&shared, &p).await {
+                    match crate::cluster::membership::join(&shared, &state, &p).await {
                         Ok(()) => return,
                         Err(e) => {
                             tracing::info!(peer = %p.name, error = %e, "joining the discovered cluster failed; retrying")
                         }
                     }
                 } else if last.as_ref() == Some(&names)
-                    && let Some(cores) = proposing_cores(&shared, &peers, &names).await
+                    && let Some(cores) = proposing_cores(&shared, &state, &peers, &names).await
                 {
                     let core_names = cores.iter().map(|p| p.name.as_str());
                     let id = crate::config::derived_cluster_id(&cfg.cluster.name, core_names);
@@ -233,9 +234,9 @@ async fn discover_and_form(shared: Arc<Runtime>, mut lookup: Lookup) {
 /// Discovery (etcd): join a running cluster among the registered cores; else claim the
 /// formation (one etcd transaction, so one winner) and form a cluster of this node alone,
 /// which the others then join; else wait for the claim's holder to form it.
-async fn claim_and_form(shared: Arc<Runtime>, mut lease: watch::Receiver<Option<i64>>) {
-    let Some(cfg) = shared.cfg.etcd.clone() else { return };
-    let me = shared.cfg.name.to_string();
+async fn claim_and_form(shared: Arc<Runtime>, state: Arc<ClusterState>, mut lease: watch::Receiver<Option<i64>>) {
+    let Some(cfg) = shared.config().etcd.clone() else { return };
+    let me = shared.config().name.to_string();
     let mut registry = etcd::Registry::new(cfg);
     loop {
         if shared.is_stopping() {
@@ -245,10 +246,10 @@ async fn claim_and_form(shared: Arc<Runtime>, mut lease: watch::Receiver<Option<
             let id = (*lease.borrow()).ok_or_else(|| Error::Refused("not registered in etcd yet".into()))?;
             let cores = registry.cores().await?;
             if let Some(p) = running_among(&shared, &cores, None).await {
-                if super::rebuild::lost_its_state(&shared) {
+                if super::rebuild::lost_its_state(&shared, &state) {
                     shared.spawn(super::rebuild::rejoin_as_new_member(shared.clone(), p));
                 } else {
-                    crate::cluster::membership::join(&shared, &p).await?;
+                    crate::cluster::membership::join(&shared, &state, &p).await?;
                 }
                 return Ok(true);
             }
@@ -258,10 +259,10 @@ async fn claim_and_form(shared: Arc<Runtime>, mut lease: watch::Receiver<Option<
                 return Ok(false);
             }
             shared.adopt_cluster_id(&crate::config::derived_cluster_id(
-                &shared.cfg.config.cluster.name,
+                &shared.config().config.cluster.name,
                 [me.as_str()].into_iter(),
             ))?;
-            initialize(&shared, BTreeMap::from([(shared.cfg.node_id, shared.me())])).await?;
+            initialize(&shared, BTreeMap::from([(shared.config().node_id, shared.me())])).await?;
             tracing::info!("formed the cluster (claimed in etcd); the other nodes join it");
             Ok::<bool, Error>(true)
         };
@@ -285,8 +286,8 @@ const PROBE: Duration = Duration::from_millis(700);
 /// A node among `peers` (not this one) already in a running cluster: it knows a leader and
 /// has applied entries. With `cluster`, only a cluster of that id counts.
 async fn running_among(shared: &Runtime, peers: &[Peer], cluster: Option<&str>) -> Option<Peer> {
-    for p in peers.iter().filter(|p| p.name != shared.cfg.name) {
-        if let Ok(s) = shared.peers.node_info(p.name.as_str(), &p.addr, PROBE).await
+    for p in peers.iter().filter(|p| p.name != shared.config().name) {
+        if let Ok(s) = shared.peers().node_info(p.name.as_str(), &p.addr, PROBE).await
             && cluster.is_none_or(|c| c == s.cluster_id)
             && s.leader.is_some()
             && s.applied_index > 0
@@ -303,17 +304,15 @@ async fn running_among(shared: &Runtime, peers: &[Peer], cluster: Option<&str>) 
 /// a member changes its list between the two checks, not merely because one node's
 /// lookups saw a change earlier than another's. A DNS name or a service may list
 /// replicants too: they are never Raft members and propose nothing.
-async fn proposing_cores(shared: &Runtime, peers: &[Peer], names: &[String]) -> Option<Vec<Peer>> {
-    if let Ok(mut mine) = shared.forming_with.lock() {
-        *mine = names.to_vec();
-    }
+async fn proposing_cores(shared: &Runtime, state: &ClusterState, peers: &[Peer], names: &[String]) -> Option<Vec<Peer>> {
+    state.propose(names);
     let mut cores = Vec::new();
     for p in peers {
-        if p.name == shared.cfg.name {
+        if p.name == shared.config().name {
             cores.push(p.clone());
             continue;
         }
-        match shared.peers.node_info(p.name.as_str(), &p.addr, PROBE).await {
+        match shared.peers().node_info(p.name.as_str(), &p.addr, PROBE).await {
             Ok(s) if s.role == Role::Core && s.forming_with == names => cores.push(p.clone()),
             Ok(s) if s.role == Role::Core => {
                 tracing::info!(peer = %p.name, proposes = ?s.forming_with, "waiting for every node to propose the same list");
@@ -327,14 +326,14 @@ async fn proposing_cores(shared: &Runtime, peers: &[Peer], names: &[String]) -> 
 }
 
 /// Keeps trying the seeds until one admits this node.
-async fn join_seeds(shared: Arc<Runtime>) {
+async fn join_seeds(shared: Arc<Runtime>, state: Arc<ClusterState>) {
     let mut delay = Duration::from_millis(200);
     loop {
-        for seed in shared.cfg.seeds.clone() {
+        for seed in shared.config().seeds.clone() {
             if shared.is_stopping() {
                 return;
             }
-            match crate::cluster::membership::join(&shared, &seed).await {
+            match crate::cluster::membership::join(&shared, &state, &seed).await {
                 Ok(()) => return,
                 Err(Error::Shutdown) => return,
                 Err(e) => {

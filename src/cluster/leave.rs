@@ -11,6 +11,7 @@ use crate::name::NodeName;
 use crate::rpc::client::status_error;
 use crate::rpc::pb;
 use crate::runtime::Runtime;
+use super::state::ClusterState;
 use openraft::ChangeMembers;
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -20,16 +21,16 @@ const PROBE: Duration = Duration::from_millis(700);
 
 /// Whether the member at `addr` answers.
 async fn running(shared: &Runtime, addr: &str) -> bool {
-    shared.peers.node_info(addr, addr, PROBE).await.is_ok()
+    shared.peers().node_info(addr, addr, PROBE).await.is_ok()
 }
 
 /// Whether `name` is a replicant streaming from some core of this membership.
 async fn streams_from_a_core(shared: &Runtime, membership: &crate::raft::types::Membership, name: &str) -> bool {
-    if shared.subscribers.list().iter().any(|s| s.name == name) {
+    if shared.streams_to(name) {
         return true;
     }
-    for (_, n) in membership.nodes().filter(|(id, _)| **id != shared.cfg.node_id) {
-        if let Ok(s) = shared.peers.node_info(&n.name, &n.addr, PROBE).await
+    for (_, n) in membership.nodes().filter(|(id, _)| **id != shared.config().node_id) {
+        if let Ok(s) = shared.peers().node_info(&n.name, &n.addr, PROBE).await
             && s.subscribers.iter().any(|s| s.name == name)
         {
             return true;
@@ -39,7 +40,7 @@ async fn streams_from_a_core(shared: &Runtime, membership: &crate::raft::types::
 }
 
 /// Removes member `name` from the cluster (on the leader; forwarded there from any core).
-pub async fn remove_member(shared: &Arc<Runtime>, name: &str, force: bool) -> Result<()> {
+pub async fn remove_member(shared: &Arc<Runtime>, state: &ClusterState, name: &str, force: bool) -> Result<()> {
     if shared.is_replicant() {
         return Err(Error::is_replicant(shared.name(), "removing a member"));
     }
@@ -47,13 +48,13 @@ pub async fn remove_member(shared: &Arc<Runtime>, name: &str, force: bool) -> Re
     let Some((leader_id, leader)) = shared.leader()? else {
         return Err(Error::NoLeader("no leader to change the membership".into()));
     };
-    if leader_id != shared.cfg.node_id {
-        let mut client = shared.peers.cluster(&leader.addr)?;
+    if leader_id != shared.config().node_id {
+        let mut client = shared.peers().cluster(&leader.addr)?;
         let req = pb::LeaveRequest { name: name.into(), force };
         client.force_leave(req).await.map_err(|s| status_error(&leader.name, s))?;
         return Ok(());
     }
-    let _guard = shared.membership_lock.lock().await;
+    let _guard = state.lock_membership().await;
     let raft = shared.raft()?;
     let m = shared.metrics()?;
     let membership = m.membership_config.membership().clone();
@@ -74,7 +75,7 @@ pub async fn remove_member(shared: &Arc<Runtime>, name: &str, force: bool) -> Re
             let mut up = 0;
             for v in voters.iter().filter(|v| **v != id) {
                 let addr = membership.get_node(v).map(|n| n.addr.clone()).unwrap_or_default();
-                if *v == shared.cfg.node_id || running(shared, &addr).await {
+                if *v == shared.config().node_id || running(shared, &addr).await {
                     up += 1;
                 }
             }
@@ -99,7 +100,7 @@ pub async fn remove_member(shared: &Arc<Runtime>, name: &str, force: bool) -> Re
 
 /// This node leaves its cluster: the leader removes it, then it discards the cluster's
 /// data and log and becomes a cluster of one (a new cluster id), as after a fresh start.
-pub async fn leave(shared: &Arc<Runtime>, force: bool) -> Result<()> {
+pub async fn leave(shared: &Arc<Runtime>, state: &ClusterState, force: bool) -> Result<()> {
     if shared.is_replicant() {
         return Err(Error::is_replicant(shared.name(), "leaving (replicants are not members; stop its process)"));
     }
@@ -107,12 +108,12 @@ pub async fn leave(shared: &Arc<Runtime>, force: bool) -> Result<()> {
     if m.membership_config.membership().nodes().count() <= 1 {
         return Err(Error::Refused(format!("{} is not in a cluster with other nodes", shared.name())));
     }
-    remove_member(shared, shared.name(), force).await?;
+    remove_member(shared, state, shared.name(), force).await?;
     crate::runtime::raft_setup_reset(shared).await?;
     shared.adopt_cluster_id(&format!("{:016x}", crate::config::random_u64()))?;
-    let me = std::collections::BTreeMap::from([(shared.cfg.node_id, shared.me())]);
+    let me = std::collections::BTreeMap::from([(shared.config().node_id, shared.me())]);
     shared.raft()?.initialize(me).await.map_err(|e| Error::Raft(format!("initialize after leave: {e}")))?;
     tracing::info!("left the cluster; now a cluster of one");
-    shared.members.send(crate::engine::MemberEvent::Left { name: shared.name().to_string() });
+    shared.tell_member_event(crate::engine::MemberEvent::Left { name: shared.name().to_string() });
     Ok(())
 }

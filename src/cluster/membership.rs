@@ -10,6 +10,7 @@ use crate::raft::types::NodeInfo;
 use crate::rpc::client::status_error;
 use crate::rpc::pb;
 use crate::runtime::Runtime;
+use super::state::ClusterState;
 use openraft::ChangeMembers;
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -19,17 +20,17 @@ use std::time::Duration;
 const JOIN_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Makes this node a member of the cluster `target` belongs to.
-pub async fn join(shared: &Arc<Runtime>, target: &Peer) -> Result<()> {
-    if target.name == shared.cfg.name {
+pub async fn join(shared: &Arc<Runtime>, state: &ClusterState, target: &Peer) -> Result<()> {
+    if target.name == shared.config().name {
         return Err(Error::Refused("a node cannot join itself".into()));
     }
     if shared.is_replicant() {
         return Err(Error::is_replicant(
-            shared.cfg.name.as_str(),
+            shared.config().name.as_str(),
             "joining (a replicant streams from the cores in replicant.cores)",
         ));
     }
-    let mut client = shared.peers.cluster(&target.addr)?;
+    let mut client = shared.peers().cluster(&target.addr)?;
     let their = client.node_info(pb::Empty {}).await.map_err(|s| status_error(target.name.as_str(), s))?.into_inner();
     let their = crate::rpc::convert::node_from_pb(their)?;
     if their.name != target.name.as_str() {
@@ -41,7 +42,7 @@ pub async fn join(shared: &Arc<Runtime>, target: &Peer) -> Result<()> {
     if their.role == crate::config::Role::Replicant {
         return Err(Error::is_replicant(target.name.as_str(), "being joined (join a core of its cluster)"));
     }
-    if super::rebuild::lost_its_state(shared) {
+    if super::rebuild::lost_its_state(shared, state) {
         // Its old self is a voter of that cluster: back as a new member, nothing discarded.
         return super::rebuild::rejoin_via(shared, target).await;
     }
@@ -53,11 +54,11 @@ pub async fn join(shared: &Arc<Runtime>, target: &Peer) -> Result<()> {
         return Ok(());
     }
     let others: Vec<String> =
-        membership.nodes().filter(|(id, _)| **id != shared.cfg.node_id).map(|(_, n)| n.name.clone()).collect();
+        membership.nodes().filter(|(id, _)| **id != shared.config().node_id).map(|(_, n)| n.name.clone()).collect();
     if !others.is_empty() {
         return Err(Error::Refused(format!(
             "{} is already in a cluster with {}; leave it before joining another",
-            shared.cfg.name,
+            shared.config().name,
             others.join(", ")
         )));
     }
@@ -65,9 +66,9 @@ pub async fn join(shared: &Arc<Runtime>, target: &Peer) -> Result<()> {
     crate::runtime::raft_setup_reset(shared).await?;
     shared.adopt_cluster_id(&their.cluster_id)?;
     let req = pb::JoinRequest {
-        name: shared.cfg.name.to_string(),
-        addr: shared.cfg.advertise.clone(),
-        schema: crate::rpc::convert::encode_schema(&shared.schema.info()),
+        name: shared.config().name.to_string(),
+        addr: shared.config().advertise.clone(),
+        schema: crate::rpc::convert::encode_schema(&shared.schema().info()),
     };
     let mut req = tonic::Request::new(req);
     req.set_timeout(JOIN_TIMEOUT);
@@ -78,7 +79,7 @@ pub async fn join(shared: &Arc<Runtime>, target: &Peer) -> Result<()> {
 }
 
 /// Admits `name` at `addr` into this node's cluster (forwarded to the leader if need be).
-pub async fn admit(shared: &Arc<Runtime>, name: &str, addr: &str, schema: &[u8]) -> Result<pb::JoinReply> {
+pub async fn admit(shared: &Arc<Runtime>, state: &ClusterState, name: &str, addr: &str, schema: &[u8]) -> Result<pb::JoinReply> {
     let node_name = NodeName::parse("join.name", name)?;
     let theirs = crate::rpc::convert::decode_schema(schema)?;
     shared.check_schema(name, &theirs)?;
@@ -89,8 +90,8 @@ pub async fn admit(shared: &Arc<Runtime>, name: &str, addr: &str, schema: &[u8])
     let Some((leader_id, leader)) = shared.leader()? else {
         return Err(Error::NoLeader("the cluster has no leader to admit a new member".into()));
     };
-    if leader_id != shared.cfg.node_id {
-        let mut client = shared.peers.cluster(&leader.addr)?;
+    if leader_id != shared.config().node_id {
+        let mut client = shared.peers().cluster(&leader.addr)?;
         let mut req = tonic::Request::new(pb::JoinRequest { name: name.into(), addr: addr.into(), schema: schema.to_vec() });
         req.set_timeout(JOIN_TIMEOUT);
         return client.join(req).await.map(|r| r.into_inner()).map_err(|s| status_error(&leader.name, s));
@@ -104,9 +105,9 @@ pub async fn admit(shared: &Arc<Runtime>, name: &str, addr: &str, schema: &[u8])
     // again), then it is admitted as a new member below, as `rebuild.rs` does.
     if shared.metrics()?.membership_config.membership().voter_ids().any(|v| v == id) {
         tracing::warn!(node = name, "a voter asks to join: it lost its Raft state; removing its old incarnation first");
-        super::leave::remove_member(shared, name, false).await?;
+        super::leave::remove_member(shared, state, name, false).await?;
     }
-    let _guard = shared.membership_lock.lock().await;
+    let _guard = state.lock_membership().await;
     let m = shared.metrics()?;
     let membership = m.membership_config.membership();
     if let Some(existing) = membership.get_node(&id)
@@ -126,5 +127,5 @@ pub async fn admit(shared: &Arc<Runtime>, name: &str, addr: &str, schema: &[u8])
             .map_err(|e| Error::Raft(format!("make {name} a voter: {e}")))?;
         tracing::info!(node = name, "admitted into the cluster");
     }
-    Ok(pb::JoinReply { leader: shared.cfg.name.to_string() })
+    Ok(pb::JoinReply { leader: shared.config().name.to_string() })
 }

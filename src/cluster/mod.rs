@@ -6,6 +6,7 @@
 pub mod autoclean;
 pub mod bootstrap;
 pub mod leave;
+pub mod state;
 pub mod membership;
 pub mod pipeline;
 pub mod rebuild;

@@ -25,6 +25,7 @@ use crate::name::Peer;
 use crate::rpc::client::status_error;
 use crate::rpc::pb;
 use crate::runtime::Runtime;
+use super::state::ClusterState;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -42,8 +43,8 @@ pub async fn rejoin_as_new_member(shared: Arc<Runtime>, via: Peer) {
 
 /// Whether this core lost its Raft state but not its IDENTITY (a lost store, or one set
 /// aside by `mnema data rebuild`): it was a member, and may have voted in a term it forgot.
-pub fn lost_its_state(shared: &Runtime) -> bool {
-    shared.had_identity && shared.refuses_votes()
+pub fn lost_its_state(shared: &Runtime, state: &ClusterState) -> bool {
+    state.had_identity() && shared.refuses_votes()
 }
 
 /// The rebuild through `via` as one request (an operator's `cluster join`): done once this
@@ -78,8 +79,8 @@ async fn rejoin(shared: &Runtime, via: &Peer, deadline: Option<Instant>) -> Resu
 
 /// One step: removed if still a member (`Ok(false)`: look again), else admitted (`Ok(true)`).
 async fn step(shared: &Runtime, via: &Peer) -> Result<bool> {
-    let me = shared.cfg.name.as_str();
-    let mut client = shared.peers.cluster(&via.addr)?;
+    let me = shared.config().name.as_str();
+    let mut client = shared.peers().cluster(&via.addr)?;
     let err = |s| status_error(via.name.as_str(), s);
     let status = client.status(pb::Empty {}).await.map_err(err)?.into_inner();
     let status = crate::rpc::convert::cluster_from_pb(status)?;
@@ -94,8 +95,8 @@ async fn step(shared: &Runtime, via: &Peer) -> Result<bool> {
     }
     let mut req = tonic::Request::new(pb::JoinRequest {
         name: me.to_string(),
-        addr: shared.cfg.advertise.clone(),
-        schema: crate::rpc::convert::encode_schema(&shared.schema.info()),
+        addr: shared.config().advertise.clone(),
+        schema: crate::rpc::convert::encode_schema(&shared.schema().info()),
     });
     req.set_timeout(ADMIT_TIMEOUT);
     client.join(req).await.map_err(err)?;

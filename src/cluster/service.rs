@@ -5,12 +5,15 @@ use crate::name::Peer;
 use crate::rpc::pb::{self, cluster_server::Cluster};
 use crate::rpc::status::to_status;
 use crate::runtime::Runtime;
+use super::state::ClusterState;
 use std::sync::Arc;
 use std::time::Duration;
 use tonic::{Request, Response, Status};
 
 pub struct ClusterService {
     pub node: Arc<Runtime>,
+    /// The cluster feature's own state (see `state.rs`).
+    pub state: Arc<ClusterState>,
 }
 
 /// Sends what export writes as chunks of a gRPC stream.
@@ -87,11 +90,11 @@ impl Cluster for ClusterService {
     }
 
     async fn node_info(&self, _: Request<pb::Empty>) -> Result<Response<pb::NodeStatus>, Status> {
-        Ok(Response::new(crate::rpc::convert::node_to_pb(&self.node.node_status())))
+        Ok(Response::new(crate::rpc::convert::node_to_pb(&self.state.node_status(&self.node))))
     }
 
     async fn status(&self, _: Request<pb::Empty>) -> Result<Response<pb::ClusterStatus>, Status> {
-        super::status::collect(&self.node)
+        super::status::collect(&self.node, &self.state)
             .await
             .map(|s| Response::new(crate::rpc::convert::cluster_to_pb(&s)))
             .map_err(|e| to_status(&e))
@@ -99,27 +102,27 @@ impl Cluster for ClusterService {
 
     async fn join(&self, req: Request<pb::JoinRequest>) -> Result<Response<pb::JoinReply>, Status> {
         let r = req.into_inner();
-        super::membership::admit(&self.node, &r.name, &r.addr, &r.schema).await.map(Response::new).map_err(|e| to_status(&e))
+        super::membership::admit(&self.node, &self.state, &r.name, &r.addr, &r.schema).await.map(Response::new).map_err(|e| to_status(&e))
     }
 
     async fn join_other(&self, req: Request<pb::JoinRequest>) -> Result<Response<pb::JoinReply>, Status> {
         let r = req.into_inner();
         // `name` is the peer as the operator wrote it: name@host or name@host:port.
-        let target = Peer::parse("node", &r.name, self.node.cfg.config.node.base_port).map_err(|e| to_status(&e))?;
-        super::membership::join(&self.node, &target).await.map_err(|e| to_status(&e))?;
+        let target = Peer::parse("node", &r.name, self.node.config().config.node.base_port).map_err(|e| to_status(&e))?;
+        super::membership::join(&self.node, &self.state, &target).await.map_err(|e| to_status(&e))?;
         let leader = self.node.leader().ok().flatten().map(|(_, n)| n.name).unwrap_or_default();
         Ok(Response::new(pb::JoinReply { leader }))
     }
 
     async fn force_leave(&self, req: Request<pb::LeaveRequest>) -> Result<Response<pb::JoinReply>, Status> {
         let r = req.into_inner();
-        super::leave::remove_member(&self.node, &r.name, r.force).await.map_err(|e| to_status(&e))?;
+        super::leave::remove_member(&self.node, &self.state, &r.name, r.force).await.map_err(|e| to_status(&e))?;
         let leader = self.node.leader().ok().flatten().map(|(_, n)| n.name).unwrap_or_default();
         Ok(Response::new(pb::JoinReply { leader }))
     }
 
     async fn leave(&self, req: Request<pb::LeaveRequest>) -> Result<Response<pb::JoinReply>, Status> {
-        super::leave::leave(&self.node, req.into_inner().force).await.map_err(|e| to_status(&e))?;
+        super::leave::leave(&self.node, &self.state, req.into_inner().force).await.map_err(|e| to_status(&e))?;
         Ok(Response::new(pb::JoinReply { leader: self.node.name().to_string() }))
     }
 

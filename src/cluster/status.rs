@@ -6,19 +6,20 @@ use crate::config::Role;
 use crate::rpc::pb;
 use crate::status::{ClusterStatus, MemberStatus, NodeStatus};
 use crate::runtime::Runtime;
+use super::state::ClusterState;
 use std::time::Duration;
 
 const ASK_TIMEOUT: Duration = Duration::from_secs(2);
 
-pub async fn collect(shared: &Runtime) -> Result<ClusterStatus> {
-    if let Some(link) = &shared.link {
+pub async fn collect(shared: &Runtime, state: &ClusterState) -> Result<ClusterStatus> {
+    if let Some(link) = shared.link() {
         // A replicant is not in the membership: ask the core it streams from (or any).
         let upstream = link.status.borrow().upstream.clone();
         let cores: Vec<(String, String)> =
-            upstream.into_iter().chain(shared.cfg.cores.iter().map(|p| (p.name.to_string(), p.addr.clone()))).collect();
+            upstream.into_iter().chain(shared.config().cores.iter().map(|p| (p.name.to_string(), p.addr.clone()))).collect();
         let mut last = crate::error::Error::NoLeader("no core reachable".into());
         for (name, addr) in cores {
-            let mut client = shared.peers.cluster(&addr)?;
+            let mut client = shared.peers().cluster(&addr)?;
             let mut req = tonic::Request::new(pb::Empty {});
             req.set_timeout(ASK_TIMEOUT * 2);
             match client.status(req).await {
@@ -35,8 +36,8 @@ pub async fn collect(shared: &Runtime) -> Result<ClusterStatus> {
         let (id, info) = (*id, info.clone());
         let voter = voters.contains(&id);
         async move {
-            let res = if id == shared.cfg.node_id {
-                Ok(shared.node_status())
+            let res = if id == shared.config().node_id {
+                Ok(state.node_status(shared))
             } else {
                 ask(shared, &info.name, &info.addr).await
             };
@@ -85,7 +86,7 @@ pub async fn collect(shared: &Runtime) -> Result<ClusterStatus> {
     members.extend(futures::future::join_all(asks).await);
     let leader = m.current_leader.and_then(|id| membership.get_node(&id).map(|n| n.name.clone()));
     Ok(ClusterStatus {
-        cluster: shared.cfg.config.cluster.name.clone(),
+        cluster: shared.config().config.cluster.name.clone(),
         leader,
         members,
         cluster_id: shared.cluster_id(),
@@ -93,5 +94,5 @@ pub async fn collect(shared: &Runtime) -> Result<ClusterStatus> {
 }
 
 async fn ask(shared: &Runtime, name: &str, addr: &str) -> Result<NodeStatus> {
-    shared.peers.node_info(name, addr, ASK_TIMEOUT).await
+    shared.peers().node_info(name, addr, ASK_TIMEOUT).await
 }

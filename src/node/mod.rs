@@ -5,6 +5,7 @@
 
 mod server;
 
+use crate::cluster::state::ClusterState;
 use crate::config::{NodeConfig, Role};
 use crate::engine::{Blob, Committed, Declared, NodeSchema, OpResult, TableDef, Txn};
 use crate::error::{Error, Result};
@@ -33,6 +34,9 @@ use tokio::sync::watch;
 #[derive(Clone)]
 pub struct Node {
     shared: Arc<Runtime>,
+    /// The cluster feature's own state: the membership lock, the list it proposes while
+    /// forming, whether the data dir had an IDENTITY before this start.
+    cluster: Arc<ClusterState>,
 }
 
 impl Node {
@@ -61,25 +65,27 @@ impl Node {
             ),
             None => None,
         };
+        // Read before the runtime opens the data dir (and writes an IDENTITY where none was).
+        let cluster = ClusterState::new(crate::storage::identity::read(&cfg.config.node.data_dir)?.is_some());
         let rt = Runtime::open(cfg, schema).await?;
-        let node = Node { shared: rt.clone() };
+        let node = Node { shared: rt.clone(), cluster: cluster.clone() };
         // A table this node declares otherwise than the log it holds has it: no start.
-        if let Err(e) = rt.schema.check_against(&rt.view().catalog) {
+        if let Err(e) = rt.schema().check_against(&rt.view().catalog) {
             let _ = node.shutdown().await;
             return Err(e);
         }
-        rt.spawn(server::serve(rt.clone(), listener));
+        rt.spawn(server::serve(rt.clone(), cluster.clone(), listener));
         if let Some(http) = http {
             rt.spawn(crate::observe::serve(Arc::downgrade(&rt), http, rt.stop_token()));
         }
         // etcd discovery: registered for as long as the node runs, whatever its role.
-        let etcd_lease = match rt.cfg.etcd.clone() {
+        let etcd_lease = match rt.config().etcd.clone() {
             Some(etcd) => {
                 let (tx, rx) = watch::channel(None);
-                let me = crate::discovery::EtcdRegistration { addr: rt.cfg.advertise.clone(), role: rt.cfg.role };
+                let me = crate::discovery::EtcdRegistration { addr: rt.config().advertise.clone(), role: rt.config().role };
                 rt.spawn(crate::discovery::etcd::keep_registered(
                     etcd,
-                    rt.cfg.name.to_string(),
+                    rt.config().name.to_string(),
                     me,
                     tx,
                     rt.stop_token(),
@@ -88,23 +94,23 @@ impl Node {
             }
             None => None,
         };
-        match rt.link.clone() {
+        match rt.link().cloned() {
             Some(link) => rt.spawn(crate::replication::replicant::run(rt.clone(), link)),
             None => {
-                if let Err(e) = crate::cluster::bootstrap::form(&rt, etcd_lease).await {
+                if let Err(e) = crate::cluster::bootstrap::form(&rt, &cluster, etcd_lease).await {
                     // Nothing keeps running behind a start that failed.
                     let _ = node.shutdown().await;
                     return Err(e);
                 }
-                rt.spawn(crate::schema::expiry::run(rt.clone(), rt.cfg.expiry_sweep_interval()));
-                if let Some(after) = rt.cfg.autoclean() {
-                    rt.spawn(crate::cluster::autoclean::run(rt.clone(), after));
+                rt.spawn(crate::schema::expiry::run(rt.clone(), rt.config().expiry_sweep_interval()));
+                if let Some(after) = rt.config().autoclean() {
+                    rt.spawn(crate::cluster::autoclean::run(rt.clone(), cluster.clone(), after));
                 }
             }
         }
         rt.spawn(crate::runtime::keep_declared_tables(rt.clone()));
         rt.spawn(crate::runtime::watch_peers(rt.clone()));
-        tracing::info!(name = %rt.cfg.name, addr = %rt.cfg.advertise, "node started");
+        tracing::info!(name = %rt.config().name, addr = %rt.config().advertise, "node started");
         Ok(node)
     }
 
@@ -115,22 +121,22 @@ impl Node {
 
     /// This node's name, `name@host`.
     pub fn name(&self) -> &str {
-        self.shared.cfg.name.as_str()
+        self.shared.config().name.as_str()
     }
 
     /// This node's id (derived from its name).
     pub fn node_id(&self) -> u64 {
-        self.shared.cfg.node_id
+        self.shared.config().node_id
     }
 
     /// The address other nodes reach this one at.
     pub fn addr(&self) -> &str {
-        &self.shared.cfg.advertise
+        &self.shared.config().advertise
     }
 
     /// Whether this node is a core or a replicant.
     pub fn role(&self) -> Role {
-        self.shared.cfg.role
+        self.shared.config().role
     }
 
     /// Writes a transaction of replicated tables. Returns once a majority of cores has it
@@ -358,7 +364,7 @@ impl Node {
 
     /// This node's status.
     pub fn status(&self) -> NodeStatus {
-        self.shared.node_status()
+        self.cluster.node_status(&self.shared)
     }
 
     /// A replicant's state, upstream core and lag (`None` on a core).
@@ -368,7 +374,7 @@ impl Node {
 
     /// The cluster as this node sees it: every member asked for its status.
     pub async fn cluster_status(&self) -> Result<ClusterStatus> {
-        crate::cluster::status::collect(&self.shared).await
+        crate::cluster::status::collect(&self.shared, &self.cluster).await
     }
 
     /// The cores of this node's Raft membership: `(voters, learners)` by name.
@@ -385,21 +391,21 @@ impl Node {
 
     /// Joins the cluster `target` belongs to, discarding this node's replicated data.
     pub async fn join(&self, target: &Peer) -> Result<()> {
-        crate::cluster::membership::join(&self.shared, target).await
+        crate::cluster::membership::join(&self.shared, &self.cluster, target).await
     }
 
     /// This node leaves its cluster and becomes a cluster of one (a new cluster id), its
     /// replicated data dropped. Refused when it would leave the rest without a majority
     /// running, unless `force`.
     pub async fn leave(&self, force: bool) -> Result<()> {
-        crate::cluster::leave::leave(&self.shared, force).await
+        crate::cluster::leave::leave(&self.shared, &self.cluster, force).await
     }
 
     /// Removes the member `name` from the cluster (`force-leave`), through the leader.
     /// Refused ([`Error::MajorityAtRisk`]) when the voters left would not have a majority
     /// running, unless `force`.
     pub async fn remove_member(&self, name: &str, force: bool) -> Result<()> {
-        crate::cluster::leave::remove_member(&self.shared, name, force).await
+        crate::cluster::leave::remove_member(&self.shared, &self.cluster, name, force).await
     }
 
     /// Writes every replicated table to the export file `path` (a core only), from one
@@ -451,7 +457,7 @@ impl Node {
         // Every task has ended; what may still hold the store is a gRPC call answering
         // (without Raft it ends at once), blocking work it started (an export) and other
         // clones of this handle. RocksDB closes when the last of them goes.
-        let closed = self.shared.db.closed();
+        let closed = self.shared.db().closed();
         drop(self);
         tokio::time::timeout(Duration::from_secs(10), closed.wait()).await.map_err(|_| Error::Timeout {
             what: "the store to close (other clones of this Node, or calls in flight, still hold it)".into(),

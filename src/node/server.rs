@@ -1,6 +1,7 @@
 //! The node's gRPC server: the Raft, Cluster and Replication services behind the cookie check.
 
 use crate::cluster::service::ClusterService;
+use crate::cluster::state::ClusterState;
 use crate::raft::service::RaftService;
 use crate::replication::log_server::ReplicationService;
 use crate::rpc::auth::CheckCookie;
@@ -24,13 +25,13 @@ pub(crate) fn builder(cfg: &crate::config::Validated) -> crate::error::Result<to
     builder.tls_config(tls).map_err(|e| crate::error::Error::config("cluster.tls", e))
 }
 
-pub(crate) async fn serve(shared: Arc<Runtime>, listener: tokio::net::TcpListener) {
+pub(crate) async fn serve(shared: Arc<Runtime>, cluster: Arc<ClusterState>, listener: tokio::net::TcpListener) {
     let stop = shared.stop_token();
-    let check = CheckCookie::new(&shared.cfg.config.node.cookie);
+    let check = CheckCookie::new(&shared.config().config.node.cookie);
     let raft = RaftServer::new(RaftService::new(shared.raft_slot()))
         .max_decoding_message_size(crate::codec::MAX_DECODE)
         .max_encoding_message_size(crate::codec::MAX_DECODE);
-    let cluster = ClusterServer::new(ClusterService { node: shared.clone() })
+    let cluster = ClusterServer::new(ClusterService { node: shared.clone(), state: cluster })
         .max_decoding_message_size(crate::codec::MAX_DECODE)
         .max_encoding_message_size(crate::codec::MAX_DECODE);
     let replication = ReplicationServer::new(ReplicationService { node: shared.clone() })
@@ -47,7 +48,7 @@ pub(crate) async fn serve(shared: Arc<Runtime>, listener: tokio::net::TcpListene
         }
         s
     });
-    let builder = match builder(&shared.cfg) {
+    let builder = match builder(shared.config()) {
         Ok(b) => b,
         Err(e) => {
             tracing::error!(error = %e, "TLS configuration refused; not serving");

@@ -55,7 +55,7 @@ fn resident_bytes() -> Option<u64> {
 /// summed over its records), so a scrape costs time in proportion to the data held.
 pub(crate) fn render(rt: &Runtime) -> String {
     let mut reg = Registry::with_prefix("mnema");
-    let ins = &rt.instruments;
+    let ins = &rt.instruments();
     let status = rt.node_status();
 
     reg.register("write_seconds", "Transaction latency on this node: submitted to answered", ins.write_seconds.clone());
@@ -78,7 +78,7 @@ pub(crate) fn render(rt: &Runtime) -> String {
     role.get_or_create(&StateLabel { state: status.role.as_str().into() }).set(1);
     reg.register("node_role", "core or replicant (always 1)", role);
 
-    let (ring_entries, ring_bytes) = rt.feed.size();
+    let (ring_entries, ring_bytes) = rt.feed_size();
     reg.register("feed_ring_entries", "Applied entries held in the change feed's ring", gauge(ring_entries as u64));
     reg.register("feed_ring_bytes", "Bytes of changes held in the change feed's ring (estimated)", gauge(ring_bytes as u64));
 
@@ -110,13 +110,13 @@ pub(crate) fn render(rt: &Runtime) -> String {
         reg.register("raft_is_leader", "1 on the leader", gauge(u64::from(status.raft_role == Some(crate::RaftRole::Leader))));
         reg.register("raft_has_leader", "1 if this node knows a leader", gauge(u64::from(status.leader.is_some())));
         reg.register("replicants", "Replicants streaming from this core", gauge(status.subscribers.len() as u64));
-        let events = rt.db.events();
+        let events = rt.db().events();
         reg.register("snapshots_built", "Snapshots of the tables built", counter(events.snapshots_built()));
         reg.register("snapshots_installed", "Snapshots installed from the leader", counter(events.snapshots_installed()));
         reg.register("log_purges", "Raft log purges", counter(events.purges()));
         reg.register("log_purged_index", "Last log index purged", gauge(events.purged_upto()));
         let props = Family::<PropertyLabel, Gauge>::default();
-        for (name, v) in rt.db.int_properties() {
+        for (name, v) in rt.db().int_properties() {
             props.get_or_create(&PropertyLabel { property: name.into() }).set(i64::try_from(v).unwrap_or(i64::MAX));
         }
         reg.register("rocksdb", "RocksDB integer properties (rocksdb.<property>), summed over column families", props);

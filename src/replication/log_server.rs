@@ -74,8 +74,8 @@ impl Replication for ReplicationService {
         &self,
         req: Request<pb::SubscribeRequest>,
     ) -> std::result::Result<Response<Self::SubscribeStream>, Status> {
-        if self.node.cfg.role != Role::Core {
-            return Err(to_status(&Error::is_replicant(self.node.cfg.name.as_str(), "streaming to a replicant")));
+        if self.node.config().role != Role::Core {
+            return Err(to_status(&Error::is_replicant(self.node.config().name.as_str(), "streaming to a replicant")));
         }
         if self.node.refuses_votes() {
             // No Raft state of its own yet (a new core before it forms or joins its cluster,
@@ -84,7 +84,7 @@ impl Replication for ReplicationService {
             // ignore every core of the real one.
             let e = Error::NoLeader(format!(
                 "{} is not a member of a cluster yet: no data to stream",
-                self.node.cfg.name
+                self.node.config().name
             ));
             return Err(to_status(&e));
         }
@@ -108,7 +108,7 @@ impl Replication for ReplicationService {
         let node = self.node.clone();
         self.node.spawn(async move {
             let _registered =
-                node.subscribers.register(crate::status::Subscriber {
+                node.register_subscriber(crate::status::Subscriber {
                     name: r.replicant.clone(),
                     addr: r.addr.clone(),
                     protocol: r.protocol,
@@ -141,11 +141,11 @@ async fn serve(node: &Arc<Runtime>, req: &pb::SubscribeRequest, shards: Shards, 
     let members = req.features & super::stream::FEATURE_MEMBERS != 0;
     let applied = node.applied_index();
     let from = req.applied + 1;
-    let resumable = if req.applied > 0 { node.pins.pin_if_retained(&node.db, from, applied)? } else { None };
+    let resumable = if req.applied > 0 { node.pin_log_if_retained(from, applied)? } else { None };
     let (pin, next) = match resumable {
         Some(pin) => {
             let start = StreamMsg::Start {
-                core: node.cfg.name.to_string(),
+                core: node.config().name.to_string(),
                 mode: StartMode::Entries { from },
                 core_applied: applied,
             };
@@ -176,11 +176,11 @@ fn send_snapshot(node: &Runtime, shards: &Shards, members: bool, tx: &Tx) -> Res
         Ok(tx.blocking_send(Ok(pb::Payload { data })).is_ok())
     };
     let core_applied = node.applied_index();
-    let snap = DataSnapshot::take(&node.db);
+    let snap = DataSnapshot::take(node.db());
     let index = snap.applied_index()?;
     // Entries after `index` are not applied in this snapshot, so not purgeable yet.
-    let pin = node.pins.pin(index + 1)?;
-    let start = StreamMsg::Start { core: node.cfg.name.to_string(), mode: StartMode::Snapshot, core_applied };
+    let pin = node.pin_log(index + 1)?;
+    let start = StreamMsg::Start { core: node.config().name.to_string(), mode: StartMode::Snapshot, core_applied };
     if !blocking_send(&start)? {
         return Ok(None);
     }
@@ -269,16 +269,16 @@ fn read_entries(db: &Db, from: u64, to: u64, shards: &Shards) -> Result<(Vec<Str
 /// Follows this core's applied index from `next` on.
 async fn tail(node: &Arc<Runtime>, shards: Shards, members: bool, tx: &Tx, pin: Pin, mut next: u64) -> Result<()> {
     let mut applied_rx = node.applied_sender().subscribe();
-    let idle = node.cfg.heartbeat();
-    let generation = node.generation.load(std::sync::atomic::Ordering::SeqCst);
+    let idle = node.config().heartbeat();
+    let generation = node.raft_generation();
     loop {
-        if node.generation.load(std::sync::atomic::Ordering::SeqCst) != generation {
+        if node.raft_generation() != generation {
             return Err(Error::Refused(format!("{} left its cluster; follow another core", node.name())));
         }
         let applied = *applied_rx.borrow_and_update();
         if applied >= next {
             let to = applied.min(next + MAX_ENTRIES as u64 - 1);
-            let (entries, changes) = read_entries(&node.db, next, to, &shards)?;
+            let (entries, changes) = read_entries(node.db(), next, to, &shards)?;
             if !send(tx, &StreamMsg::Entries { entries, heartbeat: heartbeat(node) }).await? {
                 return Ok(());
             }

@@ -34,7 +34,7 @@ pub async fn run(shared: Arc<Runtime>, link: Arc<Link>) {
     let mut last_failed: Option<String> = None;
     // What discovery found last: used while it does not answer.
     let mut discovered: Vec<Peer> = Vec::new();
-    let mut lookup = match crate::discovery::Lookup::new(&shared.cfg) {
+    let mut lookup = match crate::discovery::Lookup::new(shared.config()) {
         Ok(l) => l,
         Err(e) => {
             tracing::warn!(error = %e, "discovery unavailable; following the configured cores only");
@@ -90,7 +90,7 @@ async fn candidates(
     discovered: &mut Vec<Peer>,
 ) -> Vec<Peer> {
     if let Some(lookup) = lookup {
-        match tokio::time::timeout(DISCOVERY_WAIT, lookup.peers(&shared.cfg)).await {
+        match tokio::time::timeout(DISCOVERY_WAIT, lookup.peers(shared.config())).await {
             Ok(Ok(found)) => *discovered = found,
             Ok(Err(e)) => tracing::warn!(error = %e, "discovering cores failed; using the ones found before"),
             Err(_) => {
@@ -98,9 +98,9 @@ async fn candidates(
             }
         }
     }
-    let mut cores = shared.cfg.cores.clone();
+    let mut cores = shared.config().cores.clone();
     for p in discovered.iter() {
-        if p.name != shared.cfg.name && !cores.iter().any(|c| c.name == p.name) {
+        if p.name != shared.config().name && !cores.iter().any(|c| c.name == p.name) {
             cores.push(p.clone());
         }
     }
@@ -111,9 +111,9 @@ async fn candidates(
 /// unknown).
 async fn rank(shared: &Runtime, link: &Link, cores: &[Peer]) -> Vec<(Peer, Option<String>)> {
     let pinned = link.cluster.lock().ok().and_then(|c| c.clone());
-    let me = shared.cfg.name.to_string();
+    let me = shared.config().name.to_string();
     let asks = cores.iter().map(|p| async move {
-        let res = shared.peers.node_info(p.name.as_str(), &p.addr, ASK_TIMEOUT).await;
+        let res = shared.peers().node_info(p.name.as_str(), &p.addr, ASK_TIMEOUT).await;
         (p.clone(), res)
     });
     let mut scored: Vec<(RankKey, (Peer, Option<String>))> = futures::future::join_all(asks)
@@ -157,22 +157,22 @@ async fn rank(shared: &Runtime, link: &Link, cores: &[Peer]) -> Vec<(Peer, Optio
 /// Follows `core` (of cluster `cluster`, when known) until its stream ends or fails.
 async fn follow(shared: &Runtime, link: &Link, core: &Peer, cluster: Option<&str>) -> Result<()> {
     let upstream = (core.name.to_string(), core.addr.clone());
-    let mut client = shared.peers.replication(&core.addr)?;
+    let mut client = shared.peers().replication(&core.addr)?;
     let req = pb::SubscribeRequest {
-        replicant: shared.cfg.name.to_string(),
-        addr: shared.cfg.advertise.clone(),
-        shards: shared.cfg.config.replicant.shards.iter().map(|s| u32::from(*s)).collect(),
+        replicant: shared.config().name.to_string(),
+        addr: shared.config().advertise.clone(),
+        shards: shared.config().config.replicant.shards.iter().map(|s| u32::from(*s)).collect(),
         applied: shared.applied_index(),
-        schema: crate::rpc::convert::encode_schema(&shared.schema.info()),
+        schema: crate::rpc::convert::encode_schema(&shared.schema().info()),
         features: stream::FEATURE_MEMBERS,
-        protocol: shared.cfg.protocol(),
+        protocol: shared.config().protocol(),
     };
     let mut stream = client.subscribe(req).await.map_err(|s| status_error(core.name.as_str(), s))?.into_inner();
     let known = link.members.lock().ok().and_then(|m| m.clone());
-    let mut applier = Applier::new(shared.schema.clone(), shared.view().holding.clone(), known);
+    let mut applier = Applier::new(shared.schema().clone(), shared.view().holding.clone(), known);
     // Commit indexes learned and when, to report lag in time.
     let mut learned: VecDeque<(u64, Instant)> = VecDeque::new();
-    let stall = shared.cfg.stall_timeout();
+    let stall = shared.config().stall_timeout();
     let mut leaderless_since: Option<Instant> = None;
     // When the snapshot of a bootstrap began (until its state is published).
     let mut bootstrap_since: Option<Instant> = None;
@@ -216,7 +216,7 @@ async fn follow(shared: &Runtime, link: &Link, core: &Peer, cluster: Option<&str
             }
             applied = state.applied;
             if let Some(since) = bootstrap_since.take() {
-                let ins = &shared.instruments;
+                let ins = &shared.instruments();
                 ins.bootstrap_seconds.set(since.elapsed().as_secs_f64());
                 ins.bootstrap_records.set(state.tables.iter().map(|t| t.len() as i64).sum());
             }

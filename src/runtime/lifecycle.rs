@@ -33,7 +33,7 @@ impl Runtime {
         let data_dir = config.node.data_dir.clone();
         let schema = Arc::new(schema);
         let initial = cfg.initial_cluster_id(&config.cluster.name, config.cluster.discovery_strategy);
-        let (ident, created) = identity::open_or_create(&data_dir, cfg.name.as_str(), cfg.node_id, &initial)?;
+        let (ident, _created) = identity::open_or_create(&data_dir, cfg.name.as_str(), cfg.node_id, &initial)?;
         let cluster_id: crate::rpc::auth::ClusterId = Arc::new(RwLock::new(ident.cluster_id));
         let db = Db::open(&layout::db(&data_dir))?;
         let mark = Arc::new(crate::storage::raft_mark::MarkWriter::open(&data_dir)?);
@@ -77,7 +77,6 @@ impl Runtime {
             raft: Arc::new(RaftSlot::default()),
             peers,
             cluster_id,
-            membership_lock: tokio::sync::Mutex::new(()),
             proposer: ptx,
             stop: CancellationToken::new(),
             tasks: TaskTracker::new(),
@@ -90,10 +89,8 @@ impl Runtime {
             write_retries: AtomicU64::new(0),
             instruments: Default::default(),
             generation: AtomicU64::new(0),
-            forming_with: Mutex::new(Vec::new()),
             failure: watch::channel(None).0,
             mark,
-            had_identity: !created,
         });
         if !replicant {
             raft_setup::start_raft(&rt).await?;

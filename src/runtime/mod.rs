@@ -57,61 +57,53 @@ use tokio_util::task::TaskTracker;
 
 /// State shared by the node's tasks and gRPC services.
 pub struct Runtime {
-    pub(crate) cfg: Validated,
-    pub(crate) data_dir: PathBuf,
-    pub(crate) db: Db,
+    cfg: Validated,
+    data_dir: PathBuf,
+    db: Db,
     /// The tables it declared and the code it registered.
-    pub(crate) schema: Arc<NodeSchema>,
+    schema: Arc<NodeSchema>,
     /// Replicated tables, with the catalog they were applied under.
-    pub(crate) mem: Arc<MemStore>,
+    mem: Arc<MemStore>,
     /// The change feed: what each applied entry changed (see `engine::feed`).
-    pub(crate) feed: Arc<FeedRing>,
+    feed: Arc<FeedRing>,
     /// Membership events (see `engine::members`).
-    pub(crate) members: Arc<MemberFeed>,
+    members: Arc<MemberFeed>,
     /// Local tables; writers serialise on `local_writer`.
-    pub(crate) local: Arc<MemStore>,
+    local: Arc<MemStore>,
     local_writer: Mutex<()>,
     applied_tx: Arc<watch::Sender<u64>>,
     raft: Arc<RaftSlot>,
-    pub(crate) peers: Peers,
+    peers: Peers,
     /// The cluster this node belongs to (recorded in IDENTITY; changes on join).
     cluster_id: crate::rpc::auth::ClusterId,
-    /// Serialises membership changes this node makes as leader.
-    pub(crate) membership_lock: tokio::sync::Mutex<()>,
     proposer: mpsc::Sender<proposer::Pending>,
     /// Cancelled when the node shuts down; every background task ends on it.
     stop: CancellationToken,
     /// Every task the node spawned, awaited by shutdown.
     tasks: TaskTracker,
     /// Log entries held for replication streams (cores).
-    pub(crate) pins: RetentionPins,
+    pins: RetentionPins,
     /// The commit index as this core knows it.
-    pub(crate) committed_tx: Arc<watch::Sender<u64>>,
+    committed_tx: Arc<watch::Sender<u64>>,
     /// Replicants streaming from this core.
-    pub(crate) subscribers: Subscribers,
+    subscribers: Subscribers,
     /// A replicant's link to the cores (`None` on a core).
-    pub(crate) link: Option<Arc<Link>>,
+    link: Option<Arc<Link>>,
     /// This process's request-id client number, and the next sequence number.
     request_client: u64,
     request_seq: AtomicU64,
     /// Writes sent again after an unknown outcome (for status and tests).
-    pub(crate) write_retries: AtomicU64,
+    write_retries: AtomicU64,
     /// Counters and histograms for `/metrics`.
-    pub(crate) instruments: Instruments,
+    instruments: Instruments,
     /// Bumped each time this node's Raft state is wiped (join, leave).
-    pub(crate) generation: AtomicU64,
-    /// The node list this node proposes to form a cluster with (dns, k8s discovery), shown
-    /// in its status so that the others initialise only when every member proposes it.
-    pub(crate) forming_with: Mutex<Vec<String>>,
+    generation: AtomicU64,
     /// Set when this core's Raft stopped by itself (a storage failure such as a full disk:
     /// `NodeFailed`), or was stopped on damage found in its store (`DamagedState`): the
     /// node can no longer take part and must be restarted, or rebuilt ([`Node::failed`]).
     failure: watch::Sender<Option<Error>>,
     /// This core's `RAFT_MARK` writer, one for every Raft instance it runs.
-    pub(crate) mark: Arc<crate::storage::raft_mark::MarkWriter>,
-    /// Whether the data dir had its IDENTITY before this start: a core with an identity but
-    /// no Raft state lost its store (or had it set aside) and rejoins as a new member.
-    pub(crate) had_identity: bool,
+    mark: Arc<crate::storage::raft_mark::MarkWriter>,
 }
 
 impl Runtime {
@@ -224,6 +216,76 @@ impl Runtime {
         identity::set_cluster_id(&self.data_dir, id)?;
         *self.cluster_id.write().map_err(|_| Error::Shutdown)? = id.to_string();
         Ok(())
+    }
+}
+
+/// Read-only access for the features: what the node was started with and the parts it
+/// holds. The fields stay private (see ARCHITECTURE.md, "Runtime's room"): a feature asks
+/// for what it needs through a method, and the state it owns is its own.
+impl Runtime {
+    /// The node's validated configuration (immutable for the node's life).
+    pub(crate) fn config(&self) -> &Validated {
+        &self.cfg
+    }
+
+    /// The node's data dir.
+    pub(crate) fn data_dir(&self) -> &std::path::Path {
+        &self.data_dir
+    }
+
+    /// The node's RocksDB (reads of the log and of `disc` tables, backups, metrics).
+    pub(crate) fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// The tables this node declared and the code it registered.
+    pub(crate) fn schema(&self) -> &Arc<NodeSchema> {
+        &self.schema
+    }
+
+    /// Counters and histograms for `/metrics`.
+    pub(crate) fn instruments(&self) -> &Instruments {
+        &self.instruments
+    }
+
+    /// A replicant's link to the cores (`None` on a core).
+    pub(crate) fn link(&self) -> Option<&Arc<Link>> {
+        self.link.as_ref()
+    }
+
+    /// Tells the membership feed an event the cluster feature saw (this node left).
+    pub(crate) fn tell_member_event(&self, event: crate::engine::MemberEvent) {
+        self.members.send(event)
+    }
+}
+
+/// What a core's log server needs of the node: the log's retention pins, the replicants it
+/// streams to, and the generation of the Raft state it serves from.
+impl Runtime {
+    /// Holds the log from `index` for a stream (released when the pin is dropped).
+    pub(crate) fn pin_log(&self, index: u64) -> Result<crate::storage::log_store::Pin> {
+        self.pins.pin(index)
+    }
+
+    /// Holds the log from `from` if it is still retained, for a stream resuming at `applied`.
+    pub(crate) fn pin_log_if_retained(&self, from: u64, applied: u64) -> Result<Option<crate::storage::log_store::Pin>> {
+        self.pins.pin_if_retained(&self.db, from, applied)
+    }
+
+    /// Registers a replicant streaming from this core until the guard drops.
+    pub(crate) fn register_subscriber(&self, s: crate::status::Subscriber) -> subscribers::Registered<'_> {
+        self.subscribers.register(s)
+    }
+
+    /// Whether replicant `name` streams from this core now.
+    pub(crate) fn streams_to(&self, name: &str) -> bool {
+        self.subscribers.list().iter().any(|s| s.name == name)
+    }
+
+    /// Bumped each time this node's Raft state is wiped (join, leave): a stream served from
+    /// an older generation ends.
+    pub(crate) fn raft_generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
     }
 }
 

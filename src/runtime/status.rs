@@ -74,7 +74,6 @@ impl Runtime {
             Err(_) => status.raft_role = Some(RaftRole::Shutdown),
         }
         status.subscribers = self.subscribers.list();
-        status.forming_with = self.forming_with.lock().map(|f| f.clone()).unwrap_or_default();
         status
     }
 

@@ -56,7 +56,7 @@ pub(crate) async fn run(node: std::sync::Arc<crate::runtime::Runtime>, every: Du
             _ = tokio::time::sleep(every) => {}
             _ = node.stopped() => return,
         }
-        let leader = node.leader().ok().flatten().is_some_and(|(id, _)| id == node.cfg.node_id);
+        let leader = node.leader().ok().flatten().is_some_and(|(id, _)| id == node.config().node_id);
         if leader && let Err(e) = sweep_once(&node, super::time::now_ms()).await {
             tracing::warn!(error = %e, "expiry sweep failed; will try again");
         }

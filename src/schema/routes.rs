@@ -180,7 +180,7 @@ mod api {
             match view.catalog.lookup(ROUTES) {
                 Ok(ix) => match_routes(&view, ix, topic),
                 // Declared, not created through the log yet: no routes.
-                Err(_) if self.node.schema.declares(ROUTES).is_some() => {
+                Err(_) if self.node.schema().declares(ROUTES).is_some() => {
                     validate_name(topic).map_err(|e| invalid(topic, e))?;
                     Ok(Vec::new())
                 }

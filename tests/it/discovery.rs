@@ -555,7 +555,7 @@ async fn dns_nodes_whose_lists_disagree_wait_until_they_agree() {
         start_together([config(ips[0], old_server), config(ips[1], new_server), config(ips[2], new_server)]).await;
     let names = |n: usize| ips[..n].iter().map(|ip| format!("mnema@{ip}")).collect::<Vec<_>>();
     wait_until("n1 to propose two nodes and n2, n3 three", Duration::from_secs(20), || async {
-        let p: Vec<_> = nodes.iter().map(|n| n.runtime().node_status().forming_with).collect();
+        let p: Vec<_> = nodes.iter().map(|n| n.status().forming_with).collect();
         p == [names(2), names(3), names(3)]
     })
     .await;

@@ -387,3 +387,45 @@ fn no_status_is_built_outside_the_one_mapping() {
     }
     assert!(built.is_empty(), "statuses built by hand outside rpc/status.rs:\n{}", built.join("\n"));
 }
+
+/// The fields of `struct Runtime` declared with any visibility (`pub`, `pub(crate)`,
+/// `pub(super)`, `pub(in …)`), read from `code`.
+fn public_runtime_fields(code: &str) -> Vec<String> {
+    let Some(start) = code.find("pub struct Runtime {") else {
+        return vec!["<no `pub struct Runtime {` found>".to_string()];
+    };
+    let mut depth = 0;
+    let mut out = Vec::new();
+    for line in code[start..].lines() {
+        let at_field_level = depth == 1;
+        depth += line.matches('{').count() as i32 - line.matches('}').count() as i32;
+        let trimmed = line.trim();
+        if at_field_level && trimmed.starts_with("pub") && trimmed.contains(':') {
+            out.push(trimmed.to_string());
+        }
+        if depth <= 0 && line.contains('}') {
+            break;
+        }
+    }
+    out
+}
+
+/// The features reach the node's state only through `Runtime`'s methods, and the state a
+/// feature owns is its own (ARCHITECTURE.md, "Layering"): no field of `Runtime` is visible
+/// outside `runtime/`, so the compiler refuses a feature that reaches into one.
+#[test]
+fn no_runtime_field_is_visible_outside_the_runtime() {
+    let code = code_of(&std::fs::read_to_string(src_dir().join("runtime/mod.rs")).expect("read runtime/mod.rs"));
+    let open = public_runtime_fields(&code);
+    assert!(open.is_empty(), "fields of Runtime visible outside runtime/ (add a method instead):\n{}", open.join("\n"));
+}
+
+#[test]
+fn the_checker_sees_a_visible_runtime_field() {
+    let planted = "pub struct Runtime {\n    cfg: Validated,\n    pub(crate) db: Db,\n    inner: Mutex<Vec<u8>>,\n}\nimpl Runtime {\n    pub fn x(&self) -> u8 { 0 }\n}\n";
+    assert_eq!(public_runtime_fields(planted), vec!["pub(crate) db: Db,".to_string()]);
+    assert!(
+        public_runtime_fields("pub struct Runtime {\n    a: u8,\n}\npub struct Other {\n    pub b: u8,\n}\n")
+            .is_empty()
+    );
+}
