@@ -500,9 +500,9 @@ pub struct RaftSection {
     /// How often the leader sends heartbeats.
     pub heartbeat_interval: Interval,
     /// How long the leader's lease lasts: a follower that has not heard from the leader
-    /// for this long gives its vote, and campaigns itself between 1.5× and 2× this after
-    /// the leader's last heartbeat (each node draws its own point once). At least 3
-    /// heartbeats. The first write after a leader fails is acknowledged about 2× this
+    /// for this long gives its vote, and between 1.25× and 1.5× this after the leader's
+    /// last heartbeat asks the other voters for theirs (a pre-vote, drawn afresh each
+    /// time); it campaigns once a majority would vote for it. At least 3 heartbeats. The first write after a leader fails is acknowledged about 2× this
     /// later at most (`docs/operations.md`, failover).
     pub election_timeout: Interval,
     /// Build a snapshot (and compact the log) after this many entries.

@@ -103,6 +103,113 @@ fn log_entries() -> Vec<(String, Entry)> {
     out
 }
 
+/// One form of the Raft service's messages (`raft::wire`, `RPC_VERSION`).
+fn raft_form<T: serde::Serialize + serde::de::DeserializeOwned>(name: &'static str, samples: Vec<(&str, T)>) -> Form {
+    use crate::raft::wire;
+    Form {
+        name,
+        version: wire::RPC_VERSION,
+        samples: samples.into_iter().map(|(n, v)| (n.to_string(), wire::encode(&v).expect("encode"))).collect(),
+        reencode: |b| wire::encode(&wire::decode::<T>("golden", b)?),
+    }
+}
+
+fn raft_forms() -> Vec<Form> {
+    use crate::raft::pre_vote::{PreVoteReply, PreVoteRequest};
+    use crate::raft::wire::{AppendReply, AppendRequest, SnapshotReply, SnapshotRequest, VoteReply, VoteReq};
+    use openraft::raft::{AppendEntriesResponse, InstallSnapshotResponse, VoteResponse};
+    let log_id = |term, index| openraft::LogId::new(openraft::CommittedLeaderId::new(term, 1), index);
+    let vote = openraft::Vote::new_committed(3, 1);
+    let entries: Vec<Entry> = log_entries().into_iter().map(|(_, e)| e).collect();
+    let append = |entries: Vec<Entry>| AppendRequest {
+        vote,
+        prev_log_id: Some(log_id(2, 6)),
+        leader_commit: Some(log_id(2, 5)),
+        entries,
+    };
+    let stopped = || crate::raft::types::RaftError::Fatal(openraft::error::Fatal::Stopped);
+    let membership = log_entries()
+        .into_iter()
+        .find_map(|(_, e)| match e.payload {
+            openraft::EntryPayload::Membership(m) => Some(m),
+            _ => None,
+        })
+        .expect("a membership sample");
+    let meta = crate::raft::types::SnapshotMeta {
+        last_log_id: Some(log_id(3, 9)),
+        last_membership: crate::raft::types::StoredMembership::new(Some(log_id(3, 9)), membership),
+        snapshot_id: "3-9-1".into(),
+    };
+    vec![
+        raft_form("raft-append-request", vec![("entries", append(entries)), ("heartbeat", append(Vec::new()))]),
+        raft_form::<AppendReply>(
+            "raft-append-reply",
+            vec![
+                ("success", Ok(AppendEntriesResponse::Success)),
+                ("partial", Ok(AppendEntriesResponse::PartialSuccess(Some(log_id(3, 8))))),
+                ("conflict", Ok(AppendEntriesResponse::Conflict)),
+                ("higher-vote", Ok(AppendEntriesResponse::HigherVote(openraft::Vote::new(4, 2)))),
+                ("stopped", Err(stopped())),
+            ],
+        ),
+        raft_form::<VoteReq>(
+            "raft-vote-request",
+            vec![("vote", openraft::raft::VoteRequest::new(openraft::Vote::new(4, 2), Some(log_id(3, 9))))],
+        ),
+        raft_form::<VoteReply>(
+            "raft-vote-reply",
+            vec![
+                (
+                    "granted",
+                    Ok(VoteResponse {
+                        vote: openraft::Vote::new(4, 2),
+                        vote_granted: true,
+                        last_log_id: Some(log_id(3, 9)),
+                    }),
+                ),
+                ("refused", Ok(VoteResponse { vote, vote_granted: false, last_log_id: None })),
+                ("stopped", Err(stopped())),
+            ],
+        ),
+        raft_form::<SnapshotRequest>(
+            "raft-snapshot-request",
+            vec![(
+                "chunk",
+                openraft::raft::InstallSnapshotRequest {
+                    vote,
+                    meta,
+                    offset: 1 << 20,
+                    data: vec![0, 1, 255],
+                    done: false,
+                },
+            )],
+        ),
+        raft_form::<SnapshotReply>(
+            "raft-snapshot-reply",
+            vec![
+                ("done", Ok(InstallSnapshotResponse { vote })),
+                ("stopped", Err(crate::raft::types::RaftError::Fatal(openraft::error::Fatal::Stopped))),
+            ],
+        ),
+        raft_form(
+            "pre-vote-request",
+            vec![
+                ("candidate", PreVoteRequest { candidate: 2, last_log_id: Some(log_id(3, 9)) }),
+                ("empty-log", PreVoteRequest { candidate: 2, last_log_id: None }),
+            ],
+        ),
+        raft_form(
+            "pre-vote-reply",
+            vec![
+                ("granted", PreVoteReply::Granted),
+                ("leader-alive", PreVoteReply::LeaderAlive),
+                ("log-ahead", PreVoteReply::LogAhead),
+                ("gives-no-votes", PreVoteReply::GivesNoVotes),
+            ],
+        ),
+    ]
+}
+
 fn forms() -> Vec<Form> {
     use crate::codec::{WIRE_VERSION, decode_versioned, encode_versioned};
     let mut out = Vec::new();
@@ -247,6 +354,9 @@ fn forms() -> Vec<Form> {
             Ok(w.finish().map_err(|e| crate::Error::io("snapshot", e))?.0)
         },
     });
+
+    // openraft's messages between cores, and the pre-vote.
+    out.extend(raft_forms());
 
     // A catalog record: how a created table is stored.
     let decl = Declaration::of(&crate::TableDef::replicated("t", crate::Kind::Bag, crate::Storage::Ram));

@@ -84,7 +84,7 @@ pub async fn collect(shared: &Runtime, state: &ClusterState) -> Result<ClusterSt
         }
     });
     members.extend(futures::future::join_all(asks).await);
-    let leader = m.current_leader.and_then(|id| membership.get_node(&id).map(|n| n.name.clone()));
+    let leader = shared.known_leader(&m).and_then(|id| membership.get_node(&id).map(|n| n.name.clone()));
     Ok(ClusterStatus {
         cluster: shared.config().config.cluster.name.clone(),
         leader,

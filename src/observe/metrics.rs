@@ -69,6 +69,13 @@ pub(crate) fn render(rt: &Runtime) -> String {
         counter(status.write_retries),
     );
 
+    reg.register("raft_campaigns", "Elections this core started after winning a pre-vote", ins.campaigns.clone());
+    reg.register(
+        "raft_pre_votes_lost",
+        "Pre-votes this core lost: no majority would vote for it, so it did not campaign",
+        ins.pre_votes_lost.clone(),
+    );
+
     reg.register("applied_index", "Last log index applied on this node", gauge(status.applied_index));
     reg.register("commit_index", "Commit index as this node knows it", gauge(status.committed));
     let info = Family::<NameLabel, Gauge>::default();

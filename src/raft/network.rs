@@ -11,6 +11,7 @@
 
 use super::types::{LogId, NodeId, NodeInfo, TypeConfig};
 use super::peer_log::PeerLog;
+use super::pre_vote::{PreVoteReply, PreVoteRequest};
 use super::unsynced::Unsynced;
 use super::wire;
 use crate::error::{Error, TransportKind};
@@ -136,6 +137,42 @@ impl Connection {
         let res: Result<T, RaftError<NodeId, E>> =
             wire::decode("raft reply", &reply.data).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         res.map_err(|e| RPCError::RemoteError(RemoteError::new_with_node(self.target, self.node.clone(), e)))
+    }
+}
+
+/// A voter's answer to a pre-vote, as the candidate sees it.
+#[derive(Debug)]
+pub enum PreVoteAnswer {
+    Reply(PreVoteReply),
+    /// The peer predates pre-votes (a build one protocol version older): it decides by
+    /// Raft's vote alone, so it counts as granting.
+    Unsupported,
+    /// No answer (unreachable, timed out, undecodable).
+    Failed(Error),
+}
+
+/// Asks `node` whether it would vote for the candidate of `req`, waiting at most `ttl`.
+pub async fn pre_vote(peers: &Peers, node: &NodeInfo, req: &PreVoteRequest, ttl: std::time::Duration) -> PreVoteAnswer {
+    let data = match wire::encode(req) {
+        Ok(d) => d,
+        Err(e) => return PreVoteAnswer::Failed(e),
+    };
+    let mut client = match peers.raft(&node.addr) {
+        Ok(c) => c,
+        Err(e) => return PreVoteAnswer::Failed(e),
+    };
+    match tokio::time::timeout(ttl, client.pre_vote(Payload { data })).await {
+        Err(_) => PreVoteAnswer::Failed(Error::transport(
+            &node.name,
+            TransportKind::TimedOut,
+            format!("no pre-vote reply within {ttl:?}"),
+        )),
+        Ok(Err(status)) if crate::rpc::status::is_unimplemented(&status) => PreVoteAnswer::Unsupported,
+        Ok(Err(status)) => PreVoteAnswer::Failed(status_error(&node.name, status)),
+        Ok(Ok(r)) => match wire::decode::<PreVoteReply>("pre-vote reply", &r.into_inner().data) {
+            Ok(answer) => PreVoteAnswer::Reply(answer),
+            Err(e) => PreVoteAnswer::Failed(e),
+        },
     }
 }
 

@@ -1,5 +1,6 @@
 //! Raft's network, server side: decodes a peer's request and hands it to the local Raft.
 
+use super::pre_vote::{self, PreVoteRequest, Voter};
 use super::slot::RaftSlot;
 use super::wire;
 use crate::rpc::pb::Payload;
@@ -7,6 +8,7 @@ use crate::rpc::status::to_status;
 use crate::stages::{self, Stage};
 use crate::rpc::pb::raft_server::Raft as RaftRpc;
 use std::sync::Arc;
+use std::time::Duration;
 use tonic::{Request, Response, Status};
 
 /// The Raft service of one core, over the slot of its current Raft instance.
@@ -54,6 +56,27 @@ impl RaftRpc for RaftService {
         }
         let res: wire::VoteReply = self.raft.get().map_err(|e| to_status(&e))?.vote(rpc).await;
         reply(&res)
+    }
+
+    async fn pre_vote(&self, req: Request<Payload>) -> Result<Response<Payload>, Status> {
+        let rpc: PreVoteRequest = wire::decode("pre-vote", &req.into_inner().data).map_err(|e| to_status(&e))?;
+        let raft = self.raft.get().map_err(|e| to_status(&e))?;
+        let lease = Duration::from_millis(raft.config().election_timeout_max);
+        let leading_with_quorum = {
+            let m = raft.metrics();
+            let m = m.borrow();
+            (m.state == openraft::ServerState::Leader)
+                .then(|| m.millis_since_quorum_ack.is_some_and(|ms| u128::from(ms) < lease.as_millis()))
+        };
+        let voter = Voter {
+            refuses_votes: self.raft.refuses_votes(),
+            // A leader counts its quorum's acknowledgements; a follower, the leader's appends.
+            leader_within_lease: leading_with_quorum.unwrap_or_else(|| self.raft.last_contact().0.elapsed() < lease),
+            last_log_id: self.raft.last_log_id().map_err(|e| to_status(&e))?,
+        };
+        let answer = pre_vote::decide(&voter, &rpc);
+        tracing::debug!(candidate = rpc.candidate, ?answer, "pre-vote");
+        reply(&answer)
     }
 
     async fn install_snapshot(&self, req: Request<Payload>) -> Result<Response<Payload>, Status> {

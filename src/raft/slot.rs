@@ -2,7 +2,7 @@
 //! joins or leaves a cluster (its Raft state is wiped and started again), so the gRPC
 //! service, the write path and the status read it from here rather than keep one.
 
-use super::types::Raft;
+use super::types::{LogId, Raft};
 use crate::error::{Error, Result};
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -19,7 +19,12 @@ pub struct RaftSlot {
     /// How many times [`RaftSlot::touch`] was called.
     contacts: AtomicU64,
     epoch: Instant,
+    /// Reads the last log id of the current instance's log store (set with the instance).
+    last_log: RwLock<Option<LastLog>>,
 }
+
+/// Reads a log store's last log id.
+pub type LastLog = std::sync::Arc<dyn Fn() -> Result<Option<LogId>> + Send + Sync>;
 
 impl Default for RaftSlot {
     fn default() -> Self {
@@ -29,6 +34,7 @@ impl Default for RaftSlot {
             contact_ms: AtomicU64::new(0),
             contacts: AtomicU64::new(0),
             epoch: Instant::now(),
+            last_log: RwLock::new(None),
         }
     }
 }
@@ -39,10 +45,26 @@ impl RaftSlot {
         self.raft.read().map_err(|_| Error::Shutdown)?.clone().ok_or(Error::Shutdown)
     }
 
-    /// Puts `raft` in the slot (`None`: empties it), returning what was there.
+    /// Puts `raft` in the slot (`None`: empties it, and lets go of its log store's reader,
+    /// so that nothing here keeps the store open), returning what was there.
     pub fn set(&self, raft: Option<Raft>) -> Result<Option<Raft>> {
+        if raft.is_none() {
+            *self.last_log.write().map_err(|_| Error::Shutdown)? = None;
+        }
         let mut slot = self.raft.write().map_err(|_| Error::Shutdown)?;
         Ok(std::mem::replace(&mut *slot, raft))
+    }
+
+    /// Sets how the last log id of the current instance's log is read.
+    pub fn set_last_log(&self, read: LastLog) -> Result<()> {
+        *self.last_log.write().map_err(|_| Error::Shutdown)? = Some(read);
+        Ok(())
+    }
+
+    /// The last log id of the current instance's log ([`Error::Shutdown`] before one runs).
+    pub fn last_log_id(&self) -> Result<Option<LogId>> {
+        let read = self.last_log.read().map_err(|_| Error::Shutdown)?.clone().ok_or(Error::Shutdown)?;
+        read()
     }
 
     /// Records that a leader reached this core now (or that it leads).
@@ -65,12 +87,10 @@ impl RaftSlot {
     }
 
     /// Sets whether this core refuses vote requests; while it does, it does not campaign
-    /// either (a member that forgot its state must not become a candidate of its old
-    /// membership, whose higher terms would unseat the leader that re-admits it).
+    /// either (`runtime::campaign` checks: a member that forgot its state must not become a
+    /// candidate of its old membership, whose higher terms would unseat the leader that
+    /// re-admits it), and answers no pre-vote with a grant.
     pub fn set_refuse_votes(&self, refuse: bool) {
         self.refuse_votes.store(refuse, Ordering::SeqCst);
-        if let Ok(raft) = self.get() {
-            raft.runtime_config().elect(!refuse);
-        }
     }
 }

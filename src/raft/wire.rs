@@ -47,10 +47,11 @@ pub type VoteReply = std::result::Result<VoteResponse<NodeId>, RaftError>;
 pub type SnapshotRequest = InstallSnapshotRequest<TypeConfig>;
 pub type SnapshotReply = std::result::Result<InstallSnapshotResponse<NodeId>, RaftError<InstallSnapshotError>>;
 
-/// Decodes any request a Raft server accepts (for fuzzing all three at once).
+/// Decodes any request a Raft server accepts (for fuzzing all four at once).
 #[cfg(feature = "fuzzing")]
 pub fn decode_any_request(bytes: &[u8]) -> bool {
     decode::<AppendRequest>("append", bytes).is_ok()
         | decode::<VoteReq>("vote", bytes).is_ok()
         | decode::<SnapshotRequest>("snapshot chunk", bytes).is_ok()
+        | decode::<super::pre_vote::PreVoteRequest>("pre-vote", bytes).is_ok()
 }

@@ -78,6 +78,11 @@ pub fn from_status(peer: &str, status: Status) -> Error {
     Error::Transport { peer: peer.into(), kind, reason: format!("{:?}: {}", status.code(), status.message()) }
 }
 
+/// Whether the peer does not serve the method called (a build that predates it).
+pub fn is_unimplemented(status: &Status) -> bool {
+    status.code() == Code::Unimplemented
+}
+
 /// Whether the status comes from a connection that could not be made: an I/O error of
 /// one of these kinds among its causes.
 fn could_not_connect(s: &Status) -> bool {

@@ -1,14 +1,22 @@
-//! When a core campaigns. openraft 0.9 draws each node's election timeout once, at start:
-//! two followers whose draws lie close together campaign together after every leader
-//! failure, split the vote, and wait out the same timeouts again, round after round (seen
-//! as failovers of 3–4 s where 1.5–2 s was due). This task draws afresh for every
-//! campaign: a voter that has heard from no leader for `raft.election_timeout` (the
-//! leader's lease, after which the other voters give their votes again) plus a wait drawn
-//! in `[¼, ½)` of it campaigns (`Trigger::elect`); if no leader reaches it after that, it
-//! campaigns again after another fresh draw. openraft's own timer (1.5×–2× the timeout,
-//! see `raft_setup`) stays, behind this one.
-
+//! When a core campaigns. openraft 0.9 draws each node's election timeout once, at start,
+//! and has no pre-vote: two followers whose draws lie close together campaign together after
+//! every leader failure and split the vote round after round, and a core cut off from the
+//! leader raises its term on its own and, once reachable, deposes the healthy leader (seen
+//! in the fault suite as 0.7–2.5 s without a leader after a partition healed). openraft's
+//! timer is off (`raft_setup`); this task decides instead:
+//!
+//! - a voter that has heard from no leader for `raft.election_timeout` (the leader's lease,
+//!   after which the other voters give their votes again) plus a wait drawn in `[¼, ½)` of
+//!   it asks the other voters first (a pre-vote, `raft::pre_vote`): only when a majority of
+//!   every configuration would vote for it does it campaign (`Trigger::elect`);
+//! - whatever came of it (no majority, a split vote, a log behind another voter's), it
+//!   tries again after a fresh draw, until a leader reaches it.
+//!
 use super::Runtime;
+use crate::raft::network::{PreVoteAnswer, pre_vote};
+use crate::raft::pre_vote::{PreVoteReply, PreVoteRequest, majority_of_each};
+use crate::raft::slot::RaftSlot;
+use crate::raft::types::Membership;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -33,11 +41,12 @@ pub(crate) async fn campaign(rt: Arc<Runtime>) {
             _ = rt.stopped() => return,
         }
         let Ok(raft) = slot.get() else { continue };
-        let (leading, voter) = {
+        let (leading, membership) = {
             let m = raft.metrics();
             let m = m.borrow();
-            (m.state == openraft::ServerState::Leader, m.membership_config.membership().voter_ids().any(|id| id == rt.cfg.node_id))
+            (m.state == openraft::ServerState::Leader, m.membership_config.membership().clone())
         };
+        let voter = membership.voter_ids().any(|id| id == rt.cfg.node_id);
         if leading || !voter || slot.refuses_votes() {
             // A leader is in touch with itself; a learner, or a core without its Raft
             // state, does not campaign.
@@ -54,14 +63,55 @@ pub(crate) async fn campaign(rt: Arc<Runtime>) {
         if Instant::now() < at {
             continue;
         }
-        tracing::info!(silent_ms = contact.elapsed().as_millis() as u64, "no leader heard from: campaigning");
-        if raft.trigger().elect().await.is_err() {
+        // Whatever comes of this attempt, the next is a fresh draw away.
+        due = Some(Instant::now() + draw(timeout));
+        if let Err(refusals) = canvass(&rt, &slot, &membership, timeout / 4).await {
+            rt.instruments.pre_votes_lost.inc();
+            tracing::debug!(silent_ms = contact.elapsed().as_millis() as u64, %refusals, "no majority would vote for this core: not campaigning");
             continue;
         }
-        // Once per silence: if this campaign brings no leader (a split vote, or a log
-        // behind another voter's), openraft's own timer goes on from here, and backs off
-        // where a voter showed a longer log; a second early campaign would only raise the
-        // term under the voter that can win.
-        due = Some(Instant::now() + Duration::from_secs(3600));
+        tracing::info!(silent_ms = contact.elapsed().as_millis() as u64, "no leader heard from, and a majority would vote for this core: campaigning");
+        rt.instruments.campaigns.inc();
+        let _ = raft.trigger().elect().await;
     }
+}
+
+/// Asks the other voters of `membership` whether they would vote for this core, each within
+/// `ttl`; done as soon as a majority of every configuration would (this core's own vote
+/// included). The refusals otherwise, for the log.
+async fn canvass(rt: &Runtime, slot: &RaftSlot, membership: &Membership, ttl: Duration) -> Result<(), String> {
+    use futures::StreamExt;
+    let me = rt.cfg.node_id;
+    let req = PreVoteRequest { candidate: me, last_log_id: slot.last_log_id().map_err(|e| e.to_string())? };
+    let configs = membership.get_joint_config();
+    let mut granted = vec![me];
+    if majority_of_each(configs, &granted) {
+        return Ok(());
+    }
+    let mut asks: futures::stream::FuturesUnordered<_> = membership
+        .voter_ids()
+        .filter(|id| *id != me)
+        .filter_map(|id| membership.get_node(&id).map(|n| (id, n.clone())))
+        .map(|(id, node)| {
+            let req = &req;
+            async move {
+                let answer = pre_vote(&rt.peers, &node, req, ttl).await;
+                (id, node.name, answer)
+            }
+        })
+        .collect();
+    let mut refusals = Vec::new();
+    while let Some((id, name, answer)) = asks.next().await {
+        match answer {
+            PreVoteAnswer::Reply(PreVoteReply::Granted) | PreVoteAnswer::Unsupported => {
+                granted.push(id);
+                if majority_of_each(configs, &granted) {
+                    return Ok(());
+                }
+            }
+            PreVoteAnswer::Reply(refused) => refusals.push(format!("{name}: {refused:?}")),
+            PreVoteAnswer::Failed(e) => refusals.push(format!("{name}: {e}")),
+        }
+    }
+    Err(refusals.join("; "))
 }

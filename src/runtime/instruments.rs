@@ -22,6 +22,10 @@ pub struct Instruments {
     /// and the records it carried.
     pub(crate) bootstrap_seconds: Gauge<f64, AtomicU64>,
     pub(crate) bootstrap_records: Gauge,
+    /// Campaigns this core started (a pre-vote won first), and pre-votes it lost (no
+    /// majority would vote for it: it stayed a follower, its term unchanged).
+    pub(crate) campaigns: Counter,
+    pub(crate) pre_votes_lost: Counter,
 }
 
 impl Default for Instruments {
@@ -38,6 +42,8 @@ impl Default for Instruments {
             forwarded_txns: Counter::default(),
             bootstrap_seconds: Gauge::default(),
             bootstrap_records: Gauge::default(),
+            campaigns: Counter::default(),
+            pre_votes_lost: Counter::default(),
         }
     }
 }

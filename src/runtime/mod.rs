@@ -145,7 +145,16 @@ impl Runtime {
             return Ok(s.leader_id().zip(s.leader.clone()).map(|(id, (name, addr))| (id, NodeInfo { name, addr })));
         }
         let m = self.metrics()?;
-        Ok(m.current_leader.and_then(|id| m.membership_config.membership().get_node(&id).map(|n| (id, n.clone()))))
+        Ok(self.known_leader(&m).and_then(|id| m.membership_config.membership().get_node(&id).map(|n| (id, n.clone()))))
+    }
+
+    /// The leader `m` names, unless this core is a follower that has heard from no leader
+    /// for the leader's lease (the election timeout): openraft names the last leader it
+    /// heard from however long ago, and a core cut off from the others (which no longer
+    /// campaigns alone, see `campaign`) would report a leader it cannot reach.
+    pub(crate) fn known_leader(&self, m: &RaftMetrics) -> Option<NodeId> {
+        let id = m.current_leader?;
+        (id == self.cfg.node_id || self.raft.last_contact().0.elapsed() <= self.cfg.election_timeout()).then_some(id)
     }
 
     pub fn name(&self) -> &str {

@@ -18,14 +18,13 @@ fn raft_config(shared: &Runtime) -> Result<Arc<Config>> {
         cluster_name: shared.cfg.config.cluster.name.clone(),
         heartbeat_interval: hb,
         // openraft 0.9: a follower that last heard from its leader at `t` gives no vote
-        // before `t + election_timeout_max` (the leader's lease) and campaigns at `t +
-        // election_timeout_max + d`, `d` drawn once per node in `[min, max)`. With `max`
-        // the configured timeout and `min` half of it, a follower campaigns between 1.5×
-        // and 2× `raft.election_timeout` after the leader's last heartbeat, and the other
-        // followers' leases have run out by then: the first write after the leader stops
-        // is acknowledged within 2× the timeout and a round of votes.
+        // before `t + election_timeout_max` (the leader's lease). Its own election timer is
+        // off: `runtime::campaign` decides when a core campaigns (a fresh draw per
+        // campaign, and a pre-vote first, so a core that cannot win never raises its term
+        // and deposes a healthy leader when it is back).
         election_timeout_min: et / 2,
         election_timeout_max: et,
+        enable_elect: false,
         // Per snapshot chunk (1 MiB), not per snapshot.
         install_snapshot_timeout: 10_000,
         snapshot_policy: SnapshotPolicy::LogsSinceLast(shared.cfg.config.raft.snapshot_after_entries),
@@ -67,12 +66,12 @@ pub(crate) async fn start_raft(shared: &Arc<Runtime>) -> Result<()> {
     let vote = LogStore::stored_vote(&shared.db)?;
     raft_mark::check(&shared.data_dir, &layout::db(&shared.data_dir), vote.as_ref(), sm.applied_index())?;
     let log = log_store(shared, unsynced.clone())?;
+    let reader = log.clone();
+    shared.raft_slot().set_last_log(Arc::new(move || reader.last_log_id()))?;
     let network = Network { peers: shared.peers.clone(), unsynced, peer_log: Default::default() };
     let raft = openraft::Raft::new(shared.cfg.node_id, raft_config(shared)?, network, log, sm)
         .await
         .map_err(|e| Error::Raft(e.to_string()))?;
-    // A core refusing votes (no state of its own yet) does not campaign either.
-    raft.runtime_config().elect(!shared.refuses_votes());
     shared.set_raft(Some(raft))
 }
 

@@ -59,8 +59,8 @@ impl Runtime {
         }
         match self.metrics() {
             Ok(m) => {
-                status.leader = m
-                    .current_leader
+                status.leader = self
+                    .known_leader(&m)
                     .and_then(|id| m.membership_config.membership().get_node(&id).map(|n| n.name.clone()));
                 status.raft_role = Some(match m.state {
                     openraft::ServerState::Leader => RaftRole::Leader,

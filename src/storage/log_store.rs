@@ -318,6 +318,13 @@ impl LogStore {
         self.db.raw().write_opt(wb, &opts).map_err(|e| w(&self.db.err("write meta", e)))
     }
 
+    /// The id of the last entry of this log (appended, synced or not; the last purged one
+    /// when every entry was purged): what a pre-vote compares (`raft::pre_vote`).
+    pub fn last_log_id(&self) -> crate::error::Result<Option<LogId>> {
+        let last_purged: Option<LogId> = self.meta(MetaKey::LastPurged).map_err(|e| crate::error::Error::Storage(e.to_string()))?;
+        Ok(self.last_entry_id().map_err(|e| crate::error::Error::Storage(e.to_string()))?.or(last_purged))
+    }
+
     fn last_entry_id(&self) -> Result<Option<LogId>, StorageError> {
         let cf = self.db.cf(CF_LOG).map_err(|e| logs_err(ErrorVerb::Read, e))?;
         match self.db.raw().iterator_cf(cf, IteratorMode::End).next() {

@@ -187,3 +187,42 @@ async fn a_manual_core_that_lost_its_store_rejoins_as_a_new_member_through_clust
     n3.shutdown().await.expect("stop n3");
     c.shutdown().await;
 }
+
+/// Pre-vote: a follower cut off from the others for several election timeouts does not
+/// raise its term while no majority would vote for it, so when the partition heals the
+/// leader it had keeps leading: no election, the same term everywhere. (Without pre-vote
+/// the follower campaigns alone during the partition, and its higher term deposes the
+/// leader on the first append after the heal.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_follower_back_from_a_partition_does_not_depose_the_leader() {
+    let c = Cluster::start(3).await;
+    let first = c.nodes[0].transact(Txn::new().put("kv", "before", "v")).await.expect("write").index;
+    c.wait_applied(first).await;
+    let state = |n: &mnema::Node| {
+        let m = n.runtime().metrics().expect("metrics");
+        (m.current_leader, m.current_term)
+    };
+    let (leader, term) = state(&c.nodes[0]);
+    let leader = leader.expect("a leader");
+    let f = c.nodes.iter().position(|n| n.node_id() != leader).expect("a follower");
+    let others: Vec<usize> = (0..3).filter(|i| *i != f).collect();
+    let other_addrs: Vec<&str> = others.iter().map(|o| c.nodes[*o].addr()).collect();
+    c.nodes[f].runtime().peers().partition(&other_addrs);
+    for o in &others {
+        c.nodes[*o].runtime().peers().partition(&[c.nodes[f].addr()]);
+    }
+    // The fault's length: six election timeouts (300 ms in the test timings), long enough
+    // for the follower to have campaigned several times had it not asked first.
+    tokio::time::sleep(Duration::from_millis(1800)).await;
+    assert_eq!(state(&c.nodes[f]).1, term, "the cut-off follower raised its term while it could not win");
+    for n in &c.nodes {
+        n.runtime().peers().heal();
+    }
+    let leader_node = c.nodes.iter().find(|n| n.node_id() == leader).expect("the leader");
+    let after = leader_node.transact(Txn::new().put("kv", "after", "v")).await.expect("the leader still writes").index;
+    c.nodes[f].wait_applied(after, Duration::from_secs(10)).await.expect("the follower catches up");
+    for n in &c.nodes {
+        assert_eq!(state(n), (Some(leader), term), "{}: the heal changed the leader or the term", n.name());
+    }
+    c.shutdown().await;
+}

@@ -210,15 +210,22 @@ async fn forming_a_cluster_logs_no_error_while_peers_are_not_up() {
         );
         procs.push(spawn_config(dir.path(), &mnema::testing::name(i), &format!("n{i}"), &text));
         if i == 1 {
-            // The first node alone: it serves, it is not ready, and it has run elections
-            // (its term moves past 1) against peers that are not there.
-            wait_until("node 1 through two election rounds alone", Duration::from_secs(30), || async {
-                match get(http + 1, "/metrics").await {
-                    Some((200, body)) => samples(&body).get("mnema_raft_term").is_some_and(|t| *t >= 2.0),
-                    _ => false,
-                }
-            })
-            .await;
+            // The first node alone: it serves, it is not ready, and it has asked peers that
+            // are not there for their votes twice (pre-votes it lost: no majority, so no
+            // campaign and its term stays where forming put it).
+            let seen =
+                crate::harness::eventually("node 1 through two pre-votes alone", Duration::from_secs(30), || async {
+                    match get(http + 1, "/metrics").await {
+                        Some((200, body)) => {
+                            let s = samples(&body);
+                            s.get("mnema_raft_pre_votes_lost_total").is_some_and(|n| *n >= 2.0).then_some(s)
+                        }
+                        _ => None,
+                    }
+                })
+                .await;
+            assert!(seen.get("mnema_raft_term").is_some_and(|t| *t <= 1.0), "a core alone raised its term: {seen:?}");
+            assert_eq!(seen.get("mnema_raft_campaigns_total"), Some(&0.0), "a core alone campaigned");
             assert_eq!(get(http + 1, "/ready").await.expect("ready").0, 503);
         }
     }
