@@ -55,7 +55,7 @@ pub fn decode_versioned<T: DeserializeOwned>(what: &'static str, version: u8, by
     match bytes.split_first() {
         None => Err(Error::corrupt(what, "empty record")),
         Some((&v, rest)) if v == version => decode(what, rest),
-        Some((&v, _)) => Err(Error::corrupt(what, format!("format version {v}, expected {version}"))),
+        Some((&found, _)) => Err(Error::UnknownFormat { what: what.to_string(), found, supported: version }),
     }
 }
 
@@ -68,7 +68,10 @@ mod tests {
         let v = (7u64, String::from("x"), vec![1u8, 2, 3]);
         let bytes = encode_versioned(1, &v).unwrap();
         assert_eq!(decode_versioned::<(u64, String, Vec<u8>)>("t", 1, &bytes).unwrap(), v);
-        assert!(decode_versioned::<(u64, String, Vec<u8>)>("t", 2, &bytes).is_err());
+        assert!(matches!(
+            decode_versioned::<(u64, String, Vec<u8>)>("t", 2, &bytes),
+            Err(Error::UnknownFormat { found: 1, supported: 2, .. })
+        ));
         assert!(decode_versioned::<(u64, String, Vec<u8>)>("t", 1, &bytes[..bytes.len() - 1]).is_err());
         let mut long = bytes.clone();
         long.push(0);

@@ -473,6 +473,19 @@ pub enum Error {
         /// The version that member announces.
         announces: u32,
     },
+
+    /// Bytes from disk or the network carry a format version this build has no decoder
+    /// for (a newer build wrote them, or one too old to read any more): refused, never
+    /// read as something else. Unlike [`Error::Corrupt`], the bytes may be intact.
+    #[error("{what} in format version {found}: this build reads version {supported}")]
+    UnknownFormat {
+        /// What was being read.
+        what: String,
+        /// The version the bytes carry.
+        found: u8,
+        /// The version this build reads.
+        supported: u8,
+    },
 }
 
 /// What kind of named, versioned code a table declaration refers to.

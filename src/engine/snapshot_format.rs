@@ -75,7 +75,7 @@ impl<R: Read> SnapshotReader<R> {
             return Err(Error::corrupt("snapshot", "not a mnema snapshot (bad magic)"));
         }
         if head[8] != VERSION {
-            return Err(Error::corrupt("snapshot", format!("format version {}, expected {VERSION}", head[8])));
+            return Err(Error::UnknownFormat { what: "snapshot".into(), found: head[8], supported: VERSION });
         }
         Ok(SnapshotReader { input, crc: crc32fast::Hasher::new(), count: 0, done: false })
     }

@@ -41,6 +41,7 @@ pub fn to_status(err: &Error) -> Status {
         | Error::LocalTable { .. }
         | Error::VersionMismatch { .. }
         | Error::FeatureNotEnabled { .. }
+        | Error::UnknownFormat { .. }
         | Error::Refused(_) => Code::FailedPrecondition,
         _ => Code::Internal,
     };
@@ -161,6 +162,7 @@ pub(crate) mod tests {
             Error::task("export", "panicked"),
             Error::VersionMismatch { peer: "p@h".into(), ours: 1, theirs: 3 },
             Error::FeatureNotEnabled { feature: "CreateTable".into(), needs: 1, node: "a@h".into(), announces: 0 },
+            Error::UnknownFormat { what: "stream message".into(), found: 3, supported: 2 },
         ];
         for e in &all {
             match e {
@@ -209,7 +211,8 @@ pub(crate) mod tests {
                 | Error::Encode { .. }
                 | Error::TaskFailed { .. }
                 | Error::VersionMismatch { .. }
-                | Error::FeatureNotEnabled { .. } => {}
+                | Error::FeatureNotEnabled { .. }
+                | Error::UnknownFormat { .. } => {}
             }
         }
         all
