@@ -94,8 +94,8 @@ impl Node {
             }
             None => None,
         };
-        match rt.link().cloned() {
-            Some(link) => rt.spawn(crate::replication::replicant::run(rt.clone(), link)),
+        match rt.following() {
+            Some((following, link)) => rt.spawn(crate::replication::replicant::run(following, link)),
             None => {
                 if let Err(e) = crate::cluster::bootstrap::form(&rt, &cluster, etcd_lease).await {
                     // Nothing keeps running behind a start that failed.

@@ -34,7 +34,7 @@ pub(crate) async fn serve(shared: Arc<Runtime>, cluster: Arc<ClusterState>, list
     let cluster = ClusterServer::new(ClusterService { node: shared.clone(), state: cluster })
         .max_decoding_message_size(crate::codec::MAX_DECODE)
         .max_encoding_message_size(crate::codec::MAX_DECODE);
-    let replication = ReplicationServer::new(ReplicationService { node: shared.clone() })
+    let replication = ReplicationServer::new(ReplicationService { node: shared.log_serving() })
         .max_decoding_message_size(crate::codec::MAX_DECODE)
         .max_encoding_message_size(crate::codec::MAX_DECODE);
     let raft = InterceptedService::new(raft, check.clone().same_cluster(shared.cluster_id_cell()));

@@ -11,25 +11,23 @@
 use super::stream::{
     CHUNK_BYTES, CHUNK_RECORDS, Heartbeat, MAX_ENTRIES, StartMode, StreamEntry, StreamMsg, crc_record,
 };
-use crate::config::Role;
 use crate::engine::{Batch, ShardId};
 use crate::error::{Error, Result};
 use crate::rpc::pb::{self, replication_server::Replication};
 use crate::rpc::status::to_status;
-use crate::runtime::Runtime;
+use crate::runtime::LogServing;
 use crate::storage::data_snapshot::DataSnapshot;
 use crate::storage::db::Db;
 use crate::storage::log_reader;
 use crate::storage::log_store::Pin;
 use openraft::EntryPayload;
-use std::sync::Arc;
 use tokio::sync::mpsc;
 use tonic::{Request, Response, Status};
 
 type Tx = mpsc::Sender<std::result::Result<pb::Payload, Status>>;
 
 pub struct ReplicationService {
-    pub node: Arc<Runtime>,
+    pub(crate) node: LogServing,
 }
 
 /// Which shards a stream carries.
@@ -74,8 +72,8 @@ impl Replication for ReplicationService {
         &self,
         req: Request<pb::SubscribeRequest>,
     ) -> std::result::Result<Response<Self::SubscribeStream>, Status> {
-        if self.node.config().role != Role::Core {
-            return Err(to_status(&Error::is_replicant(self.node.config().name.as_str(), "streaming to a replicant")));
+        if !self.node.is_core() {
+            return Err(to_status(&Error::is_replicant(self.node.name().as_str(), "streaming to a replicant")));
         }
         if self.node.refuses_votes() {
             // No Raft state of its own yet (a new core before it forms or joins its cluster,
@@ -84,7 +82,7 @@ impl Replication for ReplicationService {
             // ignore every core of the real one.
             let e = Error::NoLeader(format!(
                 "{} is not a member of a cluster yet: no data to stream",
-                self.node.config().name
+                self.node.name()
             ));
             return Err(to_status(&e));
         }
@@ -92,10 +90,7 @@ impl Replication for ReplicationService {
         // A replicant declaring tables otherwise, or without the code of a table in the log,
         // would apply this core's entries differently.
         crate::rpc::convert::decode_schema(&r.schema)
-            .and_then(|theirs| {
-                self.node.check_schema(&r.replicant, &theirs)?;
-                self.node.check_peer_has_code(&r.replicant, &theirs)
-            })
+            .and_then(|theirs| self.node.check_replicant(&r.replicant, &theirs))
             .map_err(|e| to_status(&e))?;
         let shards = if r.shards.is_empty() {
             Shards(None)
@@ -131,13 +126,11 @@ async fn send(tx: &Tx, msg: &StreamMsg) -> Result<bool> {
     Ok(tx.send(Ok(pb::Payload { data })).await.is_ok())
 }
 
-fn heartbeat(node: &Runtime) -> Heartbeat {
-    // A leader cut off from its majority reports no leader: its replicants move away.
-    let leader = if node.cut_off() { None } else { node.leader().ok().flatten().map(|(_, n)| (n.name, n.addr)) };
-    Heartbeat { committed: node.committed_index(), core_applied: node.applied_index(), leader }
+fn heartbeat(node: &LogServing) -> Heartbeat {
+    Heartbeat { committed: node.committed_index(), core_applied: node.applied_index(), leader: node.leader_to_tell() }
 }
 
-async fn serve(node: &Arc<Runtime>, req: &pb::SubscribeRequest, shards: Shards, tx: &Tx) -> Result<()> {
+async fn serve(node: &LogServing, req: &pb::SubscribeRequest, shards: Shards, tx: &Tx) -> Result<()> {
     let members = req.features & super::stream::FEATURE_MEMBERS != 0;
     let applied = node.applied_index();
     let from = req.applied + 1;
@@ -145,7 +138,7 @@ async fn serve(node: &Arc<Runtime>, req: &pb::SubscribeRequest, shards: Shards, 
     let (pin, next) = match resumable {
         Some(pin) => {
             let start = StreamMsg::Start {
-                core: node.config().name.to_string(),
+                core: node.name().to_string(),
                 mode: StartMode::Entries { from },
                 core_applied: applied,
             };
@@ -170,7 +163,7 @@ async fn serve(node: &Arc<Runtime>, req: &pb::SubscribeRequest, shards: Shards, 
 
 /// Streams a consistent snapshot; returns the pin on the entries after it and its index
 /// (`None`: the replicant went away).
-fn send_snapshot(node: &Runtime, shards: &Shards, members: bool, tx: &Tx) -> Result<Option<(Pin, u64)>> {
+fn send_snapshot(node: &LogServing, shards: &Shards, members: bool, tx: &Tx) -> Result<Option<(Pin, u64)>> {
     let blocking_send = |msg: &StreamMsg| -> Result<bool> {
         let data = super::stream::encode(msg)?;
         Ok(tx.blocking_send(Ok(pb::Payload { data })).is_ok())
@@ -180,7 +173,7 @@ fn send_snapshot(node: &Runtime, shards: &Shards, members: bool, tx: &Tx) -> Res
     let index = snap.applied_index()?;
     // Entries after `index` are not applied in this snapshot, so not purgeable yet.
     let pin = node.pin_log(index + 1)?;
-    let start = StreamMsg::Start { core: node.config().name.to_string(), mode: StartMode::Snapshot, core_applied };
+    let start = StreamMsg::Start { core: node.name().to_string(), mode: StartMode::Snapshot, core_applied };
     if !blocking_send(&start)? {
         return Ok(None);
     }
@@ -267,9 +260,9 @@ fn read_entries(db: &Db, from: u64, to: u64, shards: &Shards) -> Result<(Vec<Str
 }
 
 /// Follows this core's applied index from `next` on.
-async fn tail(node: &Arc<Runtime>, shards: Shards, members: bool, tx: &Tx, pin: Pin, mut next: u64) -> Result<()> {
-    let mut applied_rx = node.applied_sender().subscribe();
-    let idle = node.config().heartbeat();
+async fn tail(node: &LogServing, shards: Shards, members: bool, tx: &Tx, pin: Pin, mut next: u64) -> Result<()> {
+    let mut applied_rx = node.applied_watch();
+    let idle = node.heartbeat();
     let generation = node.raft_generation();
     loop {
         if node.raft_generation() != generation {

@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::name::Peer;
 use crate::rpc::client::status_error;
 use crate::rpc::pb;
-use crate::runtime::Runtime;
+use crate::runtime::Following;
 use crate::runtime::link::{Link, ReplicantState};
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -29,7 +29,7 @@ pub fn spread_rank(replicant: &str, core: &str) -> u64 {
 }
 
 /// Runs until the node stops: follows one core after another.
-pub async fn run(shared: Arc<Runtime>, link: Arc<Link>) {
+pub(crate) async fn run(shared: Following, link: Arc<Link>) {
     let mut pause = Duration::from_millis(50);
     let mut last_failed: Option<String> = None;
     // What discovery found last: used while it does not answer.
@@ -85,7 +85,7 @@ const DISCOVERY_WAIT: Duration = Duration::from_secs(1);
 /// strategies; nodes that turn out not to be cores are dropped by [`rank`]). A slow or
 /// failing source costs a failover at most [`DISCOVERY_WAIT`]: the last list found is used.
 async fn candidates(
-    shared: &Runtime,
+    shared: &Following,
     lookup: Option<&mut crate::discovery::Lookup>,
     discovered: &mut Vec<Peer>,
 ) -> Vec<Peer> {
@@ -109,7 +109,7 @@ async fn candidates(
 
 /// `cores` of our cluster, best first, with their cluster id; unreachable ones last (id
 /// unknown).
-async fn rank(shared: &Runtime, link: &Link, cores: &[Peer]) -> Vec<(Peer, Option<String>)> {
+async fn rank(shared: &Following, link: &Link, cores: &[Peer]) -> Vec<(Peer, Option<String>)> {
     let pinned = link.cluster.lock().ok().and_then(|c| c.clone());
     let me = shared.config().name.to_string();
     let asks = cores.iter().map(|p| async move {
@@ -124,9 +124,7 @@ async fn rank(shared: &Runtime, link: &Link, cores: &[Peer]) -> Vec<(Peer, Optio
             match res {
                 Ok(s)
                     if s.role == Role::Core
-                        && let Err(e) = shared
-                            .check_schema(p.name.as_str(), &s.schema)
-                            .and_then(|()| shared.check_can_follow(&s.schema)) =>
+                        && let Err(e) = shared.check_can_follow(p.name.as_str(), &s.schema) =>
                 {
                     tracing::error!(core = %p.name, error = %e, "core declares other tables; not following it");
                     link.set_error(&e);
@@ -155,7 +153,7 @@ async fn rank(shared: &Runtime, link: &Link, cores: &[Peer]) -> Vec<(Peer, Optio
 }
 
 /// Follows `core` (of cluster `cluster`, when known) until its stream ends or fails.
-async fn follow(shared: &Runtime, link: &Link, core: &Peer, cluster: Option<&str>) -> Result<()> {
+async fn follow(shared: &Following, link: &Link, core: &Peer, cluster: Option<&str>) -> Result<()> {
     let upstream = (core.name.to_string(), core.addr.clone());
     let mut client = shared.peers().replication(&core.addr)?;
     let req = pb::SubscribeRequest {
@@ -198,7 +196,7 @@ async fn follow(shared: &Runtime, link: &Link, core: &Peer, cluster: Option<&str
             _ => {}
         }
         // The state as published, held (not a guard) while the message is applied.
-        let current = std::sync::Arc::clone(&shared.view());
+        let current = shared.view();
         let out = applier.handle(msg, &current)?;
         let mut applied = current.applied;
         let mut published = false;
@@ -216,9 +214,7 @@ async fn follow(shared: &Runtime, link: &Link, core: &Peer, cluster: Option<&str
             }
             applied = state.applied;
             if let Some(since) = bootstrap_since.take() {
-                let ins = &shared.instruments();
-                ins.bootstrap_seconds.set(since.elapsed().as_secs_f64());
-                ins.bootstrap_records.set(state.tables.iter().map(|t| t.len() as i64).sum());
+                shared.record_bootstrap(since.elapsed().as_secs_f64(), state.tables.iter().map(|t| t.len() as i64).sum());
             }
             shared.publish_replicated(state, (!out.bootstrapped).then_some(out.feed));
             published = true;

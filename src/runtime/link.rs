@@ -118,36 +118,3 @@ impl Link {
         });
     }
 }
-
-/// What a replicant's stream applied, handed to the runtime: the one way a replicant
-/// changes the node's replicated state (`replication::replicant` never writes the
-/// runtime's memory, feed or membership events itself).
-impl super::Runtime {
-    /// Publishes `state`, the replicated tables at `state.applied`, as the applier made
-    /// them: readers see it from now on, and the change feed tells of `changes` (entries by
-    /// index), or, after a bootstrap (`None`: a snapshot replaced the state), starts again at
-    /// the new index, since no change before it can be told.
-    pub(crate) fn publish_replicated(
-        &self,
-        state: crate::engine::memory::MemState,
-        changes: Option<Vec<(u64, Vec<crate::engine::feed::Change>)>>,
-    ) {
-        let applied = state.applied;
-        self.mem.publish(state);
-        match changes {
-            Some(entries) => self.feed.push(entries, applied),
-            None => self.feed.reset(applied),
-        }
-    }
-
-    /// Tells the membership watchers what the replicant's stream showed.
-    pub(crate) fn tell_members(&self, events: Vec<crate::engine::members::MemberEvent>) {
-        events.into_iter().for_each(|e| self.members.send(e));
-    }
-
-    /// Announces that this node applied up to `applied` (after whatever state the caller
-    /// means a woken waiter to see).
-    pub(crate) fn announce_applied(&self, applied: u64) {
-        self.applied_tx.send_replace(applied);
-    }
-}

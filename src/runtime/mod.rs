@@ -9,11 +9,13 @@
 
 // The parts, one job each (this file: the `Runtime` struct and its small accessors).
 mod access; // the runtime as `engine::Tables`
-mod campaign; // the first election without the old leader's lease
+mod campaign; // when a core campaigns: after the lease, a fresh draw and a pre-vote
 mod catalog; // tables created and dropped through the log
 mod handle; // `TableHandle`: typed access to one table
 mod instruments; // counters and histograms for /metrics
+mod following; // a replicant's handle on the node
 mod lifecycle; // open, tasks, shutdown, failure
+mod log_serving; // the log server's handle on the node
 pub mod link; // a replicant's link to the cores
 mod members; // membership events
 pub mod proposer; // the group commit
@@ -32,6 +34,8 @@ pub(crate) use members::watch_peers;
 pub use members::MemberWatch;
 pub(crate) use read::Place;
 pub use watcher::{Watch, WatchSnapshot};
+pub(crate) use following::Following;
+pub(crate) use log_serving::LogServing;
 
 use crate::config::{DiscoveryStrategy, Validated};
 use crate::engine::feed::FeedRing;
@@ -268,33 +272,11 @@ impl Runtime {
     }
 }
 
-/// What a core's log server needs of the node: the log's retention pins, the replicants it
-/// streams to, and the generation of the Raft state it serves from.
+/// What the cluster feature asks of the replicants streaming from this core.
 impl Runtime {
-    /// Holds the log from `index` for a stream (released when the pin is dropped).
-    pub(crate) fn pin_log(&self, index: u64) -> Result<crate::storage::log_store::Pin> {
-        self.pins.pin(index)
-    }
-
-    /// Holds the log from `from` if it is still retained, for a stream resuming at `applied`.
-    pub(crate) fn pin_log_if_retained(&self, from: u64, applied: u64) -> Result<Option<crate::storage::log_store::Pin>> {
-        self.pins.pin_if_retained(&self.db, from, applied)
-    }
-
-    /// Registers a replicant streaming from this core until the guard drops.
-    pub(crate) fn register_subscriber(&self, s: crate::status::Subscriber) -> subscribers::Registered<'_> {
-        self.subscribers.register(s)
-    }
-
     /// Whether replicant `name` streams from this core now.
     pub(crate) fn streams_to(&self, name: &str) -> bool {
         self.subscribers.list().iter().any(|s| s.name == name)
-    }
-
-    /// Bumped each time this node's Raft state is wiped (join, leave): a stream served from
-    /// an older generation ends.
-    pub(crate) fn raft_generation(&self) -> u64 {
-        self.generation.load(Ordering::SeqCst)
     }
 }
 

@@ -429,3 +429,49 @@ fn the_checker_sees_a_visible_runtime_field() {
             .is_empty()
     );
 }
+
+/// Features that reach the node only through a narrow handle the runtime gives them, never
+/// through `Runtime` itself: (the feature's folder under `src/`, its handles).
+const HANDLED: &[(&str, &[&str])] = &[("replication", &["LogServing", "Following"])];
+
+/// Where `code` names the identifier `word` (not as part of a longer one).
+fn names(code: &str, word: &str) -> bool {
+    code.match_indices(word).any(|(i, _)| {
+        let before = code[..i].chars().next_back();
+        let after = code[i + word.len()..].chars().next();
+        let ident = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+        !ident(before) && !ident(after)
+    })
+}
+
+/// The replication feature holds a `LogServing` (core side) or a `Following` (replicant
+/// side), made by the composition: the methods on them are all it can do with the node
+/// (no write path, no membership change), and it never names `Runtime`.
+#[test]
+fn handled_features_never_name_the_runtime() {
+    let src = src_dir();
+    for (feature, handles) in HANDLED {
+        let mut files = Vec::new();
+        rust_files(&src.join(feature), &mut files);
+        assert!(!files.is_empty(), "no files under src/{feature}");
+        let mut named = Vec::new();
+        let mut used: BTreeSet<&str> = BTreeSet::new();
+        for f in &files {
+            let code = code_of(&std::fs::read_to_string(f).expect("read source"));
+            if names(&code, "Runtime") {
+                named.push(f.display().to_string());
+            }
+            used.extend(handles.iter().copied().filter(|h| names(&code, h)));
+        }
+        assert!(named.is_empty(), "src/{feature} names Runtime (use its handles {handles:?}):\n{}", named.join("\n"));
+        assert_eq!(used.len(), handles.len(), "src/{feature} no longer uses every handle listed for it");
+    }
+}
+
+#[test]
+fn the_checker_sees_a_name_only_as_a_whole_identifier() {
+    assert!(names("fn f(rt: &Runtime) {}", "Runtime"));
+    assert!(names("use crate::runtime::Runtime;", "Runtime"));
+    assert!(!names("fn f(rt: &RuntimeHandle) {}", "Runtime"));
+    assert!(!names("let my_Runtime = 1;", "Runtime"));
+}
