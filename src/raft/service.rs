@@ -75,6 +75,10 @@ impl RaftRpc for RaftService {
             last_log_id: self.raft.last_log_id().map_err(|e| to_status(&e))?,
         };
         let answer = pre_vote::decide(&voter, &rpc);
+        if answer == pre_vote::PreVoteReply::Granted {
+            // That candidate campaigns now: this core lets it, rather than split the vote.
+            self.raft.defer_campaign(lease / 4);
+        }
         tracing::debug!(candidate = rpc.candidate, ?answer, "pre-vote");
         reply(&answer)
     }

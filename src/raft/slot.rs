@@ -18,6 +18,9 @@ pub struct RaftSlot {
     contact_ms: AtomicU64,
     /// How many times [`RaftSlot::touch`] was called.
     contacts: AtomicU64,
+    /// Milliseconds after `epoch` before which this core does not campaign: it granted
+    /// another core's pre-vote and gives that candidate the first chance.
+    defer_ms: AtomicU64,
     epoch: Instant,
     /// Reads the last log id of the current instance's log store (set with the instance).
     last_log: RwLock<Option<LastLog>>,
@@ -33,6 +36,7 @@ impl Default for RaftSlot {
             refuse_votes: AtomicBool::new(false),
             contact_ms: AtomicU64::new(0),
             contacts: AtomicU64::new(0),
+            defer_ms: AtomicU64::new(0),
             epoch: Instant::now(),
             last_log: RwLock::new(None),
         }
@@ -73,6 +77,19 @@ impl RaftSlot {
         self.contacts.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Keeps this core from campaigning for `for_` from now (it granted another core's
+    /// pre-vote: two followers that both pass a pre-vote and campaign together would split
+    /// the vote and wait for another round).
+    pub fn defer_campaign(&self, for_: Duration) {
+        let until = (self.epoch.elapsed() + for_).as_millis() as u64;
+        self.defer_ms.fetch_max(until, Ordering::Relaxed);
+    }
+
+    /// Until when this core does not campaign (see [`RaftSlot::defer_campaign`]).
+    pub fn campaign_deferred_until(&self) -> Instant {
+        self.epoch + Duration::from_millis(self.defer_ms.load(Ordering::Relaxed))
+    }
+
     /// When [`RaftSlot::touch`] was last called (when the slot was made, if never), and how
     /// many times it was.
     pub fn last_contact(&self) -> (Instant, u64) {
@@ -92,5 +109,21 @@ impl RaftSlot {
     /// re-admits it), and answers no pre-vote with a grant.
     pub fn set_refuse_votes(&self, refuse: bool) {
         self.refuse_votes.store(refuse, Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_deferral_holds_the_campaign_back_and_only_ever_grows() {
+        let slot = RaftSlot::default();
+        let before = slot.campaign_deferred_until();
+        slot.defer_campaign(Duration::from_millis(500));
+        let long = slot.campaign_deferred_until();
+        assert!(long >= before + Duration::from_millis(499), "deferred by the given time");
+        slot.defer_campaign(Duration::from_millis(10));
+        assert_eq!(slot.campaign_deferred_until(), long, "a shorter deferral does not shorten a longer one");
     }
 }
