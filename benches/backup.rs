@@ -6,7 +6,7 @@ mod common;
 
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use mnema::Txn;
-use mnema::backup::{Progress, export, import};
+use mnema::backup::import;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,12 +31,11 @@ fn bench(c: &mut Criterion) {
     g.sample_size(10);
     g.sampling_mode(SamplingMode::Flat);
     g.measurement_time(Duration::from_secs(10));
-    let node = src.nodes[0].runtime().clone();
+    let node = &src.nodes[0];
     // The import reads this file whether or not the export bench runs (`-- import`).
-    export::export_file(&node, &file, &mut Progress::silent("export")).expect("export");
-    g.bench_function("export_200k_records", |b| {
-        b.iter(|| export::export_file(&node, &file, &mut Progress::silent("export")).expect("export"))
-    });
+    // `Node::export`: the path a broker calls (and `mnema ctl data export` reaches).
+    rt.block_on(node.export(&file)).expect("export");
+    g.bench_function("export_200k_records", |b| b.iter(|| rt.block_on(node.export(&file)).expect("export")));
     let bytes = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
     println!("  export file: {:.1} MiB for {RECORDS} records", bytes as f64 / 1048576.0);
     let dst = rt.block_on(common::cluster(3));
@@ -47,21 +46,12 @@ fn bench(c: &mut Criterion) {
     g.measurement_time(Duration::from_secs(30));
     g.bench_function("import_200k_records", |b| {
         b.to_async(&rt).iter_custom(|iters| {
-            let (catalog, file) = (catalog.clone(), file.clone());
-            let target = dst.nodes[1].runtime().clone();
+            let (file, target) = (file.clone(), &dst.nodes[1]);
             async move {
                 let start = Instant::now();
                 for _ in 0..iters {
-                    let mut to = &*target;
-                    import::import_file(
-                        &file,
-                        catalog.clone(),
-                        import::Mode::Replace,
-                        &mut to,
-                        &mut Progress::silent("import"),
-                    )
-                    .await
-                    .expect("import");
+                    // `Node::import`: the path a broker calls.
+                    target.import(&file, import::Mode::Replace).await.expect("import");
                 }
                 start.elapsed()
             }

@@ -952,6 +952,7 @@ impl ReplicantSection {
 
 impl Validated {
     /// The protocol version this node announces (`node.protocol`, else its build's).
+    #[cfg(feature = "server")]
     pub(crate) fn protocol(&self) -> u32 {
         self.config.node.protocol.unwrap_or(crate::protocol::PROTOCOL)
     }

@@ -552,6 +552,7 @@ impl Error {
     }
 
     /// [`Error::TaskFailed`] for `task`, ended by `e` (a join error).
+    #[cfg(feature = "server")]
     pub(crate) fn task(task: &str, e: impl std::fmt::Display) -> Self {
         Error::TaskFailed { task: task.to_string(), reason: e.to_string() }
     }

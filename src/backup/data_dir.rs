@@ -3,7 +3,7 @@
 //! directory back as the node's data dir; it opens only under the same node name.
 
 use crate::error::{Error, Result};
-use crate::runtime::Runtime;
+use crate::runtime::BackupSource;
 use crate::storage::layout;
 use std::path::{Path, PathBuf};
 
@@ -33,7 +33,7 @@ fn dir_size(dir: &Path) -> u64 {
 }
 
 /// Copies `node`'s data dir into `dir`, which must not exist or be empty.
-pub fn backup(node: &Runtime, dir: &Path) -> Result<BackupInfo> {
+pub(crate) fn backup(node: &BackupSource, dir: &Path) -> Result<BackupInfo> {
     if node.is_replicant() {
         return Err(Error::is_replicant(node.name(), "a data dir backup"));
     }

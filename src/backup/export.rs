@@ -5,13 +5,13 @@ use super::format::{DocWriter, Header};
 use super::progress::Progress;
 use crate::engine::keys::{split_record, split_table, table_prefix};
 use crate::error::{Error, Result};
-use crate::runtime::Runtime;
+use crate::runtime::BackupSource;
 use crate::storage::data_snapshot::DataSnapshot;
 use std::io::Write;
 use std::path::Path;
 
 /// Writes the document to `out`; returns the sink, the header and the record count.
-pub fn export_to<W: Write>(node: &Runtime, out: W, progress: &mut Progress) -> Result<(W, Header, u64)> {
+pub(crate) fn export_to<W: Write>(node: &BackupSource, out: W, progress: &mut Progress) -> Result<(W, Header, u64)> {
     if node.is_replicant() {
         return Err(Error::is_replicant(node.name(), "export"));
     }
@@ -19,10 +19,10 @@ pub fn export_to<W: Write>(node: &Runtime, out: W, progress: &mut Progress) -> R
     let header = Header {
         applied_index: snap.applied_index()?,
         node: node.name().to_string(),
-        cluster: node.config().config.cluster.name.clone(),
+        cluster: node.cluster_config().name.clone(),
         cluster_id: node.cluster_id(),
         exported_at_ms: crate::schema::time::now_ms(),
-        config: serde_json::to_value(&node.config().config.cluster).map_err(|e| Error::Encode { what: "the cluster config".into(), reason: e.to_string() })?,
+        config: serde_json::to_value(node.cluster_config()).map_err(|e| Error::Encode { what: "the cluster config".into(), reason: e.to_string() })?,
     };
     let werr = |e: std::io::Error| Error::Storage(format!("write export: {e}"));
     let mut w = DocWriter::new(out, &header).map_err(werr)?;
@@ -44,7 +44,7 @@ pub fn export_to<W: Write>(node: &Runtime, out: W, progress: &mut Progress) -> R
 }
 
 /// Exports to `path` atomically: a temp file beside it, synced, then renamed.
-pub fn export_file(node: &Runtime, path: &Path, progress: &mut Progress) -> Result<(Header, u64)> {
+pub(crate) fn export_file(node: &BackupSource, path: &Path, progress: &mut Progress) -> Result<(Header, u64)> {
     let tmp = temp_beside(path);
     let f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
     let res = export_to(node, std::io::BufWriter::with_capacity(1 << 20, f), progress);

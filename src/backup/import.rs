@@ -49,7 +49,7 @@ pub trait Submit {
     }
 }
 
-impl Submit for &crate::runtime::Runtime {
+impl Submit for crate::runtime::BackupSource {
     async fn submit(&mut self, txn: Txn) -> Result<()> {
         if self.is_replicant() {
             return Err(Error::is_replicant(self.name(), "import"));

@@ -64,7 +64,7 @@ impl Cluster for ClusterService {
             return Err(to_status(&crate::error::Error::is_replicant(self.node.name(), "export")));
         }
         let (tx, rx) = tokio::sync::mpsc::channel(4);
-        let node = self.node.clone();
+        let node = self.node.backup_source();
         self.node.spawn_blocking(move || {
             let mut progress = crate::backup::Progress::silent("export");
             let w = ChunkWriter { tx: tx.clone(), buf: Vec::new() };
@@ -77,7 +77,7 @@ impl Cluster for ClusterService {
 
     async fn backup(&self, req: Request<pb::BackupRequest>) -> Result<Response<pb::BackupReply>, Status> {
         let dir = std::path::PathBuf::from(req.into_inner().dir);
-        let node = self.node.clone();
+        let node = self.node.backup_source();
         let info = self.node.spawn_blocking(move || crate::backup::backup_data_dir(&node, &dir))
             .await
             .map_err(|e| to_status(&crate::error::Error::task("backup", e)))?

@@ -97,6 +97,7 @@ impl Catalog {
         &self.defs[ix]
     }
 
+    #[cfg(any(test, feature = "test-util"))]
     pub fn len(&self) -> usize {
         self.defs.len()
     }

@@ -198,10 +198,12 @@ impl SecondaryIndex {
     }
 
     /// Number of entries.
+    #[cfg(any(test, feature = "test-util"))]
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
+    #[cfg(any(test, feature = "test-util"))]
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }

@@ -67,6 +67,7 @@ impl MemTable {
     }
 
     /// The secondary index at `position` of the table's declaration.
+    #[cfg(any(test, feature = "test-util"))]
     pub fn index(&self, position: usize) -> Option<&SecondaryIndex> {
         self.indexes.get(position)
     }
@@ -97,6 +98,7 @@ impl MemTable {
     }
 
     /// The wildcard index of a topic-keyed table.
+    #[cfg(any(test, feature = "test-util"))]
     pub fn topic_trie(&self) -> Option<&TopicTrie> {
         match &self.records {
             Records::TopicBag(_, t) => Some(t),
@@ -145,6 +147,7 @@ impl MemTable {
         }
     }
 
+    #[cfg(any(test, feature = "test-util"))]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -499,11 +502,13 @@ impl MemState {
     }
 
     /// Tables as a core holds them: `disc_only` tables are not in memory.
+    #[cfg(any(test, feature = "test-util"))]
     pub fn empty(catalog: &Catalog) -> Self {
         Self::with_holding(Arc::new(catalog.clone()), Holding::core())
     }
 
     /// Every table in memory, `disc_only` ones included (a replicant has no disc).
+    #[cfg(any(test, feature = "test-util"))]
     pub fn empty_all_in_memory(catalog: &Catalog) -> Self {
         Self::with_holding(Arc::new(catalog.clone()), Holding::replicant(&[]))
     }

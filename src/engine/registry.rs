@@ -90,6 +90,7 @@ impl Registry {
     }
 
     /// Whether `kind` `name` is registered under `version`.
+    #[cfg(any(test, feature = "test-util"))]
     pub fn has(&self, kind: CodeKind, name: &str, version: u32) -> bool {
         match kind {
             CodeKind::Rule => self.rules.get(name).is_some_and(|r| r.version_number() == version),

@@ -127,6 +127,7 @@ impl Requests {
     }
 
     /// Number of clients remembered.
+    #[cfg(any(test, feature = "test-util"))]
     pub fn clients(&self) -> usize {
         self.clients.len()
     }

@@ -37,10 +37,12 @@ pub fn is_wildcard(filter: &[u8]) -> bool {
 
 impl TopicTrie {
     /// Number of filters held.
+    #[cfg(any(test, feature = "test-util"))]
     pub fn len(&self) -> usize {
         self.len
     }
 
+    #[cfg(any(test, feature = "test-util"))]
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }

@@ -411,7 +411,7 @@ impl Node {
     /// Writes every replicated table to the export file `path` (a core only), from one
     /// consistent state; returns that state's applied index and the record count.
     pub async fn export(&self, path: &std::path::Path) -> Result<(u64, u64)> {
-        let (rt, path) = (self.shared.clone(), path.to_path_buf());
+        let (rt, path) = (self.shared.backup_source(), path.to_path_buf());
         let mut progress = crate::backup::Progress::silent("export");
         let (header, n) = self.shared.spawn_blocking(move || crate::backup::export_file(&rt, &path, &mut progress))
             .await
@@ -422,7 +422,7 @@ impl Node {
     /// Checks the export file `path` whole, then writes it through Raft (a core only).
     pub async fn import(&self, path: &std::path::Path, mode: crate::backup::Mode) -> Result<crate::backup::Summary> {
         let mut progress = crate::backup::Progress::silent("import");
-        let mut to = &*self.shared;
+        let mut to = self.shared.backup_source();
         let catalog = Arc::new(self.shared.catalog_with_declared());
         crate::backup::import_catalog(path, catalog, mode, &mut to, &mut progress).await
     }
@@ -430,7 +430,7 @@ impl Node {
     /// An online copy of this core's data dir in the new directory `dir` (RocksDB
     /// checkpoint and `IDENTITY`): restored by starting a node of the same name on it.
     pub async fn backup_data_dir(&self, dir: &std::path::Path) -> Result<crate::backup::BackupInfo> {
-        let (rt, dir) = (self.shared.clone(), dir.to_path_buf());
+        let (rt, dir) = (self.shared.backup_source(), dir.to_path_buf());
         self.shared.spawn_blocking(move || crate::backup::backup_data_dir(&rt, &dir))
             .await
             .map_err(|e| Error::task("backup", e))?

@@ -64,6 +64,7 @@ impl Peers {
 
     /// Drops every call to `addrs` from now on, as a network partition would (tests and
     /// drills; both sides must cut each other for a symmetric partition).
+    #[cfg(any(test, feature = "test-util"))]
     pub fn partition(&self, addrs: &[&str]) {
         if let Ok(mut c) = self.cut.write() {
             c.extend(addrs.iter().map(|a| a.to_string()));
@@ -71,6 +72,7 @@ impl Peers {
     }
 
     /// Ends every partition made with [`Peers::partition`].
+    #[cfg(any(test, feature = "test-util"))]
     pub fn heal(&self) {
         if let Ok(mut c) = self.cut.write() {
             c.clear();

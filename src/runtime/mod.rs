@@ -9,6 +9,7 @@
 
 // The parts, one job each (this file: the `Runtime` struct and its small accessors).
 mod access; // the runtime as `engine::Tables`
+mod backup_source; // the backup feature's handle on the node
 mod campaign; // when a core campaigns: after the lease, a fresh draw and a pre-vote
 mod catalog; // tables created and dropped through the log
 mod handle; // `TableHandle`: typed access to one table
@@ -34,6 +35,7 @@ pub(crate) use members::watch_peers;
 pub use members::MemberWatch;
 pub(crate) use read::Place;
 pub use watcher::{Watch, WatchSnapshot};
+pub(crate) use backup_source::BackupSource;
 pub(crate) use following::Following;
 pub(crate) use log_serving::LogServing;
 
@@ -51,7 +53,7 @@ use crate::storage::log_store::RetentionPins;
 use crate::storage::identity;
 use link::Link;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use subscribers::Subscribers;
@@ -191,8 +193,9 @@ impl Runtime {
     }
 
     /// Writes sent again after an unknown outcome since start.
+    #[cfg(any(test, feature = "test-util"))]
     pub fn write_retries(&self) -> u64 {
-        self.write_retries.load(Ordering::Relaxed)
+        self.write_retries.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Channels to the peers (tests cut and heal them: `partition`, `heal`).

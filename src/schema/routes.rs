@@ -10,10 +10,15 @@
 //! [`Error::InvalidTopic`] and is never stored.
 
 use super::ROUTES;
-use super::topic::{validate_filter, validate_name};
+use super::topic::validate_filter;
+#[cfg(feature = "server")]
+use super::topic::validate_name;
 use crate::codec;
+use crate::engine::Txn;
+#[cfg(feature = "server")]
 use crate::engine::memory::{MemState, MemTable, Records};
-use crate::engine::{Blob, TableIx, Txn};
+#[cfg(feature = "server")]
+use crate::engine::{Blob, TableIx};
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 
@@ -78,6 +83,7 @@ pub fn delete(txn: Txn, filter: &str, dest: &Dest) -> Result<Txn> {
     Ok(txn.delete_object(ROUTES, filter, encode_dest(dest)?))
 }
 
+#[cfg(feature = "server")]
 fn table(view: &MemState, ix: TableIx) -> Result<&MemTable> {
     let t = view.table(ix);
     match t.records() {
@@ -86,6 +92,7 @@ fn table(view: &MemState, ix: TableIx) -> Result<&MemTable> {
     }
 }
 
+#[cfg(feature = "server")]
 /// Calls `found(filter, stored dest)` for every route whose filter matches `topic`.
 pub(crate) fn for_each_match(
     view: &MemState,
@@ -108,6 +115,7 @@ pub(crate) fn for_each_match(
     Ok(())
 }
 
+#[cfg(feature = "server")]
 /// Every route whose filter matches `topic`, sorted.
 pub(crate) fn match_routes(view: &MemState, ix: TableIx, topic: &str) -> Result<Vec<Route>> {
     let mut out = Vec::new();
@@ -126,6 +134,7 @@ pub(crate) fn match_routes(view: &MemState, ix: TableIx, topic: &str) -> Result<
 /// The index of routes by the node they lead to (index key: the node's name).
 pub const BY_NODE: &str = "by_node";
 
+#[cfg(feature = "server")]
 /// The routes leading to `node` (its own and its shared-subscription members), read
 /// through the [`BY_NODE`] index: as many as lead there, whatever the table's size.
 pub(crate) fn routes_of_node(view: &MemState, ix: TableIx, node: &str) -> Result<Vec<(Blob, Blob)>> {

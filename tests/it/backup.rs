@@ -1,9 +1,8 @@
 //! Export / import, data-dir backup and restore.
 
 use crate::harness::*;
-use mnema::backup::Progress;
 use mnema::backup::format::{self, Event};
-use mnema::backup::import::{self, Mode};
+use mnema::backup::import::Mode;
 use mnema::engine::Catalog;
 use mnema::{Node, Txn};
 use std::collections::{BTreeMap, BTreeSet};
@@ -87,16 +86,8 @@ async fn export_under_load_then_import_into_a_fresh_cluster_gives_the_same_table
     };
     wait_until("writes under way", Duration::from_secs(20), || async { src.nodes[0].applied_index() > 50 }).await;
     let path = src.dir.path().join("export.json");
-    let exporter = src.nodes[1].runtime().clone();
-    let p2 = path.clone();
-    let (header, n) = tokio::task::spawn_blocking(move || {
-        mnema::backup::export::export_file(&exporter, &p2, &mut Progress::silent("export"))
-    })
-    .await
-    .expect("task")
-    .expect("export");
+    let (at, n) = src.nodes[1].export(&path).await.expect("export");
     // Writes went on after the export point.
-    let at = header.applied_index;
     wait_until("writes after the export", Duration::from_secs(20), || async { src.nodes[0].applied_index() > at + 20 })
         .await;
     stop.store(true, Ordering::Relaxed);
@@ -115,10 +106,7 @@ async fn export_under_load_then_import_into_a_fresh_cluster_gives_the_same_table
     assert_eq!(recs["bag"].len(), 2);
 
     let dst = Cluster::start(3).await;
-    let mut target = &**dst.nodes[2].runtime();
-    let s = import::import_file(&path, Arc::new(catalog()), Mode::Merge, &mut target, &mut Progress::silent("import"))
-        .await
-        .expect("import");
+    let s = dst.nodes[2].import(&path, Mode::Merge).await.expect("import");
     assert_eq!(s.records, n);
     let last = dst.nodes[2].applied_index();
     dst.wait_applied(last).await;
@@ -135,12 +123,7 @@ async fn a_bad_file_is_rejected_with_its_position_and_changes_nothing() {
     let c = Cluster::start(3).await;
     seed_data(&c.nodes[0]).await;
     let path = c.dir.path().join("good.json");
-    let n = c.nodes[0].runtime().clone();
-    let p = path.clone();
-    tokio::task::spawn_blocking(move || mnema::backup::export::export_file(&n, &p, &mut Progress::silent("x")))
-        .await
-        .expect("task")
-        .expect("export");
+    c.nodes[0].export(&path).await.expect("export");
     let good = std::fs::read_to_string(&path).expect("read");
     let seeded = c.nodes[0].applied_index();
     c.wait_applied(seeded).await;
@@ -178,8 +161,7 @@ async fn a_bad_file_is_rejected_with_its_position_and_changes_nothing() {
         let bad = c.dir.path().join("bad.json");
         std::fs::write(&bad, &text).expect("write");
         for mode in [Mode::Merge, Mode::Replace] {
-            let mut target = &**c.nodes[1].runtime();
-            match import::import_file(&bad, Arc::new(catalog()), mode, &mut target, &mut Progress::silent("x")).await {
+            match c.nodes[1].import(&bad, mode).await {
                 Err(mnema::Error::BadExport { line, column, reason: r }) => {
                     assert!(r.contains(reason), "{what}: {r}");
                     assert!(line >= 1 && column >= 1, "{what}");
@@ -192,14 +174,9 @@ async fn a_bad_file_is_rejected_with_its_position_and_changes_nothing() {
     assert_eq!(before, after, "a rejected import changed the cluster");
     // Replace clears a table the file holds; merge keeps what the file does not have.
     c.nodes[0].transact(Txn::new().put("ordered", "z", "extra")).await.expect("write");
-    let mut target = &**c.nodes[0].runtime();
-    import::import_file(&path, Arc::new(catalog()), Mode::Merge, &mut target, &mut Progress::silent("x"))
-        .await
-        .expect("merge");
+    c.nodes[0].import(&path, Mode::Merge).await.expect("merge");
     assert_eq!(c.nodes[0].get("ordered", b"z").expect("get").len(), 1, "merge keeps records not in the file");
-    import::import_file(&path, Arc::new(catalog()), Mode::Replace, &mut target, &mut Progress::silent("x"))
-        .await
-        .expect("replace");
+    c.nodes[0].import(&path, Mode::Replace).await.expect("replace");
     assert!(c.nodes[0].get("ordered", b"z").expect("get").is_empty(), "replace drops records not in the file");
     assert_eq!(c.nodes[0].dump("ordered").expect("dump").len(), 2);
     c.shutdown().await;
@@ -241,15 +218,10 @@ async fn an_online_backup_restores_under_its_name_only() {
     };
     wait_until("writes under way", Duration::from_secs(20), || async { c.nodes[0].applied_index() > 30 }).await;
     let backup_dir = c.dir.path().join("backup-n3");
-    let n3 = c.nodes[2].runtime().clone();
-    let bd = backup_dir.clone();
-    let info = tokio::task::spawn_blocking(move || mnema::backup::data_dir::backup(&n3, &bd))
-        .await
-        .expect("task")
-        .expect("backup");
+    let info = c.nodes[2].backup_data_dir(&backup_dir).await.expect("backup");
     assert!(info.bytes > 0);
     assert!(
-        matches!(mnema::backup::data_dir::backup(c.nodes[2].runtime(), &backup_dir), Err(mnema::Error::Refused(_))),
+        matches!(c.nodes[2].backup_data_dir(&backup_dir).await, Err(mnema::Error::Refused(_))),
         "a non-empty target is refused"
     );
     wait_until("writes after the backup", Duration::from_secs(20), || async {
