@@ -76,7 +76,7 @@ impl Node {
         }
         rt.spawn(server::serve(rt.clone(), cluster.clone(), listener));
         if let Some(http) = http {
-            rt.spawn(crate::observe::serve(Arc::downgrade(&rt), http, rt.stop_token()));
+            rt.spawn(crate::observe::serve(rt.observing(), http, rt.stop_token()));
         }
         // etcd discovery: registered for as long as the node runs, whatever its role.
         let etcd_lease = match rt.config().etcd.clone() {

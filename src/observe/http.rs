@@ -1,11 +1,10 @@
 //! The HTTP endpoint: `GET /metrics`, `/health`, `/ready` (HTTP/1.1, no TLS; bind it to
 //! an address only the monitoring network reaches).
 
-use crate::runtime::Runtime;
+use crate::runtime::Observing;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Method, Request, Response, StatusCode};
-use std::sync::Weak;
 
 type Reply = Response<Full<Bytes>>;
 
@@ -18,8 +17,8 @@ fn reply(status: StatusCode, content_type: &str, body: String) -> Reply {
     r
 }
 
-async fn route(rt: &Weak<Runtime>, req: Request<hyper::body::Incoming>) -> Reply {
-    let Some(rt) = rt.upgrade() else {
+async fn route(node: &Observing, req: Request<hyper::body::Incoming>) -> Reply {
+    let Some(rt) = node.now() else {
         return reply(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "shutting down\n".into());
     };
     if req.method() != Method::GET {
@@ -27,9 +26,8 @@ async fn route(rt: &Weak<Runtime>, req: Request<hyper::body::Incoming>) -> Reply
     }
     match req.uri().path() {
         "/metrics" => {
-            let rt2 = rt.clone();
             // Summing the tables is work in proportion to the data: off the async threads.
-            match tokio::task::spawn_blocking(move || super::metrics::render(&rt2)).await {
+            match tokio::task::spawn_blocking(move || super::metrics::render(&rt)).await {
                 Ok(body) => reply(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", body),
                 Err(_) => reply(StatusCode::INTERNAL_SERVER_ERROR, "text/plain", "metrics failed\n".into()),
             }
@@ -48,7 +46,7 @@ async fn route(rt: &Weak<Runtime>, req: Request<hyper::body::Incoming>) -> Reply
 
 /// Serves until the node stops. Holds the runtime weakly: the endpoint never keeps a node
 /// that is shutting down open.
-pub(crate) async fn serve(rt: Weak<Runtime>, listener: tokio::net::TcpListener, stop: tokio_util::sync::CancellationToken) {
+pub(crate) async fn serve(rt: Observing, listener: tokio::net::TcpListener, stop: tokio_util::sync::CancellationToken) {
     loop {
         let sock = tokio::select! {
             a = listener.accept() => a,

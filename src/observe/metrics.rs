@@ -4,7 +4,7 @@
 //! as `emqx_mria_lag`, `mnema_replicant_bootstrap_seconds` as
 //! `emqx_mria_bootstrap_time`). ARCHITECTURE.md and docs/operations.md list them all.
 
-use crate::runtime::Runtime;
+use crate::runtime::Observed;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -53,7 +53,7 @@ fn resident_bytes() -> Option<u64> {
 
 /// Renders every metric of `rt` now. Reads each table once (record counts and bytes are
 /// summed over its records), so a scrape costs time in proportion to the data held.
-pub(crate) fn render(rt: &Runtime) -> String {
+pub(crate) fn render(rt: &Observed) -> String {
     let mut reg = Registry::with_prefix("mnema");
     let ins = &rt.instruments();
     let status = rt.node_status();

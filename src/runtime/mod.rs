@@ -17,6 +17,7 @@ mod instruments; // counters and histograms for /metrics
 mod following; // a replicant's handle on the node
 mod lifecycle; // open, tasks, shutdown, failure
 mod log_serving; // the log server's handle on the node
+mod observing; // the HTTP endpoint's handle on the node
 pub mod link; // a replicant's link to the cores
 mod members; // membership events
 pub mod proposer; // the group commit
@@ -38,6 +39,7 @@ pub use watcher::{Watch, WatchSnapshot};
 pub(crate) use backup_source::BackupSource;
 pub(crate) use following::Following;
 pub(crate) use log_serving::LogServing;
+pub(crate) use observing::{Observed, Observing};
 
 use crate::config::{DiscoveryStrategy, Validated};
 use crate::engine::feed::FeedRing;
@@ -257,11 +259,6 @@ impl Runtime {
     /// The tables this node declared and the code it registered.
     pub(crate) fn schema(&self) -> &Arc<NodeSchema> {
         &self.schema
-    }
-
-    /// Counters and histograms for `/metrics`.
-    pub(crate) fn instruments(&self) -> &Instruments {
-        &self.instruments
     }
 
     /// A replicant's link to the cores (`None` on a core).

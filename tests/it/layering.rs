@@ -432,7 +432,11 @@ fn the_checker_sees_a_visible_runtime_field() {
 
 /// Features that reach the node only through a narrow handle the runtime gives them, never
 /// through `Runtime` itself: (the feature's folder under `src/`, its handles).
-const HANDLED: &[(&str, &[&str])] = &[("replication", &["LogServing", "Following"]), ("backup", &["BackupSource"])];
+const HANDLED: &[(&str, &[&str])] = &[
+    ("replication", &["LogServing", "Following"]),
+    ("backup", &["BackupSource"]),
+    ("observe", &["Observing", "Observed"]),
+];
 
 /// Where `code` names the identifier `word` (not as part of a longer one).
 fn names(code: &str, word: &str) -> bool {
