@@ -49,7 +49,7 @@ pub async fn run(shared: Arc<Runtime>, state: Arc<ClusterState>, after: Duration
                     down_since.remove(&id);
                     tracing::warn!(node = %name, down_for = ?since.elapsed(), "autoclean removed an unreachable member");
                     let purged = match shared.table_ix(crate::schema::ROUTES) {
-                        Ok(_) => crate::schema::routes::purge_node(&shared, &name).await,
+                        Ok(_) => crate::schema::routes::purge_node(shared.tables_room(), &name).await,
                         Err(_) => Ok(0),
                     };
                     if let Err(e) = purged {

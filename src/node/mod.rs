@@ -102,7 +102,7 @@ impl Node {
                     let _ = node.shutdown().await;
                     return Err(e);
                 }
-                rt.spawn(crate::schema::expiry::run(rt.clone(), rt.config().expiry_sweep_interval()));
+                rt.spawn(crate::schema::expiry::run(rt.tables_task(), rt.config().expiry_sweep_interval()));
                 if let Some(after) = rt.config().autoclean() {
                     rt.spawn(crate::cluster::autoclean::run(rt.clone(), cluster.clone(), after));
                 }
@@ -116,7 +116,7 @@ impl Node {
 
     /// The `routes` table of this node: adds, deletes and wildcard matches.
     pub fn routes(&self) -> crate::schema::routes::Routes<'_> {
-        crate::schema::routes::Routes::new(&self.shared)
+        crate::schema::routes::Routes::new(self.shared.tables_room())
     }
 
     /// This node's name, `name@host`.

@@ -25,6 +25,7 @@ mod raft_setup; // starting and resetting Raft
 mod read; // the read path, linearizable reads
 mod ready; // readiness
 mod status; // node status, schema checks against peers
+mod tables_room; // the typed table modules' handle on the node
 pub mod subscribers; // replicants streaming from this core
 mod watcher; // change-feed watches
 mod write; // the write path
@@ -40,6 +41,7 @@ pub(crate) use backup_source::BackupSource;
 pub(crate) use following::Following;
 pub(crate) use log_serving::LogServing;
 pub(crate) use observing::{Observed, Observing};
+pub(crate) use tables_room::{TablesRoom, TablesTask};
 
 use crate::config::{DiscoveryStrategy, Validated};
 use crate::engine::feed::FeedRing;

@@ -9,7 +9,7 @@
 use super::{BANNED, RETAINED, SESSIONS};
 use crate::engine::{IndexRange, Txn};
 use crate::error::{Error, Result};
-use crate::runtime::Runtime;
+use crate::runtime::{TablesRoom, TablesTask};
 use std::time::Duration;
 
 /// The most records of one table one sweep deletes; the next sweep goes on from there.
@@ -19,7 +19,7 @@ const MAX_PER_TABLE: usize = 10_000;
 ///
 /// Each table's expiry index (`by_expiry`: 8-byte big-endian deadlines) is read up to
 /// `now_ms`, so a sweep reads the expired records only, never the whole table.
-pub async fn sweep_once(node: &Runtime, now_ms: u64) -> Result<usize> {
+pub(crate) async fn sweep_once(node: TablesRoom<'_>, now_ms: u64) -> Result<usize> {
     let mut doomed: Vec<(&str, Vec<u8>, Vec<u8>)> = Vec::new();
     for (table, index) in [
         (SESSIONS, super::sessions::BY_EXPIRY),
@@ -50,14 +50,15 @@ pub async fn sweep_once(node: &Runtime, now_ms: u64) -> Result<usize> {
 }
 
 /// Sweeps every `every` while this node is the leader, until the node stops.
-pub(crate) async fn run(node: std::sync::Arc<crate::runtime::Runtime>, every: Duration) {
+pub(crate) async fn run(node: TablesTask, every: Duration) {
     loop {
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
             _ = node.stopped() => return,
         }
-        let leader = node.leader().ok().flatten().is_some_and(|(id, _)| id == node.config().node_id);
-        if leader && let Err(e) = sweep_once(&node, super::time::now_ms()).await {
+        if node.room().leads()
+            && let Err(e) = sweep_once(node.room(), super::time::now_ms()).await
+        {
             tracing::warn!(error = %e, "expiry sweep failed; will try again");
         }
     }

@@ -154,15 +154,15 @@ pub(crate) fn routes_of_node(view: &MemState, ix: TableIx, node: &str) -> Result
 mod api {
     use super::*;
     use crate::engine::Committed;
-    use crate::runtime::Runtime;
+    use crate::runtime::TablesRoom;
 
     /// The routes table of a running node: `node.routes()`.
     pub struct Routes<'a> {
-        node: &'a Runtime,
+        node: TablesRoom<'a>,
     }
 
     impl<'a> Routes<'a> {
-        pub(crate) fn new(node: &'a Runtime) -> Self {
+        pub(crate) fn new(node: TablesRoom<'a>) -> Self {
             Routes { node }
         }
     }
@@ -189,7 +189,7 @@ mod api {
             match view.catalog.lookup(ROUTES) {
                 Ok(ix) => match_routes(&view, ix, topic),
                 // Declared, not created through the log yet: no routes.
-                Err(_) if self.node.schema().declares(ROUTES).is_some() => {
+                Err(_) if self.node.declares(ROUTES) => {
                     validate_name(topic).map_err(|e| invalid(topic, e))?;
                     Ok(Vec::new())
                 }
@@ -207,7 +207,7 @@ pub use api::Routes;
 /// The routes are read from this node's copy, then deleted through Raft: a route `node`
 /// adds after the read stays (purge a node that is down).
 #[cfg(feature = "server")]
-pub(crate) async fn purge_node(shared: &crate::runtime::Runtime, node: &str) -> Result<usize> {
+pub(crate) async fn purge_node(shared: crate::runtime::TablesRoom<'_>, node: &str) -> Result<usize> {
     let view = shared.view();
     let found = routes_of_node(&view, view.catalog.lookup(ROUTES)?, node)?;
     drop(view);

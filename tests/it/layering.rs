@@ -436,6 +436,7 @@ const HANDLED: &[(&str, &[&str])] = &[
     ("replication", &["LogServing", "Following"]),
     ("backup", &["BackupSource"]),
     ("observe", &["Observing", "Observed"]),
+    ("schema", &["TablesRoom", "TablesTask"]),
 ];
 
 /// Where `code` names the identifier `word` (not as part of a longer one).
