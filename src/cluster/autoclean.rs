@@ -21,7 +21,7 @@ pub async fn run(shared: Arc<Runtime>, state: Arc<ClusterState>, after: Duration
             _ = tokio::time::sleep(every) => {}
             _ = shared.stopped() => return,
         }
-        let leader = shared.leader().ok().flatten().is_some_and(|(id, _)| id == shared.config().node_id);
+        let leader = shared.leads();
         let Ok(m) = shared.metrics() else { continue };
         if !leader {
             down_since.clear();

@@ -65,9 +65,8 @@ impl Node {
             ),
             None => None,
         };
-        // Read before the runtime opens the data dir (and writes an IDENTITY where none was).
-        let cluster = ClusterState::new(crate::storage::identity::read(&cfg.config.node.data_dir)?.is_some());
-        let rt = Runtime::open(cfg, schema).await?;
+        let (rt, had_identity) = Runtime::open(cfg, schema).await?;
+        let cluster = ClusterState::new(had_identity);
         let node = Node { shared: rt.clone(), cluster: cluster.clone() };
         // A table this node declares otherwise than the log it holds has it: no start.
         if let Err(e) = rt.schema().check_against(&rt.view().catalog) {
@@ -359,7 +358,7 @@ impl Node {
 
     /// Whether this node is the Raft leader now.
     pub fn is_leader(&self) -> bool {
-        self.shared.leader().ok().flatten().is_some_and(|(id, _)| id == self.node_id() && !self.shared.is_replicant())
+        self.shared.leads()
     }
 
     /// This node's status.

@@ -71,7 +71,7 @@ impl RaftRpc for RaftService {
         let voter = Voter {
             refuses_votes: self.raft.refuses_votes(),
             // A leader counts its quorum's acknowledgements; a follower, the leader's appends.
-            leader_within_lease: leading_with_quorum.unwrap_or_else(|| self.raft.last_contact().0.elapsed() < lease),
+            leader_within_lease: leading_with_quorum.unwrap_or_else(|| self.raft.leader_heard_within(lease)),
             last_log_id: self.raft.last_log_id().map_err(|e| to_status(&e))?,
         };
         let answer = pre_vote::decide(&voter, &rpc);

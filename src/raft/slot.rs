@@ -77,6 +77,11 @@ impl RaftSlot {
         self.contacts.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Whether a leader reached this core (or it led) within `lease` of now.
+    pub fn leader_heard_within(&self, lease: Duration) -> bool {
+        self.last_contact().0.elapsed() <= lease
+    }
+
     /// Keeps this core from campaigning for `for_` from now (it granted another core's
     /// pre-vote: two followers that both pass a pre-vote and campaign together would split
     /// the vote and wait for another round).

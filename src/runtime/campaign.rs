@@ -44,12 +44,11 @@ pub(crate) async fn campaign(rt: Arc<Runtime>) {
             _ = rt.stopped() => return,
         }
         let Ok(raft) = slot.get() else { continue };
-        let (leading, membership) = {
+        let (leading, voter) = {
             let m = raft.metrics();
             let m = m.borrow();
-            (m.state == openraft::ServerState::Leader, m.membership_config.membership().clone())
+            (m.state == openraft::ServerState::Leader, m.membership_config.membership().voter_ids().any(|id| id == rt.cfg.node_id))
         };
-        let voter = membership.voter_ids().any(|id| id == rt.cfg.node_id);
         if leading || !voter || slot.refuses_votes() {
             // A leader is in touch with itself; a learner, or a core without its Raft
             // state, does not campaign.
@@ -70,6 +69,7 @@ pub(crate) async fn campaign(rt: Arc<Runtime>) {
         }
         // Whatever comes of this attempt, the next is a fresh draw away.
         due = Some(Instant::now() + draw(timeout));
+        let membership = raft.metrics().borrow().membership_config.membership().clone();
         if let Err(refusals) = canvass(&rt, &slot, &membership, timeout / 4).await {
             rt.instruments.pre_votes_lost.inc();
             tracing::debug!(silent_ms = contact.elapsed().as_millis() as u64, %refusals, "no majority would vote for this core: not campaigning");

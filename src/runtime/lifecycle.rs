@@ -26,14 +26,15 @@ use tokio_util::task::TaskTracker;
 impl Runtime {
     /// Opens the data dir (IDENTITY, then RocksDB and `RAFT_MARK`), loads the local tables
     /// and, on a core, starts Raft over the store after checking it against the mark. The
-    /// proposer runs from here on; nothing else is started.
-    pub(crate) async fn open(cfg: Validated, schema: NodeSchema) -> Result<Arc<Runtime>> {
+    /// proposer runs from here on; nothing else is started. Also says whether the data dir
+    /// had its IDENTITY before this start (the cluster feature keeps that, `ClusterState`).
+    pub(crate) async fn open(cfg: Validated, schema: NodeSchema) -> Result<(Arc<Runtime>, bool)> {
         let config = cfg.config.clone();
         let replicant = cfg.role == Role::Replicant;
         let data_dir = config.node.data_dir.clone();
         let schema = Arc::new(schema);
         let initial = cfg.initial_cluster_id(&config.cluster.name, config.cluster.discovery_strategy);
-        let (ident, _created) = identity::open_or_create(&data_dir, cfg.name.as_str(), cfg.node_id, &initial)?;
+        let (ident, created) = identity::open_or_create(&data_dir, cfg.name.as_str(), cfg.node_id, &initial)?;
         let cluster_id: crate::rpc::auth::ClusterId = Arc::new(RwLock::new(ident.cluster_id));
         let db = Db::open(&layout::db(&data_dir))?;
         let mark = Arc::new(crate::storage::raft_mark::MarkWriter::open(&data_dir)?);
@@ -104,7 +105,7 @@ impl Runtime {
         }
         let (max_batch, max_inflight) = (config.raft.max_batch_txns, config.raft.max_inflight_batches);
         rt.spawn(proposer::run(rt.clone(), prx, max_batch, max_inflight));
-        Ok(rt)
+        Ok((rt, !created))
     }
 
     /// Runs `task` as one of the node's tasks: shutdown waits for it to end (it must end

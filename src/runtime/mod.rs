@@ -164,11 +164,16 @@ impl Runtime {
     /// campaigns alone, see `campaign`) would report a leader it cannot reach.
     pub(crate) fn known_leader(&self, m: &RaftMetrics) -> Option<NodeId> {
         let id = m.current_leader?;
-        (id == self.cfg.node_id || self.raft.last_contact().0.elapsed() <= self.cfg.election_timeout()).then_some(id)
+        (id == self.cfg.node_id || self.raft.leader_heard_within(self.cfg.election_timeout())).then_some(id)
     }
 
     pub fn name(&self) -> &str {
         self.cfg.name.as_str()
+    }
+
+    /// Whether this core is the leader now (a replicant never is).
+    pub(crate) fn leads(&self) -> bool {
+        !self.is_replicant() && self.leader().ok().flatten().is_some_and(|(id, _)| id == self.cfg.node_id)
     }
 
     /// Whether this node is a leader that no majority has acknowledged for two election
@@ -240,7 +245,7 @@ impl Runtime {
 }
 
 /// Read-only access for the features: what the node was started with and the parts it
-/// holds. The fields stay private (see ARCHITECTURE.md, "Runtime's room"): a feature asks
+/// holds. The fields stay private (ARCHITECTURE.md, "Layering"): a feature asks
 /// for what it needs through a method, and the state it owns is its own.
 impl Runtime {
     /// The node's validated configuration (immutable for the node's life).

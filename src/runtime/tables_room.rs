@@ -70,6 +70,6 @@ impl<'a> TablesRoom<'a> {
 
     /// Whether this core is the leader now.
     pub(crate) fn leads(&self) -> bool {
-        self.rt.leader().ok().flatten().is_some_and(|(id, _)| id == self.rt.cfg.node_id)
+        self.rt.leads()
     }
 }

@@ -321,8 +321,15 @@ impl LogStore {
     /// The id of the last entry of this log (appended, synced or not; the last purged one
     /// when every entry was purged): what a pre-vote compares (`raft::pre_vote`).
     pub fn last_log_id(&self) -> crate::error::Result<Option<LogId>> {
-        let last_purged: Option<LogId> = self.meta(MetaKey::LastPurged).map_err(|e| crate::error::Error::Storage(e.to_string()))?;
-        Ok(self.last_entry_id().map_err(|e| crate::error::Error::Storage(e.to_string()))?.or(last_purged))
+        Ok(self.log_state().map_err(|e| crate::error::Error::Storage(e.to_string()))?.last_log_id)
+    }
+
+    /// The last purged log id, and the last log id (the last purged one when every entry
+    /// was purged): what Raft reads at start and a pre-vote compares.
+    fn log_state(&self) -> Result<LogState<TypeConfig>, StorageError> {
+        let last_purged_log_id: Option<LogId> = self.meta(MetaKey::LastPurged)?;
+        let last_log_id = self.last_entry_id()?.or(last_purged_log_id);
+        Ok(LogState { last_purged_log_id, last_log_id })
     }
 
     fn last_entry_id(&self) -> Result<Option<LogId>, StorageError> {
@@ -382,9 +389,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = Self;
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
-        let last_purged_log_id: Option<LogId> = self.meta(MetaKey::LastPurged)?;
-        let last_log_id = self.last_entry_id()?.or(last_purged_log_id);
-        Ok(LogState { last_purged_log_id, last_log_id })
+        self.log_state()
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
