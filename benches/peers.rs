@@ -12,7 +12,8 @@
 //! Writes: a closed loop per writer, 1 / 64 / 256 writers, distinct 8-byte keys, 256-byte
 //! values, each cell `MNEMA_PEERS_SECS` seconds; writers spread over the three nodes, then
 //! all on the leader (etcd, mnema) or on one node (Mnesia). Then point reads, session
-//! open and take-over, route match on 1M routes, a replicant's bootstrap and a core's
+//! open and take-over, route match on 1M routes (two mixes: the harness's, and a
+//! multi-tenant one with 12% wildcards, `common::RouteMix`), a replicant's bootstrap and a core's
 //! restart with those routes and 100k sessions, and memory per route and per session
 //! (RSS growth of a fresh process holding one mnema core, `mnesia:table_info(T, memory)`).
 //! Then the broker's lookups through secondary indexes against scans of the same tables
@@ -143,6 +144,7 @@ fn main() {
     }
     if s.runs("routes") {
         cells.extend(rt.block_on(route_match(&s)));
+        cells.extend(rt.block_on(route_match_tenants(&s)));
     }
     if s.runs("sessions") {
         cells.extend(rt.block_on(session_load(&s)));
@@ -1022,8 +1024,10 @@ fn mnesia(s: &Settings, work: &Path) -> Vec<Cell> {
             bytes_per_record: f("bytes_per_route").max(f("bytes_per_session")),
             bench: match bench.as_str() {
                 "route_match" => "route_match raw".into(),
+                "route_match_tenants" => "route_match raw tenants".into(),
                 "point_read" => "point_read dirty_read".into(),
                 "route_memory" => "memory per route".into(),
+                "route_memory_tenants" => "memory per route tenants".into(),
                 "session_memory" => "memory per session".into(),
                 "watch_write" => format!("write with {watchers} watchers"),
                 "watch_delivered" => format!("events delivered, {watchers} watchers"),
@@ -1047,7 +1051,28 @@ async fn route_match(s: &Settings) -> Vec<Cell> {
     eprintln!("loaded {} routes in {:.1} s", s.routes, t0.elapsed().as_secs_f64());
     let node = &cluster.nodes[cluster.follower()];
     node.wait_applied(leader.applied_index(), Duration::from_secs(120)).await.expect("applied");
-    let topics = common::route_topics(s.routes);
+    let mut cells = match_cells(s, node, &common::route_topics(s.routes), "");
+    cells.extend(restart_and_bootstrap(s, cluster).await);
+    cells
+}
+
+/// The route match cells of [`RouteMix::Tenants`](common::RouteMix), on a cluster of their own.
+async fn route_match_tenants(s: &Settings) -> Vec<Cell> {
+    let mix = common::RouteMix::Tenants;
+    let cluster = common::cluster(3).await;
+    let leader = &cluster.nodes[cluster.leader()];
+    let last = common::load_route_mix(leader, s.routes, mix).await;
+    let node = &cluster.nodes[cluster.follower()];
+    node.wait_applied(last, Duration::from_secs(120)).await.expect("applied");
+    let cells = match_cells(s, node, &mix.topics(s.routes), " tenants");
+    drop(cluster.shutdown().await);
+    cells
+}
+
+/// Matches `topics` on `node` for a cell each: on a held view with the destinations left
+/// encoded (`raw`), through the node's publish-path match (`visit`), and decoded and sorted
+/// (`decoded`, what `match_routes` returns).
+fn match_cells(s: &Settings, node: &mnema::Node, topics: &[String], mix: &str) -> Vec<Cell> {
     let ix = node.runtime().table_ix(mnema::schema::ROUTES).expect("routes");
     let mut cells = Vec::new();
     {
@@ -1058,17 +1083,23 @@ async fn route_match(s: &Settings) -> Vec<Cell> {
                 .expect("match");
         });
         assert!(found as u64 >= n, "topics matched no route");
-        cells.push(rate_cell("mnema in process", "route_match raw", n, el));
+        cells.push(rate_cell("mnema in process", &format!("route_match raw{mix}"), n, el));
     }
+    // The publish path: through the node's handle, destinations borrowed, nothing sorted.
+    let mut found = 0usize;
+    let (n, el) = read_rate(s.secs, |i| {
+        node.routes().for_each_match(&topics[(i % 4096) as usize], |_, _| found += 1).expect("match");
+    });
+    assert!(found as u64 >= n, "topics matched no route");
+    cells.push(rate_cell("mnema in process", &format!("route_match visit{mix}"), n, el));
     let (n, el) = read_rate(s.secs, |i| {
         let r = node.routes().match_routes(&topics[(i % 4096) as usize]).expect("match");
         assert!(!r.is_empty());
     });
-    cells.push(rate_cell("mnema in process", "route_match decoded", n, el));
+    cells.push(rate_cell("mnema in process", &format!("route_match decoded{mix}"), n, el));
     for c in &cells {
         eprintln!("{}", line(c));
     }
-    cells.extend(restart_and_bootstrap(s, cluster).await);
     cells
 }
 

@@ -3,6 +3,8 @@
 //!
 //! - `match_routes/decoded`: `node.routes().match_routes(topic)` (validates the topic,
 //!   looks up the exact filter, walks the wildcard trie, decodes each destination).
+//! - `match_routes/visit`: `node.routes().for_each_match(topic, ..)`, the publish path:
+//!   destinations borrowed from the table, nothing allocated or sorted.
 //! - `match_routes/raw`: `for_each_match` (mnema::testing::routes_raw) on a held view, destinations left
 //!   encoded (what a broker's publish path needs).
 //!   Topics alternate between one that hits an exact filter and one that hits wildcard
@@ -44,6 +46,14 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             i = (i + 1) % topics.len();
             node.routes().match_routes(&topics[i]).expect("match")
+        })
+    });
+    g.bench_function("visit_1m_routes", |b| {
+        b.iter(|| {
+            i = (i + 1) % topics.len();
+            let mut n = 0usize;
+            node.routes().for_each_match(&topics[i], |_, _| n += 1).expect("match");
+            n
         })
     });
     let view = node.runtime().view();

@@ -32,7 +32,12 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
 /// Decodes a whole buffer: trailing bytes are an error, since they mean the writer and
 /// reader disagree on the format.
 pub fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T> {
-    let (value, used) = bincode::serde::decode_from_slice(bytes, config()).map_err(|e| Error::corrupt(what, e))?;
+    decode_borrowed(what, bytes)
+}
+
+/// [`decode`] into a value that borrows from `bytes` (`&str` fields: no allocation).
+pub fn decode_borrowed<'a, T: serde::Deserialize<'a>>(what: &'static str, bytes: &'a [u8]) -> Result<T> {
+    let (value, used) = bincode::serde::borrow_decode_from_slice(bytes, config()).map_err(|e| Error::corrupt(what, e))?;
     if used != bytes.len() {
         return Err(Error::corrupt(what, format!("{} trailing bytes", bytes.len() - used)));
     }
@@ -52,9 +57,19 @@ pub fn encode_versioned<T: Serialize + ?Sized>(version: u8, value: &T) -> Result
 
 /// Decodes what [`encode_versioned`] wrote, refusing versions this build does not know.
 pub fn decode_versioned<T: DeserializeOwned>(what: &'static str, version: u8, bytes: &[u8]) -> Result<T> {
+    decode(what, versioned(what, version, bytes)?)
+}
+
+/// [`decode_versioned`] into a value that borrows from `bytes`.
+pub fn decode_versioned_borrowed<'a, T: serde::Deserialize<'a>>(what: &'static str, version: u8, bytes: &'a [u8]) -> Result<T> {
+    decode_borrowed(what, versioned(what, version, bytes)?)
+}
+
+/// The bytes after the version byte, if it is `version`.
+fn versioned<'a>(what: &'static str, version: u8, bytes: &'a [u8]) -> Result<&'a [u8]> {
     match bytes.split_first() {
         None => Err(Error::corrupt(what, "empty record")),
-        Some((&v, rest)) if v == version => decode(what, rest),
+        Some((&v, rest)) if v == version => Ok(rest),
         Some((&found, _)) => Err(Error::UnknownFormat { what: what.to_string(), found, supported: version }),
     }
 }

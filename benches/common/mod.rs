@@ -36,24 +36,74 @@ pub async fn wait_normal(node: &Node) {
     .await;
 }
 
-/// Adds `total` routes through `node` in transactions of 2,000 and waits until `node` has
-/// applied them; returns the last one's index. 90% are exact filters `d/<i>/t`, 10%
-/// wildcard ones, `w/<j>/+/x` and `w/<j>/#` alternately, each to one of three broker nodes
-/// (the set `benches/routes.rs`, `benches/peers.rs` and the Mnesia escript all use).
+/// A set of routes and the topics published against them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RouteMix {
+    /// 90% exact filters `d/<i>/t`, 10% wildcard ones, `w/<j>/+/x` and `w/<j>/#`
+    /// alternately; topics alternately hit an exact filter and two wildcard ones.
+    Harness,
+    /// Multi-tenant: 1,000 tenants; 88% exact device filters `t<T>/d<D>/up`, 12% wildcard:
+    /// one `t<T>/+/up` per tenant and device subtrees `t<T>/d<D>/#`. A topic `t<T>/d<D>/up`
+    /// hits its exact filter and its tenant's `+`, and its device's `#` where there is one.
+    Tenants,
+}
+
+/// Tenants of [`RouteMix::Tenants`].
+pub const TENANTS: u64 = 1000;
+
+impl RouteMix {
+    /// The share of exact filters, in percent.
+    pub fn exact_percent(self) -> u64 {
+        match self {
+            RouteMix::Harness => 90,
+            RouteMix::Tenants => 88,
+        }
+    }
+
+    /// The `i`-th of `total` filters.
+    pub fn filter(self, i: u64, total: u64) -> String {
+        let exact = total * self.exact_percent() / 100;
+        match self {
+            RouteMix::Harness if i < exact => format!("d/{i}/t"),
+            RouteMix::Harness if i % 2 == 0 => format!("w/{}/+/x", i - exact),
+            RouteMix::Harness => format!("w/{}/#", i - exact - 1),
+            RouteMix::Tenants if i < exact => format!("t{}/d{}/up", i % TENANTS, i / TENANTS),
+            RouteMix::Tenants if i - exact < TENANTS => format!("t{}/+/up", i - exact),
+            RouteMix::Tenants => {
+                let k = i - exact - TENANTS;
+                format!("t{}/d{}/#", k % TENANTS, k / TENANTS)
+            }
+        }
+    }
+
+    /// 4,096 topics published against the `total` routes of this mix.
+    pub fn topics(self, total: u64) -> Vec<String> {
+        match self {
+            RouteMix::Harness => route_topics(total),
+            RouteMix::Tenants => {
+                let devices = (total * self.exact_percent() / 100 / TENANTS).max(1);
+                (0..4096u64).map(|i| format!("t{}/d{}/up", (i * 7919) % TENANTS, (i * 104_729) % devices)).collect()
+            }
+        }
+    }
+}
+
+/// Adds `total` routes of [`RouteMix::Harness`] through `node` (the set
+/// `benches/routes.rs`, `benches/peers.rs` and the Mnesia escript all use); see
+/// [`load_route_mix`].
 pub async fn load_routes(node: &Node, total: u64) -> u64 {
-    let exact = total * 9 / 10;
+    load_route_mix(node, total, RouteMix::Harness).await
+}
+
+/// Adds `total` routes of `mix` through `node` in transactions of 2,000, each to one of
+/// three broker nodes, and waits until `node` has applied them; returns the last one's
+/// index.
+pub async fn load_route_mix(node: &Node, total: u64, mix: RouteMix) -> u64 {
     let dests: Vec<Dest> = (0..3).map(|n| Dest::Node(format!("b{n}@127.0.0.1"))).collect();
     let mut txn = Txn::new();
     let mut last = 0;
     for i in 0..total {
-        let filter = if i < exact {
-            format!("d/{i}/t")
-        } else if i % 2 == 0 {
-            format!("w/{}/+/x", i - exact)
-        } else {
-            format!("w/{}/#", i - exact - 1)
-        };
-        txn = routes::add(txn, &filter, &dests[(i % 3) as usize]).expect("route");
+        txn = routes::add(txn, &mix.filter(i, total), &dests[(i % 3) as usize]).expect("route");
         if txn.ops.len() == 2000 {
             last = node.transact(std::mem::take(&mut txn)).await.expect("load routes").index;
         }

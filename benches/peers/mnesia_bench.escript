@@ -146,16 +146,22 @@ sessions(Nodes = [N1 | _], Count) ->
     emit([{bench, session_memory}, {sessions, Size}, {bytes, Bytes}, {bytes_per_session, Bytes / Size}]).
 
 routes(N1, Micros, Exact, Wild) ->
+    route_mix(N1, Micros, Exact, Wild, harness, ""),
+    %% The multi-tenant mix: 88% exact filters (`RouteMix::Tenants`).
+    Total = Exact + Wild,
+    route_mix(N1, Micros, Total * 88 div 100, Total - Total * 88 div 100, tenants, "_tenants").
+
+route_mix(N1, Micros, Exact, Wild, Mix, Suffix) ->
     T0 = erlang:monotonic_time(microsecond),
-    Owner = spawn(N1, mnesia_load, routes_owner, [self(), Exact, Wild]),
+    Owner = spawn(N1, mnesia_load, routes_owner, [self(), Exact, Wild, Mix]),
     Bytes = receive {routes, Owner, B} -> B end,
     Load = erlang:monotonic_time(microsecond) - T0,
-    emit([{bench, route_memory}, {routes, Exact + Wild}, {bytes, Bytes},
+    emit([{bench, list_to_atom("route_memory" ++ Suffix)}, {routes, Exact + Wild}, {bytes, Bytes},
           {bytes_per_route, Bytes / (Exact + Wild)}, {load_secs, Load / 1.0e6}]),
     T1 = erlang:monotonic_time(microsecond),
-    {N, Found} = erpc:call(N1, mnesia_load, match_loop, [Micros, {Exact, Wild}], infinity),
+    {N, Found} = erpc:call(N1, mnesia_load, match_loop, [Micros, {Exact, Wild}, Mix], infinity),
     Elapsed = erlang:monotonic_time(microsecond) - T1,
-    emit([{bench, route_match}, {routes, Exact + Wild}, {ops, N}, {found, Found},
+    emit([{bench, list_to_atom("route_match" ++ Suffix)}, {routes, Exact + Wild}, {ops, N}, {found, Found},
           {ops_per_s, N * 1.0e6 / Elapsed}, {ns_per_match, Elapsed * 1000 / N}]),
     Owner ! stop.
 

@@ -4,7 +4,7 @@
 %%
 %% Every function returns plain terms (integers, lists); the escript turns them into JSON.
 -module(mnesia_load).
--export([write_worker/5, read_loop/2, fill/2, session_worker/5, routes_owner/3, match_loop/2,
+-export([write_worker/5, read_loop/2, fill/2, session_worker/5, routes_owner/4, match_loop/3,
          match/1, subscriber/1]).
 
 -record(kv, {k, v}).
@@ -100,34 +100,44 @@ session_loop(Prefix, I, End, Owner, Acc) ->
 
 %% Routes as EMQX keeps them: a `route` bag table (filter -> destination, ram copies) and,
 %% for wildcard filters, a trie in two ETS tables (edges `{Parent, Word} -> Child` and the
-%% nodes that end a filter). The same set as `benches/routes.rs`: `Exact` filters
-%% `d/<i>/t` and `Wild` wildcard ones, `w/<j>/+/x` and `w/<j>/#` alternately.
+%% nodes that end a filter). The mixes of `benches/common/mod.rs` (`RouteMix`): `harness`,
+%% `Exact` filters `d/<i>/t` and `Wild` wildcard ones, `w/<j>/+/x` and `w/<j>/#`
+%% alternately; `tenants`, `Exact` device filters `t<T>/d<D>/up` over 1,000 tenants, then
+%% one `t<T>/+/up` per tenant and device subtrees `t<T>/d<D>/#`.
 %% Creates and fills the route tables, tells `Parent` `{routes, Bytes}` (what they hold),
 %% and keeps the ETS tables alive until told `stop`.
-routes_owner(Parent, Exact, Wild) ->
-    ok = make_routes(Exact, Wild),
+routes_owner(Parent, Exact, Wild, Mix) ->
+    {atomic, ok} = mnesia:clear_table(route),
+    ok = make_routes(Exact, Wild, Mix),
     Parent ! {routes, self(), route_memory()},
     receive stop -> ok end.
 
-make_routes(Exact, Wild) ->
+make_routes(Exact, Wild, Mix) ->
     catch ets:delete(trie_edge),
     catch ets:delete(trie_end),
     ets:new(trie_edge, [named_table, public, set, {read_concurrency, true}]),
     ets:new(trie_end, [named_table, public, set, {read_concurrency, true}]),
     ets:insert(trie_edge, {next_id, 1}),
-    load_routes(Exact, Wild).
+    load_routes(Exact, Wild, Mix).
 
-load_routes(Exact, Wild) ->
+-define(TENANTS, 1000).
+
+filter(I, Exact, harness) when I < Exact -> iolist_to_binary(["d/", integer_to_binary(I), "/t"]);
+filter(I, Exact, harness) when I rem 2 =:= 0 -> iolist_to_binary(["w/", integer_to_binary(I - Exact), "/+/x"]);
+filter(I, Exact, harness) -> iolist_to_binary(["w/", integer_to_binary(I - Exact - 1), "/#"]);
+filter(I, Exact, tenants) when I < Exact ->
+    iolist_to_binary(["t", integer_to_binary(I rem ?TENANTS), "/d", integer_to_binary(I div ?TENANTS), "/up"]);
+filter(I, Exact, tenants) when I - Exact < ?TENANTS ->
+    iolist_to_binary(["t", integer_to_binary(I - Exact), "/+/up"]);
+filter(I, Exact, tenants) ->
+    K = I - Exact - ?TENANTS,
+    iolist_to_binary(["t", integer_to_binary(K rem ?TENANTS), "/d", integer_to_binary(K div ?TENANTS), "/#"]).
+
+load_routes(Exact, Wild, Mix) ->
     Dests = {'b0@127.0.0.1', 'b1@127.0.0.1', 'b2@127.0.0.1'},
     lists:foreach(
       fun(I) ->
-              Filter = case I < Exact of
-                           true -> iolist_to_binary(["d/", integer_to_binary(I), "/t"]);
-                           false when I rem 2 =:= 0 ->
-                               iolist_to_binary(["w/", integer_to_binary(I - Exact), "/+/x"]);
-                           false ->
-                               iolist_to_binary(["w/", integer_to_binary(I - Exact - 1), "/#"])
-                       end,
+              Filter = filter(I, Exact, Mix),
               ok = mnesia:dirty_write({route, Filter, element(I rem 3 + 1, Dests)}),
               case I < Exact of
                   true -> ok;
@@ -184,10 +194,10 @@ hash(Node, Acc) ->
         [] -> Acc
     end.
 
-%% Matches the topics of `benches/routes.rs` (alternately exact and wildcard) for `Micros`
-%% on one process; returns `{Matches, RoutesFound}`.
-match_loop(Micros, {Exact, Wild}) ->
-    Topics = list_to_tuple([topic(I, Exact, Wild) || I <- lists:seq(0, 4095)]),
+%% Matches the 4,096 topics of `Mix` (as `RouteMix::topics` makes them) for `Micros` on
+%% one process; returns `{Matches, RoutesFound}`.
+match_loop(Micros, {Exact, Wild}, Mix) ->
+    Topics = list_to_tuple([topic(I, Exact, Wild, Mix) || I <- lists:seq(0, 4095)]),
     Deadline = now_us() + Micros,
     match_loop(0, Topics, Deadline, 0, 0).
 
@@ -199,7 +209,11 @@ match_loop(I, Topics, Deadline, N, Found) ->
             match_loop((I + 1) band 4095, Topics, Deadline, N + 1, Found + length(R))
     end.
 
-topic(I, Exact, Wild) ->
+topic(I, Exact, _Wild, tenants) ->
+    Devices = max(1, Exact div ?TENANTS),
+    iolist_to_binary(["t", integer_to_binary((I * 7919) rem ?TENANTS), "/d",
+                      integer_to_binary((I * 104729) rem Devices), "/up"]);
+topic(I, Exact, Wild, harness) ->
     case I rem 2 of
         0 -> iolist_to_binary(["d/", integer_to_binary((I * 104729) rem Exact), "/t"]);
         1 -> iolist_to_binary(["w/", integer_to_binary(((I * 7919) rem (Wild div 2)) * 2), "/y/x"])

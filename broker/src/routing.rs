@@ -8,7 +8,7 @@ use crate::local::Local;
 use crate::message::Msg;
 use crate::offline;
 use mnema::schema::retained;
-use mnema::schema::routes::Dest;
+use mnema::schema::routes::DestRef;
 use mnema::schema::topic::validate_name;
 use mnema::{Node, Result};
 use std::collections::BTreeMap;
@@ -107,12 +107,16 @@ impl Router {
     fn sends(&self, topic: &str) -> Result<Vec<Target>> {
         let mut nodes: Vec<String> = Vec::new();
         let mut groups: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
-        for r in self.node.routes().match_routes(topic)? {
-            match r.dest {
-                Dest::Node(n) => nodes.push(n),
-                Dest::Shared { group, node } => groups.entry((group, r.filter)).or_default().push(node),
+        self.node.routes().for_each_match(topic, |filter, dest| match dest {
+            DestRef::Node(n) => {
+                if !nodes.iter().any(|m| m == n) {
+                    nodes.push(n.to_string());
+                }
             }
-        }
+            DestRef::Shared { group, node } => {
+                groups.entry((group.to_string(), filter.to_string())).or_default().push(node.to_string())
+            }
+        })?;
         nodes.sort();
         nodes.dedup();
         let mut sends: Vec<Target> = nodes.into_iter().map(|n| (n, None)).collect();

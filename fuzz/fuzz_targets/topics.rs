@@ -6,15 +6,17 @@ use mnema::engine::topic_trie::{TopicTrie, is_wildcard};
 use mnema::schema::{routes, topic};
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    let _ = routes::decode_dest(data);
+    let owned = routes::decode_dest(data);
+    let borrowed = routes::decode_dest_ref(data);
+    assert_eq!(owned.ok(), borrowed.ok().map(|d| d.to_dest()), "the two decoders disagree");
     let Ok(text) = std::str::from_utf8(data) else { return };
     // Lines: filters, then (after an empty line) topics.
     let (filters, topics) = text.split_once("\n\n").unwrap_or((text, "a/b"));
     let mut trie = TopicTrie::default();
     let mut held = Vec::new();
-    for f in filters.lines() {
+    for (i, f) in filters.lines().enumerate() {
         if topic::validate_filter(f).is_ok() && is_wildcard(f.as_bytes()) {
-            trie.insert(f.as_bytes());
+            trie.set(&std::sync::Arc::from(f.as_bytes()), i);
             held.push(f);
         }
     }
@@ -23,7 +25,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
             continue;
         }
         let mut got = Vec::new();
-        trie.matches(t.as_bytes(), |f| got.push(f.to_vec()));
+        trie.matches(t.as_bytes(), |f, _| got.push(f.to_vec()));
         got.sort();
         got.dedup();
         let mut want: Vec<Vec<u8>> = held.iter().filter(|f| topic::matches(f, t)).map(|f| f.as_bytes().to_vec()).collect();

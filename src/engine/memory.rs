@@ -23,6 +23,8 @@ type HashMap<K, V> = imbl::GenericHashMap<K, V, KeyHasher, imbl::shared_ptr::Def
 pub struct MemTable {
     records: Records,
     indexes: Vec<SecondaryIndex>,
+    /// A bag's recent values, shared by the records that repeat them.
+    recent: Recent,
 }
 
 /// The records of one table, by kind.
@@ -32,7 +34,7 @@ pub enum Records {
     Ordered(imbl::OrdMap<Blob, Blob>),
     Bag(HashMap<Blob, Values>),
     /// A bag keyed by topic filters, with the trie of its wildcard keys.
-    TopicBag(HashMap<Blob, Values>, TopicTrie),
+    TopicBag(HashMap<Blob, Values>, TopicTrie<Values>),
     /// A `disc_only` table on a core: nothing in memory.
     None,
 }
@@ -48,7 +50,7 @@ impl MemTable {
         };
         let indexes =
             if in_memory { def.indexes.iter().map(|i| SecondaryIndex::new(&i.name, i.extractor, def.kind == Kind::Bag)).collect() } else { Vec::new() };
-        MemTable { records, indexes }
+        MemTable { records, indexes, recent: Recent::default() }
     }
 
     /// The records, by kind.
@@ -99,7 +101,7 @@ impl MemTable {
 
     /// The wildcard index of a topic-keyed table.
     #[cfg(any(test, feature = "test-util"))]
-    pub fn topic_trie(&self) -> Option<&TopicTrie> {
+    pub fn topic_trie(&self) -> Option<&TopicTrie<Values>> {
         match &self.records {
             Records::TopicBag(_, t) => Some(t),
             _ => None,
@@ -256,16 +258,25 @@ impl MemTable {
     /// Returns the key and value as stored (shared, not copied, by whoever keeps them
     /// too), or `None` for a table not held here.
     pub fn put_keyed(&mut self, key: &[u8], value: &[u8], keys: Option<super::catalog::NewKeys>) -> Option<(Blob, Blob)> {
-        let (key, value): (Blob, Blob) = (Arc::from(key), Arc::from(value));
+        let value: Blob = match self.records {
+            Records::Bag(_) | Records::TopicBag(..) => self.recent.share(value),
+            _ => Arc::from(value),
+        };
+        let key: Blob = Arc::from(key);
         let (old, added) = match &mut self.records {
             Records::Set(m) => (m.insert(key.clone(), value.clone()), true),
             Records::Ordered(m) => (m.insert(key.clone(), value.clone()), true),
             Records::Bag(m) => (None, bag_put(m, &key, &value)),
             Records::TopicBag(m, trie) => {
-                if !m.contains_key(&key) && is_wildcard(&key) {
-                    trie.insert(&key);
+                let added = bag_put(m, &key, &value);
+                if added
+                    && is_wildcard(&key)
+                    && let Some((k, values)) = m.get_key_value(&key[..])
+                {
+                    // The trie holds the filter's values too, sharing the table's key.
+                    trie.set(k, values.clone());
                 }
-                (None, bag_put(m, &key, &value))
+                (None, added)
             }
             Records::None => return None,
         };
@@ -320,10 +331,18 @@ impl MemTable {
         };
         if now_empty {
             m.remove(key);
-            if let Some(t) = trie
-                && is_wildcard(key)
-            {
-                t.remove(key);
+        }
+        if removed
+            && let Some(t) = trie
+            && is_wildcard(key)
+        {
+            match m.get_key_value(key) {
+                Some((k, values)) => {
+                    t.set(k, values.clone());
+                }
+                None => {
+                    t.remove(key);
+                }
             }
         }
         if removed {
@@ -354,7 +373,7 @@ fn bag_put(m: &mut HashMap<Blob, Values>, key: &Blob, value: &Blob) -> bool {
     match m.get_mut(&key[..]) {
         Some(values) => values.insert(value),
         None => {
-            m.insert(key.clone(), Values::Few(Arc::from([value.clone()])));
+            m.insert(key.clone(), Values::One(value.clone()));
             true
         }
     }
@@ -362,13 +381,14 @@ fn bag_put(m: &mut HashMap<Blob, Values>, key: &Blob, value: &Blob) -> bool {
 
 /// The values of one bag key, in byte order.
 ///
-/// Most bag keys hold one value or a handful (a route's destinations, a client's proxy
-/// subscriptions): those are one shared sorted slice, copied on change (one allocation
-/// per key). Beyond [`Values::FEW`] values they move to a persistent ordered set, whose
-/// changes stay logarithmic; an `OrdSet` for every key cost ~1 KiB of node even for one
-/// value.
+/// Most bag keys hold one value (a route's destination) or a handful (a client's proxy
+/// subscriptions). One value is held as it is, with no allocation of its own; a handful
+/// are one shared sorted slice, copied on change (one allocation per key). Beyond
+/// [`Values::FEW`] values they move to a persistent ordered set, whose changes stay
+/// logarithmic; an `OrdSet` for every key cost ~1 KiB of node even for one value.
 #[derive(Clone, Debug)]
 pub enum Values {
+    One(Blob),
     Few(Arc<[Blob]>),
     Many(imbl::OrdSet<Blob>),
 }
@@ -380,6 +400,7 @@ impl Values {
     /// The values, in byte order.
     pub fn iter(&self) -> impl Iterator<Item = &Blob> + '_ {
         let (few, many) = match self {
+            Values::One(v) => (Some(std::slice::from_ref(v).iter()), None),
             Values::Few(v) => (Some(v.iter()), None),
             Values::Many(s) => (None, Some(s.iter())),
         };
@@ -389,6 +410,7 @@ impl Values {
     /// The smallest value.
     pub fn first(&self) -> Option<&Blob> {
         match self {
+            Values::One(v) => Some(v),
             Values::Few(v) => v.first(),
             Values::Many(s) => s.get_min(),
         }
@@ -396,6 +418,7 @@ impl Values {
 
     pub fn len(&self) -> usize {
         match self {
+            Values::One(_) => 1,
             Values::Few(v) => v.len(),
             Values::Many(s) => s.len(),
         }
@@ -408,6 +431,14 @@ impl Values {
     /// Adds `value`; returns whether it was new.
     fn insert(&mut self, value: &Blob) -> bool {
         match self {
+            Values::One(v) => {
+                if v[..] == value[..] {
+                    return false;
+                }
+                let pair = if v[..] < value[..] { [v.clone(), value.clone()] } else { [value.clone(), v.clone()] };
+                *self = Values::Few(Arc::from(pair));
+                true
+            }
             Values::Few(v) => {
                 let Err(at) = v.binary_search_by(|b| (**b).cmp(&**value)) else { return false };
                 if v.len() < Self::FEW {
@@ -425,14 +456,25 @@ impl Values {
         }
     }
 
-    /// Removes `value`; returns whether it was there.
+    /// Removes `value`; returns whether it was there. The last value's removal leaves
+    /// an empty slice (the caller drops the key).
     fn remove(&mut self, value: &[u8]) -> bool {
         match self {
+            Values::One(v) => {
+                if v[..] != *value {
+                    return false;
+                }
+                *self = Values::Few(Arc::from([]));
+                true
+            }
             Values::Few(v) => match v.binary_search_by(|b| (**b).cmp(value)) {
                 Ok(at) => {
                     let mut next = v.to_vec();
                     next.remove(at);
-                    *v = next.into();
+                    *self = match next.len() {
+                        1 => Values::One(next[0].clone()),
+                        _ => Values::Few(next.into()),
+                    };
                     true
                 }
                 Err(_) => false,
@@ -445,6 +487,35 @@ impl Values {
                 removed
             }
         }
+    }
+}
+
+/// Bag values met lately, shared instead of copied: a bag's values repeat across its keys
+/// (every route to one node has the same destination), so a value equal to a recent one
+/// is one more reference, not one more allocation. Holds at most [`Recent::SLOTS`] short
+/// values.
+#[derive(Clone, Debug, Default)]
+struct Recent {
+    slots: [Option<Blob>; Recent::SLOTS],
+    next: usize,
+}
+
+impl Recent {
+    const SLOTS: usize = 8;
+    /// Longer values are not looked for (they rarely repeat, and comparing costs).
+    const LONGEST: usize = 96;
+
+    fn share(&mut self, value: &[u8]) -> Blob {
+        if value.len() > Self::LONGEST {
+            return Arc::from(value);
+        }
+        if let Some(b) = self.slots.iter().flatten().find(|b| b[..] == *value) {
+            return b.clone();
+        }
+        let b: Blob = Arc::from(value);
+        self.slots[self.next % Self::SLOTS] = Some(b.clone());
+        self.next = self.next.wrapping_add(1);
+        b
     }
 }
 
@@ -594,34 +665,61 @@ mod tests {
         assert!(!w.tables[1].contains(b"k"), "empty bag key removed");
     }
 
-    /// A bag key's values stay a sorted set without duplicates whether kept as a slice or,
-    /// past `Values::FEW`, as an ordered set, and move back when they shrink.
+    /// A bag key's values stay a sorted set without duplicates whether held alone, kept
+    /// as a slice or, past `Values::FEW`, as an ordered set, and move back when they shrink.
     #[test]
-    fn bag_values_behave_as_a_set_across_both_representations() {
+    fn bag_values_behave_as_a_set_across_every_representation() {
+        // Fixed pseudo-random walks of inserts and deletes: over 40 values (to pass
+        // `Values::FEW`), and over 3 (to go between one value, a few and none often).
+        for (distinct, steps) in [(40u64, 2000), (3, 300)] {
+            let cat = Catalog::new(vec![TableDef::replicated("b", Kind::Bag, crate::engine::Storage::Ram)]).unwrap();
+            let mut w = MemState::empty(&cat);
+            let mut model = std::collections::BTreeSet::new();
+            let mut x = 7u64;
+            let (mut peak, mut shrank_to_one, mut emptied) = (0, false, false);
+            for step in 0..steps {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                let v = format!("v{:02}", (x >> 33) % distinct);
+                let before = model.len();
+                if step % 3 == 2 {
+                    w.tables[0].delete_object(b"k", v.as_bytes());
+                    model.remove(&v);
+                } else {
+                    w.tables[0].put(b"k", v.as_bytes());
+                    model.insert(v);
+                }
+                shrank_to_one |= before == 2 && model.len() == 1;
+                emptied |= before == 1 && model.is_empty();
+                let got: Vec<String> =
+                    w.tables[0].get(b"k").iter().map(|b| String::from_utf8(b.to_vec()).unwrap()).collect();
+                assert_eq!(got, model.iter().cloned().collect::<Vec<_>>(), "step {step}");
+                assert_eq!(w.tables[0].len(), model.len());
+                assert_eq!(w.tables[0].contains(b"k"), !model.is_empty());
+                assert_eq!(w.tables[0].get_one(b"k").map(|b| b.to_vec()), model.first().map(|v| v.clone().into_bytes()));
+                peak = peak.max(model.len());
+            }
+            if distinct > Values::FEW as u64 {
+                assert!(peak > Values::FEW, "the walk never left the slice representation");
+            } else {
+                assert!(shrank_to_one && emptied, "the walk never went from two values to one and from one to none");
+            }
+        }
+    }
+
+    /// Records of a bag that repeat a value share one copy of it.
+    #[test]
+    fn repeated_bag_values_are_shared_not_copied() {
         let cat = Catalog::new(vec![TableDef::replicated("b", Kind::Bag, crate::engine::Storage::Ram)]).unwrap();
         let mut w = MemState::empty(&cat);
-        let mut model = std::collections::BTreeSet::new();
-        // A fixed pseudo-random walk of inserts and deletes over 40 values.
-        let mut x = 7u64;
-        let mut peak = 0;
-        for step in 0..2000 {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            let v = format!("v{:02}", (x >> 33) % 40);
-            if step % 3 == 2 {
-                w.tables[0].delete_object(b"k", v.as_bytes());
-                model.remove(&v);
-            } else {
-                w.tables[0].put(b"k", v.as_bytes());
-                model.insert(v);
-            }
-            let got: Vec<String> =
-                w.tables[0].get(b"k").iter().map(|b| String::from_utf8(b.to_vec()).unwrap()).collect();
-            assert_eq!(got, model.iter().cloned().collect::<Vec<_>>(), "step {step}");
-            assert_eq!(w.tables[0].len(), model.len());
-            assert_eq!(w.tables[0].contains(b"k"), !model.is_empty());
-            peak = peak.max(model.len());
+        for i in 0..100u32 {
+            w.tables[0].put(&i.to_be_bytes(), format!("node{}", i % 3).as_bytes());
         }
-        assert!(peak > Values::FEW, "the walk never left the slice representation");
+        let (a, b) = (w.tables[0].get_one(&0u32.to_be_bytes()).unwrap(), w.tables[0].get_one(&3u32.to_be_bytes()).unwrap());
+        assert!(Arc::ptr_eq(a, b), "two records with one value hold one copy");
+        let long = vec![b'x'; Recent::LONGEST + 1];
+        w.tables[0].put(b"l1", &long);
+        w.tables[0].put(b"l2", &long);
+        assert_eq!(w.tables[0].get_one(b"l2").map(|b| b.to_vec()), Some(long));
     }
 
     mod range_reads {

@@ -73,10 +73,7 @@ impl LogServing {
     /// The leader to tell replicants: none when this core is a leader cut off from its
     /// majority (its replicants move away).
     pub(crate) fn leader_to_tell(&self) -> Option<(String, String)> {
-        if self.rt.cut_off() {
-            return None;
-        }
-        self.rt.leader().ok().flatten().map(|(_, n)| (n.name, n.addr))
+        self.rt.leader_unless_cut_off().map(|n| (n.name, n.addr))
     }
 
     /// The store: the log read back and consistent snapshots.

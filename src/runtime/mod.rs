@@ -155,7 +155,22 @@ impl Runtime {
             return Ok(s.leader_id().zip(s.leader.clone()).map(|(id, (name, addr))| (id, NodeInfo { name, addr })));
         }
         let m = self.metrics()?;
-        Ok(self.known_leader(&m).and_then(|id| m.membership_config.membership().get_node(&id).map(|n| (id, n.clone()))))
+        Ok(self.leader_in(&m))
+    }
+
+    /// The leader `m` names, with its address (see [`Runtime::known_leader`]).
+    fn leader_in(&self, m: &RaftMetrics) -> Option<(NodeId, NodeInfo)> {
+        self.known_leader(m).and_then(|id| m.membership_config.membership().get_node(&id).map(|n| (id, n.clone())))
+    }
+
+    /// The leader a replication stream tells its replicant: none while this core is cut
+    /// off (so the replicant moves), else [`Runtime::leader`]. One read of the metrics.
+    pub(crate) fn leader_unless_cut_off(&self) -> Option<NodeInfo> {
+        let m = self.metrics().ok()?;
+        if self.cut_off_in(&m) {
+            return None;
+        }
+        self.leader_in(&m).map(|(_, n)| n)
     }
 
     /// The leader `m` names, unless this core is a follower that has heard from no leader
@@ -179,7 +194,10 @@ impl Runtime {
     /// Whether this node is a leader that no majority has acknowledged for two election
     /// timeouts (it is on the minority side of a partition).
     pub fn cut_off(&self) -> bool {
-        let Ok(m) = self.metrics() else { return false };
+        self.metrics().is_ok_and(|m| self.cut_off_in(&m))
+    }
+
+    fn cut_off_in(&self, m: &RaftMetrics) -> bool {
         m.current_leader == Some(self.cfg.node_id)
             && m.millis_since_quorum_ack.is_some_and(|ms| ms > 2 * self.cfg.election_timeout().as_millis() as u64)
     }

@@ -184,7 +184,7 @@ mod record_rules {
 
     /// A route's destination node.
     fn route_node(_key: &[u8], value: &[u8], out: &mut IndexKeys) -> std::result::Result<(), String> {
-        out.push(routes::decode_dest(value).map_err(|e| e.to_string())?.node());
+        out.push(routes::decode_dest_ref(value).map_err(|e| e.to_string())?.node());
         Ok(())
     }
 

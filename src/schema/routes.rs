@@ -2,8 +2,9 @@
 //!
 //! A replicated, in-memory bag from topic filter to [`Dest`] (a node, or a shared
 //! subscription group on a node), with the table's wildcard filters in a trie
-//! (`engine::topic_trie`). `Routes::match_routes` looks a topic up in both: one hash lookup for
-//! the exact filter, one trie walk for the wildcard ones; both read the same published
+//! (`engine::topic_trie`, which holds their destinations too). `Routes::match_routes` looks
+//! a topic up in both: one hash lookup for the exact filter, one trie walk for the wildcard
+//! ones; both read the same published
 //! state, so a match sees every route of one applied index and nothing of the next.
 //!
 //! Filters and topics are validated before anything is proposed: a bad one is
@@ -47,6 +48,38 @@ impl Dest {
     }
 }
 
+/// A [`Dest`] borrowed from the table, for the publish path: decoded in place, no
+/// allocation (see [`Routes::for_each_match`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize)]
+pub enum DestRef<'a> {
+    /// A node with local subscribers to the filter.
+    Node(&'a str),
+    /// A shared subscription group with members on `node`.
+    Shared {
+        /// The group's name.
+        group: &'a str,
+        /// The node with members.
+        node: &'a str,
+    },
+}
+
+impl<'a> DestRef<'a> {
+    /// The node the route leads to.
+    pub fn node(&self) -> &'a str {
+        match self {
+            DestRef::Node(n) | DestRef::Shared { node: n, .. } => n,
+        }
+    }
+
+    /// An owned copy.
+    pub fn to_dest(&self) -> Dest {
+        match *self {
+            DestRef::Node(n) => Dest::Node(n.to_string()),
+            DestRef::Shared { group, node } => Dest::Shared { group: group.to_string(), node: node.to_string() },
+        }
+    }
+}
+
 /// One matching route.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Route {
@@ -69,6 +102,11 @@ pub fn encode_dest(dest: &Dest) -> Result<Vec<u8>> {
 /// Decodes a stored destination.
 pub fn decode_dest(bytes: &[u8]) -> Result<Dest> {
     codec::decode_versioned("route destination", DEST_VERSION, bytes)
+}
+
+/// Decodes a stored destination in place (its names borrowed from `bytes`).
+pub fn decode_dest_ref(bytes: &[u8]) -> Result<DestRef<'_>> {
+    codec::decode_versioned_borrowed("route destination", DEST_VERSION, bytes)
 }
 
 /// Adds the route `filter → dest` to `txn`.
@@ -106,11 +144,7 @@ pub(crate) fn for_each_match(
         if let Some((filter, dests)) = bag.get_key_value(topic.as_bytes()) {
             dests.iter().for_each(|d| found(filter, d));
         }
-        trie.matches(topic.as_bytes(), |filter| {
-            if let Some(dests) = bag.get(filter) {
-                dests.iter().for_each(|d| found(filter, d));
-            }
-        });
+        trie.matches(topic.as_bytes(), |filter, dests| dests.iter().for_each(|d| found(filter, d)));
     }
     Ok(())
 }
@@ -183,7 +217,28 @@ mod api {
             super::purge_node(self.node, node).await
         }
 
-        /// Every route matching `topic`, read locally.
+        /// Calls `each(filter, destination)` for every route matching `topic`, read
+        /// locally from one applied index, in no particular order: the publish path's
+        /// match. Nothing is allocated or sorted; the destinations are borrowed from the
+        /// table. A stored route that does not decode is [`Error::Corrupt`], returned
+        /// after the others were visited.
+        pub fn for_each_match(&self, topic: &str, mut each: impl FnMut(&str, DestRef<'_>)) -> Result<()> {
+            let view = self.node.view();
+            let ix = match view.catalog.lookup(ROUTES) {
+                Ok(ix) => ix,
+                Err(_) if self.node.declares(ROUTES) => return validate_name(topic).map_err(|e| invalid(topic, e)),
+                Err(e) => return Err(e),
+            };
+            let mut bad = None;
+            for_each_match(&view, ix, topic, |f, d| match (std::str::from_utf8(f), decode_dest_ref(d)) {
+                (Ok(f), Ok(d)) => each(f, d),
+                (Err(e), _) => bad = Some(Error::corrupt("route filter", e)),
+                (_, Err(e)) => bad = Some(e),
+            })?;
+            bad.map_or(Ok(()), Err)
+        }
+
+        /// Every route matching `topic`, read locally, sorted.
         pub fn match_routes(&self, topic: &str) -> Result<Vec<Route>> {
             let view = self.node.view();
             match view.catalog.lookup(ROUTES) {
@@ -289,6 +344,17 @@ mod tests {
                     .collect();
                 prop_assert_eq!(match_routes(&state, ix, t).unwrap(), expected, "topic {}", t);
             }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn a_borrowed_destination_decodes_as_the_owned_one(d in dest(), cut in any::<prop::sample::Index>()) {
+            let bytes = encode_dest(&d).unwrap();
+            prop_assert_eq!(decode_dest_ref(&bytes).unwrap().to_dest(), d.clone());
+            prop_assert_eq!(decode_dest_ref(&bytes).unwrap().node(), d.node());
+            let short = &bytes[..cut.index(bytes.len())];
+            prop_assert!(matches!(decode_dest_ref(short), Err(Error::Corrupt { .. })), "a cut record is refused");
         }
     }
 

@@ -9,6 +9,16 @@ fn route(filter: &str, dest: &Dest) -> Route {
     Route { filter: filter.into(), dest: dest.clone() }
 }
 
+/// What `Routes::for_each_match` (the publish path's match) visits, sorted.
+fn visited(node: &mnema::Node, topic: &str) -> Vec<Route> {
+    let mut out = Vec::new();
+    node.routes()
+        .for_each_match(topic, |f, d| out.push(Route { filter: f.into(), dest: d.to_dest() }))
+        .expect("for_each_match");
+    out.sort();
+    out
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn routes_match_on_every_node_and_purge_node_removes_exactly_one_nodes_routes() {
     let c = Cluster::start(3).await;
@@ -27,12 +37,15 @@ async fn routes_match_on_every_node_and_purge_node_removes_exactly_one_nodes_rou
     expected.sort();
     for node in c.nodes.iter().chain(std::iter::once(&r)) {
         assert_eq!(node.routes().match_routes("t/1").expect("match"), expected, "on {}", node.name());
+        assert_eq!(visited(node, "t/1"), expected, "the publish path's match, on {}", node.name());
         assert_eq!(node.routes().match_routes("$SYS/broker").expect("match"), vec![route("$SYS/#", &n2)]);
     }
     let bad_filter = c.nodes[0].routes().add("t/#/x", &n1).await;
     assert!(matches!(bad_filter, Err(mnema::Error::InvalidTopic { .. })), "a bad filter is refused: {bad_filter:?}");
     let wildcard = c.nodes[0].routes().match_routes("t/+");
     assert!(matches!(wildcard, Err(mnema::Error::InvalidTopic { .. })), "a wildcard is not a topic name");
+    let wildcard = c.nodes[0].routes().for_each_match("t/+", |_, _| panic!("visited a route for a bad topic"));
+    assert!(matches!(wildcard, Err(mnema::Error::InvalidTopic { .. })), "the publish path validates too");
 
     assert_eq!(c.nodes[1].routes().purge_node("n1").await.expect("purge"), 4);
     let done = c.nodes[1].routes().add("v", &n2).await.expect("add").index;
@@ -42,6 +55,7 @@ async fn routes_match_on_every_node_and_purge_node_removes_exactly_one_nodes_rou
     rest.sort();
     for node in c.nodes.iter().chain(std::iter::once(&r)) {
         assert_eq!(node.routes().match_routes("t/1").expect("match"), rest, "on {}", node.name());
+        assert_eq!(visited(node, "t/1"), rest, "the publish path's match, on {}", node.name());
         assert_eq!(node.routes().match_routes("u").expect("match"), vec![route("#", &n3)], "on {}", node.name());
         assert_eq!(node.routes().match_routes("$SYS/x").expect("match"), vec![route("$SYS/#", &n2)]);
     }
