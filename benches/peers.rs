@@ -1051,6 +1051,7 @@ async fn route_match(s: &Settings) -> Vec<Cell> {
     eprintln!("loaded {} routes in {:.1} s", s.routes, t0.elapsed().as_secs_f64());
     let node = &cluster.nodes[cluster.follower()];
     node.wait_applied(leader.applied_index(), Duration::from_secs(120)).await.expect("applied");
+    eprintln!("RocksDB settled after {:.1} s", common::quiesce(&cluster.nodes).await.as_secs_f64());
     let mut cells = match_cells(s, node, &common::route_topics(s.routes), "");
     cells.extend(restart_and_bootstrap(s, cluster).await);
     cells
@@ -1064,6 +1065,7 @@ async fn route_match_tenants(s: &Settings) -> Vec<Cell> {
     let last = common::load_route_mix(leader, s.routes, mix).await;
     let node = &cluster.nodes[cluster.follower()];
     node.wait_applied(last, Duration::from_secs(120)).await.expect("applied");
+    eprintln!("RocksDB settled after {:.1} s", common::quiesce(&cluster.nodes).await.as_secs_f64());
     let cells = match_cells(s, node, &mix.topics(s.routes), " tenants");
     drop(cluster.shutdown().await);
     cells

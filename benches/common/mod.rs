@@ -36,6 +36,23 @@ pub async fn wait_normal(node: &Node) {
     .await;
 }
 
+/// Waits (bounded) until no node of `nodes` has a RocksDB flush or compaction running or
+/// pending, so a read cell after a bulk load measures reads, not the load's background
+/// work on the same two cores; returns how long that took.
+pub async fn quiesce(nodes: &[Node]) -> Duration {
+    let t0 = std::time::Instant::now();
+    wait_until("RocksDB flushes and compactions to finish", Duration::from_secs(120), || async {
+        nodes.iter().all(|n| {
+            n.runtime().store().int_properties().iter().all(|(name, v)| match *name {
+                "num-running-compactions" | "num-running-flushes" | "estimate-pending-compaction-bytes" => *v == 0,
+                _ => true,
+            })
+        })
+    })
+    .await;
+    t0.elapsed()
+}
+
 /// A set of routes and the topics published against them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RouteMix {

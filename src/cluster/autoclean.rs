@@ -7,19 +7,19 @@
 
 use super::leave::remove_member;
 use super::state::ClusterState;
-use crate::runtime::Runtime;
+use crate::runtime::ClusterRoom;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Watches the members until the node stops.
-pub async fn run(shared: Arc<Runtime>, state: Arc<ClusterState>, after: Duration) {
+pub(crate) async fn run(shared: ClusterRoom, state: Arc<ClusterState>, after: Duration) {
     let every = (after / 5).clamp(Duration::from_millis(100), Duration::from_secs(5));
     let mut down_since: HashMap<u64, Instant> = HashMap::new();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
-            _ = shared.stopped() => return,
+            _ = shared.tasks().stopped() => return,
         }
         let leader = shared.leads();
         let Ok(m) = shared.metrics() else { continue };
@@ -62,6 +62,6 @@ pub async fn run(shared: Arc<Runtime>, state: Arc<ClusterState>, after: Duration
     }
 }
 
-async fn answers(shared: &Runtime, name: &str, addr: &str, limit: Duration) -> bool {
+async fn answers(shared: &ClusterRoom, name: &str, addr: &str, limit: Duration) -> bool {
     shared.peers().node_info(name, addr, limit.min(Duration::from_secs(1))).await.is_ok()
 }

@@ -24,7 +24,7 @@ use crate::discovery::{Lookup, etcd};
 use crate::error::{Error, Result};
 use crate::name::Peer;
 use crate::raft::types::NodeInfo;
-use crate::runtime::Runtime;
+use crate::runtime::ClusterRoom;
 use super::state::ClusterState;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -33,7 +33,7 @@ use tokio::sync::watch;
 
 /// Brings a core into its cluster. `etcd_lease` follows this node's etcd lease (the `etcd`
 /// strategy registers before forming).
-pub async fn form(shared: &Arc<Runtime>, state: &Arc<ClusterState>, etcd_lease: Option<watch::Receiver<Option<i64>>>) -> Result<()> {
+pub(crate) async fn form(shared: &ClusterRoom, state: &Arc<ClusterState>, etcd_lease: Option<watch::Receiver<Option<i64>>>) -> Result<()> {
     let raft = shared.raft()?;
     let initialized = raft.is_initialized().await.map_err(|e| Error::Raft(e.to_string()))?;
     // `refuses_votes`: this start found no Raft state of its own.
@@ -71,7 +71,7 @@ pub async fn form(shared: &Arc<Runtime>, state: &Arc<ClusterState>, etcd_lease: 
                         // lost or set aside (`mnema data rebuild`). It must not start a second
                         // history, nor vote as the member it was: it comes back as a new
                         // incarnation (removed, added back as a learner, promoted).
-                        shared.spawn(super::rebuild::rejoin_as_new_member(shared.clone(), peer));
+                        shared.tasks().spawn(super::rebuild::rejoin_as_new_member(shared.clone(), peer));
                     } else {
                         // A new data dir: a seed starting after the others formed the cluster.
                         // It never voted nor acknowledged anything; the leader has it in the
@@ -87,20 +87,20 @@ pub async fn form(shared: &Arc<Runtime>, state: &Arc<ClusterState>, etcd_lease: 
                     .collect();
                 initialize(shared, members).await
             } else {
-                shared.spawn(join_seeds(shared.clone(), state.clone()));
+                shared.tasks().spawn(join_seeds(shared.clone(), state.clone()));
                 Ok(())
             }
         }
         DiscoveryStrategy::K8s | DiscoveryStrategy::Dns => {
             if let Some(lookup) = Lookup::new(shared.config())? {
-                shared.spawn(discover_and_form(shared.clone(), state.clone(), lookup));
+                shared.tasks().spawn(discover_and_form(shared.clone(), state.clone(), lookup));
             }
             Ok(())
         }
         DiscoveryStrategy::Etcd => {
             let lease =
                 etcd_lease.ok_or_else(|| Error::config("cluster.discovery_strategy", "etcd without a lease"))?;
-            shared.spawn(claim_and_form(shared.clone(), state.clone(), lease));
+            shared.tasks().spawn(claim_and_form(shared.clone(), state.clone(), lease));
             Ok(())
         }
     }
@@ -110,7 +110,7 @@ pub async fn form(shared: &Arc<Runtime>, state: &Arc<ClusterState>, etcd_lease: 
 /// membership answer, all with one cluster id that is not the one its IDENTITY records (an
 /// IDENTITY from another cluster, which would otherwise leave the node isolated for ever,
 /// its Raft calls refused as foreign). Members that do not answer prove nothing.
-async fn check_same_cluster(shared: &Arc<Runtime>) -> Result<()> {
+async fn check_same_cluster(shared: &ClusterRoom) -> Result<()> {
     let m = shared.metrics()?;
     let membership = m.membership_config.membership();
     let others: Vec<NodeInfo> = membership
@@ -151,7 +151,7 @@ async fn check_same_cluster(shared: &Arc<Runtime>) -> Result<()> {
 /// Refuses to start ([`Error::SchemaMismatch`]) when one of `peers` that answers now
 /// declares its replicated tables differently from this node. Peers that do not answer
 /// prove nothing (they are checked when they join or restart).
-async fn same_tables_as_running(shared: &Runtime, peers: &[Peer]) -> Result<()> {
+async fn same_tables_as_running(shared: &ClusterRoom, peers: &[Peer]) -> Result<()> {
     let others: Vec<&Peer> = peers.iter().filter(|p| p.name != shared.config().name).collect();
     let asks = others.iter().map(|p| shared.peers().node_info(p.name.as_str(), &p.addr, PROBE));
     for (r, p) in futures::future::join_all(asks).await.into_iter().zip(others) {
@@ -162,7 +162,7 @@ async fn same_tables_as_running(shared: &Runtime, peers: &[Peer]) -> Result<()> 
     Ok(())
 }
 
-async fn initialize(shared: &Arc<Runtime>, members: BTreeMap<u64, NodeInfo>) -> Result<()> {
+async fn initialize(shared: &ClusterRoom, members: BTreeMap<u64, NodeInfo>) -> Result<()> {
     // A new cluster, formed by every member at once: their votes are theirs to give.
     shared.set_refuse_votes(false);
     match shared.raft()?.initialize(members).await {
@@ -177,11 +177,11 @@ async fn initialize(shared: &Arc<Runtime>, members: BTreeMap<u64, NodeInfo>) -> 
 /// cluster if one already runs there, else, once every member answers and two lookups in a
 /// row agree, form it with that member list: nodes that see the same list initialise the
 /// same membership and cluster id, so they form exactly one cluster.
-async fn discover_and_form(shared: Arc<Runtime>, state: Arc<ClusterState>, mut lookup: Lookup) {
+async fn discover_and_form(shared: ClusterRoom, state: Arc<ClusterState>, mut lookup: Lookup) {
     let cfg = &shared.config().config;
     let mut last: Option<Vec<String>> = None;
     loop {
-        if shared.is_stopping() {
+        if shared.tasks().is_stopping() {
             return;
         }
         match lookup.peers(shared.config()).await {
@@ -191,7 +191,7 @@ async fn discover_and_form(shared: Arc<Runtime>, state: Arc<ClusterState>, mut l
                     tracing::info!(found = ?names, "this node is not among the discovered ones yet");
                 } else if let Some(p) = running_among(&shared, &peers, None).await {
                     if super::rebuild::lost_its_state(&shared, &state) {
-                        shared.spawn(super::rebuild::rejoin_as_new_member(shared.clone(), p));
+                        shared.tasks().spawn(super::rebuild::rejoin_as_new_member(shared.clone(), p));
                         return;
                     }
                     match crate::cluster::membership::join(&shared, &state, &p).await {
@@ -226,7 +226,7 @@ async fn discover_and_form(shared: Arc<Runtime>, state: Arc<ClusterState>, mut l
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-            _ = shared.stopped() => return,
+            _ = shared.tasks().stopped() => return,
         }
     }
 }
@@ -234,12 +234,12 @@ async fn discover_and_form(shared: Arc<Runtime>, state: Arc<ClusterState>, mut l
 /// Discovery (etcd): join a running cluster among the registered cores; else claim the
 /// formation (one etcd transaction, so one winner) and form a cluster of this node alone,
 /// which the others then join; else wait for the claim's holder to form it.
-async fn claim_and_form(shared: Arc<Runtime>, state: Arc<ClusterState>, mut lease: watch::Receiver<Option<i64>>) {
+async fn claim_and_form(shared: ClusterRoom, state: Arc<ClusterState>, mut lease: watch::Receiver<Option<i64>>) {
     let Some(cfg) = shared.config().etcd.clone() else { return };
     let me = shared.config().name.to_string();
     let mut registry = etcd::Registry::new(cfg);
     loop {
-        if shared.is_stopping() {
+        if shared.tasks().is_stopping() {
             return;
         }
         let step = async {
@@ -247,7 +247,7 @@ async fn claim_and_form(shared: Arc<Runtime>, state: Arc<ClusterState>, mut leas
             let cores = registry.cores().await?;
             if let Some(p) = running_among(&shared, &cores, None).await {
                 if super::rebuild::lost_its_state(&shared, &state) {
-                    shared.spawn(super::rebuild::rejoin_as_new_member(shared.clone(), p));
+                    shared.tasks().spawn(super::rebuild::rejoin_as_new_member(shared.clone(), p));
                 } else {
                     crate::cluster::membership::join(&shared, &state, &p).await?;
                 }
@@ -275,7 +275,7 @@ async fn claim_and_form(shared: Arc<Runtime>, state: Arc<ClusterState>, mut leas
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(300)) => {}
             _ = lease.changed() => {}
-            _ = shared.stopped() => return,
+            _ = shared.tasks().stopped() => return,
         }
     }
 }
@@ -285,7 +285,7 @@ const PROBE: Duration = Duration::from_millis(700);
 
 /// A node among `peers` (not this one) already in a running cluster: it knows a leader and
 /// has applied entries. With `cluster`, only a cluster of that id counts.
-async fn running_among(shared: &Runtime, peers: &[Peer], cluster: Option<&str>) -> Option<Peer> {
+async fn running_among(shared: &ClusterRoom, peers: &[Peer], cluster: Option<&str>) -> Option<Peer> {
     for p in peers.iter().filter(|p| p.name != shared.config().name) {
         if let Ok(s) = shared.peers().node_info(p.name.as_str(), &p.addr, PROBE).await
             && cluster.is_none_or(|c| c == s.cluster_id)
@@ -304,7 +304,7 @@ async fn running_among(shared: &Runtime, peers: &[Peer], cluster: Option<&str>) 
 /// a member changes its list between the two checks, not merely because one node's
 /// lookups saw a change earlier than another's. A DNS name or a service may list
 /// replicants too: they are never Raft members and propose nothing.
-async fn proposing_cores(shared: &Runtime, state: &ClusterState, peers: &[Peer], names: &[String]) -> Option<Vec<Peer>> {
+async fn proposing_cores(shared: &ClusterRoom, state: &ClusterState, peers: &[Peer], names: &[String]) -> Option<Vec<Peer>> {
     state.propose(names);
     let mut cores = Vec::new();
     for p in peers {
@@ -326,11 +326,11 @@ async fn proposing_cores(shared: &Runtime, state: &ClusterState, peers: &[Peer],
 }
 
 /// Keeps trying the seeds until one admits this node.
-async fn join_seeds(shared: Arc<Runtime>, state: Arc<ClusterState>) {
+async fn join_seeds(shared: ClusterRoom, state: Arc<ClusterState>) {
     let mut delay = Duration::from_millis(200);
     loop {
         for seed in shared.config().seeds.clone() {
-            if shared.is_stopping() {
+            if shared.tasks().is_stopping() {
                 return;
             }
             match crate::cluster::membership::join(&shared, &state, &seed).await {
@@ -343,7 +343,7 @@ async fn join_seeds(shared: Arc<Runtime>, state: Arc<ClusterState>) {
         }
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
-            _ = shared.stopped() => return,
+            _ = shared.tasks().stopped() => return,
         }
         delay = (delay * 2).min(Duration::from_secs(5));
     }

@@ -10,22 +10,21 @@ use crate::error::{Error, Result};
 use crate::name::NodeName;
 use crate::rpc::client::status_error;
 use crate::rpc::pb;
-use crate::runtime::Runtime;
+use crate::runtime::ClusterRoom;
 use super::state::ClusterState;
 use openraft::ChangeMembers;
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::time::Duration;
 
 const PROBE: Duration = Duration::from_millis(700);
 
 /// Whether the member at `addr` answers.
-async fn running(shared: &Runtime, addr: &str) -> bool {
+async fn running(shared: &ClusterRoom, addr: &str) -> bool {
     shared.peers().node_info(addr, addr, PROBE).await.is_ok()
 }
 
 /// Whether `name` is a replicant streaming from some core of this membership.
-async fn streams_from_a_core(shared: &Runtime, membership: &crate::raft::types::Membership, name: &str) -> bool {
+async fn streams_from_a_core(shared: &ClusterRoom, membership: &crate::raft::types::Membership, name: &str) -> bool {
     if shared.streams_to(name) {
         return true;
     }
@@ -40,7 +39,7 @@ async fn streams_from_a_core(shared: &Runtime, membership: &crate::raft::types::
 }
 
 /// Removes member `name` from the cluster (on the leader; forwarded there from any core).
-pub async fn remove_member(shared: &Arc<Runtime>, state: &ClusterState, name: &str, force: bool) -> Result<()> {
+pub(crate) async fn remove_member(shared: &ClusterRoom, state: &ClusterState, name: &str, force: bool) -> Result<()> {
     if shared.is_replicant() {
         return Err(Error::is_replicant(shared.name(), "removing a member"));
     }
@@ -100,7 +99,7 @@ pub async fn remove_member(shared: &Arc<Runtime>, state: &ClusterState, name: &s
 
 /// This node leaves its cluster: the leader removes it, then it discards the cluster's
 /// data and log and becomes a cluster of one (a new cluster id), as after a fresh start.
-pub async fn leave(shared: &Arc<Runtime>, state: &ClusterState, force: bool) -> Result<()> {
+pub(crate) async fn leave(shared: &ClusterRoom, state: &ClusterState, force: bool) -> Result<()> {
     if shared.is_replicant() {
         return Err(Error::is_replicant(shared.name(), "leaving (replicants are not members; stop its process)"));
     }
@@ -109,7 +108,7 @@ pub async fn leave(shared: &Arc<Runtime>, state: &ClusterState, force: bool) -> 
         return Err(Error::Refused(format!("{} is not in a cluster with other nodes", shared.name())));
     }
     remove_member(shared, state, shared.name(), force).await?;
-    crate::runtime::raft_setup_reset(shared).await?;
+    shared.reset_raft().await?;
     shared.adopt_cluster_id(&format!("{:016x}", crate::config::random_u64()))?;
     let me = std::collections::BTreeMap::from([(shared.config().node_id, shared.me())]);
     shared.raft()?.initialize(me).await.map_err(|e| Error::Raft(format!("initialize after leave: {e}")))?;

@@ -9,18 +9,17 @@ use crate::name::{NodeName, Peer};
 use crate::raft::types::NodeInfo;
 use crate::rpc::client::status_error;
 use crate::rpc::pb;
-use crate::runtime::Runtime;
+use crate::runtime::ClusterRoom;
 use super::state::ClusterState;
 use openraft::ChangeMembers;
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// How long a join may take, catching up included.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Makes this node a member of the cluster `target` belongs to.
-pub async fn join(shared: &Arc<Runtime>, state: &ClusterState, target: &Peer) -> Result<()> {
+pub(crate) async fn join(shared: &ClusterRoom, state: &ClusterState, target: &Peer) -> Result<()> {
     if target.name == shared.config().name {
         return Err(Error::Refused("a node cannot join itself".into()));
     }
@@ -63,7 +62,7 @@ pub async fn join(shared: &Arc<Runtime>, state: &ClusterState, target: &Peer) ->
         )));
     }
     tracing::warn!(target = %target.name, "joining: discarding this node's replicated data");
-    crate::runtime::raft_setup_reset(shared).await?;
+    shared.reset_raft().await?;
     shared.adopt_cluster_id(&their.cluster_id)?;
     let req = pb::JoinRequest {
         name: shared.config().name.to_string(),
@@ -79,7 +78,7 @@ pub async fn join(shared: &Arc<Runtime>, state: &ClusterState, target: &Peer) ->
 }
 
 /// Admits `name` at `addr` into this node's cluster (forwarded to the leader if need be).
-pub async fn admit(shared: &Arc<Runtime>, state: &ClusterState, name: &str, addr: &str, schema: &[u8]) -> Result<pb::JoinReply> {
+pub(crate) async fn admit(shared: &ClusterRoom, state: &ClusterState, name: &str, addr: &str, schema: &[u8]) -> Result<pb::JoinReply> {
     let node_name = NodeName::parse("join.name", name)?;
     let theirs = crate::rpc::convert::decode_schema(schema)?;
     shared.check_schema(name, &theirs)?;

@@ -11,7 +11,7 @@ use crate::engine::{Committed, Txn};
 use crate::error::Result;
 use crate::rpc::pb;
 use crate::rpc::status::to_status;
-use crate::runtime::Runtime;
+use crate::runtime::ClusterRoom;
 use std::sync::Arc;
 use tokio::sync::{Semaphore, mpsc};
 use tonic::Status;
@@ -23,15 +23,15 @@ pub type ReplyStream = tokio_stream::wrappers::ReceiverStream<std::result::Resul
 
 /// Answers the writes of `incoming` until the client closes its side (the writes in flight
 /// are still answered) or the node stops.
-pub fn serve(node: &Arc<Runtime>, mut incoming: tonic::Streaming<pb::TaggedWrite>) -> ReplyStream {
+pub(crate) fn serve(node: &ClusterRoom, mut incoming: tonic::Streaming<pb::TaggedWrite>) -> ReplyStream {
     let (tx, rx) = mpsc::channel(1024);
     let reader = node.clone();
-    node.spawn(async move {
+    node.tasks().spawn(async move {
         let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
         loop {
             let next = tokio::select! {
                 m = incoming.message() => m,
-                _ = reader.stopped() => break,
+                _ = reader.tasks().stopped() => break,
             };
             let write = match next {
                 Ok(Some(w)) => w,
@@ -43,7 +43,7 @@ pub fn serve(node: &Arc<Runtime>, mut incoming: tonic::Streaming<pb::TaggedWrite
             };
             let Ok(slot) = slots.clone().acquire_owned().await else { break };
             let (node, tx) = (reader.clone(), tx.clone());
-            reader.spawn(async move {
+            reader.tasks().spawn(async move {
                 let _slot = slot;
                 let out: Result<Committed> = match decode_versioned::<Txn>("transaction", WIRE_VERSION, &write.txn) {
                     Ok(txn) => node.transact(txn).await,

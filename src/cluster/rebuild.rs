@@ -5,7 +5,7 @@
 //! part as its old self, so it comes back as a new incarnation of the member:
 //!
 //! 1. From start until it is a member again it refuses every vote request
-//!    ([`Runtime::refuses_votes`](crate::runtime::Runtime)): a vote it gave in a term it
+//!    (`Runtime::refuses_votes`): a vote it gave in a term it
 //!    has forgotten could elect a second leader, or a leader without entries a majority
 //!    counted on.
 //! 2. It asks the cluster to remove its old voter (the leader refuses while removing it
@@ -24,9 +24,8 @@ use crate::error::Result;
 use crate::name::Peer;
 use crate::rpc::client::status_error;
 use crate::rpc::pb;
-use crate::runtime::Runtime;
+use crate::runtime::ClusterRoom;
 use super::state::ClusterState;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How long one admission (catching up included) may take.
@@ -35,7 +34,7 @@ const RETRY: Duration = Duration::from_secs(1);
 
 /// Runs the rebuild through `via`, a running core of this node's cluster, until this node is
 /// a member again (or the node stops).
-pub async fn rejoin_as_new_member(shared: Arc<Runtime>, via: Peer) {
+pub(crate) async fn rejoin_as_new_member(shared: ClusterRoom, via: Peer) {
     tracing::warn!(via = %via.name, "no Raft state here while the cluster runs: rejoining as a new member (removed, then added back as a learner and promoted); refusing votes meanwhile");
     // Without a deadline it ends only as a member again, or with the node's stop.
     let _ = rejoin(&shared, &via, None).await;
@@ -43,21 +42,21 @@ pub async fn rejoin_as_new_member(shared: Arc<Runtime>, via: Peer) {
 
 /// Whether this core lost its Raft state but not its IDENTITY (a lost store, or one set
 /// aside by `mnema data rebuild`): it was a member, and may have voted in a term it forgot.
-pub fn lost_its_state(shared: &Runtime, state: &ClusterState) -> bool {
+pub(crate) fn lost_its_state(shared: &ClusterRoom, state: &ClusterState) -> bool {
     state.had_identity() && shared.refuses_votes()
 }
 
 /// The rebuild through `via` as one request (an operator's `cluster join`): done once this
 /// node is a member again; the last error if it is not within the admission timeout.
-pub async fn rejoin_via(shared: &Runtime, via: &Peer) -> Result<()> {
+pub(crate) async fn rejoin_via(shared: &ClusterRoom, via: &Peer) -> Result<()> {
     rejoin(shared, via, Some(Instant::now() + ADMIT_TIMEOUT)).await
 }
 
 /// Steps until this node is a member again, asking again after each failure until
 /// `deadline` (`None`: for as long as the node runs).
-async fn rejoin(shared: &Runtime, via: &Peer, deadline: Option<Instant>) -> Result<()> {
+async fn rejoin(shared: &ClusterRoom, via: &Peer, deadline: Option<Instant>) -> Result<()> {
     loop {
-        if shared.is_stopping() {
+        if shared.tasks().is_stopping() {
             return Err(crate::error::Error::Shutdown);
         }
         match step(shared, via).await {
@@ -72,13 +71,13 @@ async fn rejoin(shared: &Runtime, via: &Peer, deadline: Option<Instant>) -> Resu
         }
         tokio::select! {
             _ = tokio::time::sleep(RETRY) => {}
-            _ = shared.stopped() => {}
+            _ = shared.tasks().stopped() => {}
         }
     }
 }
 
 /// One step: removed if still a member (`Ok(false)`: look again), else admitted (`Ok(true)`).
-async fn step(shared: &Runtime, via: &Peer) -> Result<bool> {
+async fn step(shared: &ClusterRoom, via: &Peer) -> Result<bool> {
     let me = shared.config().name.as_str();
     let mut client = shared.peers().cluster(&via.addr)?;
     let err = |s| status_error(via.name.as_str(), s);

@@ -4,14 +4,14 @@ use crate::engine::Batch;
 use crate::name::Peer;
 use crate::rpc::pb::{self, cluster_server::Cluster};
 use crate::rpc::status::to_status;
-use crate::runtime::Runtime;
+use crate::runtime::ClusterRoom;
 use super::state::ClusterState;
 use std::sync::Arc;
 use std::time::Duration;
 use tonic::{Request, Response, Status};
 
 pub struct ClusterService {
-    pub node: Arc<Runtime>,
+    pub(crate) node: ClusterRoom,
     /// The cluster feature's own state (see `state.rs`).
     pub state: Arc<ClusterState>,
 }
@@ -65,7 +65,7 @@ impl Cluster for ClusterService {
         }
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         let node = self.node.backup_source();
-        self.node.spawn_blocking(move || {
+        self.node.tasks().spawn_blocking(move || {
             let mut progress = crate::backup::Progress::silent("export");
             let w = ChunkWriter { tx: tx.clone(), buf: Vec::new() };
             if let Err(e) = crate::backup::export_to(&node, w, &mut progress) {
@@ -78,7 +78,7 @@ impl Cluster for ClusterService {
     async fn backup(&self, req: Request<pb::BackupRequest>) -> Result<Response<pb::BackupReply>, Status> {
         let dir = std::path::PathBuf::from(req.into_inner().dir);
         let node = self.node.backup_source();
-        let info = self.node.spawn_blocking(move || crate::backup::backup_data_dir(&node, &dir))
+        let info = self.node.tasks().spawn_blocking(move || crate::backup::backup_data_dir(&node, &dir))
             .await
             .map_err(|e| to_status(&crate::error::Error::task("backup", e)))?
             .map_err(|e| to_status(&e))?;

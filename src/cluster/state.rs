@@ -4,7 +4,7 @@
 //! start. One `ClusterState` per node, made by `Node::start` and handed to the cluster
 //! service, the formation at start, autoclean and the node's own join and leave.
 
-use crate::runtime::Runtime;
+use crate::runtime::ClusterRoom;
 use crate::status::NodeStatus;
 use std::sync::{Arc, Mutex};
 
@@ -47,7 +47,7 @@ impl ClusterState {
 
     /// This node's status as the cluster service answers it: the runtime's, with the list
     /// it proposes while forming.
-    pub(crate) fn node_status(&self, rt: &Runtime) -> NodeStatus {
+    pub(crate) fn node_status(&self, rt: &ClusterRoom) -> NodeStatus {
         let mut status = rt.node_status();
         status.forming_with = self.forming_with.lock().map(|f| f.clone()).unwrap_or_default();
         status

@@ -5,13 +5,13 @@ use crate::rpc::client::status_error;
 use crate::config::Role;
 use crate::rpc::pb;
 use crate::status::{ClusterStatus, MemberStatus, NodeStatus};
-use crate::runtime::Runtime;
+use crate::runtime::ClusterRoom;
 use super::state::ClusterState;
 use std::time::Duration;
 
 const ASK_TIMEOUT: Duration = Duration::from_secs(2);
 
-pub async fn collect(shared: &Runtime, state: &ClusterState) -> Result<ClusterStatus> {
+pub(crate) async fn collect(shared: &ClusterRoom, state: &ClusterState) -> Result<ClusterStatus> {
     if let Some(link) = shared.link() {
         // A replicant is not in the membership: ask the core it streams from (or any).
         let upstream = link.status.borrow().upstream.clone();
@@ -93,6 +93,6 @@ pub async fn collect(shared: &Runtime, state: &ClusterState) -> Result<ClusterSt
     })
 }
 
-async fn ask(shared: &Runtime, name: &str, addr: &str) -> Result<NodeStatus> {
+async fn ask(shared: &ClusterRoom, name: &str, addr: &str) -> Result<NodeStatus> {
     shared.peers().node_info(name, addr, ASK_TIMEOUT).await
 }

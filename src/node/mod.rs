@@ -96,14 +96,14 @@ impl Node {
         match rt.following() {
             Some((following, link)) => rt.spawn(crate::replication::replicant::run(following, link)),
             None => {
-                if let Err(e) = crate::cluster::bootstrap::form(&rt, &cluster, etcd_lease).await {
+                if let Err(e) = crate::cluster::bootstrap::form(&rt.cluster_room(), &cluster, etcd_lease).await {
                     // Nothing keeps running behind a start that failed.
                     let _ = node.shutdown().await;
                     return Err(e);
                 }
                 rt.spawn(crate::schema::expiry::run(rt.tables_task(), rt.config().expiry_sweep_interval()));
                 if let Some(after) = rt.config().autoclean() {
-                    rt.spawn(crate::cluster::autoclean::run(rt.clone(), cluster.clone(), after));
+                    rt.spawn(crate::cluster::autoclean::run(rt.cluster_room(), cluster.clone(), after));
                 }
             }
         }
@@ -363,7 +363,7 @@ impl Node {
 
     /// This node's status.
     pub fn status(&self) -> NodeStatus {
-        self.cluster.node_status(&self.shared)
+        self.cluster.node_status(&self.shared.cluster_room())
     }
 
     /// A replicant's state, upstream core and lag (`None` on a core).
@@ -373,7 +373,7 @@ impl Node {
 
     /// The cluster as this node sees it: every member asked for its status.
     pub async fn cluster_status(&self) -> Result<ClusterStatus> {
-        crate::cluster::status::collect(&self.shared, &self.cluster).await
+        crate::cluster::status::collect(&self.shared.cluster_room(), &self.cluster).await
     }
 
     /// The cores of this node's Raft membership: `(voters, learners)` by name.
@@ -390,21 +390,21 @@ impl Node {
 
     /// Joins the cluster `target` belongs to, discarding this node's replicated data.
     pub async fn join(&self, target: &Peer) -> Result<()> {
-        crate::cluster::membership::join(&self.shared, &self.cluster, target).await
+        crate::cluster::membership::join(&self.shared.cluster_room(), &self.cluster, target).await
     }
 
     /// This node leaves its cluster and becomes a cluster of one (a new cluster id), its
     /// replicated data dropped. Refused when it would leave the rest without a majority
     /// running, unless `force`.
     pub async fn leave(&self, force: bool) -> Result<()> {
-        crate::cluster::leave::leave(&self.shared, &self.cluster, force).await
+        crate::cluster::leave::leave(&self.shared.cluster_room(), &self.cluster, force).await
     }
 
     /// Removes the member `name` from the cluster (`force-leave`), through the leader.
     /// Refused ([`Error::MajorityAtRisk`]) when the voters left would not have a majority
     /// running, unless `force`.
     pub async fn remove_member(&self, name: &str, force: bool) -> Result<()> {
-        crate::cluster::leave::remove_member(&self.shared, &self.cluster, name, force).await
+        crate::cluster::leave::remove_member(&self.shared.cluster_room(), &self.cluster, name, force).await
     }
 
     /// Writes every replicated table to the export file `path` (a core only), from one

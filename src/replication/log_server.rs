@@ -101,7 +101,7 @@ impl Replication for ReplicationService {
         };
         let (tx, rx) = mpsc::channel(8);
         let node = self.node.clone();
-        self.node.spawn(async move {
+        self.node.tasks().spawn(async move {
             let _registered =
                 node.register_subscriber(crate::status::Subscriber {
                     name: r.replicant.clone(),
@@ -149,7 +149,7 @@ async fn serve(node: &LogServing, req: &pb::SubscribeRequest, shards: Shards, tx
         }
         None => {
             let (node2, tx2, shards2) = (node.clone(), tx.clone(), shards.clone());
-            let res = node.spawn_blocking(move || send_snapshot(&node2, &shards2, members, &tx2))
+            let res = node.tasks().spawn_blocking(move || send_snapshot(&node2, &shards2, members, &tx2))
                 .await
                 .map_err(|e| Error::task("snapshot", e))??;
             match res {
@@ -291,7 +291,7 @@ async fn tail(node: &LogServing, shards: Shards, members: bool, tx: &Tx, pin: Pi
             },
             _ = tokio::time::sleep(idle) => true,
             _ = tx.closed() => return Ok(()),
-            _ = node.stopped() => return Ok(()),
+            _ = node.tasks().stopped() => return Ok(()),
         };
         if idle_now && !send(tx, &StreamMsg::Heartbeat(heartbeat(node))).await? {
             return Ok(());

@@ -41,7 +41,7 @@ pub(crate) async fn run(shared: Following, link: Arc<Link>) {
             None
         }
     };
-    while !shared.is_stopping() {
+    while !shared.tasks().is_stopping() {
         let cores = candidates(&shared, lookup.as_mut(), &mut discovered).await;
         let ranked = rank(&shared, &link, &cores).await;
         // Prefer any other core over the one that just failed us.
@@ -49,7 +49,7 @@ pub(crate) async fn run(shared: Following, link: Arc<Link>) {
         let Some((core, cluster)) = pick else {
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                _ = shared.stopped() => break,
+                _ = shared.tasks().stopped() => break,
             }
         };
         let started = Instant::now();
@@ -70,7 +70,7 @@ pub(crate) async fn run(shared: Following, link: Arc<Link>) {
         };
         tokio::select! {
             _ = tokio::time::sleep(pause) => {}
-            _ = shared.stopped() => break,
+            _ = shared.tasks().stopped() => break,
         }
     }
 }
@@ -177,7 +177,7 @@ async fn follow(shared: &Following, link: &Link, core: &Peer, cluster: Option<&s
     loop {
         let next = tokio::select! {
             m = tokio::time::timeout(stall, stream.message()) => m,
-            _ = shared.stopped() => return Ok(()),
+            _ = shared.tasks().stopped() => return Ok(()),
         };
         let next = next
             .map_err(|_| Error::Timeout {

@@ -7,6 +7,7 @@
 //! it; the feature never holds an `Arc<Runtime>`.
 
 use super::Runtime;
+use super::lifecycle::NodeTasks;
 use super::link::Link;
 use crate::config::Validated;
 use crate::engine::NodeSchema;
@@ -99,12 +100,8 @@ impl Following {
         self.rt.applied_tx.send_replace(applied);
     }
 
-    pub(crate) fn is_stopping(&self) -> bool {
-        self.rt.is_stopping()
-    }
-
-    /// Resolves when the node stops.
-    pub(crate) fn stopped(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
-        self.rt.stopped()
+    /// The node's task tracking: spawn under it, learn when the node stops.
+    pub(crate) fn tasks(&self) -> NodeTasks<'_> {
+        self.rt.node_tasks()
     }
 }

@@ -235,3 +235,47 @@ async fn watch_raft(shared: Arc<Runtime>) {
         }
     }
 }
+
+/// The node's task tracking as a feature's handle lends it (`tasks()`): run a task or
+/// blocking work under it (shutdown waits for both), and learn when the node stops.
+#[derive(Clone, Copy)]
+pub(crate) struct NodeTasks<'a> {
+    rt: &'a Runtime,
+}
+
+impl Runtime {
+    /// The task tracking, for a feature's handle to lend.
+    pub(crate) fn node_tasks(&self) -> NodeTasks<'_> {
+        NodeTasks { rt: self }
+    }
+}
+
+impl<'a> NodeTasks<'a> {
+    /// Runs `task` as one of the node's tasks (it must end once [`NodeTasks::stopped`]
+    /// resolves).
+    pub(crate) fn spawn<F>(self, task: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.rt.spawn(task)
+    }
+
+    /// Runs `work` on the blocking pool as one of the node's tasks.
+    pub(crate) fn spawn_blocking<F, R>(self, work: F) -> tokio::task::JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        self.rt.spawn_blocking(work)
+    }
+
+    /// Resolves once the node is shutting down.
+    pub(crate) fn stopped(self) -> tokio_util::sync::WaitForCancellationFuture<'a> {
+        self.rt.stopped()
+    }
+
+    /// Whether the node is shutting down.
+    pub(crate) fn is_stopping(self) -> bool {
+        self.rt.is_stopping()
+    }
+}

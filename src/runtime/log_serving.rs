@@ -6,6 +6,7 @@
 //! The composition (`node::server`) makes it; the feature never holds an `Arc<Runtime>`.
 
 use super::Runtime;
+use super::lifecycle::NodeTasks;
 use super::subscribers::Registered;
 use crate::engine::declaration::SchemaInfo;
 use crate::error::Result;
@@ -102,25 +103,8 @@ impl LogServing {
         self.rt.generation.load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    /// Runs a stream's task under the node's task tracking.
-    pub(crate) fn spawn<F>(&self, task: F)
-    where
-        F: std::future::Future<Output = ()> + Send + 'static,
-    {
-        self.rt.spawn(task)
-    }
-
-    /// Runs blocking work (a snapshot) under the node's task tracking.
-    pub(crate) fn spawn_blocking<F, R>(&self, work: F) -> tokio::task::JoinHandle<R>
-    where
-        F: FnOnce() -> R + Send + 'static,
-        R: Send + 'static,
-    {
-        self.rt.spawn_blocking(work)
-    }
-
-    /// Resolves when the node stops.
-    pub(crate) fn stopped(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
-        self.rt.stopped()
+    /// The node's task tracking: spawn under it, learn when the node stops.
+    pub(crate) fn tasks(&self) -> NodeTasks<'_> {
+        self.rt.node_tasks()
     }
 }

@@ -437,6 +437,7 @@ const HANDLED: &[(&str, &[&str])] = &[
     ("backup", &["BackupSource"]),
     ("observe", &["Observing", "Observed"]),
     ("schema", &["TablesRoom", "TablesTask"]),
+    ("cluster", &["ClusterRoom"]),
 ];
 
 /// Where `code` names the identifier `word` (not as part of a longer one).
