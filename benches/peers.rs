@@ -1345,7 +1345,19 @@ fn memory_probe(args: &[String]) {
             }
         }
         let after = rss_bytes();
-        println!("{{\"what\":\"{what}\",\"records\":{n},\"rss_before\":{before},\"rss_after\":{after}}}");
+        // RocksDB's share: its memtables (the Raft log's entries until flushed, and the
+        // disc tables' records) and its block cache.
+        let rocksdb: u64 = node
+            .runtime()
+            .store()
+            .int_properties()
+            .iter()
+            .filter(|(name, _)| *name == "cur-size-all-mem-tables")
+            .map(|(_, v)| *v)
+            .sum();
+        println!(
+            "{{\"what\":\"{what}\",\"records\":{n},\"rss_before\":{before},\"rss_after\":{after},\"memtables\":{rocksdb}}}"
+        );
         drop(cluster.shutdown().await);
     });
 }
@@ -1380,6 +1392,7 @@ fn memory(s: &Settings) -> Vec<Cell> {
             bytes_per_record: (get("rss_after") - get("rss_before")) / n as f64,
             ..Default::default()
         };
+        eprintln!("{what}: RocksDB memtables {:.0} bytes per record of those", get("memtables") / n as f64);
         eprintln!("{}", line(&cell));
         cells.push(cell);
     }
