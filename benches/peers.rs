@@ -1308,7 +1308,8 @@ fn rss_bytes() -> u64 {
         .unwrap_or(0)
 }
 
-/// `--memory-probe routes|sessions N`: prints the RSS growth per record of one core.
+/// `--memory-probe routes|routes-tenants|sessions|sessions-unindexed N`: prints the RSS growth
+/// per record of one core.
 fn memory_probe(args: &[String]) {
     let what = args.first().map(String::as_str).unwrap_or("routes");
     let n: u64 = args.get(1).and_then(|v| v.parse().ok()).unwrap_or(100_000);
@@ -1339,6 +1340,9 @@ fn memory_probe(args: &[String]) {
                 for t in tasks {
                     t.await.expect("task");
                 }
+            }
+            "routes-tenants" => {
+                common::load_route_mix(node, n, common::RouteMix::Tenants).await;
             }
             _ => {
                 common::load_routes(node, n).await;
@@ -1380,12 +1384,19 @@ fn probe(args: &[&str]) -> Option<impl Fn(&str) -> f64 + use<>> {
 
 fn memory(s: &Settings) -> Vec<Cell> {
     let mut cells = Vec::new();
-    for (what, n) in [("routes", s.routes), ("sessions", s.sessions), ("sessions-unindexed", s.sessions)] {
+    let runs = [
+        ("routes", s.routes),
+        ("routes-tenants", s.routes),
+        ("sessions", s.sessions),
+        ("sessions-unindexed", s.sessions),
+    ];
+    for (what, n) in runs {
         let Some(get) = probe(&["--memory-probe", what, &n.to_string()]) else { continue };
         let cell = Cell {
             system: "mnema, one core".into(),
             bench: match what {
                 "sessions-unindexed" => "memory per session, unindexed".into(),
+                "routes-tenants" => "memory per route tenants".into(),
                 _ => format!("memory per {}", what.trim_end_matches('s')),
             },
             ops: n,
