@@ -11,7 +11,7 @@ use crate::engine::{Committed, Txn};
 use crate::error::Result;
 use crate::rpc::pb;
 use crate::rpc::status::to_status;
-use crate::runtime::ClusterRoom;
+use crate::runtime::ServiceRoom;
 use std::sync::Arc;
 use tokio::sync::{Semaphore, mpsc};
 use tonic::Status;
@@ -23,7 +23,7 @@ pub type ReplyStream = tokio_stream::wrappers::ReceiverStream<std::result::Resul
 
 /// Answers the writes of `incoming` until the client closes its side (the writes in flight
 /// are still answered) or the node stops.
-pub(crate) fn serve(node: &ClusterRoom, mut incoming: tonic::Streaming<pb::TaggedWrite>) -> ReplyStream {
+pub(crate) fn serve(node: &ServiceRoom, mut incoming: tonic::Streaming<pb::TaggedWrite>) -> ReplyStream {
     let (tx, rx) = mpsc::channel(1024);
     let reader = node.clone();
     node.tasks().spawn(async move {

@@ -4,14 +4,17 @@ use crate::engine::Batch;
 use crate::name::Peer;
 use crate::rpc::pb::{self, cluster_server::Cluster};
 use crate::rpc::status::to_status;
-use crate::runtime::ClusterRoom;
+use crate::runtime::{ClusterRoom, ServiceRoom};
 use super::state::ClusterState;
 use std::sync::Arc;
 use std::time::Duration;
 use tonic::{Request, Response, Status};
 
 pub struct ClusterService {
-    pub(crate) node: ClusterRoom,
+    /// What the client calls reach.
+    pub(crate) node: ServiceRoom,
+    /// What the membership calls reach.
+    pub(crate) cluster: ClusterRoom,
     /// The cluster feature's own state (see `state.rs`).
     pub state: Arc<ClusterState>,
 }
@@ -90,11 +93,11 @@ impl Cluster for ClusterService {
     }
 
     async fn node_info(&self, _: Request<pb::Empty>) -> Result<Response<pb::NodeStatus>, Status> {
-        Ok(Response::new(crate::rpc::convert::node_to_pb(&self.state.node_status(&self.node))))
+        Ok(Response::new(crate::rpc::convert::node_to_pb(&self.state.node_status(&self.cluster))))
     }
 
     async fn status(&self, _: Request<pb::Empty>) -> Result<Response<pb::ClusterStatus>, Status> {
-        super::status::collect(&self.node, &self.state)
+        super::status::collect(&self.cluster, &self.state)
             .await
             .map(|s| Response::new(crate::rpc::convert::cluster_to_pb(&s)))
             .map_err(|e| to_status(&e))
@@ -102,27 +105,27 @@ impl Cluster for ClusterService {
 
     async fn join(&self, req: Request<pb::JoinRequest>) -> Result<Response<pb::JoinReply>, Status> {
         let r = req.into_inner();
-        super::membership::admit(&self.node, &self.state, &r.name, &r.addr, &r.schema).await.map(Response::new).map_err(|e| to_status(&e))
+        super::membership::admit(&self.cluster, &self.state, &r.name, &r.addr, &r.schema).await.map(Response::new).map_err(|e| to_status(&e))
     }
 
     async fn join_other(&self, req: Request<pb::JoinRequest>) -> Result<Response<pb::JoinReply>, Status> {
         let r = req.into_inner();
         // `name` is the peer as the operator wrote it: name@host or name@host:port.
         let target = Peer::parse("node", &r.name, self.node.config().config.node.base_port).map_err(|e| to_status(&e))?;
-        super::membership::join(&self.node, &self.state, &target).await.map_err(|e| to_status(&e))?;
+        super::membership::join(&self.cluster, &self.state, &target).await.map_err(|e| to_status(&e))?;
         let leader = self.node.leader().ok().flatten().map(|(_, n)| n.name).unwrap_or_default();
         Ok(Response::new(pb::JoinReply { leader }))
     }
 
     async fn force_leave(&self, req: Request<pb::LeaveRequest>) -> Result<Response<pb::JoinReply>, Status> {
         let r = req.into_inner();
-        super::leave::remove_member(&self.node, &self.state, &r.name, r.force).await.map_err(|e| to_status(&e))?;
+        super::leave::remove_member(&self.cluster, &self.state, &r.name, r.force).await.map_err(|e| to_status(&e))?;
         let leader = self.node.leader().ok().flatten().map(|(_, n)| n.name).unwrap_or_default();
         Ok(Response::new(pb::JoinReply { leader }))
     }
 
     async fn leave(&self, req: Request<pb::LeaveRequest>) -> Result<Response<pb::JoinReply>, Status> {
-        super::leave::leave(&self.node, &self.state, req.into_inner().force).await.map_err(|e| to_status(&e))?;
+        super::leave::leave(&self.cluster, &self.state, req.into_inner().force).await.map_err(|e| to_status(&e))?;
         Ok(Response::new(pb::JoinReply { leader: self.node.name().to_string() }))
     }
 

@@ -5,7 +5,7 @@ use crate::engine::feed::WatchSpec;
 use crate::engine::feed::wire::{self, WatchMsg, WireRecord};
 use crate::error::Result;
 use crate::rpc::pb;
-use crate::runtime::{ClusterRoom, Watch};
+use crate::runtime::{ServiceRoom, Watch};
 use tokio::sync::mpsc;
 use tonic::Status;
 
@@ -17,7 +17,7 @@ type Tx = mpsc::Sender<std::result::Result<pb::Payload, Status>>;
 
 /// The stream of `req`: refused at once (unknown table, a local one, an index the feed no
 /// longer holds), else a task of the node pumps the snapshot (if asked) and the events.
-pub(crate) fn serve(node: &ClusterRoom, req: pb::WatchRequest) -> Result<tokio_stream::wrappers::ReceiverStream<std::result::Result<pb::Payload, Status>>> {
+pub(crate) fn serve(node: &ServiceRoom, req: pb::WatchRequest) -> Result<tokio_stream::wrappers::ReceiverStream<std::result::Result<pb::Payload, Status>>> {
     let spec = WatchSpec { tables: req.tables, prefix: req.prefix, from_index: req.from_index };
     let (snapshot, watch) = if req.snapshot {
         let (s, w) = node.snapshot_and_watch(spec)?;

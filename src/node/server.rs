@@ -31,7 +31,7 @@ pub(crate) async fn serve(shared: Arc<Runtime>, cluster: Arc<ClusterState>, list
     let raft = RaftServer::new(RaftService::new(shared.raft_slot()))
         .max_decoding_message_size(crate::codec::MAX_DECODE)
         .max_encoding_message_size(crate::codec::MAX_DECODE);
-    let cluster = ClusterServer::new(ClusterService { node: shared.cluster_room(), state: cluster })
+    let cluster = ClusterServer::new(ClusterService { node: shared.service_room(), cluster: shared.cluster_room(), state: cluster })
         .max_decoding_message_size(crate::codec::MAX_DECODE)
         .max_encoding_message_size(crate::codec::MAX_DECODE);
     let replication = ReplicationServer::new(ReplicationService { node: shared.log_serving() })

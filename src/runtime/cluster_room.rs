@@ -1,10 +1,9 @@
-//! The cluster feature's handle on the node (`cluster`: formation, join, leave, rebuild,
-//! autoclean, cluster status, and the node's gRPC service for clients and peers): the only
-//! way it reaches the runtime. The feature never names `Runtime`.
-//!
-//! It is wide because the feature is: the service answers every client call (writes,
-//! reads, watches, exports), and membership changes drive Raft itself. Grouped below by
-//! what each group is for; each method is the runtime's, documented there.
+//! The cluster feature's handles on the node: the only way it reaches the runtime (the
+//! feature never names `Runtime`). `ClusterRoom` is membership's (formation, join, leave,
+//! rebuild, autoclean, cluster status): identity and schema checks, Raft and the
+//! membership, tasks. `ServiceRoom` is the gRPC service's for clients and peers: writes,
+//! forwarded batches, reads, watches, exports. Each method is the runtime's, documented
+//! there.
 
 use super::Runtime;
 use super::lifecycle::NodeTasks;
@@ -139,6 +138,16 @@ impl ClusterRoom {
         self.rt.tell_member_event(event)
     }
 
+    /// Whether the log created `table` (autoclean's purge of a gone node's routes).
+    pub(crate) fn table_ix(&self, table: &str) -> Result<TableIx> {
+        self.rt.table_ix(table)
+    }
+
+    /// The typed tables' handle (autoclean purges routes through it).
+    pub(crate) fn tables_room(&self) -> TablesRoom<'_> {
+        self.rt.tables_room()
+    }
+
     /// Wipes and restarts this node's Raft (joining another cluster, leaving).
     pub(crate) async fn reset_raft(&self) -> Result<()> {
         super::raft_setup_reset(&self.rt).await
@@ -153,9 +162,44 @@ impl ClusterRoom {
     }
 }
 
-/// What the service answers: writes, reads, watches; and the other features' handles it
-/// hands on (autoclean purges routes through the tables', exports go through backup's).
-impl ClusterRoom {
+/// What the node's gRPC service may do with the node: answer clients' and peers' calls.
+#[derive(Clone)]
+pub(crate) struct ServiceRoom {
+    rt: Arc<Runtime>,
+}
+
+impl Runtime {
+    /// This node's handle for its gRPC service.
+    pub(crate) fn service_room(self: &Arc<Self>) -> ServiceRoom {
+        ServiceRoom { rt: self.clone() }
+    }
+}
+
+/// Who answers.
+impl ServiceRoom {
+    pub(crate) fn config(&self) -> &Validated {
+        self.rt.config()
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        self.rt.name()
+    }
+
+    pub(crate) fn is_replicant(&self) -> bool {
+        self.rt.is_replicant()
+    }
+
+    pub(crate) fn leader(&self) -> Result<Option<(NodeId, NodeInfo)>> {
+        self.rt.leader()
+    }
+
+    pub(crate) fn tasks(&self) -> NodeTasks<'_> {
+        self.rt.node_tasks()
+    }
+}
+
+/// What it answers: writes, reads, watches, and exports through backup's handle.
+impl ServiceRoom {
     pub(crate) async fn transact(&self, txn: Txn) -> Result<Committed> {
         self.rt.transact(txn).await
     }
@@ -188,10 +232,6 @@ impl ClusterRoom {
         self.rt.tables()
     }
 
-    pub(crate) fn table_ix(&self, table: &str) -> Result<TableIx> {
-        self.rt.table_ix(table)
-    }
-
     pub(crate) fn get(&self, table: &str, key: &[u8]) -> Result<Vec<Blob>> {
         self.rt.get(table, key)
     }
@@ -218,10 +258,6 @@ impl ClusterRoom {
 
     pub(crate) fn snapshot_and_watch(&self, spec: WatchSpec) -> Result<(WatchSnapshot, Watch)> {
         self.rt.snapshot_and_watch(spec)
-    }
-
-    pub(crate) fn tables_room(&self) -> TablesRoom<'_> {
-        self.rt.tables_room()
     }
 
     pub(crate) fn backup_source(&self) -> BackupSource {

@@ -12,7 +12,7 @@ mod access; // the runtime as `engine::Tables`
 mod backup_source; // the backup feature's handle on the node
 mod campaign; // when a core campaigns: after the lease, a fresh draw and a pre-vote
 mod catalog; // tables created and dropped through the log
-mod cluster_room; // the cluster feature's handle on the node
+mod cluster_room; // the cluster feature's handles on the node
 mod handle; // `TableHandle`: typed access to one table
 mod instruments; // counters and histograms for /metrics
 mod following; // a replicant's handle on the node
@@ -39,7 +39,7 @@ pub use members::MemberWatch;
 pub(crate) use read::Place;
 pub use watcher::{Watch, WatchSnapshot};
 pub(crate) use backup_source::BackupSource;
-pub(crate) use cluster_room::ClusterRoom;
+pub(crate) use cluster_room::{ClusterRoom, ServiceRoom};
 pub(crate) use following::Following;
 pub(crate) use log_serving::LogServing;
 pub(crate) use observing::{Observed, Observing};

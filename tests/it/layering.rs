@@ -437,7 +437,7 @@ const HANDLED: &[(&str, &[&str])] = &[
     ("backup", &["BackupSource"]),
     ("observe", &["Observing", "Observed"]),
     ("schema", &["TablesRoom", "TablesTask"]),
-    ("cluster", &["ClusterRoom"]),
+    ("cluster", &["ClusterRoom", "ServiceRoom"]),
 ];
 
 /// Where `code` names the identifier `word` (not as part of a longer one).
