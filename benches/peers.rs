@@ -1044,15 +1044,8 @@ fn mnesia(s: &Settings, work: &Path) -> Vec<Cell> {
 // Routes and sessions on mnema
 
 async fn route_match(s: &Settings) -> Vec<Cell> {
-    let cluster = common::cluster(3).await;
-    let leader = &cluster.nodes[cluster.leader()];
-    let t0 = Instant::now();
-    common::load_routes(leader, s.routes).await;
-    eprintln!("loaded {} routes in {:.1} s", s.routes, t0.elapsed().as_secs_f64());
-    let node = &cluster.nodes[cluster.follower()];
-    node.wait_applied(leader.applied_index(), Duration::from_secs(120)).await.expect("applied");
-    eprintln!("RocksDB settled after {:.1} s", common::quiesce(&cluster.nodes).await.as_secs_f64());
-    let mut cells = match_cells(s, node, &common::route_topics(s.routes), "");
+    let (cluster, follower) = cluster_with_routes(s, common::RouteMix::Harness).await;
+    let mut cells = match_cells(s, &cluster.nodes[follower], &common::route_topics(s.routes), "");
     cells.extend(restart_and_bootstrap(s, cluster).await);
     cells
 }
@@ -1060,15 +1053,23 @@ async fn route_match(s: &Settings) -> Vec<Cell> {
 /// The route match cells of [`RouteMix::Tenants`](common::RouteMix), on a cluster of their own.
 async fn route_match_tenants(s: &Settings) -> Vec<Cell> {
     let mix = common::RouteMix::Tenants;
-    let cluster = common::cluster(3).await;
-    let leader = &cluster.nodes[cluster.leader()];
-    let last = common::load_route_mix(leader, s.routes, mix).await;
-    let node = &cluster.nodes[cluster.follower()];
-    node.wait_applied(last, Duration::from_secs(120)).await.expect("applied");
-    eprintln!("RocksDB settled after {:.1} s", common::quiesce(&cluster.nodes).await.as_secs_f64());
-    let cells = match_cells(s, node, &mix.topics(s.routes), " tenants");
+    let (cluster, follower) = cluster_with_routes(s, mix).await;
+    let cells = match_cells(s, &cluster.nodes[follower], &mix.topics(s.routes), " tenants");
     drop(cluster.shutdown().await);
     cells
+}
+
+/// Three cores with `s.routes` routes of `mix` added through the leader, applied on a
+/// follower (returned) and with RocksDB settled on every core.
+async fn cluster_with_routes(s: &Settings, mix: common::RouteMix) -> (common::Bench, usize) {
+    let cluster = common::cluster(3).await;
+    let t0 = Instant::now();
+    let last = common::load_route_mix(&cluster.nodes[cluster.leader()], s.routes, mix).await;
+    eprintln!("loaded {} routes ({mix:?}) in {:.1} s", s.routes, t0.elapsed().as_secs_f64());
+    let follower = cluster.follower();
+    cluster.nodes[follower].wait_applied(last, Duration::from_secs(120)).await.expect("applied");
+    eprintln!("RocksDB settled after {:.1} s", common::quiesce(&cluster.nodes).await.as_secs_f64());
+    (cluster, follower)
 }
 
 /// Matches `topics` on `node` for a cell each: on a held view with the destinations left

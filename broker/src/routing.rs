@@ -108,6 +108,7 @@ impl Router {
         let mut nodes: Vec<String> = Vec::new();
         let mut groups: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
         self.node.routes().for_each_match(topic, |filter, dest| match dest {
+            // Each node once (an exact and a wildcard route often lead to the same one).
             DestRef::Node(n) => {
                 if !nodes.iter().any(|m| m == n) {
                     nodes.push(n.to_string());
@@ -118,7 +119,6 @@ impl Router {
             }
         })?;
         nodes.sort();
-        nodes.dedup();
         let mut sends: Vec<Target> = nodes.into_iter().map(|n| (n, None)).collect();
         for ((group, filter), mut members) in groups {
             members.sort();

@@ -332,17 +332,16 @@ impl MemTable {
         if now_empty {
             m.remove(key);
         }
+        // The trie holds the filter's values too: drop the filter with its last value,
+        // else give it what is left.
         if removed
             && let Some(t) = trie
             && is_wildcard(key)
         {
-            match m.get_key_value(key) {
-                Some((k, values)) => {
-                    t.set(k, values.clone());
-                }
-                None => {
-                    t.remove(key);
-                }
+            if now_empty {
+                t.remove(key);
+            } else if let Some((k, values)) = m.get_key_value(key) {
+                t.set(k, values.clone());
             }
         }
         if removed {

@@ -224,11 +224,7 @@ mod api {
         /// after the others were visited.
         pub fn for_each_match(&self, topic: &str, mut each: impl FnMut(&str, DestRef<'_>)) -> Result<()> {
             let view = self.node.view();
-            let ix = match view.catalog.lookup(ROUTES) {
-                Ok(ix) => ix,
-                Err(_) if self.node.declares(ROUTES) => return validate_name(topic).map_err(|e| invalid(topic, e)),
-                Err(e) => return Err(e),
-            };
+            let Some(ix) = self.routes_ix(&view, topic)? else { return Ok(()) };
             let mut bad = None;
             for_each_match(&view, ix, topic, |f, d| match (std::str::from_utf8(f), decode_dest_ref(d)) {
                 (Ok(f), Ok(d)) => each(f, d),
@@ -241,12 +237,20 @@ mod api {
         /// Every route matching `topic`, read locally, sorted.
         pub fn match_routes(&self, topic: &str) -> Result<Vec<Route>> {
             let view = self.node.view();
+            match self.routes_ix(&view, topic)? {
+                Some(ix) => match_routes(&view, ix, topic),
+                None => Ok(Vec::new()),
+            }
+        }
+
+        /// The routes table in `view`; `None` when this node declares it but the log has
+        /// not created it yet (no routes: `topic` is still validated).
+        fn routes_ix(&self, view: &MemState, topic: &str) -> Result<Option<TableIx>> {
             match view.catalog.lookup(ROUTES) {
-                Ok(ix) => match_routes(&view, ix, topic),
-                // Declared, not created through the log yet: no routes.
+                Ok(ix) => Ok(Some(ix)),
                 Err(_) if self.node.declares(ROUTES) => {
                     validate_name(topic).map_err(|e| invalid(topic, e))?;
-                    Ok(Vec::new())
+                    Ok(None)
                 }
                 Err(e) => Err(e),
             }
