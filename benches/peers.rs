@@ -1309,7 +1309,7 @@ fn rss_bytes() -> u64 {
         .unwrap_or(0)
 }
 
-/// `--memory-probe routes|routes-tenants|sessions|sessions-unindexed N`: prints the RSS growth
+/// `--memory-probe routes|routes-tenants|sessions|sessions-unindexed|kv N`: prints the RSS growth
 /// per record of one core.
 fn memory_probe(args: &[String]) {
     let what = args.first().map(String::as_str).unwrap_or("routes");
@@ -1344,6 +1344,19 @@ fn memory_probe(args: &[String]) {
             }
             "routes-tenants" => {
                 common::load_route_mix(node, n, common::RouteMix::Tenants).await;
+            }
+            "kv" => {
+                // The issue's `kv` record: an 8-byte key and a 32-byte value.
+                let mut txn = Txn::new();
+                for i in 0..n {
+                    txn = txn.put("kv", (i + 1_000_000_000).to_be_bytes(), [0xcd; 32]);
+                    if txn.ops.len() == 2000 {
+                        node.transact(std::mem::take(&mut txn)).await.expect("load kv");
+                    }
+                }
+                if !txn.ops.is_empty() {
+                    node.transact(txn).await.expect("load kv");
+                }
             }
             _ => {
                 common::load_routes(node, n).await;
@@ -1390,6 +1403,7 @@ fn memory(s: &Settings) -> Vec<Cell> {
         ("routes-tenants", s.routes),
         ("sessions", s.sessions),
         ("sessions-unindexed", s.sessions),
+        ("kv", s.routes),
     ];
     for (what, n) in runs {
         let Some(get) = probe(&["--memory-probe", what, &n.to_string()]) else { continue };
@@ -1398,6 +1412,7 @@ fn memory(s: &Settings) -> Vec<Cell> {
             bench: match what {
                 "sessions-unindexed" => "memory per session, unindexed".into(),
                 "routes-tenants" => "memory per route tenants".into(),
+                "kv" => "memory per kv record (8 + 32 bytes)".into(),
                 _ => format!("memory per {}", what.trim_end_matches('s')),
             },
             ops: n,

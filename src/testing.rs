@@ -235,7 +235,7 @@ pub mod routes_raw {
         view: &MemState,
         ix: TableIx,
         topic: &str,
-        found: impl FnMut(&Blob, &Blob),
+        found: impl FnMut(&[u8], &Blob),
     ) -> crate::Result<()> {
         crate::schema::routes::for_each_match(view, ix, topic, found)
     }

@@ -513,7 +513,7 @@ mod tests {
                 let mut keys = IndexKeys::default();
                 if extract(k, v, &mut keys).is_ok() {
                     for i in keys.into_sorted() {
-                        out.push(IndexHit { index_key: i.into(), key: k.clone(), value: v.clone() });
+                        out.push(IndexHit { index_key: i.into(), key: k.into(), value: v.clone() });
                     }
                 }
             });

@@ -6,6 +6,7 @@
 //! never blocks the writer, and never takes a lock: [`MemStore::load`] is a pointer load.
 
 use super::catalog::{Catalog, TableIx};
+use super::flat_map::FlatMap;
 use super::index::SecondaryIndex;
 use super::requests::Requests;
 use super::table::{Index, Kind, ShardId, TableDef};
@@ -15,8 +16,6 @@ use std::sync::Arc;
 
 pub use super::Blob;
 
-pub use super::KeyHasher;
-type HashMap<K, V> = imbl::GenericHashMap<K, V, KeyHasher, imbl::shared_ptr::DefaultSharedPtr>;
 
 /// One table's records, and the secondary indexes kept with them.
 #[derive(Clone, Debug)]
@@ -30,11 +29,12 @@ pub struct MemTable {
 /// The records of one table, by kind.
 #[derive(Clone, Debug)]
 pub enum Records {
-    Set(HashMap<Blob, Blob>),
+    /// A set: flat, keys inline (see `engine::flat_map`).
+    Set(FlatMap),
     Ordered(imbl::OrdMap<Blob, Blob>),
-    Bag(HashMap<Blob, Values>),
+    Bag(FlatMap<Values>),
     /// A bag keyed by topic filters, with the trie of its wildcard keys.
-    TopicBag(HashMap<Blob, Values>, TopicTrie<Values>),
+    TopicBag(FlatMap<Values>, TopicTrie<Values>),
     /// A `disc_only` table on a core: nothing in memory.
     None,
 }
@@ -149,13 +149,17 @@ impl MemTable {
         }
     }
 
-    #[cfg(any(test, feature = "test-util"))]
+    #[cfg(any(test, feature = "test-util", feature = "fuzzing"))]
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        match &self.records {
+            // A bag drops a key with its last value.
+            Records::Bag(m) | Records::TopicBag(m, _) => m.is_empty(),
+            _ => self.len() == 0,
+        }
     }
 
     /// Every record; ordered tables in key order, others in an unspecified order.
-    pub fn for_each(&self, mut f: impl FnMut(&Blob, &Blob)) {
+    pub fn for_each(&self, mut f: impl FnMut(&[u8], &Blob)) {
         match &self.records {
             Records::Set(m) => m.iter().for_each(|(k, v)| f(k, v)),
             Records::Ordered(m) => m.iter().for_each(|(k, v)| f(k, v)),
@@ -220,7 +224,7 @@ impl MemTable {
                 let mut within = Vec::new();
                 self.for_each(|k, v| {
                     if r.contains_key(k) && r.past_cursor(k, v, by_value) {
-                        within.push((k.clone(), v.clone()));
+                        within.push((Blob::from(k), v.clone()));
                     }
                 });
                 r.select(within.into_iter(), by_value)
@@ -264,17 +268,18 @@ impl MemTable {
         };
         let key: Blob = Arc::from(key);
         let (old, added) = match &mut self.records {
-            Records::Set(m) => (m.insert(key.clone(), value.clone()), true),
+            Records::Set(m) => (m.insert(&key, Some(&key), value.clone()), true),
             Records::Ordered(m) => (m.insert(key.clone(), value.clone()), true),
             Records::Bag(m) => (None, bag_put(m, &key, &value)),
             Records::TopicBag(m, trie) => {
                 let added = bag_put(m, &key, &value);
                 if added
                     && is_wildcard(&key)
-                    && let Some((k, values)) = m.get_key_value(&key[..])
+                    && let Some(values) = m.get(&key)
                 {
-                    // The trie holds the filter's values too, sharing the table's key.
-                    trie.set(k, values.clone());
+                    // The trie holds the filter's values too (and the key, shared with
+                    // the table where the table does not hold it inline).
+                    trie.set(&key, values.clone());
                 }
                 (None, added)
             }
@@ -340,8 +345,8 @@ impl MemTable {
         {
             if now_empty {
                 t.remove(key);
-            } else if let Some((k, values)) = m.get_key_value(key) {
-                t.set(k, values.clone());
+            } else if let Some(values) = m.get(key) {
+                t.set(&Blob::from(key), values.clone());
             }
         }
         if removed {
@@ -368,11 +373,13 @@ impl MemTable {
 }
 
 /// Adds `value` under `key`; returns whether it was new.
-fn bag_put(m: &mut HashMap<Blob, Values>, key: &Blob, value: &Blob) -> bool {
-    match m.get_mut(&key[..]) {
-        Some(values) => values.insert(value),
+fn bag_put(m: &mut FlatMap<Values>, key: &Blob, value: &Blob) -> bool {
+    match m.get(key) {
+        // Already there: nothing to copy.
+        Some(values) if values.contains(value) => false,
+        Some(_) => m.get_mut(key).is_some_and(|values| values.insert(value)),
         None => {
-            m.insert(key.clone(), Values::One(value.clone()));
+            m.insert(key, Some(key), Values::One(value.clone()));
             true
         }
     }
@@ -404,6 +411,15 @@ impl Values {
             Values::Many(s) => (None, Some(s.iter())),
         };
         few.into_iter().flatten().chain(many.into_iter().flatten())
+    }
+
+    /// Whether `value` is one of them.
+    pub fn contains(&self, value: &[u8]) -> bool {
+        match self {
+            Values::One(v) => v[..] == *value,
+            Values::Few(v) => v.binary_search_by(|b| (**b).cmp(value)).is_ok(),
+            Values::Many(s) => s.contains(value),
+        }
     }
 
     /// The smallest value.
@@ -662,6 +678,76 @@ mod tests {
         w.tables[1].delete_object(b"k", b"a");
         w.tables[1].delete_object(b"k", b"b");
         assert!(!w.tables[1].contains(b"k"), "empty bag key removed");
+    }
+
+    /// Readers that load views while the writer applies and publishes see every entry
+    /// whole: each entry `i` sets ten keys of a set to `i`, adds `i` to ten keys of a bag
+    /// and adds 40 new keys to both (so both tables grow, splitting buckets and adding
+    /// pages and middle nodes, under the readers). A view applied up to `i` holds exactly
+    /// what entries `1..=i` wrote, however long the reader keeps it.
+    #[test]
+    fn readers_see_only_whole_entries_while_the_tables_grow() {
+        const ENTRIES: u64 = 1500;
+        let cat = Catalog::new(vec![
+            TableDef::replicated("s", Kind::Set, Storage::Ram),
+            TableDef::replicated("b", Kind::Bag, Storage::Ram),
+        ])
+        .unwrap();
+        let store = Arc::new(MemStore::new(MemState::empty(&cat)));
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let check = |view: &MemState| {
+            let i = view.applied;
+            let (set, bag) = (&view.tables[0], &view.tables[1]);
+            for g in 0..10u8 {
+                let want = (i > 0).then(|| i.to_be_bytes().to_vec());
+                assert_eq!(set.get_one(&[b'g', g]).map(|v| v.to_vec()), want, "set key {g} at {i}");
+                assert_eq!(bag.get(&[b'g', g]).len() as u64, i, "bag key {g} at {i}");
+            }
+            assert_eq!(set.len() as u64, 10 * u64::from(i > 0) + 40 * i, "set at {i}");
+            assert_eq!(bag.len() as u64, 10 * i + 40 * i, "bag at {i}");
+            i
+        };
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let (store, done) = (store.clone(), done.clone());
+                std::thread::spawn(move || {
+                    let (mut seen, mut kept) = (0u64, Vec::new());
+                    while !done.load(std::sync::atomic::Ordering::Acquire) {
+                        let view = store.snapshot();
+                        let at = check(&view);
+                        assert!(at >= seen, "went back from {seen} to {at}");
+                        seen = at;
+                        if kept.len() < 20 && at % 97 == 0 {
+                            kept.push(view);
+                        }
+                    }
+                    // Views kept while the writer went on still read as they were.
+                    kept.iter().for_each(|v| {
+                        check(v);
+                    });
+                    seen
+                })
+            })
+            .collect();
+        let mut w = (**store.load()).clone();
+        for i in 1..=ENTRIES {
+            for g in 0..10u8 {
+                w.tables[0].put(&[b'g', g], &i.to_be_bytes());
+                w.tables[1].put(&[b'g', g], &i.to_be_bytes());
+            }
+            for j in 0..40u64 {
+                let k = format!("fill-{i}-{j}-and-long-enough-to-be-shared");
+                w.tables[0].put(k.as_bytes(), b"x");
+                w.tables[1].put(k.as_bytes(), b"x");
+            }
+            w.applied = i;
+            store.publish(w.clone());
+        }
+        done.store(true, std::sync::atomic::Ordering::Release);
+        for r in readers {
+            r.join().expect("a reader saw a torn view");
+        }
+        assert_eq!(check(&store.load()), ENTRIES);
     }
 
     /// A bag key's values stay a sorted set without duplicates whether held alone, kept

@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod declaration;
 pub mod declared;
 pub mod feed;
+pub mod flat_map;
 pub mod index;
 pub mod keys;
 pub mod snapshot_format;

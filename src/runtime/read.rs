@@ -106,7 +106,7 @@ impl Runtime {
                 let mut out = Vec::new();
                 t.for_each(|k, v| {
                     if k.starts_with(prefix) {
-                        out.push((k.clone(), v.clone()));
+                        out.push((Blob::from(k), v.clone()));
                     }
                 });
                 Ok(out)
@@ -153,7 +153,7 @@ impl Runtime {
         match self.place(table)? {
             Place::Memory(view, ix) => {
                 let mut out = Vec::new();
-                view.table(ix).for_each(|k, v| out.push((k.clone(), v.clone())));
+                view.table(ix).for_each(|k, v| out.push((Blob::from(k), v.clone())));
                 Ok(out)
             }
             Place::Disc(def) => records::dump(&self.db, &def),

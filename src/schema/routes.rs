@@ -136,13 +136,13 @@ pub(crate) fn for_each_match(
     view: &MemState,
     ix: TableIx,
     topic: &str,
-    mut found: impl FnMut(&Blob, &Blob),
+    mut found: impl FnMut(&[u8], &Blob),
 ) -> Result<()> {
     validate_name(topic).map_err(|e| invalid(topic, e))?;
     let t = table(view, ix)?;
     if let Records::TopicBag(bag, trie) = t.records() {
-        if let Some((filter, dests)) = bag.get_key_value(topic.as_bytes()) {
-            dests.iter().for_each(|d| found(filter, d));
+        if let Some(dests) = bag.get(topic.as_bytes()) {
+            dests.iter().for_each(|d| found(topic.as_bytes(), d));
         }
         trie.matches(topic.as_bytes(), |filter, dests| dests.iter().for_each(|d| found(filter, d)));
     }
