@@ -28,6 +28,8 @@
 //! `floor,stages,inproc,grpc,etcd,mnesia,routes,sessions,memory,indexes,shards,watch`),
 //! `MNEMA_PEERS_SCALE` (off; e.g. `1000000,5000000,10000000`: the scale curve, see
 //! [`scale`]), `MNEMA_PEERS_KEEP` (set: keep the data dirs and the nodes' logs, and print where),
+//! `MNEMA_PEERS_PERF` (a path prefix: `perf record` of the restart and the bootstrap into
+//! `<prefix>.restart.data` and `<prefix>.bootstrap.data`),
 //! `MNEMA_PEERS_LOG` (a `tracing` filter for the in-process nodes' log and the harness's
 //! own warnings about operations slower than 100 ms), `MNEMA_PEERS_STACKS` (a file: when no
 //! operation finishes for 400 ms, every thread's stack is appended to it, via gdb).
@@ -1106,6 +1108,51 @@ fn match_cells(s: &Settings, node: &mnema::Node, topics: &[String], mix: &str) -
     cells
 }
 
+/// `perf record` of this process while it lives, into `<MNEMA_PEERS_PERF>.<what>.data`
+/// (nothing without that variable): a profile of one step of a cell (a restart, a
+/// bootstrap) without the load before it.
+struct Profile(Option<Child>);
+
+impl Profile {
+    fn start(what: &str) -> Profile {
+        let Some(base) = std::env::var_os("MNEMA_PEERS_PERF") else { return Profile(None) };
+        let out = format!("{}.{what}.data", base.to_string_lossy());
+        let pid = std::process::id().to_string();
+        let _ = std::fs::remove_file(&out);
+        let child = Command::new("perf")
+            .args(["record", "-F", "2000", "-g", "-p", &pid, "-o", &out])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        match child {
+            Ok(c) => {
+                // perf creates its file once attached (within 5 s, or the profile misses
+                // the step's start, which it says).
+                let t0 = Instant::now();
+                while !Path::new(&out).exists() && t0.elapsed() < Duration::from_secs(5) {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                eprintln!("perf recording {what} into {out} (attached: {})", Path::new(&out).exists());
+                Profile(Some(c))
+            }
+            Err(e) => {
+                eprintln!("MNEMA_PEERS_PERF is set but perf did not start: {e}");
+                Profile(None)
+            }
+        }
+    }
+}
+
+impl Drop for Profile {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            // perf writes its file on SIGINT.
+            let _ = Command::new("kill").args(["-INT", &c.id().to_string()]).status();
+            let _ = c.wait();
+        }
+    }
+}
+
 /// Shuts a follower down and starts it again on its data dir; returns the time from its
 /// `Node::start` until it knows the leader and has applied the cluster's commit index
 /// (bounded by `limit`).
@@ -1114,6 +1161,7 @@ async fn restart_follower(cluster: &mut common::Bench, limit: Duration) -> Durat
     let i = mnema::testing::number_of(node.name()).expect("a harness node name");
     node.shutdown().await.expect("shutdown");
     let committed = cluster.nodes.iter().map(|n| n.status().committed).max().unwrap_or(0);
+    let profile = Profile::start("restart");
     let t0 = Instant::now();
     let mut config = mnema::testing::config(cluster.dir.path(), cluster.base, i, 3);
     common::settings(&mut config);
@@ -1123,6 +1171,7 @@ async fn restart_follower(cluster: &mut common::Bench, limit: Duration) -> Durat
     })
     .await;
     let took = t0.elapsed();
+    drop(profile);
     cluster.nodes.push(node);
     took
 }
@@ -1148,9 +1197,11 @@ async fn restart_and_bootstrap(s: &Settings, mut cluster: common::Bench) -> Vec<
     }
     let records = format!("{} routes + {} sessions", s.routes, per * 256);
     let mut cells = Vec::new();
+    let profile = Profile::start("bootstrap");
     let t0 = Instant::now();
     let replicant = cluster.replicant(4).await;
     common::wait_normal(&replicant).await;
+    drop(profile);
     cells.push(Cell {
         system: "mnema in process".into(),
         bench: format!("replicant bootstrap, {records}"),

@@ -281,11 +281,59 @@ pub fn apply_batch<S: Sink>(
     Ok(outcome)
 }
 
+/// Loads stored records (RocksDB key and value, as in `engine::keys`) into a state, in
+/// bulk: a restart's load from RocksDB and a replicant's bootstrap from a snapshot. A
+/// catalog record adds its table at once (resolved with the catalog's code); a table's
+/// records are held until [`Loader::finish`] builds each table from all of its records
+/// in one pass ([`MemTable::load`](super::memory::MemTable::load)), which gives the tables
+/// that loading the records one by one would.
+pub struct Loader {
+    state: MemState,
+    /// Each table's records so far, by the table's position.
+    pending: Vec<Vec<(super::Blob, super::Blob)>>,
+}
+
+impl Loader {
+    /// A load into `state` (its tables empty, or holding what loading adds to).
+    pub fn new(state: MemState) -> Self {
+        Loader { state, pending: Vec::new() }
+    }
+
+    /// Loads one stored record. Returns the name of a table the catalog lacks instead of
+    /// loading its record. Catalog records must come before their tables' records.
+    pub fn record<'k>(&mut self, raw_key: &'k [u8], value: &[u8]) -> Result<Option<&'k str>> {
+        let state = &mut self.state;
+        let (name, rest) = split_table(raw_key)?;
+        if name == requests::TABLE || name == catalog::TABLE {
+            return load_record(state, raw_key, value);
+        }
+        let Ok(ix) = state.catalog.lookup(name) else { return Ok(Some(name)) };
+        if state.tables[ix].is_held() {
+            let (key, value) = split_record(state.catalog.def(ix).kind, rest, value)?;
+            if self.pending.len() <= ix {
+                self.pending.resize_with(state.tables.len(), Vec::new);
+            }
+            self.pending[ix].push((key.into(), value.into()));
+        }
+        Ok(None)
+    }
+
+    /// The state with every record loaded.
+    pub fn finish(mut self) -> MemState {
+        for (ix, records) in self.pending.into_iter().enumerate() {
+            if !records.is_empty() {
+                self.state.tables[ix].load(records);
+            }
+        }
+        self.state
+    }
+}
+
 /// Loads one stored record (RocksDB key and value, as in `engine::keys`) into `state`: a
 /// catalog record adds its table (resolved with the catalog's code), a table's record goes
 /// into that table. Returns the name of a table `state`'s catalog lacks instead of
 /// loading its record. Catalog records must come before their tables' records.
-pub fn load_record<'k>(state: &mut MemState, raw_key: &'k [u8], value: &[u8]) -> Result<Option<&'k str>> {
+fn load_record<'k>(state: &mut MemState, raw_key: &'k [u8], value: &[u8]) -> Result<Option<&'k str>> {
     let (name, rest) = split_table(raw_key)?;
     if name == requests::TABLE {
         state.requests.load(rest, value)?;

@@ -123,15 +123,69 @@ fn empty_mid<V>() -> Mid<V> {
     (0..FAN).map(|_| page.clone()).collect()
 }
 
+/// The top array holding `buckets` in address order, the last page and middle node
+/// filled up with empty buckets.
+fn assemble<V>(buckets: Vec<Bucket<V>>) -> Arc<[Mid<V>]> {
+    let empty: Bucket<V> = Arc::from([]);
+    let mut pages: Vec<Page<V>> = Vec::with_capacity(buckets.len().div_ceil(FAN));
+    let mut page: Vec<Bucket<V>> = Vec::with_capacity(FAN);
+    for b in buckets {
+        page.push(b);
+        if page.len() == FAN {
+            pages.push(std::mem::replace(&mut page, Vec::with_capacity(FAN)).into());
+        }
+    }
+    if !page.is_empty() || pages.is_empty() {
+        page.resize(FAN, empty.clone());
+        pages.push(page.into());
+    }
+    let empty_page: Page<V> = (0..FAN).map(|_| empty.clone()).collect();
+    pages
+        .chunks(FAN)
+        .map(|c| c.iter().cloned().chain(std::iter::repeat_n(empty_page.clone(), FAN - c.len())).collect())
+        .collect()
+}
+
 impl<V: Clone> FlatMap<V> {
     /// Keys held.
     pub fn len(&self) -> usize {
         self.len
     }
 
-    #[cfg(any(test, feature = "test-util", feature = "fuzzing"))]
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// A map of `records` built in one pass, as if each were inserted in turn (a key given
+    /// twice keeps its later value): the table sized for them at once, each bucket
+    /// allocated once at its final size, no split. What a restart's and a bootstrap's
+    /// load use.
+    pub fn from_records(records: impl IntoIterator<Item = (Blob, V)>) -> Self {
+        let hasher = KeyHasher::default();
+        let mut all: Vec<Entry<V>> = records
+            .into_iter()
+            .map(|(k, value)| Entry { hash: hasher.hash_one(&k[..]), key: Key::new(&k, Some(&k)), value })
+            .collect();
+        let buckets = all.len().div_ceil(LOAD).max(1);
+        let level = buckets.ilog2();
+        let mut map = FlatMap { top: Arc::from([]), buckets, level, split: buckets - (1 << level), len: 0, hasher };
+        // Stable: of a key given twice, the later entry comes later in its bucket.
+        all.sort_by_key(|e| map.address(e.hash));
+        let mut out: Vec<Bucket<V>> = Vec::with_capacity(buckets);
+        let mut rest = all.into_iter().peekable();
+        for address in 0..buckets {
+            let mut bucket: Vec<Entry<V>> = Vec::new();
+            while let Some(e) = rest.next_if(|e| map.address(e.hash) == address) {
+                match bucket.iter_mut().find(|b| b.hash == e.hash && b.key.as_bytes() == e.key.as_bytes()) {
+                    Some(same) => same.value = e.value,
+                    None => bucket.push(e),
+                }
+            }
+            map.len += bucket.len();
+            out.push(bucket.into());
+        }
+        map.top = assemble(out);
+        map
     }
 
     #[inline]
@@ -339,6 +393,51 @@ mod tests {
             for (map, model) in &kept {
                 check(map, model)?;
             }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// A map built in one pass from records answers as one that inserted them in turn
+        /// (a key given twice keeps its later value), and goes on growing and changing
+        /// alike.
+        #[test]
+        fn built_in_one_pass_answers_as_inserted_in_turn(
+            records in prop::collection::vec((key(), any::<u8>()), 0..5000),
+            after in prop::collection::vec(op(), 0..300),
+        ) {
+            let mut built = FlatMap::from_records(records.iter().map(|(k, v)| (Blob::from(&k[..]), Blob::from(&[*v][..]))));
+            let mut model = BTreeMap::new();
+            let mut inserted = FlatMap::default();
+            for (k, v) in &records {
+                inserted.insert(k, None, Blob::from(&[*v][..]));
+                model.insert(k.clone(), *v);
+            }
+            check(&built, &model)?;
+            check(&inserted, &model)?;
+            for op in after {
+                match op {
+                    Op::Put(k, v) => {
+                        prop_assert_eq!(built.insert(&k, None, Blob::from(&[v][..])).map(|b| b[0]), model.insert(k, v));
+                    }
+                    Op::Delete(k) => prop_assert_eq!(built.remove(&k).map(|b| b[0]), model.remove(&k)),
+                    Op::Keep | Op::Clear => {}
+                }
+            }
+            check(&built, &model)?;
+        }
+    }
+
+    #[test]
+    fn built_in_one_pass_fills_the_pages_it_needs() {
+        for n in [0usize, 1, 4, 5, FAN * LOAD, FAN * LOAD + 1, FAN * FAN * LOAD + 3] {
+            let map = FlatMap::from_records((0..n as u32).map(|i| (Blob::from(&i.to_le_bytes()[..]), Blob::from(&b"v"[..]))));
+            assert_eq!(map.len(), n);
+            assert_eq!(map.buckets, n.div_ceil(LOAD).max(1), "{n} records");
+            assert_eq!(map.top.len(), map.buckets.div_ceil(FAN * FAN), "{n} records");
+            assert!((0..n as u32).all(|i| map.get(&i.to_le_bytes()).is_some()), "{n} records");
+            assert_eq!(map.iter().count(), n);
         }
     }
 

@@ -357,6 +357,69 @@ impl MemTable {
         }
     }
 
+    /// Adds `records` (this table's, as stored: key and value; any order) as
+    /// [`MemTable::put`] of each in turn would, built in bulk where the table is empty: a
+    /// set's or a bag's map in one pass (`FlatMap::from_records`), a bag's values grouped
+    /// per key first. What a restart's load from RocksDB and a bootstrap's snapshot use.
+    pub fn load(&mut self, mut records: Vec<(Blob, Blob)>) {
+        let bulk = match &self.records {
+            Records::Set(m) => m.is_empty(),
+            Records::Bag(m) | Records::TopicBag(m, _) => m.is_empty(),
+            Records::Ordered(_) | Records::None => false,
+        };
+        if !bulk {
+            for (k, v) in records {
+                self.put(&k, &v);
+            }
+            return;
+        }
+        if matches!(self.records, Records::Set(_)) {
+            // One record per key, the later one kept, as puts in turn would.
+            if !records.is_sorted_by(|a, b| a.0 < b.0) {
+                records.reverse();
+                records.sort_by(|a, b| a.0.cmp(&b.0));
+                records.dedup_by(|later, earlier| later.0 == earlier.0);
+            }
+            for ix in &mut self.indexes {
+                records.iter().for_each(|(k, v)| ix.replace(k, None, v, None));
+            }
+            self.records = Records::Set(FlatMap::from_records(records));
+            return;
+        }
+        // A bag: values shared as `put` shares them, then grouped by key, each once.
+        for (_, v) in records.iter_mut() {
+            *v = self.recent.share(v);
+        }
+        if !records.is_sorted_by(|a, b| a < b) {
+            records.sort();
+            records.dedup();
+        }
+        for ix in &mut self.indexes {
+            records.iter().for_each(|(k, v)| ix.insert(k, v, None));
+        }
+        let mut grouped: Vec<(Blob, Values)> = Vec::new();
+        let mut rest = records.into_iter().peekable();
+        while let Some((key, first)) = rest.next() {
+            let mut values = vec![first];
+            while let Some((_, v)) = rest.next_if(|(k, _)| *k == key) {
+                values.push(v);
+            }
+            grouped.push((key, Values::from_sorted(values)));
+        }
+        if let Records::TopicBag(_, trie) = &mut self.records {
+            for (k, values) in &grouped {
+                if is_wildcard(k) {
+                    trie.set(k, values.clone());
+                }
+            }
+        }
+        let map = FlatMap::from_records(grouped);
+        match &mut self.records {
+            Records::Bag(m) | Records::TopicBag(m, _) => *m = map,
+            _ => {}
+        }
+    }
+
     pub fn clear(&mut self) {
         match &mut self.records {
             Records::Set(m) => m.clear(),
@@ -411,6 +474,15 @@ impl Values {
             Values::Many(s) => (None, Some(s.iter())),
         };
         few.into_iter().flatten().chain(many.into_iter().flatten())
+    }
+
+    /// `values`, sorted and each once, as held.
+    fn from_sorted(mut values: Vec<Blob>) -> Values {
+        match values.len() {
+            1 => Values::One(values.remove(0)),
+            n if n <= Self::FEW => Values::Few(values.into()),
+            _ => Values::Many(values.into_iter().collect()),
+        }
     }
 
     /// Whether `value` is one of them.
@@ -748,6 +820,132 @@ mod tests {
             r.join().expect("a reader saw a torn view");
         }
         assert_eq!(check(&store.load()), ENTRIES);
+    }
+
+    mod bulk_load {
+        use super::*;
+        use crate::engine::index::IndexRange;
+        use crate::engine::{Extractor, IndexKeys};
+        use proptest::prelude::*;
+
+        fn first_byte(_k: &[u8], v: &[u8], out: &mut IndexKeys) -> Result<(), String> {
+            if let Some(b) = v.first() {
+                out.push([*b]);
+            }
+            Ok(())
+        }
+
+        /// A set and a bag with an index each, a topic-keyed bag and an ordered set.
+        fn tables() -> Catalog {
+            let ix = Extractor::new("first", first_byte);
+            Catalog::new(vec![
+                TableDef::replicated("s", Kind::Set, Storage::Ram).with_index("first", ix),
+                TableDef::replicated("b", Kind::Bag, Storage::Ram).with_index("first", ix),
+                TableDef::replicated("t", Kind::Bag, Storage::Ram).with_topic_index(),
+                TableDef::replicated("o", Kind::OrderedSet, Storage::Ram),
+            ])
+            .unwrap()
+        }
+
+        fn key() -> impl Strategy<Value = Vec<u8>> {
+            // Topic filters and names over a few words (wildcards among them), short and
+            // long (inline and shared keys).
+            let word = prop_oneof![Just("a"), Just("b"), Just("+"), Just("#"), Just("a-rather-long-level-name")];
+            prop::collection::vec(word, 1..4).prop_map(|w| w.join("/").into_bytes())
+        }
+
+        /// Everything a reader can ask of a table, in a form to compare.
+        fn read_all(t: &MemTable, keys: &[Vec<u8>]) -> Vec<String> {
+            let mut out = Vec::new();
+            let mut records = Vec::new();
+            t.for_each(|k, v| records.push((k.to_vec(), v.to_vec())));
+            records.sort();
+            out.push(format!("len {} records {records:?}", t.len()));
+            for k in keys {
+                out.push(format!("{k:?}: {:?} {:?} {}", t.get(k), t.get_one(k), t.contains(k)));
+            }
+            if t.index_named("first").is_some() {
+                out.push(format!("{:?}", t.index_hits(0, &IndexRange::all())));
+            }
+            if let Records::TopicBag(_, trie) = t.records() {
+                for topic in ["a", "a/b", "b/a/a", "a/a-rather-long-level-name/b"] {
+                    let mut found = Vec::new();
+                    trie.matches(topic.as_bytes(), |f, vs| found.push((f.to_vec(), vs.iter().cloned().collect::<Vec<_>>())));
+                    found.sort();
+                    out.push(format!("{topic}: {found:?}"));
+                }
+            }
+            out
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(64))]
+
+            /// A restart's and a bootstrap's load (every record at once, in any order)
+            /// gives the tables that putting the records one by one gives: records,
+            /// lookups, secondary index and topic trie alike; and both go on alike after.
+            #[test]
+            fn a_bulk_load_gives_the_tables_puts_in_turn_give(
+                records in prop::collection::vec((0usize..4, key(), prop::collection::vec(0u8..4, 0..3)), 0..400),
+                shuffle in any::<u64>(),
+                after in prop::collection::vec((0usize..4, key(), prop::collection::vec(0u8..4, 0..3)), 0..20),
+            ) {
+                let cat = tables();
+                let mut one_by_one = MemState::empty(&cat);
+                for (t, k, v) in &records {
+                    one_by_one.tables[*t].put(k, v);
+                }
+                // Any order: the stream's or RocksDB's, shuffled.
+                let mut order: Vec<_> = records.to_vec();
+                let mut x = shuffle | 1;
+                for i in (1..order.len()).rev() {
+                    x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    order.swap(i, (x >> 33) as usize % (i + 1));
+                }
+                // A set keeps a key's later value: give the bulk load the same last word.
+                let last: std::collections::HashMap<(usize, Vec<u8>), Vec<u8>> =
+                    records.iter().filter(|(t, ..)| *t == 0 || *t == 3).map(|(t, k, v)| ((*t, k.clone()), v.clone())).collect();
+                let mut bulk = MemState::empty(&cat);
+                for t in 0..4 {
+                    let mine: Vec<(Blob, Blob)> = order
+                        .iter()
+                        .filter(|(u, ..)| *u == t)
+                        .filter(|(u, k, v)| !(*u == 0 || *u == 3) || last.get(&(*u, k.clone())) == Some(v))
+                        .map(|(_, k, v)| (Blob::from(&k[..]), Blob::from(&v[..])))
+                        .collect();
+                    bulk.tables[t].load(mine);
+                }
+                let keys: Vec<Vec<u8>> = records.iter().chain(&after).map(|(_, k, _)| k.clone()).collect();
+                for t in 0..4 {
+                    prop_assert_eq!(read_all(&bulk.tables[t], &keys), read_all(&one_by_one.tables[t], &keys), "table {}", t);
+                }
+                for (t, k, v) in &after {
+                    for state in [&mut bulk, &mut one_by_one] {
+                        if v.first() == Some(&0) {
+                            state.tables[*t].delete(k);
+                        } else {
+                            state.tables[*t].put(k, v);
+                        }
+                    }
+                }
+                for t in 0..4 {
+                    prop_assert_eq!(read_all(&bulk.tables[t], &keys), read_all(&one_by_one.tables[t], &keys), "table {} after", t);
+                }
+            }
+        }
+
+        /// A set given one key twice keeps the later value, in bulk as in turn.
+        #[test]
+        fn a_bulk_load_keeps_a_keys_later_value() {
+            let cat = tables();
+            let mut state = MemState::empty(&cat);
+            let b = |s: &str| Blob::from(s.as_bytes());
+            state.tables[0].load(vec![(b("k"), b("first")), (b("a"), b("x")), (b("k"), b("second"))]);
+            assert_eq!(state.tables[0].get_one(b"k").map(|v| v.to_vec()), Some(b"second".to_vec()));
+            assert_eq!(state.tables[0].len(), 2);
+            let hits = state.tables[0].index_hits(0, &IndexRange::all());
+            assert_eq!(hits.len(), 2, "the index holds the kept value only: {hits:?}");
+        }
     }
 
     /// A bag key's values stay a sorted set without duplicates whether held alone, kept

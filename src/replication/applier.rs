@@ -8,7 +8,7 @@
 
 use super::stream::{Heartbeat, StartMode, StreamMsg, crc_record};
 use crate::engine::NodeSchema;
-use crate::engine::apply::{MemoryOnly, apply_batch, load_record};
+use crate::engine::apply::{Loader, MemoryOnly, apply_batch};
 use crate::engine::members::{MemberEvent, Members, membership_changes};
 use crate::engine::memory::{Holding, MemState};
 use crate::error::{Error, Result};
@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 enum Phase {
     AwaitStart,
-    Bootstrap { work: MemState, next_seq: u32, records: u64, crc: crc32fast::Hasher, target: u64 },
+    Bootstrap { work: Box<Loader>, next_seq: u32, records: u64, crc: crc32fast::Hasher, target: u64 },
     Tail { target: u64 },
 }
 
@@ -83,7 +83,10 @@ impl Applier {
                 // A snapshot starts from nothing: its catalog records come first and create
                 // the tables the records that follow go into.
                 self.phase = Phase::Bootstrap {
-                    work: MemState::with_holding(Arc::new(self.schema.empty_catalog()), self.holding.clone()),
+                    work: Box::new(Loader::new(MemState::with_holding(
+                        Arc::new(self.schema.empty_catalog()),
+                        self.holding.clone(),
+                    ))),
                     next_seq: 0,
                     records: 0,
                     crc: crc32fast::Hasher::new(),
@@ -106,7 +109,7 @@ impl Applier {
                 for (k, v) in &records {
                     crc_record(crc, k, v);
                     *n += 1;
-                    if let Some(name) = load_record(work, k, v)? {
+                    if let Some(name) = work.record(k, v)? {
                         self.unknown_tables.insert(name.to_string());
                     }
                 }
@@ -128,10 +131,10 @@ impl Applier {
                     )));
                 }
                 let target = *target;
-                let Phase::Bootstrap { mut work, .. } = std::mem::replace(&mut self.phase, Phase::Tail { target })
-                else {
+                let Phase::Bootstrap { work, .. } = std::mem::replace(&mut self.phase, Phase::Tail { target }) else {
                     return Err(bad("internal: phase changed"));
                 };
+                let mut work = work.finish();
                 work.applied = index;
                 out.publish = Some(work);
                 out.bootstrapped = true;

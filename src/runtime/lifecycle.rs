@@ -36,7 +36,9 @@ impl Runtime {
         let initial = cfg.initial_cluster_id(&config.cluster.name, config.cluster.discovery_strategy);
         let (ident, created) = identity::open_or_create(&data_dir, cfg.name.as_str(), cfg.node_id, &initial)?;
         let cluster_id: crate::rpc::auth::ClusterId = Arc::new(RwLock::new(ident.cluster_id));
+        let t0 = std::time::Instant::now();
         let db = Db::open(&layout::db(&data_dir))?;
+        tracing::info!(ms = t0.elapsed().as_millis() as u64, "opened RocksDB");
         let mark = Arc::new(crate::storage::raft_mark::MarkWriter::open(&data_dir)?);
         let local = Arc::new(MemStore::new(crate::storage::apply::load_local(&db, &schema.local)?));
         // A replicant holds the tables of the shards it follows in memory and starts empty

@@ -5,7 +5,7 @@
 //! all-or-nothing on disk as in memory.
 
 use super::db::Db;
-use crate::engine::apply::{Sink, load_record};
+use crate::engine::apply::{Loader, Sink};
 use crate::engine::keys::{bag_key_prefix, prefix_end, record_key, table_prefix};
 use crate::engine::memory::{Holding, MemState};
 use crate::engine::requests::Change;
@@ -113,13 +113,14 @@ pub struct Loaded {
 pub fn load_memory(db: &Db, cf: &ColumnFamily, catalog: Arc<Catalog>, holding: Holding, applied: u64) -> Result<Loaded> {
     let mut state = MemState::with_holding(catalog, holding);
     state.applied = applied;
+    let mut loader = Loader::new(state);
     let catalog_prefix = table_prefix(crate::engine::catalog::TABLE);
     for item in db.raw().prefix_iterator_cf(cf, &catalog_prefix) {
         let (k, v) = item.map_err(|e| db.err("scan catalog", e))?;
         if !k.starts_with(&catalog_prefix) {
             break;
         }
-        load_record(&mut state, &k, &v)?;
+        loader.record(&k, &v)?;
     }
     let mut unknown: BTreeSet<String> = BTreeSet::new();
     for item in db.raw().iterator_cf(cf, rocksdb::IteratorMode::Start) {
@@ -127,13 +128,13 @@ pub fn load_memory(db: &Db, cf: &ColumnFamily, catalog: Arc<Catalog>, holding: H
         if k.starts_with(&catalog_prefix) {
             continue;
         }
-        if let Some(name) = load_record(&mut state, &k, &v)?
+        if let Some(name) = loader.record(&k, &v)?
             && unknown.insert(name.to_string())
         {
             tracing::warn!(table = name, "records of a table not in the catalog; left on disk, not loaded");
         }
     }
-    Ok(Loaded { state, unknown })
+    Ok(Loaded { state: loader.finish(), unknown })
 }
 
 /// The local tables as stored (`local` column family).

@@ -190,7 +190,14 @@ impl StateMachine {
 /// catalog record) adopts the node's declared tables as its catalog once, on disc too.
 fn load_state(db: &Db, schema: &NodeSchema, index: u64) -> Result<MemState> {
     let catalog = Arc::new(schema.empty_catalog());
+    let t0 = std::time::Instant::now();
     let loaded = load_memory(db, db.cf(CF_DATA)?, catalog.clone(), Holding::core(), index)?;
+    tracing::info!(
+        applied = index,
+        records = loaded.state.tables.iter().map(|t| t.len()).sum::<usize>(),
+        ms = t0.elapsed().as_millis() as u64,
+        "loaded the replicated tables from RocksDB"
+    );
     if !loaded.state.catalog.is_empty() || loaded.unknown.is_empty() {
         return Ok(loaded.state);
     }
