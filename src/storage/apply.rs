@@ -113,6 +113,7 @@ pub struct Loaded {
 pub fn load_memory(db: &Db, cf: &ColumnFamily, catalog: Arc<Catalog>, holding: Holding, applied: u64) -> Result<Loaded> {
     let mut state = MemState::with_holding(catalog, holding);
     state.applied = applied;
+    let t0 = std::time::Instant::now();
     let mut loader = Loader::new(state);
     let catalog_prefix = table_prefix(crate::engine::catalog::TABLE);
     for item in db.raw().prefix_iterator_cf(cf, &catalog_prefix) {
@@ -134,7 +135,10 @@ pub fn load_memory(db: &Db, cf: &ColumnFamily, catalog: Arc<Catalog>, holding: H
             tracing::warn!(table = name, "records of a table not in the catalog; left on disk, not loaded");
         }
     }
-    Ok(Loaded { state: loader.finish(), unknown })
+    let scanned = t0.elapsed();
+    let state = loader.finish();
+    tracing::debug!(scan_ms = scanned.as_millis() as u64, build_ms = (t0.elapsed() - scanned).as_millis() as u64, "loaded");
+    Ok(Loaded { state, unknown })
 }
 
 /// The local tables as stored (`local` column family).
