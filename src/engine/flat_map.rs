@@ -1,12 +1,13 @@
 //! [`FlatMap`]: the hashed tables' records, flat and persistent.
 //!
-//! A point read is what a broker does most (a session, a client's status, a config), so a
-//! set's records are laid out for it: a linear-hashing table whose buckets hold their
-//! records inline. A key of up to [`Key::INLINE`] bytes sits in the bucket itself, beside
-//! its full hash and its value's pointer, so a read is two dependent loads (the bucket's
-//! slot in its page, then the bucket) and compares the key where it finds the hash; the
-//! persistent hash map this replaces walked three or four trie nodes and then followed a
-//! pointer to each key it compared.
+//! A point read is what a broker does most (a session, a client's status, a config, the
+//! exact filter of a route match), so sets and bags are laid out for it: a linear-hashing
+//! table whose buckets hold their records inline. A key of up to [`Key::INLINE`] bytes
+//! sits in the bucket itself, beside its full hash and its value (a set's value pointer,
+//! a bag's `Values`), so a read walks the top array, a middle node and a page (in cache
+//! for a table of millions) to the bucket, its one likely miss, and compares the key
+//! where it finds the hash; the persistent hash map this replaces walked three or four
+//! trie nodes and then followed a pointer to each key it compared.
 //!
 //! **Layout.** Buckets are found by the low bits of the key's hash (linear hashing: the
 //! table grows one bucket at a time, splitting the next bucket in order whenever the
@@ -19,9 +20,12 @@
 //! what it touches that a published copy shares (the top array, one middle node, one
 //! page, one bucket) and mutates in place what it already owns. Copying a node takes a
 //! reference on each of its children, a cache miss each where the child is cold, which
-//! is why the nodes are small: a 512-slot page cost an apply twice the old map's time. So the single writer changes its working copy
-//! while readers keep every published copy intact, as the engine's memory requires (see
-//! `engine::memory`).
+//! is why the nodes are small (a 512-slot page cost an apply twice the old map's time).
+//! So the single writer changes its working copy while readers keep every published copy
+//! intact, as the engine's memory requires (see `engine::memory`).
+//!
+//! **Bulk.** [`FlatMap::from_records`] builds a map of many records at once, sized for
+//! them, each bucket allocated once: a restart's and a bootstrap's load.
 //!
 //! **What it does not do.** Buckets are never merged: a table keeps the buckets of its
 //! largest size until cleared (4 bytes per record at most). Iteration is in hash order.
