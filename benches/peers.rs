@@ -523,7 +523,25 @@ async fn inproc(s: &Settings) -> Vec<Cell> {
         assert_eq!(kv.with_one(&k, |v| v.map(<[u8]>::len)).expect("read"), Some(VALUE));
     });
     cells.push(rate_cell("mnema in process", "point_read table.with_one", n, el));
-    for c in &cells[cells.len() - 2..] {
+    // The size: 1M records more of an 8-byte key and a 32-byte value, random keys
+    // among them (a multiplicative walk), borrowed through the handle.
+    const MORE: u64 = 1_000_000;
+    let mut txn = Txn::new();
+    let mut last = 0;
+    for i in 0..MORE {
+        txn = txn.put("kv", (i + 1_000_000_000).to_be_bytes(), [0xcd; 32]);
+        if txn.ops.len() == 5000 {
+            last = cluster.nodes[leader].transact(std::mem::take(&mut txn)).await.expect("fill kv").index;
+        }
+    }
+    node.wait_applied(last, Duration::from_secs(120)).await.expect("applied");
+    common::quiesce(&cluster.nodes).await;
+    let (n, el) = read_rate(s.secs, |i| {
+        let k = (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) % MORE + 1_000_000_000).to_be_bytes();
+        assert_eq!(kv.with_one(&k, |v| v.map(<[u8]>::len)).expect("read"), Some(32));
+    });
+    cells.push(rate_cell("mnema in process", "point_read table.with_one, 1M records", n, el));
+    for c in &cells[cells.len() - 3..] {
         eprintln!("{}", line(c));
     }
     match Arc::try_unwrap(cluster) {
