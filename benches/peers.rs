@@ -526,18 +526,11 @@ async fn inproc(s: &Settings) -> Vec<Cell> {
     // The size: 1M records more of an 8-byte key and a 32-byte value, random keys
     // among them (a multiplicative walk), borrowed through the handle.
     const MORE: u64 = 1_000_000;
-    let mut txn = Txn::new();
-    let mut last = 0;
-    for i in 0..MORE {
-        txn = txn.put("kv", (i + 1_000_000_000).to_be_bytes(), [0xcd; 32]);
-        if txn.ops.len() == 5000 {
-            last = cluster.nodes[leader].transact(std::mem::take(&mut txn)).await.expect("fill kv").index;
-        }
-    }
+    let last = common::load_kv(&cluster.nodes[leader], MORE).await;
     node.wait_applied(last, Duration::from_secs(120)).await.expect("applied");
     common::quiesce(&cluster.nodes).await;
     let (n, el) = read_rate(s.secs, |i| {
-        let k = (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) % MORE + 1_000_000_000).to_be_bytes();
+        let k = common::kv_key(i.wrapping_mul(0x9E37_79B9_7F4A_7C15) % MORE);
         assert_eq!(kv.with_one(&k, |v| v.map(<[u8]>::len)).expect("read"), Some(32));
     });
     cells.push(rate_cell("mnema in process", "point_read table.with_one, 1M records", n, el));
@@ -1416,16 +1409,7 @@ fn memory_probe(args: &[String]) {
             }
             "kv" => {
                 // The issue's `kv` record: an 8-byte key and a 32-byte value.
-                let mut txn = Txn::new();
-                for i in 0..n {
-                    txn = txn.put("kv", (i + 1_000_000_000).to_be_bytes(), [0xcd; 32]);
-                    if txn.ops.len() == 2000 {
-                        node.transact(std::mem::take(&mut txn)).await.expect("load kv");
-                    }
-                }
-                if !txn.ops.is_empty() {
-                    node.transact(txn).await.expect("load kv");
-                }
+                common::load_kv(node, n).await;
             }
             _ => {
                 common::load_routes(node, n).await;

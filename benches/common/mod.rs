@@ -132,6 +132,30 @@ pub async fn load_route_mix(node: &Node, total: u64, mix: RouteMix) -> u64 {
     last
 }
 
+/// The key of the `i`th record [`load_kv`] adds (above the harness's other `kv` keys).
+pub fn kv_key(i: u64) -> [u8; 8] {
+    (i + 1_000_000_000).to_be_bytes()
+}
+
+/// Adds `total` records of an 8-byte key ([`kv_key`]) and a 32-byte value to `kv` through
+/// `node` in transactions of 2,000, and waits until `node` has applied them; returns the
+/// last one's index.
+pub async fn load_kv(node: &Node, total: u64) -> u64 {
+    let mut txn = Txn::new();
+    let mut last = 0;
+    for i in 0..total {
+        txn = txn.put("kv", kv_key(i), [0xcd; 32]);
+        if txn.ops.len() == 2000 {
+            last = node.transact(std::mem::take(&mut txn)).await.expect("load kv").index;
+        }
+    }
+    if !txn.ops.is_empty() {
+        last = node.transact(txn).await.expect("load kv").index;
+    }
+    node.wait_applied(last, Duration::from_secs(120)).await.expect("applied");
+    last
+}
+
 /// 4,096 topics for the routes of [`load_routes`]: alternately an exact filter's topic
 /// and one that two wildcard filters (`+/x` and `#`) match.
 pub fn route_topics(total: u64) -> Vec<String> {
