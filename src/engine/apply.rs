@@ -291,21 +291,30 @@ pub struct Loader {
     state: MemState,
     /// Each table's records so far, by the table's position.
     pending: Vec<Vec<(super::Blob, super::Blob)>>,
+    /// Table records taken (into `pending`).
+    records: usize,
 }
 
 impl Loader {
     /// A load into `state` (its tables empty, or holding what loading adds to).
     pub fn new(state: MemState) -> Self {
-        Loader { state, pending: Vec::new() }
+        Loader { state, pending: Vec::new(), records: 0 }
     }
 
-    /// Loads one stored record. Returns the name of a table the catalog lacks instead of
-    /// loading its record. Catalog records must come before their tables' records.
+    /// Loads one stored record: a request id into the applied-request table, a catalog
+    /// record's table into the catalog at once, a table's record for [`Loader::finish`].
+    /// Returns the name of a table the catalog lacks instead of loading its record.
+    /// Catalog records must come before their tables' records.
     pub fn record<'k>(&mut self, raw_key: &'k [u8], value: &[u8]) -> Result<Option<&'k str>> {
         let state = &mut self.state;
         let (name, rest) = split_table(raw_key)?;
-        if name == requests::TABLE || name == catalog::TABLE {
-            return load_record(state, raw_key, value);
+        if name == requests::TABLE {
+            state.requests.load(rest, value)?;
+            return Ok(None);
+        }
+        if name == catalog::TABLE {
+            add_catalog_record(state, rest, value)?;
+            return Ok(None);
         }
         let Ok(ix) = state.catalog.lookup(name) else { return Ok(Some(name)) };
         if state.tables[ix].is_held() {
@@ -314,8 +323,14 @@ impl Loader {
                 self.pending.resize_with(state.tables.len(), Vec::new);
             }
             self.pending[ix].push((key.into(), value.into()));
+            self.records += 1;
         }
         Ok(None)
+    }
+
+    /// Table records taken so far.
+    pub fn records(&self) -> usize {
+        self.records
     }
 
     /// The state with every record loaded.
@@ -329,38 +344,22 @@ impl Loader {
     }
 }
 
-/// Loads one stored record (RocksDB key and value, as in `engine::keys`) into `state`: a
-/// catalog record adds its table (resolved with the catalog's code), a table's record goes
-/// into that table. Returns the name of a table `state`'s catalog lacks instead of
-/// loading its record. Catalog records must come before their tables' records.
-fn load_record<'k>(state: &mut MemState, raw_key: &'k [u8], value: &[u8]) -> Result<Option<&'k str>> {
-    let (name, rest) = split_table(raw_key)?;
-    if name == requests::TABLE {
-        state.requests.load(rest, value)?;
-        return Ok(None);
+/// Adds the table a stored catalog record (`name` → declaration) declares, resolved with
+/// the catalog's code; a table already there must be declared alike.
+fn add_catalog_record(state: &mut MemState, name: &[u8], value: &[u8]) -> Result<()> {
+    let decl = catalog::decode_record(value)?;
+    if decl.name.as_bytes() != name {
+        return Err(crate::error::Error::corrupt("catalog record", "key and declared name differ"));
     }
-    if name == catalog::TABLE {
-        let decl = catalog::decode_record(value)?;
-        if decl.name.as_bytes() != rest {
-            return Err(crate::error::Error::corrupt("catalog record", "key and declared name differ"));
+    match state.catalog.lookup(&decl.name) {
+        Ok(ix) if Declaration::of(state.catalog.def(ix)) == decl => {}
+        Ok(_) => return Err(crate::error::Error::corrupt("catalog record", format!("`{}` twice", decl.name))),
+        Err(_) => {
+            let def = state.catalog.registry().resolve(&decl)?;
+            state.add_table(def);
         }
-        match state.catalog.lookup(&decl.name) {
-            Ok(ix) if Declaration::of(state.catalog.def(ix)) == decl => {}
-            Ok(_) => return Err(crate::error::Error::corrupt("catalog record", format!("`{}` twice", decl.name))),
-            Err(_) => {
-                let def = state.catalog.registry().resolve(&decl)?;
-                state.add_table(def);
-            }
-        }
-        return Ok(None);
     }
-    let Ok(ix) = state.catalog.lookup(name) else { return Ok(Some(name)) };
-    let kind = state.catalog.def(ix).kind;
-    if state.tables[ix].is_held() {
-        let (key, value) = split_record(kind, rest, value)?;
-        state.tables[ix].put(key, value);
-    }
-    Ok(None)
+    Ok(())
 }
 
 #[cfg(test)]

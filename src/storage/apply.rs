@@ -106,6 +106,8 @@ pub struct Loaded {
     pub state: MemState,
     /// Tables with records but not in the catalog (left on disc, not loaded).
     pub unknown: BTreeSet<String>,
+    /// Records loaded into the tables.
+    pub records: usize,
 }
 
 /// Loads the tables held in memory from the records in `cf`: first the catalog records
@@ -136,9 +138,10 @@ pub fn load_memory(db: &Db, cf: &ColumnFamily, catalog: Arc<Catalog>, holding: H
         }
     }
     let scanned = t0.elapsed();
+    let records = loader.records();
     let state = loader.finish();
     tracing::debug!(scan_ms = scanned.as_millis() as u64, build_ms = (t0.elapsed() - scanned).as_millis() as u64, "loaded");
-    Ok(Loaded { state, unknown })
+    Ok(Loaded { state, unknown, records })
 }
 
 /// The local tables as stored (`local` column family).

@@ -194,7 +194,7 @@ fn load_state(db: &Db, schema: &NodeSchema, index: u64) -> Result<MemState> {
     let loaded = load_memory(db, db.cf(CF_DATA)?, catalog.clone(), Holding::core(), index)?;
     tracing::info!(
         applied = index,
-        records = loaded.state.tables.iter().map(|t| t.len()).sum::<usize>(),
+        records = loaded.records,
         ms = t0.elapsed().as_millis() as u64,
         "loaded the replicated tables from RocksDB"
     );
