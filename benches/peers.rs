@@ -32,7 +32,9 @@
 //! `<prefix>.restart.data` and `<prefix>.bootstrap.data`),
 //! `MNEMA_PEERS_LOG` (a `tracing` filter for the in-process nodes' log and the harness's
 //! own warnings about operations slower than 100 ms), `MNEMA_PEERS_STACKS` (a file: when no
-//! operation finishes for 400 ms, every thread's stack is appended to it, via gdb).
+//! operation finishes for 400 ms, every thread's stack is appended to it, via gdb),
+//! `MNEMA_PEERS_RAFT_TRANSPORT` (`grpc`: Raft between cores over gRPC instead of the
+//! default frames; the `mnema start` processes read `MNEMA_RAFT__TRANSPORT` themselves).
 
 mod common;
 

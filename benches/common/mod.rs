@@ -26,6 +26,11 @@ pub async fn cluster(n: u16) -> Bench {
 /// The benches' settings on top of the harness's config (see [`cluster`]).
 pub fn settings(c: &mut mnema::NodeConfig) {
     c.raft = mnema::config::RaftSection { snapshot_after_entries: 100_000, ..Default::default() };
+    // `MNEMA_PEERS_RAFT_TRANSPORT=grpc`: Raft between the in-process cores over gRPC instead
+    // of the default frames, to compare the two in one session.
+    if std::env::var("MNEMA_PEERS_RAFT_TRANSPORT").is_ok_and(|v| v == "grpc") {
+        c.raft.transport = mnema::config::RaftTransport::Grpc;
+    }
 }
 
 /// Waits (bounded) until a replicant streams in state `normal`.

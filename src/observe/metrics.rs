@@ -76,6 +76,12 @@ pub(crate) fn render(rt: &Observed) -> String {
         ins.pre_votes_lost.clone(),
     );
 
+    reg.register(
+        "raft_frames_connections",
+        "Raft frames connections peers opened to this core and it admitted",
+        ins.raft_frames_connections.clone(),
+    );
+
     reg.register("applied_index", "Last log index applied on this node", gauge(status.applied_index));
     reg.register("commit_index", "Commit index as this node knows it", gauge(status.committed));
     let info = Family::<NameLabel, Gauge>::default();

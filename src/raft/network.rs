@@ -1,4 +1,5 @@
-//! Raft's network, client side: openraft's RPCs as gRPC calls to peers.
+//! Raft's network, client side: openraft's RPCs to peers, over frames (`raft::frame`, the
+//! default without TLS) or as gRPC calls.
 //!
 //! A snapshot is sent by openraft's chunked transport, one `InstallSnapshot` call per
 //! chunk (`raft.snapshot_max_chunk_size`), so no message holds a whole snapshot.
@@ -13,6 +14,8 @@ use super::types::{LogId, NodeId, NodeInfo, TypeConfig};
 use super::peer_log::PeerLog;
 use super::pre_vote::{PreVoteReply, PreVoteRequest};
 use super::unsynced::Unsynced;
+use super::frame::{Hello, Kind};
+use super::frame_client::{FrameConn, NotMade};
 use super::wire;
 use crate::error::{Error, TransportKind};
 use crate::rpc::client::{Peers, status_error};
@@ -42,6 +45,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             peers: self.peers.clone(),
             unsynced: self.unsynced.clone(),
             peer_log: self.peer_log.clone(),
+            frames: None,
         }
     }
 }
@@ -52,6 +56,9 @@ pub struct Connection {
     peers: Peers,
     unsynced: std::sync::Arc<Unsynced>,
     peer_log: std::sync::Arc<PeerLog>,
+    /// The frames connection to the peer, once made; dropped after any failure (a reply
+    /// may still be on its way) and made again by the next call.
+    frames: Option<FrameConn>,
 }
 
 /// The highest log id `rpc` names (its previous entry or one of its entries) at or below
@@ -97,7 +104,7 @@ fn transport<E: std::error::Error>(e: Error) -> RPCError<NodeId, NodeInfo, E> {
 impl Connection {
     /// Sends one encoded request and decodes the peer's `Result`.
     async fn call<T, E>(
-        &self,
+        &mut self,
         method: Method,
         data: Vec<u8>,
         ttl: std::time::Duration,
@@ -106,8 +113,79 @@ impl Connection {
         T: serde::de::DeserializeOwned,
         E: std::error::Error + serde::de::DeserializeOwned,
     {
-        let addr = self.node.addr.as_str();
-        let mut client = self.peers.raft(addr).map_err(transport)?;
+        let frames = self.peers.frames_to(&self.node.addr).map_err(transport)?;
+        let answer = match frames {
+            true => match tokio::time::timeout(ttl, self.call_frames(method, &data, ttl)).await {
+                Err(_) => Err(timed_out(&self.node.name, ttl)),
+                Ok(Some(answer)) => answer,
+                // The peer has no frames: this call, and its next ones for a while, by gRPC.
+                Ok(None) => self.call_grpc(method, data, ttl).await,
+            },
+            false => self.call_grpc(method, data, ttl).await,
+        };
+        let reply = match answer {
+            Ok(reply) => reply,
+            Err(e) => {
+                if matches!(e, Error::CookieMismatch { .. }) {
+                    tracing::error!(peer = %self.node.name, "peer refused our cookie");
+                }
+                self.peer_log.failed(self.target, &self.node.name, &e);
+                return Err(transport(e));
+            }
+        };
+        self.peer_log.answered(self.target, &self.node.name);
+        let res: Result<T, RaftError<NodeId, E>> =
+            wire::decode("raft reply", &reply).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        res.map_err(|e| RPCError::RemoteError(RemoteError::new_with_node(self.target, self.node.clone(), e)))
+    }
+
+    /// The call over this connection's frames connection (made first if there is none):
+    /// the reply's bytes or the failure; `None` if the peer does not speak frames. Dropped
+    /// midway (a timeout, or openraft giving up the call), it takes the connection with it.
+    async fn call_frames(
+        &mut self,
+        method: Method,
+        data: &[u8],
+        ttl: std::time::Duration,
+    ) -> Option<Result<Vec<u8>, Error>> {
+        let name = self.node.name.as_str();
+        // A connection whose hello announced another cluster id than this node's now (it
+        // joined or left a cluster since) is not used again.
+        let mut conn = match self.frames.take().filter(|c| self.peers.announces(c.cluster())) {
+            Some(conn) => conn,
+            None => {
+                let hello = hello(&self.peers);
+                let within = ttl.min(self.peers.connect_timeout());
+                match FrameConn::connect(name, &self.node.addr, &hello, within).await {
+                    Ok(conn) => conn,
+                    Err(NotMade::Failed(e)) => return Some(Err(e)),
+                    Err(NotMade::Unsupported) => {
+                        tracing::info!(peer = %name, "peer does not speak Raft frames; calling it over gRPC");
+                        self.peers.no_frames(&self.node.addr);
+                        return None;
+                    }
+                }
+            }
+        };
+        let kind = match method {
+            Method::Append => Kind::Append,
+            Method::Vote => Kind::Vote,
+            Method::Snapshot => Kind::Snapshot,
+        };
+        match conn.call(name, kind, data).await {
+            Ok(answer) => {
+                let answer = answer.map(<[u8]>::to_vec);
+                // Kept only after a whole exchange: a reply (or the peer's error) was read.
+                self.frames = Some(conn);
+                Some(answer)
+            }
+            Err(broken) => Some(Err(broken)),
+        }
+    }
+
+    /// The call as a gRPC call: the reply's bytes or the failure.
+    async fn call_grpc(&self, method: Method, data: Vec<u8>, ttl: std::time::Duration) -> Result<Vec<u8>, Error> {
+        let mut client = self.peers.raft(&self.node.addr)?;
         let req = Payload { data };
         let fut = async {
             match method {
@@ -116,28 +194,22 @@ impl Connection {
                 Method::Snapshot => client.install_snapshot(req).await,
             }
         };
-        let reply = match tokio::time::timeout(ttl, fut).await {
-            Err(_) => {
-                let reason = format!("no reply within {ttl:?}");
-                let e = Error::transport(&self.node.name, TransportKind::TimedOut, reason);
-                self.peer_log.failed(self.target, &self.node.name, &e);
-                return Err(transport(e));
-            }
-            Ok(Err(status)) => {
-                let e = status_error(&self.node.name, status);
-                if matches!(e, Error::CookieMismatch { .. }) {
-                    tracing::error!(peer = %self.node.name, "peer refused our cookie");
-                }
-                self.peer_log.failed(self.target, &self.node.name, &e);
-                return Err(transport(e));
-            }
-            Ok(Ok(r)) => r.into_inner(),
-        };
-        self.peer_log.answered(self.target, &self.node.name);
-        let res: Result<T, RaftError<NodeId, E>> =
-            wire::decode("raft reply", &reply.data).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        res.map_err(|e| RPCError::RemoteError(RemoteError::new_with_node(self.target, self.node.clone(), e)))
+        match tokio::time::timeout(ttl, fut).await {
+            Err(_) => Err(timed_out(&self.node.name, ttl)),
+            Ok(Err(status)) => Err(status_error(&self.node.name, status)),
+            Ok(Ok(r)) => Ok(r.into_inner().data),
+        }
     }
+}
+
+/// The hello of a frames connection: what a gRPC call of `peers` carries.
+fn hello(peers: &Peers) -> Hello {
+    let (cookie, protocol, cluster) = peers.credentials();
+    Hello { protocol, cookie, cluster }
+}
+
+fn timed_out(peer: &str, ttl: std::time::Duration) -> Error {
+    Error::transport(peer, TransportKind::TimedOut, format!("no reply within {ttl:?}"))
 }
 
 /// A voter's answer to a pre-vote, as the candidate sees it.
@@ -222,5 +294,170 @@ impl RaftNetwork<TypeConfig> for Connection {
             }
             other => other,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::raft::frame::{self, MAGIC};
+    use openraft::Vote;
+    use std::time::Duration;
+    use tokio::io::AsyncReadExt;
+
+    const COOKIE: &str = "secret";
+
+    fn connection(addr: &str) -> Connection {
+        let peers = Peers::new(COOKIE, None, crate::protocol::PROTOCOL, None).unwrap();
+        Connection {
+            target: 2,
+            node: NodeInfo { name: "peer".into(), addr: addr.into() },
+            peers,
+            unsynced: Default::default(),
+            peer_log: Default::default(),
+            frames: None,
+        }
+    }
+
+    fn vote_req() -> wire::VoteReq {
+        openraft::raft::VoteRequest { vote: Vote::new(3, 1), last_log_id: None }
+    }
+
+    /// A peer that speaks frames (the wire format, by hand): it answers the `n`th vote
+    /// request of a connection after `delay(n)`, granting it only if `n` is odd.
+    async fn frames_peer(delay: fn(u32) -> Duration) -> String {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            loop {
+                let (mut s, _) = l.accept().await.unwrap();
+                tokio::spawn(async move {
+                    let mut magic = [0u8; 8];
+                    s.read_exact(&mut magic).await.unwrap();
+                    assert_eq!(magic, MAGIC);
+                    let mut buf = Vec::new();
+                    assert_eq!(frame::read(&mut s, &mut buf).await.unwrap(), Some(Kind::Hello));
+                    assert_eq!(frame::decode_hello(&buf).unwrap().cookie, COOKIE.as_bytes());
+                    frame::write(&mut s, Kind::Ok, &[]).await.unwrap();
+                    let mut n = 0;
+                    while let Ok(Some(Kind::Vote)) = frame::read(&mut s, &mut buf).await {
+                        n += 1;
+                        let req: wire::VoteReq = wire::decode("vote", &buf).unwrap();
+                        tokio::time::sleep(delay(n)).await;
+                        let reply: wire::VoteReply =
+                            Ok(VoteResponse { vote: req.vote, vote_granted: n % 2 == 1, last_log_id: None });
+                        if frame::write(&mut s, Kind::Ok, &wire::encode(&reply).unwrap()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    /// A call given up (its timeout passed) may still have its reply on the way: the next
+    /// call must not read it as its own. The first request of each connection is answered
+    /// late and granted, any later one at once and refused: a call after the timeout gets
+    /// a fresh connection's answer (granted), never the late one.
+    #[tokio::test]
+    async fn a_call_given_up_takes_its_frames_connection_with_it() {
+        let addr = frames_peer(|n| if n == 1 { Duration::from_millis(400) } else { Duration::ZERO }).await;
+        let mut c = connection(&addr);
+        let short = RPCOption::new(Duration::from_millis(100));
+        assert!(matches!(c.vote(vote_req(), short).await, Err(RPCError::Network(_))), "the first call times out");
+        assert!(c.frames.is_none(), "the connection went with the call");
+        let long = RPCOption::new(Duration::from_secs(5));
+        let answer = c.vote(vote_req(), long.clone()).await.unwrap();
+        assert!(answer.vote_granted, "a new connection's first answer");
+        assert!(c.frames.is_some(), "kept after a whole exchange");
+        let answer = c.vote(vote_req(), long).await.unwrap();
+        assert!(!answer.vote_granted, "the same connection's second answer");
+    }
+
+    /// A connection announces the cluster id its node had when it said hello; once the
+    /// node has adopted another (it joined or left a cluster), the next call says hello
+    /// again with the new one, as a gRPC call would announce it.
+    #[tokio::test]
+    async fn a_frames_connection_is_not_used_after_the_cluster_id_changes() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let (tx, mut hellos) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            loop {
+                let (mut s, _) = l.accept().await.unwrap();
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let mut magic = [0u8; 8];
+                    s.read_exact(&mut magic).await.unwrap();
+                    let mut buf = Vec::new();
+                    frame::read(&mut s, &mut buf).await.unwrap();
+                    tx.send(frame::decode_hello(&buf).unwrap().cluster).unwrap();
+                    frame::write(&mut s, Kind::Ok, &[]).await.unwrap();
+                    while let Ok(Some(Kind::Vote)) = frame::read(&mut s, &mut buf).await {
+                        let req: wire::VoteReq = wire::decode("vote", &buf).unwrap();
+                        let reply: wire::VoteReply =
+                            Ok(VoteResponse { vote: req.vote, vote_granted: true, last_log_id: None });
+                        frame::write(&mut s, Kind::Ok, &wire::encode(&reply).unwrap()).await.unwrap();
+                    }
+                });
+            }
+        });
+        let id: crate::rpc::auth::ClusterId = std::sync::Arc::new(std::sync::RwLock::new("c1".into()));
+        let mut c = connection(&addr);
+        c.peers = Peers::new(COOKIE, Some(id.clone()), crate::protocol::PROTOCOL, None).unwrap();
+        let opt = RPCOption::new(Duration::from_secs(5));
+        for _ in 0..2 {
+            assert!(c.vote(vote_req(), opt.clone()).await.unwrap().vote_granted);
+        }
+        assert_eq!(hellos.recv().await.unwrap(), "c1");
+        assert!(hellos.try_recv().is_err(), "one connection for both calls");
+        *id.write().unwrap() = "c2".into();
+        assert!(c.vote(vote_req(), opt).await.unwrap().vote_granted);
+        let again = tokio::time::timeout(Duration::from_secs(5), hellos.recv()).await;
+        assert_eq!(again.expect("a second hello").unwrap(), "c2", "a new hello with the new id");
+    }
+
+    /// A peer that answers the hello with no frame of ours (a gRPC server of a build
+    /// without frames: HTTP/2's own preface) is called over gRPC from then on.
+    #[tokio::test]
+    async fn a_peer_without_frames_is_called_over_grpc() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            // An HTTP/2 SETTINGS frame, as a server's preface, then the connection ends.
+            let _ = tokio::io::AsyncWriteExt::write_all(&mut s, &[0, 0, 0, 4, 0, 0, 0, 0, 0]).await;
+        });
+        let mut c = connection(&addr);
+        assert!(c.peers.frames_to(&addr).unwrap());
+        // The gRPC call after the fallback finds nothing listening: a transport failure.
+        let r = c.vote(vote_req(), RPCOption::new(Duration::from_secs(5))).await.unwrap();
+        assert!(!r.vote_granted, "nothing delivered counts as refused");
+        assert!(!c.peers.frames_to(&addr).unwrap(), "frames not tried again for a while");
+    }
+
+    /// A peer that refuses the hello (a wrong cookie) fails the call with its error, and
+    /// no fallback to gRPC hides it.
+    #[tokio::test]
+    async fn a_refused_hello_fails_the_call_with_the_peers_error() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut magic = [0u8; 8];
+            s.read_exact(&mut magic).await.unwrap();
+            let mut buf = Vec::new();
+            frame::read(&mut s, &mut buf).await.unwrap();
+            let refusal = frame::encode_error(&Error::CookieMismatch { peer: String::new() }).unwrap();
+            frame::write(&mut s, Kind::Err, &refusal).await.unwrap();
+        });
+        let mut c = connection(&addr);
+        let heartbeat = wire::AppendRequest { vote: Vote::new(3, 1), prev_log_id: None, entries: vec![], leader_commit: None };
+        match c.append_entries(heartbeat, RPCOption::new(Duration::from_secs(5))).await {
+            Err(RPCError::Unreachable(_)) => {}
+            other => panic!("expected the refusal, got {other:?}"),
+        }
+        assert!(c.peers.frames_to(&addr).unwrap(), "a refusal is no sign of a build without frames");
     }
 }

@@ -37,39 +37,57 @@ impl CheckCookie {
     }
 }
 
+impl CheckCookie {
+    /// The one check of a caller, for every gRPC call (the interceptor below) and every Raft
+    /// frames connection (`raft::frame_server`): its `cookie`, the `protocol` version it
+    /// announces, and, where this check has a cluster, its `cluster` id. `peer` is where it
+    /// calls from, for the log.
+    pub fn admit(&self, cookie: &[u8], protocol: u32, cluster: &str, peer: &str) -> Result<(), Error> {
+        // ct_eq on slices of unequal length returns false without a timing leak of content.
+        if !bool::from(cookie.ct_eq(&self.cookie)) {
+            tracing::warn!(%peer, "refused a call with a wrong cookie");
+            return Err(Error::CookieMismatch { peer: String::new() });
+        }
+        if let Err(e) = crate::protocol::check("", protocol) {
+            tracing::warn!(%peer, theirs = protocol, ours = crate::protocol::PROTOCOL, "refused a call of another protocol version");
+            return Err(e);
+        }
+        self.same_cluster_as(cluster)
+    }
+
+    /// Refuses a caller whose cluster id is not this check's cluster (when it has one): the
+    /// id changes when the node joins another cluster, so a long-lived connection asks
+    /// again for each request.
+    pub fn same_cluster_as(&self, theirs: &str) -> Result<(), Error> {
+        let Some(ours) = &self.cluster else { return Ok(()) };
+        let ours = current(ours);
+        if theirs != ours {
+            tracing::warn!(theirs, ours = %ours, "refused a Raft call from another cluster");
+            return Err(Error::ForeignCluster {
+                peer: String::new(),
+                ours: theirs.to_string(),
+                reason: format!("the node called is in cluster `{ours}`"),
+            });
+        }
+        Ok(())
+    }
+}
+
 impl tonic::service::Interceptor for CheckCookie {
     fn call(&mut self, req: Request<()>) -> Result<Request<()>, Status> {
         let given = req.metadata().get(COOKIE_HEADER).map(|v| v.as_bytes()).unwrap_or(b"");
-        // ct_eq on slices of unequal length returns false without a timing leak of content.
-        if !bool::from(given.ct_eq(&self.cookie)) {
-            let peer = req.remote_addr().map(|a| a.to_string()).unwrap_or_else(|| "unknown".into());
-            tracing::warn!(%peer, "refused a call with a wrong cookie");
-            return Err(super::status::to_status(&Error::CookieMismatch { peer: String::new() }));
-        }
         // No header: a build from before versions were announced, version 0. A header
         // that is not a number is no version this build knows.
-        let theirs = match req.metadata().get(crate::protocol::HEADER) {
+        let protocol = match req.metadata().get(crate::protocol::HEADER) {
             None => 0,
             Some(v) => v.to_str().ok().and_then(|v| v.parse().ok()).unwrap_or(u32::MAX),
         };
-        if let Err(e) = crate::protocol::check("", theirs) {
-            let peer = req.remote_addr().map(|a| a.to_string()).unwrap_or_else(|| "unknown".into());
-            tracing::warn!(%peer, theirs, ours = crate::protocol::PROTOCOL, "refused a call of another protocol version");
-            return Err(super::status::to_status(&e));
+        let cluster = req.metadata().get(CLUSTER_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let peer = req.remote_addr().map(|a| a.to_string()).unwrap_or_else(|| "unknown".into());
+        match self.admit(given, protocol, cluster, &peer) {
+            Ok(()) => Ok(req),
+            Err(e) => Err(super::status::to_status(&e)),
         }
-        if let Some(ours) = &self.cluster {
-            let ours = current(ours);
-            let theirs = req.metadata().get(CLUSTER_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
-            if theirs != ours {
-                tracing::warn!(theirs, ours = %ours, "refused a Raft call from another cluster");
-                return Err(super::status::to_status(&Error::ForeignCluster {
-                    peer: String::new(),
-                    ours: theirs.to_string(),
-                    reason: format!("the node called is in cluster `{ours}`"),
-                }));
-            }
-        }
-        Ok(req)
     }
 }
 
@@ -79,6 +97,7 @@ impl tonic::service::Interceptor for CheckCookie {
 pub struct AddCookie {
     value: MetadataValue<tonic::metadata::Ascii>,
     protocol: MetadataValue<tonic::metadata::Ascii>,
+    announced: u32,
     cluster: Option<ClusterId>,
 }
 
@@ -86,7 +105,26 @@ impl AddCookie {
     pub fn new(cookie: &str, cluster: Option<ClusterId>, protocol: u32) -> crate::error::Result<Self> {
         let value =
             cookie.parse().map_err(|_| crate::error::Error::config("node.cookie", "must be printable ASCII"))?;
-        Ok(AddCookie { value, protocol: MetadataValue::from(protocol), cluster })
+        Ok(AddCookie { value, protocol: MetadataValue::from(protocol), announced: protocol, cluster })
+    }
+
+    /// What this side announces on every call: the cookie, the protocol version and the
+    /// cluster id (empty: none yet). A Raft frames connection says the same in its hello.
+    pub fn credentials(&self) -> (Vec<u8>, u32, String) {
+        (self.value.as_bytes().to_vec(), self.announced, self.cluster_id())
+    }
+
+    /// The cluster id this side announces now (empty: none yet).
+    pub fn cluster_id(&self) -> String {
+        self.cluster.as_ref().map(current).unwrap_or_default()
+    }
+
+    /// Whether this side announces `id` now (no copy of it made).
+    pub fn announces(&self, id: &str) -> bool {
+        match &self.cluster {
+            None => id.is_empty(),
+            Some(c) => c.read().map(|ours| *ours == id).unwrap_or(false),
+        }
     }
 }
 

@@ -24,7 +24,15 @@ pub struct Peers {
     tls: Option<tonic::transport::ClientTlsConfig>,
     /// Addresses this node cannot reach (fault injection: a network partition).
     cut: Arc<std::sync::RwLock<std::collections::HashSet<String>>>,
+    /// Whether Raft's messages go over frames (`raft.transport`, and no TLS).
+    frames: bool,
+    /// Peers that answered a frames hello as a build without frames would, and when.
+    no_frames: Arc<Mutex<HashMap<String, std::time::Instant>>>,
 }
+
+/// How long a peer that did not speak frames is called over gRPC before frames are tried
+/// again (it may have been upgraded).
+const NO_FRAMES_FOR: Duration = Duration::from_secs(60);
 
 /// What a call to a cut-off peer fails with: nothing left this node.
 pub const PARTITIONED: &str = "partitioned: no route to this peer";
@@ -57,9 +65,66 @@ impl Peers {
             cookie: AddCookie::new(cookie, cluster, protocol)?,
             channels: Default::default(),
             connect_timeout: Duration::from_secs(2),
+            frames: tls.is_none(),
             tls,
             cut: Default::default(),
+            no_frames: Default::default(),
         })
+    }
+
+    /// Sends Raft's messages over gRPC only (`raft.transport = "grpc"`).
+    pub fn without_frames(mut self) -> Self {
+        self.frames = false;
+        self
+    }
+
+    /// Whether Raft's messages to `addr` go over frames: `raft.transport` says so, there is
+    /// no TLS, and `addr` did not lately answer as a build without frames. A cut-off peer
+    /// (fault injection) is an error, as for a gRPC call.
+    pub fn frames_to(&self, addr: &str) -> Result<bool> {
+        self.check_cut(addr)?;
+        if !self.frames {
+            return Ok(false);
+        }
+        let mut map = self.no_frames.lock().map_err(|_| Error::Invariant("the peer table's lock is poisoned".into()))?;
+        match map.get(addr) {
+            Some(since) if since.elapsed() < NO_FRAMES_FOR => Ok(false),
+            Some(_) => {
+                map.remove(addr);
+                Ok(true)
+            }
+            None => Ok(true),
+        }
+    }
+
+    /// Records that `addr` does not speak frames (see [`Peers::frames_to`]).
+    pub fn no_frames(&self, addr: &str) {
+        if let Ok(mut map) = self.no_frames.lock() {
+            map.insert(addr.to_string(), std::time::Instant::now());
+        }
+    }
+
+    /// What every call to a peer announces: this node's cookie, protocol version and
+    /// cluster id (see [`AddCookie::credentials`]).
+    pub fn credentials(&self) -> (Vec<u8>, u32, String) {
+        self.cookie.credentials()
+    }
+
+    /// Whether every call to a peer announces the cluster id `id` now.
+    pub fn announces(&self, id: &str) -> bool {
+        self.cookie.announces(id)
+    }
+
+    /// How long a connection may take.
+    pub fn connect_timeout(&self) -> Duration {
+        self.connect_timeout
+    }
+
+    fn check_cut(&self, addr: &str) -> Result<()> {
+        if self.cut.read().map(|c| c.contains(addr)).unwrap_or(false) {
+            return Err(Error::transport(addr, crate::error::TransportKind::NotConnected, PARTITIONED));
+        }
+        Ok(())
     }
 
     /// Drops every call to `addrs` from now on, as a network partition would (tests and
@@ -80,9 +145,7 @@ impl Peers {
     }
 
     fn channel(&self, addr: &str) -> Result<Channel> {
-        if self.cut.read().map(|c| c.contains(addr)).unwrap_or(false) {
-            return Err(Error::transport(addr, crate::error::TransportKind::NotConnected, PARTITIONED));
-        }
+        self.check_cut(addr)?;
         let mut map = self.channels.lock().map_err(|_| Error::Invariant("the peer table's lock is poisoned".into()))?;
         if let Some(c) = map.get(addr) {
             return Ok(c.clone());

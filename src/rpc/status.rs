@@ -51,23 +51,28 @@ pub fn to_status(err: &Error) -> Status {
     }
 }
 
+/// A refusal `peer` answered, with `peer` named where the refusing side left it blank (it
+/// does not know the caller's name for it). Both transports of Raft's messages use it.
+pub fn named(peer: &str, err: Error) -> Error {
+    match err {
+        Error::CookieMismatch { peer: p } if p.is_empty() => Error::CookieMismatch { peer: peer.into() },
+        Error::ForeignCluster { peer: p, ours, reason } if p.is_empty() => {
+            Error::ForeignCluster { peer: peer.into(), ours, reason }
+        }
+        Error::VersionMismatch { peer: p, ours, theirs } if p.is_empty() => {
+            Error::VersionMismatch { peer: peer.into(), ours, theirs }
+        }
+        other => other,
+    }
+}
+
 /// The error a call to `peer` failed with: the server's own `Error` when it sent one, else
 /// a transport failure of the kind the status shows.
 pub fn from_status(peer: &str, status: Status) -> Error {
     if !status.details().is_empty()
         && let Ok(err) = decode_versioned::<Error>("error details", WIRE_VERSION, status.details())
     {
-        return match err {
-            // The refusing side does not know the caller's name for it.
-            Error::CookieMismatch { peer: p } if p.is_empty() => Error::CookieMismatch { peer: peer.into() },
-            Error::ForeignCluster { peer: p, ours, reason } if p.is_empty() => {
-                Error::ForeignCluster { peer: peer.into(), ours, reason }
-            }
-            Error::VersionMismatch { peer: p, ours, theirs } if p.is_empty() => {
-                Error::VersionMismatch { peer: peer.into(), ours, theirs }
-            }
-            other => other,
-        };
+        return named(peer, err);
     }
     let kind = if could_not_connect(&status) {
         TransportKind::NotConnected

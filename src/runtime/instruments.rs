@@ -26,6 +26,8 @@ pub struct Instruments {
     /// majority would vote for it: it stayed a follower, its term unchanged).
     pub(crate) campaigns: Counter,
     pub(crate) pre_votes_lost: Counter,
+    /// Raft frames connections peers opened to this core and it admitted (`raft::frame`).
+    pub(crate) raft_frames_connections: Counter,
 }
 
 impl Default for Instruments {
@@ -44,7 +46,15 @@ impl Default for Instruments {
             bootstrap_records: Gauge::default(),
             campaigns: Counter::default(),
             pre_votes_lost: Counter::default(),
+            raft_frames_connections: Counter::default(),
         }
     }
 }
 
+
+impl super::Runtime {
+    /// The count of Raft frames connections this core admitted, for its listener to add to.
+    pub(crate) fn raft_frames_counter(&self) -> Counter {
+        self.instruments.raft_frames_connections.clone()
+    }
+}

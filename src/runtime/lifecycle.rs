@@ -52,6 +52,10 @@ impl Runtime {
             cfg.protocol(),
             cfg.tls.as_ref().map(crate::rpc::client::client_tls),
         )?;
+        let peers = match config.raft.transport {
+            crate::config::RaftTransport::Frames => peers,
+            crate::config::RaftTransport::Grpc => peers.without_frames(),
+        };
         if config.node.cookie == crate::config::DEFAULT_COOKIE {
             // Only loopback can reach a node listening there (a dev-cluster): no warning.
             let loopback = cfg.listen.parse::<std::net::SocketAddr>().is_ok_and(|a| a.ip().is_loopback());

@@ -81,6 +81,8 @@ async fn metrics_show_every_family_with_real_values_on_cores_and_replicants() {
     assert!(value(&follower, "mnema_forwarded_batches_total") >= 1.0);
     assert!(value(&follower, "mnema_forwarded_transactions_total") >= f64::from(n / 2));
     assert_eq!(value(&follower, "mnema_raft_is_leader"), 0.0);
+    // Raft's messages came over frames (the default transport without TLS).
+    assert!(value(&follower, "mnema_raft_frames_connections_total") >= 1.0);
 
     // Every core built snapshots and purged its log behind them.
     wait_until("a snapshot and a purge on every core", Duration::from_secs(20), || async {

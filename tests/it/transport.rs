@@ -1,9 +1,12 @@
 //! Transport: TLS between nodes (mutual, certificates from config), refusals of an
-//! untrusted certificate and of a wrong cookie over TLS, IPv6 loopback, and a client's
-//! writes pipelined over one stream.
+//! untrusted certificate and of a wrong cookie over TLS, IPv6 loopback, a client's writes
+//! pipelined over one stream, and Raft's frames: who they admit, and cores on either
+//! transport in one cluster.
 
 use crate::harness::*;
 use mnema::config::{DiscoveryStrategy, ProtoDist, TlsFiles};
+use mnema::raft::frame::{Hello, Kind};
+use mnema::raft::frame_client::{FrameConn, NotMade};
 use mnema::{Node, NodeConfig, Txn};
 use std::time::Duration;
 
@@ -49,6 +52,10 @@ async fn a_tls_cluster_refuses_untrusted_certificates_and_wrong_cookies() {
     let mut untrusted = mnema::Client::with_tls(&addr(c.base, 1), "test-cookie", Some(&files)).expect("client");
     let refused = untrusted.node_info().await;
     assert!(matches!(refused, Err(mnema::Error::Transport { .. })), "an untrusted certificate was served: {refused:?}");
+    // Raft frames (plain TCP) to a TLS node: closed unanswered, so Raft stays inside TLS.
+    let hello = Hello { protocol: mnema::protocol::PROTOCOL, cookie: b"test-cookie".to_vec(), cluster: String::new() };
+    let frames = FrameConn::connect("n1", &addr(c.base, 1), &hello, Duration::from_secs(5)).await;
+    assert!(matches!(frames, Err(NotMade::Unsupported)), "a TLS node answered a frames hello");
     // Plain TCP to a TLS node: refused.
     let mut plain = mnema::Client::new(&addr(c.base, 1), "test-cookie").expect("client");
     let refused = plain.node_info().await;
@@ -173,5 +180,80 @@ async fn a_pipeline_to_a_stopped_node_fails_with_a_transport_error() {
     assert!(matches!(err, mnema::Error::Transport { .. }), "{err:?}");
     let refused = mnema::Client::new(&addr, COOKIE).expect("client").pipeline().await.err().expect("refused");
     assert!(refused.never_sent(), "{refused:?}");
+    c.shutdown().await;
+}
+
+/// A Raft frames connection is admitted as a gRPC call is: the cluster's cookie, a protocol
+/// version at most one away, and the cluster's id; then it carries requests to Raft, and
+/// a frame that is no request ends it with an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn raft_frames_admit_only_the_clusters_cookie_version_and_id() {
+    let c = Cluster::start(3).await;
+    let id = c.nodes[0].status().cluster_id;
+    let to = addr(c.base, 1);
+    let hello = |cookie: &str, protocol: u32, cluster: &str| Hello {
+        protocol,
+        cookie: cookie.as_bytes().to_vec(),
+        cluster: cluster.to_string(),
+    };
+    let within = Duration::from_secs(5);
+    let ours = mnema::protocol::PROTOCOL;
+    match FrameConn::connect("n1", &to, &hello("other", ours, &id), within).await {
+        Err(NotMade::Failed(mnema::Error::CookieMismatch { peer })) => assert_eq!(peer, "n1"),
+        Err(other) => panic!("expected CookieMismatch, got {other:?}"),
+        Ok(_) => panic!("a wrong cookie was admitted"),
+    }
+    match FrameConn::connect("n1", &to, &hello(mnema::testing::COOKIE, ours + 2, &id), within).await {
+        Err(NotMade::Failed(mnema::Error::VersionMismatch { theirs, .. })) => assert_eq!(theirs, ours + 2),
+        Err(other) => panic!("expected VersionMismatch, got {other:?}"),
+        Ok(_) => panic!("a version two away was admitted"),
+    }
+    match FrameConn::connect("n1", &to, &hello(mnema::testing::COOKIE, ours, "another-cluster"), within).await {
+        Err(NotMade::Failed(mnema::Error::ForeignCluster { .. })) => {}
+        Err(other) => panic!("expected ForeignCluster, got {other:?}"),
+        Ok(_) => panic!("another cluster's core was admitted"),
+    }
+    let Ok(mut conn) = FrameConn::connect("n1", &to, &hello(mnema::testing::COOKIE, ours, &id), within).await else {
+        panic!("the cluster's own hello was refused");
+    };
+    // A vote for term 0 reaches Raft, which refuses it (its term is higher).
+    let vote = openraft::raft::VoteRequest::<u64> { vote: openraft::Vote::new(0, 9), last_log_id: None };
+    let bytes = mnema::raft::wire::encode(&vote).expect("encode");
+    let reply = conn.call("n1", Kind::Vote, &bytes).await.expect("an exchange").expect("an answer");
+    let reply: mnema::raft::wire::VoteReply = mnema::raft::wire::decode("vote reply", reply).expect("decode");
+    assert!(!reply.expect("Raft answered").vote_granted);
+    // Bytes that are no request: the peer's error, then the end of the connection.
+    match conn.call("n1", Kind::Append, &[1, 0xff, 0xff, 0xff]).await {
+        Ok(Err(mnema::Error::Corrupt { .. })) => {}
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    match conn.call("n1", Kind::Ok, &[]).await {
+        Ok(Err(mnema::Error::Corrupt { .. })) => {}
+        other => panic!("expected Corrupt for a reply sent as a request, got {other:?}"),
+    }
+    assert!(matches!(conn.call("n1", Kind::Vote, &bytes).await, Err(mnema::Error::Transport { .. })), "closed");
+    c.shutdown().await;
+}
+
+/// Cores on either Raft transport form one cluster: a core on gRPC calls the others over
+/// gRPC, they call it over frames, and writes through each commit everywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cores_on_grpc_and_on_frames_form_one_cluster() {
+    let c = Cluster::start_with(3, |cfg| {
+        if cfg.node.name.starts_with("n1@") {
+            cfg.raft.transport = mnema::config::RaftTransport::Grpc;
+        }
+    })
+    .await;
+    let mut last = 0;
+    for (i, n) in c.nodes.iter().enumerate() {
+        last = n.transact(Txn::new().put("kv", format!("k{i}"), "v")).await.expect("write").index;
+    }
+    c.wait_applied(last).await;
+    for n in &c.nodes {
+        for i in 0..c.nodes.len() {
+            assert_eq!(n.get("kv", format!("k{i}").as_bytes()).expect("get").len(), 1, "k{i} on {}", n.name());
+        }
+    }
     c.shutdown().await;
 }
