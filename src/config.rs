@@ -519,10 +519,11 @@ pub struct RaftSection {
     pub write_retries: u32,
     /// Pause before the first such retry; doubled each time, up to 1s.
     pub write_retry_backoff: Interval,
-    /// How Raft's messages travel between cores: `frames` (a TCP connection per
-    /// replication stream carrying one request, then its reply; about 100 µs less per
-    /// round trip than gRPC) or `grpc`. Both are served on the node's one port. With
-    /// `cluster.proto_dist = "inet_tls"` Raft uses gRPC (inside TLS) whatever this says, and
+    /// How Raft's messages between cores, and the writes followers and replicants forward
+    /// to the leader, travel: `frames` (a TCP connection per replication stream, and a pool
+    /// per peer for forwards, each carrying one request, then its reply; about 100 µs less
+    /// per round trip than gRPC) or `grpc`. Both are served on the node's one port. With
+    /// `cluster.proto_dist = "inet_tls"` they use gRPC (inside TLS) whatever this says, and
     /// a peer whose build has no frames is called over gRPC.
     pub transport: RaftTransport,
 }

@@ -131,13 +131,8 @@ impl Cluster for ClusterService {
 
     async fn write(&self, req: Request<pb::WriteRequest>) -> Result<Response<pb::WriteReply>, Status> {
         let req = req.into_inner();
-        let batch: Batch = crate::codec::decode_versioned("forwarded batch", crate::codec::WIRE_VERSION, &req.batch)
-            .map_err(|e| to_status(&e))?;
-        let reply = if req.relay { self.node.serve_relayed(batch).await } else { self.node.serve_forwarded(batch).await }
-            .map_err(|e| to_status(&e))?;
-        let bytes = crate::codec::encode_versioned(crate::codec::WIRE_VERSION, &reply)
-            .map_err(|e| to_status(&e))?;
-        Ok(Response::new(pb::WriteReply { reply: bytes }))
+        let reply = serve_write(&self.node, &req.batch, req.relay).await.map_err(|e| to_status(&e))?;
+        Ok(Response::new(pb::WriteReply { reply }))
     }
 
     async fn transact(&self, req: Request<pb::WriteRequest>) -> Result<Response<pb::WriteReply>, Status> {
@@ -217,5 +212,25 @@ impl Cluster for ClusterService {
             hits: crate::rpc::convert::hits_to_pb(hits),
             applied_index: self.node.applied_index(),
         }))
+    }
+}
+
+/// Serves a batch a follower or replicant forwarded (`relay`: relayed by a replicant
+/// through this core), in its encoded form, and returns the encoded answer: the one
+/// handling of a forwarded batch, whether it came as a gRPC `Write` call or over frames
+/// (`raft::frame_server::Writes`).
+pub(crate) async fn serve_write(node: &ServiceRoom, batch: &[u8], relay: bool) -> crate::error::Result<Vec<u8>> {
+    let batch: Batch = crate::codec::decode_versioned("forwarded batch", crate::codec::WIRE_VERSION, batch)?;
+    let reply = if relay { node.serve_relayed(batch).await } else { node.serve_forwarded(batch).await }?;
+    crate::codec::encode_versioned(crate::codec::WIRE_VERSION, &reply)
+}
+
+impl crate::raft::frame_server::Writes for ServiceRoom {
+    fn serve<'a>(
+        &'a self,
+        batch: &'a [u8],
+        relay: bool,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = crate::error::Result<Vec<u8>>> + Send + 'a>> {
+        Box::pin(serve_write(self, batch, relay))
     }
 }

@@ -45,7 +45,7 @@ pub(crate) async fn serve(shared: Arc<Runtime>, cluster: Arc<ClusterState>, list
     let raft_check = check.clone().same_cluster(shared.cluster_id_cell());
     let frames = shared.config().tls.is_none().then(|| {
         let admitted = shared.raft_frames_counter();
-        FrameServer::new(raft_service.clone(), raft_check.clone(), admitted)
+        FrameServer::new(raft_service.clone(), Arc::new(shared.service_room()), raft_check.clone(), admitted)
     });
     let raft = InterceptedService::new(raft, raft_check);
     let replication = InterceptedService::new(replication, check.clone());

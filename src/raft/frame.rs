@@ -7,11 +7,13 @@
 //!
 //! On one connection, after the caller's 8-byte [`MAGIC`]:
 //! - the caller sends a [`Kind::Hello`] frame ([`Hello`]: its cookie, protocol version and
-//!   cluster id, checked as the gRPC interceptor checks them) and the server answers
-//!   [`Kind::Ok`] or [`Kind::Err`];
+//!   cluster id) and the server answers [`Kind::Ok`] or [`Kind::Err`]: the cookie and the
+//!   version are checked at once, the cluster id before each of Raft's requests (as the
+//!   gRPC interceptors of the Raft and the Cluster services check them);
 //! - then each request is one frame ([`Kind::Append`], [`Kind::Vote`], [`Kind::Snapshot`]
-//!   with `raft::wire`'s bytes) and its reply one frame, `Ok` with `wire`'s bytes of Raft's
-//!   answer, or `Err` with the [`Error`] the gRPC path would have put in its status.
+//!   with `raft::wire`'s bytes; [`Kind::Forward`], [`Kind::Relay`] with a forwarded batch's)
+//!   and its reply one frame, `Ok` with the bytes of the answer, or `Err` with the
+//!   [`Error`] the gRPC path would have put in its status.
 //!
 //! A frame is a 5-byte header (the payload's length, u32 little-endian, then its kind) and
 //! the payload. The decoders here take bytes from the network: they return an error on
@@ -48,6 +50,11 @@ pub enum Kind {
     Vote,
     /// An `InstallSnapshot` chunk.
     Snapshot,
+    /// A batch of writes a follower or replicant forwards to the leader (the gRPC
+    /// `Cluster.Write` call's bytes, `relay` false).
+    Forward,
+    /// A batch a replicant relays through its core (`relay` true).
+    Relay,
     /// A reply: the answer's bytes.
     Ok,
     /// A reply: an [`Error`], encoded as in a gRPC status's details.
@@ -61,6 +68,8 @@ impl Kind {
             Kind::Append => 2,
             Kind::Vote => 3,
             Kind::Snapshot => 4,
+            Kind::Forward => 5,
+            Kind::Relay => 6,
             Kind::Ok => 16,
             Kind::Err => 17,
         }
@@ -72,6 +81,8 @@ impl Kind {
             2 => Kind::Append,
             3 => Kind::Vote,
             4 => Kind::Snapshot,
+            5 => Kind::Forward,
+            6 => Kind::Relay,
             16 => Kind::Ok,
             17 => Kind::Err,
             _ => return None,

@@ -74,13 +74,165 @@ impl FrameConn {
     /// (the inner result). The outer error is a broken exchange (an I/O failure, or a reply
     /// that is no frame of ours): the connection is unusable, and the caller drops it.
     pub async fn call(&mut self, name: &str, kind: Kind, payload: &[u8]) -> Result<Result<&[u8], Error>, Error> {
-        let broken = |e: std::io::Error| Error::transport(name, TransportKind::NoAnswer, e);
-        frame::write(&mut self.w, kind, payload).await.map_err(broken)?;
-        match frame::read(&mut self.r, &mut self.buf).await.map_err(broken)? {
+        // The request may have been received and acted on: whatever breaks the exchange
+        // leaves its outcome unknown (`NoAnswer`), as a gRPC call broken midway does.
+        let broken = |e: &dyn std::fmt::Display| Error::transport(name, TransportKind::NoAnswer, e);
+        frame::write(&mut self.w, kind, payload).await.map_err(|e| broken(&e))?;
+        match frame::read(&mut self.r, &mut self.buf).await.map_err(|e| broken(&e))? {
             Some(Kind::Ok) => Ok(Ok(&self.buf)),
-            Some(Kind::Err) => Ok(Err(crate::rpc::status::named(name, frame::decode_error(&self.buf)?))),
-            Some(other) => Err(Error::corrupt("Raft frames reply", format!("a {other:?} frame"))),
-            None => Err(Error::transport(name, TransportKind::NoAnswer, "the peer closed the connection")),
+            Some(Kind::Err) => match frame::decode_error(&self.buf) {
+                Ok(e) => Ok(Err(crate::rpc::status::named(name, e))),
+                Err(e) => Err(broken(&e)),
+            },
+            Some(other) => Err(broken(&format!("a {other:?} frame where a reply belongs"))),
+            None => Err(broken(&"the peer closed the connection")),
         }
+    }
+}
+
+impl FrameConn {
+    /// Whether the peer closed this idle connection (or sent what no request asked for):
+    /// such a connection is not used again.
+    fn is_stale(&self) -> bool {
+        if !self.r.buffer().is_empty() {
+            return true;
+        }
+        let mut probe = [0u8; 1];
+        match self.r.get_ref().try_read(&mut probe) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => false,
+            // The end of the stream, bytes no request asked for, or a failure.
+            _ => true,
+        }
+    }
+}
+
+/// Idle frames connections by peer address, for calls that may run several at once (the
+/// writes a follower or replicant forwards: up to `raft.max_inflight_batches`): a call
+/// takes one (or makes one) and gives it back after a whole exchange.
+#[derive(Default)]
+pub struct Pool {
+    idle: std::sync::Mutex<std::collections::HashMap<String, Vec<FrameConn>>>,
+}
+
+/// The most idle connections kept per peer.
+const IDLE_PER_PEER: usize = 16;
+
+impl Pool {
+    /// Sends one request to the peer `name` at `addr` and returns the reply's bytes or the
+    /// failure, as [`FrameConn::call`] does; `None` if the peer does not speak frames
+    /// (recorded in `peers`: the caller uses gRPC). A connection idle since its node's
+    /// cluster id changed, or closed by the peer, is not used. A connection made fails
+    /// with `NotConnected` (nothing was sent) when the peer cannot be reached.
+    pub async fn call(
+        &self,
+        peers: &crate::rpc::client::Peers,
+        name: &str,
+        addr: &str,
+        kind: Kind,
+        payload: &[u8],
+    ) -> Option<Result<Vec<u8>, Error>> {
+        let mut conn = match self.take(peers, addr) {
+            Some(conn) => conn,
+            None => {
+                let (cookie, protocol, cluster) = peers.credentials();
+                let hello = Hello { protocol, cookie, cluster };
+                match FrameConn::connect(name, addr, &hello, peers.connect_timeout()).await {
+                    Ok(conn) => conn,
+                    Err(NotMade::Failed(e)) => return Some(Err(e)),
+                    Err(NotMade::Unsupported) => {
+                        tracing::info!(peer = %name, "peer does not speak frames; calling it over gRPC");
+                        peers.no_frames(addr);
+                        return None;
+                    }
+                }
+            }
+        };
+        match conn.call(name, kind, payload).await {
+            Ok(answer) => {
+                let answer = answer.map(<[u8]>::to_vec);
+                self.give_back(addr, conn);
+                Some(answer)
+            }
+            Err(broken) => Some(Err(broken)),
+        }
+    }
+
+    fn take(&self, peers: &crate::rpc::client::Peers, addr: &str) -> Option<FrameConn> {
+        let mut idle = self.idle.lock().ok()?;
+        let conns = idle.get_mut(addr)?;
+        while let Some(conn) = conns.pop() {
+            if peers.announces(conn.cluster()) && !conn.is_stale() {
+                return Some(conn);
+            }
+        }
+        None
+    }
+
+    fn give_back(&self, addr: &str, conn: FrameConn) {
+        if let Ok(mut idle) = self.idle.lock() {
+            match idle.get_mut(addr) {
+                Some(conns) if conns.len() >= IDLE_PER_PEER => {}
+                Some(conns) => conns.push(conn),
+                None => {
+                    idle.insert(addr.to_string(), vec![conn]);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rpc::client::Peers;
+    use tokio::io::AsyncReadExt;
+
+    /// A peer that answers each connection's first request with its own bytes, then closes
+    /// the connection (as a node that restarted would have).
+    async fn one_answer_per_connection() -> (String, tokio::sync::mpsc::UnboundedReceiver<()>) {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            loop {
+                let (mut s, _) = l.accept().await.unwrap();
+                tx.send(()).unwrap();
+                let mut magic = [0u8; 8];
+                s.read_exact(&mut magic).await.unwrap();
+                let mut buf = Vec::new();
+                frame::read(&mut s, &mut buf).await.unwrap();
+                frame::write(&mut s, Kind::Ok, &[]).await.unwrap();
+                assert_eq!(frame::read(&mut s, &mut buf).await.unwrap(), Some(Kind::Forward));
+                frame::write(&mut s, Kind::Ok, &buf).await.unwrap();
+            }
+        });
+        (addr, rx)
+    }
+
+    /// An idle pooled connection the peer has closed is not used: the next call makes a
+    /// new one, and does not fail with an unknown outcome.
+    #[tokio::test]
+    async fn a_pooled_connection_the_peer_closed_is_not_used() {
+        let (addr, mut accepted) = one_answer_per_connection().await;
+        let peers = Peers::new("secret", None, crate::protocol::PROTOCOL, None).unwrap();
+        let pool = Pool::default();
+        let first = pool.call(&peers, "peer", &addr, Kind::Forward, b"one").await;
+        assert_eq!(first.unwrap().unwrap(), b"one");
+        let within = std::time::Duration::from_secs(5);
+        tokio::time::timeout(within, accepted.recv()).await.unwrap();
+        // The peer closes the idle connection; its end of the stream reaches this side.
+        tokio::time::timeout(within, async {
+            loop {
+                if pool.idle.lock().unwrap().get(&addr).is_some_and(|c| c.iter().all(FrameConn::is_stale)) {
+                    break;
+                }
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the closed connection seen as stale");
+        let second = pool.call(&peers, "peer", &addr, Kind::Forward, b"two").await;
+        assert_eq!(second.unwrap().unwrap(), b"two", "answered over a new connection");
+        tokio::time::timeout(within, accepted.recv()).await.expect("a second connection");
     }
 }

@@ -1,6 +1,7 @@
 //! Raft's network, server side over frames (`raft::frame`): one task per connection,
 //! reading a request, handing it to [`RaftService::handle`] (the gRPC service's own
-//! handling) and writing the reply, in turn.
+//! handling) or, for a forwarded batch, to the node's [`Writes`] (the gRPC `Cluster.Write`
+//! call's own handling), and writing the reply, in turn.
 
 use super::frame::{self, Kind, MAGIC};
 use super::service::{Call, RaftService};
@@ -14,24 +15,40 @@ use tokio_util::sync::CancellationToken;
 /// How long a caller has to send its magic and hello once connected.
 const HELLO_WITHIN: Duration = Duration::from_secs(5);
 
-/// What a connection's serving needs: the Raft service and the caller check.
+/// Where forwarded batches go: the node's write path, as the gRPC `Cluster.Write` call
+/// reaches it (the composition implements it; this module knows no runtime).
+pub trait Writes: Send + Sync + 'static {
+    /// Serves a forwarded (`relay` false) or relayed batch, in its encoded form, and
+    /// returns the encoded answer.
+    fn serve<'a>(
+        &'a self,
+        batch: &'a [u8],
+        relay: bool,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<u8>, Error>> + Send + 'a>>;
+}
+
+/// What a connection's serving needs: the Raft service, the write path and the caller
+/// check.
 #[derive(Clone)]
 pub struct FrameServer {
     service: Arc<RaftService>,
+    writes: Arc<dyn Writes>,
     check: CheckCookie,
     admitted: prometheus_client::metrics::counter::Counter,
 }
 
 impl FrameServer {
-    /// Serves frames connections to `service`, admitting callers `check` admits (the
-    /// check of the gRPC Raft service, cluster id included), and counting them in
+    /// Serves frames connections to `service` and `writes`, admitting callers `check`
+    /// admits (the check of the gRPC Raft service: its cluster id is asked of Raft's
+    /// requests only, as the gRPC `Cluster` service asks it of none), and counting them in
     /// `admitted`.
     pub fn new(
         service: Arc<RaftService>,
+        writes: Arc<dyn Writes>,
         check: CheckCookie,
         admitted: prometheus_client::metrics::counter::Counter,
     ) -> Self {
-        FrameServer { service, check, admitted }
+        FrameServer { service, writes, check, admitted }
     }
 
     /// Serves one connection until the caller closes it, sends something malformed, or
@@ -54,7 +71,7 @@ impl FrameServer {
                 }
             },
         };
-        if let Err(e) = self.check.admit(&hello.cookie, hello.protocol, &hello.cluster, &peer) {
+        if let Err(e) = self.check.admit_caller(&hello.cookie, hello.protocol, &peer) {
             let _ = answer(&mut w, Err(e)).await;
             return;
         }
@@ -74,20 +91,26 @@ impl FrameServer {
                     }
                 },
             };
-            let call = match kind {
-                Kind::Append => Call::Append,
-                Kind::Vote => Call::Vote,
-                Kind::Snapshot => Call::Snapshot,
-                other => {
-                    let e = Error::corrupt("Raft frame", format!("a {other:?} frame where a request belongs"));
+            let reply = match kind {
+                Kind::Append | Kind::Vote | Kind::Snapshot => {
+                    let call = match kind {
+                        Kind::Append => Call::Append,
+                        Kind::Vote => Call::Vote,
+                        _ => Call::Snapshot,
+                    };
+                    // The cluster id may have changed since the hello (this node joined
+                    // another cluster), so it is asked of each request.
+                    match self.check.same_cluster_as(&hello.cluster) {
+                        Ok(()) => self.service.handle(call, &buf).await,
+                        Err(e) => Err(e),
+                    }
+                }
+                Kind::Forward | Kind::Relay => self.writes.serve(&buf, kind == Kind::Relay).await,
+                Kind::Hello | Kind::Ok | Kind::Err => {
+                    let e = Error::corrupt("Raft frame", format!("a {kind:?} frame where a request belongs"));
                     let _ = answer(&mut w, Err(e)).await;
                     return;
                 }
-            };
-            // The cluster id may have changed since the hello (this node joined another).
-            let reply = match self.check.same_cluster_as(&hello.cluster) {
-                Ok(()) => self.service.handle(call, &buf).await,
-                Err(e) => Err(e),
             };
             if answer(&mut w, reply).await.is_err() {
                 return;

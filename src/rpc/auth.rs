@@ -39,10 +39,18 @@ impl CheckCookie {
 
 impl CheckCookie {
     /// The one check of a caller, for every gRPC call (the interceptor below) and every Raft
-    /// frames connection (`raft::frame_server`): its `cookie`, the `protocol` version it
-    /// announces, and, where this check has a cluster, its `cluster` id. `peer` is where it
-    /// calls from, for the log.
+    /// frames connection and request (`raft::frame_server`): its `cookie`, the `protocol`
+    /// version it announces, and, where this check has a cluster, its `cluster` id. `peer`
+    /// is where it calls from, for the log.
     pub fn admit(&self, cookie: &[u8], protocol: u32, cluster: &str, peer: &str) -> Result<(), Error> {
+        self.admit_caller(cookie, protocol, peer)?;
+        self.same_cluster_as(cluster)
+    }
+
+    /// [`CheckCookie::admit`] without the cluster id: a Raft frames connection's hello,
+    /// whose connection also carries forwarded writes (which the `Cluster` service admits
+    /// from any cluster); it asks [`CheckCookie::same_cluster_as`] of each Raft request.
+    pub fn admit_caller(&self, cookie: &[u8], protocol: u32, peer: &str) -> Result<(), Error> {
         // ct_eq on slices of unequal length returns false without a timing leak of content.
         if !bool::from(cookie.ct_eq(&self.cookie)) {
             tracing::warn!(%peer, "refused a call with a wrong cookie");
@@ -52,7 +60,7 @@ impl CheckCookie {
             tracing::warn!(%peer, theirs = protocol, ours = crate::protocol::PROTOCOL, "refused a call of another protocol version");
             return Err(e);
         }
-        self.same_cluster_as(cluster)
+        Ok(())
     }
 
     /// Refuses a caller whose cluster id is not this check's cluster (when it has one): the

@@ -83,6 +83,7 @@ impl Runtime {
             applied_tx: Arc::new(watch::channel(0u64).0),
             raft: Arc::new(RaftSlot::default()),
             peers,
+            forwards: Default::default(),
             cluster_id,
             proposer: ptx,
             stop: CancellationToken::new(),

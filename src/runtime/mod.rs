@@ -86,6 +86,8 @@ pub struct Runtime {
     applied_tx: Arc<watch::Sender<u64>>,
     raft: Arc<RaftSlot>,
     peers: Peers,
+    /// Frames connections for the writes this node forwards (`write::forward`).
+    forwards: crate::raft::frame_client::Pool,
     /// The cluster this node belongs to (recorded in IDENTITY; changes on join).
     cluster_id: crate::rpc::auth::ClusterId,
     proposer: mpsc::Sender<proposer::Pending>,

@@ -4,6 +4,7 @@
 //! leader, sent again under its request id where the outcome is unknown), and answered
 //! once this node has applied it; and writes of local tables.
 
+use crate::raft::frame::Kind;
 use super::{Runtime, link, proposer};
 use crate::engine::memory::MemState;
 use crate::engine::txn::DEFAULT_SHARD;
@@ -270,11 +271,25 @@ impl Runtime {
         }
     }
 
+    /// Sends `batch` to `to` over frames (a pooled connection) or, where frames are off or
+    /// `to` has none, as a gRPC `Write` call; both reach the same handling there
+    /// (`cluster::service::serve_write`).
     async fn forward(&self, to: &NodeInfo, batch: &Batch, relay: bool) -> Result<(u64, BatchOutcome)> {
-        let mut client = self.peers.cluster(&to.addr)?;
-        let req = pb::WriteRequest { batch: crate::codec::encode_versioned(crate::codec::WIRE_VERSION, batch)?, relay };
-        let reply = client.write(req).await.map_err(|s| status_error(&to.name, s))?.into_inner();
-        crate::codec::decode_versioned("forward reply", crate::codec::WIRE_VERSION, &reply.reply)
+        let batch = crate::codec::encode_versioned(crate::codec::WIRE_VERSION, batch)?;
+        let mut reply = None;
+        if self.peers.frames_to(&to.addr)? {
+            let kind = if relay { Kind::Relay } else { Kind::Forward };
+            reply = self.forwards.call(&self.peers, &to.name, &to.addr, kind, &batch).await.transpose()?;
+        }
+        let reply = match reply {
+            Some(reply) => reply,
+            None => {
+                let mut client = self.peers.cluster(&to.addr)?;
+                let req = pb::WriteRequest { batch, relay };
+                client.write(req).await.map_err(|s| status_error(&to.name, s))?.into_inner().reply
+            }
+        };
+        crate::codec::decode_versioned("forward reply", crate::codec::WIRE_VERSION, &reply)
     }
 
     /// Serves a batch forwarded by a follower or replicant: merged into this leader's

@@ -183,11 +183,11 @@ async fn a_pipeline_to_a_stopped_node_fails_with_a_transport_error() {
     c.shutdown().await;
 }
 
-/// A Raft frames connection is admitted as a gRPC call is: the cluster's cookie, a protocol
-/// version at most one away, and the cluster's id; then it carries requests to Raft, and
-/// a frame that is no request ends it with an error.
+/// A Raft frames connection is admitted as a gRPC call is: the cluster's cookie and a
+/// protocol version at most one away, and each Raft request the cluster's id; then it
+/// carries requests to Raft, and a frame that is no request ends it with an error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn raft_frames_admit_only_the_clusters_cookie_version_and_id() {
+async fn raft_frames_admit_only_the_clusters_cookie_version_and_id_to_raft() {
     let c = Cluster::start(3).await;
     let id = c.nodes[0].status().cluster_id;
     let to = addr(c.base, 1);
@@ -208,17 +208,24 @@ async fn raft_frames_admit_only_the_clusters_cookie_version_and_id() {
         Err(other) => panic!("expected VersionMismatch, got {other:?}"),
         Ok(_) => panic!("a version two away was admitted"),
     }
-    match FrameConn::connect("n1", &to, &hello(mnema::testing::COOKIE, ours, "another-cluster"), within).await {
-        Err(NotMade::Failed(mnema::Error::ForeignCluster { .. })) => {}
-        Err(other) => panic!("expected ForeignCluster, got {other:?}"),
-        Ok(_) => panic!("another cluster's core was admitted"),
+    // A vote for term 0 reaches Raft, which refuses it (its term is higher).
+    let vote = openraft::raft::VoteRequest::<u64> { vote: openraft::Vote::new(0, 9), last_log_id: None };
+    let bytes = mnema::raft::wire::encode(&vote).expect("encode");
+    // Another cluster's caller may connect (a connection also carries forwarded writes,
+    // which the gRPC `Cluster` service takes from anyone with the cookie), but none of
+    // its Raft requests reaches Raft.
+    let Ok(mut foreign) =
+        FrameConn::connect("n1", &to, &hello(mnema::testing::COOKIE, ours, "another-cluster"), within).await
+    else {
+        panic!("a hello with the cookie was refused");
+    };
+    match foreign.call("n1", Kind::Vote, &bytes).await {
+        Ok(Err(mnema::Error::ForeignCluster { peer, .. })) => assert_eq!(peer, "n1"),
+        other => panic!("expected ForeignCluster, got {other:?}"),
     }
     let Ok(mut conn) = FrameConn::connect("n1", &to, &hello(mnema::testing::COOKIE, ours, &id), within).await else {
         panic!("the cluster's own hello was refused");
     };
-    // A vote for term 0 reaches Raft, which refuses it (its term is higher).
-    let vote = openraft::raft::VoteRequest::<u64> { vote: openraft::Vote::new(0, 9), last_log_id: None };
-    let bytes = mnema::raft::wire::encode(&vote).expect("encode");
     let reply = conn.call("n1", Kind::Vote, &bytes).await.expect("an exchange").expect("an answer");
     let reply: mnema::raft::wire::VoteReply = mnema::raft::wire::decode("vote reply", reply).expect("decode");
     assert!(!reply.expect("Raft answered").vote_granted);
