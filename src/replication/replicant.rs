@@ -197,7 +197,23 @@ async fn follow(shared: &Following, link: &Link, core: &Peer, cluster: Option<&s
         }
         // The state as published, held (not a guard) while the message is applied.
         let current = shared.view();
-        let out = applier.handle(msg, &current)?;
+        let out = if matches!(msg, StreamMsg::SnapshotEnd { .. }) {
+            // The end of a snapshot builds every table in bulk (0.6 s for 1.1M records):
+            // on the blocking pool, not on one of the async threads the node serves with.
+            let now = current.clone();
+            let (back, out) = shared
+                .tasks()
+                .spawn_blocking(move || {
+                    let out = applier.handle(msg, &now);
+                    (applier, out)
+                })
+                .await
+                .map_err(|e| Error::task("the bootstrap's build", e))?;
+            applier = back;
+            out?
+        } else {
+            applier.handle(msg, &current)?
+        };
         let mut applied = current.applied;
         let mut published = false;
         if let Some(state) = out.publish {
