@@ -255,6 +255,33 @@ fn forms() -> Vec<Form> {
         },
     });
 
+    // Raft frames (`raft::frame`): the magic, a header of each kind, a hello.
+    use crate::raft::frame::{self, Hello, Kind, MAGIC};
+    let mut samples: Vec<(String, Vec<u8>)> = vec![("magic".into(), MAGIC.to_vec())];
+    for kind in [Kind::Hello, Kind::Append, Kind::Vote, Kind::Snapshot, Kind::Forward, Kind::Relay, Kind::Ok, Kind::Err]
+    {
+        samples.push((format!("header-{kind:?}"), frame::encode_header(kind, 300).expect("header").to_vec()));
+    }
+    let hello = Hello { protocol: crate::protocol::PROTOCOL, cookie: b"cookie".to_vec(), cluster: "c1".into() };
+    samples.push(("hello".into(), frame::encode_hello(&hello).expect("hello")));
+    out.push(Form {
+        name: "raft-frames",
+        version: frame::VERSION,
+        samples,
+        reencode: |b| {
+            if b == MAGIC {
+                return Ok(b.to_vec());
+            }
+            if let Some(h) = b.first_chunk::<{ frame::HEADER_LEN }>()
+                && b.len() == frame::HEADER_LEN
+            {
+                let (kind, len) = frame::decode_header(h)?;
+                return Ok(frame::encode_header(kind, len)?.to_vec());
+            }
+            frame::encode_hello(&frame::decode_hello(b)?)
+        },
+    });
+
     let samples = crate::rpc::status::tests::every_variant()
         .into_iter()
         .map(|e| {

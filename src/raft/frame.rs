@@ -28,6 +28,11 @@ use crate::codec::{self, WIRE_VERSION};
 use crate::error::{Error, Result};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+/// The version of the framing: the last byte of [`MAGIC`] (golden file
+/// `tests/golden/raft-frames.v1.txt`). A later framing takes a new magic, which a build
+/// of this one answers by closing the connection (the caller then uses gRPC).
+pub const VERSION: u8 = 1;
+
 /// What a frames connection starts with: no HTTP/2 preface (`PRI *`) or TLS record (0x16)
 /// starts with its first byte.
 pub const MAGIC: [u8; 8] = *b"MNEMARF1";
@@ -152,9 +157,22 @@ pub fn decode_error(bytes: &[u8]) -> Result<Error> {
     codec::decode_versioned("Raft frames error", WIRE_VERSION, bytes)
 }
 
+/// The largest hello: read before the caller is admitted, so a stranger cannot make a
+/// node allocate more.
+pub const MAX_HELLO: usize = 4096;
+
 /// Reads one frame into `buf` (its payload); `None` at the end of the stream before a
 /// frame starts.
 pub async fn read<R: AsyncRead + Unpin>(r: &mut R, buf: &mut Vec<u8>) -> std::io::Result<Option<Kind>> {
+    read_within(r, buf, MAX_FRAME).await
+}
+
+/// [`read`], refusing a payload over `max` bytes before reading it.
+pub async fn read_within<R: AsyncRead + Unpin>(
+    r: &mut R,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> std::io::Result<Option<Kind>> {
     let mut h = [0u8; HEADER_LEN];
     match r.read_exact(&mut h[..1]).await {
         Ok(_) => {}
@@ -163,6 +181,10 @@ pub async fn read<R: AsyncRead + Unpin>(r: &mut R, buf: &mut Vec<u8>) -> std::io
     }
     r.read_exact(&mut h[1..]).await?;
     let (kind, len) = decode_header(&h).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    if len > max {
+        let e = format!("a {kind:?} frame of {len} bytes, over {max}");
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e));
+    }
     buf.clear();
     buf.resize(len, 0);
     r.read_exact(buf).await?;
@@ -185,6 +207,11 @@ pub fn decode_any(bytes: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_magic_ends_with_the_version() {
+        assert_eq!(MAGIC[7], b'0' + VERSION);
+    }
 
     #[test]
     fn frames_round_trip_through_a_stream() {
@@ -213,6 +240,20 @@ mod tests {
         h[..4].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(matches!(decode_header(&h), Err(Error::Corrupt { .. })));
         assert!(matches!(encode_header(Kind::Ok, MAX_FRAME + 1), Err(Error::Encode { .. })));
+    }
+
+    #[test]
+    fn a_frame_over_the_reader_s_limit_is_refused_before_its_payload_is_read() {
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        rt.block_on(async {
+            // A header that claims more than the limit, and no payload at all.
+            let h = encode_header(Kind::Hello, MAX_HELLO + 1).unwrap();
+            let mut r = &h[..];
+            let mut buf = Vec::new();
+            let e = read_within(&mut r, &mut buf, MAX_HELLO).await.unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
+            assert!(buf.capacity() < MAX_HELLO, "nothing allocated for it");
+        });
     }
 
     #[test]

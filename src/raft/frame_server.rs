@@ -126,7 +126,7 @@ async fn read_hello<R: AsyncRead + Unpin>(r: &mut R, buf: &mut Vec<u8>) -> Resul
     if magic != MAGIC {
         return Err(Error::corrupt("Raft frames magic", "not mnema's Raft frames"));
     }
-    match frame::read(r, buf).await {
+    match frame::read_within(r, buf, frame::MAX_HELLO).await {
         Ok(Some(Kind::Hello)) => frame::decode_hello(buf),
         Ok(Some(other)) => Err(Error::corrupt("Raft frames hello", format!("a {other:?} frame first"))),
         Ok(None) => Err(Error::corrupt("Raft frames hello", "the connection ended before it")),
