@@ -34,7 +34,9 @@
 //! own warnings about operations slower than 100 ms), `MNEMA_PEERS_STACKS` (a file: when no
 //! operation finishes for 400 ms, every thread's stack is appended to it, via gdb),
 //! `MNEMA_PEERS_RAFT_TRANSPORT` (`grpc`: Raft between cores over gRPC instead of the
-//! default frames; the `mnema start` processes read `MNEMA_RAFT__TRANSPORT` themselves).
+//! default frames; the `mnema start` processes read `MNEMA_RAFT__TRANSPORT` themselves),
+//! `MNEMA_PEERS_CLIENT` (`grpc`: the `grpc` cells' `Client` sends each write as a gRPC
+//! call, `Client::without_frames`; by default it takes frames, "mnema over the network").
 
 mod common;
 
@@ -605,8 +607,11 @@ async fn grpc(s: &Settings, work: &Path) -> Vec<Cell> {
             Killed(child)
         })
         .collect();
+    // `MNEMA_PEERS_CLIENT=grpc`: each write a gRPC call, as before clients took frames.
+    let grpc_only = std::env::var("MNEMA_PEERS_CLIENT").is_ok_and(|v| v == "grpc");
     let clients: Vec<Client> = (1..=3u16)
         .map(|i| Client::new(&format!("127.0.0.1:{}", base + i), mnema::testing::COOKIE).expect("client"))
+        .map(|c| if grpc_only { c.without_frames() } else { c })
         .collect();
     let mut leader = None;
     let start = Instant::now();
@@ -626,7 +631,7 @@ async fn grpc(s: &Settings, work: &Path) -> Vec<Cell> {
     let c = clients.clone();
     let (mut cells, written) = write_cells(
         s,
-        "mnema over gRPC",
+        if grpc_only { "mnema over gRPC" } else { "mnema over the network" },
         leader,
         || None,
         move |node, k| {

@@ -160,13 +160,24 @@ async fn drive(addr: String, client: Cluster, stream: Stream, mut rx: tokio::syn
     }
 }
 
-/// A client of one node. Cheap to clone: clones share one connection (a tonic channel),
-/// so one `Client` can serve many tasks.
+/// A client of one node. Cheap to clone: clones share one connection (a tonic channel)
+/// and one pool of frames connections, so one `Client` can serve many tasks.
+///
+/// Without TLS, [`Client::transact`] goes over frames (the framing Raft uses between cores:
+/// one TCP connection per write in flight, reused, no HTTP/2) when the node speaks them,
+/// else as a gRPC call; every other call is gRPC.
 #[derive(Clone)]
 pub struct Client {
     addr: String,
     inner: Cluster,
+    peers: Peers,
+    /// Frames connections to the node for transactions; `None` with TLS or after
+    /// [`Client::without_frames`].
+    frames: Option<std::sync::Arc<crate::raft::frame_client::Pool>>,
 }
+
+/// The most idle frames connections a client keeps (about as many as its writers).
+const CLIENT_IDLE_FRAMES: usize = 1024;
 
 impl Client {
     /// Connects (lazily) to the node at `addr` (`host:port`) with `cookie`.
@@ -177,7 +188,16 @@ impl Client {
     /// A client of a node running `inet_tls`.
     pub fn with_tls(addr: &str, cookie: &str, tls: Option<&crate::config::TlsFiles>) -> Result<Self> {
         let peers = Peers::new(cookie, None, crate::protocol::PROTOCOL, tls.map(crate::rpc::client::client_tls))?;
-        Ok(Client { addr: addr.to_string(), inner: peers.cluster(addr)? })
+        let frames =
+            tls.is_none().then(|| std::sync::Arc::new(crate::raft::frame_client::Pool::keeping(CLIENT_IDLE_FRAMES)));
+        Ok(Client { addr: addr.to_string(), inner: peers.cluster(addr)?, peers, frames })
+    }
+
+    /// This client with every call on gRPC, transactions included (a proxy between it and
+    /// the node that passes only HTTP/2, for one).
+    pub fn without_frames(mut self) -> Self {
+        self.frames = None;
+        self
     }
 
     fn err(&self, s: tonic::Status) -> Error {
@@ -226,10 +246,22 @@ impl Client {
     }
 
     async fn transact_ref(&mut self, txn: &Txn) -> Result<Committed> {
-        let req =
-            pb::WriteRequest { batch: crate::codec::encode_versioned(crate::codec::WIRE_VERSION, txn)?, relay: false };
-        let reply = self.inner.transact(req).await.map_err(|s| self.err(s))?.into_inner();
-        crate::codec::decode_versioned("transact reply", crate::codec::WIRE_VERSION, &reply.reply)
+        let batch = crate::codec::encode_versioned(crate::codec::WIRE_VERSION, txn)?;
+        let mut reply = None;
+        if let Some(pool) = &self.frames
+            && self.peers.frames_to(&self.addr)?
+        {
+            let kind = crate::raft::frame::Kind::Transact;
+            reply = pool.call(&self.peers, &self.addr, &self.addr, kind, &batch).await.transpose()?;
+        }
+        let reply = match reply {
+            Some(reply) => reply,
+            None => {
+                let req = pb::WriteRequest { batch, relay: false };
+                self.inner.transact(req).await.map_err(|s| self.err(s))?.into_inner().reply
+            }
+        };
+        crate::codec::decode_versioned("transact reply", crate::codec::WIRE_VERSION, &reply)
     }
 
     /// Opens a stream of writes to the node: [`Pipeline::transact`] may be called by any

@@ -524,7 +524,8 @@ pub struct RaftSection {
     /// per peer for forwards, each carrying one request, then its reply; about 100 µs less
     /// per round trip than gRPC) or `grpc`. Both are served on the node's one port. With
     /// `cluster.proto_dist = "inet_tls"` they use gRPC (inside TLS) whatever this says, and
-    /// a peer whose build has no frames is called over gRPC.
+    /// a peer whose build has no frames is called over gRPC. This is what the node sends;
+    /// it serves frames (to peers and to `Client`s) unless it runs TLS.
     pub transport: RaftTransport,
 }
 

@@ -258,8 +258,17 @@ fn forms() -> Vec<Form> {
     // Raft frames (`raft::frame`): the magic, a header of each kind, a hello.
     use crate::raft::frame::{self, Hello, Kind, MAGIC};
     let mut samples: Vec<(String, Vec<u8>)> = vec![("magic".into(), MAGIC.to_vec())];
-    for kind in [Kind::Hello, Kind::Append, Kind::Vote, Kind::Snapshot, Kind::Forward, Kind::Relay, Kind::Ok, Kind::Err]
-    {
+    for kind in [
+        Kind::Hello,
+        Kind::Append,
+        Kind::Vote,
+        Kind::Snapshot,
+        Kind::Forward,
+        Kind::Relay,
+        Kind::Transact,
+        Kind::Ok,
+        Kind::Err,
+    ] {
         samples.push((format!("header-{kind:?}"), frame::encode_header(kind, 300).expect("header").to_vec()));
     }
     let hello = Hello { protocol: crate::protocol::PROTOCOL, cookie: b"cookie".to_vec(), cluster: "c1".into() };

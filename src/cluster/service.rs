@@ -136,13 +136,8 @@ impl Cluster for ClusterService {
     }
 
     async fn transact(&self, req: Request<pb::WriteRequest>) -> Result<Response<pb::WriteReply>, Status> {
-        let txn: crate::engine::Txn =
-            crate::codec::decode_versioned("transaction", crate::codec::WIRE_VERSION, &req.into_inner().batch)
-                .map_err(|e| to_status(&e))?;
-        let reply = self.node.transact(txn).await.map_err(|e| to_status(&e))?;
-        let bytes = crate::codec::encode_versioned(crate::codec::WIRE_VERSION, &reply)
-            .map_err(|e| to_status(&e))?;
-        Ok(Response::new(pb::WriteReply { reply: bytes }))
+        let reply = serve_transact(&self.node, &req.into_inner().batch).await.map_err(|e| to_status(&e))?;
+        Ok(Response::new(pb::WriteReply { reply }))
     }
 
     async fn read_index(&self, _: Request<pb::Empty>) -> Result<Response<pb::ReadIndexReply>, Status> {
@@ -225,12 +220,20 @@ pub(crate) async fn serve_write(node: &ServiceRoom, batch: &[u8], relay: bool) -
     crate::codec::encode_versioned(crate::codec::WIRE_VERSION, &reply)
 }
 
+/// Serves a client's transaction, in its encoded form, and returns the encoded answer:
+/// the one handling of it, whether it came as a gRPC `Transact` call or over frames.
+pub(crate) async fn serve_transact(node: &ServiceRoom, txn: &[u8]) -> crate::error::Result<Vec<u8>> {
+    let txn: crate::engine::Txn = crate::codec::decode_versioned("transaction", crate::codec::WIRE_VERSION, txn)?;
+    let reply = node.transact(txn).await?;
+    crate::codec::encode_versioned(crate::codec::WIRE_VERSION, &reply)
+}
+
 impl crate::raft::frame_server::Writes for ServiceRoom {
-    fn serve<'a>(
-        &'a self,
-        batch: &'a [u8],
-        relay: bool,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = crate::error::Result<Vec<u8>>> + Send + 'a>> {
+    fn serve<'a>(&'a self, batch: &'a [u8], relay: bool) -> crate::raft::frame_server::Answer<'a> {
         Box::pin(serve_write(self, batch, relay))
+    }
+
+    fn transact<'a>(&'a self, txn: &'a [u8]) -> crate::raft::frame_server::Answer<'a> {
+        Box::pin(serve_transact(self, txn))
     }
 }

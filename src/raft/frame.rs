@@ -11,7 +11,8 @@
 //!   version are checked at once, the cluster id before each of Raft's requests (as the
 //!   gRPC interceptors of the Raft and the Cluster services check them);
 //! - then each request is one frame ([`Kind::Append`], [`Kind::Vote`], [`Kind::Snapshot`]
-//!   with `raft::wire`'s bytes; [`Kind::Forward`], [`Kind::Relay`] with a forwarded batch's)
+//!   with `raft::wire`'s bytes; [`Kind::Forward`], [`Kind::Relay`] with a forwarded batch's;
+//!   [`Kind::Transact`] with a client's transaction)
 //!   and its reply one frame, `Ok` with the bytes of the answer, or `Err` with the
 //!   [`Error`] the gRPC path would have put in its status.
 //!
@@ -35,7 +36,7 @@ pub const VERSION: u8 = 1;
 
 /// What a frames connection starts with: no HTTP/2 preface (`PRI *`) or TLS record (0x16)
 /// starts with its first byte.
-pub const MAGIC: [u8; 8] = *b"MNEMARF1";
+pub const MAGIC: [u8; 8] = [b'M', b'N', b'E', b'M', b'A', b'R', b'F', b'0' + VERSION];
 
 /// The largest payload a frame may carry (a snapshot chunk or a batch of entries is far
 /// smaller).
@@ -60,6 +61,8 @@ pub enum Kind {
     Forward,
     /// A batch a replicant relays through its core (`relay` true).
     Relay,
+    /// A client's transaction (the gRPC `Cluster.Transact` call's bytes).
+    Transact,
     /// A reply: the answer's bytes.
     Ok,
     /// A reply: an [`Error`], encoded as in a gRPC status's details.
@@ -75,6 +78,7 @@ impl Kind {
             Kind::Snapshot => 4,
             Kind::Forward => 5,
             Kind::Relay => 6,
+            Kind::Transact => 7,
             Kind::Ok => 16,
             Kind::Err => 17,
         }
@@ -88,6 +92,7 @@ impl Kind {
             4 => Kind::Snapshot,
             5 => Kind::Forward,
             6 => Kind::Relay,
+            7 => Kind::Transact,
             16 => Kind::Ok,
             17 => Kind::Err,
             _ => return None,
@@ -209,8 +214,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_magic_ends_with_the_version() {
-        assert_eq!(MAGIC[7], b'0' + VERSION);
+    fn the_magic_is_mnemarf_and_the_version() {
+        assert_eq!(&MAGIC, b"MNEMARF1");
     }
 
     #[test]

@@ -109,15 +109,27 @@ impl FrameConn {
 /// Idle frames connections by peer address, for calls that may run several at once (the
 /// writes a follower or replicant forwards: up to `raft.max_inflight_batches`): a call
 /// takes one (or makes one) and gives it back after a whole exchange.
-#[derive(Default)]
 pub struct Pool {
     idle: std::sync::Mutex<std::collections::HashMap<String, Vec<FrameConn>>>,
+    /// The most idle connections kept per peer.
+    keep: usize,
 }
 
-/// The most idle connections kept per peer.
-const IDLE_PER_PEER: usize = 16;
+impl Default for Pool {
+    /// A pool for a node's forwards: 16 idle connections per peer at most (a node has
+    /// `raft.max_inflight_batches` forwards in flight).
+    fn default() -> Self {
+        Pool::keeping(16)
+    }
+}
 
 impl Pool {
+    /// A pool that keeps at most `keep` idle connections per peer (as many as calls run at
+    /// once, or each call beyond them makes a connection).
+    pub fn keeping(keep: usize) -> Self {
+        Pool { idle: Default::default(), keep }
+    }
+
     /// Sends one request to the peer `name` at `addr` and returns the reply's bytes or the
     /// failure, as [`FrameConn::call`] does; `None` if the peer does not speak frames
     /// (recorded in `peers`: the caller uses gRPC). A connection idle since its node's
@@ -171,7 +183,7 @@ impl Pool {
     fn give_back(&self, addr: &str, conn: FrameConn) {
         if let Ok(mut idle) = self.idle.lock() {
             match idle.get_mut(addr) {
-                Some(conns) if conns.len() >= IDLE_PER_PEER => {}
+                Some(conns) if conns.len() >= self.keep => {}
                 Some(conns) => conns.push(conn),
                 None => {
                     idle.insert(addr.to_string(), vec![conn]);

@@ -15,16 +15,19 @@ use tokio_util::sync::CancellationToken;
 /// How long a caller has to send its magic and hello once connected.
 const HELLO_WITHIN: Duration = Duration::from_secs(5);
 
-/// Where forwarded batches go: the node's write path, as the gRPC `Cluster.Write` call
-/// reaches it (the composition implements it; this module knows no runtime).
+/// An answer on its way.
+pub type Answer<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<u8>, Error>> + Send + 'a>>;
+
+/// Where forwarded batches and clients' transactions go: the node's write path, as the
+/// gRPC `Cluster.Write` and `Cluster.Transact` calls reach it (the composition implements
+/// it; this module knows no runtime).
 pub trait Writes: Send + Sync + 'static {
     /// Serves a forwarded (`relay` false) or relayed batch, in its encoded form, and
     /// returns the encoded answer.
-    fn serve<'a>(
-        &'a self,
-        batch: &'a [u8],
-        relay: bool,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<u8>, Error>> + Send + 'a>>;
+    fn serve<'a>(&'a self, batch: &'a [u8], relay: bool) -> Answer<'a>;
+
+    /// Serves a client's transaction, in its encoded form, and returns the encoded answer.
+    fn transact<'a>(&'a self, txn: &'a [u8]) -> Answer<'a>;
 }
 
 /// What a connection's serving needs: the Raft service, the write path and the caller
@@ -106,6 +109,7 @@ impl FrameServer {
                     }
                 }
                 Kind::Forward | Kind::Relay => self.writes.serve(&buf, kind == Kind::Relay).await,
+                Kind::Transact => self.writes.transact(&buf).await,
                 Kind::Hello | Kind::Ok | Kind::Err => {
                     let e = Error::corrupt("Raft frame", format!("a {kind:?} frame where a request belongs"));
                     let _ = answer(&mut w, Err(e)).await;

@@ -30,13 +30,13 @@ fn samples(body: &str) -> HashMap<String, f64> {
         .collect()
 }
 
-async fn scrape(port: u16) -> HashMap<String, f64> {
+pub async fn scrape(port: u16) -> HashMap<String, f64> {
     let (code, body) = get(port, "/metrics").await.expect("scrape");
     assert_eq!(code, 200);
     samples(&body)
 }
 
-fn value(s: &HashMap<String, f64>, key: &str) -> f64 {
+pub fn value(s: &HashMap<String, f64>, key: &str) -> f64 {
     *s.get(key).unwrap_or_else(|| panic!("metric `{key}` missing; have {:?}", s.keys().collect::<Vec<_>>()))
 }
 

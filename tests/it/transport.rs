@@ -264,3 +264,39 @@ async fn cores_on_grpc_and_on_frames_form_one_cluster() {
     }
     c.shutdown().await;
 }
+
+/// A `Client`'s transactions go over frames where the node speaks them, and answer as
+/// they do over gRPC: the same committed write, the same error variant for a refused one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_clients_transactions_go_over_frames_and_answer_as_over_grpc() {
+    let http = crate::harness::free_base(8);
+    let c = Cluster::start_with(3, |cfg| {
+        let i = mnema::testing::number_of(&cfg.node.name).expect("harness name");
+        cfg.http.listen = Some(format!("127.0.0.1:{}", http + i));
+    })
+    .await;
+    let f = c.follower();
+    let i = mnema::testing::number_of(c.nodes[f].name()).expect("harness name");
+    let admitted =
+        |m: &std::collections::HashMap<String, f64>| crate::observe::value(m, "mnema_raft_frames_connections_total");
+    let before = admitted(&crate::observe::scrape(http + i).await);
+    let mut framed = mnema::Client::new(&addr(c.base, i), mnema::testing::COOKIE).expect("client");
+    let mut grpc = framed.clone().without_frames();
+    let a = framed.transact(&Txn::new().put("kv", "a", "1")).await.expect("over frames");
+    let after = admitted(&crate::observe::scrape(http + i).await);
+    assert!(after > before, "the client's frames connection was admitted");
+    let b = grpc.transact(&Txn::new().put("kv", "b", "2")).await.expect("over gRPC");
+    assert!(b.index > a.index);
+    for client in [&mut framed, &mut grpc] {
+        match client.transact(&Txn::new().put("no_such_table", "k", "v")).await {
+            Err(mnema::Error::UnknownTable(t)) => assert_eq!(t, "no_such_table"),
+            other => panic!("expected UnknownTable, got {other:?}"),
+        }
+    }
+    c.wait_applied(b.index).await;
+    for n in &c.nodes {
+        assert_eq!(n.get("kv", b"a").expect("get").len(), 1);
+        assert_eq!(n.get("kv", b"b").expect("get").len(), 1);
+    }
+    c.shutdown().await;
+}
