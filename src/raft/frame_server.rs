@@ -119,9 +119,17 @@ impl FrameServer {
             if answer(&mut w, reply).await.is_err() {
                 return;
             }
+            // A large frame (a snapshot chunk, a big forwarded batch) leaves no large buffer
+            // behind on a connection that may then idle in a peer's pool.
+            if buf.capacity() > KEEP_BUFFER {
+                buf = Vec::new();
+            }
         }
     }
 }
+
+/// The most buffer an idle connection keeps.
+const KEEP_BUFFER: usize = 1 << 20;
 
 /// Reads the magic and the hello frame.
 async fn read_hello<R: AsyncRead + Unpin>(r: &mut R, buf: &mut Vec<u8>) -> Result<frame::Hello, Error> {
