@@ -97,6 +97,7 @@ impl Runtime {
             write_retries: AtomicU64::new(0),
             instruments: Default::default(),
             generation: AtomicU64::new(0),
+            state_machine_gone: Mutex::new(None),
             failure: watch::channel(None).0,
             mark,
         });

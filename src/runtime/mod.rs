@@ -112,6 +112,9 @@ pub struct Runtime {
     instruments: Instruments,
     /// Bumped each time this node's Raft state is wiped (join, leave).
     generation: AtomicU64,
+    /// Resolves once the state machine of the current Raft instance is gone: a reset waits
+    /// for it before it wipes what that state machine writes (see `raft_setup::reset_raft`).
+    state_machine_gone: Mutex<Option<crate::storage::state_machine::Gone>>,
     /// Set when this core's Raft stopped by itself (a storage failure such as a full disk:
     /// `NodeFailed`), or was stopped on damage found in its store (`DamagedState`): the
     /// node can no longer take part and must be restarted, or rebuilt ([`Node::failed`]).

@@ -69,11 +69,18 @@ pub(crate) async fn start_raft(shared: &Arc<Runtime>) -> Result<()> {
     let reader = log.clone();
     shared.raft_slot().set_last_log(Arc::new(move || reader.last_log_id()))?;
     let network = Network { peers: shared.peers.clone(), unsynced, peer_log: Default::default() };
+    let gone = sm.gone();
+    if let Ok(mut g) = shared.state_machine_gone.lock() {
+        *g = Some(gone);
+    }
     let raft = openraft::Raft::new(shared.cfg.node_id, raft_config(shared)?, network, log, sm)
         .await
         .map_err(|e| Error::Raft(e.to_string()))?;
     shared.set_raft(Some(raft))
 }
+
+/// How long a reset waits for the old state machine's last apply or snapshot.
+const STATE_MACHINE_STOPS_WITHIN: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Stops Raft, deletes the log and every replicated record, and starts Raft again,
 /// uninitialised: the node is ready to be added to another cluster.
@@ -84,6 +91,16 @@ pub(crate) async fn reset_raft(shared: &Arc<Runtime>) -> Result<()> {
         raft.shutdown().await.map_err(|e| Error::Raft(e.to_string()))?;
     }
     shared.set_raft(None)?;
+    // openraft's shutdown ends its core, not the task that applies entries nor a snapshot
+    // being built: one of them could write the old history's applied index, records or
+    // snapshot after the wipe below, and the new instance would start from them.
+    let gone = shared.state_machine_gone.lock().ok().and_then(|mut g| g.take());
+    if let Some(gone) = gone {
+        tokio::time::timeout(STATE_MACHINE_STOPS_WITHIN, gone.wait()).await.map_err(|_| Error::Timeout {
+            what: "the replaced Raft instance's state machine to stop".into(),
+            ms: STATE_MACHINE_STOPS_WITHIN.as_millis() as u64,
+        })?;
+    }
     log_store(shared, Arc::default())?.wipe()?;
     StateMachine::wipe(&shared.db, &layout::snapshots(&shared.data_dir))?;
     start_raft(shared).await

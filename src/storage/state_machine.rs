@@ -48,7 +48,35 @@ fn snap_err(verb: ErrorVerb, e: impl std::fmt::Display) -> StorageError {
 
 use super::meta::{self, MetaKey};
 
+/// Resolves once every piece of one state machine is gone: the machine itself (openraft's
+/// state machine task owns it) and each snapshot builder it handed out (openraft runs
+/// those in tasks of their own). `Raft::shutdown` does not wait for either, so whoever
+/// wipes what a state machine writes (`runtime::raft_setup::reset_raft`) waits for this
+/// first: a late apply or snapshot of the old instance would otherwise land in the data
+/// of the new one.
+pub struct Gone(watch::Receiver<bool>);
+
+impl Gone {
+    /// Waits until every piece is dropped.
+    pub async fn wait(mut self) {
+        // The sender goes with the last piece: an error means it is gone too.
+        let _ = self.0.wait_for(|gone| *gone).await;
+    }
+}
+
+/// Held by a state machine and each of its snapshot builders; its drop (with the last of
+/// them) tells [`Gone`].
+struct Alive(watch::Sender<bool>);
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        self.0.send_replace(true);
+    }
+}
+
 pub struct StateMachine {
+    /// Dropped with the last piece of this state machine (see [`Gone`]).
+    alive: Arc<Alive>,
     db: Db,
     schema: Arc<NodeSchema>,
     mem: Arc<MemStore>,
@@ -94,6 +122,7 @@ impl StateMachine {
         feed.reset(index);
         applied_tx.send_replace(index);
         Ok(StateMachine {
+            alive: Arc::new(Alive(watch::channel(false).0)),
             db,
             schema,
             mem,
@@ -107,6 +136,12 @@ impl StateMachine {
             node: 0,
             unsynced: Arc::default(),
         })
+    }
+
+    /// What resolves once this state machine and every snapshot builder it handed out
+    /// are dropped.
+    pub fn gone(&self) -> Gone {
+        Gone(self.alive.0.subscribe())
     }
 
     /// Shares the record of `node`'s log store of what it has not synced yet, and names
@@ -251,6 +286,8 @@ fn unique_suffix() -> u128 {
 
 /// Builds a snapshot from a RocksDB snapshot: consistent, and concurrent with applies.
 pub struct SnapshotBuilder {
+    /// Its state machine's (see [`Gone`]).
+    _alive: Arc<Alive>,
     db: Db,
     snapshot_dir: PathBuf,
 }
@@ -320,7 +357,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        SnapshotBuilder { db: self.db.clone(), snapshot_dir: self.snapshot_dir.clone() }
+        SnapshotBuilder { _alive: self.alive.clone(), db: self.db.clone(), snapshot_dir: self.snapshot_dir.clone() }
     }
 
     async fn begin_receiving_snapshot(&mut self) -> Result<Box<tokio::fs::File>, StorageError> {
@@ -394,5 +431,35 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             }
             Err(e) => Err(snap_err(ErrorVerb::Read, e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::feed::RingLimits;
+    use openraft::storage::RaftStateMachine;
+
+    /// A reset waits on `Gone` before it wipes: it must not resolve while the state machine
+    /// or any snapshot builder it handed out (openraft runs those in tasks of their own)
+    /// could still write.
+    #[tokio::test]
+    async fn gone_waits_for_the_state_machine_and_every_snapshot_builder() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("db")).unwrap();
+        let schema = Arc::new(NodeSchema::new(crate::engine::declared::Declared::new(vec![]), "n@h").unwrap());
+        let mem = Arc::new(MemStore::new(MemState::with_holding(Arc::new(schema.empty_catalog()), Holding::core())));
+        let feed = Arc::new(FeedRing::new(RingLimits { entries: 16, bytes: 1 << 16 }, 0));
+        let applied = Arc::new(watch::channel(0).0);
+        let mut sm =
+            StateMachine::open(db, schema, dir.path().join("snapshots"), mem, feed, Default::default(), applied)
+                .unwrap();
+        let gone = sm.gone();
+        let builder = sm.get_snapshot_builder().await;
+        drop(sm);
+        assert!(!*gone.0.borrow(), "a snapshot builder of the state machine is still alive");
+        drop(builder);
+        let within = std::time::Duration::from_secs(5);
+        tokio::time::timeout(within, gone.wait()).await.expect("gone once the last piece is dropped");
     }
 }
