@@ -28,6 +28,8 @@ pub struct Peers {
     frames: bool,
     /// Peers that answered a frames hello as a build without frames would, and when.
     no_frames: Arc<Mutex<HashMap<String, std::time::Instant>>>,
+    /// Whether `no_frames` ever held a peer: until then a call takes no lock for it.
+    any_no_frames: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// How long a peer that did not speak frames is called over gRPC before frames are tried
@@ -69,6 +71,7 @@ impl Peers {
             tls,
             cut: Default::default(),
             no_frames: Default::default(),
+            any_no_frames: Default::default(),
         })
     }
 
@@ -86,6 +89,9 @@ impl Peers {
         if !self.frames {
             return Ok(false);
         }
+        if !self.any_no_frames.load(std::sync::atomic::Ordering::Acquire) {
+            return Ok(true);
+        }
         let mut map = self.no_frames.lock().map_err(|_| Error::Invariant("the peer table's lock is poisoned".into()))?;
         match map.get(addr) {
             Some(since) if since.elapsed() < NO_FRAMES_FOR => Ok(false),
@@ -101,6 +107,7 @@ impl Peers {
     pub fn no_frames(&self, addr: &str) {
         if let Ok(mut map) = self.no_frames.lock() {
             map.insert(addr.to_string(), std::time::Instant::now());
+            self.any_no_frames.store(true, std::sync::atomic::Ordering::Release);
         }
     }
 
