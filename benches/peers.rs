@@ -1496,9 +1496,7 @@ const SESSIONS_T: mnema::engine::typed::Typed<String, sessions::Session> =
 /// `owner-<i % owners>`; `expired_per_100` of every 100 disconnected and expired at `now`,
 /// the others connected. Returns the last index.
 async fn load_sessions(node: &mnema::Node, prefix: &str, n: u64, owners: u64, expired_per_100: u64, now: u64) -> u64 {
-    let mut txn = Txn::new();
-    let mut last = 0;
-    for i in 0..n {
+    common::load_batched(node, n, "load sessions", |txn, i| {
         let expired = i % 100 < expired_per_100;
         let client = format!("{prefix}-{i}");
         let s = sessions::Session {
@@ -1510,15 +1508,9 @@ async fn load_sessions(node: &mnema::Node, prefix: &str, n: u64, owners: u64, ex
             created_at_ms: now - 3_600_000,
             updated_at_ms: now - 60_000,
         };
-        txn = SESSIONS_T.put(txn, &client, &s).expect("session");
-        if txn.ops.len() == 2000 {
-            last = node.transact(std::mem::take(&mut txn)).await.expect("load sessions").index;
-        }
-    }
-    if !txn.ops.is_empty() {
-        last = node.transact(txn).await.expect("load sessions").index;
-    }
-    last
+        SESSIONS_T.put(txn, &client, &s).expect("session")
+    })
+    .await
 }
 
 /// A one-shot timing cell.
@@ -1659,13 +1651,10 @@ async fn shards(s: &Settings) -> Vec<Cell> {
     let leader = cluster.nodes[cluster.leader()].clone();
     let messages = 1_000_000u64;
     let t0 = Instant::now();
-    let mut txn = Txn::new();
-    for i in 0..messages {
-        txn = txn.put(mnema::schema::MESSAGES, i.to_be_bytes(), [0x6du8; 256]);
-        if txn.ops.len() == 2000 {
-            leader.transact(std::mem::take(&mut txn)).await.expect("messages");
-        }
-    }
+    common::load_batched(&leader, messages, "messages", |txn, i| {
+        txn.put(mnema::schema::MESSAGES, i.to_be_bytes(), [0x6du8; 256])
+    })
+    .await;
     common::load_routes(&leader, s.routes / 10).await;
     eprintln!("loaded {messages} messages and {} routes in {:.1} s", s.routes / 10, t0.elapsed().as_secs_f64());
     let mut cells = Vec::new();

@@ -170,10 +170,11 @@ async fn drive(addr: String, client: Cluster, stream: Stream, mut rx: tokio::syn
 pub struct Client {
     addr: String,
     inner: Cluster,
+    /// Whether transactions go over frames is its to say (`Peers::frames_to`: not with
+    /// TLS, nor after [`Client::without_frames`]).
     peers: Peers,
-    /// Frames connections to the node for transactions; `None` with TLS or after
-    /// [`Client::without_frames`].
-    frames: Option<std::sync::Arc<crate::raft::frame_client::Pool>>,
+    /// Frames connections to the node for transactions.
+    frames: std::sync::Arc<crate::raft::frame_client::Pool>,
 }
 
 /// The most idle frames connections a client keeps (about as many as its writers).
@@ -188,15 +189,14 @@ impl Client {
     /// A client of a node running `inet_tls`.
     pub fn with_tls(addr: &str, cookie: &str, tls: Option<&crate::config::TlsFiles>) -> Result<Self> {
         let peers = Peers::new(cookie, None, crate::protocol::PROTOCOL, tls.map(crate::rpc::client::client_tls))?;
-        let frames =
-            tls.is_none().then(|| std::sync::Arc::new(crate::raft::frame_client::Pool::keeping(CLIENT_IDLE_FRAMES)));
+        let frames = std::sync::Arc::new(crate::raft::frame_client::Pool::keeping(CLIENT_IDLE_FRAMES));
         Ok(Client { addr: addr.to_string(), inner: peers.cluster(addr)?, peers, frames })
     }
 
     /// This client with every call on gRPC, transactions included (a proxy between it and
     /// the node that passes only HTTP/2, for one).
     pub fn without_frames(mut self) -> Self {
-        self.frames = None;
+        self.peers = self.peers.without_frames();
         self
     }
 
@@ -247,14 +247,8 @@ impl Client {
 
     async fn transact_ref(&mut self, txn: &Txn) -> Result<Committed> {
         let batch = crate::codec::encode_versioned(crate::codec::WIRE_VERSION, txn)?;
-        let mut reply = None;
-        if let Some(pool) = &self.frames
-            && self.peers.frames_to(&self.addr)?
-        {
-            let kind = crate::raft::frame::Kind::Transact;
-            reply = pool.call(&self.peers, &self.addr, &self.addr, kind, &batch).await.transpose()?;
-        }
-        let reply = match reply {
+        let kind = crate::raft::frame::Kind::Transact;
+        let reply = match self.frames.call(&self.peers, &self.addr, &self.addr, kind, &batch).await.transpose()? {
             Some(reply) => reply,
             None => {
                 let req = pb::WriteRequest { batch, relay: false };

@@ -122,18 +122,29 @@ pub async fn load_routes(node: &Node, total: u64) -> u64 {
 /// index.
 pub async fn load_route_mix(node: &Node, total: u64, mix: RouteMix) -> u64 {
     let dests: Vec<Dest> = (0..3).map(|n| Dest::Node(format!("b{n}@127.0.0.1"))).collect();
+    let last = load_batched(node, total, "load routes", |txn, i| {
+        routes::add(txn, &mix.filter(i, total), &dests[(i % 3) as usize]).expect("route")
+    })
+    .await;
+    node.wait_applied(last, Duration::from_secs(120)).await.expect("applied");
+    last
+}
+
+/// Writes through `node` what `add` puts into a transaction for each of `0..total`, in
+/// transactions of 2,000 ops (the last one partial); returns the last one's index.
+/// `what` names the load in a failure.
+pub async fn load_batched(node: &Node, total: u64, what: &str, mut add: impl FnMut(Txn, u64) -> Txn) -> u64 {
     let mut txn = Txn::new();
     let mut last = 0;
     for i in 0..total {
-        txn = routes::add(txn, &mix.filter(i, total), &dests[(i % 3) as usize]).expect("route");
+        txn = add(txn, i);
         if txn.ops.len() == 2000 {
-            last = node.transact(std::mem::take(&mut txn)).await.expect("load routes").index;
+            last = node.transact(std::mem::take(&mut txn)).await.expect(what).index;
         }
     }
     if !txn.ops.is_empty() {
-        last = node.transact(txn).await.expect("load routes").index;
+        last = node.transact(txn).await.expect(what).index;
     }
-    node.wait_applied(last, Duration::from_secs(120)).await.expect("applied");
     last
 }
 
@@ -146,17 +157,7 @@ pub fn kv_key(i: u64) -> [u8; 8] {
 /// `node` in transactions of 2,000, and waits until `node` has applied them; returns the
 /// last one's index.
 pub async fn load_kv(node: &Node, total: u64) -> u64 {
-    let mut txn = Txn::new();
-    let mut last = 0;
-    for i in 0..total {
-        txn = txn.put("kv", kv_key(i), [0xcd; 32]);
-        if txn.ops.len() == 2000 {
-            last = node.transact(std::mem::take(&mut txn)).await.expect("load kv").index;
-        }
-    }
-    if !txn.ops.is_empty() {
-        last = node.transact(txn).await.expect("load kv").index;
-    }
+    let last = load_batched(node, total, "load kv", |txn, i| txn.put("kv", kv_key(i), [0xcd; 32])).await;
     node.wait_applied(last, Duration::from_secs(120)).await.expect("applied");
     last
 }

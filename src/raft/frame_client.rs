@@ -91,6 +91,15 @@ impl FrameConn {
 }
 
 impl FrameConn {
+    /// One exchange, as [`FrameConn::call`]: the reply's bytes or the failure, and the
+    /// connection back when the exchange was whole (a broken one is dropped here).
+    pub async fn exchange(mut self, name: &str, kind: Kind, payload: &[u8]) -> (Option<FrameConn>, Result<Vec<u8>, Error>) {
+        match self.call(name, kind, payload).await.map(|answer| answer.map(<[u8]>::to_vec)) {
+            Ok(answer) => (Some(self), answer),
+            Err(broken) => (None, Err(broken)),
+        }
+    }
+
     /// Whether the peer closed this idle connection (or sent what no request asked for):
     /// such a connection is not used again.
     fn is_stale(&self) -> bool {
@@ -102,6 +111,27 @@ impl FrameConn {
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => false,
             // The end of the stream, bytes no request asked for, or a failure.
             _ => true,
+        }
+    }
+}
+
+/// A frames connection to the peer `name` at `addr`, its hello announcing what every gRPC
+/// call of `peers` announces, made within `within`; `None` if the peer does not speak
+/// frames (recorded in `peers`, so that the caller and the next calls use gRPC).
+pub async fn open(
+    peers: &crate::rpc::client::Peers,
+    name: &str,
+    addr: &str,
+    within: Duration,
+) -> Option<Result<FrameConn, Error>> {
+    let (cookie, protocol, cluster) = peers.credentials();
+    match FrameConn::connect(name, addr, &Hello { protocol, cookie, cluster }, within).await {
+        Ok(conn) => Some(Ok(conn)),
+        Err(NotMade::Failed(e)) => Some(Err(e)),
+        Err(NotMade::Unsupported) => {
+            tracing::info!(peer = %name, "peer does not speak frames; calling it over gRPC");
+            peers.no_frames(addr);
+            None
         }
     }
 }
@@ -131,10 +161,11 @@ impl Pool {
     }
 
     /// Sends one request to the peer `name` at `addr` and returns the reply's bytes or the
-    /// failure, as [`FrameConn::call`] does; `None` if the peer does not speak frames
-    /// (recorded in `peers`: the caller uses gRPC). A connection idle since its node's
-    /// cluster id changed, or closed by the peer, is not used. A connection made fails
-    /// with `NotConnected` (nothing was sent) when the peer cannot be reached.
+    /// failure, as [`FrameConn::call`] does; `None` where `peers` does not send to `addr`
+    /// over frames ([`Peers::frames_to`](crate::rpc::client::Peers::frames_to): frames off,
+    /// TLS, or a peer without them): the caller uses gRPC. A connection idle since its
+    /// node's cluster id changed, or closed by the peer, is not used. A connection made
+    /// fails with `NotConnected` (nothing was sent) when the peer cannot be reached.
     pub async fn call(
         &self,
         peers: &crate::rpc::client::Peers,
@@ -143,30 +174,23 @@ impl Pool {
         kind: Kind,
         payload: &[u8],
     ) -> Option<Result<Vec<u8>, Error>> {
-        let mut conn = match self.take(peers, addr) {
-            Some(conn) => conn,
-            None => {
-                let (cookie, protocol, cluster) = peers.credentials();
-                let hello = Hello { protocol, cookie, cluster };
-                match FrameConn::connect(name, addr, &hello, peers.connect_timeout()).await {
-                    Ok(conn) => conn,
-                    Err(NotMade::Failed(e)) => return Some(Err(e)),
-                    Err(NotMade::Unsupported) => {
-                        tracing::info!(peer = %name, "peer does not speak frames; calling it over gRPC");
-                        peers.no_frames(addr);
-                        return None;
-                    }
-                }
-            }
-        };
-        match conn.call(name, kind, payload).await {
-            Ok(answer) => {
-                let answer = answer.map(<[u8]>::to_vec);
-                self.give_back(addr, conn);
-                Some(answer)
-            }
-            Err(broken) => Some(Err(broken)),
+        match peers.frames_to(addr) {
+            Ok(true) => {}
+            Ok(false) => return None,
+            Err(cut) => return Some(Err(cut)),
         }
+        let conn = match self.take(peers, addr) {
+            Some(conn) => conn,
+            None => match open(peers, name, addr, peers.connect_timeout()).await? {
+                Ok(conn) => conn,
+                Err(e) => return Some(Err(e)),
+            },
+        };
+        let (back, answer) = conn.exchange(name, kind, payload).await;
+        if let Some(conn) = back {
+            self.give_back(addr, conn);
+        }
+        Some(answer)
     }
 
     fn take(&self, peers: &crate::rpc::client::Peers, addr: &str) -> Option<FrameConn> {

@@ -14,8 +14,8 @@ use super::types::{LogId, NodeId, NodeInfo, TypeConfig};
 use super::peer_log::PeerLog;
 use super::pre_vote::{PreVoteReply, PreVoteRequest};
 use super::unsynced::Unsynced;
-use super::frame::{Hello, Kind};
-use super::frame_client::{FrameConn, NotMade};
+use super::frame::Kind;
+use super::frame_client::{FrameConn, open};
 use super::wire;
 use crate::error::{Error, TransportKind};
 use crate::rpc::client::{Peers, status_error};
@@ -151,19 +151,13 @@ impl Connection {
         let name = self.node.name.as_str();
         // A connection whose hello announced another cluster id than this node's now (it
         // joined or left a cluster since) is not used again.
-        let mut conn = match self.frames.take().filter(|c| self.peers.announces(c.cluster())) {
+        let conn = match self.frames.take().filter(|c| self.peers.announces(c.cluster())) {
             Some(conn) => conn,
             None => {
-                let hello = hello(&self.peers);
                 let within = ttl.min(self.peers.connect_timeout());
-                match FrameConn::connect(name, &self.node.addr, &hello, within).await {
+                match open(&self.peers, name, &self.node.addr, within).await? {
                     Ok(conn) => conn,
-                    Err(NotMade::Failed(e)) => return Some(Err(e)),
-                    Err(NotMade::Unsupported) => {
-                        tracing::info!(peer = %name, "peer does not speak Raft frames; calling it over gRPC");
-                        self.peers.no_frames(&self.node.addr);
-                        return None;
-                    }
+                    Err(e) => return Some(Err(e)),
                 }
             }
         };
@@ -172,15 +166,10 @@ impl Connection {
             Method::Vote => Kind::Vote,
             Method::Snapshot => Kind::Snapshot,
         };
-        match conn.call(name, kind, data).await {
-            Ok(answer) => {
-                let answer = answer.map(<[u8]>::to_vec);
-                // Kept only after a whole exchange: a reply (or the peer's error) was read.
-                self.frames = Some(conn);
-                Some(answer)
-            }
-            Err(broken) => Some(Err(broken)),
-        }
+        // Kept only after a whole exchange: a reply (or the peer's error) was read.
+        let (back, answer) = conn.exchange(name, kind, data).await;
+        self.frames = back;
+        Some(answer)
     }
 
     /// The call as a gRPC call: the reply's bytes or the failure.
@@ -200,12 +189,6 @@ impl Connection {
             Ok(Ok(r)) => Ok(r.into_inner().data),
         }
     }
-}
-
-/// The hello of a frames connection: what a gRPC call of `peers` carries.
-fn hello(peers: &Peers) -> Hello {
-    let (cookie, protocol, cluster) = peers.credentials();
-    Hello { protocol, cookie, cluster }
 }
 
 fn timed_out(peer: &str, ttl: std::time::Duration) -> Error {

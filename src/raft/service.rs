@@ -37,10 +37,6 @@ pub enum Call {
     Snapshot,
 }
 
-fn encoded<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, Error> {
-    wire::encode(value)
-}
-
 fn reply(answer: Result<Vec<u8>, Error>) -> Result<Response<Payload>, Status> {
     answer.map(|data| Response::new(Payload { data })).map_err(|e| to_status(&e))
 }
@@ -67,7 +63,7 @@ impl RaftService {
         if matches!(&res, Ok(r) if !matches!(r, openraft::raft::AppendEntriesResponse::HigherVote(_))) {
             self.raft.touch();
         }
-        encoded(&res)
+        wire::encode(&res)
     }
 
     async fn vote(&self, data: &[u8]) -> Result<Vec<u8>, Error> {
@@ -80,10 +76,10 @@ impl RaftService {
             tracing::debug!(vote = %rpc.vote, "vote refused: no Raft state of its own");
             let refused: wire::VoteReply =
                 Ok(openraft::raft::VoteResponse { vote: rpc.vote, vote_granted: false, last_log_id: None });
-            return encoded(&refused);
+            return wire::encode(&refused);
         }
         let res: wire::VoteReply = self.raft.get()?.vote(rpc).await;
-        encoded(&res)
+        wire::encode(&res)
     }
 
     fn pre_vote(&self, data: &[u8]) -> Result<Vec<u8>, Error> {
@@ -108,7 +104,7 @@ impl RaftService {
             self.raft.defer_campaign(lease / 4);
         }
         tracing::debug!(candidate = rpc.candidate, ?answer, "pre-vote");
-        encoded(&answer)
+        wire::encode(&answer)
     }
 
     async fn install_snapshot(&self, data: &[u8]) -> Result<Vec<u8>, Error> {
@@ -117,7 +113,7 @@ impl RaftService {
         if res.is_ok() {
             self.raft.touch();
         }
-        encoded(&res)
+        wire::encode(&res)
     }
 }
 

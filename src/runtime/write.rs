@@ -276,12 +276,8 @@ impl Runtime {
     /// (`cluster::service::serve_write`).
     async fn forward(&self, to: &NodeInfo, batch: &Batch, relay: bool) -> Result<(u64, BatchOutcome)> {
         let batch = crate::codec::encode_versioned(crate::codec::WIRE_VERSION, batch)?;
-        let mut reply = None;
-        if self.peers.frames_to(&to.addr)? {
-            let kind = if relay { Kind::Relay } else { Kind::Forward };
-            reply = self.forwards.call(&self.peers, &to.name, &to.addr, kind, &batch).await.transpose()?;
-        }
-        let reply = match reply {
+        let kind = if relay { Kind::Relay } else { Kind::Forward };
+        let reply = match self.forwards.call(&self.peers, &to.name, &to.addr, kind, &batch).await.transpose()? {
             Some(reply) => reply,
             None => {
                 let mut client = self.peers.cluster(&to.addr)?;
