@@ -11,7 +11,8 @@ use crate::engine::{Blob, Committed, Declared, NodeSchema, OpResult, TableDef, T
 use crate::error::{Error, Result};
 use crate::name::Peer;
 use crate::status::{ClusterStatus, NodeStatus, ReplicantStatus};
-use crate::runtime::Runtime;
+use crate::replication::streams::Streams;
+use crate::runtime::{Lent, Runtime};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -65,7 +66,10 @@ impl Node {
             ),
             None => None,
         };
-        let (rt, had_identity) = Runtime::open(cfg, schema).await?;
+        // The replication feature's state: lent to the runtime, kept by the log server.
+        let streams = Arc::new(Streams::default());
+        let lent = Lent { pins: streams.pins(), streamed: streams.clone() };
+        let (rt, had_identity) = Runtime::open(cfg, schema, lent).await?;
         let cluster = ClusterState::new(had_identity);
         let node = Node { shared: rt.clone(), cluster: cluster.clone() };
         // A table this node declares otherwise than the log it holds has it: no start.
@@ -73,7 +77,7 @@ impl Node {
             let _ = node.shutdown().await;
             return Err(e);
         }
-        rt.spawn(server::serve(rt.clone(), cluster.clone(), listener));
+        rt.spawn(server::serve(rt.clone(), cluster.clone(), streams, listener));
         if let Some(http) = http {
             rt.spawn(crate::observe::serve(rt.observing(), http, rt.stop_token()));
         }

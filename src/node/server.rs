@@ -4,6 +4,7 @@
 
 use crate::cluster::service::ClusterService;
 use crate::cluster::state::ClusterState;
+use crate::replication::streams::Streams;
 use crate::raft::frame::MAGIC;
 use crate::raft::frame_server::FrameServer;
 use crate::raft::service::RaftService;
@@ -29,7 +30,12 @@ pub(crate) fn builder(cfg: &crate::config::Validated) -> crate::error::Result<to
     builder.tls_config(tls).map_err(|e| crate::error::Error::config("cluster.tls", e))
 }
 
-pub(crate) async fn serve(shared: Arc<Runtime>, cluster: Arc<ClusterState>, listener: tokio::net::TcpListener) {
+pub(crate) async fn serve(
+    shared: Arc<Runtime>,
+    cluster: Arc<ClusterState>,
+    streams: Arc<Streams>,
+    listener: tokio::net::TcpListener,
+) {
     let stop = shared.stop_token();
     let check = CheckCookie::new(&shared.config().config.node.cookie);
     let raft_service = Arc::new(RaftService::new(shared.raft_slot()));
@@ -39,7 +45,7 @@ pub(crate) async fn serve(shared: Arc<Runtime>, cluster: Arc<ClusterState>, list
     let cluster = ClusterServer::new(ClusterService { node: shared.service_room(), cluster: shared.cluster_room(), state: cluster })
         .max_decoding_message_size(crate::codec::MAX_DECODE)
         .max_encoding_message_size(crate::codec::MAX_DECODE);
-    let replication = ReplicationServer::new(ReplicationService { node: shared.log_serving() })
+    let replication = ReplicationServer::new(ReplicationService { node: shared.log_serving(), streams })
         .max_decoding_message_size(crate::codec::MAX_DECODE)
         .max_encoding_message_size(crate::codec::MAX_DECODE);
     let raft_check = check.clone().same_cluster(shared.cluster_id_cell());

@@ -24,6 +24,8 @@ pub struct RaftSlot {
     epoch: Instant,
     /// Reads the last log id of the current instance's log store (set with the instance).
     last_log: RwLock<Option<LastLog>>,
+    /// Bumped by [`RaftSlot::replacing`]: which instance's history is current.
+    instance: AtomicU64,
 }
 
 /// Reads a log store's last log id.
@@ -39,6 +41,7 @@ impl Default for RaftSlot {
             defer_ms: AtomicU64::new(0),
             epoch: Instant::now(),
             last_log: RwLock::new(None),
+            instance: AtomicU64::new(0),
         }
     }
 }
@@ -57,6 +60,19 @@ impl RaftSlot {
         }
         let mut slot = self.raft.write().map_err(|_| Error::Shutdown)?;
         Ok(std::mem::replace(&mut *slot, raft))
+    }
+
+    /// A number that changes when the instance in the slot is replaced by one with another
+    /// history (the core's Raft state wiped on join, leave or rebuild): what serves the old
+    /// history (a replication stream) ends when it sees it change.
+    pub fn instance(&self) -> u64 {
+        self.instance.load(Ordering::SeqCst)
+    }
+
+    /// Says the instance is about to be replaced (before it is shut down and its state
+    /// wiped), so [`RaftSlot::instance`] changes first.
+    pub fn replacing(&self) {
+        self.instance.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Sets how the last log id of the current instance's log is read.

@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::rpc::pb::{self, replication_server::Replication};
 use crate::rpc::status::to_status;
 use crate::runtime::LogServing;
+use super::streams::Streams;
 use crate::storage::data_snapshot::DataSnapshot;
 use crate::storage::db::Db;
 use crate::storage::log_reader;
@@ -28,6 +29,8 @@ type Tx = mpsc::Sender<std::result::Result<pb::Payload, Status>>;
 
 pub struct ReplicationService {
     pub(crate) node: LogServing,
+    /// This feature's own state: the streams and the log they hold.
+    pub(crate) streams: std::sync::Arc<Streams>,
 }
 
 /// Which shards a stream carries.
@@ -100,16 +103,14 @@ impl Replication for ReplicationService {
             Shards(Some(s.map_err(bad).map_err(|e| to_status(&e))?))
         };
         let (tx, rx) = mpsc::channel(8);
-        let node = self.node.clone();
+        let (node, streams) = (self.node.clone(), self.streams.clone());
         self.node.tasks().spawn(async move {
-            let _registered =
-                node.register_subscriber(crate::status::Subscriber {
-                    name: r.replicant.clone(),
-                    addr: r.addr.clone(),
-                    protocol: r.protocol,
-                });
+            let _registered = streams.register(
+                crate::status::Subscriber { name: r.replicant.clone(), addr: r.addr.clone(), protocol: r.protocol },
+                node.member_events(),
+            );
             tracing::info!(replicant = %r.replicant, applied = r.applied, "replicant subscribed");
-            match serve(&node, &r, shards, &tx).await {
+            match serve(&node, &streams, &r, shards, &tx).await {
                 Ok(()) => tracing::info!(replicant = %r.replicant, "replication stream closed"),
                 Err(e) => {
                     tracing::warn!(replicant = %r.replicant, error = %e, "replication stream failed");
@@ -130,11 +131,17 @@ fn heartbeat(node: &LogServing) -> Heartbeat {
     Heartbeat { committed: node.committed_index(), core_applied: node.applied_index(), leader: node.leader_to_tell() }
 }
 
-async fn serve(node: &LogServing, req: &pb::SubscribeRequest, shards: Shards, tx: &Tx) -> Result<()> {
+async fn serve(
+    node: &LogServing,
+    streams: &std::sync::Arc<Streams>,
+    req: &pb::SubscribeRequest,
+    shards: Shards,
+    tx: &Tx,
+) -> Result<()> {
     let members = req.features & super::stream::FEATURE_MEMBERS != 0;
     let applied = node.applied_index();
     let from = req.applied + 1;
-    let resumable = if req.applied > 0 { node.pin_log_if_retained(from, applied)? } else { None };
+    let resumable = if req.applied > 0 { streams.pin_log_if_retained(node.db(), from, applied)? } else { None };
     let (pin, next) = match resumable {
         Some(pin) => {
             let start = StreamMsg::Start {
@@ -148,8 +155,10 @@ async fn serve(node: &LogServing, req: &pb::SubscribeRequest, shards: Shards, tx
             (pin, from)
         }
         None => {
-            let (node2, tx2, shards2) = (node.clone(), tx.clone(), shards.clone());
-            let res = node.tasks().spawn_blocking(move || send_snapshot(&node2, &shards2, members, &tx2))
+            let (node2, streams2, tx2, shards2) = (node.clone(), streams.clone(), tx.clone(), shards.clone());
+            let res = node
+                .tasks()
+                .spawn_blocking(move || send_snapshot(&node2, &streams2, &shards2, members, &tx2))
                 .await
                 .map_err(|e| Error::task("snapshot", e))??;
             match res {
@@ -163,7 +172,13 @@ async fn serve(node: &LogServing, req: &pb::SubscribeRequest, shards: Shards, tx
 
 /// Streams a consistent snapshot; returns the pin on the entries after it and its index
 /// (`None`: the replicant went away).
-fn send_snapshot(node: &LogServing, shards: &Shards, members: bool, tx: &Tx) -> Result<Option<(Pin, u64)>> {
+fn send_snapshot(
+    node: &LogServing,
+    streams: &Streams,
+    shards: &Shards,
+    members: bool,
+    tx: &Tx,
+) -> Result<Option<(Pin, u64)>> {
     let blocking_send = |msg: &StreamMsg| -> Result<bool> {
         let data = super::stream::encode(msg)?;
         Ok(tx.blocking_send(Ok(pb::Payload { data })).is_ok())
@@ -172,7 +187,7 @@ fn send_snapshot(node: &LogServing, shards: &Shards, members: bool, tx: &Tx) -> 
     let snap = DataSnapshot::take(node.db());
     let index = snap.applied_index()?;
     // Entries after `index` are not applied in this snapshot, so not purgeable yet.
-    let pin = node.pin_log(index + 1)?;
+    let pin = streams.pin_log(index + 1)?;
     let start = StreamMsg::Start { core: node.name().to_string(), mode: StartMode::Snapshot, core_applied };
     if !blocking_send(&start)? {
         return Ok(None);
@@ -263,9 +278,9 @@ fn read_entries(db: &Db, from: u64, to: u64, shards: &Shards) -> Result<(Vec<Str
 async fn tail(node: &LogServing, shards: Shards, members: bool, tx: &Tx, pin: Pin, mut next: u64) -> Result<()> {
     let mut applied_rx = node.applied_watch();
     let idle = node.heartbeat();
-    let generation = node.raft_generation();
+    let instance = node.raft_instance();
     loop {
-        if node.raft_generation() != generation {
+        if node.raft_instance() != instance {
             return Err(Error::Refused(format!("{} left its cluster; follow another core", node.name())));
         }
         let applied = *applied_rx.borrow_and_update();

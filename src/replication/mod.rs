@@ -10,6 +10,8 @@
 //! - [`applier`]: the replicant's checks and apply of a stream, pure (no network, no disk).
 //! - `log_server`: the core side, one task per subscribed replicant.
 //! - `replicant`: the replicant side: choosing a core, failover, status.
+//! - `streams`: this feature's state on a core: the replicants streaming from it and the
+//!   log their streams hold (the runtime reads both through views it is lent).
 //!
 //! Not here: forwarding writes (the node's write path does that for cores and replicants).
 
@@ -20,3 +22,5 @@ pub mod stream;
 pub mod log_server;
 #[cfg(feature = "server")]
 pub mod replicant;
+#[cfg(feature = "server")]
+pub(crate) mod streams;

@@ -18,17 +18,27 @@ use super::link::Link;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
-use super::subscribers::Subscribers;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+/// What the replication feature lends the runtime at open (see `replication::streams`).
+pub(crate) struct Lent {
+    /// The log entries replication streams hold: the log store's purge leaves them.
+    pub(crate) pins: RetentionPins,
+    /// The replicants streaming from this core.
+    pub(crate) streamed: Arc<dyn super::StreamedTo>,
+}
 
 impl Runtime {
     /// Opens the data dir (IDENTITY, then RocksDB and `RAFT_MARK`), loads the local tables
     /// and, on a core, starts Raft over the store after checking it against the mark. The
     /// proposer runs from here on; nothing else is started. Also says whether the data dir
     /// had its IDENTITY before this start (the cluster feature keeps that, `ClusterState`).
-    pub(crate) async fn open(cfg: Validated, schema: NodeSchema) -> Result<(Arc<Runtime>, bool)> {
+    ///
+    /// `streams` is the replication feature's state, lent: its retention pins for the log
+    /// store, and the replicants streaming from this core for the status and version gate.
+    pub(crate) async fn open(cfg: Validated, schema: NodeSchema, streams: Lent) -> Result<(Arc<Runtime>, bool)> {
         let config = cfg.config.clone();
         let replicant = cfg.role == Role::Replicant;
         let data_dir = config.node.data_dir.clone();
@@ -77,7 +87,7 @@ impl Runtime {
                 RingLimits { entries: config.feed.ring_entries, bytes: config.feed.ring_bytes },
                 0,
             )),
-            members: members.clone(),
+            members,
             local,
             local_writer: Mutex::new(()),
             applied_tx: Arc::new(watch::channel(0u64).0),
@@ -88,15 +98,14 @@ impl Runtime {
             proposer: ptx,
             stop: CancellationToken::new(),
             tasks: TaskTracker::new(),
-            pins: RetentionPins::default(),
+            pins: streams.pins,
             committed_tx: Arc::new(watch::channel(0u64).0),
-            subscribers: Subscribers::new(members),
+            streamed: streams.streamed,
             link: replicant.then(|| Arc::new(Link::default())),
             request_client: crate::config::random_u64(),
             request_seq: AtomicU64::new(1),
             write_retries: AtomicU64::new(0),
             instruments: Default::default(),
-            generation: AtomicU64::new(0),
             state_machine_gone: Mutex::new(None),
             failure: watch::channel(None).0,
             mark,

@@ -1,18 +1,17 @@
 //! The log server's handle on the node (`replication::log_server`): the only way the
 //! core side of replication reaches the runtime. It serves what a replication stream
-//! needs (the log and a consistent snapshot of the store, the indexes it follows, the log's
-//! retention pins, the registry of replicants streaming from this core, the generation of
-//! the Raft state it streams from) and nothing else: no write path, no membership change.
+//! needs (the log and a consistent snapshot of the store, the indexes it follows, the
+//! membership feed its streams are told to, the Raft instance it streams from) and nothing
+//! else: no write path, no membership change. What the feature keeps itself (the streams
+//! and their retention pins) is in `replication::streams`.
 //! The composition (`node::server`) makes it; the feature never holds an `Arc<Runtime>`.
 
 use super::Runtime;
 use super::lifecycle::NodeTasks;
-use super::subscribers::Registered;
 use crate::engine::declaration::SchemaInfo;
 use crate::error::Result;
 use crate::name::NodeName;
 use crate::storage::db::Db;
-use crate::storage::log_store::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -82,25 +81,15 @@ impl LogServing {
         &self.rt.db
     }
 
-    /// Holds the log from `index` for a stream (released when the pin is dropped).
-    pub(crate) fn pin_log(&self, index: u64) -> Result<Pin> {
-        self.rt.pins.pin(index)
+    /// Where this node's membership events go (a replicant's stream coming and going).
+    pub(crate) fn member_events(&self) -> Arc<crate::engine::members::MemberFeed> {
+        self.rt.members.clone()
     }
 
-    /// Holds the log from `from` if it is still retained, for a stream resuming at `applied`.
-    pub(crate) fn pin_log_if_retained(&self, from: u64, applied: u64) -> Result<Option<Pin>> {
-        self.rt.pins.pin_if_retained(&self.rt.db, from, applied)
-    }
-
-    /// Registers a replicant streaming from this core until the guard drops.
-    pub(crate) fn register_subscriber(&self, s: crate::status::Subscriber) -> Registered<'_> {
-        self.rt.subscribers.register(s)
-    }
-
-    /// Bumped each time this node's Raft state is wiped (join, leave): a stream served from
-    /// an older generation ends.
-    pub(crate) fn raft_generation(&self) -> u64 {
-        self.rt.generation.load(std::sync::atomic::Ordering::SeqCst)
+    /// Which Raft instance this core runs: it changes when the core's Raft state is wiped
+    /// (join, leave, rebuild), and a stream served from the old one ends.
+    pub(crate) fn raft_instance(&self) -> u64 {
+        self.rt.raft.instance()
     }
 
     /// The node's task tracking: spawn under it, learn when the node stops.

@@ -27,11 +27,11 @@ mod read; // the read path, linearizable reads
 mod ready; // readiness
 mod status; // node status, schema checks against peers
 mod tables_room; // the typed table modules' handle on the node
-pub mod subscribers; // replicants streaming from this core
 mod watcher; // change-feed watches
 mod write; // the write path
 
 pub(crate) use catalog::keep_declared_tables;
+pub(crate) use lifecycle::Lent;
 pub use handle::TableHandle;
 pub use instruments::Instruments;
 pub(crate) use members::watch_peers;
@@ -62,7 +62,6 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use subscribers::Subscribers;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -95,12 +94,14 @@ pub struct Runtime {
     stop: CancellationToken,
     /// Every task the node spawned, awaited by shutdown.
     tasks: TaskTracker,
-    /// Log entries held for replication streams (cores).
+    /// Log entries held for replication streams: the replication feature's pins
+    /// (`replication::streams`), lent for the log store's purge.
     pins: RetentionPins,
     /// The commit index as this core knows it.
     committed_tx: Arc<watch::Sender<u64>>,
-    /// Replicants streaming from this core.
-    subscribers: Subscribers,
+    /// The replicants streaming from this core, as the replication feature registers them
+    /// (`replication::streams`): read for the status and the version gate.
+    streamed: Arc<dyn StreamedTo>,
     /// A replicant's link to the cores (`None` on a core).
     link: Option<Arc<Link>>,
     /// This process's request-id client number, and the next sequence number.
@@ -110,8 +111,6 @@ pub struct Runtime {
     write_retries: AtomicU64,
     /// Counters and histograms for `/metrics`.
     instruments: Instruments,
-    /// Bumped each time this node's Raft state is wiped (join, leave).
-    generation: AtomicU64,
     /// Resolves once the state machine of the current Raft instance is gone: a reset waits
     /// for it before it wipes what that state machine writes (see `raft_setup::reset_raft`).
     state_machine_gone: Mutex<Option<crate::storage::state_machine::Gone>>,
@@ -304,11 +303,18 @@ impl Runtime {
     }
 }
 
+/// The replicants streaming from a core, as the replication feature that registers them
+/// (`replication::streams::Streams`) lets the runtime read them.
+pub(crate) trait StreamedTo: Send + Sync {
+    /// The replicants streaming from this core now.
+    fn replicants(&self) -> Vec<crate::status::Subscriber>;
+}
+
 /// What the cluster feature asks of the replicants streaming from this core.
 impl Runtime {
     /// Whether replicant `name` streams from this core now.
     pub(crate) fn streams_to(&self, name: &str) -> bool {
-        self.subscribers.list().iter().any(|s| s.name == name)
+        self.streamed.replicants().iter().any(|s| s.name == name)
     }
 }
 

@@ -86,7 +86,7 @@ const STATE_MACHINE_STOPS_WITHIN: std::time::Duration = std::time::Duration::fro
 /// uninitialised: the node is ready to be added to another cluster.
 pub(crate) async fn reset_raft(shared: &Arc<Runtime>) -> Result<()> {
     // Replication streams serve the old history: they end when they see this change.
-    shared.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    shared.raft_slot().replacing();
     if let Ok(raft) = shared.raft() {
         raft.shutdown().await.map_err(|e| Error::Raft(e.to_string()))?;
     }

@@ -73,7 +73,7 @@ impl Runtime {
             }
             Err(_) => status.raft_role = Some(RaftRole::Shutdown),
         }
-        status.subscribers = self.subscribers.list();
+        status.subscribers = self.streamed.replicants();
         status
     }
 
