@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::name::Peer;
 use crate::rpc::client::status_error;
 use crate::rpc::pb;
-use crate::runtime::Following;
+use crate::runtime::{Following, Published};
 use crate::runtime::link::{Link, ReplicantState};
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -215,7 +215,7 @@ async fn follow(shared: &Following, link: &Link, core: &Peer, cluster: Option<&s
             applier.handle(msg, &current)?
         };
         let mut applied = current.applied;
-        let mut published = false;
+        let mut publish = None;
         if let Some(state) = out.publish {
             // The first core whose data this replicant publishes fixes its cluster.
             if let Some(id) = cluster
@@ -232,8 +232,7 @@ async fn follow(shared: &Following, link: &Link, core: &Peer, cluster: Option<&s
             if let Some(since) = bootstrap_since.take() {
                 shared.record_bootstrap(since.elapsed().as_secs_f64(), state.tables.iter().map(|t| t.len() as i64).sum());
             }
-            shared.publish_replicated(state, (!out.bootstrapped).then_some(out.feed));
-            published = true;
+            publish = Some(Published { state, changes: (!out.bootstrapped).then_some(out.feed) });
         }
         // A `Members` message, after the entries it describes were published.
         if let Ok(mut m) = link.members.lock()
@@ -241,16 +240,17 @@ async fn follow(shared: &Following, link: &Link, core: &Peer, cluster: Option<&s
         {
             *m = applier.members().cloned();
         }
-        shared.tell_members(out.member_events);
+        // A core that knows no leader for a stall timeout is on the minority side of a
+        // partition (or has lost its cluster): follow a core of the majority instead, once
+        // what this message carried is handed over.
+        let mut leaderless = None;
         if let Some(hb) = out.heartbeat {
-            // A core that knows no leader for a stall timeout is on the minority side of a
-            // partition (or has lost its cluster): follow a core of the majority instead.
             match &hb.leader {
                 Some(_) => leaderless_since = None,
                 None => {
                     let since = *leaderless_since.get_or_insert_with(Instant::now);
                     if since.elapsed() > stall {
-                        return Err(Error::NoLeader(format!(
+                        leaderless = Some(Error::NoLeader(format!(
                             "{} has known no leader for {:?}; moving to a core that does",
                             core.name,
                             since.elapsed()
@@ -265,10 +265,12 @@ async fn follow(shared: &Following, link: &Link, core: &Peer, cluster: Option<&s
         }
         let since = learned.front().map(|(_, t)| *t);
         link.status.send_modify(|s| s.behind_since = since);
+        // Before the hand-over, which announces the applied index: a caller woken by it
+        // sees the link state this message put us in.
         link.set_state(applier.state(applied), Some(&upstream));
-        // Announced after the state, so a caller woken by the new index sees the state it put us in.
-        if published {
-            shared.announce_applied(applied);
+        shared.hand_over(publish, out.member_events);
+        if let Some(e) = leaderless {
+            return Err(e);
         }
     }
 }

@@ -1,9 +1,9 @@
 //! A replicant's handle on the node (`replication::replicant`): the only way the
 //! replicant side of replication reaches the runtime. It reads what following a core needs
 //! (the config, the peers, the declared tables, the state as published) and hands what the
-//! stream's applier produced to the runtime through three calls (`publish_replicated`,
-//! `tell_members`, `announce_applied`): the replicant never writes the runtime's memory,
-//! feed or membership events itself, and has no write path. The composition (`node`) makes
+//! stream's applier produced to the runtime through one call (`hand_over`): the replicant
+//! never writes the runtime's memory, feed, membership events or applied index itself, and
+//! has no write path. The composition (`node`) makes
 //! it; the feature never holds an `Arc<Runtime>`.
 
 use super::Runtime;
@@ -18,6 +18,15 @@ use crate::engine::memory::MemState;
 use crate::error::Result;
 use crate::rpc::client::Peers;
 use std::sync::Arc;
+
+/// The replicated tables at `state.applied`, as a replicant's applier made them, for
+/// [`Following::hand_over`]: readers see them from then on, and the change feed tells of
+/// `changes` (entries by index), or, after a bootstrap (`None`: a snapshot replaced the
+/// state), starts again at the new index, since no change before it can be told.
+pub(crate) struct Published {
+    pub(crate) state: MemState,
+    pub(crate) changes: Option<Vec<(u64, Vec<Change>)>>,
+}
 
 /// What a replicant's stream may do with the node.
 #[derive(Clone)]
@@ -76,28 +85,24 @@ impl Following {
         self.rt.instruments.bootstrap_records.set(records);
     }
 
-    /// Publishes `state`, the replicated tables at `state.applied`, as the applier made
-    /// them: readers see it from now on, and the change feed tells of `changes` (entries by
-    /// index), or, after a bootstrap (`None`: a snapshot replaced the state), starts again at
-    /// the new index, since no change before it can be told.
-    pub(crate) fn publish_replicated(&self, state: MemState, changes: Option<Vec<(u64, Vec<Change>)>>) {
-        let applied = state.applied;
-        self.rt.mem.publish(state);
-        match changes {
-            Some(entries) => self.rt.feed.push(entries, applied),
-            None => self.rt.feed.reset(applied),
-        }
-    }
-
-    /// Tells the membership watchers what the stream showed.
-    pub(crate) fn tell_members(&self, events: Vec<MemberEvent>) {
+    /// Hands what one stream message produced to the node, in the order a reader relies
+    /// on: the published state (`None`: the message changed no table) with what the change
+    /// feed tells of it, then the membership events, then the applied index, announced
+    /// last, so a caller woken by it sees the state and events before it.
+    pub(crate) fn hand_over(&self, publish: Option<Published>, events: Vec<MemberEvent>) {
+        let applied = publish.map(|p| {
+            let applied = p.state.applied;
+            self.rt.mem.publish(p.state);
+            match p.changes {
+                Some(entries) => self.rt.feed.push(entries, applied),
+                None => self.rt.feed.reset(applied),
+            }
+            applied
+        });
         events.into_iter().for_each(|e| self.rt.members.send(e));
-    }
-
-    /// Announces that this node applied up to `applied` (after whatever state the caller
-    /// means a woken waiter to see).
-    pub(crate) fn announce_applied(&self, applied: u64) {
-        self.rt.applied_tx.send_replace(applied);
+        if let Some(applied) = applied {
+            self.rt.applied_tx.send_replace(applied);
+        }
     }
 
     /// The node's task tracking: spawn under it, learn when the node stops.

@@ -40,7 +40,7 @@ pub(crate) use read::Place;
 pub use watcher::{Watch, WatchSnapshot};
 pub(crate) use backup_source::BackupSource;
 pub(crate) use cluster_room::{ClusterRoom, ServiceRoom};
-pub(crate) use following::Following;
+pub(crate) use following::{Following, Published};
 pub(crate) use log_serving::LogServing;
 pub(crate) use observing::{Observed, Observing};
 pub(crate) use tables_room::{TablesRoom, TablesTask};
