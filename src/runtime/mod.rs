@@ -22,6 +22,7 @@ mod observing; // the HTTP endpoint's handle on the node
 pub mod link; // a replicant's link to the cores
 mod members; // membership events
 pub mod proposer; // the group commit
+mod progress; // the Raft state as this node sees it: leader, applied, committed
 mod raft_setup; // starting and resetting Raft
 mod read; // the read path, linearizable reads
 mod ready; // readiness
@@ -52,7 +53,7 @@ use crate::engine::memory::MemStore;
 use crate::engine::NodeSchema;
 use crate::error::{Error, Result};
 use crate::raft::slot::RaftSlot;
-use crate::raft::types::{NodeId, NodeInfo, Raft, RaftMetrics};
+use crate::raft::types::Raft;
 use crate::rpc::client::Peers;
 use crate::storage::db::Db;
 use crate::storage::log_store::RetentionPins;
@@ -61,7 +62,6 @@ use link::Link;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -122,104 +122,7 @@ pub struct Runtime {
     mark: Arc<crate::storage::raft_mark::MarkWriter>,
 }
 
-impl Runtime {
-    /// The running Raft instance.
-    pub fn raft(&self) -> Result<Raft> {
-        self.raft.get()
-    }
-
-    pub fn me(&self) -> NodeInfo {
-        NodeInfo { name: self.cfg.name.to_string(), addr: self.cfg.advertise.clone() }
-    }
-
-    pub fn metrics(&self) -> Result<RaftMetrics> {
-        Ok(self.raft()?.metrics().borrow().clone())
-    }
-
-    pub fn applied_index(&self) -> u64 {
-        *self.applied_tx.borrow()
-    }
-
-    /// Waits until this node has applied `index`.
-    pub async fn wait_applied(&self, index: u64, timeout: Duration) -> Result<()> {
-        let mut rx = self.applied_tx.subscribe();
-        let res = tokio::time::timeout(timeout, rx.wait_for(|a| *a >= index)).await;
-        match res {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(_)) => Err(Error::Shutdown),
-            Err(_) => Err(Error::Timeout {
-                what: format!("{} to apply index {index} (applied {})", self.cfg.name, self.applied_index()),
-                ms: timeout.as_millis() as u64,
-            }),
-        }
-    }
-
-    /// The leader's id and address as this node knows them (a replicant: as its core said).
-    pub fn leader(&self) -> Result<Option<(NodeId, NodeInfo)>> {
-        if let Some(link) = &self.link {
-            let s = link.status.borrow();
-            return Ok(s.leader_id().zip(s.leader.clone()).map(|(id, (name, addr))| (id, NodeInfo { name, addr })));
-        }
-        let m = self.metrics()?;
-        Ok(self.leader_in(&m))
-    }
-
-    /// The leader `m` names, with its address (see [`Runtime::known_leader`]).
-    fn leader_in(&self, m: &RaftMetrics) -> Option<(NodeId, NodeInfo)> {
-        self.known_leader(m).and_then(|id| m.membership_config.membership().get_node(&id).map(|n| (id, n.clone())))
-    }
-
-    /// The leader a replication stream tells its replicant: none while this core is cut
-    /// off (so the replicant moves), else [`Runtime::leader`]. One read of the metrics.
-    pub(crate) fn leader_unless_cut_off(&self) -> Option<NodeInfo> {
-        let m = self.metrics().ok()?;
-        if self.cut_off_in(&m) {
-            return None;
-        }
-        self.leader_in(&m).map(|(_, n)| n)
-    }
-
-    /// The leader `m` names, unless this core is a follower that has heard from no leader
-    /// for the leader's lease (the election timeout): openraft names the last leader it
-    /// heard from however long ago, and a core cut off from the others (which no longer
-    /// campaigns alone, see `campaign`) would report a leader it cannot reach.
-    pub(crate) fn known_leader(&self, m: &RaftMetrics) -> Option<NodeId> {
-        let id = m.current_leader?;
-        (id == self.cfg.node_id || self.raft.leader_heard_within(self.cfg.election_timeout())).then_some(id)
-    }
-
-    pub fn name(&self) -> &str {
-        self.cfg.name.as_str()
-    }
-
-    /// Whether this core is the leader now (a replicant never is).
-    pub(crate) fn leads(&self) -> bool {
-        !self.is_replicant() && self.leader().ok().flatten().is_some_and(|(id, _)| id == self.cfg.node_id)
-    }
-
-    /// Whether this node is a leader that no majority has acknowledged for two election
-    /// timeouts (it is on the minority side of a partition).
-    pub fn cut_off(&self) -> bool {
-        self.metrics().is_ok_and(|m| self.cut_off_in(&m))
-    }
-
-    fn cut_off_in(&self, m: &RaftMetrics) -> bool {
-        m.current_leader == Some(self.cfg.node_id)
-            && m.millis_since_quorum_ack.is_some_and(|ms| ms > 2 * self.cfg.election_timeout().as_millis() as u64)
-    }
-
-    pub fn is_replicant(&self) -> bool {
-        self.link.is_some()
-    }
-
-    /// The commit index as this node knows it (a replicant: as its core last said).
-    pub fn committed_index(&self) -> u64 {
-        match &self.link {
-            Some(link) => link.status.borrow().committed,
-            None => *self.committed_tx.borrow(),
-        }
-    }
-    /// The node's RocksDB, for the crate's tests (a look at what is stored).
+impl Runtime {    /// The node's RocksDB, for the crate's tests (a look at what is stored).
     #[cfg(any(test, feature = "test-util"))]
     pub fn store(&self) -> &Db {
         &self.db
