@@ -90,12 +90,17 @@ pub fn open_or_create(data_dir: &Path, name: &str, node_id: u64, cluster_id: &st
 }
 
 fn write(data_dir: &Path, id: &Identity) -> Result<()> {
-    write_atomically(&path(data_dir), &serde_json::to_vec_pretty(id).map_err(|e| Error::Storage(e.to_string()))?)
+    let bytes = serde_json::to_vec_pretty(id).map_err(|e| Error::Encode { what: "IDENTITY".into(), reason: e.to_string() })?;
+    write_atomically(&path(data_dir), &bytes)
 }
 
 /// Records that the node now belongs to `cluster_id` (after joining another cluster).
 pub fn set_cluster_id(data_dir: &Path, cluster_id: &str) -> Result<()> {
-    let mut id = read(data_dir)?.ok_or_else(|| Error::Storage(format!("{} has no identity", data_dir.display())))?;
+    // Read at start, so gone since: refused, never written afresh.
+    let mut id = read(data_dir)?.ok_or_else(|| Error::DamagedState {
+        file: path(data_dir),
+        reason: "the node's IDENTITY is gone while it runs".into(),
+    })?;
     id.cluster_id = cluster_id.to_string();
     write(data_dir, &id)
 }

@@ -137,7 +137,7 @@ impl RetentionPins {
     /// Pins entries from `index` on if they are all still on disk (or not yet written:
     /// `index > applied`). `None`: some are gone, the caller needs a snapshot.
     pub fn pin_if_retained(&self, db: &Db, index: u64, applied: u64) -> crate::error::Result<Option<Pin>> {
-        let mut p = self.inner.lock().map_err(|_| crate::error::Error::Storage("retention pins poisoned".into()))?;
+        let mut p = self.inner.lock().map_err(|_| crate::error::Error::Invariant("retention pins poisoned".into()))?;
         let cf = db.cf(CF_LOG)?;
         let first = match db.raw().iterator_cf(cf, IteratorMode::Start).next() {
             Some(item) => {
@@ -160,7 +160,7 @@ impl RetentionPins {
 
     /// Pins entries from `index` on; the caller knows they are not purgeable yet.
     pub fn pin(&self, index: u64) -> crate::error::Result<Pin> {
-        let mut p = self.inner.lock().map_err(|_| crate::error::Error::Storage("retention pins poisoned".into()))?;
+        let mut p = self.inner.lock().map_err(|_| crate::error::Error::Invariant("retention pins poisoned".into()))?;
         Ok(Self::insert(&mut p, self.clone(), index))
     }
 
