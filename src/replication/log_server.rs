@@ -167,7 +167,8 @@ async fn serve(
             }
         }
     };
-    tail(node, shards, members, tx, pin, next).await
+    let reader = Reader { name: &req.replicant, announces: req.protocol };
+    tail(node, shards, members, reader, tx, pin, next).await
 }
 
 /// Streams a consistent snapshot; returns the pin on the entries after it and its index
@@ -274,8 +275,41 @@ fn read_entries(db: &Db, from: u64, to: u64, shards: &Shards) -> Result<(Vec<Str
     Ok((entries, changes))
 }
 
+/// The replicant a stream goes to, and the protocol version it announced.
+#[derive(Clone, Copy)]
+struct Reader<'a> {
+    name: &'a str,
+    announces: u32,
+}
+
+impl Reader<'_> {
+    /// [`Error::FeatureNotEnabled`] naming the replicant when `entries` hold a kind of
+    /// entry its version cannot read: the stream ends before it is sent. The leader's gate
+    /// (`Runtime::members_can_apply`) asks the replicants the cores stream to when a new
+    /// kind is proposed, but cannot see one between two streams (restarting, or moving to
+    /// another core); this is where every entry a replicant gets passes.
+    fn reads(&self, entries: &[StreamEntry]) -> Result<()> {
+        if self.announces >= crate::protocol::PROTOCOL {
+            return Ok(());
+        }
+        entries
+            .iter()
+            .filter_map(|e| e.batch.as_ref())
+            .flat_map(|b| &b.txns)
+            .try_for_each(|txn| crate::protocol::every_member_reads(txn, [(self.name, self.announces)]))
+    }
+}
+
 /// Follows this core's applied index from `next` on.
-async fn tail(node: &LogServing, shards: Shards, members: bool, tx: &Tx, pin: Pin, mut next: u64) -> Result<()> {
+async fn tail(
+    node: &LogServing,
+    shards: Shards,
+    members: bool,
+    reader: Reader<'_>,
+    tx: &Tx,
+    pin: Pin,
+    mut next: u64,
+) -> Result<()> {
     let mut applied_rx = node.applied_watch();
     let idle = node.heartbeat();
     let instance = node.raft_instance();
@@ -287,6 +321,7 @@ async fn tail(node: &LogServing, shards: Shards, members: bool, tx: &Tx, pin: Pi
         if applied >= next {
             let to = applied.min(next + MAX_ENTRIES as u64 - 1);
             let (entries, changes) = read_entries(node.db(), next, to, &shards)?;
+            reader.reads(&entries)?;
             if !send(tx, &StreamMsg::Entries { entries, heartbeat: heartbeat(node) }).await? {
                 return Ok(());
             }
@@ -311,5 +346,30 @@ async fn tail(node: &LogServing, shards: Shards, members: bool, tx: &Tx, pin: Pi
         if idle_now && !send(tx, &StreamMsg::Heartbeat(heartbeat(node))).await? {
             return Ok(());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Txn;
+
+    fn entry(index: u64, txn: Txn) -> StreamEntry {
+        StreamEntry { index, batch: Some(Batch::new(vec![txn], None)) }
+    }
+
+    #[test]
+    fn an_entry_a_replicant_announces_too_old_a_version_for_is_not_streamed_to_it() {
+        let entries = [entry(1, Txn::new().put("t", "k", "v")), entry(2, Txn::new().drop_table("t"))];
+        let older = Reader { name: "r@h", announces: crate::protocol::OLDEST };
+        match older.reads(&entries) {
+            Err(Error::FeatureNotEnabled { feature, node, announces, .. }) => {
+                assert_eq!((feature.as_str(), node.as_str(), announces), ("DropTable", "r@h", crate::protocol::OLDEST))
+            }
+            other => panic!("expected FeatureNotEnabled, got {other:?}"),
+        }
+        assert!(older.reads(&entries[..1]).is_ok(), "a plain write is read by every version");
+        let current = Reader { name: "r@h", announces: crate::protocol::PROTOCOL };
+        assert!(current.reads(&entries).is_ok());
     }
 }

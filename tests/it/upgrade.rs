@@ -123,6 +123,54 @@ async fn a_mixed_version_cluster_serves_and_refuses_new_entry_kinds_until_every_
     c.shutdown().await;
 }
 
+/// A replicant the leader's gate could not see (between two streams) when a new kind of
+/// entry was committed is refused that entry by the core it streams from, with
+/// `FeatureNotEnabled` naming it, and never applies it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replicant_the_gate_missed_is_never_streamed_an_entry_it_cannot_read() {
+    let mut c = Cluster::start(3).await;
+    let mut pinned = replicant_config(c.dir.path(), c.base, 5, 3);
+    pinned.node.protocol = Some(protocol::OLDEST);
+    let r5 = Node::start(pinned, test_tables()).await.expect("an older replicant");
+    wait_until("the older replicant to stream", Duration::from_secs(20), || async {
+        r5.replicant_status().is_some_and(|s| s.state == mnema::ReplicantState::Normal)
+    })
+    .await;
+    // Its core goes away while it can reach no other: no core streams to it for a while.
+    let upstream = r5.replicant_status().and_then(|s| s.upstream).expect("an upstream core");
+    let cores: Vec<String> = c.nodes.iter().map(|n| n.addr().to_string()).collect();
+    r5.runtime().peers().partition(&cores.iter().map(String::as_str).collect::<Vec<_>>());
+    let j = (1..=3).find(|j| name(*j) == upstream).expect("upstream is a core");
+    c.stop_node(j).await;
+    c.nodes.push(Node::start(config(c.dir.path(), c.base, j, 3), test_tables()).await.expect("restart its core"));
+    c.wait_leader().await;
+    wait_until("no core to stream to the older replicant", Duration::from_secs(20), || async {
+        c.nodes.iter().all(|n| n.status().subscribers.iter().all(|s| s.name != name(5)))
+    })
+    .await;
+
+    // The gate sees every core at this build's version and no replicant: the table is made.
+    let created = c.nodes[0].create_table(&plain("added")).await.expect("no member the gate can see is older");
+    c.wait_applied(created.index).await;
+
+    // Back in reach, the replicant resumes where it was; the entry is refused to it.
+    r5.runtime().peers().heal();
+    wait_until("the older replicant to be refused the new entry", Duration::from_secs(20), || async {
+        r5.replicant_status().and_then(|s| s.last_error).is_some_and(|e| match e {
+            Error::FeatureNotEnabled { feature, node, announces, .. } => {
+                assert_eq!((feature.as_str(), announces), ("CreateTable", protocol::OLDEST));
+                node == name(5)
+            }
+            _ => false,
+        })
+    })
+    .await;
+    assert!(r5.applied_index() < created.index, "applied {} of {}", r5.applied_index(), created.index);
+    assert!(!r5.tables().iter().any(|t| t.declaration.name == "added"));
+    r5.shutdown().await.expect("stop the older replicant");
+    c.shutdown().await;
+}
+
 /// A node cannot be configured to announce a version its build does not speak.
 #[test]
 fn a_node_announces_at_most_one_version_back() {
@@ -203,6 +251,21 @@ async fn a_rolling_upgrade_one_node_at_a_time_under_writes_loses_no_acknowledged
             procs.insert(i, spawn(i, pin));
             wait_serving(base, i).await;
             agreed_leader(base, &[1, 2, 3]).await;
+            if i == 4 {
+                // The gate asks the replicants the cores stream to: one between two streams
+                // is refused the new entry by its core instead (see
+                // `a_replicant_the_gate_missed_is_never_streamed_an_entry_it_cannot_read`).
+                let announced = pin.unwrap_or(PROTOCOL);
+                wait_until("the replicant to stream again", Duration::from_secs(30), || async {
+                    client(base, 1).status().await.is_ok_and(|s| {
+                        s.members
+                            .iter()
+                            .filter_map(|m| m.status.as_ref())
+                            .any(|st| st.subscribers.iter().any(|r| r.name == name(4) && r.protocol == announced))
+                    })
+                })
+                .await;
+            }
             // Writes go on between restarts.
             wait_until("writes acknowledged since the last restart", Duration::from_secs(30), || {
                 let n = acked.lock().unwrap().len();
