@@ -26,9 +26,16 @@ impl Runtime {
     }
 
     /// Waits until this node has applied `index`.
+    /// [`Error::Shutdown`] as soon as the node stops: nothing applies any more then, and
+    /// a call waiting here (a write, a read index) must not hold the node's shutdown.
     pub async fn wait_applied(&self, index: u64, timeout: Duration) -> Result<()> {
         let mut rx = self.applied_tx.subscribe();
-        let res = tokio::time::timeout(timeout, rx.wait_for(|a| *a >= index)).await;
+        let res = tokio::select! {
+            res = tokio::time::timeout(timeout, rx.wait_for(|a| *a >= index)) => res,
+            () = self.stop.cancelled() => {
+                return if self.applied_index() >= index { Ok(()) } else { Err(Error::Shutdown) };
+            }
+        };
         match res {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(_)) => Err(Error::Shutdown),

@@ -352,10 +352,15 @@ impl Runtime {
         // Whatever the outcome, return once this node has applied the entry: after a
         // conflict, a retry then reads the write that caused it instead of the same stale
         // value (read-modify-write loops on a lagging follower or replicant).
+        let waiting = Instant::now();
         let applied = self.wait_applied(index, self.cfg.write_timeout()).await;
         match (applied, &outcome) {
-            // Committed, so it will be applied here too: say so rather than fail the write.
+            // Committed, so it will be applied here too (or by the cluster, if this node
+            // stops first): say so rather than fail the write.
             (Err(Error::Timeout { ms, .. }), TxnOutcome::Applied(_)) => return Err(Error::NotYetApplied { index, ms }),
+            (Err(Error::Shutdown), TxnOutcome::Applied(_)) => {
+                return Err(Error::NotYetApplied { index, ms: waiting.elapsed().as_millis() as u64 });
+            }
             (Err(e), TxnOutcome::Applied(_)) => return Err(e),
             _ => {}
         }

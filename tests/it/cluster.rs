@@ -260,3 +260,35 @@ async fn a_new_member_catches_up_from_a_snapshot() {
         n.shutdown().await.unwrap();
     }
 }
+
+/// A node that stops while a client's write through it is committed but not yet applied
+/// there answers the write at once with `NotYetApplied` (it is durable, and applied by the
+/// others), and its shutdown does not wait out `raft.write_timeout` for it. Before, the
+/// gRPC server's graceful stop waited for the call, and a replicant stopped by SIGTERM
+/// under writes exited 1 ("waiting for the node's tasks to end"), once in 19 stress runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stopping_node_answers_a_committed_write_it_has_not_applied_at_once() {
+    let mut c = Cluster::start(3).await;
+    let (l, f) = (c.leader(), c.follower());
+    // The leader no longer replicates to the follower; the follower still reaches it.
+    let follower_addr = c.nodes[f].addr().to_string();
+    c.nodes[l].runtime().peers().partition(&[follower_addr.as_str()]);
+    let before = c.nodes[l].applied_index();
+    let mut client = mnema::Client::new(&follower_addr, COOKIE).expect("client");
+    let write = tokio::spawn(async move { client.transact(&Txn::new().put("kv", "k", "v")).await });
+    wait_until("the leader to apply the write", Duration::from_secs(20), || async {
+        c.nodes[l].applied_index() > before
+    })
+    .await;
+    assert!(c.nodes[f].applied_index() <= before, "the follower applied it: the cut did not hold");
+    let follower = c.nodes.remove(f);
+    tokio::time::timeout(Duration::from_secs(5), follower.shutdown())
+        .await
+        .expect("the follower stops within 5 s, not after raft.write_timeout (10 s)")
+        .expect("the follower stops cleanly");
+    match tokio::time::timeout(Duration::from_secs(5), write).await.expect("the write answers").expect("task") {
+        Err(Error::NotYetApplied { index, .. }) => assert!(index > before),
+        other => panic!("expected NotYetApplied, got {other:?}"),
+    }
+    c.shutdown().await;
+}
