@@ -1378,6 +1378,22 @@ fn rss_bytes() -> u64 {
         .unwrap_or(0)
 }
 
+/// The RSS after glibc's `malloc_trim(0)` hands the heap's free pages back to the system
+/// (elsewhere, the RSS as it is).
+fn trimmed_rss_bytes() -> u64 {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        unsafe extern "C" {
+            fn malloc_trim(pad: usize) -> i32;
+        }
+        // SAFETY: glibc's `malloc_trim` takes a byte count and touches only free memory.
+        unsafe {
+            malloc_trim(0);
+        }
+    }
+    rss_bytes()
+}
+
 /// `--memory-probe routes|routes-tenants|sessions|sessions-unindexed|kv N`: prints the RSS growth
 /// per record of one core.
 fn memory_probe(args: &[String]) {
@@ -1423,6 +1439,9 @@ fn memory_probe(args: &[String]) {
             }
         }
         let after = rss_bytes();
+        // What of the growth is the allocator's free memory it keeps (glibc returns it to
+        // the system only on `malloc_trim`): the load's transient buffers, not records.
+        let after_trim = trimmed_rss_bytes();
         // RocksDB's share: its memtables (the Raft log's entries until flushed, and the
         // disc tables' records) and its block cache.
         let rocksdb: u64 = node
@@ -1433,8 +1452,15 @@ fn memory_probe(args: &[String]) {
             .filter(|(name, _)| *name == "cur-size-all-mem-tables")
             .map(|(_, v)| *v)
             .sum();
+        // The block cache (one for every column family) and the SST readers' index and
+        // filter blocks.
+        let db = node.runtime().store().raw();
+        let cache = db.property_int_value("rocksdb.block-cache-usage").ok().flatten().unwrap_or(0);
+        let readers = db.property_int_value("rocksdb.estimate-table-readers-mem").ok().flatten().unwrap_or(0);
+        // The change feed's ring: its bound counts keys, values and 64 bytes per change.
+        let (_, ring) = node.runtime().feed_size();
         println!(
-            "{{\"what\":\"{what}\",\"records\":{n},\"rss_before\":{before},\"rss_after\":{after},\"memtables\":{rocksdb}}}"
+            "{{\"what\":\"{what}\",\"records\":{n},\"rss_before\":{before},\"rss_after\":{after},\"rss_after_trim\":{after_trim},\"memtables\":{rocksdb},\"block_cache\":{cache},\"table_readers\":{readers},\"ring\":{ring}}}"
         );
         drop(cluster.shutdown().await);
     });
@@ -1479,7 +1505,15 @@ fn memory(s: &Settings) -> Vec<Cell> {
             bytes_per_record: (get("rss_after") - get("rss_before")) / n as f64,
             ..Default::default()
         };
-        eprintln!("{what}: RocksDB memtables {:.0} bytes per record of those", get("memtables") / n as f64);
+        eprintln!(
+            "{what}: of those per record, RocksDB memtables {:.0}, block cache {:.0}, table readers {:.0}, \
+             the feed's ring {:.0} as it counts; after malloc_trim {:.0} bytes per record",
+            get("memtables") / n as f64,
+            get("block_cache") / n as f64,
+            get("table_readers") / n as f64,
+            get("ring") / n as f64,
+            (get("rss_after_trim") - get("rss_before")) / n as f64
+        );
         eprintln!("{}", line(&cell));
         cells.push(cell);
     }

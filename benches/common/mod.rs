@@ -31,6 +31,11 @@ pub fn settings(c: &mut mnema::NodeConfig) {
     if std::env::var("MNEMA_PEERS_RAFT_TRANSPORT").is_ok_and(|v| v == "grpc") {
         c.raft.transport = mnema::config::RaftTransport::Grpc;
     }
+    // `MNEMA_PEERS_RING_BYTES=<n>`: the change feed's ring bound (`feed.ring_bytes`), to
+    // tell its share of the memory probes from the records'.
+    if let Some(bytes) = std::env::var("MNEMA_PEERS_RING_BYTES").ok().and_then(|v| v.parse().ok()) {
+        c.feed.ring_bytes = bytes;
+    }
 }
 
 /// Waits (bounded) until a replicant streams in state `normal`.
