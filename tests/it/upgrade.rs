@@ -24,6 +24,18 @@ fn assert_gated(res: mnema::Result<mnema::Committed>, feature: &str, pinned: &st
     }
 }
 
+/// Starts replicant `i` of `c` announcing the older version, and waits until it streams.
+async fn older_replicant(c: &Cluster, i: u16) -> Node {
+    let mut pinned = replicant_config(c.dir.path(), c.base, i, 3);
+    pinned.node.protocol = Some(protocol::OLDEST);
+    let r = Node::start(pinned, test_tables()).await.expect("an older replicant");
+    wait_until("the older replicant to stream", Duration::from_secs(20), || async {
+        r.replicant_status().is_some_and(|s| s.state == mnema::ReplicantState::Normal)
+    })
+    .await;
+    r
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_from_a_version_two_away_is_refused_naming_both_versions() {
     let c = Cluster::start(1).await;
@@ -100,13 +112,7 @@ async fn a_mixed_version_cluster_serves_and_refuses_new_entry_kinds_until_every_
     c.stop_node(2).await;
     c.nodes.push(Node::start(config(c.dir.path(), c.base, 2, 3), test_tables()).await.expect("n2 upgraded"));
     c.wait_leader().await;
-    let mut pinned = replicant_config(c.dir.path(), c.base, 5, 3);
-    pinned.node.protocol = Some(protocol::OLDEST);
-    let r5 = Node::start(pinned, test_tables()).await.expect("an older replicant");
-    wait_until("the older replicant to stream", Duration::from_secs(20), || async {
-        r5.replicant_status().is_some_and(|s| s.state == mnema::ReplicantState::Normal)
-    })
-    .await;
+    let r5 = older_replicant(&c, 5).await;
     assert_gated(c.nodes[0].create_table(&plain("added")).await, "CreateTable", &name(5));
     r5.shutdown().await.expect("stop the older replicant");
 
@@ -129,13 +135,7 @@ async fn a_mixed_version_cluster_serves_and_refuses_new_entry_kinds_until_every_
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_replicant_the_gate_missed_is_never_streamed_an_entry_it_cannot_read() {
     let mut c = Cluster::start(3).await;
-    let mut pinned = replicant_config(c.dir.path(), c.base, 5, 3);
-    pinned.node.protocol = Some(protocol::OLDEST);
-    let r5 = Node::start(pinned, test_tables()).await.expect("an older replicant");
-    wait_until("the older replicant to stream", Duration::from_secs(20), || async {
-        r5.replicant_status().is_some_and(|s| s.state == mnema::ReplicantState::Normal)
-    })
-    .await;
+    let r5 = older_replicant(&c, 5).await;
     // Its core goes away while it can reach no other: no core streams to it for a while.
     let upstream = r5.replicant_status().and_then(|s| s.upstream).expect("an upstream core");
     let cores: Vec<String> = c.nodes.iter().map(|n| n.addr().to_string()).collect();
