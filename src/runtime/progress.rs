@@ -29,6 +29,10 @@ impl Runtime {
     /// [`Error::Shutdown`] as soon as the node stops: nothing applies any more then, and
     /// a call waiting here (a write, a read index) must not hold the node's shutdown.
     pub async fn wait_applied(&self, index: u64, timeout: Duration) -> Result<()> {
+        // Applied already (a write on the leader, usually): no waiter registered anywhere.
+        if self.applied_index() >= index {
+            return Ok(());
+        }
         let mut rx = self.applied_tx.subscribe();
         let res = tokio::select! {
             res = tokio::time::timeout(timeout, rx.wait_for(|a| *a >= index)) => res,
