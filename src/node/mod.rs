@@ -355,7 +355,7 @@ impl Node {
     }
 
     /// Waits until this node has applied `index` (a [`Committed::index`], say), at most
-    /// `timeout` ([`Error::Timeout`]).
+    /// `timeout` ([`Error::Timeout`]); [`Error::Shutdown`] if the node stops first.
     pub async fn wait_applied(&self, index: u64, timeout: Duration) -> Result<()> {
         self.shared.wait_applied(index, timeout).await
     }

@@ -234,7 +234,8 @@ async fn follow(shared: &Following, link: &Link, core: &Peer, cluster: Option<&s
             }
             publish = Some(Published { state, changes: (!out.bootstrapped).then_some(out.feed) });
         }
-        // A `Members` message, after the entries it describes were published.
+        // A `Members` message comes after the entries it describes, which the messages
+        // before it handed over.
         if let Ok(mut m) = link.members.lock()
             && applier.members() != m.as_ref()
         {

@@ -26,6 +26,7 @@ impl Runtime {
     }
 
     /// Waits until this node has applied `index`.
+    ///
     /// [`Error::Shutdown`] as soon as the node stops: nothing applies any more then, and
     /// a call waiting here (a write, a read index) must not hold the node's shutdown.
     pub async fn wait_applied(&self, index: u64, timeout: Duration) -> Result<()> {
