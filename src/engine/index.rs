@@ -3,12 +3,16 @@
 //!
 //! An index is a persistent ordered set of `(index key, record key, value)` entries, one
 //! per index key its [`Extractor`] computes for a record (a bag: for each of a key's
-//! values). It is part of the [`MemTable`](super::memory::MemTable) it indexes, changed by
+//! values), held packed (`engine::packed_set`: a leaf holds its entries' bytes one after
+//! another, the beginning they share once, so a route's entry in `by_node` costs about its
+//! filter and destination, not its node's name again and an allocation). It is part of
+//! the [`MemTable`](super::memory::MemTable) it indexes, changed by
 //! the same ops in the same apply and published with it, so a reader sees a table and its
 //! indexes at one applied index; it is rebuilt from the records whenever the table is
 //! loaded (start, snapshot install, replicant bootstrap). Nothing of it is on disc.
 
 use super::Blob;
+use super::packed_set::PackedSet;
 use super::table::Extractor;
 use serde::{Deserialize, Serialize};
 use std::ops::Bound;
@@ -96,10 +100,9 @@ impl IndexRange {
 /// then, for a set, the record key as it is; for a bag, the record key escaped and ended
 /// the same way, then the value. A set's entries leave the value out (it is read from the
 /// table when a hit is made), so an update whose index keys did not change leaves the index
-/// alone; a bag's carry it, which tells a key's values apart. One allocation and one
-/// reference count per entry keep the index's nodes small to copy when an apply changes
-/// them.
-type Entry = Blob;
+/// alone; a bag's carry it, which tells a key's values apart. Entries of one index key
+/// share their beginning, which the packed set holds once per leaf.
+type Entry = Vec<u8>;
 
 /// Appends `bytes` escaped and terminated (see [`Entry`]).
 fn escape_into(out: &mut Vec<u8>, bytes: &[u8]) {
@@ -115,15 +118,20 @@ fn escape_into(out: &mut Vec<u8>, bytes: &[u8]) {
 /// The entry of `(ikey, key, value)`; `value` only for a bag's.
 fn entry(ikey: &[u8], key: &[u8], value: Option<&[u8]>) -> Entry {
     let mut out = Vec::with_capacity(ikey.len() + key.len() + 4 + value.map_or(0, <[u8]>::len));
-    escape_into(&mut out, ikey);
+    entry_into(&mut out, ikey, key, value);
+    out
+}
+
+/// Appends the entry of `(ikey, key, value)` to `out`.
+fn entry_into(out: &mut Vec<u8>, ikey: &[u8], key: &[u8], value: Option<&[u8]>) {
+    escape_into(out, ikey);
     match value {
         None => out.extend_from_slice(key),
         Some(v) => {
-            escape_into(&mut out, key);
+            escape_into(out, key);
             out.extend_from_slice(v);
         }
     }
-    Entry::from(out)
 }
 
 /// The prefix of every entry whose index key is `ikey`, and (`after`) the smallest byte
@@ -137,7 +145,7 @@ fn ikey_bound(ikey: &[u8], after: bool) -> Entry {
         let last = out.len() - 1;
         out[last] = 1;
     }
-    Entry::from(out)
+    out
 }
 
 /// Splits an escaped, terminated part off the front of `bytes`: (its bytes, the rest).
@@ -176,7 +184,7 @@ pub struct SecondaryIndex {
     extractor: Extractor,
     /// Whether entries carry the value (a bag's).
     values: bool,
-    entries: imbl::OrdSet<Entry>,
+    entries: PackedSet,
 }
 
 impl std::fmt::Debug for SecondaryIndex {
@@ -189,7 +197,7 @@ impl SecondaryIndex {
     /// An empty index named `name`, computed by `extractor`, of a bag (`values`: entries
     /// carry the value) or a set.
     pub fn new(name: &str, extractor: Extractor, values: bool) -> Self {
-        SecondaryIndex { name: name.into(), extractor, values, entries: imbl::OrdSet::new() }
+        SecondaryIndex { name: name.into(), extractor, values, entries: PackedSet::default() }
     }
 
     /// The index's name.
@@ -224,8 +232,30 @@ impl SecondaryIndex {
     pub fn insert(&mut self, key: &Blob, value: &Blob, ikeys: Option<Vec<Vec<u8>>>) {
         for ikey in ikeys.unwrap_or_else(|| self.keys(key, value)) {
             let e = self.entry(&ikey, key, value);
-            self.entries.insert(e);
+            self.entries.insert(&e);
         }
+    }
+
+    /// Adds the entries of `records` (each key once), as [`SecondaryIndex::insert`] of each
+    /// in turn would: when the index is empty (a restart's or a bootstrap's load), all
+    /// computed into one buffer, sorted and packed in one pass, every leaf full.
+    pub fn load(&mut self, records: &[(Blob, Blob)]) {
+        if !self.entries.is_empty() {
+            records.iter().for_each(|(k, v)| self.insert(k, v, None));
+            return;
+        }
+        let mut buf = Vec::new();
+        let mut spans: Vec<(usize, usize)> = Vec::with_capacity(records.len());
+        for (k, v) in records {
+            for ikey in self.keys(k, v) {
+                let start = buf.len();
+                entry_into(&mut buf, &ikey, k, self.values.then_some(&v[..]));
+                spans.push((start, buf.len()));
+            }
+        }
+        spans.sort_unstable_by(|a, b| buf[a.0..a.1].cmp(&buf[b.0..b.1]));
+        spans.dedup_by(|a, b| buf[a.0..a.1] == buf[b.0..b.1]);
+        self.entries = PackedSet::from_sorted(spans.iter().map(|&(s, e)| &buf[s..e]));
     }
 
     /// Removes the entries of the record `key` → `value`.
@@ -254,14 +284,14 @@ impl SecondaryIndex {
                 i += 1;
             } else if let Some(a) = a {
                 let e = self.entry(a, key, new);
-                self.entries.insert(e);
+                self.entries.insert(&e);
                 j += 1;
             }
         }
     }
 
     pub fn clear(&mut self) {
-        self.entries = imbl::OrdSet::new();
+        self.entries.clear();
     }
 
     /// Calls `found` with every entry `range` selects, in order, until it returns `false`
@@ -290,37 +320,35 @@ impl SecondaryIndex {
         {
             return;
         }
-        let start = match lo {
+        let start = match &lo {
             None => Bound::Unbounded,
-            Some(e) if exclusive => Bound::Excluded(e),
-            Some(e) => Bound::Included(e),
+            Some(e) if exclusive => Bound::Excluded(&e[..]),
+            Some(e) => Bound::Included(&e[..]),
         };
-        let end = match upper {
+        let end = match &upper {
             None => Bound::Unbounded,
-            Some(e) => Bound::Excluded(e),
+            Some(e) => Bound::Excluded(&e[..]),
         };
         let limit = range.limit.unwrap_or(usize::MAX);
         if limit == 0 {
             return;
         }
         let mut given = 0usize;
-        for e in self.entries.range((start, end)) {
+        self.entries.range(start, end, |e| {
             // Entries are written here only; one that does not parse is passed over.
-            let Some((ikey, rest)) = unescape(e) else { continue };
+            let Some((ikey, rest)) = unescape(e) else { return true };
             let (key, value) = if self.values {
-                let Some((key, value)) = unescape(rest) else { continue };
+                let Some((key, value)) = unescape(rest) else { return true };
                 (key, Some(value))
             } else {
                 (std::borrow::Cow::Borrowed(rest), None)
             };
             if !found(&ikey, &key, value) {
-                return;
+                return false;
             }
             given += 1;
-            if given >= limit {
-                return;
-            }
-        }
+            given < limit
+        });
     }
 }
 

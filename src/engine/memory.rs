@@ -438,13 +438,7 @@ impl MemTable {
 fn beside_indexes<R: Send>(indexes: &mut [SecondaryIndex], records: &[(Blob, Blob)], build: impl FnOnce() -> R + Send) -> R {
     /// Fewer records load faster than a thread starts.
     const ASIDE: usize = 20_000;
-    // One record after another: faster here than computing every entry, sorting them and
-    // adding them in order (1M routes: 0.42 s against 0.66 s).
-    let take = |indexes: &mut [SecondaryIndex]| {
-        for ix in indexes {
-            records.iter().for_each(|(k, v)| ix.insert(k, v, None));
-        }
-    };
+    let take = |indexes: &mut [SecondaryIndex]| indexes.iter_mut().for_each(|ix| ix.load(records));
     if indexes.is_empty() || records.len() < ASIDE {
         take(indexes);
         return build();

@@ -11,6 +11,7 @@ pub mod feed;
 pub mod flat_map;
 pub mod index;
 pub mod keys;
+pub mod packed_set;
 pub mod snapshot_format;
 pub mod table;
 pub mod topic_trie;
