@@ -92,6 +92,17 @@ fn bench(c: &mut Criterion) {
         )
     });
     g.finish();
+    // A restart's or a bootstrap's build of the same table from its records (in key order,
+    // as a scan gives them).
+    let records: Vec<(Blob, Blob)> =
+        (0..RECORDS).map(|i| (Blob::from(&i.to_be_bytes()[..]), Blob::from(&[0xcd; 32][..]))).collect();
+    let mut g = c.benchmark_group("memtable_load");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(RECORDS));
+    g.bench_function("from_records/flat", |b| {
+        b.iter_batched(|| records.clone(), FlatMap::from_records, BatchSize::LargeInput)
+    });
+    g.finish();
 }
 
 /// The `i`-th entry of a `by_node`-like index: node, filter, destination, as the index

@@ -150,6 +150,25 @@ fn assemble<V>(buckets: Vec<Bucket<V>>) -> Arc<[Mid<V>]> {
         .collect()
 }
 
+/// The buckets whose records `slots` holds, bucket `i`'s from `starts[i] - starts[0]` to
+/// `starts[i + 1] - starts[0]`; of a key given twice, the later value is kept.
+fn buckets_of<V>(slots: &mut [Option<Entry<V>>], starts: &[usize]) -> Vec<Bucket<V>> {
+    let base = starts.first().copied().unwrap_or(0);
+    starts
+        .windows(2)
+        .map(|w| {
+            let mut bucket: Vec<Entry<V>> = Vec::with_capacity(w[1] - w[0]);
+            for e in slots[w[0] - base..w[1] - base].iter_mut().filter_map(Option::take) {
+                match bucket.iter_mut().find(|b| b.hash == e.hash && b.key.as_bytes() == e.key.as_bytes()) {
+                    Some(same) => same.value = e.value,
+                    None => bucket.push(e),
+                }
+            }
+            bucket.into()
+        })
+        .collect()
+}
+
 impl<V: Clone> FlatMap<V> {
     /// Keys held.
     pub fn len(&self) -> usize {
@@ -161,33 +180,61 @@ impl<V: Clone> FlatMap<V> {
     }
 
     /// A map of `records` built in one pass, as if each were inserted in turn (a key given
-    /// twice keeps its later value): the table sized for them at once, each bucket
-    /// allocated once at its final size, no split. What a restart's and a bootstrap's
-    /// load use.
-    pub fn from_records(records: impl IntoIterator<Item = (Blob, V)>) -> Self {
+    /// twice keeps its later value): the table sized for them at once, the records placed
+    /// by bucket with a counting sort (no comparison sort), each bucket allocated once at
+    /// its final size, no split; a large load's buckets built on two threads. What a
+    /// restart's and a bootstrap's load use.
+    pub fn from_records(records: impl IntoIterator<Item = (Blob, V)>) -> Self
+    where
+        V: Send + Sync,
+    {
+        /// Fewer records build faster than a thread starts.
+        const TWO_THREADS: usize = 100_000;
         let hasher = KeyHasher::default();
-        let mut all: Vec<Entry<V>> = records
+        let all: Vec<Entry<V>> = records
             .into_iter()
             .map(|(k, value)| Entry { hash: hasher.hash_one(&k[..]), key: Key::new(&k, Some(&k)), value })
             .collect();
-        let buckets = all.len().div_ceil(LOAD).max(1);
+        let n = all.len();
+        let buckets = n.div_ceil(LOAD).max(1);
         let level = buckets.ilog2();
         let mut map = FlatMap { top: Arc::from([]), buckets, level, split: buckets - (1 << level), len: 0, hasher };
-        // Stable: of a key given twice, the later entry comes later in its bucket.
-        all.sort_by_key(|e| map.address(e.hash));
-        let mut out: Vec<Bucket<V>> = Vec::with_capacity(buckets);
-        let mut rest = all.into_iter().peekable();
-        for address in 0..buckets {
-            let mut bucket: Vec<Entry<V>> = Vec::new();
-            while let Some(e) = rest.next_if(|e| map.address(e.hash) == address) {
-                match bucket.iter_mut().find(|b| b.hash == e.hash && b.key.as_bytes() == e.key.as_bytes()) {
-                    Some(same) => same.value = e.value,
-                    None => bucket.push(e),
-                }
-            }
-            map.len += bucket.len();
-            out.push(bucket.into());
+        // Where each bucket's records start among all of them, in address order.
+        let mut starts = vec![0usize; buckets + 1];
+        for e in &all {
+            starts[map.address(e.hash) + 1] += 1;
         }
+        for a in 0..buckets {
+            starts[a + 1] += starts[a];
+        }
+        // Each record to its bucket's place, in the order given (so of a key given twice,
+        // the later comes later).
+        let mut slots: Vec<Option<Entry<V>>> = Vec::with_capacity(n);
+        slots.resize_with(n, || None);
+        let mut next = starts[..buckets].to_vec();
+        for e in all {
+            let a = map.address(e.hash);
+            slots[next[a]] = Some(e);
+            next[a] += 1;
+        }
+        drop(next);
+        let out: Vec<Bucket<V>> = if n < TWO_THREADS {
+            buckets_of(&mut slots, &starts)
+        } else {
+            let mid = buckets / 2;
+            let (low, high) = slots.split_at_mut(starts[mid]);
+            let (low_starts, high_starts) = (&starts[..=mid], &starts[mid..]);
+            let (mut out, high) = std::thread::scope(|s| {
+                let high = s.spawn(|| buckets_of(high, high_starts));
+                (buckets_of(low, low_starts), high.join())
+            });
+            match high {
+                Ok(high) => out.extend(high),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+            out
+        };
+        map.len = out.iter().map(|b| b.len()).sum();
         map.top = assemble(out);
         map
     }
@@ -442,6 +489,22 @@ mod tests {
             assert_eq!(map.top.len(), map.buckets.div_ceil(FAN * FAN), "{n} records");
             assert!((0..n as u32).all(|i| map.get(&i.to_le_bytes()).is_some()), "{n} records");
             assert_eq!(map.iter().count(), n);
+        }
+    }
+
+    /// A load large enough to build its buckets on two threads answers as the records
+    /// inserted in turn, keys given twice (in either half of the table) included.
+    #[test]
+    fn a_large_load_built_on_two_threads_keeps_every_later_value() {
+        let n = 300_000u32;
+        let mut records: Vec<(Blob, Blob)> =
+            (0..n).map(|i| (Blob::from(&i.to_le_bytes()[..]), Blob::from(&i.to_be_bytes()[..]))).collect();
+        records.extend((0..n).step_by(1000).map(|i| (Blob::from(&i.to_le_bytes()[..]), Blob::from(&b"later"[..]))));
+        let map = FlatMap::from_records(records);
+        assert_eq!(map.len(), n as usize);
+        for i in 0..n {
+            let want = if i % 1000 == 0 { b"later".to_vec() } else { i.to_be_bytes().to_vec() };
+            assert_eq!(map.get(&i.to_le_bytes()).map(|v| v.to_vec()), Some(want), "key {i}");
         }
     }
 
