@@ -217,21 +217,15 @@ impl<V: Clone> FlatMap<V> {
             slots[next[a]] = Some(e);
             next[a] += 1;
         }
-        drop(next);
         let out: Vec<Bucket<V>> = if n < TWO_THREADS {
             buckets_of(&mut slots, &starts)
         } else {
             let mid = buckets / 2;
             let (low, high) = slots.split_at_mut(starts[mid]);
             let (low_starts, high_starts) = (&starts[..=mid], &starts[mid..]);
-            let (mut out, high) = std::thread::scope(|s| {
-                let high = s.spawn(|| buckets_of(high, high_starts));
-                (buckets_of(low, low_starts), high.join())
-            });
-            match high {
-                Ok(high) => out.extend(high),
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
+            let (high, mut out) =
+                super::beside::beside(|| buckets_of(high, high_starts), || buckets_of(low, low_starts));
+            out.extend(high);
             out
         };
         map.len = out.iter().map(|b| b.len()).sum();

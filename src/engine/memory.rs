@@ -449,14 +449,7 @@ fn beside_indexes<R: Send>(indexes: &mut [SecondaryIndex], records: &[(Blob, Blo
         take(indexes);
         return build();
     }
-    std::thread::scope(|s| {
-        let aside = s.spawn(|| take(indexes));
-        let built = build();
-        if let Err(panic) = aside.join() {
-            std::panic::resume_unwind(panic);
-        }
-        built
-    })
+    super::beside::beside(|| take(indexes), build).1
 }
 
 /// Adds `value` under `key`; returns whether it was new.

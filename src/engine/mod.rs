@@ -4,6 +4,7 @@
 
 pub mod access;
 pub mod apply;
+pub mod beside;
 pub mod catalog;
 pub mod declaration;
 pub mod declared;

@@ -122,16 +122,21 @@ struct Leaf {
 
 impl Leaf {
     /// A leaf of `entries` (sorted).
-    fn of(entries: &[&[u8]]) -> Leaf {
+    fn of<E: AsRef<[u8]>>(entries: &[E]) -> Leaf {
         let p = match (entries.first(), entries.last()) {
-            (Some(a), Some(b)) => common_prefix(a, b),
+            (Some(a), Some(b)) => common_prefix(a.as_ref(), b.as_ref()),
             _ => 0,
         };
         let mut items = Packed::default();
-        items.data.reserve_exact(entries.iter().map(|e| e.len() - p).sum());
+        items.data.reserve_exact(entries.iter().map(|e| e.as_ref().len() - p).sum());
         items.ends.reserve_exact(entries.len());
-        entries.iter().for_each(|e| items.push(&e[p..]));
-        Leaf { prefix: entries.first().map_or(Box::default(), |e| e[..p].into()), items }
+        entries.iter().for_each(|e| items.push(&e.as_ref()[p..]));
+        Leaf { prefix: entries.first().map_or(Box::default(), |e| e.as_ref()[..p].into()), items }
+    }
+
+    /// Every entry, whole.
+    fn entries(&self) -> Vec<Vec<u8>> {
+        (0..self.len()).map(|i| self.full(i)).collect()
     }
 
     fn len(&self) -> usize {
@@ -159,31 +164,28 @@ impl Leaf {
     /// Inserts `x` at `i` (where [`Leaf::search`] put it), shortening the prefix first if
     /// `x` does not share it.
     fn insert(&mut self, i: usize, x: &[u8]) {
-        if !x.starts_with(&self.prefix) {
-            let entries: Vec<Vec<u8>> = (0..self.len()).map(|j| self.full(j)).collect();
-            let p = common_prefix(&self.prefix, x);
-            let mut items = Packed::default();
-            entries.iter().for_each(|e| items.push(&e[p..]));
-            self.prefix = self.prefix[..p].into();
-            self.items = items;
+        if x.starts_with(&self.prefix) {
+            self.items.insert(i, &x[self.prefix.len()..]);
+        } else {
+            let mut all = self.entries();
+            all.insert(i, x.to_vec());
+            *self = Leaf::of(&all);
         }
-        self.items.insert(i, &x[self.prefix.len()..]);
     }
 
     /// Splits off the upper half as a leaf of its own, each half with its own prefix.
     fn split(&mut self) -> Leaf {
-        let all: Vec<Vec<u8>> = (0..self.len()).map(|j| self.full(j)).collect();
-        let refs: Vec<&[u8]> = all.iter().map(Vec::as_slice).collect();
-        let mid = refs.len() / 2;
-        *self = Leaf::of(&refs[..mid]);
-        Leaf::of(&refs[mid..])
+        let all = self.entries();
+        let mid = all.len() / 2;
+        *self = Leaf::of(&all[..mid]);
+        Leaf::of(&all[mid..])
     }
 
     /// This leaf's entries then `right`'s (all above them), as one leaf.
     fn merged(&self, right: &Leaf) -> Leaf {
-        let all: Vec<Vec<u8>> = (0..self.len()).map(|j| self.full(j)).chain((0..right.len()).map(|j| right.full(j))).collect();
-        let refs: Vec<&[u8]> = all.iter().map(Vec::as_slice).collect();
-        Leaf::of(&refs)
+        let mut all = self.entries();
+        all.extend(right.entries());
+        Leaf::of(&all)
     }
 }
 
@@ -370,7 +372,7 @@ impl PackedSet {
             assert!(root || !node.is_empty(), "an empty node below the root");
             match node {
                 Node::Leaf(l) => {
-                    let all: Vec<Vec<u8>> = (0..l.len()).map(|i| l.full(i)).collect();
+                    let all = l.entries();
                     assert!(all.windows(2).all(|w| w[0] < w[1]), "a leaf out of order");
                     assert!(all.iter().all(|e| lo.is_none_or(|lo| &e[..] >= lo) && hi.is_none_or(|hi| &e[..] < hi)));
                     l.len()
