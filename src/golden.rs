@@ -318,7 +318,7 @@ fn forms() -> Vec<Form> {
             "start-entries",
             StreamMsg::Start { core: "n1@h".into(), mode: StartMode::Entries { from: 6 }, core_applied: 5 },
         ),
-        ("chunk", StreamMsg::SnapshotChunk { seq: 3, records: vec![(b"k".to_vec(), vec![0, 255])] }),
+        ("chunk", StreamMsg::SnapshotChunk { seq: 3, records: [(b"k".to_vec(), vec![0, 255])].into_iter().collect() }),
         ("snapshot-end", StreamMsg::SnapshotEnd { index: 5, records: 1, crc: 0xdead_beef }),
         (
             "entries",

@@ -6,6 +6,7 @@
 
 use super::catalog::{self, TableIx};
 use super::declaration::Declaration;
+use super::flat_map::Key;
 use super::feed::{Change as FeedChange, ChangeOp};
 use super::keys::{split_record, split_table};
 use super::memory::MemState;
@@ -290,7 +291,8 @@ pub fn apply_batch<S: Sink>(
 pub struct Loader {
     state: MemState,
     /// Each table's records so far, by the table's position.
-    pending: Vec<Vec<(super::Blob, super::Blob)>>,
+    /// Keys as [`Key`]s: a short one inline, never allocated on its own.
+    pending: Vec<Vec<(Key, super::Blob)>>,
     /// Table records taken (into `pending`).
     records: usize,
 }
@@ -322,7 +324,7 @@ impl Loader {
             if self.pending.len() <= ix {
                 self.pending.resize_with(state.tables.len(), Vec::new);
             }
-            self.pending[ix].push((key.into(), value.into()));
+            self.pending[ix].push((Key::from(key), value.into()));
             self.records += 1;
         }
         Ok(None)

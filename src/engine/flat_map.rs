@@ -71,6 +71,36 @@ impl Key {
     }
 }
 
+impl Key {
+    /// The key as a [`Blob`]: a long key's own (shared), a short key's copied into one.
+    pub fn to_blob(&self) -> Blob {
+        match self {
+            Key::Inline { .. } => Blob::from(self.as_bytes()),
+            Key::Shared(b) => b.clone(),
+        }
+    }
+}
+
+impl From<&[u8]> for Key {
+    /// A short key copied inline, a long one into a [`Blob`] of its own.
+    fn from(key: &[u8]) -> Key {
+        Key::new(key, None)
+    }
+}
+
+impl From<Blob> for Key {
+    /// A short key copied inline (the `Blob` dropped), a long one shared.
+    fn from(key: Blob) -> Key {
+        if key.len() <= Self::INLINE { Key::new(&key, None) } else { Key::Shared(key) }
+    }
+}
+
+impl AsRef<[u8]> for Key {
+    fn as_ref(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
 impl std::fmt::Debug for Key {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{:?}", self.as_bytes())
@@ -184,7 +214,7 @@ impl<V: Clone> FlatMap<V> {
     /// by bucket with a counting sort (no comparison sort), each bucket allocated once at
     /// its final size, no split; a large load's buckets built on two threads. What a
     /// restart's and a bootstrap's load use.
-    pub fn from_records(records: impl IntoIterator<Item = (Blob, V)>) -> Self
+    pub fn from_records<K: Into<Key>>(records: impl IntoIterator<Item = (K, V)>) -> Self
     where
         V: Send + Sync,
     {
@@ -193,7 +223,10 @@ impl<V: Clone> FlatMap<V> {
         let hasher = KeyHasher::default();
         let all: Vec<Entry<V>> = records
             .into_iter()
-            .map(|(k, value)| Entry { hash: hasher.hash_one(&k[..]), key: Key::new(&k, Some(&k)), value })
+            .map(|(k, value)| {
+                let key = k.into();
+                Entry { hash: hasher.hash_one(key.as_bytes()), key, value }
+            })
             .collect();
         let n = all.len();
         let buckets = n.div_ceil(LOAD).max(1);

@@ -239,14 +239,15 @@ impl SecondaryIndex {
     /// Adds the entries of `records` (each key once), as [`SecondaryIndex::insert`] of each
     /// in turn would: when the index is empty (a restart's or a bootstrap's load), all
     /// computed into one buffer, sorted and packed in one pass, every leaf full.
-    pub fn load(&mut self, records: &[(Blob, Blob)]) {
+    pub fn load<K: AsRef<[u8]>>(&mut self, records: &[(K, Blob)]) {
         if !self.entries.is_empty() {
-            records.iter().for_each(|(k, v)| self.insert(k, v, None));
+            records.iter().for_each(|(k, v)| self.insert(&Blob::from(k.as_ref()), v, None));
             return;
         }
         let mut buf = Vec::new();
         let mut spans: Vec<(usize, usize)> = Vec::with_capacity(records.len());
         for (k, v) in records {
+            let k = k.as_ref();
             for ikey in self.keys(k, v) {
                 let start = buf.len();
                 entry_into(&mut buf, &ikey, k, self.values.then_some(&v[..]));

@@ -6,7 +6,7 @@
 //! never blocks the writer, and never takes a lock: [`MemStore::load`] is a pointer load.
 
 use super::catalog::{Catalog, TableIx};
-use super::flat_map::FlatMap;
+use super::flat_map::{FlatMap, Key};
 use super::index::SecondaryIndex;
 use super::requests::Requests;
 use super::table::{Index, Kind, ShardId, TableDef};
@@ -360,8 +360,9 @@ impl MemTable {
     /// Adds `records` (this table's, as stored: key and value; any order) as
     /// [`MemTable::put`] of each in turn would, built in bulk where the table is empty: a
     /// set's or a bag's map in one pass (`FlatMap::from_records`), a bag's values grouped
-    /// per key first. What a restart's load from RocksDB and a bootstrap's snapshot use.
-    pub fn load(&mut self, mut records: Vec<(Blob, Blob)>) {
+    /// per key first. What a restart's load from RocksDB and a bootstrap's snapshot use;
+    /// their keys come as [`Key`]s, so a short one is never allocated on its own.
+    pub fn load(&mut self, mut records: Vec<(Key, Blob)>) {
         let bulk = match &self.records {
             Records::Set(m) => m.is_empty(),
             Records::Bag(m) | Records::TopicBag(m, _) => m.is_empty(),
@@ -369,16 +370,17 @@ impl MemTable {
         };
         if !bulk {
             for (k, v) in records {
-                self.put(&k, &v);
+                self.put(k.as_bytes(), &v);
             }
             return;
         }
+        let by_key = |a: &(Key, Blob), b: &(Key, Blob)| a.0.as_bytes().cmp(b.0.as_bytes());
         if matches!(self.records, Records::Set(_)) {
             // One record per key, the later one kept, as puts in turn would.
-            if !records.is_sorted_by(|a, b| a.0 < b.0) {
+            if !records.is_sorted_by(|a, b| by_key(a, b).is_lt()) {
                 records.reverse();
-                records.sort_by(|a, b| a.0.cmp(&b.0));
-                records.dedup_by(|later, earlier| later.0 == earlier.0);
+                records.sort_by(by_key);
+                records.dedup_by(|later, earlier| later.0.as_bytes() == earlier.0.as_bytes());
             }
             let map = if self.indexes.is_empty() {
                 // Nothing else reads the records: moved in, not copied (no reference taken
@@ -394,25 +396,26 @@ impl MemTable {
         for (_, v) in records.iter_mut() {
             *v = self.recent.share(v);
         }
-        if !records.is_sorted_by(|a, b| a < b) {
-            records.sort();
-            records.dedup();
+        let whole = |a: &(Key, Blob), b: &(Key, Blob)| by_key(a, b).then_with(|| a.1.cmp(&b.1));
+        if !records.is_sorted_by(|a, b| whole(a, b).is_lt()) {
+            records.sort_by(whole);
+            records.dedup_by(|a, b| whole(a, b).is_eq());
         }
         let MemTable { records: held, indexes, .. } = self;
         let map = beside_indexes(indexes, &records, || {
-            let mut grouped: Vec<(Blob, Values)> = Vec::new();
+            let mut grouped: Vec<(Key, Values)> = Vec::new();
             let mut rest = records.iter().peekable();
             while let Some((key, first)) = rest.next() {
                 let mut values = vec![first.clone()];
-                while let Some((_, v)) = rest.next_if(|(k, _)| k == key) {
+                while let Some((_, v)) = rest.next_if(|(k, _)| k.as_bytes() == key.as_bytes()) {
                     values.push(v.clone());
                 }
                 grouped.push((key.clone(), Values::from_sorted(values)));
             }
             if let Records::TopicBag(_, trie) = held {
                 for (k, values) in &grouped {
-                    if is_wildcard(k) {
-                        trie.set(k, values.clone());
+                    if is_wildcard(k.as_bytes()) {
+                        trie.set(&k.to_blob(), values.clone());
                     }
                 }
             }
@@ -441,7 +444,7 @@ impl MemTable {
 /// Runs `build` while `indexes` take in `records` (each key once), on a thread of their own
 /// when there are enough records for it to pay: a load's two halves that share nothing
 /// (the table's map and its indexes), on two cores.
-fn beside_indexes<R: Send>(indexes: &mut [SecondaryIndex], records: &[(Blob, Blob)], build: impl FnOnce() -> R + Send) -> R {
+fn beside_indexes<R: Send>(indexes: &mut [SecondaryIndex], records: &[(Key, Blob)], build: impl FnOnce() -> R + Send) -> R {
     /// Fewer records load faster than a thread starts.
     const ASIDE: usize = 20_000;
     let take = |indexes: &mut [SecondaryIndex]| indexes.iter_mut().for_each(|ix| ix.load(records));
@@ -924,11 +927,11 @@ mod tests {
                     records.iter().filter(|(t, ..)| *t == 0 || *t == 3).map(|(t, k, v)| ((*t, k.clone()), v.clone())).collect();
                 let mut bulk = MemState::empty(&cat);
                 for t in 0..4 {
-                    let mine: Vec<(Blob, Blob)> = order
+                    let mine: Vec<(Key, Blob)> = order
                         .iter()
                         .filter(|(u, ..)| *u == t)
                         .filter(|(u, k, v)| !(*u == 0 || *u == 3) || last.get(&(*u, k.clone())) == Some(v))
-                        .map(|(_, k, v)| (Blob::from(&k[..]), Blob::from(&v[..])))
+                        .map(|(_, k, v)| (Key::from(&k[..]), Blob::from(&v[..])))
                         .collect();
                     bulk.tables[t].load(mine);
                 }
@@ -966,8 +969,8 @@ mod tests {
                     // A bag's key holds two values.
                     one_by_one.tables[t].put(&k, b"second");
                 }
-                let mut records: Vec<(Blob, Blob)> = (0..n).map(record).collect();
-                records.extend((0..n).map(|i| (record(i).0, Blob::from(&b"second"[..]))));
+                let mut records: Vec<(Key, Blob)> = (0..n).map(|i| (Key::from(record(i).0), record(i).1)).collect();
+                records.extend((0..n).map(|i| (Key::from(record(i).0), Blob::from(&b"second"[..]))));
                 bulk.tables[t].load(records);
                 let keys: Vec<Vec<u8>> = (0..n).step_by(97).map(|i| i.to_be_bytes().to_vec()).collect();
                 assert_eq!(read_all(&bulk.tables[t], &keys), read_all(&one_by_one.tables[t], &keys), "table {t}");
@@ -981,7 +984,7 @@ mod tests {
             let cat = tables();
             let mut state = MemState::empty(&cat);
             let b = |s: &str| Blob::from(s.as_bytes());
-            state.tables[0].load(vec![(b("k"), b("first")), (b("a"), b("x")), (b("k"), b("second"))]);
+            state.tables[0].load(vec![(b("k").into(), b("first")), (b("a").into(), b("x")), (b("k").into(), b("second"))]);
             assert_eq!(state.tables[0].get_one(b"k").map(|v| v.to_vec()), Some(b"second".to_vec()));
             assert_eq!(state.tables[0].len(), 2);
             let hits = state.tables[0].index_hits(0, &IndexRange::all());

@@ -106,7 +106,7 @@ impl Applier {
                     return Err(bad(format!("snapshot chunk {seq} where chunk {next_seq} was due")));
                 }
                 *next_seq += 1;
-                for (k, v) in &records {
+                for (k, v) in records.iter() {
                     crc_record(crc, k, v);
                     *n += 1;
                     if let Some(name) = work.record(k, v)? {
@@ -228,7 +228,7 @@ mod tests {
         recs.iter().for_each(|(k, v)| crc_record(&mut crc, k, v));
         vec![
             StreamMsg::Start { core: "c".into(), mode: StartMode::Snapshot, core_applied: index + 1 },
-            StreamMsg::SnapshotChunk { seq: 0, records: recs.clone() },
+            StreamMsg::SnapshotChunk { seq: 0, records: recs.iter().cloned().collect() },
             StreamMsg::SnapshotEnd { index, records: recs.len() as u64, crc: crc.finalize() },
         ]
     }
@@ -273,7 +273,9 @@ mod tests {
         repeated.insert(2, repeated[1].clone());
         let mut altered = snapshot(&[("a", "1")], 5);
         if let StreamMsg::SnapshotChunk { records, .. } = &mut altered[1] {
-            records[1].1 = b"evil".to_vec();
+            let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = records.iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect();
+            pairs[1].1 = b"evil".to_vec();
+            *records = pairs.into_iter().collect();
         }
         for (what, msgs) in [("crc", bad_crc), ("lost", lost_chunk), ("repeated", repeated), ("altered", altered)] {
             let (s, err, _) = run(msgs);

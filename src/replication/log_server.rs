@@ -9,7 +9,7 @@
 //! Not here: Raft itself (the stream reads what Raft applied), the replicant's checks.
 
 use super::stream::{
-    CHUNK_BYTES, CHUNK_RECORDS, Heartbeat, MAX_ENTRIES, StartMode, StreamEntry, StreamMsg, crc_record,
+    CHUNK_BYTES, CHUNK_RECORDS, ChunkRecords, Heartbeat, MAX_ENTRIES, StartMode, StreamEntry, StreamMsg, crc_record,
 };
 use crate::engine::{Batch, ShardId};
 use crate::error::{Error, Result};
@@ -194,20 +194,18 @@ fn send_snapshot(
         return Ok(None);
     }
     let (mut seq, mut count, mut crc) = (0u32, 0u64, crc32fast::Hasher::new());
-    let (mut chunk, mut bytes) = (Vec::new(), 0usize);
+    let mut chunk = ChunkRecords::default();
     let gone = std::cell::Cell::new(false);
     let mut add = |k: &[u8], v: &[u8]| -> Result<bool> {
         crc_record(&mut crc, k, v);
         count += 1;
-        bytes += k.len() + v.len();
-        chunk.push((k.to_vec(), v.to_vec()));
-        if chunk.len() >= CHUNK_RECORDS || bytes >= CHUNK_BYTES {
+        chunk.push(k, v);
+        if chunk.len() >= CHUNK_RECORDS || chunk.bytes() >= CHUNK_BYTES {
             if !blocking_send(&StreamMsg::SnapshotChunk { seq, records: std::mem::take(&mut chunk) })? {
                 gone.set(true);
                 return Ok(false);
             }
             seq += 1;
-            bytes = 0;
         }
         Ok(true)
     };

@@ -310,7 +310,10 @@ mod rogue {
             })];
             match self.fault {
                 Fault::BadChecksum => {
-                    msgs.push(payload(&StreamMsg::SnapshotChunk { seq: 0, records: vec![(key, b"wrong".to_vec())] }));
+                    msgs.push(payload(&StreamMsg::SnapshotChunk {
+                        seq: 0,
+                        records: [(key, b"wrong".to_vec())].into_iter().collect(),
+                    }));
                     msgs.push(payload(&StreamMsg::SnapshotEnd { index: 1, records: 1, crc: 12345 }));
                 }
                 Fault::Garbage => msgs.push(Ok(pb::Payload { data: vec![stream::STREAM_VERSION, 0xff, 0xff, 0xff] })),
