@@ -118,25 +118,25 @@ pub fn load_memory(db: &Db, cf: &ColumnFamily, catalog: Arc<Catalog>, holding: H
     let t0 = std::time::Instant::now();
     let mut loader = Loader::new(state);
     let catalog_prefix = table_prefix(crate::engine::catalog::TABLE);
-    for item in db.raw().prefix_iterator_cf(cf, &catalog_prefix) {
-        let (k, v) = item.map_err(|e| db.err("scan catalog", e))?;
+    db.scan(cf, &catalog_prefix, None, |k, v| {
         if !k.starts_with(&catalog_prefix) {
-            break;
+            return Ok(false);
         }
-        loader.record(&k, &v)?;
-    }
+        loader.record(k, v)?;
+        Ok(true)
+    })?;
     let mut unknown: BTreeSet<String> = BTreeSet::new();
-    for item in db.raw().iterator_cf(cf, rocksdb::IteratorMode::Start) {
-        let (k, v) = item.map_err(|e| db.err("scan records", e))?;
+    db.scan(cf, b"", None, |k, v| {
         if k.starts_with(&catalog_prefix) {
-            continue;
+            return Ok(true);
         }
-        if let Some(name) = loader.record(&k, &v)?
+        if let Some(name) = loader.record(k, v)?
             && unknown.insert(name.to_string())
         {
             tracing::warn!(table = name, "records of a table not in the catalog; left on disk, not loaded");
         }
-    }
+        Ok(true)
+    })?;
     let scanned = t0.elapsed();
     let records = loader.records();
     let state = loader.finish();

@@ -38,14 +38,7 @@ impl<'a> DataSnapshot<'a> {
     /// Calls `each` with the stored key and value of every record whose key starts with
     /// `prefix`, in key order, until it returns `Ok(false)` or an error.
     pub fn for_each_with_prefix(&self, prefix: &[u8], mut each: impl FnMut(&[u8], &[u8]) -> Result<bool>) -> Result<()> {
-        let mode = rocksdb::IteratorMode::From(prefix, rocksdb::Direction::Forward);
-        for item in self.snap.iterator_cf(self.db.cf(CF_DATA)?, mode) {
-            let (k, v) = item.map_err(|e| self.db.err("scan records", e))?;
-            if !k.starts_with(prefix) || !each(&k, &v)? {
-                break;
-            }
-        }
-        Ok(())
+        self.db.scan(self.db.cf(CF_DATA)?, prefix, Some(&self.snap), |k, v| Ok(k.starts_with(prefix) && each(k, v)?))
     }
 
     /// The catalog at this snapshot's index: every replicated table's declaration, by name.
@@ -61,13 +54,7 @@ impl<'a> DataSnapshot<'a> {
 
     /// Calls `each` with every record's stored key and value (layout in `engine::keys`),
     /// in key order, until it returns `Ok(false)` or an error.
-    pub fn for_each_record(&self, mut each: impl FnMut(&[u8], &[u8]) -> Result<bool>) -> Result<()> {
-        for item in self.snap.iterator_cf(self.db.cf(CF_DATA)?, rocksdb::IteratorMode::Start) {
-            let (k, v) = item.map_err(|e| self.db.err("scan records", e))?;
-            if !each(&k, &v)? {
-                break;
-            }
-        }
-        Ok(())
+    pub fn for_each_record(&self, each: impl FnMut(&[u8], &[u8]) -> Result<bool>) -> Result<()> {
+        self.db.scan(self.db.cf(CF_DATA)?, b"", Some(&self.snap), each)
     }
 }
