@@ -104,9 +104,47 @@ pub fn decode_dest(bytes: &[u8]) -> Result<Dest> {
     codec::decode_versioned("route destination", DEST_VERSION, bytes)
 }
 
-/// Decodes a stored destination in place (its names borrowed from `bytes`).
+/// Decodes a stored destination in place (its names borrowed from `bytes`): the publish
+/// path's decoder, once per matching route. The common shape (names shorter than 251
+/// bytes) is read directly; any other bytes go through the serde decoder, so both give
+/// the same destinations and the same errors (the `topics` fuzz target compares them).
 pub fn decode_dest_ref(bytes: &[u8]) -> Result<DestRef<'_>> {
-    codec::decode_versioned_borrowed("route destination", DEST_VERSION, bytes)
+    match read_dest_ref(bytes) {
+        Some(dest) => Ok(dest),
+        None => codec::decode_versioned_borrowed("route destination", DEST_VERSION, bytes),
+    }
+}
+
+/// A destination as `encode_dest` writes it when every name is shorter than 251 bytes:
+/// the version, the variant (0: `Node`, 1: `Shared`), then each name as one length byte
+/// (bincode's varint below 251) and its UTF-8 bytes, nothing after. `None` for any other
+/// bytes, which the serde decoder then reads or refuses.
+fn read_dest_ref(bytes: &[u8]) -> Option<DestRef<'_>> {
+    fn name(bytes: &[u8]) -> Option<(&str, &[u8])> {
+        let (&len, rest) = bytes.split_first()?;
+        if len >= 251 {
+            return None;
+        }
+        let (name, rest) = rest.split_at_checked(usize::from(len))?;
+        Some((std::str::from_utf8(name).ok()?, rest))
+    }
+    let (&[version, variant], rest) = bytes.split_first_chunk::<2>()?;
+    if version != DEST_VERSION {
+        return None;
+    }
+    let (dest, rest) = match variant {
+        0 => {
+            let (node, rest) = name(rest)?;
+            (DestRef::Node(node), rest)
+        }
+        1 => {
+            let (group, rest) = name(rest)?;
+            let (node, rest) = name(rest)?;
+            (DestRef::Shared { group, node }, rest)
+        }
+        _ => return None,
+    };
+    rest.is_empty().then_some(dest)
 }
 
 /// Adds the route `filter → dest` to `txn`.
@@ -285,6 +323,45 @@ pub(crate) async fn purge_node(shared: crate::runtime::TablesRoom<'_>, node: &st
 mod tests {
     use super::*;
     use crate::engine::Catalog;
+
+    /// The publish path's direct read of a destination gives what the serde decoder gives,
+    /// for stored destinations of every size (names past one length byte included) and for
+    /// damaged ones (cut, extended, bytes changed), which both refuse alike.
+    #[test]
+    fn a_destination_read_directly_decodes_as_serde_does() {
+        fn serde(b: &[u8]) -> Result<DestRef<'_>> {
+            codec::decode_versioned_borrowed("route destination", DEST_VERSION, b)
+        }
+        let names = ["", "n1", "emqx@10.0.0.1", &"x".repeat(250), &"y".repeat(251), &"z".repeat(300), "ünï"];
+        let mut stored = Vec::new();
+        for a in names {
+            stored.push(encode_dest(&Dest::Node(a.to_string())).unwrap());
+            for b in names {
+                stored.push(encode_dest(&Dest::Shared { group: a.to_string(), node: b.to_string() }).unwrap());
+            }
+        }
+        let mut direct = 0;
+        for bytes in &stored {
+            direct += usize::from(read_dest_ref(bytes).is_some());
+            let mut variants = vec![bytes.clone(), [&bytes[..], b"!"].concat()];
+            variants.extend((0..bytes.len()).map(|cut| bytes[..cut].to_vec()));
+            for at in 0..bytes.len().min(8) {
+                for flip in [0x01, 0x80, 0xff] {
+                    let mut changed = bytes.clone();
+                    changed[at] ^= flip;
+                    variants.push(changed);
+                }
+            }
+            for v in &variants {
+                match (decode_dest_ref(v), serde(v)) {
+                    (Ok(a), Ok(b)) => assert_eq!(a, b, "{v:?}"),
+                    (Err(a), Err(b)) => assert_eq!(std::mem::discriminant(&a), std::mem::discriminant(&b), "{v:?}"),
+                    (a, b) => panic!("{v:?}: direct {a:?}, serde {b:?}"),
+                }
+            }
+        }
+        assert!(direct > stored.len() / 2, "the common shapes are read directly");
+    }
     use crate::engine::Scope;
     use crate::engine::apply::{MemoryOnly, apply_txn};
     use crate::schema::topic;
