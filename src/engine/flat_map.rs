@@ -69,9 +69,7 @@ impl Key {
             Key::Shared(b) => b,
         }
     }
-}
 
-impl Key {
     /// The key as a [`Blob`]: a long key's own (shared), a short key's copied into one.
     pub fn to_blob(&self) -> Blob {
         match self {

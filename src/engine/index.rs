@@ -229,7 +229,7 @@ impl SecondaryIndex {
 
     /// Adds the entries of the record `key` → `value` (its index keys `ikeys` when
     /// computed already).
-    pub fn insert(&mut self, key: &Blob, value: &Blob, ikeys: Option<Vec<Vec<u8>>>) {
+    pub fn insert(&mut self, key: &[u8], value: &[u8], ikeys: Option<Vec<Vec<u8>>>) {
         for ikey in ikeys.unwrap_or_else(|| self.keys(key, value)) {
             let e = self.entry(&ikey, key, value);
             self.entries.insert(&e);
@@ -241,7 +241,7 @@ impl SecondaryIndex {
     /// computed into one buffer, sorted and packed in one pass, every leaf full.
     pub fn load<K: AsRef<[u8]>>(&mut self, records: &[(K, Blob)]) {
         if !self.entries.is_empty() {
-            records.iter().for_each(|(k, v)| self.insert(&Blob::from(k.as_ref()), v, None));
+            records.iter().for_each(|(k, v)| self.insert(k.as_ref(), v, None));
             return;
         }
         let mut buf = Vec::new();
@@ -260,7 +260,7 @@ impl SecondaryIndex {
     }
 
     /// Removes the entries of the record `key` → `value`.
-    pub fn remove(&mut self, key: &Blob, value: &Blob) {
+    pub fn remove(&mut self, key: &[u8], value: &[u8]) {
         for ikey in self.keys(key, value) {
             let e = self.entry(&ikey, key, value);
             self.entries.remove(&e);
@@ -269,7 +269,7 @@ impl SecondaryIndex {
 
     /// A set's record `key` changes from `old` to `new` (whose index keys are `ikeys` when
     /// computed already): only the index keys that differ change the index.
-    pub fn replace(&mut self, key: &Blob, old: Option<&Blob>, new: &Blob, ikeys: Option<Vec<Vec<u8>>>) {
+    pub fn replace(&mut self, key: &[u8], old: Option<&[u8]>, new: &[u8], ikeys: Option<Vec<Vec<u8>>>) {
         let before = old.map(|o| self.keys(key, o)).unwrap_or_default();
         let after = ikeys.unwrap_or_else(|| self.keys(key, new));
         // Both sorted: walk them together.
@@ -380,7 +380,7 @@ mod tests {
     fn bounds_limits_and_cursors_select_exactly_their_entries() {
         let mut ix = SecondaryIndex::new("parts", Extractor::new("parts", parts), true);
         for (k, v) in [("r1", "a,b"), ("r2", "b"), ("r3", "c,a"), ("r4", "bad"), ("r5", "")] {
-            ix.insert(&Blob::from(k.as_bytes()), &Blob::from(v.as_bytes()), None);
+            ix.insert(k.as_bytes(), v.as_bytes(), None);
         }
         assert_eq!(ix.len(), 5, "a refused record and an empty one have no entries");
         let s = |x: &str| x.to_string();

@@ -289,7 +289,7 @@ impl MemTable {
         for ix in &mut self.indexes {
             let new_keys = keys.as_mut().and_then(Iterator::next);
             match &self.records {
-                Records::Set(_) | Records::Ordered(_) => ix.replace(&key, old.as_ref(), &value, new_keys),
+                Records::Set(_) | Records::Ordered(_) => ix.replace(&key, old.as_deref(), &value, new_keys),
                 _ if added => ix.insert(&key, &value, new_keys),
                 _ => {}
             }
@@ -313,10 +313,9 @@ impl MemTable {
             },
             Records::None => return,
         };
-        let key = Blob::from(key);
         for ix in &mut self.indexes {
             for v in &gone {
-                ix.remove(&key, v);
+                ix.remove(key, v);
             }
         }
     }
@@ -350,9 +349,8 @@ impl MemTable {
             }
         }
         if removed {
-            let (key, value) = (Blob::from(key), Blob::from(value));
             for ix in &mut self.indexes {
-                ix.remove(&key, &value);
+                ix.remove(key, value);
             }
         }
     }

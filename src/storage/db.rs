@@ -267,11 +267,8 @@ impl Db {
             opts.set_snapshot(snap);
         }
         let mut it = self.inner.db.raw_iterator_cf_opt(cf, opts);
-        if from.is_empty() {
-            it.seek_to_first();
-        } else {
-            it.seek(from);
-        }
+        // Every key sorts at or after the empty one: an empty `from` seeks to the first.
+        it.seek(from);
         while let (Some(k), Some(v)) = (it.key(), it.value()) {
             if !each(k, v)? {
                 return Ok(());
