@@ -47,6 +47,7 @@ pub(crate) fn export_to<W: Write>(node: &BackupSource, out: W, progress: &mut Pr
 pub(crate) fn export_file(node: &BackupSource, path: &Path, progress: &mut Progress) -> Result<(Header, u64)> {
     let tmp = temp_beside(path);
     let f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    let f = crate::storage::synced_file::SyncingWriter::new(f);
     let res = export_to(node, std::io::BufWriter::with_capacity(1 << 20, f), progress);
     let (buf, header, n) = match res {
         Ok(r) => r,
@@ -56,7 +57,7 @@ pub(crate) fn export_file(node: &BackupSource, path: &Path, progress: &mut Progr
         }
     };
     let f = buf.into_inner().map_err(|e| Error::io(&tmp, e.into_error()))?;
-    f.sync_all().map_err(|e| Error::io(&tmp, e))?;
+    f.finish().map_err(|e| Error::io(&tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
     Ok((header, n))
 }

@@ -27,6 +27,7 @@ pub mod records;
 pub mod set_aside;
 #[cfg(feature = "server")]
 pub mod state_machine;
+pub mod synced_file;
 
 /// Paths inside a node's data dir.
 pub mod layout {

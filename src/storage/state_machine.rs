@@ -301,6 +301,7 @@ fn build_snapshot_file(db: &Db, dir: &Path) -> Result<SnapshotPointer> {
     let file = format!("{snapshot_id}.snap");
     let tmp = dir.join(format!("{snapshot_id}.building"));
     let out = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    let out = super::synced_file::SyncingWriter::new(out);
     let mut w = SnapshotWriter::new(std::io::BufWriter::with_capacity(1 << 20, out)).map_err(|e| Error::io(&tmp, e))?;
     snap.for_each_record(|k, v| {
         w.record(k, v).map_err(|e| Error::io(&tmp, e))?;
@@ -308,7 +309,7 @@ fn build_snapshot_file(db: &Db, dir: &Path) -> Result<SnapshotPointer> {
     })?;
     let (buf, _count) = w.finish().map_err(|e| Error::io(&tmp, e))?;
     let f = buf.into_inner().map_err(|e| Error::io(&tmp, e.into_error()))?;
-    f.sync_all().map_err(|e| Error::io(&tmp, e))?;
+    f.finish().map_err(|e| Error::io(&tmp, e))?;
     std::fs::rename(&tmp, dir.join(&file)).map_err(|e| Error::io(&tmp, e))?;
     super::identity::sync_dir(dir)?;
     Ok(SnapshotPointer { meta: SnapshotMeta { last_log_id, last_membership, snapshot_id }, file })
