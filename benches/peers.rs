@@ -1188,7 +1188,9 @@ impl Drop for Profile {
 async fn restart_follower(cluster: &mut common::Bench, limit: Duration) -> Duration {
     let node = cluster.nodes.remove(cluster.follower());
     let i = mnema::testing::number_of(node.name()).expect("a harness node name");
+    let stop = Instant::now();
     node.shutdown().await.expect("shutdown");
+    eprintln!("restart: the core's shutdown took {:.2} s", stop.elapsed().as_secs_f64());
     let committed = cluster.nodes.iter().map(|n| n.status().committed).max().unwrap_or(0);
     let profile = Profile::start("restart");
     let t0 = Instant::now();

@@ -223,6 +223,16 @@ impl Cluster {
     }
 }
 
+/// The table files (SSTs) of the column family `cf` (`log`, `meta`, `data` or `local`) of
+/// the stopped store `db` (a node's `db/` directory), as RocksDB lists them.
+pub fn table_files(db: &Path, cf: &str) -> Vec<std::path::PathBuf> {
+    let opts = rocksdb::Options::default();
+    let names = rocksdb::DB::list_cf(&opts, db).expect("the store's column families");
+    let store = rocksdb::DB::open_cf_for_read_only(&opts, db, &names, false).expect("the store, read-only");
+    let files = store.live_files().expect("the store's live files");
+    files.into_iter().filter(|f| f.column_family_name == cf).map(|f| db.join(f.name.trim_start_matches('/'))).collect()
+}
+
 /// The routes table's matching on a held view, as the typed module runs it (for the
 /// benches: the functions themselves take crate-private types and are not public).
 pub mod routes_raw {

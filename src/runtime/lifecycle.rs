@@ -109,6 +109,7 @@ impl Runtime {
             state_machine_gone: Mutex::new(None),
             failure: watch::channel(None).0,
             mark,
+            flush_at_stop: std::sync::atomic::AtomicBool::new(true),
         });
         if !replicant {
             raft_setup::start_raft(&rt).await?;
@@ -184,6 +185,16 @@ impl Runtime {
             // (Best effort: a full disk fails the write, and the stop goes on.)
             if let Err(e) = self.db.sync_wal().and_then(|()| self.mark.stopped_at(self.applied_index())) {
                 tracing::warn!(error = %e, "could not record the stop in RAFT_MARK");
+            }
+            // And leave no WAL for the next start to replay (best effort too: what is not
+            // flushed is replayed).
+            if self.flush_at_stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let db = self.db.clone();
+                match tokio::task::spawn_blocking(move || db.flush_all()).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::warn!(error = %e, "could not flush the memtables at the stop"),
+                    Err(e) => tracing::warn!(error = %e, "could not flush the memtables at the stop"),
+                }
             }
         }
         self.set_raft(None)?;

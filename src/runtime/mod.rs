@@ -120,12 +120,22 @@ pub struct Runtime {
     failure: watch::Sender<Option<Error>>,
     /// This core's `RAFT_MARK` writer, one for every Raft instance it runs.
     mark: Arc<crate::storage::raft_mark::MarkWriter>,
+    /// Whether a clean stop flushes the memtables (always, but in tests of a WAL that
+    /// still holds data at a stop, as after a failed flush: [`Runtime::keep_wal_at_stop`]).
+    flush_at_stop: std::sync::atomic::AtomicBool,
 }
 
 impl Runtime {    /// The node's RocksDB, for the crate's tests (a look at what is stored).
     #[cfg(any(test, feature = "test-util"))]
     pub fn store(&self) -> &Db {
         &self.db
+    }
+
+    /// Makes this core's clean stop leave its memtables unflushed, as a failed flush
+    /// would: the WAL still holds data at the next start (tests of damage to it).
+    #[cfg(any(test, feature = "test-util"))]
+    pub fn keep_wal_at_stop(&self) {
+        self.flush_at_stop.store(false, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Writes sent again after an unknown outcome since start.
