@@ -28,9 +28,9 @@
 //! `floor,stages,inproc,grpc,etcd,mnesia,routes,sessions,memory,indexes,shards,watch`),
 //! `MNEMA_PEERS_SCALE` (off; e.g. `1000000,5000000,10000000`: the scale curve, see
 //! [`scale`]), `MNEMA_PEERS_KEEP` (set: keep the data dirs and the nodes' logs, and print where),
-//! `MNEMA_PEERS_PERF` (a path prefix: `perf record` of the restart, the bootstrap and the
-//! 1M-record point reads into `<prefix>.restart.data`, `<prefix>.bootstrap.data` and
-//! `<prefix>.point_read.data`),
+//! `MNEMA_PEERS_PERF` (a path prefix: `perf record` of the restart (and the shutdown
+//! before it), the bootstrap and the 1M-record point reads into `<prefix>.restart.data`,
+//! `<prefix>.shutdown.data`, `<prefix>.bootstrap.data` and `<prefix>.point_read.data`),
 //! `MNEMA_PEERS_LOG` (a `tracing` filter for the in-process nodes' log and the harness's
 //! own warnings about operations slower than 100 ms, or `MNEMA_PEERS_SLOW_MS`),
 //! `MNEMA_PEERS_STACKS` (a file: when no
@@ -1188,9 +1188,11 @@ impl Drop for Profile {
 async fn restart_follower(cluster: &mut common::Bench, limit: Duration) -> Duration {
     let node = cluster.nodes.remove(cluster.follower());
     let i = mnema::testing::number_of(node.name()).expect("a harness node name");
+    let profile = Profile::start("shutdown");
     let stop = Instant::now();
     node.shutdown().await.expect("shutdown");
     eprintln!("restart: the core's shutdown took {:.2} s", stop.elapsed().as_secs_f64());
+    drop(profile);
     let committed = cluster.nodes.iter().map(|n| n.status().committed).max().unwrap_or(0);
     let profile = Profile::start("restart");
     let t0 = Instant::now();

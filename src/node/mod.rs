@@ -461,11 +461,19 @@ impl Node {
         // (without Raft it ends at once), blocking work it started (an export) and other
         // clones of this handle. RocksDB closes when the last of them goes.
         let closed = self.shared.db().closed();
-        drop(self);
-        tokio::time::timeout(Duration::from_secs(10), closed.wait()).await.map_err(|_| Error::Timeout {
+        let t0 = std::time::Instant::now();
+        // The last handle frees the node's memory too (its tables, the change feed's ring):
+        // a million records take a third of a second to free (`BENCHMARKS.md`), which no
+        // async task should block on and the stop need not wait for. A blocking thread
+        // drops it; the store closes first (`Runtime` holds `db` before them), and that is
+        // what the stop waits for.
+        drop(tokio::task::spawn_blocking(move || drop(self)));
+        let closed = tokio::time::timeout(Duration::from_secs(10), closed.wait()).await.map_err(|_| Error::Timeout {
             what: "the store to close (other clones of this Node, or calls in flight, still hold it)".into(),
             ms: 10_000,
-        })
+        });
+        tracing::debug!(ms = t0.elapsed().as_millis() as u64, "stop: the store closed");
+        closed
     }
 
     /// The runtime under this handle, for the crate's tests and the `test-util` feature.

@@ -176,10 +176,12 @@ impl Runtime {
     /// Stops every task and Raft, and waits (bounded) for the tasks to end: when it
     /// returns, nothing of this node runs any more and RocksDB can be closed.
     pub(crate) async fn shutdown(&self) -> Result<()> {
+        let t0 = std::time::Instant::now();
         self.stop.cancel();
         let raft = self.raft().ok();
         if let Some(raft) = raft {
             raft.shutdown().await.map_err(|e| Error::Raft(e.to_string()))?;
+            tracing::debug!(ms = t0.elapsed().as_millis() as u64, "stop: Raft stopped");
             // Nothing applies any more: sync what was applied and say so in the mark, so a
             // WAL that loses any of it before the next start is refused there.
             // (Best effort: a full disk fails the write, and the stop goes on.)
@@ -196,12 +198,14 @@ impl Runtime {
                     Err(e) => tracing::warn!(error = %e, "could not flush the memtables at the stop"),
                 }
             }
+            tracing::debug!(ms = t0.elapsed().as_millis() as u64, "stop: memtables flushed");
         }
         self.set_raft(None)?;
         self.tasks.close();
         if tokio::time::timeout(Duration::from_secs(10), self.tasks.wait()).await.is_err() {
             return Err(Error::Timeout { what: "the node's tasks to end".into(), ms: 10_000 });
         }
+        tracing::debug!(ms = t0.elapsed().as_millis() as u64, "stop: tasks ended");
         Ok(())
     }
 }

@@ -70,6 +70,8 @@ use tokio_util::task::TaskTracker;
 pub struct Runtime {
     cfg: Validated,
     data_dir: PathBuf,
+    /// Before the in-memory state: fields drop in order, so the store closes before the
+    /// tables and the feed are freed (`Node::shutdown` waits for the one, not the other).
     db: Db,
     /// The tables it declared and the code it registered.
     schema: Arc<NodeSchema>,
