@@ -225,12 +225,18 @@ impl Cluster {
 
 /// The table files (SSTs) of the column family `cf` (`log`, `meta`, `data` or `local`) of
 /// the stopped store `db` (a node's `db/` directory), as RocksDB lists them.
-pub fn table_files(db: &Path, cf: &str) -> Vec<std::path::PathBuf> {
+pub fn table_files(db: &Path, cf: &str) -> crate::Result<Vec<std::path::PathBuf>> {
+    use crate::storage::db::storage_err;
     let opts = rocksdb::Options::default();
-    let names = rocksdb::DB::list_cf(&opts, db).expect("the store's column families");
-    let store = rocksdb::DB::open_cf_for_read_only(&opts, db, &names, false).expect("the store, read-only");
-    let files = store.live_files().expect("the store's live files");
-    files.into_iter().filter(|f| f.column_family_name == cf).map(|f| db.join(f.name.trim_start_matches('/'))).collect()
+    let names = rocksdb::DB::list_cf(&opts, db).map_err(|e| storage_err("list column families", e))?;
+    let store = rocksdb::DB::open_cf_for_read_only(&opts, db, &names, false)
+        .map_err(|e| storage_err(&format!("open {} read-only", db.display()), e))?;
+    let files = store.live_files().map_err(|e| storage_err("list table files", e))?;
+    Ok(files
+        .into_iter()
+        .filter(|f| f.column_family_name == cf)
+        .map(|f| db.join(f.name.trim_start_matches('/')))
+        .collect())
 }
 
 /// The routes table's matching on a held view, as the typed module runs it (for the

@@ -128,15 +128,7 @@ pub fn storage_err(context: &str, e: impl std::fmt::Display) -> Error {
 /// the store, so it must parse (options this build does not know are allowed: a newer
 /// RocksDB may have written them).
 fn check_options_file(path: &Path) -> Result<()> {
-    let newest = std::fs::read_dir(path)
-        .ok()
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("OPTIONS-")))
-        .max();
-    let Some(file) = newest else { return Ok(()) };
+    let Some(file) = newest_options_file(path) else { return Ok(()) };
     let env = rocksdb::Env::new().map_err(|e| storage_err("RocksDB environment", e))?;
     match Options::load_latest(path, env, true, rocksdb::Cache::new_lru_cache(1 << 20)) {
         Ok(_) => Ok(()),
@@ -144,8 +136,14 @@ fn check_options_file(path: &Path) -> Result<()> {
     }
 }
 
-/// The bytes of the WAL files in `path` (what an open replays, at most).
-fn wal_bytes(path: &Path) -> u64 {
+/// The newest `OPTIONS-*` file of the store at `path`, if it has one.
+fn newest_options_file(path: &Path) -> Option<std::path::PathBuf> {
+    let files = std::fs::read_dir(path).ok().into_iter().flatten().flatten().map(|e| e.path());
+    files.filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("OPTIONS-"))).max()
+}
+
+/// The bytes of the WAL files of the store at `path` (what an open replays, at most).
+pub fn wal_bytes(path: &Path) -> u64 {
     let files = std::fs::read_dir(path).into_iter().flatten().flatten();
     files.filter(|e| e.path().extension().is_some_and(|x| x == "log")).filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum()
 }
@@ -192,12 +190,13 @@ impl Db {
         }
         check_options_file(path)?;
         let t0 = std::time::Instant::now();
-        let wal_bytes = wal_bytes(path);
+        // Listed for the debug line only: no directory read on a start that does not log it.
+        let wal_bytes = tracing::enabled!(tracing::Level::DEBUG).then(|| wal_bytes(path));
         let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(|e| match e.kind() {
             rocksdb::ErrorKind::Corruption => Error::DamagedState { file: path.to_path_buf(), reason: e.to_string() },
             _ => storage_err(&format!("open {}", path.display()), e),
         })?;
-        tracing::debug!(open_ms = t0.elapsed().as_millis() as u64, wal_bytes, path = %path.display(), "RocksDB opened");
+        tracing::debug!(open_ms = t0.elapsed().as_millis() as u64, ?wal_bytes, path = %path.display(), "RocksDB opened");
         Ok(Db {
             inner: Arc::new(Inner {
                 db,
@@ -357,13 +356,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = Db::open(dir.path()).expect("open");
         drop(db);
-        let newest = std::fs::read_dir(dir.path())
-            .expect("read dir")
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("OPTIONS-")))
-            .max()
-            .expect("an OPTIONS file");
+        let newest = newest_options_file(dir.path()).expect("an OPTIONS file");
         let text = std::fs::read_to_string(&newest).expect("read OPTIONS");
         for cf in CFS {
             let section = text.split("[CFOptions ").find(|s| s.starts_with(&format!("\"{cf}\""))).expect("section");

@@ -308,14 +308,9 @@ async fn a_clean_stop_leaves_no_wal_to_replay_and_loses_nothing() {
     let db = c.dir.path().join("n1").join("db");
     let base = c.base;
     let dir = c.shutdown().await;
-    let wal: u64 = std::fs::read_dir(&db)
-        .unwrap()
-        .flatten()
-        .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
-        .map(|e| e.metadata().unwrap().len())
-        .sum();
+    let wal = mnema::storage::db::wal_bytes(&db);
     assert!(wal < 4096, "{wal} bytes of WAL after a clean stop");
-    assert!(!mnema::testing::table_files(&db, "data").is_empty(), "the records are in no table file");
+    assert!(!mnema::testing::table_files(&db, "data").unwrap().is_empty(), "the records are in no table file");
     let node = mnema::Node::start(config(dir.path(), base, 1, 1), test_tables()).await.unwrap();
     assert!(node.applied_index() >= last, "applied {} of {last}", node.applied_index());
     let rules = node.table(schema::RULES).unwrap();
@@ -541,7 +536,10 @@ async fn flipped_bytes_in_an_sst_the_manifest_or_options_are_refused_at_start() 
         let file = match pick {
             Some(pick) => store_file(&data.join("db"), pick),
             // The records' column family (which a start reads whole, loading the tables).
-            None => mnema::testing::table_files(&data.join("db"), "data").pop().expect("a table file of the records"),
+            None => mnema::testing::table_files(&data.join("db"), "data")
+                .unwrap()
+                .pop()
+                .expect("a table file of the records"),
         };
         let mut bytes = std::fs::read(&file).unwrap();
         let (mid, end) = (bytes.len() / 2, (bytes.len() / 2 + 16).min(bytes.len()));
