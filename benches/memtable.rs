@@ -1,6 +1,8 @@
 //! A set's in-memory records alone, 1M records of an 8-byte key and a 32-byte value:
-//! `FlatMap` (what a set is held in) beside the persistent hash map it replaced (`imbl`),
-//! for the two things the engine does with them:
+//! `FlatSet` (what a set is held in: records packed in their buckets, values inline),
+//! beside `FlatMap` of `Blob` values (the layout before it: entries of a key and a pointer
+//! to the value) and the persistent hash map before that (`imbl`), for the two things the
+//! engine does with them:
 //! - `get`: a point read of a random key;
 //! - `apply`: what one applied batch costs, as the apply loop does it: copy the published
 //!   map (a clone), then change 64 random records of it.
@@ -22,7 +24,8 @@ mod common;
 use common::RouteMix;
 use criterion::measurement::WallTime;
 use criterion::{BatchSize, BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
-use mnema::engine::flat_map::FlatMap;
+use mnema::engine::flat_map::{FlatMap, Key};
+use mnema::engine::flat_set::FlatSet;
 use mnema::engine::packed_set::PackedSet;
 use mnema::engine::topic_trie::{TopicTrie, is_wildcard};
 use mnema::engine::{Blob, KeyHasher};
@@ -41,10 +44,12 @@ fn key(i: u64) -> [u8; 8] {
 
 fn bench(c: &mut Criterion) {
     let value: Blob = Blob::from(&[0xcd; 32][..]);
+    let mut packed = FlatSet::default();
     let mut flat = FlatMap::default();
     let mut old = Imbl::default();
     for i in 0..RECORDS {
         let k = i.to_be_bytes();
+        packed.insert(&k, None, &value, Some(&value));
         flat.insert(&k, None, value.clone());
         old.insert(Blob::from(&k[..]), value.clone());
     }
@@ -52,6 +57,12 @@ fn bench(c: &mut Criterion) {
     g.measurement_time(Duration::from_secs(5));
     g.throughput(Throughput::Elements(1));
     let mut i = 0u64;
+    g.bench_function("get/packed", |b| {
+        b.iter(|| {
+            i += 1;
+            black_box(packed.get(&key(i)).map(|v| v.len()))
+        })
+    });
     g.bench_function("get/flat", |b| {
         b.iter(|| {
             i += 1;
@@ -66,6 +77,10 @@ fn bench(c: &mut Criterion) {
     });
     g.throughput(Throughput::Elements(BATCH));
     let fresh: Blob = Blob::from(&[0xef; 32][..]);
+    apply(&mut g, "apply/packed", &packed, |next| {
+        i += 1;
+        next.insert(&key(i), None, &fresh, Some(&fresh));
+    });
     apply(&mut g, "apply/flat", &flat, |next| {
         i += 1;
         next.insert(&key(i), None, fresh.clone());
@@ -82,6 +97,8 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("memtable_load");
     g.sample_size(10);
     g.throughput(Throughput::Elements(RECORDS));
+    let keyed: Vec<(Key, Blob)> = records.iter().map(|(k, v)| (Key::from(&k[..]), v.clone())).collect();
+    g.bench_function("from_records/packed", |b| b.iter(|| FlatSet::from_records(&keyed)));
     g.bench_function("from_records/flat", |b| {
         b.iter_batched(|| records.clone(), FlatMap::from_records, BatchSize::LargeInput)
     });

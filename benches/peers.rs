@@ -1621,7 +1621,7 @@ async fn indexes(s: &Settings) -> Vec<Cell> {
     let (n, el) = slow_rate(s.secs.min(2.0), |_| {
         let mut found = 0;
         view.table(ix).for_each(|_, d| {
-            if routes::decode_dest(d).is_ok_and(|d| d.node() == "gone@127.0.0.1") {
+            if routes::decode_dest(&d).is_ok_and(|d| d.node() == "gone@127.0.0.1") {
                 found += 1;
             }
         });

@@ -540,9 +540,9 @@ mod tests {
             let mut out = Vec::new();
             state.tables[table].for_each(|k, v| {
                 let mut keys = IndexKeys::default();
-                if extract(k, v, &mut keys).is_ok() {
+                if extract(k, &v, &mut keys).is_ok() {
                     for i in keys.into_sorted() {
-                        out.push(IndexHit { index_key: i.into(), key: k.into(), value: v.clone() });
+                        out.push(IndexHit { index_key: i.into(), key: k.into(), value: v.to_blob() });
                     }
                 }
             });

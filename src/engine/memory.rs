@@ -7,6 +7,8 @@
 
 use super::catalog::{Catalog, TableIx};
 use super::flat_map::{FlatMap, Key};
+use super::flat_set::FlatSet;
+use super::packed_bucket::ValueRef;
 use super::index::SecondaryIndex;
 use super::requests::Requests;
 use super::table::{Index, Kind, ShardId, TableDef};
@@ -29,8 +31,8 @@ pub struct MemTable {
 /// The records of one table, by kind.
 #[derive(Clone, Debug)]
 pub enum Records {
-    /// A set: flat, keys inline (see `engine::flat_map`).
-    Set(FlatMap),
+    /// A set: flat, short keys and values inline (see `engine::flat_set`).
+    Set(FlatSet),
     Ordered(imbl::OrdMap<Blob, Blob>),
     Bag(FlatMap<Values>),
     /// A bag keyed by topic filters, with the trie of its wildcard keys.
@@ -88,7 +90,7 @@ impl MemTable {
                 // A set's entry leaves the value to the table (always there: one state).
                 let value = match v {
                     Some(v) => Some(Blob::from(v)),
-                    None => self.get_one(k).cloned(),
+                    None => self.get_one(k).map(ValueRef::to_blob),
                 };
                 if let Some(value) = value {
                     out.push(super::index::IndexHit { index_key: i.into(), key: k.into(), value });
@@ -111,7 +113,7 @@ impl MemTable {
     /// The values stored under `key` (at most one for sets).
     pub fn get(&self, key: &[u8]) -> Vec<Blob> {
         match &self.records {
-            Records::Set(m) => m.get(key).cloned().into_iter().collect(),
+            Records::Set(m) => m.get(key).map(ValueRef::to_blob).into_iter().collect(),
             Records::Ordered(m) => m.get(key).cloned().into_iter().collect(),
             Records::Bag(m) | Records::TopicBag(m, _) => {
                 m.get(key).map(|s| s.iter().cloned().collect()).unwrap_or_default()
@@ -120,12 +122,13 @@ impl MemTable {
         }
     }
 
-    /// The one value of a set key, without allocating.
-    pub fn get_one(&self, key: &[u8]) -> Option<&Blob> {
+    /// The one value of a set key (a bag's smallest), borrowed: its bytes without
+    /// allocating, or [`ValueRef::to_blob`].
+    pub fn get_one(&self, key: &[u8]) -> Option<ValueRef<'_>> {
         match &self.records {
             Records::Set(m) => m.get(key),
-            Records::Ordered(m) => m.get(key),
-            Records::Bag(m) | Records::TopicBag(m, _) => m.get(key).and_then(|s| s.first()),
+            Records::Ordered(m) => m.get(key).map(ValueRef::from),
+            Records::Bag(m) | Records::TopicBag(m, _) => m.get(key).and_then(|s| s.first()).map(ValueRef::from),
             Records::None => None,
         }
     }
@@ -159,11 +162,11 @@ impl MemTable {
     }
 
     /// Every record; ordered tables in key order, others in an unspecified order.
-    pub fn for_each(&self, mut f: impl FnMut(&[u8], &Blob)) {
+    pub fn for_each(&self, mut f: impl FnMut(&[u8], ValueRef<'_>)) {
         match &self.records {
             Records::Set(m) => m.iter().for_each(|(k, v)| f(k, v)),
-            Records::Ordered(m) => m.iter().for_each(|(k, v)| f(k, v)),
-            Records::Bag(m) | Records::TopicBag(m, _) => m.iter().for_each(|(k, s)| s.iter().for_each(|v| f(k, v))),
+            Records::Ordered(m) => m.iter().for_each(|(k, v)| f(k, v.into())),
+            Records::Bag(m) | Records::TopicBag(m, _) => m.iter().for_each(|(k, s)| s.iter().for_each(|v| f(k, v.into()))),
             Records::None => {}
         }
     }
@@ -223,8 +226,8 @@ impl MemTable {
                 let by_value = matches!(self.records, Records::Bag(_) | Records::TopicBag(..));
                 let mut within = Vec::new();
                 self.for_each(|k, v| {
-                    if r.contains_key(k) && r.past_cursor(k, v, by_value) {
-                        within.push((Blob::from(k), v.clone()));
+                    if r.contains_key(k) && r.past_cursor(k, &v, by_value) {
+                        within.push((Blob::from(k), v.to_blob()));
                     }
                 });
                 r.select(within.into_iter(), by_value)
@@ -267,10 +270,18 @@ impl MemTable {
             _ => Arc::from(value),
         };
         let key: Blob = Arc::from(key);
-        let (old, added) = match &mut self.records {
-            Records::Set(m) => (m.insert(&key, Some(&key), value.clone()), true),
-            Records::Ordered(m) => (m.insert(key.clone(), value.clone()), true),
-            Records::Bag(m) => (None, bag_put(m, &key, &value)),
+        // The record replaced: a set's keeps its old bucket until the indexes have read it.
+        let (mut replaced, mut replaced_ordered) = (None, None);
+        let added = match &mut self.records {
+            Records::Set(m) => {
+                replaced = m.insert(&key, Some(&key), &value, Some(&value));
+                true
+            }
+            Records::Ordered(m) => {
+                replaced_ordered = m.insert(key.clone(), value.clone());
+                true
+            }
+            Records::Bag(m) => bag_put(m, &key, &value),
             Records::TopicBag(m, trie) => {
                 let added = bag_put(m, &key, &value);
                 if added
@@ -281,15 +292,16 @@ impl MemTable {
                     // the table where the table does not hold it inline).
                     trie.set(&key, values.clone());
                 }
-                (None, added)
+                added
             }
             Records::None => return None,
         };
+        let old: Option<&[u8]> = replaced.as_ref().map(|r| r.value().bytes()).or(replaced_ordered.as_deref());
         let mut keys = keys.filter(|k| k.len() == self.indexes.len()).map(Vec::into_iter);
         for ix in &mut self.indexes {
             let new_keys = keys.as_mut().and_then(Iterator::next);
             match &self.records {
-                Records::Set(_) | Records::Ordered(_) => ix.replace(&key, old.as_deref(), &value, new_keys),
+                Records::Set(_) | Records::Ordered(_) => ix.replace(&key, old, &value, new_keys),
                 _ if added => ix.insert(&key, &value, new_keys),
                 _ => {}
             }
@@ -299,7 +311,15 @@ impl MemTable {
 
     pub fn delete(&mut self, key: &[u8]) {
         let gone: Vec<Blob> = match &mut self.records {
-            Records::Set(m) => m.remove(key).into_iter().collect(),
+            Records::Set(m) => {
+                // The old bucket, kept until the indexes have read the value.
+                if let Some(gone) = m.remove(key) {
+                    for ix in &mut self.indexes {
+                        ix.remove(key, gone.value().bytes());
+                    }
+                }
+                return;
+            }
             Records::Ordered(m) => m.remove(key).into_iter().collect(),
             Records::Bag(m) => m.remove(key).map(|s| s.iter().cloned().collect()).unwrap_or_default(),
             Records::TopicBag(m, trie) => match m.remove(key) {
@@ -380,13 +400,7 @@ impl MemTable {
                 records.sort_by(by_key);
                 records.dedup_by(|later, earlier| later.0.as_bytes() == earlier.0.as_bytes());
             }
-            let map = if self.indexes.is_empty() {
-                // Nothing else reads the records: moved in, not copied (no reference taken
-                // and dropped per record).
-                FlatMap::from_records(records)
-            } else {
-                beside_indexes(&mut self.indexes, &records, || FlatMap::from_records(records.iter().cloned()))
-            };
+            let map = beside_indexes(&mut self.indexes, &records, || FlatSet::from_records(&records));
             self.records = Records::Set(map);
             return;
         }
@@ -760,7 +774,7 @@ mod tests {
         assert!(before.tables[0].get(b"k").is_empty(), "old view changed");
         let now = store.load();
         assert_eq!(now.applied, 3);
-        assert_eq!(now.tables[0].get_one(b"k").map(|v| &v[..]), Some(&b"v"[..]));
+        assert_eq!(now.tables[0].get_one(b"k").map(|v| v.bytes()), Some(&b"v"[..]));
         assert_eq!(now.tables[1].len(), 2, "bag keeps distinct values only");
         let keys: Vec<_> = now.tables[2].range(b"a", Some(b"c")).into_iter().map(|(k, _)| k[0]).collect();
         assert_eq!(keys, vec![b'a', b'b']);
@@ -1040,7 +1054,7 @@ mod tests {
             w.tables[0].put(&i.to_be_bytes(), format!("node{}", i % 3).as_bytes());
         }
         let (a, b) = (w.tables[0].get_one(&0u32.to_be_bytes()).unwrap(), w.tables[0].get_one(&3u32.to_be_bytes()).unwrap());
-        assert!(Arc::ptr_eq(a, b), "two records with one value hold one copy");
+        assert!(Arc::ptr_eq(&a.to_blob(), &b.to_blob()), "two records with one value hold one copy");
         let long = vec![b'x'; Recent::LONGEST + 1];
         w.tables[0].put(b"l1", &long);
         w.tables[0].put(b"l2", &long);

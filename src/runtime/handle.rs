@@ -102,7 +102,7 @@ impl TableHandle {
         refuse_bag(&self.def)?;
         match &self.source {
             Source::Memory { mem, catalog, ix } => {
-                self.with_memory(mem, catalog, *ix, |t| t.and_then(|t| t.get_one(key).cloned()))
+                self.with_memory(mem, catalog, *ix, |t| t.and_then(|t| t.get_one(key).map(|v| v.to_blob())))
             }
             Source::Disc(rt) => Ok(disc(rt, &self.def, key)?.pop()),
         }
@@ -114,7 +114,7 @@ impl TableHandle {
         refuse_bag(&self.def)?;
         match &self.source {
             Source::Memory { mem, catalog, ix } => {
-                self.with_memory(mem, catalog, *ix, |t| f(t.and_then(|t| t.get_one(key)).map(|b| &b[..])))
+                self.with_memory(mem, catalog, *ix, |t| f(t.and_then(|t| t.get_one(key)).map(|v| v.bytes())))
             }
             Source::Disc(rt) => Ok(f(disc(rt, &self.def, key)?.first().map(|b| &b[..]))),
         }

@@ -83,7 +83,7 @@ impl Runtime {
         let place = self.place(table)?;
         super::handle::refuse_bag(place.def())?;
         match place {
-            Place::Memory(view, ix) => Ok(view.table(ix).get_one(key).cloned()),
+            Place::Memory(view, ix) => Ok(view.table(ix).get_one(key).map(|v| v.to_blob())),
             Place::Disc(def) => Ok(records::get(&self.db, &def, key)?.pop()),
             Place::Pending(_) => Ok(None),
         }
@@ -106,7 +106,7 @@ impl Runtime {
                 let mut out = Vec::new();
                 t.for_each(|k, v| {
                     if k.starts_with(prefix) {
-                        out.push((Blob::from(k), v.clone()));
+                        out.push((Blob::from(k), v.to_blob()));
                     }
                 });
                 Ok(out)
@@ -153,7 +153,7 @@ impl Runtime {
         match self.place(table)? {
             Place::Memory(view, ix) => {
                 let mut out = Vec::new();
-                view.table(ix).for_each(|k, v| out.push((Blob::from(k), v.clone())));
+                view.table(ix).for_each(|k, v| out.push((Blob::from(k), v.to_blob())));
                 Ok(out)
             }
             Place::Disc(def) => records::dump(&self.db, &def),
