@@ -382,7 +382,12 @@ impl Builder {
             Arc::from([])
         } else {
             let stride = self.widest;
-            let mut out = vec![0u8; STRIDE + stride * self.count];
+            // Written in place in the bucket's one allocation (not in a vector then copied).
+            let mut fresh = Arc::<[u8]>::new_uninit_slice(STRIDE + stride * self.count);
+            Arc::get_mut(&mut fresh).expect("a new Arc is unique").fill(std::mem::MaybeUninit::new(0));
+            // SAFETY: every byte was just written.
+            let mut bytes: Arc<[u8]> = unsafe { fresh.assume_init() };
+            let out = Arc::get_mut(&mut bytes).expect("a new Arc is unique");
             out[..STRIDE].copy_from_slice(&(stride as u32).to_le_bytes());
             let mut to = STRIDE;
             for r in (Records { bytes: &self.bytes, at: 0, stride: 0 }) {
@@ -390,9 +395,9 @@ impl Builder {
                 out[to..to + (end - from)].copy_from_slice(&self.bytes[from..end]);
                 to += stride;
             }
-            // The references now belong to `out`.
+            // The references now belong to `bytes`.
             self.bytes.clear();
-            Arc::from(out)
+            bytes
         };
         // SAFETY: `Packed` is a transparent `[u8]`, so the allocation is the same; from
         // here its `Drop` releases the references the bytes hold.

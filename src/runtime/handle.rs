@@ -98,6 +98,9 @@ impl TableHandle {
 
     /// The value under `key` (a set or ordered set; a bag is refused with
     /// [`Error::InvalidTxn`]: it may hold many values under one key).
+    ///
+    /// A set holds a short value (up to 128 bytes) inline, so this copies it into a new
+    /// `Blob`; on a hot path, [`Self::with_one`] lends the bytes without a copy.
     pub fn get_one(&self, key: &[u8]) -> Result<Option<Blob>> {
         refuse_bag(&self.def)?;
         match &self.source {
