@@ -15,7 +15,7 @@
 use super::Blob;
 use super::flat_map::Key;
 use super::flat_table::{Bucket, Table};
-use super::packed_bucket::{Builder, NewRecord, Packed, PackedBucket, Replaced, ValueRef, record_size, replaced};
+use super::packed_bucket::{Builder, NewRecord, Packed, PackedBucket, Replaced, ValueRef, rebuilt, record_size};
 
 impl Bucket for PackedBucket {
     fn empty() -> Self {
@@ -102,18 +102,12 @@ impl FlatSet {
         let hash = self.table.hash(key);
         let slot = self.table.bucket_of_mut(hash);
         let new = NewRecord { hash: hash as u32, key, key_blob, value, value_blob };
-        match slot.find(hash as u32, key).map(|r| r.start()) {
-            Some(start) => {
-                let next = replaced(slot, start, Some(&new));
-                Some(Replaced::new(std::mem::replace(slot, next), start))
-            }
+        let at = slot.find(hash as u32, key).map(|r| r.start());
+        let next = rebuilt(slot, at, Some(&new));
+        let old = std::mem::replace(slot, next);
+        match at {
+            Some(start) => Some(Replaced::new(old, start)),
             None => {
-                let mut b = Builder::with_capacity(slot.byte_len() + record_size(key.len(), value.len()));
-                for r in slot.records() {
-                    b.copy(&r);
-                }
-                b.push(&new);
-                *slot = b.finish();
                 self.table.added();
                 None
             }
@@ -125,7 +119,7 @@ impl FlatSet {
         let hash = self.table.hash(key);
         let start = self.table.bucket_of(hash).find(hash as u32, key)?.start();
         let slot = self.table.bucket_of_mut(hash);
-        let next = replaced(slot, start, None);
+        let next = rebuilt(slot, Some(start), None);
         let gone = Replaced::new(std::mem::replace(slot, next), start);
         self.table.removed();
         Some(gone)

@@ -378,8 +378,9 @@ impl MemTable {
     /// Adds `records` (this table's, as stored: key and value; any order) as
     /// [`MemTable::put`] of each in turn would, built in bulk where the table is empty: a
     /// set's or a bag's map in one pass (`FlatSet::from_records`, `FlatMap::from_records`),
-    /// a bag's values grouped per key first. What a restart's load from RocksDB and a bootstrap's snapshot use;
-    /// their keys come as [`Key`]s, so a short one is never allocated on its own.
+    /// a bag's values grouped per key first. What a restart's load from RocksDB and a
+    /// bootstrap's snapshot use; their keys come as [`Key`]s, so a short one is never
+    /// allocated on its own.
     pub fn load(&mut self, mut records: Vec<(Key, Blob)>) {
         let bulk = match &self.records {
             Records::Set(m) => m.is_empty(),
